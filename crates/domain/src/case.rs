@@ -1,0 +1,809 @@
+//! The `Case` aggregate. [`Case::handle`] holds every rule and returns the
+//! events a command causes; [`Case::apply`] folds one event into the state
+//! and can not fail. The same state, serialised, is the case detail that the
+//! read model stores and `asOf` rebuilds.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::command::{CaseCommand, LinkRelation, Requester, Visibility};
+use crate::definition::CaseDefinition;
+use crate::error::DomainError;
+use crate::event::*;
+use crate::types::CaseKey;
+
+const MAX_TITLE: usize = 200;
+const MAX_TEXT: usize = 20_000;
+const MAX_TAGS: usize = 32;
+
+/// Where a case is in its life.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum CaseStatus {
+    #[default]
+    Open,
+    Resolved,
+    Closed,
+}
+
+impl CaseStatus {
+    /// The wire name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CaseStatus::Open => "open",
+            CaseStatus::Resolved => "resolved",
+            CaseStatus::Closed => "closed",
+        }
+    }
+}
+
+/// A comment on a case; `parentId` threads replies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Comment {
+    pub id: Uuid,
+    pub parent_id: Option<Uuid>,
+    pub body: String,
+    pub visibility: Visibility,
+    pub author: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A link to another case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseLink {
+    pub target: Uuid,
+    pub relation: LinkRelation,
+}
+
+/// How a case was resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Resolution {
+    pub code: String,
+    pub note: Option<String>,
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// The case: aggregate state and, serialised, the case detail.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Case {
+    pub id: Uuid,
+    pub tenant: String,
+    pub key: String,
+    pub definition_id: String,
+    pub definition_version: u32,
+    pub title: String,
+    pub description: String,
+    #[schema(value_type = Object)]
+    pub data: Value,
+    pub stage: String,
+    pub status: CaseStatus,
+    pub priority: String,
+    pub queue: String,
+    pub assignee: Option<String>,
+    pub requester: Option<Requester>,
+    pub tags: Vec<String>,
+    pub links: Vec<CaseLink>,
+    pub comments: Vec<Comment>,
+    pub resolution: Option<Resolution>,
+    pub created_by: String,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Number of events applied; 0 means the case does not exist yet.
+    pub revision: u64,
+}
+
+/// What a decision needs besides the state and the command. The caller
+/// supplies everything that would otherwise be I/O.
+#[derive(Debug, Clone)]
+pub struct Decision<'a> {
+    /// The definition the case uses (for `open`, the newest version).
+    pub definition: &'a CaseDefinition,
+    /// Who issues the command.
+    pub actor: &'a str,
+    /// The human key allocated for an `open`; ignored otherwise.
+    pub key: Option<&'a CaseKey>,
+}
+
+/// Envelope facts that `apply` records on the state.
+#[derive(Debug, Clone)]
+pub struct EventMeta<'a> {
+    pub case_id: Uuid,
+    pub tenant: &'a str,
+    pub revision: u64,
+    pub time: DateTime<Utc>,
+    pub actor: &'a str,
+}
+
+fn text(field: &str, value: &str, max: usize, required: bool) -> Result<String, DomainError> {
+    let v = value.trim();
+    if required && v.is_empty() {
+        return Err(DomainError::invalid(field, "must not be empty"));
+    }
+    if v.chars().count() > max {
+        return Err(DomainError::invalid(field, format!("must be at most {max} characters")));
+    }
+    Ok(v.to_owned())
+}
+
+impl Case {
+    /// Whether the case has been opened.
+    pub fn exists(&self) -> bool {
+        self.revision > 0
+    }
+
+    /// Folds a whole stream into a state.
+    pub fn replay<'a>(events: impl IntoIterator<Item = (EventMeta<'a>, &'a CaseEvent)>) -> Case {
+        let mut case = Case::default();
+        for (meta, event) in events {
+            case.apply(&meta, event);
+        }
+        case
+    }
+
+    /// Decides what a command causes. Every rule of the case lives here.
+    pub fn handle(&self, command: &CaseCommand, ctx: &Decision<'_>) -> Result<Vec<CaseEvent>, DomainError> {
+        let def = ctx.definition;
+        if let CaseCommand::Open(open) = command {
+            if self.exists() {
+                return Err(DomainError::AlreadyExists);
+            }
+            let key = ctx
+                .key
+                .ok_or_else(|| DomainError::invalid("key", "no key was allocated for the new case"))?;
+            if open.definition != def.id {
+                return Err(DomainError::invalid("definition", "does not match the loaded definition"));
+            }
+            let title = text("title", &open.title, MAX_TITLE, true)?;
+            let description = text("description", open.description.as_deref().unwrap_or(""), MAX_TEXT, false)?;
+            def.validate_data(&open.data)?;
+            let priority = match &open.priority {
+                Some(p) if !def.has_priority(p) => return Err(DomainError::UnknownPriority(p.clone())),
+                Some(p) => p.clone(),
+                None => def.default_priority.clone(),
+            };
+            if open.tags.len() > MAX_TAGS {
+                return Err(DomainError::invalid("tags", format!("at most {MAX_TAGS} tags")));
+            }
+            let mut tags: Vec<String> = open.tags.iter().map(|t| t.as_str().to_owned()).collect();
+            tags.sort();
+            tags.dedup();
+            return Ok(vec![CaseEvent::Opened(CaseOpened {
+                key: key.as_str().to_owned(),
+                definition_id: def.id.clone(),
+                definition_version: def.version,
+                title,
+                description,
+                data: open.data.clone(),
+                stage: def.initial_stage.clone(),
+                priority,
+                queue: open.queue.as_ref().unwrap_or(&def.default_queue).as_str().to_owned(),
+                requester: open.requester.clone(),
+                tags,
+            })]);
+        }
+        if !self.exists() {
+            return Err(DomainError::NotFound);
+        }
+        match (self.status, command) {
+            (CaseStatus::Closed, CaseCommand::Reopen(_)) => {}
+            (CaseStatus::Closed, _) => return Err(DomainError::CaseClosed),
+            (
+                CaseStatus::Resolved,
+                CaseCommand::ReviseDetails(_)
+                | CaseCommand::Assign(_)
+                | CaseCommand::Unassign(_)
+                | CaseCommand::Route(_)
+                | CaseCommand::MoveToStage(_)
+                | CaseCommand::Prioritize(_)
+                | CaseCommand::Resolve(_),
+            ) => {
+                return Err(DomainError::CaseNotOpen {
+                    status: self.status.as_str().into(),
+                });
+            }
+            _ => {}
+        }
+        let event = match command {
+            CaseCommand::Open(_) => return Err(DomainError::AlreadyExists),
+            CaseCommand::ReviseDetails(c) => {
+                let title = c
+                    .title
+                    .as_deref()
+                    .map(|t| text("title", t, MAX_TITLE, true))
+                    .transpose()?
+                    .filter(|t| *t != self.title);
+                let description = c
+                    .description
+                    .as_deref()
+                    .map(|t| text("description", t, MAX_TEXT, false))
+                    .transpose()?
+                    .filter(|t| *t != self.description);
+                let data = match &c.data {
+                    Some(d) => {
+                        def.validate_data(d)?;
+                        Some(d.clone()).filter(|d| *d != self.data)
+                    }
+                    None => None,
+                };
+                if title.is_none() && description.is_none() && data.is_none() {
+                    return Err(DomainError::NoChange("the details are unchanged".into()));
+                }
+                CaseEvent::DetailsRevised(DetailsRevised {
+                    title,
+                    description,
+                    data,
+                })
+            }
+            CaseCommand::Assign(c) => {
+                if self.assignee.as_deref() == Some(c.assignee.as_str()) {
+                    return Err(DomainError::NoChange(format!("the case is already assigned to {}", c.assignee)));
+                }
+                CaseEvent::Assigned(CaseAssigned {
+                    assignee: c.assignee.as_str().to_owned(),
+                    previous: self.assignee.clone(),
+                })
+            }
+            CaseCommand::Unassign(_) => match &self.assignee {
+                Some(previous) => CaseEvent::Unassigned(CaseUnassigned {
+                    previous: previous.clone(),
+                }),
+                None => return Err(DomainError::NoChange("the case has no assignee".into())),
+            },
+            CaseCommand::Route(c) => {
+                if self.queue == c.queue.as_str() {
+                    return Err(DomainError::NoChange(format!("the case is already in queue {}", c.queue)));
+                }
+                CaseEvent::Routed(CaseRouted {
+                    queue: c.queue.as_str().to_owned(),
+                    previous: self.queue.clone(),
+                })
+            }
+            CaseCommand::MoveToStage(c) => {
+                if !def.has_stage(&c.stage) {
+                    return Err(DomainError::UnknownStage(c.stage.clone()));
+                }
+                if self.stage == c.stage {
+                    return Err(DomainError::NoChange(format!("the case is already in stage {}", c.stage)));
+                }
+                if !def.allows(&self.stage, &c.stage) {
+                    return Err(DomainError::TransitionNotAllowed {
+                        from: self.stage.clone(),
+                        to: c.stage.clone(),
+                    });
+                }
+                CaseEvent::StageChanged(StageChanged {
+                    from: self.stage.clone(),
+                    to: c.stage.clone(),
+                })
+            }
+            CaseCommand::Prioritize(c) => {
+                if !def.has_priority(&c.priority) {
+                    return Err(DomainError::UnknownPriority(c.priority.clone()));
+                }
+                if self.priority == c.priority {
+                    return Err(DomainError::NoChange(format!("the priority is already {}", c.priority)));
+                }
+                CaseEvent::Prioritized(CasePrioritized {
+                    priority: c.priority.clone(),
+                    previous: self.priority.clone(),
+                })
+            }
+            CaseCommand::Comment(c) => {
+                let body = text("body", &c.body, MAX_TEXT, true)?;
+                let comment_id = c
+                    .comment_id
+                    .ok_or_else(|| DomainError::invalid("commentId", "is required"))?;
+                if self.comments.iter().any(|x| x.id == comment_id) {
+                    return Err(DomainError::NoChange(format!("comment {comment_id} already exists")));
+                }
+                if let Some(parent) = c.parent_id {
+                    if !self.comments.iter().any(|x| x.id == parent) {
+                        return Err(DomainError::UnknownComment(parent.to_string()));
+                    }
+                }
+                CaseEvent::CommentAdded(CommentAdded {
+                    comment_id,
+                    parent_id: c.parent_id,
+                    body,
+                    visibility: c.visibility,
+                    author: ctx.actor.to_owned(),
+                })
+            }
+            CaseCommand::Tag(c) => {
+                if self.tags.iter().any(|t| t == c.tag.as_str()) {
+                    return Err(DomainError::NoChange(format!("the case is already tagged {}", c.tag)));
+                }
+                if self.tags.len() >= MAX_TAGS {
+                    return Err(DomainError::invalid("tag", format!("a case has at most {MAX_TAGS} tags")));
+                }
+                CaseEvent::Tagged(TagChanged {
+                    tag: c.tag.as_str().to_owned(),
+                })
+            }
+            CaseCommand::Untag(c) => {
+                if !self.tags.iter().any(|t| t == c.tag.as_str()) {
+                    return Err(DomainError::NoChange(format!("the case is not tagged {}", c.tag)));
+                }
+                CaseEvent::Untagged(TagChanged {
+                    tag: c.tag.as_str().to_owned(),
+                })
+            }
+            CaseCommand::Link(c) => {
+                if c.target == self.id {
+                    return Err(DomainError::invalid("target", "a case can not link to itself"));
+                }
+                if self.links.iter().any(|l| l.target == c.target && l.relation == c.relation) {
+                    return Err(DomainError::NoChange("the link exists already".into()));
+                }
+                CaseEvent::Linked(CaseLinked {
+                    target: c.target,
+                    relation: c.relation,
+                })
+            }
+            CaseCommand::Resolve(c) => {
+                let code = text("resolution", &c.resolution, 64, true)?;
+                if !def.resolution_codes.is_empty() && !def.resolution_codes.contains(&code) {
+                    return Err(DomainError::UnknownResolution(code));
+                }
+                let note = c
+                    .note
+                    .as_deref()
+                    .map(|n| text("note", n, MAX_TEXT, false))
+                    .transpose()?;
+                CaseEvent::Resolved(CaseResolved { resolution: code, note })
+            }
+            CaseCommand::Close(_) => {
+                if self.status != CaseStatus::Resolved {
+                    return Err(DomainError::CaseNotResolved);
+                }
+                CaseEvent::Closed(CaseClosed {})
+            }
+            CaseCommand::Reopen(c) => {
+                if self.status == CaseStatus::Open {
+                    return Err(DomainError::CaseAlreadyOpen);
+                }
+                let stage = def
+                    .is_terminal(&self.stage)
+                    .then(|| def.reopen_stage.clone().unwrap_or_else(|| def.initial_stage.clone()));
+                CaseEvent::Reopened(CaseReopened {
+                    reason: c.reason.clone(),
+                    stage,
+                })
+            }
+        };
+        Ok(vec![event])
+    }
+
+    /// Folds one event into the state. Holds no rule and never fails: the
+    /// event already happened.
+    pub fn apply(&mut self, meta: &EventMeta<'_>, event: &CaseEvent) {
+        match event {
+            CaseEvent::Opened(e) => {
+                self.id = meta.case_id;
+                self.tenant = meta.tenant.to_owned();
+                self.key = e.key.clone();
+                self.definition_id = e.definition_id.clone();
+                self.definition_version = e.definition_version;
+                self.title = e.title.clone();
+                self.description = e.description.clone();
+                self.data = e.data.clone();
+                self.stage = e.stage.clone();
+                self.status = CaseStatus::Open;
+                self.priority = e.priority.clone();
+                self.queue = e.queue.clone();
+                self.requester = e.requester.clone();
+                self.tags = e.tags.clone();
+                self.created_by = meta.actor.to_owned();
+                self.created_at = Some(meta.time);
+            }
+            CaseEvent::DetailsRevised(e) => {
+                if let Some(t) = &e.title {
+                    self.title = t.clone();
+                }
+                if let Some(d) = &e.description {
+                    self.description = d.clone();
+                }
+                if let Some(d) = &e.data {
+                    self.data = d.clone();
+                }
+            }
+            CaseEvent::Assigned(e) => self.assignee = Some(e.assignee.clone()),
+            CaseEvent::Unassigned(_) => self.assignee = None,
+            CaseEvent::Routed(e) => self.queue = e.queue.clone(),
+            CaseEvent::StageChanged(e) => self.stage = e.to.clone(),
+            CaseEvent::Prioritized(e) => self.priority = e.priority.clone(),
+            CaseEvent::CommentAdded(e) => self.comments.push(Comment {
+                id: e.comment_id,
+                parent_id: e.parent_id,
+                body: e.body.clone(),
+                visibility: e.visibility,
+                author: e.author.clone(),
+                at: meta.time,
+            }),
+            CaseEvent::Tagged(e) => {
+                if !self.tags.contains(&e.tag) {
+                    self.tags.push(e.tag.clone());
+                    self.tags.sort();
+                }
+            }
+            CaseEvent::Untagged(e) => self.tags.retain(|t| *t != e.tag),
+            CaseEvent::Linked(e) => self.links.push(CaseLink {
+                target: e.target,
+                relation: e.relation,
+            }),
+            CaseEvent::Resolved(e) => {
+                self.status = CaseStatus::Resolved;
+                self.resolution = Some(Resolution {
+                    code: e.resolution.clone(),
+                    note: e.note.clone(),
+                    by: meta.actor.to_owned(),
+                    at: meta.time,
+                });
+            }
+            CaseEvent::Closed(_) => {
+                self.status = CaseStatus::Closed;
+                self.closed_at = Some(meta.time);
+            }
+            CaseEvent::Reopened(e) => {
+                self.status = CaseStatus::Open;
+                self.resolution = None;
+                self.closed_at = None;
+                if let Some(stage) = &e.stage {
+                    self.stage = stage.clone();
+                }
+            }
+        }
+        self.revision = meta.revision;
+        self.updated_at = Some(meta.time);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Given/when/then: given past events, when a command arrives, then these
+    //! events (or this rejection).
+    use super::*;
+    use crate::command::*;
+    use crate::definition::tests::sample;
+    use crate::types::{KeyPrefix, QueueName, Tag, UserRef};
+    use serde_json::json;
+
+    struct Scenario {
+        def: CaseDefinition,
+        case: Case,
+        id: Uuid,
+    }
+
+    fn given(commands: &[CaseCommand]) -> Scenario {
+        let mut s = Scenario {
+            def: sample(),
+            case: Case::default(),
+            id: Uuid::now_v7(),
+        };
+        for c in commands {
+            let events = s.when(c).unwrap_or_else(|e| panic!("given {c:?} failed: {e}"));
+            for e in events {
+                let meta = EventMeta {
+                    case_id: s.id,
+                    tenant: "acme",
+                    revision: s.case.revision + 1,
+                    time: Utc::now(),
+                    actor: "alice",
+                };
+                s.case.apply(&meta, &e);
+            }
+        }
+        s
+    }
+
+    impl Scenario {
+        fn when(&self, command: &CaseCommand) -> Result<Vec<CaseEvent>, DomainError> {
+            let key = CaseKey::new(&KeyPrefix::parse("CMP").unwrap(), 1);
+            self.case.handle(
+                command,
+                &Decision {
+                    definition: &self.def,
+                    actor: "alice",
+                    key: Some(&key),
+                },
+            )
+        }
+        fn then_rejects(&self, command: CaseCommand, code: &str) {
+            match self.when(&command) {
+                Err(e) => assert_eq!(e.code(), code, "{e}"),
+                Ok(events) => panic!("expected {code}, got {events:?}"),
+            }
+        }
+        fn then_one(&self, command: CaseCommand) -> CaseEvent {
+            let mut events = self.when(&command).unwrap();
+            assert_eq!(events.len(), 1);
+            events.remove(0)
+        }
+    }
+
+    fn open() -> CaseCommand {
+        CaseCommand::Open(OpenCase {
+            definition: "complaint".into(),
+            title: "Kettle leaks".into(),
+            description: None,
+            data: json!({"product": "kettle"}),
+            priority: None,
+            queue: None,
+            requester: None,
+            tags: vec![Tag::parse("Vip").unwrap()],
+        })
+    }
+    fn stage(s: &str) -> CaseCommand {
+        CaseCommand::MoveToStage(MoveToStage { stage: s.into() })
+    }
+    fn assign(u: &str) -> CaseCommand {
+        CaseCommand::Assign(AssignCase {
+            assignee: UserRef::parse(u).unwrap(),
+        })
+    }
+    fn resolve() -> CaseCommand {
+        CaseCommand::Resolve(ResolveCase {
+            resolution: "fixed".into(),
+            note: None,
+        })
+    }
+    fn comment(id: Uuid, parent: Option<Uuid>) -> CaseCommand {
+        CaseCommand::Comment(CommentOnCase {
+            comment_id: Some(id),
+            parent_id: parent,
+            body: "Called the customer".into(),
+            visibility: Visibility::Public,
+        })
+    }
+
+    #[test]
+    fn open_uses_definition_defaults() {
+        let s = given(&[open()]);
+        assert_eq!(s.case.key, "CMP-000001");
+        assert_eq!(s.case.stage, "new");
+        assert_eq!(s.case.priority, "normal");
+        assert_eq!(s.case.queue, "complaints");
+        assert_eq!(s.case.tags, vec!["vip"]);
+        assert_eq!(s.case.revision, 1);
+        assert_eq!(s.case.created_by, "alice");
+    }
+
+    #[test]
+    fn open_twice_is_a_conflict() {
+        given(&[open()]).then_rejects(open(), "CW-CONFLICT");
+    }
+
+    #[test]
+    fn open_rejects_schema_violations() {
+        let mut cmd = open();
+        if let CaseCommand::Open(o) = &mut cmd {
+            o.data = json!({"amount": "a lot"});
+        }
+        given(&[]).then_rejects(cmd, "CW-SCHEMA-VIOLATION");
+    }
+
+    #[test]
+    fn open_rejects_empty_title_and_unknown_priority() {
+        let mut cmd = open();
+        if let CaseCommand::Open(o) = &mut cmd {
+            o.title = "   ".into();
+        }
+        given(&[]).then_rejects(cmd, "CW-VALIDATION");
+        let mut cmd = open();
+        if let CaseCommand::Open(o) = &mut cmd {
+            o.priority = Some("urgent!".into());
+        }
+        given(&[]).then_rejects(cmd, "CW-UNKNOWN-PRIORITY");
+    }
+
+    #[test]
+    fn commands_on_a_missing_case_are_not_found() {
+        given(&[]).then_rejects(assign("bob"), "CW-NOT-FOUND");
+    }
+
+    #[test]
+    fn revise_details_validates_and_records_only_changes() {
+        let s = given(&[open()]);
+        let e = s.then_one(CaseCommand::ReviseDetails(ReviseDetails {
+            title: Some("Kettle leaks".into()),
+            description: Some("Since Monday".into()),
+            data: None,
+        }));
+        assert_eq!(
+            e,
+            CaseEvent::DetailsRevised(DetailsRevised {
+                title: None,
+                description: Some("Since Monday".into()),
+                data: None
+            })
+        );
+        s.then_rejects(
+            CaseCommand::ReviseDetails(ReviseDetails {
+                title: None,
+                description: None,
+                data: Some(json!({"product": ""})),
+            }),
+            "CW-SCHEMA-VIOLATION",
+        );
+        s.then_rejects(
+            CaseCommand::ReviseDetails(ReviseDetails {
+                title: Some("Kettle leaks".into()),
+                description: None,
+                data: None,
+            }),
+            "CW-NO-CHANGE",
+        );
+    }
+
+    #[test]
+    fn assign_and_reassign() {
+        let s = given(&[open(), assign("bob")]);
+        assert_eq!(s.case.assignee.as_deref(), Some("bob"));
+        s.then_rejects(assign("bob"), "CW-NO-CHANGE");
+        let e = s.then_one(assign("carol"));
+        assert_eq!(
+            e,
+            CaseEvent::Assigned(CaseAssigned {
+                assignee: "carol".into(),
+                previous: Some("bob".into())
+            })
+        );
+    }
+
+    #[test]
+    fn unassign_needs_an_assignee() {
+        given(&[open()]).then_rejects(CaseCommand::Unassign(UnassignCase {}), "CW-NO-CHANGE");
+        let s = given(&[open(), assign("bob"), CaseCommand::Unassign(UnassignCase {})]);
+        assert_eq!(s.case.assignee, None);
+    }
+
+    #[test]
+    fn route_changes_queue_once() {
+        let route = |q: &str| {
+            CaseCommand::Route(RouteCase {
+                queue: QueueName::parse(q).unwrap(),
+            })
+        };
+        let s = given(&[open(), route("refunds")]);
+        assert_eq!(s.case.queue, "refunds");
+        s.then_rejects(route("refunds"), "CW-NO-CHANGE");
+    }
+
+    #[test]
+    fn stages_follow_the_transitions() {
+        let s = given(&[open(), stage("investigating"), stage("waiting")]);
+        assert_eq!(s.case.stage, "waiting");
+        s.then_rejects(stage("new"), "CW-TRANSITION-NOT-ALLOWED");
+        s.then_rejects(stage("nowhere"), "CW-UNKNOWN-STAGE");
+        s.then_rejects(stage("waiting"), "CW-NO-CHANGE");
+    }
+
+    #[test]
+    fn terminal_stage_has_no_way_out() {
+        given(&[open(), stage("done")]).then_rejects(stage("investigating"), "CW-TRANSITION-NOT-ALLOWED");
+    }
+
+    #[test]
+    fn prioritize_checks_the_definition() {
+        let p = |x: &str| CaseCommand::Prioritize(PrioritizeCase { priority: x.into() });
+        let s = given(&[open(), p("high")]);
+        assert_eq!(s.case.priority, "high");
+        s.then_rejects(p("high"), "CW-NO-CHANGE");
+        s.then_rejects(p("whenever"), "CW-UNKNOWN-PRIORITY");
+    }
+
+    #[test]
+    fn comments_thread_by_parent() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let s = given(&[open(), comment(a, None), comment(b, Some(a))]);
+        assert_eq!(s.case.comments.len(), 2);
+        assert_eq!(s.case.comments[1].parent_id, Some(a));
+        assert_eq!(s.case.comments[1].visibility, Visibility::Public);
+        s.then_rejects(comment(Uuid::now_v7(), Some(Uuid::now_v7())), "CW-UNKNOWN-COMMENT");
+        s.then_rejects(comment(a, None), "CW-NO-CHANGE");
+        s.then_rejects(
+            CaseCommand::Comment(CommentOnCase {
+                comment_id: Some(Uuid::now_v7()),
+                parent_id: None,
+                body: " ".into(),
+                visibility: Visibility::Internal,
+            }),
+            "CW-VALIDATION",
+        );
+    }
+
+    #[test]
+    fn tag_and_untag() {
+        let tag = |t: &str| CaseCommand::Tag(TagCase { tag: Tag::parse(t).unwrap() });
+        let untag = |t: &str| CaseCommand::Untag(TagCase { tag: Tag::parse(t).unwrap() });
+        let s = given(&[open(), tag("refund"), untag("vip")]);
+        assert_eq!(s.case.tags, vec!["refund"]);
+        s.then_rejects(tag("refund"), "CW-NO-CHANGE");
+        s.then_rejects(untag("vip"), "CW-NO-CHANGE");
+    }
+
+    #[test]
+    fn links_are_unique_and_never_to_self() {
+        let target = Uuid::now_v7();
+        let link = |t: Uuid| {
+            CaseCommand::Link(LinkCase {
+                target: t,
+                relation: LinkRelation::Duplicates,
+            })
+        };
+        let s = given(&[open(), link(target)]);
+        assert_eq!(s.case.links.len(), 1);
+        s.then_rejects(link(target), "CW-NO-CHANGE");
+        s.then_rejects(link(s.id), "CW-VALIDATION");
+    }
+
+    #[test]
+    fn resolve_close_reopen_lifecycle() {
+        let s = given(&[open(), stage("done"), resolve()]);
+        assert_eq!(s.case.status, CaseStatus::Resolved);
+        assert_eq!(s.case.resolution.as_ref().map(|r| r.code.as_str()), Some("fixed"));
+        s.then_rejects(resolve(), "CW-CASE-NOT-OPEN");
+        s.then_rejects(assign("bob"), "CW-CASE-NOT-OPEN");
+        // Comments are still welcome on a resolved case.
+        assert!(s.when(&comment(Uuid::now_v7(), None)).is_ok());
+
+        let s = given(&[open(), stage("done"), resolve(), CaseCommand::Close(CloseCase {})]);
+        assert_eq!(s.case.status, CaseStatus::Closed);
+        s.then_rejects(comment(Uuid::now_v7(), None), "CW-CASE-CLOSED");
+        s.then_rejects(assign("bob"), "CW-CASE-CLOSED");
+
+        // Reopening from the terminal stage goes back to the initial stage.
+        let e = s.then_one(CaseCommand::Reopen(ReopenCase {
+            reason: Some("customer wrote again".into()),
+        }));
+        assert_eq!(
+            e,
+            CaseEvent::Reopened(CaseReopened {
+                reason: Some("customer wrote again".into()),
+                stage: Some("new".into())
+            })
+        );
+    }
+
+    #[test]
+    fn close_needs_resolution_and_reopen_needs_a_finished_case() {
+        let s = given(&[open()]);
+        s.then_rejects(CaseCommand::Close(CloseCase {}), "CW-CASE-NOT-RESOLVED");
+        s.then_rejects(CaseCommand::Reopen(ReopenCase { reason: None }), "CW-CASE-ALREADY-OPEN");
+        s.then_rejects(
+            CaseCommand::Resolve(ResolveCase {
+                resolution: "shrug".into(),
+                note: None,
+            }),
+            "CW-UNKNOWN-RESOLUTION",
+        );
+    }
+
+    #[test]
+    fn events_round_trip_through_their_cloud_event_type() {
+        let s = given(&[open()]);
+        for e in s.when(&assign("bob")).unwrap() {
+            let back = CaseEvent::from_parts(&e.cloud_event_type(), e.data()).unwrap();
+            assert_eq!(back, e);
+            assert_eq!(e.cloud_event_type(), "casewire.case.assigned.v1");
+        }
+    }
+
+    #[test]
+    fn commands_reject_unknown_fields_on_the_wire() {
+        let err = serde_json::from_value::<CaseCommand>(json!({"type": "case.assign", "data": {"assignee": "bob", "x": 1}}))
+            .unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+        let ok: CaseCommand = serde_json::from_value(json!({"type": "case.close", "data": {}})).unwrap();
+        assert_eq!(ok.name(), "case.close");
+    }
+}

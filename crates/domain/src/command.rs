@@ -1,0 +1,243 @@
+//! Commands: wishes addressed to one case, named with domain verbs. Each
+//! payload rejects unknown fields, so a typo is a 4xx and not a silent no-op.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::types::{EmailAddress, QueueName, Tag, UserRef};
+
+/// The person a case is for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Requester {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub email: EmailAddress,
+}
+
+/// Open a new case of a definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OpenCase {
+    /// Definition id; the newest version is used.
+    pub definition: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Case data, validated against the definition's JSON Schema.
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
+    pub data: Value,
+    #[serde(default)]
+    pub priority: Option<String>,
+    #[serde(default)]
+    pub queue: Option<QueueName>,
+    #[serde(default)]
+    pub requester: Option<Requester>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+/// Change title, description or data. Omitted fields stay as they are; data
+/// is replaced whole.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReviseDetails {
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<Value>,
+}
+
+/// Give the case to a person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AssignCase {
+    pub assignee: UserRef,
+}
+
+/// Take the case away from its assignee.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UnassignCase {}
+
+/// Send the case to a queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteCase {
+    pub queue: QueueName,
+}
+
+/// Move the case along an allowed transition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MoveToStage {
+    pub stage: String,
+}
+
+/// Change the priority.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrioritizeCase {
+    pub priority: String,
+}
+
+/// Who may read a comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Visibility {
+    /// Case workers only.
+    #[default]
+    Internal,
+    /// Also the requester.
+    Public,
+}
+
+/// Add a comment, optionally as a reply to another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CommentOnCase {
+    /// Chosen by the API when absent, so a redelivered command keeps it.
+    #[serde(default)]
+    pub comment_id: Option<Uuid>,
+    #[serde(default)]
+    pub parent_id: Option<Uuid>,
+    pub body: String,
+    #[serde(default)]
+    pub visibility: Visibility,
+}
+
+/// Add or remove one tag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TagCase {
+    pub tag: Tag,
+}
+
+/// How two cases relate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum LinkRelation {
+    #[default]
+    RelatesTo,
+    Duplicates,
+    Blocks,
+    BlockedBy,
+    ParentOf,
+    ChildOf,
+}
+
+/// Link this case to another one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LinkCase {
+    pub target: Uuid,
+    #[serde(default)]
+    pub relation: LinkRelation,
+}
+
+/// Resolve the case with a resolution code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResolveCase {
+    pub resolution: String,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Close a resolved case.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CloseCase {}
+
+/// Reopen a resolved or closed case.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReopenCase {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Every command a case accepts. On the wire (the generic command endpoint
+/// and the commands topic) it is `{"type": "case.assign", "data": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", content = "data")]
+pub enum CaseCommand {
+    #[serde(rename = "case.open")]
+    Open(OpenCase),
+    #[serde(rename = "case.reviseDetails")]
+    ReviseDetails(ReviseDetails),
+    #[serde(rename = "case.assign")]
+    Assign(AssignCase),
+    #[serde(rename = "case.unassign")]
+    Unassign(UnassignCase),
+    #[serde(rename = "case.route")]
+    Route(RouteCase),
+    #[serde(rename = "case.moveToStage")]
+    MoveToStage(MoveToStage),
+    #[serde(rename = "case.prioritize")]
+    Prioritize(PrioritizeCase),
+    #[serde(rename = "case.comment")]
+    Comment(CommentOnCase),
+    #[serde(rename = "case.tag")]
+    Tag(TagCase),
+    #[serde(rename = "case.untag")]
+    Untag(TagCase),
+    #[serde(rename = "case.link")]
+    Link(LinkCase),
+    #[serde(rename = "case.resolve")]
+    Resolve(ResolveCase),
+    #[serde(rename = "case.close")]
+    Close(CloseCase),
+    #[serde(rename = "case.reopen")]
+    Reopen(ReopenCase),
+}
+
+impl CaseCommand {
+    /// The wire name, e.g. `case.assign`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CaseCommand::Open(_) => "case.open",
+            CaseCommand::ReviseDetails(_) => "case.reviseDetails",
+            CaseCommand::Assign(_) => "case.assign",
+            CaseCommand::Unassign(_) => "case.unassign",
+            CaseCommand::Route(_) => "case.route",
+            CaseCommand::MoveToStage(_) => "case.moveToStage",
+            CaseCommand::Prioritize(_) => "case.prioritize",
+            CaseCommand::Comment(_) => "case.comment",
+            CaseCommand::Tag(_) => "case.tag",
+            CaseCommand::Untag(_) => "case.untag",
+            CaseCommand::Link(_) => "case.link",
+            CaseCommand::Resolve(_) => "case.resolve",
+            CaseCommand::Close(_) => "case.close",
+            CaseCommand::Reopen(_) => "case.reopen",
+        }
+    }
+
+    /// Wire names of every command, paired with the payload schema's name.
+    pub const CATALOGUE: &'static [(&'static str, &'static str)] = &[
+        ("case.open", "OpenCase"),
+        ("case.reviseDetails", "ReviseDetails"),
+        ("case.assign", "AssignCase"),
+        ("case.unassign", "UnassignCase"),
+        ("case.route", "RouteCase"),
+        ("case.moveToStage", "MoveToStage"),
+        ("case.prioritize", "PrioritizeCase"),
+        ("case.comment", "CommentOnCase"),
+        ("case.tag", "TagCase"),
+        ("case.untag", "TagCase"),
+        ("case.link", "LinkCase"),
+        ("case.resolve", "ResolveCase"),
+        ("case.close", "CloseCase"),
+        ("case.reopen", "ReopenCase"),
+    ];
+}

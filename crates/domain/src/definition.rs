@@ -1,0 +1,325 @@
+//! Case definitions: what kind of case this is, its data schema, its stage
+//! graph, priorities with SLA targets, default queue and access groups.
+//! Definitions are written in YAML (or JSON) by administrators and are
+//! versioned: each import of the same `id` makes a new version, and a case
+//! stays on the version it was opened with.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::DomainError;
+use crate::types::{KeyPrefix, QueueName};
+
+/// One stage of the case's life.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StageDef {
+    /// Stable id, used in commands and events.
+    pub id: String,
+    /// Display name; defaults to the id.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Whether the SLA clock pauses while a case sits here (for example
+    /// "waiting for customer").
+    #[serde(default)]
+    pub pauses_sla: bool,
+}
+
+/// A priority and its SLA targets. Targets are durations like `4h`, `2d`,
+/// `30m` or `1w`, in business time; they are kept as data for the SLA work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PriorityDef {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub first_response: Option<String>,
+    #[serde(default)]
+    pub resolution: Option<String>,
+}
+
+/// Which groups may see the cases and which may work them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessDef {
+    #[serde(default)]
+    pub view: Vec<String>,
+    #[serde(default)]
+    pub work: Vec<String>,
+}
+
+/// A versioned case definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CaseDefinition {
+    /// Stable id such as `insurance-claim`.
+    pub id: String,
+    /// Assigned by the store on import; ignored in the source file.
+    #[serde(default)]
+    pub version: u32,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub key_prefix: KeyPrefix,
+    /// JSON Schema (draft 2020-12 unless `$schema` says otherwise) of the
+    /// case data. The portal renders it as a form.
+    #[serde(default = "empty_object_schema")]
+    #[schema(value_type = Object)]
+    pub schema: Value,
+    pub stages: Vec<StageDef>,
+    pub initial_stage: String,
+    /// Allowed moves: from stage id to the stage ids it may move to.
+    #[serde(default)]
+    pub transitions: BTreeMap<String, Vec<String>>,
+    /// Stages a case never leaves by a stage move (a reopen takes it back to
+    /// `reopenStage`).
+    #[serde(default)]
+    pub terminal_stages: Vec<String>,
+    /// Where a reopened case goes when it sits in a terminal stage; defaults
+    /// to the initial stage.
+    #[serde(default)]
+    pub reopen_stage: Option<String>,
+    pub priorities: Vec<PriorityDef>,
+    pub default_priority: String,
+    pub default_queue: QueueName,
+    /// Resolution codes `resolve` accepts; empty means any non-empty code.
+    #[serde(default)]
+    pub resolution_codes: Vec<String>,
+    #[serde(default)]
+    pub access: AccessDef,
+}
+
+fn empty_object_schema() -> Value {
+    serde_json::json!({"type": "object"})
+}
+
+fn check_duration(s: &str) -> bool {
+    let Some(unit) = s.chars().last() else {
+        return false;
+    };
+    let number = &s[..s.len() - unit.len_utf8()];
+    matches!(unit, 'm' | 'h' | 'd' | 'w')
+        && !number.is_empty()
+        && number.chars().all(|c| c.is_ascii_digit())
+}
+
+impl CaseDefinition {
+    /// Parses a YAML (or JSON, which is YAML) definition and validates it.
+    pub fn parse_yaml(source: &str) -> Result<Self, DomainError> {
+        let def: CaseDefinition = serde_yaml::from_str(source)
+            .map_err(|e| DomainError::InvalidDefinition(e.to_string()))?;
+        def.validate()?;
+        Ok(def)
+    }
+
+    /// Checks the internal consistency of the definition: every referenced
+    /// stage and priority exists, terminal stages have no way out, the
+    /// schema compiles and SLA targets parse.
+    pub fn validate(&self) -> Result<(), DomainError> {
+        let bad = |m: String| Err(DomainError::InvalidDefinition(m));
+        if self.id.is_empty()
+            || !self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return bad(format!("id '{}' must be a lower-case slug", self.id));
+        }
+        if self.name.trim().is_empty() {
+            return bad("name must not be empty".into());
+        }
+        let mut stages = BTreeSet::new();
+        for s in &self.stages {
+            if s.id.is_empty() || !stages.insert(s.id.as_str()) {
+                return bad(format!("stage id '{}' is empty or repeated", s.id));
+            }
+        }
+        if stages.is_empty() {
+            return bad("at least one stage is required".into());
+        }
+        if !stages.contains(self.initial_stage.as_str()) {
+            return bad(format!("initialStage '{}' is not a stage", self.initial_stage));
+        }
+        for (from, tos) in &self.transitions {
+            if !stages.contains(from.as_str()) {
+                return bad(format!("transition from unknown stage '{from}'"));
+            }
+            for to in tos {
+                if !stages.contains(to.as_str()) {
+                    return bad(format!("transition from '{from}' to unknown stage '{to}'"));
+                }
+            }
+        }
+        for t in &self.terminal_stages {
+            if !stages.contains(t.as_str()) {
+                return bad(format!("terminal stage '{t}' is not a stage"));
+            }
+            if self.transitions.get(t).is_some_and(|v| !v.is_empty()) {
+                return bad(format!("terminal stage '{t}' must have no transitions out"));
+            }
+        }
+        if let Some(r) = &self.reopen_stage {
+            if !stages.contains(r.as_str()) || self.is_terminal(r) {
+                return bad(format!("reopenStage '{r}' must be a non-terminal stage"));
+            }
+        }
+        let mut priorities = BTreeSet::new();
+        for p in &self.priorities {
+            if p.id.is_empty() || !priorities.insert(p.id.as_str()) {
+                return bad(format!("priority id '{}' is empty or repeated", p.id));
+            }
+            for target in [&p.first_response, &p.resolution].into_iter().flatten() {
+                if !check_duration(target) {
+                    return bad(format!(
+                        "SLA target '{target}' of priority '{}' must look like 30m, 4h, 2d or 1w",
+                        p.id
+                    ));
+                }
+            }
+        }
+        if !priorities.contains(self.default_priority.as_str()) {
+            return bad(format!("defaultPriority '{}' is not a priority", self.default_priority));
+        }
+        if !self.schema.is_object() {
+            return bad("schema must be a JSON Schema object".into());
+        }
+        jsonschema::validator_for(&self.schema)
+            .map_err(|e| DomainError::InvalidDefinition(format!("schema does not compile: {e}")))?;
+        Ok(())
+    }
+
+    /// Validates case data against the definition's schema.
+    pub fn validate_data(&self, data: &Value) -> Result<(), DomainError> {
+        let validator = jsonschema::validator_for(&self.schema)
+            .map_err(|e| DomainError::InvalidDefinition(format!("schema does not compile: {e}")))?;
+        let errors: Vec<String> = validator
+            .iter_errors(data)
+            .map(|e| {
+                let path = e.instance_path.to_string();
+                if path.is_empty() {
+                    e.to_string()
+                } else {
+                    format!("{path}: {e}")
+                }
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(DomainError::SchemaViolation { errors })
+        }
+    }
+
+    /// Whether `stage` is one of the definition's stages.
+    pub fn has_stage(&self, stage: &str) -> bool {
+        self.stages.iter().any(|s| s.id == stage)
+    }
+
+    /// Whether `stage` is terminal.
+    pub fn is_terminal(&self, stage: &str) -> bool {
+        self.terminal_stages.iter().any(|s| s == stage)
+    }
+
+    /// Whether a case may move from `from` to `to`.
+    pub fn allows(&self, from: &str, to: &str) -> bool {
+        self.transitions
+            .get(from)
+            .is_some_and(|tos| tos.iter().any(|t| t == to))
+    }
+
+    /// Whether `priority` is one of the definition's priorities.
+    pub fn has_priority(&self, priority: &str) -> bool {
+        self.priorities.iter().any(|p| p.id == priority)
+    }
+
+    /// Zero-based rank of a priority in the definition's order (lower is
+    /// more urgent when listed first).
+    pub fn priority_rank(&self, priority: &str) -> Option<usize> {
+        self.priorities.iter().position(|p| p.id == priority)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub const SAMPLE: &str = r#"
+id: complaint
+name: Customer complaint
+keyPrefix: CMP
+schema:
+  type: object
+  properties:
+    product: { type: string, minLength: 1 }
+    amount: { type: number, minimum: 0 }
+  required: [product]
+  additionalProperties: false
+stages:
+  - id: new
+  - id: investigating
+  - id: waiting
+    pausesSla: true
+  - id: done
+initialStage: new
+transitions:
+  new: [investigating, done]
+  investigating: [waiting, done]
+  waiting: [investigating]
+terminalStages: [done]
+priorities:
+  - { id: high, firstResponse: 4h, resolution: 2d }
+  - { id: normal, firstResponse: 1d, resolution: 1w }
+defaultPriority: normal
+defaultQueue: complaints
+resolutionCodes: [fixed, refunded, rejected]
+access:
+  view: [/queues/complaints]
+  work: [/queues/complaints]
+"#;
+
+    pub fn sample() -> CaseDefinition {
+        CaseDefinition::parse_yaml(SAMPLE).unwrap()
+    }
+
+    #[test]
+    fn sample_parses() {
+        let def = sample();
+        assert!(def.allows("new", "investigating"));
+        assert!(!def.allows("new", "waiting"));
+        assert!(def.is_terminal("done"));
+        assert_eq!(def.priority_rank("normal"), Some(1));
+    }
+
+    fn expect_invalid(source: &str, needle: &str) {
+        match CaseDefinition::parse_yaml(source) {
+            Err(DomainError::InvalidDefinition(m)) => assert!(m.contains(needle), "{m}"),
+            other => panic!("expected InvalidDefinition({needle}), got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn broken_definitions_are_refused() {
+        expect_invalid(&SAMPLE.replace("initialStage: new", "initialStage: nope"), "initialStage");
+        expect_invalid(&SAMPLE.replace("waiting: [investigating]", "waiting: [gone]"), "unknown stage");
+        expect_invalid(&SAMPLE.replace("waiting: [investigating]", "done: [new]"), "terminal stage");
+        expect_invalid(&SAMPLE.replace("defaultPriority: normal", "defaultPriority: meh"), "defaultPriority");
+        expect_invalid(&SAMPLE.replace("firstResponse: 4h", "firstResponse: soon"), "SLA target");
+        expect_invalid(&SAMPLE.replace("type: object\n  properties", "type: 12\n  properties"), "schema");
+        expect_invalid(&SAMPLE.replace("keyPrefix: CMP", "keyPrefix: cmp"), "keyPrefix");
+        expect_invalid(&format!("{SAMPLE}\nbogus: 1\n"), "unknown field");
+    }
+
+    #[test]
+    fn data_is_checked_against_the_schema() {
+        let def = sample();
+        assert!(def.validate_data(&serde_json::json!({"product": "kettle"})).is_ok());
+        match def.validate_data(&serde_json::json!({"amount": -1, "extra": true})) {
+            Err(DomainError::SchemaViolation { errors }) => assert_eq!(errors.len(), 3, "{errors:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Rejections of the domain. Each has a stable code that clients may match
+//! on; the HTTP status is chosen at the API edge.
+
+use thiserror::Error;
+
+/// Why a command was rejected or a definition refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DomainError {
+    /// A field failed its format or range rule.
+    #[error("{field}: {message}")]
+    Validation { field: String, message: String },
+    /// The case data does not satisfy the definition's JSON Schema.
+    #[error("case data violates the schema: {}", .errors.join("; "))]
+    SchemaViolation { errors: Vec<String> },
+    /// The case does not exist.
+    #[error("case not found")]
+    NotFound,
+    /// The case was already opened.
+    #[error("case already exists")]
+    AlreadyExists,
+    /// The stage graph has no edge from the current stage to the target.
+    #[error("transition from '{from}' to '{to}' is not allowed")]
+    TransitionNotAllowed { from: String, to: String },
+    /// The stage is not part of the definition.
+    #[error("unknown stage '{0}'")]
+    UnknownStage(String),
+    /// The priority is not part of the definition.
+    #[error("unknown priority '{0}'")]
+    UnknownPriority(String),
+    /// The resolution code is not part of the definition.
+    #[error("unknown resolution code '{0}'")]
+    UnknownResolution(String),
+    /// A reply names a parent comment that does not exist.
+    #[error("unknown parent comment '{0}'")]
+    UnknownComment(String),
+    /// Closed cases only accept `reopen`.
+    #[error("case is closed; reopen it first")]
+    CaseClosed,
+    /// The command needs an open case, and this one is resolved.
+    #[error("case is {status}; this needs an open case")]
+    CaseNotOpen { status: String },
+    /// `close` needs a resolved case.
+    #[error("case must be resolved before it is closed")]
+    CaseNotResolved,
+    /// `reopen` needs a resolved or closed case.
+    #[error("case is already open")]
+    CaseAlreadyOpen,
+    /// The command would change nothing (assigning the current assignee...).
+    #[error("{0}")]
+    NoChange(String),
+    /// The definition itself is malformed.
+    #[error("invalid case definition: {0}")]
+    InvalidDefinition(String),
+}
+
+impl DomainError {
+    /// The stable code clients match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DomainError::Validation { .. } => "CW-VALIDATION",
+            DomainError::SchemaViolation { .. } => "CW-SCHEMA-VIOLATION",
+            DomainError::NotFound => "CW-NOT-FOUND",
+            DomainError::AlreadyExists => "CW-CONFLICT",
+            DomainError::TransitionNotAllowed { .. } => "CW-TRANSITION-NOT-ALLOWED",
+            DomainError::UnknownStage(_) => "CW-UNKNOWN-STAGE",
+            DomainError::UnknownPriority(_) => "CW-UNKNOWN-PRIORITY",
+            DomainError::UnknownResolution(_) => "CW-UNKNOWN-RESOLUTION",
+            DomainError::UnknownComment(_) => "CW-UNKNOWN-COMMENT",
+            DomainError::CaseClosed => "CW-CASE-CLOSED",
+            DomainError::CaseNotOpen { .. } => "CW-CASE-NOT-OPEN",
+            DomainError::CaseNotResolved => "CW-CASE-NOT-RESOLVED",
+            DomainError::CaseAlreadyOpen => "CW-CASE-ALREADY-OPEN",
+            DomainError::NoChange(_) => "CW-NO-CHANGE",
+            DomainError::InvalidDefinition(_) => "CW-INVALID-DEFINITION",
+        }
+    }
+
+    /// Shorthand for a field validation failure.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        DomainError::Validation {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// Every code this crate can produce, for the API's error catalogue.
+    pub const CODES: &'static [&'static str] = &[
+        "CW-VALIDATION",
+        "CW-SCHEMA-VIOLATION",
+        "CW-NOT-FOUND",
+        "CW-CONFLICT",
+        "CW-TRANSITION-NOT-ALLOWED",
+        "CW-UNKNOWN-STAGE",
+        "CW-UNKNOWN-PRIORITY",
+        "CW-UNKNOWN-RESOLUTION",
+        "CW-UNKNOWN-COMMENT",
+        "CW-CASE-CLOSED",
+        "CW-CASE-NOT-OPEN",
+        "CW-CASE-NOT-RESOLVED",
+        "CW-CASE-ALREADY-OPEN",
+        "CW-NO-CHANGE",
+        "CW-INVALID-DEFINITION",
+    ];
+}

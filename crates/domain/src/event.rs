@@ -1,0 +1,211 @@
+//! Events: facts about one case, in the past tense. They are the source of
+//! truth; the case state is a left fold of them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::command::{LinkRelation, Requester, Visibility};
+
+/// The case came into being.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseOpened {
+    pub key: String,
+    pub definition_id: String,
+    pub definition_version: u32,
+    pub title: String,
+    pub description: String,
+    #[schema(value_type = Object)]
+    pub data: Value,
+    pub stage: String,
+    pub priority: String,
+    pub queue: String,
+    pub requester: Option<Requester>,
+    pub tags: Vec<String>,
+}
+
+/// Some of title, description and data changed; absent fields did not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DetailsRevised {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseAssigned {
+    pub assignee: String,
+    pub previous: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseUnassigned {
+    pub previous: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseRouted {
+    pub queue: String,
+    pub previous: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StageChanged {
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CasePrioritized {
+    pub priority: String,
+    pub previous: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CommentAdded {
+    pub comment_id: Uuid,
+    pub parent_id: Option<Uuid>,
+    pub body: String,
+    pub visibility: Visibility,
+    pub author: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TagChanged {
+    pub tag: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseLinked {
+    pub target: Uuid,
+    pub relation: LinkRelation,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseResolved {
+    pub resolution: String,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseClosed {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseReopened {
+    pub reason: Option<String>,
+    /// Set when the case left a terminal stage on reopening.
+    pub stage: Option<String>,
+}
+
+/// Every event of a case. Serialised as `{"type": "...", "data": {...}}`;
+/// the type is the CloudEvents `type` without the `casewire.case.` prefix
+/// and `.v1` suffix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", content = "data")]
+pub enum CaseEvent {
+    #[serde(rename = "opened")]
+    Opened(CaseOpened),
+    #[serde(rename = "details-revised")]
+    DetailsRevised(DetailsRevised),
+    #[serde(rename = "assigned")]
+    Assigned(CaseAssigned),
+    #[serde(rename = "unassigned")]
+    Unassigned(CaseUnassigned),
+    #[serde(rename = "routed")]
+    Routed(CaseRouted),
+    #[serde(rename = "stage-changed")]
+    StageChanged(StageChanged),
+    #[serde(rename = "prioritized")]
+    Prioritized(CasePrioritized),
+    #[serde(rename = "comment-added")]
+    CommentAdded(CommentAdded),
+    #[serde(rename = "tagged")]
+    Tagged(TagChanged),
+    #[serde(rename = "untagged")]
+    Untagged(TagChanged),
+    #[serde(rename = "linked")]
+    Linked(CaseLinked),
+    #[serde(rename = "resolved")]
+    Resolved(CaseResolved),
+    #[serde(rename = "closed")]
+    Closed(CaseClosed),
+    #[serde(rename = "reopened")]
+    Reopened(CaseReopened),
+}
+
+impl CaseEvent {
+    /// The short name, e.g. `assigned`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CaseEvent::Opened(_) => "opened",
+            CaseEvent::DetailsRevised(_) => "details-revised",
+            CaseEvent::Assigned(_) => "assigned",
+            CaseEvent::Unassigned(_) => "unassigned",
+            CaseEvent::Routed(_) => "routed",
+            CaseEvent::StageChanged(_) => "stage-changed",
+            CaseEvent::Prioritized(_) => "prioritized",
+            CaseEvent::CommentAdded(_) => "comment-added",
+            CaseEvent::Tagged(_) => "tagged",
+            CaseEvent::Untagged(_) => "untagged",
+            CaseEvent::Linked(_) => "linked",
+            CaseEvent::Resolved(_) => "resolved",
+            CaseEvent::Closed(_) => "closed",
+            CaseEvent::Reopened(_) => "reopened",
+        }
+    }
+
+    /// The CloudEvents type, e.g. `casewire.case.assigned.v1`.
+    pub fn cloud_event_type(&self) -> String {
+        format!("casewire.case.{}.v1", self.name())
+    }
+
+    /// Rebuilds an event from its CloudEvents type and data payload.
+    pub fn from_parts(cloud_event_type: &str, data: Value) -> Result<Self, serde_json::Error> {
+        let name = cloud_event_type
+            .strip_prefix("casewire.case.")
+            .and_then(|s| s.strip_suffix(".v1"))
+            .unwrap_or(cloud_event_type);
+        serde_json::from_value(serde_json::json!({"type": name, "data": data}))
+    }
+
+    /// The data payload alone (what goes in the CloudEvent's `data`).
+    pub fn data(&self) -> Value {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(mut m)) => m.remove("data").unwrap_or(Value::Null),
+            _ => Value::Null,
+        }
+    }
+
+    /// Event names paired with their payload schema's name.
+    pub const CATALOGUE: &'static [(&'static str, &'static str)] = &[
+        ("opened", "CaseOpened"),
+        ("details-revised", "DetailsRevised"),
+        ("assigned", "CaseAssigned"),
+        ("unassigned", "CaseUnassigned"),
+        ("routed", "CaseRouted"),
+        ("stage-changed", "StageChanged"),
+        ("prioritized", "CasePrioritized"),
+        ("comment-added", "CommentAdded"),
+        ("tagged", "TagChanged"),
+        ("untagged", "TagChanged"),
+        ("linked", "CaseLinked"),
+        ("resolved", "CaseResolved"),
+        ("closed", "CaseClosed"),
+        ("reopened", "CaseReopened"),
+    ];
+}

@@ -1,0 +1,26 @@
+//! The Casewire case domain: definitions, the `Case` aggregate, its commands
+//! and events. Pure: no I/O, no async, no clocks and no randomness — the
+//! caller passes time, ids and the actor in, so every rule is testable as
+//! given/when/then.
+//!
+//! # Layout
+//! - [`types`]: validated newtypes (`CaseKey`, `KeyPrefix`, `QueueName`,
+//!   `Tag`, `EmailAddress`) — parse, don't validate.
+//! - [`definition`]: versioned case definitions (YAML) and their validation.
+//! - [`command`]: the commands a case accepts, named with domain verbs.
+//! - [`event`]: the facts they produce, in the past tense.
+//! - [`case`]: the aggregate state, `handle` (every rule) and `apply` (none).
+//! - [`error`]: typed rejections with stable codes.
+
+pub mod case;
+pub mod command;
+pub mod definition;
+pub mod error;
+pub mod event;
+pub mod types;
+
+pub use case::{Case, CaseStatus, Comment, Decision, EventMeta};
+pub use command::CaseCommand;
+pub use definition::CaseDefinition;
+pub use error::DomainError;
+pub use event::CaseEvent;

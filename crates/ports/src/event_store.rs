@@ -1,0 +1,119 @@
+//! The event store: append-only streams, one per case, plus a global order.
+//! It is the source of truth and doubles as the outbox: events found by
+//! command id are re-published after a crash instead of deciding again.
+
+use async_trait::async_trait;
+use casewire_domain::{CaseEvent, EventMeta};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::StoreError;
+
+/// An event about to be appended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub id: Uuid,
+    pub event_type: String,
+    pub data: Value,
+    pub time: DateTime<Utc>,
+    pub actor: String,
+    pub command_id: Uuid,
+    pub correlation_id: Uuid,
+}
+
+impl NewEvent {
+    /// Wraps a domain event with its envelope facts.
+    pub fn from_domain(event: &CaseEvent, time: DateTime<Utc>, actor: &str, command_id: Uuid, correlation_id: Uuid) -> Self {
+        NewEvent {
+            id: Uuid::now_v7(),
+            event_type: event.cloud_event_type(),
+            data: event.data(),
+            time,
+            actor: actor.to_owned(),
+            command_id,
+            correlation_id,
+        }
+    }
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventRecord {
+    pub id: Uuid,
+    /// Global, gapless-or-not but strictly increasing position; 1-based.
+    pub position: u64,
+    pub tenant: String,
+    pub case_id: Uuid,
+    /// 1-based revision within the case's stream.
+    pub revision: u64,
+    pub event_type: String,
+    pub data: Value,
+    pub time: DateTime<Utc>,
+    pub actor: String,
+    pub command_id: Uuid,
+    pub correlation_id: Uuid,
+}
+
+impl EventRecord {
+    /// Decodes the domain event.
+    pub fn case_event(&self) -> Result<CaseEvent, StoreError> {
+        CaseEvent::from_parts(&self.event_type, self.data.clone())
+            .map_err(|e| StoreError::Corrupt(format!("event {}: {e}", self.id)))
+    }
+
+    /// The envelope facts `Case::apply` needs.
+    pub fn meta(&self) -> EventMeta<'_> {
+        EventMeta {
+            case_id: self.case_id,
+            tenant: &self.tenant,
+            revision: self.revision,
+            time: self.time,
+            actor: &self.actor,
+        }
+    }
+}
+
+/// Rebuilds a case from its events, optionally only those up to a time.
+pub fn replay(events: &[EventRecord], until: Option<DateTime<Utc>>) -> Result<casewire_domain::Case, StoreError> {
+    let mut case = casewire_domain::Case::default();
+    for record in events {
+        if until.is_some_and(|t| record.time > t) {
+            break;
+        }
+        let event = record.case_event()?;
+        case.apply(&record.meta(), &event);
+    }
+    Ok(case)
+}
+
+/// Append-only event storage.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends events to a case's stream if its revision is `expected`; fails with `Conflict` otherwise.
+    async fn append(
+        &self,
+        tenant: &str,
+        case_id: Uuid,
+        expected: u64,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<EventRecord>, StoreError>;
+    /// Loads one case's stream, oldest first.
+    async fn load(&self, tenant: &str, case_id: Uuid) -> Result<Vec<EventRecord>, StoreError>;
+    /// Reads up to `limit` events of every case with position >= `from`, in position order.
+    async fn read_all(&self, from: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError>;
+    /// Finds the events a command caused, in revision order.
+    async fn find_by_command(&self, command_id: Uuid) -> Result<Vec<EventRecord>, StoreError>;
+    /// The position of the newest event, 0 when empty.
+    async fn head(&self) -> Result<u64, StoreError>;
+    /// Allocates the next number of a key prefix within a tenant: 1, 2, 3... never twice.
+    async fn allocate_key(&self, tenant: &str, prefix: &str) -> Result<u64, StoreError>;
+    /// Checks that the backend answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// A receiver of the head position, if this adapter can notify in-process; otherwise readers poll.
+    fn watch_head(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+}

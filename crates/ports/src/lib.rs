@@ -1,0 +1,30 @@
+//! Ports: the traits every runtime implements, the records that cross them,
+//! the wire envelopes, and one contract-test suite per port.
+//!
+//! Both runtimes (embedded and distributed) run the same services against
+//! these traits; an adapter is picked by URL scheme in `casewire-runtime`.
+//!
+//! # Layout
+//! - [`error`]: `StoreError` and `BusError`, typed and mapped at the edges.
+//! - [`event_store`]: the `EventStore` port — the source of truth and outbox.
+//! - [`read_store`]: the `ReadStore` port — case list/detail, timeline,
+//!   definitions, checkpoints and the command log.
+//! - [`bus`]: the `Bus` port — topics, consumer groups, committed positions.
+//! - [`envelope`]: CloudEvents 1.0 (structured JSON) for events, commands
+//!   and outcomes on the bus and the NDJSON stream.
+//! - [`contract`]: the suites that every adapter of a port must pass.
+
+pub mod bus;
+pub mod contract;
+pub mod envelope;
+pub mod error;
+pub mod event_store;
+pub mod read_store;
+
+pub use bus::{Bus, BusMessage, StartFrom, Subscription, Topic};
+pub use envelope::{CommandEnvelope, CommandOutcome, OutcomeStatus};
+pub use error::{BusError, StoreError};
+pub use event_store::{EventRecord, EventStore, NewEvent};
+pub use read_store::{
+    CancelResult, CaseQuery, CaseSummary, ClaimResult, CommandRecord, CommandStatus, Cursor, Page, ReadStore, SortKey,
+};

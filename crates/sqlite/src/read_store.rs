@@ -1,0 +1,571 @@
+//! `SqliteReadStore`: the case list as indexed columns plus the full detail
+//! as JSON, tags in their own table, full text in an FTS5 index whose rowid
+//! is the case row's, the timeline, definitions, checkpoints and the
+//! command log.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use casewire_domain::{Case, CaseDefinition};
+use casewire_ports::read_store::sortable_time;
+use casewire_ports::{
+    CancelResult, CaseQuery, CaseSummary, ClaimResult, CommandRecord, CommandStatus, Cursor, EventRecord, Page,
+    ReadStore, SortKey, StoreError,
+};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use uuid::Uuid;
+
+use crate::db::{Db, Durability, map_err};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS cases (
+    seq INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    definition_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    status TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    assignee TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    summary TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    UNIQUE (tenant, id)
+);
+CREATE INDEX IF NOT EXISTS cases_key ON cases (tenant, key);
+CREATE INDEX IF NOT EXISTS cases_updated ON cases (tenant, updated_at, id);
+CREATE INDEX IF NOT EXISTS cases_created ON cases (tenant, created_at, id);
+CREATE INDEX IF NOT EXISTS cases_stage ON cases (tenant, stage, updated_at);
+CREATE INDEX IF NOT EXISTS cases_queue ON cases (tenant, queue, updated_at);
+CREATE INDEX IF NOT EXISTS cases_assignee ON cases (tenant, assignee, updated_at);
+CREATE INDEX IF NOT EXISTS cases_priority ON cases (tenant, priority, updated_at);
+CREATE TABLE IF NOT EXISTS case_tags (
+    seq INTEGER NOT NULL,
+    tag TEXT NOT NULL,
+    PRIMARY KEY (tag, seq)
+) WITHOUT ROWID;
+CREATE VIRTUAL TABLE IF NOT EXISTS cases_fts USING fts5 (body, tokenize = 'unicode61 remove_diacritics 2');
+CREATE TABLE IF NOT EXISTS timeline (
+    tenant TEXT NOT NULL,
+    case_id TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (tenant, case_id, revision)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS definitions (
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (tenant, id, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    consumer TEXT PRIMARY KEY,
+    position INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS commands (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    record TEXT NOT NULL
+) WITHOUT ROWID;
+";
+
+/// The SQLite read store.
+#[derive(Debug, Clone)]
+pub struct SqliteReadStore {
+    db: Db,
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(corrupt)
+}
+
+fn status_str(s: CommandStatus) -> &'static str {
+    match s {
+        CommandStatus::Pending => "pending",
+        CommandStatus::Processing => "processing",
+        CommandStatus::Processed => "processed",
+        CommandStatus::Rejected => "rejected",
+        CommandStatus::Cancelled => "cancelled",
+    }
+}
+
+/// Turns user text into an FTS5 query that can not be a syntax error:
+/// every word becomes a quoted prefix term, and all must match.
+fn fts_query(text: &str) -> Option<String> {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| format!("\"{w}\"*"))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+fn search_body(case: &Case) -> String {
+    let mut body = vec![case.key.clone(), case.title.clone(), case.description.clone()];
+    body.extend(case.tags.iter().cloned());
+    body.extend(case.comments.iter().map(|c| c.body.clone()));
+    if let Some(r) = &case.requester {
+        body.push(r.email.as_str().to_owned());
+        body.extend(r.name.clone());
+    }
+    body.join("\n")
+}
+
+impl SqliteReadStore {
+    /// Opens or creates the store at `path`.
+    pub fn open(path: &Path, durability: Durability) -> Result<Self, StoreError> {
+        Ok(SqliteReadStore {
+            db: Db::open(path, durability, SCHEMA)?,
+        })
+    }
+
+    async fn one_case(&self, sql: &'static str, tenant: &str, arg: String) -> Result<Option<Case>, StoreError> {
+        let tenant = tenant.to_owned();
+        self.db
+            .read(move |conn| {
+                let doc: Option<String> = conn
+                    .prepare_cached(sql)
+                    .map_err(map_err)?
+                    .query_row(params![tenant, arg], |r| r.get(0))
+                    .optional()
+                    .map_err(map_err)?;
+                doc.map(|d| serde_json::from_str(&d).map_err(corrupt)).transpose()
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl ReadStore for SqliteReadStore {
+    async fn apply_case(&self, case: &Case, event: &EventRecord) -> Result<bool, StoreError> {
+        let doc = to_json(case)?;
+        let summary = CaseSummary::of(case);
+        let summary_json = to_json(&summary)?;
+        let record = to_json(event)?;
+        let body = search_body(case);
+        let case = case.clone();
+        let event_tenant = event.tenant.clone();
+        let event_case = event.case_id.to_string();
+        let event_revision = i64::try_from(event.revision).unwrap_or(i64::MAX);
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction().map_err(map_err)?;
+                tx.execute(
+                    "INSERT OR IGNORE INTO timeline (tenant, case_id, revision, record) VALUES (?1, ?2, ?3, ?4)",
+                    params![event_tenant, event_case, event_revision, record],
+                )
+                .map_err(map_err)?;
+                let changed = tx
+                    .execute(
+                        "INSERT INTO cases (tenant, id, key, definition_id, title, stage, status, priority, queue, assignee,
+                                            created_at, updated_at, revision, summary, doc)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                         ON CONFLICT (tenant, id) DO UPDATE SET
+                            key = excluded.key, definition_id = excluded.definition_id, title = excluded.title,
+                            stage = excluded.stage, status = excluded.status, priority = excluded.priority,
+                            queue = excluded.queue, assignee = excluded.assignee, created_at = excluded.created_at,
+                            updated_at = excluded.updated_at, revision = excluded.revision,
+                            summary = excluded.summary, doc = excluded.doc
+                         WHERE excluded.revision > cases.revision",
+                        params![
+                            case.tenant,
+                            case.id.to_string(),
+                            case.key,
+                            case.definition_id,
+                            case.title,
+                            case.stage,
+                            case.status.as_str(),
+                            case.priority,
+                            case.queue,
+                            case.assignee,
+                            sortable_time(summary.created_at),
+                            sortable_time(summary.updated_at),
+                            i64::try_from(case.revision).unwrap_or(i64::MAX),
+                            summary_json,
+                            doc,
+                        ],
+                    )
+                    .map_err(map_err)?;
+                if changed == 0 {
+                    tx.commit().map_err(map_err)?;
+                    return Ok(false);
+                }
+                let seq: i64 = tx
+                    .query_row(
+                        "SELECT seq FROM cases WHERE tenant = ?1 AND id = ?2",
+                        params![case.tenant, case.id.to_string()],
+                        |r| r.get(0),
+                    )
+                    .map_err(map_err)?;
+                tx.execute("DELETE FROM case_tags WHERE seq = ?1", [seq]).map_err(map_err)?;
+                for tag in &case.tags {
+                    tx.execute("INSERT OR IGNORE INTO case_tags (seq, tag) VALUES (?1, ?2)", params![seq, tag])
+                        .map_err(map_err)?;
+                }
+                tx.execute("DELETE FROM cases_fts WHERE rowid = ?1", [seq]).map_err(map_err)?;
+                tx.execute("INSERT INTO cases_fts (rowid, body) VALUES (?1, ?2)", params![seq, body])
+                    .map_err(map_err)?;
+                tx.commit().map_err(map_err)?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn get_case(&self, tenant: &str, id: Uuid) -> Result<Option<Case>, StoreError> {
+        self.one_case("SELECT doc FROM cases WHERE tenant = ?1 AND id = ?2", tenant, id.to_string())
+            .await
+    }
+
+    async fn get_case_by_key(&self, tenant: &str, key: &str) -> Result<Option<Case>, StoreError> {
+        self.one_case("SELECT doc FROM cases WHERE tenant = ?1 AND key = ?2", tenant, key.to_owned())
+            .await
+    }
+
+    async fn list_cases(&self, tenant: &str, query: &CaseQuery) -> Result<Page<CaseSummary>, StoreError> {
+        let mut sql = String::from("SELECT summary FROM cases c WHERE c.tenant = ?");
+        let mut args: Vec<SqlValue> = vec![tenant.to_owned().into()];
+        for (column, value) in [
+            ("stage", &query.stage),
+            ("queue", &query.queue),
+            ("assignee", &query.assignee),
+            ("priority", &query.priority),
+            ("status", &query.status),
+            ("definition_id", &query.definition),
+        ] {
+            if let Some(v) = value {
+                sql.push_str(&format!(" AND c.{column} = ?"));
+                args.push(v.clone().into());
+            }
+        }
+        if let Some(tag) = &query.tag {
+            sql.push_str(" AND EXISTS (SELECT 1 FROM case_tags t WHERE t.tag = ? AND t.seq = c.seq)");
+            args.push(tag.clone().into());
+        }
+        if let Some(text) = &query.text {
+            match fts_query(text) {
+                Some(q) => {
+                    sql.push_str(" AND c.seq IN (SELECT rowid FROM cases_fts WHERE cases_fts MATCH ?)");
+                    args.push(q.into());
+                }
+                // Only punctuation: nothing can match.
+                None => sql.push_str(" AND 0"),
+            }
+        }
+        let column = match query.sort {
+            SortKey::UpdatedAt => "c.updated_at",
+            SortKey::CreatedAt => "c.created_at",
+            SortKey::Key => "c.key",
+        };
+        let (cmp, dir) = if query.descending { ("<", "DESC") } else { (">", "ASC") };
+        if let Some(after) = &query.after {
+            sql.push_str(&format!(" AND ({column}, c.id) {cmp} (?, ?)"));
+            args.push(after.value.clone().into());
+            args.push(after.id.to_string().into());
+        }
+        let limit = query.limit.clamp(1, 500);
+        sql.push_str(&format!(" ORDER BY {column} {dir}, c.id {dir} LIMIT {}", limit + 1));
+        let sort = query.sort;
+        self.db
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(&sql).map_err(map_err)?;
+                let rows = stmt
+                    .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(0))
+                    .map_err(map_err)?;
+                let mut items = Vec::new();
+                for row in rows {
+                    let summary: CaseSummary = serde_json::from_str(&row.map_err(map_err)?).map_err(corrupt)?;
+                    items.push(summary);
+                }
+                let next_cursor = if items.len() > limit {
+                    items.truncate(limit);
+                    items.last().map(|last| {
+                        Cursor {
+                            value: last.sort_value(sort),
+                            id: last.id,
+                        }
+                        .encode()
+                    })
+                } else {
+                    None
+                };
+                Ok(Page { items, next_cursor })
+            })
+            .await
+    }
+
+    async fn timeline(&self, tenant: &str, id: Uuid) -> Result<Vec<EventRecord>, StoreError> {
+        let tenant = tenant.to_owned();
+        self.db
+            .read(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached("SELECT record FROM timeline WHERE tenant = ?1 AND case_id = ?2 ORDER BY revision")
+                    .map_err(map_err)?;
+                let rows = stmt
+                    .query_map(params![tenant, id.to_string()], |r| r.get::<_, String>(0))
+                    .map_err(map_err)?;
+                let mut out = Vec::new();
+                for row in rows {
+                    out.push(serde_json::from_str(&row.map_err(map_err)?).map_err(corrupt)?);
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn put_definition(&self, tenant: &str, definition: &CaseDefinition) -> Result<CaseDefinition, StoreError> {
+        let tenant = tenant.to_owned();
+        let mut def = definition.clone();
+        self.db
+            .write(move |conn| {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(map_err)?;
+                let last: i64 = tx
+                    .query_row(
+                        "SELECT COALESCE(MAX(version), 0) FROM definitions WHERE tenant = ?1 AND id = ?2",
+                        params![tenant, def.id],
+                        |r| r.get(0),
+                    )
+                    .map_err(map_err)?;
+                def.version = u32::try_from(last + 1).map_err(corrupt)?;
+                tx.execute(
+                    "INSERT INTO definitions (tenant, id, version, doc) VALUES (?1, ?2, ?3, ?4)",
+                    params![tenant, def.id, def.version, to_json(&def)?],
+                )
+                .map_err(map_err)?;
+                tx.commit().map_err(map_err)?;
+                Ok(def)
+            })
+            .await
+    }
+
+    async fn get_definition(&self, tenant: &str, id: &str, version: Option<u32>) -> Result<Option<CaseDefinition>, StoreError> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.db
+            .read(move |conn| {
+                let doc: Option<String> = match version {
+                    Some(v) => conn
+                        .query_row(
+                            "SELECT doc FROM definitions WHERE tenant = ?1 AND id = ?2 AND version = ?3",
+                            params![tenant, id, v],
+                            |r| r.get(0),
+                        )
+                        .optional(),
+                    None => conn
+                        .query_row(
+                            "SELECT doc FROM definitions WHERE tenant = ?1 AND id = ?2 ORDER BY version DESC LIMIT 1",
+                            params![tenant, id],
+                            |r| r.get(0),
+                        )
+                        .optional(),
+                }
+                .map_err(map_err)?;
+                doc.map(|d| serde_json::from_str(&d).map_err(corrupt)).transpose()
+            })
+            .await
+    }
+
+    async fn list_definitions(&self, tenant: &str) -> Result<Vec<CaseDefinition>, StoreError> {
+        let tenant = tenant.to_owned();
+        self.db
+            .read(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT d.doc FROM definitions d WHERE d.tenant = ?1 AND d.version =
+                           (SELECT MAX(version) FROM definitions x WHERE x.tenant = d.tenant AND x.id = d.id)
+                         ORDER BY d.id",
+                    )
+                    .map_err(map_err)?;
+                let rows = stmt.query_map([tenant], |r| r.get::<_, String>(0)).map_err(map_err)?;
+                let mut out = Vec::new();
+                for row in rows {
+                    out.push(serde_json::from_str(&row.map_err(map_err)?).map_err(corrupt)?);
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn checkpoint(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
+        let consumer = consumer.to_owned();
+        self.db
+            .read(move |conn| {
+                let p: Option<i64> = conn
+                    .query_row("SELECT position FROM checkpoints WHERE consumer = ?1", [consumer], |r| r.get(0))
+                    .optional()
+                    .map_err(map_err)?;
+                Ok(p.and_then(|p| u64::try_from(p).ok()))
+            })
+            .await
+    }
+
+    async fn save_checkpoint(&self, consumer: &str, position: u64) -> Result<(), StoreError> {
+        let consumer = consumer.to_owned();
+        self.db
+            .write(move |conn| {
+                conn.execute(
+                    "INSERT INTO checkpoints (consumer, position) VALUES (?1, ?2)
+                     ON CONFLICT (consumer) DO UPDATE SET position = excluded.position",
+                    params![consumer, i64::try_from(position).unwrap_or(i64::MAX)],
+                )
+                .map_err(map_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn insert_command(&self, record: &CommandRecord) -> Result<(), StoreError> {
+        let (id, status, json) = (record.id.to_string(), status_str(record.status), to_json(record)?);
+        self.db
+            .write(move |conn| {
+                conn.execute(
+                    "INSERT OR IGNORE INTO commands (id, status, record) VALUES (?1, ?2, ?3)",
+                    params![id, status, json],
+                )
+                .map_err(map_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_command(&self, id: Uuid) -> Result<Option<CommandRecord>, StoreError> {
+        self.db
+            .read(move |conn| {
+                let rec: Option<String> = conn
+                    .query_row("SELECT record FROM commands WHERE id = ?1", [id.to_string()], |r| r.get(0))
+                    .optional()
+                    .map_err(map_err)?;
+                rec.map(|r| serde_json::from_str(&r).map_err(corrupt)).transpose()
+            })
+            .await
+    }
+
+    async fn claim_command(&self, id: Uuid) -> Result<ClaimResult, StoreError> {
+        self.db
+            .write(move |conn| {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(map_err)?;
+                let rec: Option<String> = tx
+                    .query_row("SELECT record FROM commands WHERE id = ?1", [id.to_string()], |r| r.get(0))
+                    .optional()
+                    .map_err(map_err)?;
+                let Some(rec) = rec else {
+                    return Ok(ClaimResult::Unknown);
+                };
+                let mut rec: CommandRecord = serde_json::from_str(&rec).map_err(corrupt)?;
+                let result = match rec.status {
+                    CommandStatus::Pending | CommandStatus::Processing => {
+                        rec.status = CommandStatus::Processing;
+                        tx.execute(
+                            "UPDATE commands SET status = ?2, record = ?3 WHERE id = ?1",
+                            params![id.to_string(), status_str(rec.status), to_json(&rec)?],
+                        )
+                        .map_err(map_err)?;
+                        ClaimResult::Claimed
+                    }
+                    CommandStatus::Cancelled => ClaimResult::Cancelled,
+                    CommandStatus::Processed | CommandStatus::Rejected => ClaimResult::Finished(rec),
+                };
+                tx.commit().map_err(map_err)?;
+                Ok(result)
+            })
+            .await
+    }
+
+    async fn cancel_command(&self, id: Uuid) -> Result<CancelResult, StoreError> {
+        self.db
+            .write(move |conn| {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(map_err)?;
+                let rec: Option<String> = tx
+                    .query_row("SELECT record FROM commands WHERE id = ?1", [id.to_string()], |r| r.get(0))
+                    .optional()
+                    .map_err(map_err)?;
+                let Some(rec) = rec else {
+                    return Ok(CancelResult::NotFound);
+                };
+                let mut rec: CommandRecord = serde_json::from_str(&rec).map_err(corrupt)?;
+                if rec.status != CommandStatus::Pending {
+                    return Ok(CancelResult::NotPending(rec));
+                }
+                rec.status = CommandStatus::Cancelled;
+                rec.finished_at = Some(chrono::Utc::now());
+                tx.execute(
+                    "UPDATE commands SET status = ?2, record = ?3 WHERE id = ?1",
+                    params![id.to_string(), status_str(rec.status), to_json(&rec)?],
+                )
+                .map_err(map_err)?;
+                tx.commit().map_err(map_err)?;
+                Ok(CancelResult::Cancelled(rec))
+            })
+            .await
+    }
+
+    async fn finish_command(&self, record: &CommandRecord) -> Result<(), StoreError> {
+        let (id, status, json) = (record.id.to_string(), status_str(record.status), to_json(record)?);
+        self.db
+            .write(move |conn| {
+                conn.execute(
+                    "INSERT INTO commands (id, status, record) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (id) DO UPDATE SET status = excluded.status, record = excluded.record",
+                    params![id, status, json],
+                )
+                .map_err(map_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn reset_projections(&self) -> Result<(), StoreError> {
+        self.db
+            .write(|conn| {
+                conn.execute_batch(
+                    "BEGIN IMMEDIATE;
+                     DELETE FROM cases; DELETE FROM case_tags; DELETE FROM cases_fts; DELETE FROM timeline;
+                     DELETE FROM checkpoints WHERE consumer LIKE 'projector%';
+                     COMMIT;",
+                )
+                .map_err(map_err)
+            })
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.db
+            .read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn passes_the_read_store_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteReadStore::open(&dir.path().join("read.db"), Durability::Normal).unwrap();
+        casewire_ports::contract::read_store_contract(Arc::new(store)).await;
+    }
+
+    #[test]
+    fn user_text_never_becomes_fts_syntax() {
+        assert_eq!(fts_query("kettle leaks").as_deref(), Some("\"kettle\"* \"leaks\"*"));
+        assert_eq!(fts_query("\"a\" OR (b"), Some("\"a\"* \"OR\"* \"b\"*".into()));
+        assert_eq!(fts_query("--- ()"), None);
+    }
+}
