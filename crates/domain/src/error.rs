@@ -75,6 +75,33 @@ impl DomainError {
         }
     }
 
+    /// Structured details for the API's error body.
+    pub fn details(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            DomainError::Validation { field, .. } => json!({"field": field}),
+            DomainError::SchemaViolation { errors } => json!({"errors": errors}),
+            DomainError::TransitionNotAllowed { from, to } => json!({"from": from, "to": to}),
+            DomainError::UnknownStage(v)
+            | DomainError::UnknownPriority(v)
+            | DomainError::UnknownResolution(v)
+            | DomainError::UnknownComment(v) => json!({"value": v}),
+            DomainError::CaseNotOpen { status } => json!({"status": status}),
+            DomainError::NotFound
+            | DomainError::AlreadyExists
+            | DomainError::CaseClosed
+            | DomainError::CaseNotResolved
+            | DomainError::CaseAlreadyOpen
+            | DomainError::NoChange(_)
+            | DomainError::InvalidDefinition(_) => json!({}),
+        }
+    }
+
+    /// The `{code, message, details}` body of a rejection.
+    pub fn to_body(&self) -> serde_json::Value {
+        serde_json::json!({"code": self.code(), "message": self.to_string(), "details": self.details()})
+    }
+
     /// Shorthand for a field validation failure.
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         DomainError::Validation {

@@ -1,1 +1,16 @@
-//! placeholder
+//! The runtime: typed, layered configuration and the wiring of ports to
+//! adapters. Both the embedded (`casewire dev`) and the distributed
+//! (`casewire serve <service>`) runtimes start from here.
+//!
+//! # Layout
+//! - [`config`]: `Config` — defaults, then a TOML file, then
+//!   `CASEWIRE__SECTION__FIELD` environment variables; validated at start.
+//! - [`platform`]: `Platform` — the opened adapters, picked by URL scheme.
+//! - [`telemetry`]: JSON or human logs through `tracing`.
+
+pub mod config;
+pub mod platform;
+pub mod telemetry;
+
+pub use config::{Config, Mode};
+pub use platform::Platform;

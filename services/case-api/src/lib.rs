@@ -1,1 +1,236 @@
-//! placeholder
+//! case-api: the REST API (commands, queries, the event stream, OpenAPI),
+//! the dev issuer's OIDC endpoints in dev mode, and the management port.
+//!
+//! # Layout
+//! - [`error`]: `ApiError`, the one error type, with stable codes.
+//! - [`auth`]: the `Auth` extractor (bearer JWT → `Principal`).
+//! - [`state`]: shared state and the outcome listener behind `Prefer: wait`.
+//! - [`submit`]: accepting a command — early check, key, log, publish, wait.
+//! - [`routes`]: handlers per resource, and the OpenAPI document.
+//! - [`management`]: `/health/live`, `/health/ready`, `/metrics`.
+//! - [`body`]: the size-limited body extractor with JSON errors.
+
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod management;
+pub mod routes;
+pub mod state;
+pub mod submit;
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::web::{self, Data};
+use actix_web::{App, HttpResponse, HttpServer};
+use anyhow::Context;
+use casewire_oidc::{DevIssuer, JwksVerifier, TrustedIssuer};
+use casewire_runtime::{Mode, Platform};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{ApiError, json_error};
+use crate::routes::{cases, commands, definitions, dev_auth, docs, events};
+use crate::state::{AppState, Waiters, listen_for_outcomes};
+
+/// A running API.
+#[derive(Debug)]
+pub struct ApiServer {
+    pub api_addr: SocketAddr,
+    pub management_addr: SocketAddr,
+    /// Where clients reach the API.
+    pub public_url: String,
+    /// The dev issuer's `iss`, in dev mode.
+    pub dev_issuer: Option<DevIssuer>,
+    pub state: AppState,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl ApiServer {
+    /// Waits until both servers have stopped.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("API server task failed")?
+    }
+}
+
+async fn observe(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let res = next.call(req).await?;
+    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+    let status = res.status().as_u16();
+    let elapsed = started.elapsed();
+    metrics::histogram!("casewire_http_request_duration_seconds", "method" => method.clone(), "route" => route.clone(), "status" => status.to_string())
+        .record(elapsed.as_secs_f64());
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    match status {
+        500.. => tracing::warn!(%method, %route, status, ms, "Request failed"),
+        400..=499 => tracing::info!(%method, %route, status, ms, "Request refused"),
+        _ => tracing::debug!(%method, %route, status, ms, "Request served"),
+    }
+    Ok(res)
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found("resource"))
+}
+
+/// Binds the API and management ports and starts serving. Port 0 picks
+/// free ports; the bound addresses are in the result.
+pub async fn start(platform: Platform, shutdown: CancellationToken) -> anyhow::Result<ApiServer> {
+    let cfg = platform.config.clone();
+    management::recorder();
+    let api_listener = TcpListener::bind(cfg.api.bind).with_context(|| format!("binding the API to {}", cfg.api.bind))?;
+    let mgmt_listener = TcpListener::bind(cfg.management.bind)
+        .with_context(|| format!("binding the management port to {}", cfg.management.bind))?;
+    let api_addr = api_listener.local_addr()?;
+    let management_addr = mgmt_listener.local_addr()?;
+    let public_url = cfg
+        .api
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{api_addr}"))
+        .trim_end_matches('/')
+        .to_owned();
+
+    let dev_issuer = if cfg.auth.dev_issuer {
+        anyhow::ensure!(cfg.mode == Mode::Dev, "the dev issuer refuses to start outside dev mode");
+        let issuer = format!("{public_url}{}", dev_auth::REALM_PATH);
+        Some(DevIssuer::load_or_create(&cfg.data_dir, &issuer, &cfg.auth.audience)?)
+    } else {
+        None
+    };
+    let mut issuers = cfg.auth.issuers.clone();
+    if let Some(dev) = &dev_issuer {
+        issuers.push(TrustedIssuer {
+            issuer: dev.issuer().to_owned(),
+            audiences: vec![cfg.auth.audience.clone()],
+            jwks_uri: Some(format!("{}/protocol/openid-connect/certs", dev.issuer())),
+        });
+    }
+    let verifier = JwksVerifier::new(issuers, cfg.auth.claims.clone(), Duration::from_secs(cfg.auth.leeway_secs));
+    if let Some(dev) = &dev_issuer {
+        verifier.seed(dev.issuer(), dev.jwks())?;
+    }
+    let state = AppState {
+        platform: platform.clone(),
+        verifier,
+        dev_issuer: dev_issuer.clone(),
+        waiters: Waiters::default(),
+        public_url: public_url.clone(),
+    };
+    tokio::spawn({
+        let (state, shutdown) = (state.clone(), shutdown.clone());
+        async move {
+            if let Err(e) = listen_for_outcomes(state, shutdown).await {
+                tracing::error!(error = %e, "Outcome listener stopped");
+            }
+        }
+    });
+
+    let data = Data::new(state.clone());
+    let max_body = cfg.api.max_body_bytes;
+    let with_dev_auth = dev_issuer.is_some();
+    let workers = if cfg.api.workers == 0 {
+        std::thread::available_parallelism().map(usize::from).unwrap_or(2)
+    } else {
+        cfg.api.workers
+    };
+    let api = HttpServer::new(move || {
+        let mut app = App::new()
+            .app_data(data.clone())
+            .app_data(web::JsonConfig::default().limit(max_body).error_handler(|e, _| json_error(e).into()))
+            .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::validation(e.to_string()).into()))
+            .app_data(web::FormConfig::default().error_handler(|e, _| ApiError::validation(e.to_string()).into()))
+            .app_data(web::PayloadConfig::new(max_body))
+            .wrap(from_fn(observe))
+            .service(
+                web::scope("/api/v1")
+                    .service(cases::open_case)
+                    .service(cases::list_cases)
+                    .service(cases::history)
+                    .service(cases::revise_details)
+                    .service(cases::assign)
+                    .service(cases::unassign)
+                    .service(cases::route)
+                    .service(cases::move_to_stage)
+                    .service(cases::prioritize)
+                    .service(cases::comment)
+                    .service(cases::tag)
+                    .service(cases::untag)
+                    .service(cases::link)
+                    .service(cases::resolve)
+                    .service(cases::close)
+                    .service(cases::reopen)
+                    .service(cases::get_case)
+                    // Literal paths before `/commands/{id}`.
+                    .service(docs::command_descriptions)
+                    .service(docs::event_descriptions)
+                    .service(docs::openapi_json)
+                    .service(commands::post_command)
+                    .service(commands::get_command)
+                    .service(commands::cancel_command)
+                    .service(definitions::list_definitions)
+                    .service(definitions::get_definition)
+                    .service(definitions::post_definition)
+                    .service(events::stream),
+            );
+        if with_dev_auth {
+            app = app.service(
+                web::scope(dev_auth::REALM_PATH)
+                    .service(dev_auth::discovery)
+                    .service(dev_auth::certs)
+                    .service(dev_auth::token),
+            );
+        }
+        app.default_service(web::to(not_found))
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .listen(api_listener)?
+    .run();
+
+    let mgmt_platform = Data::new(platform.clone());
+    let management = HttpServer::new(move || {
+        App::new()
+            .app_data(mgmt_platform.clone())
+            .service(management::live)
+            .service(management::ready)
+            .service(management::metrics)
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(2)
+    .listen(mgmt_listener)?
+    .run();
+
+    let (api_handle, mgmt_handle) = (api.handle(), management.handle());
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        tokio::join!(api_handle.stop(true), mgmt_handle.stop(true));
+    });
+    let task = tokio::spawn(async move {
+        let (a, m) = tokio::join!(api, management);
+        a.context("API server")?;
+        m.context("management server")?;
+        Ok(())
+    });
+    tracing::info!(api = %api_addr, management = %management_addr, "Case API listening");
+    Ok(ApiServer {
+        api_addr,
+        management_addr,
+        public_url,
+        dev_issuer,
+        state,
+        task,
+    })
+}
+
+/// Runs the API until `shutdown`.
+pub async fn run(platform: Platform, shutdown: CancellationToken) -> anyhow::Result<()> {
+    start(platform, shutdown).await?.wait().await
+}

@@ -1,1 +1,20 @@
-//! placeholder
+//! case-engine: consumes `casewire.commands`, decides each command against
+//! the case's events and definition, appends the new events with an expected
+//! revision, publishes them to `casewire.events`, records and announces the
+//! outcome, and only then commits the command's offset.
+//!
+//! The event store doubles as the outbox: if the process dies after the
+//! append but before the publish, the command is delivered again, the
+//! engine finds the events that command already caused and publishes those
+//! instead of deciding twice.
+//!
+//! # Layout
+//! - [`decide`]: loading a case and its definition and running
+//!   `Case::handle` — shared with the API's early validation.
+//! - [`engine`]: the consumer loop, the outbox recovery and outcomes.
+
+pub mod decide;
+pub mod engine;
+
+pub use decide::{Decided, decide};
+pub use engine::{Engine, run};

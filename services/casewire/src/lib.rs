@@ -1,1 +1,23 @@
-//! placeholder
+//! The single `casewire` binary's library: the embedded all-in-one runtime,
+//! demo data, the benchmark and a small HTTP client they share with the
+//! end-to-end tests.
+//!
+//! # Layout
+//! - [`embedded`]: starts api, engine and projector in one process.
+//! - [`client`]: a thin typed HTTP client of the public API.
+//! - [`demo`]: definitions and ~50 demo cases created through commands.
+//! - [`bench`]: `casewire bench` — end-to-end throughput and latency with a
+//!   raw store baseline from the same run.
+//! - `main.rs`: the CLI (clap).
+
+pub mod bench;
+pub mod client;
+pub mod demo;
+pub mod embedded;
+
+/// The demo definitions, built in so `cargo run` works from any directory.
+pub const DEMO_DEFINITIONS: &[(&str, &str)] = &[
+    ("customer-complaint.yaml", include_str!("../../../definitions/customer-complaint.yaml")),
+    ("insurance-claim.yaml", include_str!("../../../definitions/insurance-claim.yaml")),
+    ("it-service-request.yaml", include_str!("../../../definitions/it-service-request.yaml")),
+];

@@ -1,1 +1,253 @@
-fn main() {}
+//! `casewire`: the single binary. Without arguments it is `casewire dev`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use casewire::embedded::{Embedded, Services};
+use casewire_oidc::DevIssuer;
+use casewire_runtime::{Config, Mode, Platform, telemetry};
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(name = "casewire", version, about = "Event-sourced case management")]
+struct Cli {
+    /// A TOML config file (default: ./casewire.toml when present).
+    #[arg(long, global = true, env = "CASEWIRE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the embedded runtime keeps its data (overrides data_dir).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole platform in one process with demo data (the default).
+    Dev {
+        /// API port; 0 picks free ports for the API and the management endpoint.
+        #[arg(long)]
+        port: Option<u16>,
+        /// Do not create demo cases on the first start.
+        #[arg(long)]
+        no_demo: bool,
+    },
+    /// Run one service on its own.
+    Serve {
+        #[arg(value_enum)]
+        service: Service,
+    },
+    /// Print a dev-issuer token for a demo user.
+    Token {
+        /// alice, bob or carol.
+        user: String,
+    },
+    /// Rebuild the read models from the event store. Stop the projector first.
+    Replay {
+        /// Which projection (only `cases` so far).
+        #[arg(default_value = "cases")]
+        projection: String,
+    },
+    /// Manage case definitions.
+    Definitions {
+        #[command(subcommand)]
+        command: DefinitionsCommand,
+    },
+    /// Measure end-to-end throughput and latency against a raw store baseline.
+    Bench(casewire::bench::BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum DefinitionsCommand {
+    /// Import every *.yaml, *.yml and *.json file of a directory (each as a new version).
+    Import { dir: PathBuf },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Service {
+    CaseApi,
+    CaseEngine,
+    Projector,
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(dir) = &cli.data_dir {
+        config.data_dir = dir.clone();
+    }
+    Ok(config)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn runtime_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("runtime.json")
+}
+
+async fn dev(mut config: Config, port: Option<u16>, no_demo: bool) -> anyhow::Result<()> {
+    if let Some(port) = port {
+        config.api.bind.set_port(port);
+        if port == 0 {
+            config.management.bind.set_port(0);
+        }
+    }
+    if no_demo {
+        config.demo.enabled = false;
+    }
+    anyhow::ensure!(config.mode == Mode::Dev, "casewire dev needs mode = dev; use casewire serve in production");
+    let demo = config.demo.clone();
+    let data_dir = config.data_dir.clone();
+    let mut platform = Embedded::start(config, Services::default()).await?;
+    let url = platform.url();
+    let mgmt = platform.management_url();
+    println!("API         {url}/api/v1");
+    println!("Management  {mgmt}/health/ready");
+    let logins: Vec<String> = casewire_oidc::dev::DEMO_USERS
+        .iter()
+        .map(|u| format!("{}/{} ({})", u.username, u.password, u.description))
+        .collect();
+    println!("Logins      {}", logins.join(" · "));
+    println!("Token       casewire token alice --data-dir {}   (or POST {url}/dev-auth/realms/casewire/protocol/openid-connect/token)", data_dir.display());
+    println!("OpenAPI     {url}/api/v1/openapi.json");
+    println!("Data        {}", data_dir.display());
+    let issuer = platform.api.dev_issuer.as_ref().map(|i| i.issuer().to_owned());
+    let info = serde_json::json!({"apiUrl": url, "managementUrl": mgmt, "issuer": issuer});
+    std::fs::write(runtime_file(&data_dir), serde_json::to_vec_pretty(&info)?).context("writing runtime.json")?;
+
+    if demo.enabled {
+        let issuer = platform.api.dev_issuer.clone();
+        let url = url.clone();
+        tokio::spawn(async move {
+            let Some(issuer) = issuer else { return };
+            tracing::info!(cases = demo.cases, "Loading demo data");
+            match casewire::demo::seed(&url, |u| Ok(issuer.token_for(u, 600)?), demo.cases).await {
+                Ok(0) => tracing::info!("Demo data already present"),
+                Ok(n) => tracing::info!(cases = n, "Demo data loaded"),
+                Err(e) => tracing::error!(error = %e, "Loading demo data failed"),
+            }
+        });
+    }
+    let result = tokio::select! {
+        _ = shutdown_signal() => {
+            tracing::info!("Shutting down");
+            Ok(())
+        }
+        (name, result) = platform.any_stopped() => {
+            tracing::error!(service = %name, "A service stopped; shutting down");
+            result.and_then(|()| Err(anyhow::anyhow!("service {name} stopped unexpectedly")))
+        }
+    };
+    platform.stop().await?;
+    result
+}
+
+async fn serve(config: Config, service: Service) -> anyhow::Result<()> {
+    config.validate()?;
+    let platform = Platform::open(config).context("opening the stores")?;
+    let shutdown = CancellationToken::new();
+    let stopper = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stopper.cancel();
+    });
+    match service {
+        Service::CaseApi => casewire_case_api::run(platform, shutdown).await,
+        Service::CaseEngine => casewire_case_engine::run(platform, shutdown).await,
+        Service::Projector => casewire_projector::run(platform, shutdown).await,
+    }
+}
+
+fn token(config: &Config, user: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(config.auth.dev_issuer && config.mode == Mode::Dev, "the dev issuer is off; get tokens from your identity provider");
+    // The running server wrote its issuer URL; use it so the token's iss matches.
+    let issuer = std::fs::read(runtime_file(&config.data_dir))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["issuer"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| {
+            let base = config.api.public_url.clone().unwrap_or_else(|| format!("http://{}", config.api.bind));
+            format!("{}/dev-auth/realms/casewire", base.trim_end_matches('/'))
+        });
+    if DevIssuer::user(user).is_none() {
+        let users: Vec<&str> = casewire_oidc::dev::DEMO_USERS.iter().map(|u| u.username).collect();
+        anyhow::bail!("unknown user '{user}'; demo users are {}", users.join(", "));
+    }
+    let dev = DevIssuer::load_or_create(&config.data_dir, &issuer, &config.auth.audience)?;
+    println!("{}", dev.token_for(user, config.auth.dev_token_ttl_secs)?);
+    Ok(())
+}
+
+async fn replay(config: Config, projection: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(projection == "cases", "unknown projection '{projection}' (known: cases)");
+    let platform = Platform::open(config)?;
+    let head = platform.events.head().await?;
+    eprintln!("Replaying {head} events into the '{projection}' projection...");
+    let report = casewire_projector::replay(&platform, 10_000, |done, total| {
+        eprintln!("  {done}/{total} events");
+    })
+    .await?;
+    let rate = report.events as f64 / report.elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "Replayed {} events of {} cases in {:.2} s ({rate:.0} events/s)",
+        report.events,
+        report.cases,
+        report.elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn import_definitions(config: Config, dir: &Path) -> anyhow::Result<()> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json"))
+        .collect();
+    files.sort();
+    anyhow::ensure!(!files.is_empty(), "no *.yaml, *.yml or *.json files in {}", dir.display());
+    // Validate all first, so a bad file imports nothing.
+    let mut parsed = Vec::new();
+    for f in &files {
+        let source = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        let def = casewire_domain::CaseDefinition::parse_yaml(&source).with_context(|| format!("{}", f.display()))?;
+        parsed.push(def);
+    }
+    let tenant = config.default_tenant.clone();
+    let platform = Platform::open(config)?;
+    for def in parsed {
+        let stored = platform.reads.put_definition(&tenant, &def).await?;
+        println!("Imported {} version {}", stored.id, stored.version);
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = load_config(&cli)?;
+    telemetry::init(&config.log);
+    match cli.command.unwrap_or(Command::Dev { port: None, no_demo: false }) {
+        Command::Dev { port, no_demo } => dev(config, port, no_demo).await,
+        Command::Serve { service } => serve(config, service).await,
+        Command::Token { user } => token(&config, &user),
+        Command::Replay { projection } => replay(config, &projection).await,
+        Command::Definitions {
+            command: DefinitionsCommand::Import { dir },
+        } => import_definitions(config, &dir).await,
+        Command::Bench(args) => casewire::bench::run(config, args).await,
+    }
+}

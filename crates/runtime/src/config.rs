@@ -1,0 +1,378 @@
+//! Configuration, layered: built-in defaults → TOML file → environment
+//! (`CASEWIRE__API__BIND=0.0.0.0:8080`, `CASEWIRE__AUTH__AUDIENCE=...`).
+//! Every field has a default, so an empty file is a working dev setup.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use casewire_oidc::{ClaimMapping, TrustedIssuer};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Configuration that could not be loaded or does not make sense.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("configuration could not be read: {0}")]
+    Load(String),
+    #[error("configuration is invalid: {0}")]
+    Invalid(String),
+}
+
+/// Dev mode enables the built-in OIDC issuer and demo data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Dev,
+    Production,
+}
+
+/// A connection URL whose password never reaches a log.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        SecretUrl(url.into())
+    }
+    /// The URL itself, for the driver.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// The URL with any password replaced by `***`.
+    pub fn masked(&self) -> String {
+        match url::Url::parse(&self.0) {
+            Ok(mut u) if u.password().is_some() => {
+                let _ = u.set_password(Some("***"));
+                u.to_string()
+            }
+            _ => self.0.clone(),
+        }
+    }
+    /// Whether it is empty (meaning: derive from the data dir).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.masked())
+    }
+}
+
+/// The public HTTP API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Listen address; port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// The URL clients use (behind a proxy); defaults to `http://<bound address>`.
+    pub public_url: Option<String>,
+    /// Largest accepted JSON or YAML body.
+    pub max_body_bytes: usize,
+    /// Upper bound of `Prefer: wait=N`, in seconds.
+    pub max_wait_secs: u64,
+    /// Default and largest page size of lists.
+    pub default_page_size: usize,
+    pub max_page_size: usize,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            max_body_bytes: 1024 * 1024,
+            max_wait_secs: 30,
+            default_page_size: 25,
+            max_page_size: 200,
+            workers: 0,
+        }
+    }
+}
+
+/// The management port: health and metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ManagementConfig {
+    pub bind: SocketAddr,
+}
+
+impl Default for ManagementConfig {
+    fn default() -> Self {
+        ManagementConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 9090)),
+        }
+    }
+}
+
+/// How commits reach the disk (SQLite adapters).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    #[default]
+    Normal,
+    Full,
+}
+
+/// Where events, read models and bus messages live. Empty URLs mean
+/// "SQLite files in the data dir".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://<path>`.
+    pub events: SecretUrl,
+    /// `sqlite://<path>`.
+    pub read: SecretUrl,
+    /// `sqlite://<path>` for the embedded durable bus.
+    pub bus: SecretUrl,
+    pub durability: Durability,
+}
+
+/// Authentication.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Run the built-in dev issuer (dev mode only).
+    pub dev_issuer: bool,
+    /// The audience the dev issuer puts in its tokens, and that its tokens must carry.
+    pub audience: String,
+    /// External issuers to trust (Keycloak realms).
+    pub issuers: Vec<TrustedIssuer>,
+    /// Clock skew allowed on exp and nbf, in seconds.
+    pub leeway_secs: u64,
+    /// Lifetime of dev tokens, in seconds.
+    pub dev_token_ttl_secs: i64,
+    pub claims: ClaimMapping,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            dev_issuer: true,
+            audience: "casewire".into(),
+            issuers: Vec::new(),
+            leeway_secs: 30,
+            dev_token_ttl_secs: 8 * 3600,
+            claims: ClaimMapping::default(),
+        }
+    }
+}
+
+/// The command handler.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// How often a command is re-decided after a revision conflict.
+    pub max_conflict_retries: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { max_conflict_retries: 8 }
+    }
+}
+
+/// The NDJSON event stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamConfig {
+    /// Seconds between heartbeat lines when no event flows.
+    pub heartbeat_secs: u64,
+    /// How often the stream looks for new events written by other processes, in ms.
+    pub poll_ms: u64,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            heartbeat_secs: 15,
+            poll_ms: 250,
+        }
+    }
+}
+
+/// Demo data of dev mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Create demo cases on the first start.
+    pub enabled: bool,
+    /// How many.
+    pub cases: usize,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        DemoConfig { enabled: true, cases: 50 }
+    }
+}
+
+/// Log output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `json` or `pretty`.
+    pub format: String,
+    /// A `tracing` filter such as `info` or `casewire=debug,info`; `RUST_LOG` wins.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: "json".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub mode: Mode,
+    /// Where the embedded runtime keeps its files.
+    pub data_dir: PathBuf,
+    /// The tenant of demo data and of tokens that name none.
+    pub default_tenant: String,
+    pub api: ApiConfig,
+    pub management: ManagementConfig,
+    pub store: StoreConfig,
+    pub auth: AuthConfig,
+    pub engine: EngineConfig,
+    pub stream: StreamConfig,
+    pub demo: DemoConfig,
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mode: Mode::Dev,
+            data_dir: PathBuf::from("./data"),
+            default_tenant: "casewire".into(),
+            api: ApiConfig::default(),
+            management: ManagementConfig::default(),
+            store: StoreConfig::default(),
+            auth: AuthConfig::default(),
+            engine: EngineConfig::default(),
+            stream: StreamConfig::default(),
+            demo: DemoConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (or `./casewire.toml` if it exists), then
+    /// the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError::Load(format!("{} does not exist", path.display())));
+                }
+                figment = figment.merge(Toml::file(path));
+            }
+            None if Path::new("casewire.toml").exists() => figment = figment.merge(Toml::file("casewire.toml")),
+            None => {}
+        }
+        figment = figment.merge(Env::prefixed("CASEWIRE__").split("__").lowercase(false).map(|k| {
+            // Env vars are upper case; our keys are snake case.
+            k.as_str().to_lowercase().into()
+        }));
+        figment.extract().map_err(|e| ConfigError::Load(e.to_string()))
+    }
+
+    /// Checks what serde can not: URL schemes, sizes, mode rules.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.mode == Mode::Production && self.auth.dev_issuer {
+            return bad("auth.dev_issuer can only run in dev mode; set auth.dev_issuer = false and configure auth.issuers".into());
+        }
+        if !self.auth.dev_issuer && self.auth.issuers.is_empty() {
+            return bad("no token issuer: enable auth.dev_issuer (dev mode) or configure auth.issuers".into());
+        }
+        for (name, url) in [("store.events", &self.store.events), ("store.read", &self.store.read), ("store.bus", &self.store.bus)] {
+            if !url.is_empty() && !url.expose().starts_with("sqlite://") {
+                return bad(format!(
+                    "{name} = {}: unsupported scheme (supported: sqlite://<path>)",
+                    url.masked()
+                ));
+            }
+        }
+        if self.api.max_body_bytes < 1024 {
+            return bad("api.max_body_bytes must be at least 1024".into());
+        }
+        if self.api.default_page_size == 0 || self.api.default_page_size > self.api.max_page_size {
+            return bad("api.default_page_size must be between 1 and api.max_page_size".into());
+        }
+        if self.stream.heartbeat_secs == 0 || self.stream.poll_ms == 0 {
+            return bad("stream.heartbeat_secs and stream.poll_ms must be positive".into());
+        }
+        if !matches!(self.log.format.as_str(), "json" | "pretty") {
+            return bad(format!("log.format = {}: use json or pretty", self.log.format));
+        }
+        if self.default_tenant.is_empty() {
+            return bad("default_tenant must not be empty".into());
+        }
+        Ok(())
+    }
+
+    /// A store URL, or the SQLite file in the data dir when unset.
+    pub fn store_url(&self, url: &SecretUrl, file: &str) -> SecretUrl {
+        if url.is_empty() {
+            SecretUrl::new(format!("sqlite://{}", self.data_dir.join(file).display()))
+        } else {
+            url.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order_and_validation_catches_mistakes() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "data_dir = \"/tmp/x\"\n[api]\nmax_wait_secs = 5\n")?;
+            jail.set_env("CASEWIRE__API__MAX_WAIT_SECS", "7");
+            jail.set_env("CASEWIRE__STREAM__HEARTBEAT_SECS", "3");
+            let c = Config::load(Some(Path::new("c.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.data_dir, PathBuf::from("/tmp/x"), "the file overrides defaults");
+            assert_eq!(c.api.max_wait_secs, 7, "the environment overrides the file");
+            assert_eq!(c.stream.heartbeat_secs, 3);
+            assert!(c.validate().is_ok());
+
+            jail.create_file("bad.toml", "[api]\nmax_wiat_secs = 5\n")?;
+            let err = Config::load(Some(Path::new("bad.toml"))).unwrap_err().to_string();
+            assert!(err.contains("max_wiat_secs"), "{err}");
+            Ok(())
+        });
+        let mut c = Config::default();
+        c.mode = Mode::Production;
+        assert!(c.validate().unwrap_err().to_string().contains("dev mode"));
+        let mut c = Config::default();
+        c.store.events = SecretUrl::new("postgres://u:pw@h/db");
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("unsupported scheme") && !err.contains("pw"), "{err}");
+    }
+
+    #[test]
+    fn passwords_are_masked() {
+        let url = SecretUrl::new("mongodb://casewire:hunter2@db:27017/cw");
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert!(url.masked().contains("***"));
+    }
+}

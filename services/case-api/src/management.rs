@@ -1,0 +1,59 @@
+//! The management port: liveness, readiness (which pings every
+//! dependency) and Prometheus metrics. Served apart from the API so it can
+//! stay private to the cluster.
+
+use std::sync::OnceLock;
+
+use actix_web::web::Data;
+use actix_web::{HttpResponse, get};
+use casewire_runtime::Platform;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// The process-wide metrics recorder (installed once; several platforms in
+/// one test process share it).
+pub fn recorder() -> Option<&'static PrometheusHandle> {
+    RECORDER
+        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!(error = %e, "Metrics recorder not installed");
+                None
+            }
+        })
+        .as_ref()
+}
+
+#[get("/health/live")]
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "up"}))
+}
+
+#[get("/health/ready")]
+pub async fn ready(platform: Data<Platform>) -> HttpResponse {
+    let events = platform.events.ping().await.err().map(|e| e.to_string());
+    let reads = platform.reads.ping().await.err().map(|e| e.to_string());
+    let bus = platform.bus.ping().await.err().map(|e| e.to_string());
+    let check = |e: &Option<String>| match e {
+        None => serde_json::json!({"status": "up"}),
+        Some(m) => serde_json::json!({"status": "down", "error": m}),
+    };
+    let body = serde_json::json!({
+        "status": if events.is_none() && reads.is_none() && bus.is_none() { "up" } else { "down" },
+        "checks": {"eventStore": check(&events), "readStore": check(&reads), "bus": check(&bus)}
+    });
+    if body["status"] == "up" {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+#[get("/metrics")]
+pub async fn metrics() -> HttpResponse {
+    match recorder() {
+        Some(h) => HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(h.render()),
+        None => HttpResponse::ServiceUnavailable().body("metrics recorder unavailable"),
+    }
+}

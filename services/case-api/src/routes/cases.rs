@@ -1,0 +1,272 @@
+//! `/api/v1/cases`: opening, one task endpoint per command, the list, the
+//! detail (with `asOf`) and the history.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::web::{Data, Path, Query};
+use actix_web::{HttpRequest, HttpResponse, delete, get, post};
+use casewire_domain::command::*;
+use casewire_domain::types::{CaseKey, Tag};
+use casewire_domain::{Case, CaseCommand};
+use casewire_ports::envelope::event_to_json;
+use casewire_ports::event_store::replay;
+use casewire_ports::{CaseQuery, CaseSummary, Cursor, SortKey};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::Auth;
+use crate::body::Body;
+use crate::error::{ApiError, ErrorBody, json_body, required_json};
+use crate::state::AppState;
+use crate::submit::{Accepted, submit};
+
+/// Finds a case id from a UUID or a human key such as `CMP-000042`.
+pub async fn resolve_case(state: &AppState, tenant: &str, raw: &str) -> Result<Uuid, ApiError> {
+    if let Ok(id) = raw.parse::<Uuid>() {
+        return Ok(id);
+    }
+    let key = CaseKey::parse(raw).map_err(|_| ApiError::not_found("case"))?;
+    state
+        .platform
+        .reads
+        .get_case_by_key(tenant, key.as_str())
+        .await?
+        .map(|c| c.id)
+        .ok_or_else(|| ApiError::not_found("case"))
+}
+
+/// Open a case. 202 with `{commandId, caseId, key}`; with `Prefer: wait=N`,
+/// 201 with the case or the rejection.
+#[utoipa::path(
+    post, path = "/api/v1/cases", tag = "cases", request_body = OpenCase,
+    params(("Prefer" = Option<String>, Header, description = "`wait=N`: wait up to N seconds for the outcome (RFC 7240)")),
+    responses(
+        (status = 202, description = "Accepted", body = Accepted),
+        (status = 201, description = "Opened (with Prefer: wait)", body = Case),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+#[post("/cases")]
+pub async fn open_case(state: Data<AppState>, auth: Auth, req: HttpRequest, body: Body) -> Result<HttpResponse, ApiError> {
+    let open: OpenCase = required_json(&body)?;
+    submit(&state, &auth, &req, Uuid::now_v7(), CaseCommand::Open(open), None).await
+}
+
+async fn task(state: &AppState, auth: &Auth, req: &HttpRequest, id: &str, command: CaseCommand) -> Result<HttpResponse, ApiError> {
+    let case_id = resolve_case(state, &auth.tenant, id).await?;
+    submit(state, auth, req, case_id, command, None).await
+}
+
+/// Generates one task endpoint: a POST that turns its body into a command.
+macro_rules! task_endpoint {
+    ($name:ident, $route:literal, $body:ty, $variant:ident, $doc:literal, $parse:ident) => {
+        #[doc = $doc]
+        #[utoipa::path(
+            post, path = concat!("/api/v1", $route), tag = "cases", request_body = $body,
+            params(
+                ("id" = String, Path, description = "Case id or key"),
+                ("Prefer" = Option<String>, Header, description = "`wait=N` (RFC 7240)")
+            ),
+            responses(
+                (status = 202, description = "Accepted", body = Accepted),
+                (status = 200, description = "Done (with Prefer: wait)", body = Case),
+                (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+                (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)
+            ),
+            security(("bearer" = []))
+        )]
+        #[post($route)]
+        pub async fn $name(state: Data<AppState>, auth: Auth, req: HttpRequest, id: Path<String>, body: Body) -> Result<HttpResponse, ApiError> {
+            let payload: $body = $parse(&body)?;
+            task(&state, &auth, &req, &id, CaseCommand::$variant(payload)).await
+        }
+    };
+}
+
+task_endpoint!(revise_details, "/cases/{id}/details", ReviseDetails, ReviseDetails, "Revise title, description or data.", required_json);
+task_endpoint!(assign, "/cases/{id}/assign", AssignCase, Assign, "Assign the case to a person.", required_json);
+task_endpoint!(unassign, "/cases/{id}/unassign", UnassignCase, Unassign, "Remove the assignee.", json_body);
+task_endpoint!(route, "/cases/{id}/route", RouteCase, Route, "Send the case to a queue.", required_json);
+task_endpoint!(move_to_stage, "/cases/{id}/stage", MoveToStage, MoveToStage, "Move along an allowed transition.", required_json);
+task_endpoint!(prioritize, "/cases/{id}/priority", PrioritizeCase, Prioritize, "Change the priority.", required_json);
+task_endpoint!(comment, "/cases/{id}/comments", CommentOnCase, Comment, "Comment, optionally replying to `parentId`.", required_json);
+task_endpoint!(tag, "/cases/{id}/tags", TagCase, Tag, "Add a tag.", required_json);
+task_endpoint!(link, "/cases/{id}/links", LinkCase, Link, "Link to another case.", required_json);
+task_endpoint!(resolve, "/cases/{id}/resolve", ResolveCase, Resolve, "Resolve with a resolution code.", required_json);
+task_endpoint!(close, "/cases/{id}/close", CloseCase, Close, "Close a resolved case.", json_body);
+task_endpoint!(reopen, "/cases/{id}/reopen", ReopenCase, Reopen, "Reopen a resolved or closed case.", json_body);
+
+/// Remove a tag.
+#[utoipa::path(
+    delete, path = "/api/v1/cases/{id}/tags/{tag}", tag = "cases",
+    params(("id" = String, Path, description = "Case id or key"), ("tag" = String, Path), ("Prefer" = Option<String>, Header)),
+    responses((status = 202, body = Accepted), (status = 200, body = Case), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[delete("/cases/{id}/tags/{tag}")]
+pub async fn untag(state: Data<AppState>, auth: Auth, req: HttpRequest, path: Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    let (id, raw_tag) = path.into_inner();
+    let parsed = Tag::parse(&raw_tag)?;
+    task(&state, &auth, &req, &id, CaseCommand::Untag(TagCase { tag: parsed })).await
+}
+
+/// Query of the case list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    pub stage: Option<String>,
+    pub queue: Option<String>,
+    /// A user name, or `me`.
+    pub assignee: Option<String>,
+    pub priority: Option<String>,
+    pub tag: Option<String>,
+    /// `open`, `resolved` or `closed`.
+    pub status: Option<String>,
+    pub definition: Option<String>,
+    /// Full-text search over key, title, description, comments, tags and requester.
+    pub q: Option<String>,
+    /// `updatedAt`, `createdAt` or `key`; prefix `-` for descending. Default `-updatedAt`.
+    pub sort: Option<String>,
+    pub limit: Option<usize>,
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of cases.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CasePage {
+    pub items: Vec<CaseSummary>,
+    pub next_cursor: Option<String>,
+}
+
+/// List cases, filtered, sorted and paged by cursor.
+#[utoipa::path(
+    get, path = "/api/v1/cases", tag = "cases", params(ListParams),
+    responses((status = 200, body = CasePage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/cases")]
+pub async fn list_cases(state: Data<AppState>, auth: Auth, params: Query<ListParams>) -> Result<HttpResponse, ApiError> {
+    let p = params.into_inner();
+    let api = &state.platform.config.api;
+    let (descending, sort_name) = match p.sort.as_deref() {
+        Some(s) => s.strip_prefix('-').map_or((false, s), |rest| (true, rest)),
+        None => (true, "updatedAt"),
+    };
+    let sort = match sort_name {
+        "updatedAt" => SortKey::UpdatedAt,
+        "createdAt" => SortKey::CreatedAt,
+        "key" => SortKey::Key,
+        other => {
+            return Err(ApiError::validation(format!("sort '{other}' is not one of updatedAt, createdAt, key"))
+                .with_details(serde_json::json!({"field": "sort"})));
+        }
+    };
+    let limit = p.limit.unwrap_or(api.default_page_size);
+    if limit == 0 || limit > api.max_page_size {
+        return Err(ApiError::validation(format!("limit must be between 1 and {}", api.max_page_size))
+            .with_details(serde_json::json!({"field": "limit"})));
+    }
+    let after = match &p.cursor {
+        Some(c) => Some(
+            Cursor::decode(c)
+                .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "CW-BAD-CURSOR", "the cursor is not one this API issued"))?,
+        ),
+        None => None,
+    };
+    let query = CaseQuery {
+        stage: p.stage,
+        queue: p.queue,
+        assignee: p.assignee.map(|a| if a == "me" { auth.name.clone() } else { a }),
+        priority: p.priority,
+        tag: p.tag.map(|t| t.to_lowercase()),
+        status: p.status,
+        definition: p.definition,
+        text: p.q.filter(|q| !q.trim().is_empty()),
+        sort,
+        descending,
+        limit,
+        after,
+    };
+    let page = state.platform.reads.list_cases(&auth.tenant, &query).await?;
+    Ok(HttpResponse::Ok().json(CasePage {
+        items: page.items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Query of the case detail.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct DetailParams {
+    /// RFC 3339 time: the case as it was then, rebuilt from its events.
+    pub as_of: Option<String>,
+}
+
+fn etag_matches(req: &HttpRequest, etag: &str) -> bool {
+    req.headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').map(|t| t.trim().trim_start_matches("W/")).any(|t| t == etag || t == "*"))
+}
+
+/// The case detail. Its revision is the ETag; `If-None-Match` gives 304.
+#[utoipa::path(
+    get, path = "/api/v1/cases/{id}", tag = "cases",
+    params(("id" = String, Path, description = "Case id or key"), DetailParams, ("If-None-Match" = Option<String>, Header)),
+    responses((status = 200, body = Case), (status = 304, description = "Not modified"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/cases/{id}")]
+pub async fn get_case(state: Data<AppState>, auth: Auth, req: HttpRequest, id: Path<String>, params: Query<DetailParams>) -> Result<HttpResponse, ApiError> {
+    let case_id = resolve_case(&state, &auth.tenant, &id).await?;
+    let case = match &params.as_of {
+        Some(raw) => {
+            let at: DateTime<Utc> = DateTime::parse_from_rfc3339(raw)
+                .map_err(|e| ApiError::validation(format!("asOf must be an RFC 3339 time: {e}")).with_details(serde_json::json!({"field": "asOf"})))?
+                .with_timezone(&Utc);
+            let events = state.platform.events.load(&auth.tenant, case_id).await?;
+            Some(replay(&events, Some(at))?).filter(Case::exists)
+        }
+        None => state.platform.reads.get_case(&auth.tenant, case_id).await?,
+    };
+    let case = case.ok_or_else(|| ApiError::not_found("case"))?;
+    let etag = format!("\"{}\"", case.revision);
+    if etag_matches(&req, &etag) {
+        return Ok(HttpResponse::NotModified().insert_header((header::ETAG, etag)).finish());
+    }
+    Ok(HttpResponse::Ok().insert_header((header::ETAG, etag)).json(case))
+}
+
+/// The case history.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct History {
+    /// CloudEvents (structured JSON), oldest first.
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<serde_json::Value>,
+}
+
+/// The case's events, oldest first, as CloudEvents.
+#[utoipa::path(
+    get, path = "/api/v1/cases/{id}/history", tag = "cases",
+    params(("id" = String, Path, description = "Case id or key")),
+    responses((status = 200, body = History), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/cases/{id}/history")]
+pub async fn history(state: Data<AppState>, auth: Auth, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    let case_id = resolve_case(&state, &auth.tenant, &id).await?;
+    let timeline = state.platform.reads.timeline(&auth.tenant, case_id).await?;
+    if timeline.is_empty() {
+        return Err(ApiError::not_found("case"));
+    }
+    Ok(HttpResponse::Ok().json(History {
+        items: timeline.iter().map(event_to_json).collect(),
+    }))
+}

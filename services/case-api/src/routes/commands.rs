@@ -1,0 +1,137 @@
+//! `/api/v1/commands`: the generic command envelope for integrations, the
+//! command log and cancellation.
+
+use actix_web::http::StatusCode;
+use actix_web::web::{Data, Path};
+use actix_web::{HttpRequest, HttpResponse, get, post};
+use casewire_domain::{Case, CaseCommand};
+use casewire_ports::{CancelResult, CommandRecord};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Auth;
+use crate::body::Body;
+use crate::error::{ApiError, ErrorBody, required_json, serde_error};
+use crate::routes::cases::resolve_case;
+use crate::state::AppState;
+use crate::submit::{Accepted, submit};
+
+/// A command in the generic envelope.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GenericCommand {
+    /// Client-chosen id; resending the same id does not run the command twice.
+    pub command_id: Option<Uuid>,
+    /// The case id or key; for `case.open`, an optional id for the new case.
+    pub case_id: Option<String>,
+    /// The command, e.g. `case.assign` (see `/api/v1/commands/description`).
+    #[serde(rename = "type")]
+    pub command_type: String,
+    /// The command's payload.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub data: Value,
+}
+
+/// Submit any command.
+#[utoipa::path(
+    post, path = "/api/v1/commands", tag = "commands", request_body = GenericCommand,
+    params(("Prefer" = Option<String>, Header, description = "`wait=N` (RFC 7240)")),
+    responses(
+        (status = 202, body = Accepted), (status = 200, body = Case), (status = 201, body = Case),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+#[post("/commands")]
+pub async fn post_command(state: Data<AppState>, auth: Auth, req: HttpRequest, body: Body) -> Result<HttpResponse, ApiError> {
+    let generic: GenericCommand = required_json(&body)?;
+    if !CaseCommand::CATALOGUE.iter().any(|(name, _)| *name == generic.command_type) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "CW-VALIDATION",
+            format!("unknown command type '{}'", generic.command_type),
+        )
+        .with_details(serde_json::json!({"field": "type"})));
+    }
+    let command: CaseCommand =
+        serde_json::from_value(serde_json::json!({"type": generic.command_type, "data": generic.data})).map_err(|e| serde_error(&e))?;
+    if let Some(id) = generic.command_id {
+        // A retry of a command we already have: answer with what we know.
+        if let Some(existing) = state.platform.reads.get_command(id).await? {
+            if existing.tenant != auth.tenant {
+                return Err(ApiError::new(StatusCode::CONFLICT, "CW-CONFLICT", "that command id is taken"));
+            }
+            return Ok(HttpResponse::Accepted().json(Accepted {
+                command_id: existing.id,
+                case_id: existing.case_id,
+                key: None,
+                status: existing.status,
+            }));
+        }
+    }
+    let case_id = match (&command, generic.case_id.as_deref()) {
+        (CaseCommand::Open(_), Some(raw)) => raw
+            .parse::<Uuid>()
+            .map_err(|_| ApiError::validation("caseId of case.open must be a UUID").with_details(serde_json::json!({"field": "caseId"})))?,
+        (CaseCommand::Open(_), None) => Uuid::now_v7(),
+        (_, Some(raw)) => resolve_case(&state, &auth.tenant, raw).await?,
+        (_, None) => {
+            return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CW-VALIDATION", "caseId is required")
+                .with_details(serde_json::json!({"field": "caseId"})));
+        }
+    };
+    submit(&state, &auth, &req, case_id, command, generic.command_id).await
+}
+
+async fn own_command(state: &AppState, auth: &Auth, id: &str) -> Result<CommandRecord, ApiError> {
+    let id: Uuid = id.parse().map_err(|_| ApiError::not_found("command"))?;
+    state
+        .platform
+        .reads
+        .get_command(id)
+        .await?
+        .filter(|r| r.tenant == auth.tenant)
+        .ok_or_else(|| ApiError::not_found("command"))
+}
+
+/// A command's state: pending, processing, processed, rejected (with the
+/// reason) or cancelled.
+#[utoipa::path(
+    get, path = "/api/v1/commands/{id}", tag = "commands",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = CommandRecord), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/commands/{id}")]
+pub async fn get_command(state: Data<AppState>, auth: Auth, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(own_command(&state, &auth, &id).await?))
+}
+
+/// Cancel a command; works only while it is still pending.
+#[utoipa::path(
+    post, path = "/api/v1/commands/{id}/cancel", tag = "commands",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = CommandRecord), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[post("/commands/{id}/cancel")]
+pub async fn cancel_command(state: Data<AppState>, auth: Auth, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    let record = own_command(&state, &auth, &id).await?;
+    match state.platform.reads.cancel_command(record.id).await? {
+        CancelResult::Cancelled(r) => {
+            tracing::info!(command_id = %r.id, case_id = %r.case_id, "Cancelled a command");
+            Ok(HttpResponse::Ok().json(r))
+        }
+        CancelResult::NotPending(r) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "CW-NOT-PENDING",
+            format!("the command is {:?} and can no longer be cancelled", r.status).to_lowercase(),
+        )
+        .with_details(serde_json::to_value(&r).unwrap_or_default())),
+        CancelResult::NotFound => Err(ApiError::not_found("command")),
+    }
+}

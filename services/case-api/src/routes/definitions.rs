@@ -1,0 +1,76 @@
+//! `/api/v1/definitions`: import (each import is a new version) and read.
+
+use actix_web::http::StatusCode;
+use actix_web::web::{Data, Path, Query};
+use actix_web::{HttpResponse, get, post};
+use casewire_domain::CaseDefinition;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Auth;
+use crate::body::Body;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+/// The definitions of a tenant.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DefinitionList {
+    pub items: Vec<CaseDefinition>,
+}
+
+/// The newest version of every definition.
+#[utoipa::path(
+    get, path = "/api/v1/definitions", tag = "definitions",
+    responses((status = 200, body = DefinitionList), (status = 401, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/definitions")]
+pub async fn list_definitions(state: Data<AppState>, auth: Auth) -> Result<HttpResponse, ApiError> {
+    let items = state.platform.reads.list_definitions(&auth.tenant).await?;
+    Ok(HttpResponse::Ok().json(DefinitionList { items }))
+}
+
+/// Query of one definition.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct VersionParam {
+    /// A version; the newest when absent.
+    pub version: Option<u32>,
+}
+
+/// One definition.
+#[utoipa::path(
+    get, path = "/api/v1/definitions/{id}", tag = "definitions",
+    params(("id" = String, Path), VersionParam),
+    responses((status = 200, body = CaseDefinition), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/definitions/{id}")]
+pub async fn get_definition(state: Data<AppState>, auth: Auth, id: Path<String>, q: Query<VersionParam>) -> Result<HttpResponse, ApiError> {
+    let def = state.platform.reads.get_definition(&auth.tenant, &id, q.version).await?;
+    def.map(|d| HttpResponse::Ok().json(d)).ok_or_else(|| ApiError::not_found("definition"))
+}
+
+/// Imports a definition and stores it as the next version of its id.
+pub async fn import(state: &AppState, tenant: &str, source: &str) -> Result<CaseDefinition, ApiError> {
+    let def = CaseDefinition::parse_yaml(source)?;
+    let stored = state.platform.reads.put_definition(tenant, &def).await?;
+    tracing::info!(definition = %stored.id, version = stored.version, "Imported a case definition");
+    Ok(stored)
+}
+
+/// Import a definition (YAML or JSON body). Each import is a new version.
+#[utoipa::path(
+    post, path = "/api/v1/definitions", tag = "definitions",
+    request_body(content = String, content_type = "application/yaml", description = "The definition in YAML or JSON"),
+    responses((status = 201, body = CaseDefinition), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[post("/definitions")]
+pub async fn post_definition(state: Data<AppState>, auth: Auth, body: Body) -> Result<HttpResponse, ApiError> {
+    let source = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "CW-VALIDATION", "the definition must be UTF-8 text"))?;
+    let stored = import(&state, &auth.tenant, source).await?;
+    Ok(HttpResponse::Created().json(stored))
+}

@@ -1,0 +1,106 @@
+//! `GET /api/v1/events`: the live NDJSON stream of the caller's tenant's
+//! events, with heartbeats, resumable from a position.
+
+use std::time::{Duration, Instant};
+
+use actix_web::web::{Bytes, Data, Query};
+use actix_web::{HttpResponse, get};
+use casewire_ports::envelope::event_to_json;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+/// Stream options.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StreamParams {
+    /// First position to deliver (inclusive). Absent: only new events. To
+    /// resume, pass the last `position` you saw plus one.
+    pub from: Option<u64>,
+    /// Seconds between heartbeats while idle (default from config).
+    pub heartbeat: Option<u64>,
+}
+
+struct Cursor {
+    state: AppState,
+    tenant: String,
+    next: u64,
+    heartbeat: Duration,
+    last_line: Instant,
+    head: Option<tokio::sync::watch::Receiver<u64>>,
+    poll: Duration,
+}
+
+impl Cursor {
+    /// The next chunk of lines: events, or a heartbeat when idle too long.
+    async fn next_chunk(&mut self) -> Result<Bytes, ApiError> {
+        loop {
+            let batch = self.state.platform.events.read_all(self.next, 200).await?;
+            if let Some(last) = batch.last() {
+                self.next = last.position + 1;
+                let mut out = Vec::new();
+                for record in batch.iter().filter(|r| r.tenant == self.tenant) {
+                    serde_json::to_writer(&mut out, &event_to_json(record)).map_err(|e| ApiError::internal(&e))?;
+                    out.push(b'\n');
+                }
+                if !out.is_empty() {
+                    self.last_line = Instant::now();
+                    return Ok(Bytes::from(out));
+                }
+                continue;
+            }
+            let until_heartbeat = self.heartbeat.saturating_sub(self.last_line.elapsed());
+            if until_heartbeat.is_zero() {
+                self.last_line = Instant::now();
+                let line = serde_json::json!({"heartbeat": chrono::Utc::now(), "position": self.next.saturating_sub(1)});
+                return Ok(Bytes::from(format!("{line}\n")));
+            }
+            let wait = until_heartbeat.min(self.poll);
+            match &mut self.head {
+                Some(rx) => {
+                    let _ = tokio::time::timeout(wait, rx.changed()).await;
+                }
+                None => tokio::time::sleep(wait).await,
+            }
+        }
+    }
+}
+
+/// Live NDJSON stream of CloudEvents; each line carries its `position`.
+/// Idle streams get `{"heartbeat": <time>, "position": <last>}` lines.
+#[utoipa::path(
+    get, path = "/api/v1/events", tag = "events", params(StreamParams),
+    responses((status = 200, description = "application/x-ndjson: one CloudEvent per line", content_type = "application/x-ndjson"), (status = 401, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/events")]
+pub async fn stream(state: Data<AppState>, auth: Auth, params: Query<StreamParams>) -> Result<HttpResponse, ApiError> {
+    let config = &state.platform.config.stream;
+    let next = match params.from {
+        Some(from) => from.max(1),
+        None => state.platform.events.head().await? + 1,
+    };
+    let heartbeat = Duration::from_secs(params.heartbeat.unwrap_or(config.heartbeat_secs).clamp(1, 300));
+    let cursor = Cursor {
+        head: state.platform.events.watch_head(),
+        poll: Duration::from_millis(config.poll_ms),
+        state: state.get_ref().clone(),
+        tenant: auth.tenant.clone(),
+        next,
+        heartbeat,
+        last_line: Instant::now(),
+    };
+    let body = futures::stream::unfold(cursor, |mut cursor| async move {
+        let chunk = cursor.next_chunk().await;
+        Some((chunk, cursor))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body))
+}

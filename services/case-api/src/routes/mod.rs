@@ -1,0 +1,8 @@
+//! HTTP handlers, one module per resource.
+
+pub mod cases;
+pub mod commands;
+pub mod definitions;
+pub mod dev_auth;
+pub mod docs;
+pub mod events;

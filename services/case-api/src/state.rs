@@ -1,0 +1,75 @@
+//! Shared state of the API workers, and the outcome listener that wakes
+//! requests waiting with `Prefer: wait`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use casewire_oidc::{DevIssuer, JwksVerifier};
+use casewire_ports::{CommandOutcome, StartFrom, Topic};
+use casewire_runtime::Platform;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Requests waiting for a command's outcome.
+#[derive(Debug, Default, Clone)]
+pub struct Waiters {
+    inner: Arc<Mutex<HashMap<Uuid, Vec<oneshot::Sender<CommandOutcome>>>>>,
+}
+
+impl Waiters {
+    /// Registers interest in a command's outcome. Call before publishing it.
+    pub fn register(&self, command_id: Uuid) -> oneshot::Receiver<CommandOutcome> {
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut map) = self.inner.lock() {
+            map.entry(command_id).or_default().push(tx);
+        }
+        rx
+    }
+
+    /// Forgets a command (the waiter gave up).
+    pub fn forget(&self, command_id: Uuid) {
+        if let Ok(mut map) = self.inner.lock() {
+            map.remove(&command_id);
+        }
+    }
+
+    fn deliver(&self, outcome: &CommandOutcome) {
+        let senders = self.inner.lock().ok().and_then(|mut m| m.remove(&outcome.command_id));
+        for tx in senders.into_iter().flatten() {
+            let _ = tx.send(outcome.clone());
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub platform: Platform,
+    pub verifier: JwksVerifier,
+    pub dev_issuer: Option<DevIssuer>,
+    pub waiters: Waiters,
+    pub public_url: String,
+}
+
+/// Listens on `casewire.outcomes` and wakes waiting requests. Each API
+/// process reads every outcome (no group), starting from now.
+pub async fn listen_for_outcomes(state: AppState, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let mut sub = state.platform.bus.subscribe(None, Topic::Outcomes, StartFrom::Latest).await?;
+    loop {
+        let msg = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            msg = sub.next() => msg,
+        };
+        match msg {
+            Ok(msg) => match CommandOutcome::from_json(&msg.payload) {
+                Ok(outcome) => state.waiters.deliver(&outcome),
+                Err(e) => tracing::warn!(error = %e, "Ignored an unreadable outcome"),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "Outcome listener lost the bus; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        }
+    }
+}

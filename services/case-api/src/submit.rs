@@ -1,0 +1,249 @@
+//! Accepting commands: early validation against the current state (so an
+//! obviously invalid command is a 4xx now, not a rejection later), key
+//! allocation for `open`, the command log entry, the publish, and the
+//! optional wait for the outcome.
+
+use std::time::{Duration, Instant};
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse};
+use casewire_case_engine::decide;
+use casewire_domain::types::CaseKey;
+use casewire_domain::{Case, CaseCommand};
+use casewire_oidc::Principal;
+use casewire_ports::event_store::replay;
+use casewire_ports::{CommandEnvelope, CommandRecord, CommandStatus, OutcomeStatus, Topic};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use tracing::Instrument;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The answer to an accepted command.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Accepted {
+    pub command_id: Uuid,
+    pub case_id: Uuid,
+    /// The allocated human key, for `case.open`.
+    pub key: Option<String>,
+    pub status: CommandStatus,
+}
+
+/// Reads `Prefer: wait=N` (RFC 7240), capped by the configured maximum.
+pub fn preferred_wait(req: &HttpRequest, max_secs: u64) -> Option<Duration> {
+    req.headers()
+        .get_all("prefer")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .filter_map(|p| p.trim().strip_prefix("wait="))
+        .filter_map(|n| n.trim().parse::<u64>().ok())
+        .next()
+        .map(|n| Duration::from_secs(n.min(max_secs)))
+}
+
+/// A placeholder key for the early check of `open`; the real one is
+/// allocated only once the command passed, so rejected opens burn no key.
+const PROBE_KEY: &str = "XX-000000";
+
+/// Submits a command and answers the HTTP request for it.
+pub async fn submit(
+    state: &AppState,
+    principal: &Principal,
+    req: &HttpRequest,
+    case_id: Uuid,
+    command: CaseCommand,
+    command_id: Option<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let command_id = command_id.unwrap_or_else(Uuid::now_v7);
+    let span = tracing::info_span!("submit", case_id = %case_id, command_id = %command_id, command = command.name());
+    submit_in_span(state, principal, req, case_id, command, command_id)
+        .instrument(span)
+        .await
+}
+
+async fn submit_in_span(
+    state: &AppState,
+    principal: &Principal,
+    req: &HttpRequest,
+    case_id: Uuid,
+    mut command: CaseCommand,
+    command_id: Uuid,
+) -> Result<HttpResponse, ApiError> {
+    let platform = &state.platform;
+    let correlation_id = req
+        .headers()
+        .get("x-correlation-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(command_id);
+    // Ids the domain needs are fixed here, so a redelivery decides the same.
+    if let CaseCommand::Comment(c) = &mut command {
+        c.comment_id.get_or_insert_with(Uuid::now_v7);
+    }
+    let is_open = matches!(command, CaseCommand::Open(_));
+
+    let mut envelope = CommandEnvelope {
+        command_id,
+        case_id,
+        tenant: principal.tenant.clone(),
+        actor: principal.name.clone(),
+        correlation_id,
+        case_key: is_open.then(|| PROBE_KEY.to_owned()),
+        issued_at: Utc::now(),
+        command,
+    };
+    let decided = decide(&*platform.events, &*platform.reads, &envelope).await?;
+    let decided = decided?;
+    if is_open {
+        let prefix = &decided.definition.key_prefix;
+        let n = platform.events.allocate_key(&envelope.tenant, prefix.as_str()).await?;
+        envelope.case_key = Some(CaseKey::new(prefix, n).as_str().to_owned());
+    }
+    platform
+        .reads
+        .insert_command(&CommandRecord {
+            id: command_id,
+            tenant: envelope.tenant.clone(),
+            case_id,
+            command_type: envelope.command.name().to_owned(),
+            status: CommandStatus::Pending,
+            actor: envelope.actor.clone(),
+            accepted_at: envelope.issued_at,
+            finished_at: None,
+            revision: None,
+            error: None,
+        })
+        .await?;
+    let wait = preferred_wait(req, platform.config.api.max_wait_secs);
+    let waiter = wait.map(|_| state.waiters.register(command_id));
+    if let Err(e) = platform
+        .bus
+        .publish(Topic::Commands, vec![(case_id.to_string(), envelope.to_json())])
+        .await
+    {
+        state.waiters.forget(command_id);
+        // Never accepted: record why, so GET /commands/{id} does not say pending forever.
+        let _ = platform
+            .reads
+            .finish_command(&CommandRecord {
+                id: command_id,
+                tenant: envelope.tenant.clone(),
+                case_id,
+                command_type: envelope.command.name().to_owned(),
+                status: CommandStatus::Rejected,
+                actor: envelope.actor.clone(),
+                accepted_at: envelope.issued_at,
+                finished_at: Some(Utc::now()),
+                revision: None,
+                error: Some(serde_json::json!({"code": "CW-UNAVAILABLE", "message": "the command bus was unavailable"})),
+            })
+            .await;
+        return Err(e.into());
+    }
+    metrics::counter!("casewire_commands_accepted_total", "type" => envelope.command.name()).increment(1);
+    tracing::info!("Accepted a command");
+
+    let accepted = Accepted {
+        command_id,
+        case_id,
+        key: envelope.case_key.clone().filter(|_| is_open),
+        status: CommandStatus::Pending,
+    };
+    let (Some(wait), Some(waiter)) = (wait, waiter) else {
+        return Ok(accepted_response(&accepted));
+    };
+    let deadline = Instant::now() + wait;
+    match wait_for_outcome(state, command_id, waiter, deadline).await? {
+        None => Ok(accepted_response(&accepted)),
+        Some((OutcomeStatus::Processed, revision, _)) => {
+            let case = visible_case(state, &envelope.tenant, case_id, revision.unwrap_or(0), deadline).await?;
+            let status = if is_open { StatusCode::CREATED } else { StatusCode::OK };
+            let mut res = HttpResponse::build(status);
+            res.insert_header(("Preference-Applied", format!("wait={}", wait.as_secs())))
+                .insert_header((header::ETAG, format!("\"{}\"", case.revision)));
+            if is_open {
+                res.insert_header((header::LOCATION, format!("/api/v1/cases/{case_id}")));
+            }
+            Ok(res.json(case))
+        }
+        Some((OutcomeStatus::Rejected, _, error)) => {
+            Err(ApiError::from_rejection(&error.unwrap_or_else(|| serde_json::json!({}))))
+        }
+        Some((OutcomeStatus::Cancelled, _, _)) => {
+            Err(ApiError::new(StatusCode::CONFLICT, "CW-CANCELLED", "the command was cancelled"))
+        }
+    }
+}
+
+fn accepted_response(accepted: &Accepted) -> HttpResponse {
+    HttpResponse::Accepted()
+        .insert_header((header::LOCATION, format!("/api/v1/commands/{}", accepted.command_id)))
+        .json(accepted)
+}
+
+type Finished = (OutcomeStatus, Option<u64>, Option<serde_json::Value>);
+
+/// Waits for the outcome on the bus; the command log is checked too, so an
+/// outcome published before we listened is not missed.
+async fn wait_for_outcome(
+    state: &AppState,
+    command_id: Uuid,
+    mut waiter: tokio::sync::oneshot::Receiver<casewire_ports::CommandOutcome>,
+    deadline: Instant,
+) -> Result<Option<Finished>, ApiError> {
+    let mut poll = tokio::time::interval(Duration::from_millis(250));
+    poll.tick().await;
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            state.waiters.forget(command_id);
+            return Ok(None);
+        }
+        tokio::select! {
+            outcome = &mut waiter => {
+                if let Ok(o) = outcome {
+                    return Ok(Some((o.status, o.revision, o.error)));
+                }
+                // The sender went away; fall back to polling the log.
+                waiter = state.waiters.register(command_id);
+            }
+            _ = poll.tick() => {
+                if let Some(rec) = state.platform.reads.get_command(command_id).await? {
+                    let status = match rec.status {
+                        CommandStatus::Processed => Some(OutcomeStatus::Processed),
+                        CommandStatus::Rejected => Some(OutcomeStatus::Rejected),
+                        CommandStatus::Cancelled => Some(OutcomeStatus::Cancelled),
+                        CommandStatus::Pending | CommandStatus::Processing => None,
+                    };
+                    if let Some(status) = status {
+                        state.waiters.forget(command_id);
+                        return Ok(Some((status, rec.revision, rec.error)));
+                    }
+                }
+            }
+            _ = tokio::time::sleep(remaining) => {}
+        }
+    }
+}
+
+/// The case once the projection shows `revision`, so a client that got
+/// 200/201 can read its own write; falls back to the event store.
+async fn visible_case(state: &AppState, tenant: &str, id: Uuid, revision: u64, deadline: Instant) -> Result<Case, ApiError> {
+    let reads = &state.platform.reads;
+    loop {
+        if let Some(case) = reads.get_case(tenant, id).await? {
+            if case.revision >= revision {
+                return Ok(case);
+            }
+        }
+        if Instant::now() >= deadline {
+            let events = state.platform.events.load(tenant, id).await?;
+            return Ok(replay(&events, None)?);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

@@ -1,0 +1,239 @@
+//! The command consumer.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use casewire_ports::envelope::event_to_json;
+use casewire_ports::{
+    BusMessage, ClaimResult, CommandEnvelope, CommandOutcome, CommandRecord, CommandStatus, EventRecord, NewEvent,
+    OutcomeStatus, StartFrom, StoreError, Topic,
+};
+use casewire_runtime::Platform;
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::decide::decide;
+
+/// The consumer group every engine instance joins.
+pub const GROUP: &str = "case-engine";
+
+/// Why handling a message stopped short.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Bus(#[from] casewire_ports::BusError),
+    /// Test hook: the process "died" between append and publish.
+    #[error("simulated crash after append")]
+    SimulatedCrash,
+}
+
+/// Decides commands. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    platform: Platform,
+    crash_after_append: Arc<AtomicBool>,
+}
+
+impl Engine {
+    /// An engine over the platform's ports.
+    pub fn new(platform: Platform) -> Self {
+        Engine {
+            platform,
+            crash_after_append: Arc::default(),
+        }
+    }
+
+    /// Test hook: make the next decision stop right after its append, as if
+    /// the process died before publishing.
+    pub fn crash_after_next_append(&self) {
+        self.crash_after_append.store(true, Ordering::SeqCst);
+    }
+
+    async fn publish_events(&self, records: &[EventRecord]) -> Result<(), EngineError> {
+        let messages = records
+            .iter()
+            .map(|r| (r.case_id.to_string(), serde_json::to_vec(&event_to_json(r)).unwrap_or_default()))
+            .collect();
+        self.platform.bus.publish(Topic::Events, messages).await?;
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        env: &CommandEnvelope,
+        status: OutcomeStatus,
+        revision: Option<u64>,
+        error: Option<serde_json::Value>,
+    ) -> Result<CommandOutcome, EngineError> {
+        let outcome = CommandOutcome {
+            command_id: env.command_id,
+            case_id: env.case_id,
+            tenant: env.tenant.clone(),
+            status,
+            revision,
+            error: error.clone(),
+        };
+        if status != OutcomeStatus::Cancelled {
+            let record = CommandRecord {
+                id: env.command_id,
+                tenant: env.tenant.clone(),
+                case_id: env.case_id,
+                command_type: env.command.name().to_owned(),
+                status: CommandStatus::from(status),
+                actor: env.actor.clone(),
+                accepted_at: env.issued_at,
+                finished_at: Some(Utc::now()),
+                revision,
+                error,
+            };
+            self.platform.reads.finish_command(&record).await?;
+        }
+        self.platform
+            .bus
+            .publish(Topic::Outcomes, vec![(env.command_id.to_string(), outcome.to_json())])
+            .await?;
+        metrics::counter!("casewire_commands_handled_total", "outcome" => format!("{status:?}").to_lowercase())
+            .increment(1);
+        Ok(outcome)
+    }
+
+    /// Handles one command to its outcome. Safe to call again for the same
+    /// command: a repeat never decides twice.
+    pub async fn handle(&self, env: &CommandEnvelope) -> Result<CommandOutcome, EngineError> {
+        let reads = &self.platform.reads;
+        let events = &self.platform.events;
+        match reads.claim_command(env.command_id).await? {
+            ClaimResult::Cancelled => {
+                tracing::info!("Skipped a cancelled command");
+                return self.finish(env, OutcomeStatus::Cancelled, None, None).await;
+            }
+            ClaimResult::Finished(record) => {
+                // Decided before; its events may not have reached the bus.
+                let caused = events.find_by_command(env.command_id).await?;
+                self.publish_events(&caused).await?;
+                let status = match record.status {
+                    CommandStatus::Rejected => OutcomeStatus::Rejected,
+                    CommandStatus::Cancelled => OutcomeStatus::Cancelled,
+                    CommandStatus::Pending | CommandStatus::Processing | CommandStatus::Processed => {
+                        OutcomeStatus::Processed
+                    }
+                };
+                return self.finish(env, status, record.revision, record.error).await;
+            }
+            ClaimResult::Claimed | ClaimResult::Unknown => {}
+        }
+        // The outbox: events already caused by this command mean it was
+        // decided and appended before a crash; publish, don't decide again.
+        let caused = events.find_by_command(env.command_id).await?;
+        if let Some(last) = caused.last() {
+            tracing::warn!(events = caused.len(), "Recovered events of a command decided before a restart");
+            self.publish_events(&caused).await?;
+            return self.finish(env, OutcomeStatus::Processed, Some(last.revision), None).await;
+        }
+        let retries = self.platform.config.engine.max_conflict_retries;
+        let mut attempt = 0;
+        loop {
+            let decided = match decide(&**events, &**reads, env).await? {
+                Ok(d) => d,
+                Err(rejection) => {
+                    tracing::info!(code = rejection.code(), reason = %rejection, "Rejected a command");
+                    return self
+                        .finish(env, OutcomeStatus::Rejected, None, Some(rejection.to_body()))
+                        .await;
+                }
+            };
+            let now = Utc::now();
+            let new: Vec<NewEvent> = decided
+                .events
+                .iter()
+                .map(|e| NewEvent::from_domain(e, now, &env.actor, env.command_id, env.correlation_id))
+                .collect();
+            match events.append(&env.tenant, env.case_id, decided.case.revision, new).await {
+                Ok(records) => {
+                    metrics::counter!("casewire_events_appended_total").increment(records.len() as u64);
+                    if self.crash_after_append.swap(false, Ordering::SeqCst) {
+                        return Err(EngineError::SimulatedCrash);
+                    }
+                    self.publish_events(&records).await?;
+                    let revision = records.last().map(|r| r.revision);
+                    return self.finish(env, OutcomeStatus::Processed, revision, None).await;
+                }
+                Err(StoreError::Conflict { expected, actual }) if attempt < retries => {
+                    attempt += 1;
+                    tracing::info!(expected, actual, attempt, "Revision conflict; reloading the case");
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    let body = serde_json::json!({
+                        "code": "CW-CONFLICT",
+                        "message": "the case kept changing; try again",
+                        "details": {"attempts": attempt + 1}
+                    });
+                    return self.finish(env, OutcomeStatus::Rejected, None, Some(body)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Handles one bus message. A message that is not a command goes to the
+    /// dead-letter topic, so the partition keeps moving.
+    pub async fn handle_message(&self, msg: &BusMessage) -> Result<(), EngineError> {
+        let env = match CommandEnvelope::from_json(&msg.payload) {
+            Ok(env) => env,
+            Err(e) => {
+                tracing::error!(error = %e, offset = msg.offset, "Moved an unreadable command to the dead-letter topic");
+                self.platform
+                    .bus
+                    .publish(Topic::Dlq, vec![(msg.key.clone(), msg.payload.clone())])
+                    .await?;
+                return Ok(());
+            }
+        };
+        let span = tracing::info_span!(
+            "command",
+            case_id = %env.case_id,
+            command_id = %env.command_id,
+            correlation_id = %env.correlation_id,
+            command = env.command.name()
+        );
+        self.handle(&env).instrument(span).await.map(|_| ())
+    }
+}
+
+/// Runs the engine until `shutdown`: one consumer in the `case-engine`
+/// group, handling its partitions' commands one at a time, which makes it
+/// the single writer of every case it owns.
+pub async fn run(platform: Platform, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let engine = Engine::new(platform.clone());
+    let mut sub = platform.bus.subscribe(Some(GROUP), Topic::Commands, StartFrom::Earliest).await?;
+    tracing::info!("Case engine started");
+    loop {
+        let msg = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            msg = sub.next() => msg?,
+        };
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match engine.handle_message(&msg).await {
+                Ok(()) => break,
+                Err(EngineError::SimulatedCrash) => return Err(EngineError::SimulatedCrash.into()),
+                Err(e) => {
+                    // Infrastructure trouble: keep the message, try again.
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "Command handling failed; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        sub.commit(&msg).await?;
+    }
+    tracing::info!("Case engine stopped");
+    Ok(())
+}

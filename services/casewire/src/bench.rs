@@ -1,0 +1,216 @@
+//! `casewire bench`: drives a fresh embedded platform over HTTP with N
+//! concurrent clients and reports accepted and visible commands/s and the
+//! accept→visible latency, next to a baseline measured in the same run: the
+//! raw append rate of the SQLite event store on the same disk. Figures are
+//! printed, never asserted.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use casewire_ports::{CaseQuery, EventStore, NewEvent, SortKey};
+use casewire_runtime::Config;
+use casewire_sqlite::{Durability, SqliteEventStore};
+use serde_json::json;
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use crate::client::Client;
+use crate::embedded::{Embedded, Services};
+
+/// Options of `casewire bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Concurrent HTTP clients, each working its own case.
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// Commands in total.
+    #[arg(long, default_value_t = 2000)]
+    pub commands: usize,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+struct Sent {
+    case: usize,
+    revision: u64,
+    accepted_at: Instant,
+    visible_at: Option<Instant>,
+}
+
+/// Runs the benchmark.
+pub async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.clients > 0 && args.commands >= args.clients, "need at least one command per client");
+    let dir = tempfile::tempdir().context("creating a temporary data dir")?;
+    let mut config = base.clone();
+    config.data_dir = dir.path().join("platform");
+    config.api.bind.set_port(0);
+    config.management.bind.set_port(0);
+    config.demo.enabled = false;
+    let platform = Embedded::start(config, Services::default()).await?;
+    let admin = platform.client("carol")?;
+    let r = admin.import_definition(crate::DEMO_DEFINITIONS[0].1).await?;
+    anyhow::ensure!(r.status.as_u16() == 201, "definition import failed: {}", r.body);
+    let worker = platform.client("alice")?;
+    let mut case_ids = Vec::new();
+    for i in 0..args.clients {
+        let r = worker
+            .post_wait(
+                "/api/v1/cases",
+                &json!({"definition": "customer-complaint", "title": format!("Bench case {i}"), "data": {"channel": "web", "product": "bench"}}),
+            )
+            .await?;
+        anyhow::ensure!(r.status.as_u16() == 201, "opening a bench case failed: {}", r.body);
+        case_ids.push(r.body["id"].as_str().context("case id")?.to_owned());
+    }
+
+    let sent: Arc<Mutex<Vec<Sent>>> = Arc::default();
+    let per_client = args.commands / args.clients;
+    let total = per_client * args.clients;
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for (idx, id) in case_ids.iter().enumerate() {
+        let (client, sent, id) = (Client::new(&platform.url(), &platform.token("alice")?), sent.clone(), id.clone());
+        clients.push(tokio::spawn(async move {
+            let mut accept_latencies = Vec::with_capacity(per_client);
+            for n in 0..per_client {
+                let t = Instant::now();
+                let r = client
+                    .post(&format!("/api/v1/cases/{id}/comments"), &json!({"body": format!("bench comment {n}")}))
+                    .await?;
+                anyhow::ensure!(r.status.as_u16() == 202, "command refused: {} {}", r.status, r.body);
+                let now = Instant::now();
+                accept_latencies.push(now - t);
+                sent.lock().await.push(Sent {
+                    case: idx,
+                    revision: 2 + n as u64,
+                    accepted_at: now,
+                    visible_at: None,
+                });
+            }
+            Ok(accept_latencies)
+        }));
+    }
+
+    // The watcher reads the projection directly: one list query a round
+    // returns every bench case's revision.
+    let reads = platform.platform.reads.clone();
+    let tenant = platform.platform.config.default_tenant.clone();
+    let watcher = {
+        let sent = sent.clone();
+        let case_ids = case_ids.clone();
+        tokio::spawn(async move {
+            let query = CaseQuery {
+                limit: case_ids.len(),
+                sort: SortKey::Key,
+                ..CaseQuery::default()
+            };
+            let deadline = Instant::now() + Duration::from_secs(600);
+            loop {
+                let page = reads.list_cases(&tenant, &query).await?;
+                let now = Instant::now();
+                let revisions: Vec<u64> = case_ids
+                    .iter()
+                    .map(|id| page.items.iter().find(|c| c.id.to_string() == *id).map_or(0, |c| c.revision))
+                    .collect();
+                let mut guard = sent.lock().await;
+                for s in guard.iter_mut().filter(|s| s.visible_at.is_none()) {
+                    if revisions[s.case] >= s.revision {
+                        s.visible_at = Some(now);
+                    }
+                }
+                let done = guard.len() == total && guard.iter().all(|s| s.visible_at.is_some());
+                drop(guard);
+                if done {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                anyhow::ensure!(Instant::now() < deadline, "commands did not become visible within 10 minutes");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    let mut accept_latencies = Vec::new();
+    for c in clients {
+        accept_latencies.extend(c.await??);
+    }
+    watcher.await??;
+    let sent = sent.lock().await;
+    let last_accept = sent.iter().map(|s| s.accepted_at).max().unwrap_or(started);
+    let last_visible = sent.iter().filter_map(|s| s.visible_at).max().unwrap_or(started);
+    let mut visibility: Vec<Duration> = sent.iter().filter_map(|s| s.visible_at.map(|v| v - s.accepted_at)).collect();
+    visibility.sort();
+    accept_latencies.sort();
+    let accepted_rate = total as f64 / (last_accept - started).as_secs_f64();
+    let visible_rate = total as f64 / (last_visible - started).as_secs_f64();
+    drop(sent);
+    platform.stop().await?;
+
+    // Baseline: the event store alone, one append per command, as the engine does.
+    let durability = match base.store.durability {
+        casewire_runtime::config::Durability::Normal => Durability::Normal,
+        casewire_runtime::config::Durability::Full => Durability::Full,
+    };
+    let raw = SqliteEventStore::open(&dir.path().join("raw-events.db"), durability)?;
+    let streams: Vec<Uuid> = (0..args.clients).map(|_| Uuid::now_v7()).collect();
+    let raw_started = Instant::now();
+    for n in 0..total {
+        let stream = n % args.clients;
+        let expected = (n / args.clients) as u64;
+        let cmd = Uuid::now_v7();
+        let event = NewEvent {
+            id: Uuid::now_v7(),
+            event_type: "casewire.case.comment-added.v1".into(),
+            data: json!({"commentId": Uuid::now_v7(), "parentId": null, "body": format!("bench comment {n}"), "visibility": "internal", "author": "alice"}),
+            time: chrono::Utc::now(),
+            actor: "alice".into(),
+            command_id: cmd,
+            correlation_id: cmd,
+        };
+        raw.append("bench", streams[stream], expected, vec![event]).await?;
+    }
+    let raw_rate = total as f64 / raw_started.elapsed().as_secs_f64();
+    let ratio = visible_rate / raw_rate;
+
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "clients": args.clients, "commands": total,
+                "acceptedPerSec": accepted_rate, "visiblePerSec": visible_rate,
+                "acceptMs": {"p50": ms(percentile(&accept_latencies, 0.5)), "p99": ms(percentile(&accept_latencies, 0.99))},
+                "acceptToVisibleMs": {"p50": ms(percentile(&visibility, 0.5)), "p99": ms(percentile(&visibility, 0.99)), "max": ms(visibility.last().copied().unwrap_or_default())},
+                "rawAppendPerSec": raw_rate, "ratioVisibleToRaw": ratio,
+            })
+        );
+    } else {
+        println!("Casewire bench: embedded runtime (SQLite stores, in-process bus), {} clients, {total} commands", args.clients);
+        println!(
+            "  accepted (HTTP 202)        {accepted_rate:>9.1} commands/s   accept latency p50 {:.2} ms, p99 {:.2} ms",
+            ms(percentile(&accept_latencies, 0.5)),
+            ms(percentile(&accept_latencies, 0.99))
+        );
+        println!("  visible in the projection  {visible_rate:>9.1} commands/s");
+        println!(
+            "  accept -> visible          p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            ms(percentile(&visibility, 0.5)),
+            ms(percentile(&visibility, 0.99)),
+            ms(visibility.last().copied().unwrap_or_default())
+        );
+        println!("  baseline: raw SQLite event-store append  {raw_rate:>9.1} appends/s (same disk, same run)");
+        println!("  ratio visible / raw append               {ratio:>9.3}");
+    }
+    Ok(())
+}
