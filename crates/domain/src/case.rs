@@ -160,10 +160,18 @@ impl Case {
                 .key
                 .ok_or_else(|| DomainError::invalid("key", "no key was allocated for the new case"))?;
             if open.definition != def.id {
-                return Err(DomainError::invalid("definition", "does not match the loaded definition"));
+                return Err(DomainError::invalid(
+                    "definition",
+                    "does not match the loaded definition",
+                ));
             }
             let title = text("title", &open.title, MAX_TITLE, true)?;
-            let description = text("description", open.description.as_deref().unwrap_or(""), MAX_TEXT, false)?;
+            let description = text(
+                "description",
+                open.description.as_deref().unwrap_or(""),
+                MAX_TEXT,
+                false,
+            )?;
             def.validate_data(&open.data)?;
             let priority = match &open.priority {
                 Some(p) if !def.has_priority(p) => return Err(DomainError::UnknownPriority(p.clone())),
@@ -245,7 +253,10 @@ impl Case {
             }
             CaseCommand::Assign(c) => {
                 if self.assignee.as_deref() == Some(c.assignee.as_str()) {
-                    return Err(DomainError::NoChange(format!("the case is already assigned to {}", c.assignee)));
+                    return Err(DomainError::NoChange(format!(
+                        "the case is already assigned to {}",
+                        c.assignee
+                    )));
                 }
                 CaseEvent::Assigned(CaseAssigned {
                     assignee: c.assignee.as_str().to_owned(),
@@ -260,7 +271,10 @@ impl Case {
             },
             CaseCommand::Route(c) => {
                 if self.queue == c.queue.as_str() {
-                    return Err(DomainError::NoChange(format!("the case is already in queue {}", c.queue)));
+                    return Err(DomainError::NoChange(format!(
+                        "the case is already in queue {}",
+                        c.queue
+                    )));
                 }
                 CaseEvent::Routed(CaseRouted {
                     queue: c.queue.as_str().to_owned(),
@@ -272,7 +286,10 @@ impl Case {
                     return Err(DomainError::UnknownStage(c.stage.clone()));
                 }
                 if self.stage == c.stage {
-                    return Err(DomainError::NoChange(format!("the case is already in stage {}", c.stage)));
+                    return Err(DomainError::NoChange(format!(
+                        "the case is already in stage {}",
+                        c.stage
+                    )));
                 }
                 if !def.allows(&self.stage, &c.stage) {
                     return Err(DomainError::TransitionNotAllowed {
@@ -305,10 +322,10 @@ impl Case {
                 if self.comments.iter().any(|x| x.id == comment_id) {
                     return Err(DomainError::NoChange(format!("comment {comment_id} already exists")));
                 }
-                if let Some(parent) = c.parent_id {
-                    if !self.comments.iter().any(|x| x.id == parent) {
-                        return Err(DomainError::UnknownComment(parent.to_string()));
-                    }
+                if let Some(parent) = c.parent_id
+                    && !self.comments.iter().any(|x| x.id == parent)
+                {
+                    return Err(DomainError::UnknownComment(parent.to_string()));
                 }
                 CaseEvent::CommentAdded(CommentAdded {
                     comment_id,
@@ -323,7 +340,10 @@ impl Case {
                     return Err(DomainError::NoChange(format!("the case is already tagged {}", c.tag)));
                 }
                 if self.tags.len() >= MAX_TAGS {
-                    return Err(DomainError::invalid("tag", format!("a case has at most {MAX_TAGS} tags")));
+                    return Err(DomainError::invalid(
+                        "tag",
+                        format!("a case has at most {MAX_TAGS} tags"),
+                    ));
                 }
                 CaseEvent::Tagged(TagChanged {
                     tag: c.tag.as_str().to_owned(),
@@ -341,7 +361,11 @@ impl Case {
                 if c.target == self.id {
                     return Err(DomainError::invalid("target", "a case can not link to itself"));
                 }
-                if self.links.iter().any(|l| l.target == c.target && l.relation == c.relation) {
+                if self
+                    .links
+                    .iter()
+                    .any(|l| l.target == c.target && l.relation == c.relation)
+                {
                     return Err(DomainError::NoChange("the link exists already".into()));
                 }
                 CaseEvent::Linked(CaseLinked {
@@ -723,8 +747,16 @@ mod tests {
 
     #[test]
     fn tag_and_untag() {
-        let tag = |t: &str| CaseCommand::Tag(TagCase { tag: Tag::parse(t).unwrap() });
-        let untag = |t: &str| CaseCommand::Untag(TagCase { tag: Tag::parse(t).unwrap() });
+        let tag = |t: &str| {
+            CaseCommand::Tag(TagCase {
+                tag: Tag::parse(t).unwrap(),
+            })
+        };
+        let untag = |t: &str| {
+            CaseCommand::Untag(TagCase {
+                tag: Tag::parse(t).unwrap(),
+            })
+        };
         let s = given(&[open(), tag("refund"), untag("vip")]);
         assert_eq!(s.case.tags, vec!["refund"]);
         s.then_rejects(tag("refund"), "CW-NO-CHANGE");
@@ -800,8 +832,9 @@ mod tests {
 
     #[test]
     fn commands_reject_unknown_fields_on_the_wire() {
-        let err = serde_json::from_value::<CaseCommand>(json!({"type": "case.assign", "data": {"assignee": "bob", "x": 1}}))
-            .unwrap_err();
+        let err =
+            serde_json::from_value::<CaseCommand>(json!({"type": "case.assign", "data": {"assignee": "bob", "x": 1}}))
+                .unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
         let ok: CaseCommand = serde_json::from_value(json!({"type": "case.close", "data": {}})).unwrap();
         assert_eq!(ok.name(), "case.close");

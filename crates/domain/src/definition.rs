@@ -102,16 +102,14 @@ fn check_duration(s: &str) -> bool {
         return false;
     };
     let number = &s[..s.len() - unit.len_utf8()];
-    matches!(unit, 'm' | 'h' | 'd' | 'w')
-        && !number.is_empty()
-        && number.chars().all(|c| c.is_ascii_digit())
+    matches!(unit, 'm' | 'h' | 'd' | 'w') && !number.is_empty() && number.chars().all(|c| c.is_ascii_digit())
 }
 
 impl CaseDefinition {
     /// Parses a YAML (or JSON, which is YAML) definition and validates it.
     pub fn parse_yaml(source: &str) -> Result<Self, DomainError> {
-        let def: CaseDefinition = serde_yaml::from_str(source)
-            .map_err(|e| DomainError::InvalidDefinition(e.to_string()))?;
+        let def: CaseDefinition =
+            serde_yaml::from_str(source).map_err(|e| DomainError::InvalidDefinition(e.to_string()))?;
         def.validate()?;
         Ok(def)
     }
@@ -162,10 +160,10 @@ impl CaseDefinition {
                 return bad(format!("terminal stage '{t}' must have no transitions out"));
             }
         }
-        if let Some(r) = &self.reopen_stage {
-            if !stages.contains(r.as_str()) || self.is_terminal(r) {
-                return bad(format!("reopenStage '{r}' must be a non-terminal stage"));
-            }
+        if let Some(r) = &self.reopen_stage
+            && (!stages.contains(r.as_str()) || self.is_terminal(r))
+        {
+            return bad(format!("reopenStage '{r}' must be a non-terminal stage"));
         }
         let mut priorities = BTreeSet::new();
         for p in &self.priorities {
@@ -303,12 +301,30 @@ access:
 
     #[test]
     fn broken_definitions_are_refused() {
-        expect_invalid(&SAMPLE.replace("initialStage: new", "initialStage: nope"), "initialStage");
-        expect_invalid(&SAMPLE.replace("waiting: [investigating]", "waiting: [gone]"), "unknown stage");
-        expect_invalid(&SAMPLE.replace("waiting: [investigating]", "done: [new]"), "terminal stage");
-        expect_invalid(&SAMPLE.replace("defaultPriority: normal", "defaultPriority: meh"), "defaultPriority");
-        expect_invalid(&SAMPLE.replace("firstResponse: 4h", "firstResponse: soon"), "SLA target");
-        expect_invalid(&SAMPLE.replace("type: object\n  properties", "type: 12\n  properties"), "schema");
+        expect_invalid(
+            &SAMPLE.replace("initialStage: new", "initialStage: nope"),
+            "initialStage",
+        );
+        expect_invalid(
+            &SAMPLE.replace("waiting: [investigating]", "waiting: [gone]"),
+            "unknown stage",
+        );
+        expect_invalid(
+            &SAMPLE.replace("waiting: [investigating]", "done: [new]"),
+            "terminal stage",
+        );
+        expect_invalid(
+            &SAMPLE.replace("defaultPriority: normal", "defaultPriority: meh"),
+            "defaultPriority",
+        );
+        expect_invalid(
+            &SAMPLE.replace("firstResponse: 4h", "firstResponse: soon"),
+            "SLA target",
+        );
+        expect_invalid(
+            &SAMPLE.replace("type: object\n  properties", "type: 12\n  properties"),
+            "schema",
+        );
         expect_invalid(&SAMPLE.replace("keyPrefix: CMP", "keyPrefix: cmp"), "keyPrefix");
         expect_invalid(&format!("{SAMPLE}\nbogus: 1\n"), "unknown field");
     }

@@ -176,7 +176,10 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(EmailAddress::parse(" Ann@Example.COM ").unwrap().as_str(), "ann@example.com");
+        assert_eq!(
+            EmailAddress::parse(" Ann@Example.COM ").unwrap().as_str(),
+            "ann@example.com"
+        );
         for bad in ["", "ann", "ann@", "@x.org", "a@b", "a b@x.org", "a@@x.org", "a@x."] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad} should be rejected");
         }

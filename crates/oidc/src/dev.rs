@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use chrono::Utc;
 use jsonwebtoken::{EncodingKey, Header, encode};
+use rsa::RsaPrivateKey;
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use rsa::traits::PublicKeyParts;
-use rsa::RsaPrivateKey;
 use serde_json::{Value, json};
 
 /// A demo login of the dev issuer.
@@ -219,10 +219,22 @@ mod tests {
             c[k] = val;
             issuer.sign(&c).unwrap()
         };
-        assert!(matches!(v.verify(&with("exp", json!(now - 600))).await, Err(AuthError::Invalid(_))));
-        assert!(matches!(v.verify(&with("nbf", json!(now + 600))).await, Err(AuthError::Invalid(_))));
-        assert!(matches!(v.verify(&with("aud", json!("other"))).await, Err(AuthError::Invalid(_))));
-        assert!(matches!(v.verify(&with("iss", json!("http://evil/realms/x"))).await, Err(AuthError::UntrustedIssuer(_))));
+        assert!(matches!(
+            v.verify(&with("exp", json!(now - 600))).await,
+            Err(AuthError::Invalid(_))
+        ));
+        assert!(matches!(
+            v.verify(&with("nbf", json!(now + 600))).await,
+            Err(AuthError::Invalid(_))
+        ));
+        assert!(matches!(
+            v.verify(&with("aud", json!("other"))).await,
+            Err(AuthError::Invalid(_))
+        ));
+        assert!(matches!(
+            v.verify(&with("iss", json!("http://evil/realms/x"))).await,
+            Err(AuthError::UntrustedIssuer(_))
+        ));
         // Tampered payload: signature no longer matches.
         let good = issuer.sign(&base).unwrap();
         let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
@@ -254,6 +266,9 @@ mod tests {
         let second = DevIssuer::load_or_create(dir.path(), ISS, "casewire").unwrap();
         assert_eq!(first.jwks(), second.jwks());
         assert!(verifier(&second).verify(&token).await.is_ok());
-        assert!(matches!(second.token_for("mallory", 60), Err(DevIssuerError::UnknownUser(_))));
+        assert!(matches!(
+            second.token_for("mallory", 60),
+            Err(DevIssuerError::UnknownUser(_))
+        ));
     }
 }

@@ -60,7 +60,12 @@ impl Principal {
             .to_owned();
         let mut roles = strings(claims.pointer("/realm_access/roles"));
         if let Some(client) = &mapping.client_id {
-            roles.extend(strings(claims.get("resource_access").and_then(|r| r.get(client)).and_then(|c| c.get("roles"))));
+            roles.extend(strings(
+                claims
+                    .get("resource_access")
+                    .and_then(|r| r.get(client))
+                    .and_then(|c| c.get("roles")),
+            ));
         }
         roles.sort();
         roles.dedup();

@@ -67,7 +67,9 @@ pub struct JwksVerifier {
 
 impl std::fmt::Debug for JwksVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwksVerifier").field("issuers", &self.issuers).finish_non_exhaustive()
+        f.debug_struct("JwksVerifier")
+            .field("issuers", &self.issuers)
+            .finish_non_exhaustive()
     }
 }
 
@@ -76,7 +78,9 @@ fn algorithm_of(jwk: &jsonwebtoken::jwk::Jwk) -> Option<Algorithm> {
     match &jwk.algorithm {
         AlgorithmParameters::RSA(_) => Some(Algorithm::RS256),
         AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => Some(Algorithm::ES256),
-        AlgorithmParameters::EllipticCurve(_) | AlgorithmParameters::OctetKey(_) | AlgorithmParameters::OctetKeyPair(_) => None,
+        AlgorithmParameters::EllipticCurve(_)
+        | AlgorithmParameters::OctetKey(_)
+        | AlgorithmParameters::OctetKeyPair(_) => None,
     }
 }
 
@@ -115,7 +119,8 @@ impl JwksVerifier {
     }
 
     fn parse_jwks(jwks: &Value) -> Result<HashMap<String, (DecodingKey, Algorithm)>, AuthError> {
-        let set: JwkSet = serde_json::from_value(jwks.clone()).map_err(|e| AuthError::Unavailable(format!("bad JWKS: {e}")))?;
+        let set: JwkSet =
+            serde_json::from_value(jwks.clone()).map_err(|e| AuthError::Unavailable(format!("bad JWKS: {e}")))?;
         let mut out = HashMap::new();
         for jwk in &set.keys {
             let (Some(kid), Some(alg)) = (jwk.common.key_id.clone(), algorithm_of(jwk)) else {
@@ -161,15 +166,38 @@ impl JwksVerifier {
         let jwks_uri = match &trusted.jwks_uri {
             Some(u) => u.clone(),
             None => {
-                let url = format!("{}/.well-known/openid-configuration", trusted.issuer.trim_end_matches('/'));
-                let doc: Value = self.http.get(&url).send().await.map_err(unavailable)?.error_for_status().map_err(unavailable)?.json().await.map_err(unavailable)?;
+                let url = format!(
+                    "{}/.well-known/openid-configuration",
+                    trusted.issuer.trim_end_matches('/')
+                );
+                let doc: Value = self
+                    .http
+                    .get(&url)
+                    .send()
+                    .await
+                    .map_err(unavailable)?
+                    .error_for_status()
+                    .map_err(unavailable)?
+                    .json()
+                    .await
+                    .map_err(unavailable)?;
                 doc.get("jwks_uri")
                     .and_then(Value::as_str)
                     .ok_or_else(|| AuthError::Unavailable(format!("{url} has no jwks_uri")))?
                     .to_owned()
             }
         };
-        let jwks: Value = self.http.get(&jwks_uri).send().await.map_err(unavailable)?.error_for_status().map_err(unavailable)?.json().await.map_err(unavailable)?;
+        let jwks: Value = self
+            .http
+            .get(&jwks_uri)
+            .send()
+            .await
+            .map_err(unavailable)?
+            .error_for_status()
+            .map_err(unavailable)?
+            .json()
+            .await
+            .map_err(unavailable)?;
         tracing::info!(issuer = %trusted.issuer, jwks_uri = %jwks_uri, "Fetched the issuer's signing keys");
         Self::parse_jwks(&jwks)
     }
@@ -180,11 +208,18 @@ impl JwksVerifier {
         if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
             return Err(AuthError::Algorithm(format!("{:?}", header.alg)));
         }
-        let kid = header.kid.clone().ok_or_else(|| AuthError::Malformed("no kid in header".into()))?;
+        let kid = header
+            .kid
+            .clone()
+            .ok_or_else(|| AuthError::Malformed("no kid in header".into()))?;
         // Read iss before verifying only to pick the issuer's keys; the
         // signature check below covers it.
         let unverified = unverified_claims(token)?;
-        let iss = unverified.get("iss").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let iss = unverified
+            .get("iss")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let trusted = self
             .issuers
             .iter()
@@ -194,7 +229,8 @@ impl JwksVerifier {
             Some(k) => k,
             None => {
                 self.refresh(trusted).await?;
-                self.cached(&iss, &kid).ok_or_else(|| AuthError::UnknownKey(kid.clone()))?
+                self.cached(&iss, &kid)
+                    .ok_or_else(|| AuthError::UnknownKey(kid.clone()))?
             }
         };
         if alg != header.alg {
@@ -214,7 +250,10 @@ impl JwksVerifier {
 
 fn unverified_claims(token: &str) -> Result<Value, AuthError> {
     use base64::Engine as _;
-    let payload = token.split('.').nth(1).ok_or_else(|| AuthError::Malformed("not a JWT".into()))?;
+    let payload = token
+        .split('.')
+        .nth(1)
+        .ok_or_else(|| AuthError::Malformed("not a JWT".into()))?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
         .map_err(|e| AuthError::Malformed(e.to_string()))?;

@@ -22,7 +22,13 @@ pub enum Topic {
 
 impl Topic {
     /// Every topic.
-    pub const ALL: [Topic; 5] = [Topic::Commands, Topic::Events, Topic::Tasks, Topic::Outcomes, Topic::Dlq];
+    pub const ALL: [Topic; 5] = [
+        Topic::Commands,
+        Topic::Events,
+        Topic::Tasks,
+        Topic::Outcomes,
+        Topic::Dlq,
+    ];
 
     /// The topic's name without any deployment prefix.
     pub fn name(&self) -> &'static str {

@@ -3,6 +3,9 @@
 //! prefix), so the same behaviour is asserted of SQLite, Kafka and MongoDB.
 //! They panic with a message on the first broken promise.
 
+// These are test suites shipped as library code: a panic is the report.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,8 +40,15 @@ pub async fn event_store_contract<S: EventStore>(store: Arc<S>) {
         .append(tenant, case, 0, vec![new_event(c1, 1), new_event(c1, 2)])
         .await
         .expect("append to a new stream");
-    assert_eq!(first.iter().map(|e| e.revision).collect::<Vec<_>>(), vec![1, 2], "revisions count from 1");
-    assert!(first[0].position > start && first[1].position > first[0].position, "positions increase");
+    assert_eq!(
+        first.iter().map(|e| e.revision).collect::<Vec<_>>(),
+        vec![1, 2],
+        "revisions count from 1"
+    );
+    assert!(
+        first[0].position > start && first[1].position > first[0].position,
+        "positions increase"
+    );
 
     // A stale writer loses and writes nothing.
     match store.append(tenant, case, 1, vec![new_event(Uuid::now_v7(), 3)]).await {
@@ -49,27 +59,47 @@ pub async fn event_store_contract<S: EventStore>(store: Arc<S>) {
         Err(StoreError::Conflict { .. }) => {}
         other => panic!("expected a conflict when re-opening a stream, got {other:?}"),
     }
-    assert_eq!(store.load(tenant, case).await.expect("load").len(), 2, "a conflict appends nothing");
+    assert_eq!(
+        store.load(tenant, case).await.expect("load").len(),
+        2,
+        "a conflict appends nothing"
+    );
 
     let c2 = Uuid::now_v7();
-    store.append(tenant, other, 0, vec![new_event(c2, 9)]).await.expect("append other");
+    store
+        .append(tenant, other, 0, vec![new_event(c2, 9)])
+        .await
+        .expect("append other");
     let c3 = Uuid::now_v7();
-    store.append(tenant, case, 2, vec![new_event(c3, 3)]).await.expect("append after reload");
+    store
+        .append(tenant, case, 2, vec![new_event(c3, 3)])
+        .await
+        .expect("append after reload");
 
     let stream = store.load(tenant, case).await.expect("load");
     assert_eq!(stream.iter().map(|e| e.revision).collect::<Vec<_>>(), vec![1, 2, 3]);
     assert_eq!(stream[0].data, serde_json::json!({"tag": "t1"}), "data round-trips");
     assert_eq!(stream[0].command_id, c1);
-    assert!(store.load("another-tenant", case).await.expect("load").is_empty(), "streams are scoped by tenant");
+    assert!(
+        store.load("another-tenant", case).await.expect("load").is_empty(),
+        "streams are scoped by tenant"
+    );
     assert!(store.load(tenant, Uuid::now_v7()).await.expect("load").is_empty());
 
     let all = store.read_all(start + 1, 100).await.expect("read_all");
     assert_eq!(all.len(), 4, "read_all sees every event since the start");
-    assert!(all.windows(2).all(|w| w[0].position < w[1].position), "read_all is in position order");
+    assert!(
+        all.windows(2).all(|w| w[0].position < w[1].position),
+        "read_all is in position order"
+    );
     let from = all[2].position;
     let tail = store.read_all(from, 100).await.expect("read_all from");
     assert_eq!(tail.first().map(|e| e.position), Some(from), "from is inclusive");
-    assert_eq!(store.read_all(start + 1, 1).await.expect("limit").len(), 1, "limit is honoured");
+    assert_eq!(
+        store.read_all(start + 1, 1).await.expect("limit").len(),
+        1,
+        "limit is honoured"
+    );
     assert_eq!(store.head().await.expect("head"), all[3].position);
 
     let caused = store.find_by_command(c1).await.expect("find_by_command");
@@ -80,7 +110,11 @@ pub async fn event_store_contract<S: EventStore>(store: Arc<S>) {
     let prefix = format!("K{}", &Uuid::now_v7().simple().to_string()[..4].to_uppercase());
     assert_eq!(store.allocate_key(tenant, &prefix).await.expect("key"), 1);
     assert_eq!(store.allocate_key(tenant, &prefix).await.expect("key"), 2);
-    assert_eq!(store.allocate_key("another-tenant", &prefix).await.expect("key"), 1, "keys are per tenant");
+    assert_eq!(
+        store.allocate_key("another-tenant", &prefix).await.expect("key"),
+        1,
+        "keys are per tenant"
+    );
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let store = store.clone();
@@ -125,23 +159,43 @@ pub async fn event_store_contract<S: EventStore>(store: Arc<S>) {
 }
 
 fn case(tenant: &str, n: u32, revision: u64) -> Case {
-    let created = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap_or_default() + chrono::Duration::minutes(n.into());
+    let created =
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap_or_default() + chrono::Duration::minutes(n.into());
     Case {
         id: Uuid::now_v7(),
         tenant: tenant.into(),
         key: format!("CON-{n:06}"),
-        definition_id: if n % 2 == 0 { "even".into() } else { "odd".into() },
+        definition_id: if n.is_multiple_of(2) {
+            "even".into()
+        } else {
+            "odd".into()
+        },
         definition_version: 1,
-        title: format!("Case number {n} about {}", if n % 3 == 0 { "printers" } else { "invoices" }),
+        title: format!(
+            "Case number {n} about {}",
+            if n.is_multiple_of(3) { "printers" } else { "invoices" }
+        ),
         description: "contract".into(),
         data: serde_json::json!({"n": n}),
-        stage: if n % 4 == 0 { "done".into() } else { "new".into() },
+        stage: if n.is_multiple_of(4) {
+            "done".into()
+        } else {
+            "new".into()
+        },
         status: CaseStatus::Open,
-        priority: if n % 5 == 0 { "high".into() } else { "normal".into() },
+        priority: if n.is_multiple_of(5) {
+            "high".into()
+        } else {
+            "normal".into()
+        },
         queue: if n < 10 { "support".into() } else { "billing".into() },
         assignee: (n % 2 == 1).then(|| "alice".to_owned()),
         requester: None,
-        tags: if n % 3 == 0 { vec!["hardware".into(), "vip".into()] } else { vec![] },
+        tags: if n.is_multiple_of(3) {
+            vec!["hardware".into(), "vip".into()]
+        } else {
+            vec![]
+        },
         links: vec![],
         comments: vec![],
         resolution: None,
@@ -187,22 +241,44 @@ pub async fn read_store_contract<S: ReadStore>(store: Arc<S>) {
     let tenant = format!("t-{}", Uuid::now_v7().simple());
     let cases: Vec<Case> = (0..20).map(|n| case(&tenant, n, 1)).collect();
     for c in &cases {
-        assert!(store.apply_case(c, &record_for(c)).await.expect("apply"), "a new case applies");
+        assert!(
+            store.apply_case(c, &record_for(c)).await.expect("apply"),
+            "a new case applies"
+        );
     }
     // Idempotency by revision: a replayed or older state is ignored.
     let mut stale = cases[1].clone();
     stale.title = "stale".into();
-    assert!(!store.apply_case(&stale, &record_for(&stale)).await.expect("apply"), "same revision is ignored");
+    assert!(
+        !store.apply_case(&stale, &record_for(&stale)).await.expect("apply"),
+        "same revision is ignored"
+    );
     let mut newer = cases[1].clone();
     newer.revision = 2;
     newer.title = "Renamed invoices case".into();
     assert!(store.apply_case(&newer, &record_for(&newer)).await.expect("apply"));
     let got = store.get_case(&tenant, newer.id).await.expect("get").expect("exists");
     assert_eq!(got, newer, "the detail round-trips whole");
-    assert_eq!(store.get_case_by_key(&tenant, &newer.key).await.expect("by key").map(|c| c.id), Some(newer.id));
-    assert!(store.get_case("other-tenant", newer.id).await.expect("get").is_none(), "details are scoped by tenant");
+    assert_eq!(
+        store
+            .get_case_by_key(&tenant, &newer.key)
+            .await
+            .expect("by key")
+            .map(|c| c.id),
+        Some(newer.id)
+    );
+    assert!(
+        store.get_case("other-tenant", newer.id).await.expect("get").is_none(),
+        "details are scoped by tenant"
+    );
     assert_eq!(store.timeline(&tenant, newer.id).await.expect("timeline").len(), 2);
-    assert!(store.timeline("other-tenant", newer.id).await.expect("timeline").is_empty());
+    assert!(
+        store
+            .timeline("other-tenant", newer.id)
+            .await
+            .expect("timeline")
+            .is_empty()
+    );
 
     let q = |f: fn(&mut CaseQuery)| {
         let mut q = CaseQuery {
@@ -226,9 +302,21 @@ pub async fn read_store_contract<S: ReadStore>(store: Arc<S>) {
     assert_eq!(count(q(|q| q.definition = Some("even".into()))).await, 10);
     assert_eq!(count(q(|q| q.status = Some("open".into()))).await, 20);
     assert_eq!(count(q(|q| q.text = Some("printers".into()))).await, 7);
-    assert_eq!(count(q(|q| q.text = Some("print".into()))).await, 7, "text matches word prefixes");
-    assert_eq!(count(q(|q| q.text = Some("renamed invoices".into()))).await, 1, "every word must match");
-    assert_eq!(count(q(|q| q.text = Some("\"unbalanced OR (".into()))).await, 0, "query syntax is not interpreted");
+    assert_eq!(
+        count(q(|q| q.text = Some("print".into()))).await,
+        7,
+        "text matches word prefixes"
+    );
+    assert_eq!(
+        count(q(|q| q.text = Some("renamed invoices".into()))).await,
+        1,
+        "every word must match"
+    );
+    assert_eq!(
+        count(q(|q| q.text = Some("\"unbalanced OR (".into()))).await,
+        0,
+        "query syntax is not interpreted"
+    );
     assert_eq!(
         count(q(|q| {
             q.queue = Some("billing".into());
@@ -238,10 +326,18 @@ pub async fn read_store_contract<S: ReadStore>(store: Arc<S>) {
         3,
         "filters combine"
     );
-    assert_eq!(all_pages(&*store, "other-tenant-x", q(|_| {})).await.len(), 0, "lists are scoped by tenant");
+    assert_eq!(
+        all_pages(&*store, "other-tenant-x", q(|_| {})).await.len(),
+        0,
+        "lists are scoped by tenant"
+    );
 
     // Paging: small pages cover everything exactly once, in order.
-    for (sort, descending) in [(SortKey::UpdatedAt, true), (SortKey::CreatedAt, false), (SortKey::Key, false)] {
+    for (sort, descending) in [
+        (SortKey::UpdatedAt, true),
+        (SortKey::CreatedAt, false),
+        (SortKey::Key, false),
+    ] {
         let mut query = q(|_| {});
         query.limit = 3;
         query.sort = sort;
@@ -269,10 +365,34 @@ pub async fn read_store_contract<S: ReadStore>(store: Arc<S>) {
     changed.name = "Contract v2".into();
     let v2 = store.put_definition(&tenant, &changed).await.expect("put");
     assert_eq!((v1.version, v2.version), (1, 2));
-    assert_eq!(store.get_definition(&tenant, "contract", None).await.expect("get").map(|d| d.name), Some("Contract v2".into()));
-    assert_eq!(store.get_definition(&tenant, "contract", Some(1)).await.expect("get").map(|d| d.version), Some(1));
-    assert!(store.get_definition("other-tenant", "contract", None).await.expect("get").is_none());
-    assert_eq!(store.list_definitions(&tenant).await.expect("list").len(), 1, "the list shows the newest version only");
+    assert_eq!(
+        store
+            .get_definition(&tenant, "contract", None)
+            .await
+            .expect("get")
+            .map(|d| d.name),
+        Some("Contract v2".into())
+    );
+    assert_eq!(
+        store
+            .get_definition(&tenant, "contract", Some(1))
+            .await
+            .expect("get")
+            .map(|d| d.version),
+        Some(1)
+    );
+    assert!(
+        store
+            .get_definition("other-tenant", "contract", None)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert_eq!(
+        store.list_definitions(&tenant).await.expect("list").len(),
+        1,
+        "the list shows the newest version only"
+    );
 
     // Checkpoints.
     let consumer = format!("contract-{}", Uuid::now_v7());
@@ -296,10 +416,20 @@ pub async fn read_store_contract<S: ReadStore>(store: Arc<S>) {
     };
     let a = record(CommandStatus::Pending);
     store.insert_command(&a).await.expect("insert");
-    assert_eq!(store.get_command(a.id).await.expect("get").map(|r| r.status), Some(CommandStatus::Pending));
+    assert_eq!(
+        store.get_command(a.id).await.expect("get").map(|r| r.status),
+        Some(CommandStatus::Pending)
+    );
     assert_eq!(store.claim_command(a.id).await.expect("claim"), ClaimResult::Claimed);
-    assert_eq!(store.claim_command(a.id).await.expect("claim"), ClaimResult::Claimed, "redelivery claims again");
-    assert!(matches!(store.cancel_command(a.id).await.expect("cancel"), CancelResult::NotPending(_)));
+    assert_eq!(
+        store.claim_command(a.id).await.expect("claim"),
+        ClaimResult::Claimed,
+        "redelivery claims again"
+    );
+    assert!(matches!(
+        store.cancel_command(a.id).await.expect("cancel"),
+        CancelResult::NotPending(_)
+    ));
     let mut done = a.clone();
     done.status = CommandStatus::Processed;
     done.revision = Some(3);
@@ -311,18 +441,46 @@ pub async fn read_store_contract<S: ReadStore>(store: Arc<S>) {
     }
     let b = record(CommandStatus::Pending);
     store.insert_command(&b).await.expect("insert");
-    assert!(matches!(store.cancel_command(b.id).await.expect("cancel"), CancelResult::Cancelled(r) if r.status == CommandStatus::Cancelled));
+    assert!(
+        matches!(store.cancel_command(b.id).await.expect("cancel"), CancelResult::Cancelled(r) if r.status == CommandStatus::Cancelled)
+    );
     assert_eq!(store.claim_command(b.id).await.expect("claim"), ClaimResult::Cancelled);
-    assert_eq!(store.cancel_command(Uuid::now_v7()).await.expect("cancel"), CancelResult::NotFound);
-    assert_eq!(store.claim_command(Uuid::now_v7()).await.expect("claim"), ClaimResult::Unknown);
+    assert_eq!(
+        store.cancel_command(Uuid::now_v7()).await.expect("cancel"),
+        CancelResult::NotFound
+    );
+    assert_eq!(
+        store.claim_command(Uuid::now_v7()).await.expect("claim"),
+        ClaimResult::Unknown
+    );
     let c = record(CommandStatus::Rejected);
-    store.finish_command(&c).await.expect("finish an unknown command inserts it");
-    assert_eq!(store.get_command(c.id).await.expect("get").map(|r| r.status), Some(CommandStatus::Rejected));
+    store
+        .finish_command(&c)
+        .await
+        .expect("finish an unknown command inserts it");
+    assert_eq!(
+        store.get_command(c.id).await.expect("get").map(|r| r.status),
+        Some(CommandStatus::Rejected)
+    );
 
     store.reset_projections().await.expect("reset");
-    assert_eq!(all_pages(&*store, &tenant, q(|_| {})).await.len(), 0, "reset clears the case list");
-    assert!(store.timeline(&tenant, newer.id).await.expect("timeline").is_empty(), "reset clears the timeline");
-    assert!(store.get_definition(&tenant, "contract", None).await.expect("get").is_some(), "reset keeps definitions");
+    assert_eq!(
+        all_pages(&*store, &tenant, q(|_| {})).await.len(),
+        0,
+        "reset clears the case list"
+    );
+    assert!(
+        store.timeline(&tenant, newer.id).await.expect("timeline").is_empty(),
+        "reset clears the timeline"
+    );
+    assert!(
+        store
+            .get_definition(&tenant, "contract", None)
+            .await
+            .expect("get")
+            .is_some(),
+        "reset keeps definitions"
+    );
     store.ping().await.expect("ping");
 }
 
@@ -336,11 +494,21 @@ async fn next_within(sub: &mut Box<dyn Subscription>) -> BusMessage {
 /// The `Bus` promises. Give it a bus of its own (fresh topics or prefix).
 pub async fn bus_contract<B: Bus>(bus: Arc<B>) {
     let group = format!("contract-{}", Uuid::now_v7());
-    let mut sub = bus.subscribe(Some(&group), Topic::Commands, StartFrom::Earliest).await.expect("subscribe");
-    let mut live = bus.subscribe(None, Topic::Commands, StartFrom::Latest).await.expect("subscribe latest");
-    let messages: Vec<(String, Vec<u8>)> = (0..10).map(|n| ("case-a".to_owned(), format!("m{n}").into_bytes())).collect();
+    let mut sub = bus
+        .subscribe(Some(&group), Topic::Commands, StartFrom::Earliest)
+        .await
+        .expect("subscribe");
+    let mut live = bus
+        .subscribe(None, Topic::Commands, StartFrom::Latest)
+        .await
+        .expect("subscribe latest");
+    let messages: Vec<(String, Vec<u8>)> = (0..10)
+        .map(|n| ("case-a".to_owned(), format!("m{n}").into_bytes()))
+        .collect();
     bus.publish(Topic::Commands, messages).await.expect("publish");
-    bus.publish(Topic::Events, vec![("case-a".into(), b"event".to_vec())]).await.expect("publish");
+    bus.publish(Topic::Events, vec![("case-a".into(), b"event".to_vec())])
+        .await
+        .expect("publish");
 
     let mut got = Vec::new();
     for _ in 0..10 {
@@ -349,16 +517,34 @@ pub async fn bus_contract<B: Bus>(bus: Arc<B>) {
         assert_eq!(m.key, "case-a");
         got.push(m);
     }
-    let payloads: Vec<_> = got.iter().map(|m| String::from_utf8_lossy(&m.payload).to_string()).collect();
-    assert_eq!(payloads, (0..10).map(|n| format!("m{n}")).collect::<Vec<_>>(), "one key keeps its order");
-    assert_eq!(String::from_utf8_lossy(&next_within(&mut live).await.payload), "m0", "a Latest reader sees new messages");
+    let payloads: Vec<_> = got
+        .iter()
+        .map(|m| String::from_utf8_lossy(&m.payload).to_string())
+        .collect();
+    assert_eq!(
+        payloads,
+        (0..10).map(|n| format!("m{n}")).collect::<Vec<_>>(),
+        "one key keeps its order"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&next_within(&mut live).await.payload),
+        "m0",
+        "a Latest reader sees new messages"
+    );
 
     // Commit the first four; a new consumer of the group resumes at the fifth.
     sub.commit(&got[3]).await.expect("commit");
     drop(sub);
-    let mut again = bus.subscribe(Some(&group), Topic::Commands, StartFrom::Earliest).await.expect("resubscribe");
+    let mut again = bus
+        .subscribe(Some(&group), Topic::Commands, StartFrom::Earliest)
+        .await
+        .expect("resubscribe");
     let m = next_within(&mut again).await;
-    assert_eq!(String::from_utf8_lossy(&m.payload), "m4", "uncommitted messages are delivered again");
+    assert_eq!(
+        String::from_utf8_lossy(&m.payload),
+        "m4",
+        "uncommitted messages are delivered again"
+    );
     // Commit everything; nothing is left for the group.
     sub = again;
     let mut last = m;
@@ -367,15 +553,28 @@ pub async fn bus_contract<B: Bus>(bus: Arc<B>) {
     }
     sub.commit(&last).await.expect("commit");
     drop(sub);
-    let mut after = bus.subscribe(Some(&group), Topic::Commands, StartFrom::Earliest).await.expect("resubscribe");
-    bus.publish(Topic::Commands, vec![("case-b".into(), b"fresh".to_vec())]).await.expect("publish");
-    assert_eq!(String::from_utf8_lossy(&next_within(&mut after).await.payload), "fresh", "committed messages stay handled");
+    let mut after = bus
+        .subscribe(Some(&group), Topic::Commands, StartFrom::Earliest)
+        .await
+        .expect("resubscribe");
+    bus.publish(Topic::Commands, vec![("case-b".into(), b"fresh".to_vec())])
+        .await
+        .expect("publish");
+    assert_eq!(
+        String::from_utf8_lossy(&next_within(&mut after).await.payload),
+        "fresh",
+        "committed messages stay handled"
+    );
 
     // Another group starts from the beginning on its own.
     let mut other = bus
         .subscribe(Some(&format!("{group}-other")), Topic::Commands, StartFrom::Earliest)
         .await
         .expect("subscribe");
-    assert_eq!(String::from_utf8_lossy(&next_within(&mut other).await.payload), "m0", "groups are independent");
+    assert_eq!(
+        String::from_utf8_lossy(&next_within(&mut other).await.payload),
+        "m0",
+        "groups are independent"
+    );
     bus.ping().await.expect("ping");
 }

@@ -89,11 +89,18 @@ pub fn event_from_json(bytes: &[u8]) -> Result<EventRecord, EnvelopeError> {
         id: event.id().parse().map_err(err)?,
         position: ext_int(&event, "position")?,
         tenant: ext_str(&event, "tenant")?,
-        case_id: event.subject().ok_or_else(|| EnvelopeError("missing subject".into()))?.parse().map_err(err)?,
+        case_id: event
+            .subject()
+            .ok_or_else(|| EnvelopeError("missing subject".into()))?
+            .parse()
+            .map_err(err)?,
         revision: ext_int(&event, "revision")?,
         event_type: event.ty().to_owned(),
         data: json_data(&event)?,
-        time: event.time().copied().ok_or_else(|| EnvelopeError("missing time".into()))?,
+        time: event
+            .time()
+            .copied()
+            .ok_or_else(|| EnvelopeError("missing time".into()))?,
         actor: ext_str(&event, "actor")?,
         command_id: ext_uuid(&event, "causationid")?,
         correlation_id: ext_uuid(&event, "correlationid")?,
@@ -147,7 +154,11 @@ impl CommandEnvelope {
             serde_json::from_value(serde_json::json!({"type": name, "data": json_data(&event)?})).map_err(err)?;
         Ok(CommandEnvelope {
             command_id: event.id().parse().map_err(err)?,
-            case_id: event.subject().ok_or_else(|| EnvelopeError("missing subject".into()))?.parse().map_err(err)?,
+            case_id: event
+                .subject()
+                .ok_or_else(|| EnvelopeError("missing subject".into()))?
+                .parse()
+                .map_err(err)?,
             tenant: ext_str(&event, "tenant")?,
             actor: ext_str(&event, "actor")?,
             correlation_id: ext_uuid(&event, "correlationid")?,

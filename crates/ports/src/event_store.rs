@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use casewire_domain::{CaseEvent, EventMeta};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -24,13 +24,21 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    /// Wraps a domain event with its envelope facts.
-    pub fn from_domain(event: &CaseEvent, time: DateTime<Utc>, actor: &str, command_id: Uuid, correlation_id: Uuid) -> Self {
+    /// Wraps a domain event with its envelope facts. The time is cut to
+    /// microseconds, the precision every store keeps, so the event that is
+    /// published equals the one a replay reads back.
+    pub fn from_domain(
+        event: &CaseEvent,
+        time: DateTime<Utc>,
+        actor: &str,
+        command_id: Uuid,
+        correlation_id: Uuid,
+    ) -> Self {
         NewEvent {
             id: Uuid::now_v7(),
             event_type: event.cloud_event_type(),
             data: event.data(),
-            time,
+            time: time.trunc_subsecs(6),
             actor: actor.to_owned(),
             command_id,
             correlation_id,

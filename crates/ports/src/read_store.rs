@@ -144,7 +144,10 @@ pub enum CommandStatus {
 impl CommandStatus {
     /// Whether the command will not change any more.
     pub fn is_final(&self) -> bool {
-        matches!(self, CommandStatus::Processed | CommandStatus::Rejected | CommandStatus::Cancelled)
+        matches!(
+            self,
+            CommandStatus::Processed | CommandStatus::Rejected | CommandStatus::Cancelled
+        )
     }
 }
 
@@ -205,7 +208,12 @@ pub trait ReadStore: Send + Sync + 'static {
     /// Stores a definition as the next version of its id and returns it with that version.
     async fn put_definition(&self, tenant: &str, definition: &CaseDefinition) -> Result<CaseDefinition, StoreError>;
     /// A definition's given version, or its newest with `None`.
-    async fn get_definition(&self, tenant: &str, id: &str, version: Option<u32>) -> Result<Option<CaseDefinition>, StoreError>;
+    async fn get_definition(
+        &self,
+        tenant: &str,
+        id: &str,
+        version: Option<u32>,
+    ) -> Result<Option<CaseDefinition>, StoreError>;
     /// The newest version of every definition.
     async fn list_definitions(&self, tenant: &str) -> Result<Vec<CaseDefinition>, StoreError>;
     /// A consumer's checkpoint (last handled event position).

@@ -177,7 +177,9 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { max_conflict_retries: 8 }
+        EngineConfig {
+            max_conflict_retries: 8,
+        }
     }
 }
 
@@ -212,7 +214,10 @@ pub struct DemoConfig {
 
 impl Default for DemoConfig {
     fn default() -> Self {
-        DemoConfig { enabled: true, cases: 50 }
+        DemoConfig {
+            enabled: true,
+            cases: 50,
+        }
     }
 }
 
@@ -298,12 +303,19 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         if self.mode == Mode::Production && self.auth.dev_issuer {
-            return bad("auth.dev_issuer can only run in dev mode; set auth.dev_issuer = false and configure auth.issuers".into());
+            return bad(
+                "auth.dev_issuer can only run in dev mode; set auth.dev_issuer = false and configure auth.issuers"
+                    .into(),
+            );
         }
         if !self.auth.dev_issuer && self.auth.issuers.is_empty() {
             return bad("no token issuer: enable auth.dev_issuer (dev mode) or configure auth.issuers".into());
         }
-        for (name, url) in [("store.events", &self.store.events), ("store.read", &self.store.read), ("store.bus", &self.store.bus)] {
+        for (name, url) in [
+            ("store.events", &self.store.events),
+            ("store.read", &self.store.read),
+            ("store.bus", &self.store.bus),
+        ] {
             if !url.is_empty() && !url.expose().starts_with("sqlite://") {
                 return bad(format!(
                     "{name} = {}: unsupported scheme (supported: sqlite://<path>)",

@@ -20,7 +20,9 @@ pub struct Platform {
 
 impl std::fmt::Debug for Platform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Platform").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Platform")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 

@@ -46,7 +46,9 @@ pub struct SqliteBus {
 fn bus_err(e: StoreError) -> BusError {
     match e {
         StoreError::Unavailable(m) => BusError::Unavailable(m),
-        StoreError::Conflict { .. } | StoreError::Corrupt(_) | StoreError::Backend(_) => BusError::Backend(e.to_string()),
+        StoreError::Conflict { .. } | StoreError::Corrupt(_) | StoreError::Backend(_) => {
+            BusError::Backend(e.to_string())
+        }
     }
 }
 
@@ -189,7 +191,12 @@ impl Subscription for SqliteSubscription {
                         .map_err(map_err)?;
                     let rows = stmt
                         .query_map(params![topic.name(), cursor, BATCH], |r| {
-                            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, Vec<u8>>(3)?))
+                            Ok((
+                                r.get::<_, i64>(0)?,
+                                r.get::<_, String>(1)?,
+                                r.get::<_, String>(2)?,
+                                r.get::<_, Vec<u8>>(3)?,
+                            ))
                         })
                         .map_err(map_err)?;
                     rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
@@ -256,13 +263,19 @@ mod tests {
             let bus = SqliteBus::open(&path, Durability::Full).unwrap();
             let msgs = (0..3).map(|n| ("k".to_owned(), vec![n])).collect();
             bus.publish(Topic::Events, msgs).await.unwrap();
-            let mut sub = bus.subscribe(Some("g"), Topic::Events, StartFrom::Earliest).await.unwrap();
+            let mut sub = bus
+                .subscribe(Some("g"), Topic::Events, StartFrom::Earliest)
+                .await
+                .unwrap();
             let first = sub.next().await.unwrap();
             sub.commit(&first).await.unwrap();
         }
         let bus = SqliteBus::open(&path, Durability::Full).unwrap();
         assert_eq!(bus.prune().await.unwrap(), 1);
-        let mut sub = bus.subscribe(Some("g"), Topic::Events, StartFrom::Earliest).await.unwrap();
+        let mut sub = bus
+            .subscribe(Some("g"), Topic::Events, StartFrom::Earliest)
+            .await
+            .unwrap();
         assert_eq!(sub.next().await.unwrap().payload, vec![1]);
     }
 }

@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS key_sequences (
 );
 ";
 
-const COLUMNS: &str = "position, id, tenant, case_id, revision, event_type, data, time, actor, command_id, correlation_id";
+const COLUMNS: &str =
+    "position, id, tenant, case_id, revision, event_type, data, time, actor, command_id, correlation_id";
 
 /// The SQLite event store.
 #[derive(Debug, Clone)]

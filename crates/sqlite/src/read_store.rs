@@ -223,13 +223,21 @@ impl ReadStore for SqliteReadStore {
     }
 
     async fn get_case(&self, tenant: &str, id: Uuid) -> Result<Option<Case>, StoreError> {
-        self.one_case("SELECT doc FROM cases WHERE tenant = ?1 AND id = ?2", tenant, id.to_string())
-            .await
+        self.one_case(
+            "SELECT doc FROM cases WHERE tenant = ?1 AND id = ?2",
+            tenant,
+            id.to_string(),
+        )
+        .await
     }
 
     async fn get_case_by_key(&self, tenant: &str, key: &str) -> Result<Option<Case>, StoreError> {
-        self.one_case("SELECT doc FROM cases WHERE tenant = ?1 AND key = ?2", tenant, key.to_owned())
-            .await
+        self.one_case(
+            "SELECT doc FROM cases WHERE tenant = ?1 AND key = ?2",
+            tenant,
+            key.to_owned(),
+        )
+        .await
     }
 
     async fn list_cases(&self, tenant: &str, query: &CaseQuery) -> Result<Page<CaseSummary>, StoreError> {
@@ -350,7 +358,12 @@ impl ReadStore for SqliteReadStore {
             .await
     }
 
-    async fn get_definition(&self, tenant: &str, id: &str, version: Option<u32>) -> Result<Option<CaseDefinition>, StoreError> {
+    async fn get_definition(
+        &self,
+        tenant: &str,
+        id: &str,
+        version: Option<u32>,
+    ) -> Result<Option<CaseDefinition>, StoreError> {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         self.db
             .read(move |conn| {
@@ -402,7 +415,11 @@ impl ReadStore for SqliteReadStore {
         self.db
             .read(move |conn| {
                 let p: Option<i64> = conn
-                    .query_row("SELECT position FROM checkpoints WHERE consumer = ?1", [consumer], |r| r.get(0))
+                    .query_row(
+                        "SELECT position FROM checkpoints WHERE consumer = ?1",
+                        [consumer],
+                        |r| r.get(0),
+                    )
                     .optional()
                     .map_err(map_err)?;
                 Ok(p.and_then(|p| u64::try_from(p).ok()))
@@ -443,7 +460,9 @@ impl ReadStore for SqliteReadStore {
         self.db
             .read(move |conn| {
                 let rec: Option<String> = conn
-                    .query_row("SELECT record FROM commands WHERE id = ?1", [id.to_string()], |r| r.get(0))
+                    .query_row("SELECT record FROM commands WHERE id = ?1", [id.to_string()], |r| {
+                        r.get(0)
+                    })
                     .optional()
                     .map_err(map_err)?;
                 rec.map(|r| serde_json::from_str(&r).map_err(corrupt)).transpose()
@@ -458,7 +477,9 @@ impl ReadStore for SqliteReadStore {
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(map_err)?;
                 let rec: Option<String> = tx
-                    .query_row("SELECT record FROM commands WHERE id = ?1", [id.to_string()], |r| r.get(0))
+                    .query_row("SELECT record FROM commands WHERE id = ?1", [id.to_string()], |r| {
+                        r.get(0)
+                    })
                     .optional()
                     .map_err(map_err)?;
                 let Some(rec) = rec else {
@@ -491,7 +512,9 @@ impl ReadStore for SqliteReadStore {
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(map_err)?;
                 let rec: Option<String> = tx
-                    .query_row("SELECT record FROM commands WHERE id = ?1", [id.to_string()], |r| r.get(0))
+                    .query_row("SELECT record FROM commands WHERE id = ?1", [id.to_string()], |r| {
+                        r.get(0)
+                    })
                     .optional()
                     .map_err(map_err)?;
                 let Some(rec) = rec else {

@@ -36,7 +36,9 @@ impl FromRequest for Auth {
             .map(str::trim)
             .map(|v| match v.split_once(' ') {
                 Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(token.trim().to_owned()),
-                _ => Err(AuthError::Malformed("the Authorization header must be 'Bearer <token>'".into())),
+                _ => Err(AuthError::Malformed(
+                    "the Authorization header must be 'Bearer <token>'".into(),
+                )),
             });
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal(&"application state missing"))?;

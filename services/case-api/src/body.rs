@@ -32,9 +32,17 @@ impl FromRequest for Body {
             fut.await.map(Body).map_err(|e| {
                 let status = e.as_response_error().status_code();
                 if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(status, "CW-PAYLOAD-TOO-LARGE", "the request body is larger than the configured limit")
+                    ApiError::new(
+                        status,
+                        "CW-PAYLOAD-TOO-LARGE",
+                        "the request body is larger than the configured limit",
+                    )
                 } else {
-                    ApiError::new(StatusCode::BAD_REQUEST, "CW-VALIDATION", format!("unreadable body: {e}"))
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "CW-VALIDATION",
+                        format!("unreadable body: {e}"),
+                    )
                 }
             })
         })

@@ -70,7 +70,11 @@ impl ApiError {
     /// Unexpected failure: the client sees nothing of the cause.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "Request failed unexpectedly");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "CW-INTERNAL", "internal error; see the server log")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "CW-INTERNAL",
+            "internal error; see the server log",
+        )
     }
 
     /// The error a command rejection (an outcome's `error` body) becomes.
@@ -79,7 +83,11 @@ impl ApiError {
         ApiError {
             status: status_for_code(code),
             code: code.to_owned(),
-            message: body.get("message").and_then(Value::as_str).unwrap_or("rejected").to_owned(),
+            message: body
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("rejected")
+                .to_owned(),
             details: body.get("details").cloned().unwrap_or_else(|| json!({})),
         }
     }
@@ -110,8 +118,13 @@ pub fn domain_status(e: &DomainError) -> StatusCode {
 pub fn status_for_code(code: &str) -> StatusCode {
     match code {
         "CW-NOT-FOUND" => StatusCode::NOT_FOUND,
-        "CW-VALIDATION" | "CW-SCHEMA-VIOLATION" | "CW-UNKNOWN-STAGE" | "CW-UNKNOWN-PRIORITY" | "CW-UNKNOWN-RESOLUTION"
-        | "CW-UNKNOWN-COMMENT" | "CW-INVALID-DEFINITION" => StatusCode::UNPROCESSABLE_ENTITY,
+        "CW-VALIDATION"
+        | "CW-SCHEMA-VIOLATION"
+        | "CW-UNKNOWN-STAGE"
+        | "CW-UNKNOWN-PRIORITY"
+        | "CW-UNKNOWN-RESOLUTION"
+        | "CW-UNKNOWN-COMMENT"
+        | "CW-INVALID-DEFINITION" => StatusCode::UNPROCESSABLE_ENTITY,
         _ => StatusCode::CONFLICT,
     }
 }
@@ -130,13 +143,19 @@ impl From<DomainError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict { expected, actual } => {
-                ApiError::new(StatusCode::CONFLICT, "CW-CONFLICT", "the case changed meanwhile; reload and retry")
-                    .with_details(json!({"expected": expected, "actual": actual}))
-            }
+            StoreError::Conflict { expected, actual } => ApiError::new(
+                StatusCode::CONFLICT,
+                "CW-CONFLICT",
+                "the case changed meanwhile; reload and retry",
+            )
+            .with_details(json!({"expected": expected, "actual": actual})),
             StoreError::Unavailable(m) => {
                 tracing::warn!(error = %m, "Store unavailable");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "CW-UNAVAILABLE", "storage is unavailable; retry shortly")
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "CW-UNAVAILABLE",
+                    "storage is unavailable; retry shortly",
+                )
             }
             StoreError::Corrupt(_) | StoreError::Backend(_) => ApiError::internal(&e),
         }
@@ -148,7 +167,11 @@ impl From<BusError> for ApiError {
         match e {
             BusError::Unavailable(_) | BusError::Closed => {
                 tracing::warn!(error = %e, "Bus unavailable");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "CW-UNAVAILABLE", "the command bus is unavailable; retry shortly")
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "CW-UNAVAILABLE",
+                    "the command bus is unavailable; retry shortly",
+                )
             }
             BusError::Backend(_) => ApiError::internal(&e),
         }
@@ -160,7 +183,11 @@ impl From<AuthError> for ApiError {
         match e {
             AuthError::Unavailable(_) => {
                 tracing::warn!(error = %e, "Identity provider unavailable");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "CW-UNAVAILABLE", "the identity provider is unavailable")
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "CW-UNAVAILABLE",
+                    "the identity provider is unavailable",
+                )
             }
             AuthError::Missing
             | AuthError::Malformed(_)
@@ -202,7 +229,11 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
         J::OverflowKnownLength { .. } | J::Overflow { .. } => {
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "CW-PAYLOAD-TOO-LARGE", err.to_string())
         }
-        J::ContentType => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "CW-UNSUPPORTED-MEDIA-TYPE", "send application/json"),
+        J::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "CW-UNSUPPORTED-MEDIA-TYPE",
+            "send application/json",
+        ),
         J::Deserialize(e) => serde_error(&e),
         J::Serialize(_) | J::Payload(_) => ApiError::validation(err.to_string()),
         _ => ApiError::validation(err.to_string()),
@@ -213,9 +244,11 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
 pub fn serde_error(e: &serde_json::Error) -> ApiError {
     use serde_json::error::Category;
     match e.classify() {
-        Category::Syntax | Category::Eof | Category::Io => {
-            ApiError::new(StatusCode::BAD_REQUEST, "CW-MALFORMED-JSON", format!("malformed JSON: {e}"))
-        }
+        Category::Syntax | Category::Eof | Category::Io => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "CW-MALFORMED-JSON",
+            format!("malformed JSON: {e}"),
+        ),
         Category::Data => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CW-VALIDATION", e.to_string()),
     }
 }
@@ -231,7 +264,11 @@ pub fn json_body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Resu
 /// Parses a JSON body that must be present.
 pub fn required_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "CW-MALFORMED-JSON", "a JSON body is required"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "CW-MALFORMED-JSON",
+            "a JSON body is required",
+        ));
     }
     serde_json::from_slice(bytes).map_err(|e| serde_error(&e))
 }

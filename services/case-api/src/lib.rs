@@ -56,7 +56,10 @@ impl ApiServer {
     }
 }
 
-async fn observe(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = req.method().to_string();
     let res = next.call(req).await?;
@@ -83,7 +86,8 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
 pub async fn start(platform: Platform, shutdown: CancellationToken) -> anyhow::Result<ApiServer> {
     let cfg = platform.config.clone();
     management::recorder();
-    let api_listener = TcpListener::bind(cfg.api.bind).with_context(|| format!("binding the API to {}", cfg.api.bind))?;
+    let api_listener =
+        TcpListener::bind(cfg.api.bind).with_context(|| format!("binding the API to {}", cfg.api.bind))?;
     let mgmt_listener = TcpListener::bind(cfg.management.bind)
         .with_context(|| format!("binding the management port to {}", cfg.management.bind))?;
     let api_addr = api_listener.local_addr()?;
@@ -97,7 +101,10 @@ pub async fn start(platform: Platform, shutdown: CancellationToken) -> anyhow::R
         .to_owned();
 
     let dev_issuer = if cfg.auth.dev_issuer {
-        anyhow::ensure!(cfg.mode == Mode::Dev, "the dev issuer refuses to start outside dev mode");
+        anyhow::ensure!(
+            cfg.mode == Mode::Dev,
+            "the dev issuer refuses to start outside dev mode"
+        );
         let issuer = format!("{public_url}{}", dev_auth::REALM_PATH);
         Some(DevIssuer::load_or_create(&cfg.data_dir, &issuer, &cfg.auth.audience)?)
     } else {
@@ -111,7 +118,11 @@ pub async fn start(platform: Platform, shutdown: CancellationToken) -> anyhow::R
             jwks_uri: Some(format!("{}/protocol/openid-connect/certs", dev.issuer())),
         });
     }
-    let verifier = JwksVerifier::new(issuers, cfg.auth.claims.clone(), Duration::from_secs(cfg.auth.leeway_secs));
+    let verifier = JwksVerifier::new(
+        issuers,
+        cfg.auth.claims.clone(),
+        Duration::from_secs(cfg.auth.leeway_secs),
+    );
     if let Some(dev) = &dev_issuer {
         verifier.seed(dev.issuer(), dev.jwks())?;
     }
@@ -142,7 +153,11 @@ pub async fn start(platform: Platform, shutdown: CancellationToken) -> anyhow::R
     let api = HttpServer::new(move || {
         let mut app = App::new()
             .app_data(data.clone())
-            .app_data(web::JsonConfig::default().limit(max_body).error_handler(|e, _| json_error(e).into()))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(max_body)
+                    .error_handler(|e, _| json_error(e).into()),
+            )
             .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::validation(e.to_string()).into()))
             .app_data(web::FormConfig::default().error_handler(|e, _| ApiError::validation(e.to_string()).into()))
             .app_data(web::PayloadConfig::new(max_body))

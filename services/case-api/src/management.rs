@@ -53,7 +53,9 @@ pub async fn ready(platform: Data<Platform>) -> HttpResponse {
 #[get("/metrics")]
 pub async fn metrics() -> HttpResponse {
     match recorder() {
-        Some(h) => HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(h.render()),
+        Some(h) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4")
+            .body(h.render()),
         None => HttpResponse::ServiceUnavailable().body("metrics recorder unavailable"),
     }
 }

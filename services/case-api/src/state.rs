@@ -55,7 +55,11 @@ pub struct AppState {
 /// Listens on `casewire.outcomes` and wakes waiting requests. Each API
 /// process reads every outcome (no group), starting from now.
 pub async fn listen_for_outcomes(state: AppState, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let mut sub = state.platform.bus.subscribe(None, Topic::Outcomes, StartFrom::Latest).await?;
+    let mut sub = state
+        .platform
+        .bus
+        .subscribe(None, Topic::Outcomes, StartFrom::Latest)
+        .await?;
     loop {
         let msg = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),

@@ -139,7 +139,9 @@ async fn submit_in_span(
                 accepted_at: envelope.issued_at,
                 finished_at: Some(Utc::now()),
                 revision: None,
-                error: Some(serde_json::json!({"code": "CW-UNAVAILABLE", "message": "the command bus was unavailable"})),
+                error: Some(
+                    serde_json::json!({"code": "CW-UNAVAILABLE", "message": "the command bus was unavailable"}),
+                ),
             })
             .await;
         return Err(e.into());
@@ -170,12 +172,14 @@ async fn submit_in_span(
             }
             Ok(res.json(case))
         }
-        Some((OutcomeStatus::Rejected, _, error)) => {
-            Err(ApiError::from_rejection(&error.unwrap_or_else(|| serde_json::json!({}))))
-        }
-        Some((OutcomeStatus::Cancelled, _, _)) => {
-            Err(ApiError::new(StatusCode::CONFLICT, "CW-CANCELLED", "the command was cancelled"))
-        }
+        Some((OutcomeStatus::Rejected, _, error)) => Err(ApiError::from_rejection(
+            &error.unwrap_or_else(|| serde_json::json!({})),
+        )),
+        Some((OutcomeStatus::Cancelled, _, _)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "CW-CANCELLED",
+            "the command was cancelled",
+        )),
     }
 }
 
@@ -232,13 +236,19 @@ async fn wait_for_outcome(
 
 /// The case once the projection shows `revision`, so a client that got
 /// 200/201 can read its own write; falls back to the event store.
-async fn visible_case(state: &AppState, tenant: &str, id: Uuid, revision: u64, deadline: Instant) -> Result<Case, ApiError> {
+async fn visible_case(
+    state: &AppState,
+    tenant: &str,
+    id: Uuid,
+    revision: u64,
+    deadline: Instant,
+) -> Result<Case, ApiError> {
     let reads = &state.platform.reads;
     loop {
-        if let Some(case) = reads.get_case(tenant, id).await? {
-            if case.revision >= revision {
-                return Ok(case);
-            }
+        if let Some(case) = reads.get_case(tenant, id).await?
+            && case.revision >= revision
+        {
+            return Ok(case);
         }
         if Instant::now() >= deadline {
             let events = state.platform.events.load(tenant, id).await?;

@@ -37,7 +37,10 @@ pub async fn decide(
             CaseCommand::Open(open) => open.definition.clone(),
             _ => format!("{}@{}", case.definition_id, case.definition_version),
         };
-        return Ok(Err(DomainError::invalid("definition", format!("unknown case definition '{id}'"))));
+        return Ok(Err(DomainError::invalid(
+            "definition",
+            format!("unknown case definition '{id}'"),
+        )));
     };
     let key = match &envelope.case_key {
         Some(k) => match CaseKey::parse(k) {

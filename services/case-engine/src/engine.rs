@@ -56,7 +56,12 @@ impl Engine {
     async fn publish_events(&self, records: &[EventRecord]) -> Result<(), EngineError> {
         let messages = records
             .iter()
-            .map(|r| (r.case_id.to_string(), serde_json::to_vec(&event_to_json(r)).unwrap_or_default()))
+            .map(|r| {
+                (
+                    r.case_id.to_string(),
+                    serde_json::to_vec(&event_to_json(r)).unwrap_or_default(),
+                )
+            })
             .collect();
         self.platform.bus.publish(Topic::Events, messages).await?;
         Ok(())
@@ -130,9 +135,14 @@ impl Engine {
         // decided and appended before a crash; publish, don't decide again.
         let caused = events.find_by_command(env.command_id).await?;
         if let Some(last) = caused.last() {
-            tracing::warn!(events = caused.len(), "Recovered events of a command decided before a restart");
+            tracing::warn!(
+                events = caused.len(),
+                "Recovered events of a command decided before a restart"
+            );
             self.publish_events(&caused).await?;
-            return self.finish(env, OutcomeStatus::Processed, Some(last.revision), None).await;
+            return self
+                .finish(env, OutcomeStatus::Processed, Some(last.revision), None)
+                .await;
         }
         let retries = self.platform.config.engine.max_conflict_retries;
         let mut attempt = 0;
@@ -152,7 +162,10 @@ impl Engine {
                 .iter()
                 .map(|e| NewEvent::from_domain(e, now, &env.actor, env.command_id, env.correlation_id))
                 .collect();
-            match events.append(&env.tenant, env.case_id, decided.case.revision, new).await {
+            match events
+                .append(&env.tenant, env.case_id, decided.case.revision, new)
+                .await
+            {
                 Ok(records) => {
                     metrics::counter!("casewire_events_appended_total").increment(records.len() as u64);
                     if self.crash_after_append.swap(false, Ordering::SeqCst) {
@@ -209,7 +222,10 @@ impl Engine {
 /// the single writer of every case it owns.
 pub async fn run(platform: Platform, shutdown: CancellationToken) -> anyhow::Result<()> {
     let engine = Engine::new(platform.clone());
-    let mut sub = platform.bus.subscribe(Some(GROUP), Topic::Commands, StartFrom::Earliest).await?;
+    let mut sub = platform
+        .bus
+        .subscribe(Some(GROUP), Topic::Commands, StartFrom::Earliest)
+        .await?;
     tracing::info!("Case engine started");
     loop {
         let msg = tokio::select! {

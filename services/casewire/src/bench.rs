@@ -53,7 +53,10 @@ struct Sent {
 
 /// Runs the benchmark.
 pub async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.clients > 0 && args.commands >= args.clients, "need at least one command per client");
+    anyhow::ensure!(
+        args.clients > 0 && args.commands >= args.clients,
+        "need at least one command per client"
+    );
     let dir = tempfile::tempdir().context("creating a temporary data dir")?;
     let mut config = base.clone();
     config.data_dir = dir.path().join("platform");
@@ -83,13 +86,20 @@ pub async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut clients = Vec::new();
     for (idx, id) in case_ids.iter().enumerate() {
-        let (client, sent, id) = (Client::new(&platform.url(), &platform.token("alice")?), sent.clone(), id.clone());
+        let (client, sent, id) = (
+            Client::new(&platform.url(), &platform.token("alice")?),
+            sent.clone(),
+            id.clone(),
+        );
         clients.push(tokio::spawn(async move {
             let mut accept_latencies = Vec::with_capacity(per_client);
             for n in 0..per_client {
                 let t = Instant::now();
                 let r = client
-                    .post(&format!("/api/v1/cases/{id}/comments"), &json!({"body": format!("bench comment {n}")}))
+                    .post(
+                        &format!("/api/v1/cases/{id}/comments"),
+                        &json!({"body": format!("bench comment {n}")}),
+                    )
                     .await?;
                 anyhow::ensure!(r.status.as_u16() == 202, "command refused: {} {}", r.status, r.body);
                 let now = Instant::now();
@@ -124,7 +134,12 @@ pub async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
                 let now = Instant::now();
                 let revisions: Vec<u64> = case_ids
                     .iter()
-                    .map(|id| page.items.iter().find(|c| c.id.to_string() == *id).map_or(0, |c| c.revision))
+                    .map(|id| {
+                        page.items
+                            .iter()
+                            .find(|c| c.id.to_string() == *id)
+                            .map_or(0, |c| c.revision)
+                    })
                     .collect();
                 let mut guard = sent.lock().await;
                 for s in guard.iter_mut().filter(|s| s.visible_at.is_none()) {
@@ -137,7 +152,10 @@ pub async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
                 if done {
                     return Ok::<_, anyhow::Error>(());
                 }
-                anyhow::ensure!(Instant::now() < deadline, "commands did not become visible within 10 minutes");
+                anyhow::ensure!(
+                    Instant::now() < deadline,
+                    "commands did not become visible within 10 minutes"
+                );
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         })
@@ -150,7 +168,10 @@ pub async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
     let sent = sent.lock().await;
     let last_accept = sent.iter().map(|s| s.accepted_at).max().unwrap_or(started);
     let last_visible = sent.iter().filter_map(|s| s.visible_at).max().unwrap_or(started);
-    let mut visibility: Vec<Duration> = sent.iter().filter_map(|s| s.visible_at.map(|v| v - s.accepted_at)).collect();
+    let mut visibility: Vec<Duration> = sent
+        .iter()
+        .filter_map(|s| s.visible_at.map(|v| v - s.accepted_at))
+        .collect();
     visibility.sort();
     accept_latencies.sort();
     let accepted_rate = total as f64 / (last_accept - started).as_secs_f64();
@@ -196,7 +217,10 @@ pub async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
             })
         );
     } else {
-        println!("Casewire bench: embedded runtime (SQLite stores, in-process bus), {} clients, {total} commands", args.clients);
+        println!(
+            "Casewire bench: embedded runtime (SQLite stores, in-process bus), {} clients, {total} commands",
+            args.clients
+        );
         println!(
             "  accepted (HTTP 202)        {accepted_rate:>9.1} commands/s   accept latency p50 {:.2} ms, p99 {:.2} ms",
             ms(percentile(&accept_latencies, 0.5)),

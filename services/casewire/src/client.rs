@@ -25,7 +25,10 @@ impl Client {
     /// A client of `base` (e.g. `http://127.0.0.1:8080`) with a bearer token.
     pub fn new(base: &str, token: &str) -> Self {
         Client {
-            http: reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap_or_default(),
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()
+                .unwrap_or_default(),
             base: base.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
         }
@@ -33,7 +36,10 @@ impl Client {
 
     /// Fetches a dev token through the dev issuer's password grant.
     pub async fn login(base: &str, user: &str, password: &str) -> anyhow::Result<Client> {
-        let url = format!("{}/dev-auth/realms/casewire/protocol/openid-connect/token", base.trim_end_matches('/'));
+        let url = format!(
+            "{}/dev-auth/realms/casewire/protocol/openid-connect/token",
+            base.trim_end_matches('/')
+        );
         let res: Value = reqwest::Client::new()
             .post(&url)
             .form(&[("grant_type", "password"), ("username", user), ("password", password)])
@@ -43,7 +49,9 @@ impl Client {
             .error_for_status()?
             .json()
             .await?;
-        let token = res["access_token"].as_str().context("no access_token in the token response")?;
+        let token = res["access_token"]
+            .as_str()
+            .context("no access_token in the token response")?;
         Ok(Client::new(base, token))
     }
 
@@ -53,8 +61,17 @@ impl Client {
     }
 
     /// Sends a request; `wait` adds `Prefer: wait=N`.
-    pub async fn send(&self, method: Method, path: &str, body: Option<&Value>, wait: Option<u64>) -> anyhow::Result<Reply> {
-        let mut req = self.http.request(method.clone(), format!("{}{path}", self.base)).bearer_auth(&self.token);
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        wait: Option<u64>,
+    ) -> anyhow::Result<Reply> {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -63,9 +80,17 @@ impl Client {
         }
         let res = req.send().await.with_context(|| format!("{method} {path}"))?;
         let status = res.status();
-        let etag = res.headers().get("etag").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let etag = res
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let bytes = res.bytes().await?;
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
         Ok(Reply { status, etag, body })
     }
 
@@ -96,6 +121,10 @@ impl Client {
             .await?;
         let status = res.status();
         let body = res.json().await.unwrap_or(Value::Null);
-        Ok(Reply { status, etag: None, body })
+        Ok(Reply {
+            status,
+            etag: None,
+            body,
+        })
     }
 }

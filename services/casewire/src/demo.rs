@@ -39,8 +39,21 @@ const PEOPLE: &[(&str, &str)] = &[
 ];
 
 fn complaint(rng: &mut Rng) -> (String, Value) {
-    let products = ["Kettle K200", "Espresso Pro", "Washing machine W7", "Mobile plan Basic", "Laptop Air 13", "Vacuum V9"];
-    let problems = ["stopped working after a week", "arrived damaged", "was billed twice", "does not match the description", "delivery is three weeks late"];
+    let products = [
+        "Kettle K200",
+        "Espresso Pro",
+        "Washing machine W7",
+        "Mobile plan Basic",
+        "Laptop Air 13",
+        "Vacuum V9",
+    ];
+    let problems = [
+        "stopped working after a week",
+        "arrived damaged",
+        "was billed twice",
+        "does not match the description",
+        "delivery is three weeks late",
+    ];
     let product = *rng.pick(&products);
     let title = format!("{product} {}", rng.pick(&problems));
     let mut data = json!({"channel": *rng.pick(&["email", "phone", "web", "store"]), "product": product});
@@ -54,7 +67,14 @@ fn complaint(rng: &mut Rng) -> (String, Value) {
 }
 
 fn claim(rng: &mut Rng) -> (String, Value) {
-    let kinds = [("motor", "Rear-end collision on the ring road"), ("water-damage", "Burst pipe flooded the kitchen"), ("fire", "Fire in the garage"), ("theft", "Bicycle stolen from the station"), ("storm", "Storm damage to the roof"), ("liability", "Guest slipped on the stairs")];
+    let kinds = [
+        ("motor", "Rear-end collision on the ring road"),
+        ("water-damage", "Burst pipe flooded the kitchen"),
+        ("fire", "Fire in the garage"),
+        ("theft", "Bicycle stolen from the station"),
+        ("storm", "Storm damage to the roof"),
+        ("liability", "Guest slipped on the stairs"),
+    ];
     let (kind, title) = *rng.pick(&kinds);
     let data = json!({
         "policyNumber": format!("POL-{:08}", rng.below(99_999_999)),
@@ -67,7 +87,14 @@ fn claim(rng: &mut Rng) -> (String, Value) {
 }
 
 fn it_request(rng: &mut Rng) -> (String, Value) {
-    let asks = [("access", "Access to the finance share"), ("hardware", "New docking station"), ("software", "Install a PDF editor"), ("incident", "VPN drops every ten minutes"), ("incident", "Printer on floor 3 jams"), ("other", "Move desk phone to room 2.14")];
+    let asks = [
+        ("access", "Access to the finance share"),
+        ("hardware", "New docking station"),
+        ("software", "Install a PDF editor"),
+        ("incident", "VPN drops every ten minutes"),
+        ("incident", "Printer on floor 3 jams"),
+        ("other", "Move desk phone to room 2.14"),
+    ];
     let (category, title) = *rng.pick(&asks);
     let mut data = json!({"category": category});
     if category == "incident" {
@@ -90,20 +117,32 @@ const COMMENTS: &[&str] = &[
 
 /// Imports the demo definitions (when none exist) and creates `count`
 /// cases (when none exist). Returns how many cases it created.
-pub async fn seed(base: &str, token_for: impl Fn(&str) -> anyhow::Result<String>, count: usize) -> anyhow::Result<usize> {
+pub async fn seed(
+    base: &str,
+    token_for: impl Fn(&str) -> anyhow::Result<String>,
+    count: usize,
+) -> anyhow::Result<usize> {
     let admin = Client::new(base, &token_for("carol")?);
     let existing = admin.get("/api/v1/definitions").await?;
     if existing.body["items"].as_array().is_none_or(Vec::is_empty) {
         for (name, yaml) in crate::DEMO_DEFINITIONS {
             let r = admin.import_definition(yaml).await?;
-            anyhow::ensure!(r.status.as_u16() == 201, "importing {name} failed: {} {}", r.status, r.body);
+            anyhow::ensure!(
+                r.status.as_u16() == 201,
+                "importing {name} failed: {} {}",
+                r.status,
+                r.body
+            );
         }
     }
     let cases = admin.get("/api/v1/cases?limit=1").await?;
     if cases.body["items"].as_array().is_some_and(|a| !a.is_empty()) {
         return Ok(0);
     }
-    let definitions: Vec<Value> = admin.get("/api/v1/definitions").await?.body["items"].as_array().cloned().unwrap_or_default();
+    let definitions: Vec<Value> = admin.get("/api/v1/definitions").await?.body["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let by_id = |id: &str| definitions.iter().find(|d| d["id"] == id).cloned();
     let alice = Client::new(base, &token_for("alice")?);
     let bob = Client::new(base, &token_for("bob")?);
@@ -118,32 +157,59 @@ pub async fn seed(base: &str, token_for: impl Fn(&str) -> anyhow::Result<String>
         let def = by_id(def_id).with_context(|| format!("definition {def_id} missing"))?;
         let worker = if rng.chance(50) { &alice } else { &bob };
         let (name, email) = *rng.pick(PEOPLE);
-        let priorities: Vec<String> = def["priorities"].as_array().into_iter().flatten().filter_map(|p| p["id"].as_str().map(str::to_owned)).collect();
+        let priorities: Vec<String> = def["priorities"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["id"].as_str().map(str::to_owned))
+            .collect();
         let open = json!({
             "definition": def_id, "title": title, "data": data,
             "priority": rng.pick(&priorities), "requester": {"name": name, "email": email},
             "tags": if rng.chance(30) { json!(["vip"]) } else { json!([]) },
         });
         let r = worker.post_wait("/api/v1/cases", &open).await?;
-        anyhow::ensure!(r.status.as_u16() == 201, "opening a demo case failed: {} {}", r.status, r.body);
+        anyhow::ensure!(
+            r.status.as_u16() == 201,
+            "opening a demo case failed: {} {}",
+            r.status,
+            r.body
+        );
         let id = r.body["id"].as_str().context("no case id")?.to_owned();
         created += 1;
         let path = |p: &str| format!("/api/v1/cases/{id}{p}");
         if rng.chance(70) {
             let assignee = *rng.pick(&["alice", "bob"]);
-            worker.post_wait(&path("/assign"), &json!({"assignee": assignee})).await?;
+            worker
+                .post_wait(&path("/assign"), &json!({"assignee": assignee}))
+                .await?;
         }
         for _ in 0..rng.below(3) {
             let visibility = *rng.pick(&["internal", "public"]);
-            worker.post_wait(&path("/comments"), &json!({"body": rng.pick(COMMENTS), "visibility": visibility})).await?;
+            worker
+                .post_wait(
+                    &path("/comments"),
+                    &json!({"body": rng.pick(COMMENTS), "visibility": visibility}),
+                )
+                .await?;
         }
         if rng.chance(20) {
-            worker.post_wait(&path("/tags"), &json!({"tag": *rng.pick(&["callback", "escalated", "legal", "repeat"])})).await?;
+            worker
+                .post_wait(
+                    &path("/tags"),
+                    &json!({"tag": *rng.pick(&["callback", "escalated", "legal", "repeat"])}),
+                )
+                .await?;
         }
         // Walk the stage graph a few steps.
         let mut stage = def["initialStage"].as_str().unwrap_or_default().to_owned();
         for _ in 0..rng.below(4) {
-            let next: Vec<String> = def["transitions"][&stage].as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect();
+            let next: Vec<String> = def["transitions"][&stage]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect();
             if next.is_empty() {
                 break;
             }
@@ -153,10 +219,22 @@ pub async fn seed(base: &str, token_for: impl Fn(&str) -> anyhow::Result<String>
                 stage = to;
             }
         }
-        let terminal = def["terminalStages"].as_array().is_some_and(|t| t.iter().any(|s| s == stage.as_str()));
+        let terminal = def["terminalStages"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|s| s == stage.as_str()));
         if terminal || rng.chance(10) {
-            let codes: Vec<String> = def["resolutionCodes"].as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect();
-            worker.post_wait(&path("/resolve"), &json!({"resolution": rng.pick(&codes), "note": "Demo resolution"})).await?;
+            let codes: Vec<String> = def["resolutionCodes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect();
+            worker
+                .post_wait(
+                    &path("/resolve"),
+                    &json!({"resolution": rng.pick(&codes), "note": "Demo resolution"}),
+                )
+                .await?;
             if rng.chance(50) {
                 worker.post_wait(&path("/close"), &json!({})).await?;
             }

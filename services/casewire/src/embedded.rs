@@ -47,10 +47,16 @@ impl Embedded {
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
         if services.engine {
-            tasks.push(spawn("case-engine", casewire_case_engine::run(platform.clone(), shutdown.child_token())));
+            tasks.push(spawn(
+                "case-engine",
+                casewire_case_engine::run(platform.clone(), shutdown.child_token()),
+            ));
         }
         if services.projector {
-            tasks.push(spawn("projector", casewire_projector::run(platform.clone(), shutdown.child_token())));
+            tasks.push(spawn(
+                "projector",
+                casewire_projector::run(platform.clone(), shutdown.child_token()),
+            ));
         }
         let api = casewire_case_api::start(platform.clone(), shutdown.child_token()).await?;
         Ok(Embedded {
@@ -93,7 +99,10 @@ impl Embedded {
             (i, result)
         };
         let (name, _) = self.tasks.remove(i);
-        (name.to_owned(), result.unwrap_or_else(|e| Err(anyhow::anyhow!("task panicked: {e}"))))
+        (
+            name.to_owned(),
+            result.unwrap_or_else(|e| Err(anyhow::anyhow!("task panicked: {e}"))),
+        )
     }
 
     /// Stops everything and waits for it.

@@ -17,7 +17,16 @@ pub mod embedded;
 
 /// The demo definitions, built in so `cargo run` works from any directory.
 pub const DEMO_DEFINITIONS: &[(&str, &str)] = &[
-    ("customer-complaint.yaml", include_str!("../../../definitions/customer-complaint.yaml")),
-    ("insurance-claim.yaml", include_str!("../../../definitions/insurance-claim.yaml")),
-    ("it-service-request.yaml", include_str!("../../../definitions/it-service-request.yaml")),
+    (
+        "customer-complaint.yaml",
+        include_str!("../../../definitions/customer-complaint.yaml"),
+    ),
+    (
+        "insurance-claim.yaml",
+        include_str!("../../../definitions/insurance-claim.yaml"),
+    ),
+    (
+        "it-service-request.yaml",
+        include_str!("../../../definitions/it-service-request.yaml"),
+    ),
 ];

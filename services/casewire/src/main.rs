@@ -109,12 +109,20 @@ async fn dev(mut config: Config, port: Option<u16>, no_demo: bool) -> anyhow::Re
     if no_demo {
         config.demo.enabled = false;
     }
-    anyhow::ensure!(config.mode == Mode::Dev, "casewire dev needs mode = dev; use casewire serve in production");
+    anyhow::ensure!(
+        config.mode == Mode::Dev,
+        "casewire dev needs mode = dev; use casewire serve in production"
+    );
     let demo = config.demo.clone();
     let data_dir = config.data_dir.clone();
     let mut platform = Embedded::start(config, Services::default()).await?;
     let url = platform.url();
     let mgmt = platform.management_url();
+    // Written before the banner, so `casewire token` run right after it
+    // signs for this server's issuer URL.
+    let issuer = platform.api.dev_issuer.as_ref().map(|i| i.issuer().to_owned());
+    let info = serde_json::json!({"apiUrl": url, "managementUrl": mgmt, "issuer": issuer});
+    std::fs::write(runtime_file(&data_dir), serde_json::to_vec_pretty(&info)?).context("writing runtime.json")?;
     println!("API         {url}/api/v1");
     println!("Management  {mgmt}/health/ready");
     let logins: Vec<String> = casewire_oidc::dev::DEMO_USERS
@@ -122,12 +130,12 @@ async fn dev(mut config: Config, port: Option<u16>, no_demo: bool) -> anyhow::Re
         .map(|u| format!("{}/{} ({})", u.username, u.password, u.description))
         .collect();
     println!("Logins      {}", logins.join(" · "));
-    println!("Token       casewire token alice --data-dir {}   (or POST {url}/dev-auth/realms/casewire/protocol/openid-connect/token)", data_dir.display());
+    println!(
+        "Token       casewire token alice --data-dir {}   (or POST {url}/dev-auth/realms/casewire/protocol/openid-connect/token)",
+        data_dir.display()
+    );
     println!("OpenAPI     {url}/api/v1/openapi.json");
     println!("Data        {}", data_dir.display());
-    let issuer = platform.api.dev_issuer.as_ref().map(|i| i.issuer().to_owned());
-    let info = serde_json::json!({"apiUrl": url, "managementUrl": mgmt, "issuer": issuer});
-    std::fs::write(runtime_file(&data_dir), serde_json::to_vec_pretty(&info)?).context("writing runtime.json")?;
 
     if demo.enabled {
         let issuer = platform.api.dev_issuer.clone();
@@ -173,14 +181,21 @@ async fn serve(config: Config, service: Service) -> anyhow::Result<()> {
 }
 
 fn token(config: &Config, user: &str) -> anyhow::Result<()> {
-    anyhow::ensure!(config.auth.dev_issuer && config.mode == Mode::Dev, "the dev issuer is off; get tokens from your identity provider");
+    anyhow::ensure!(
+        config.auth.dev_issuer && config.mode == Mode::Dev,
+        "the dev issuer is off; get tokens from your identity provider"
+    );
     // The running server wrote its issuer URL; use it so the token's iss matches.
     let issuer = std::fs::read(runtime_file(&config.data_dir))
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|v| v["issuer"].as_str().map(str::to_owned))
         .unwrap_or_else(|| {
-            let base = config.api.public_url.clone().unwrap_or_else(|| format!("http://{}", config.api.bind));
+            let base = config
+                .api
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", config.api.bind));
             format!("{}/dev-auth/realms/casewire", base.trim_end_matches('/'))
         });
     if DevIssuer::user(user).is_none() {
@@ -193,7 +208,10 @@ fn token(config: &Config, user: &str) -> anyhow::Result<()> {
 }
 
 async fn replay(config: Config, projection: &str) -> anyhow::Result<()> {
-    anyhow::ensure!(projection == "cases", "unknown projection '{projection}' (known: cases)");
+    anyhow::ensure!(
+        projection == "cases",
+        "unknown projection '{projection}' (known: cases)"
+    );
     let platform = Platform::open(config)?;
     let head = platform.events.head().await?;
     eprintln!("Replaying {head} events into the '{projection}' projection...");
@@ -218,7 +236,11 @@ async fn import_definitions(config: Config, dir: &Path) -> anyhow::Result<()> {
         .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json"))
         .collect();
     files.sort();
-    anyhow::ensure!(!files.is_empty(), "no *.yaml, *.yml or *.json files in {}", dir.display());
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no *.yaml, *.yml or *.json files in {}",
+        dir.display()
+    );
     // Validate all first, so a bad file imports nothing.
     let mut parsed = Vec::new();
     for f in &files {
@@ -240,7 +262,10 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = load_config(&cli)?;
     telemetry::init(&config.log);
-    match cli.command.unwrap_or(Command::Dev { port: None, no_demo: false }) {
+    match cli.command.unwrap_or(Command::Dev {
+        port: None,
+        no_demo: false,
+    }) {
         Command::Dev { port, no_demo } => dev(config, port, no_demo).await,
         Command::Serve { service } => serve(config, service).await,
         Command::Token { user } => token(&config, &user),

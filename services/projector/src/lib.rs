@@ -44,7 +44,10 @@ impl Projector {
     /// Applies one event; returns whether anything changed.
     pub async fn project(&self, record: &EventRecord) -> Result<bool, StoreError> {
         let reads = &self.platform.reads;
-        let current = reads.get_case(&record.tenant, record.case_id).await?.unwrap_or_default();
+        let current = reads
+            .get_case(&record.tenant, record.case_id)
+            .await?
+            .unwrap_or_default();
         self.project_onto(current, record).await.map(|(_, applied)| applied)
     }
 
@@ -74,7 +77,10 @@ impl Projector {
 /// Runs the projector until `shutdown`.
 pub async fn run(platform: Platform, shutdown: CancellationToken) -> anyhow::Result<()> {
     let projector = Projector::new(platform.clone());
-    let mut sub = platform.bus.subscribe(Some(GROUP), Topic::Events, StartFrom::Earliest).await?;
+    let mut sub = platform
+        .bus
+        .subscribe(Some(GROUP), Topic::Events, StartFrom::Earliest)
+        .await?;
     tracing::info!("Projector started");
     loop {
         let msg = tokio::select! {
@@ -101,7 +107,10 @@ pub async fn run(platform: Platform, shutdown: CancellationToken) -> anyhow::Res
             }
             Err(e) => {
                 tracing::error!(error = %e, offset = msg.offset, "Moved an unreadable event to the dead-letter topic");
-                platform.bus.publish(Topic::Dlq, vec![(msg.key.clone(), msg.payload.clone())]).await?;
+                platform
+                    .bus
+                    .publish(Topic::Dlq, vec![(msg.key.clone(), msg.payload.clone())])
+                    .await?;
             }
         }
         sub.commit(&msg).await?;

@@ -1,1 +1,104 @@
-//! placeholder
+//! Test harness of the end-to-end tests: a fresh embedded platform per test
+//! on free ports with its own temporary data dir, the demo definitions
+//! imported, and clients for the demo users.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use casewire::client::Client;
+use casewire::embedded::{Embedded, Services};
+use casewire_runtime::Config;
+use tempfile::TempDir;
+
+/// A running platform and the directory it lives in.
+#[derive(Debug)]
+pub struct TestApp {
+    pub app: Embedded,
+    pub dir: TempDir,
+}
+
+/// The config of a test platform in `dir`.
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let mut config = Config {
+        data_dir: dir.to_path_buf(),
+        ..Config::default()
+    };
+    config.api.bind.set_port(0);
+    config.management.bind.set_port(0);
+    config.demo.enabled = false;
+    config.log.level = "warn".into();
+    config.log.format = "pretty".into();
+    config
+}
+
+impl TestApp {
+    /// Starts a platform with every service and the demo definitions.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(Services::default()).await
+    }
+
+    /// Starts a platform with the given services.
+    pub async fn spawn_with(services: Services) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir, services, true).await
+    }
+
+    /// Starts a platform in an existing data dir.
+    pub async fn start_in(dir: TempDir, services: Services, import: bool) -> TestApp {
+        let config = test_config(dir.path());
+        casewire_runtime::telemetry::init(&config.log);
+        let app = Embedded::start(config, services).await.expect("platform starts");
+        let t = TestApp { app, dir };
+        if import {
+            let admin = t.client("carol");
+            for (name, yaml) in casewire::DEMO_DEFINITIONS {
+                let r = admin.import_definition(yaml).await.expect("import");
+                assert_eq!(r.status.as_u16(), 201, "{name}: {}", r.body);
+            }
+        }
+        t
+    }
+
+    /// A client logged in as a demo user.
+    pub fn client(&self, user: &str) -> Client {
+        self.app.client(user).expect("client")
+    }
+
+    /// The API base URL (without /api/v1).
+    pub fn url(&self) -> String {
+        self.app.url()
+    }
+
+    /// Stops the platform and hands back its data dir.
+    pub async fn stop(self) -> TempDir {
+        self.app.stop().await.expect("clean stop");
+        self.dir
+    }
+}
+
+/// Polls `check` until it returns `Some`, for at most `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A valid open-case body of the complaint definition.
+pub fn complaint(title: &str) -> serde_json::Value {
+    serde_json::json!({
+        "definition": "customer-complaint",
+        "title": title,
+        "data": {"channel": "email", "product": "Kettle K200"},
+    })
+}

@@ -50,12 +50,23 @@ pub async fn resolve_case(state: &AppState, tenant: &str, raw: &str) -> Result<U
     security(("bearer" = []))
 )]
 #[post("/cases")]
-pub async fn open_case(state: Data<AppState>, auth: Auth, req: HttpRequest, body: Body) -> Result<HttpResponse, ApiError> {
+pub async fn open_case(
+    state: Data<AppState>,
+    auth: Auth,
+    req: HttpRequest,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
     let open: OpenCase = required_json(&body)?;
     submit(&state, &auth, &req, Uuid::now_v7(), CaseCommand::Open(open), None).await
 }
 
-async fn task(state: &AppState, auth: &Auth, req: &HttpRequest, id: &str, command: CaseCommand) -> Result<HttpResponse, ApiError> {
+async fn task(
+    state: &AppState,
+    auth: &Auth,
+    req: &HttpRequest,
+    id: &str,
+    command: CaseCommand,
+) -> Result<HttpResponse, ApiError> {
     let case_id = resolve_case(state, &auth.tenant, id).await?;
     submit(state, auth, req, case_id, command, None).await
 }
@@ -86,18 +97,95 @@ macro_rules! task_endpoint {
     };
 }
 
-task_endpoint!(revise_details, "/cases/{id}/details", ReviseDetails, ReviseDetails, "Revise title, description or data.", required_json);
-task_endpoint!(assign, "/cases/{id}/assign", AssignCase, Assign, "Assign the case to a person.", required_json);
-task_endpoint!(unassign, "/cases/{id}/unassign", UnassignCase, Unassign, "Remove the assignee.", json_body);
-task_endpoint!(route, "/cases/{id}/route", RouteCase, Route, "Send the case to a queue.", required_json);
-task_endpoint!(move_to_stage, "/cases/{id}/stage", MoveToStage, MoveToStage, "Move along an allowed transition.", required_json);
-task_endpoint!(prioritize, "/cases/{id}/priority", PrioritizeCase, Prioritize, "Change the priority.", required_json);
-task_endpoint!(comment, "/cases/{id}/comments", CommentOnCase, Comment, "Comment, optionally replying to `parentId`.", required_json);
+task_endpoint!(
+    revise_details,
+    "/cases/{id}/details",
+    ReviseDetails,
+    ReviseDetails,
+    "Revise title, description or data.",
+    required_json
+);
+task_endpoint!(
+    assign,
+    "/cases/{id}/assign",
+    AssignCase,
+    Assign,
+    "Assign the case to a person.",
+    required_json
+);
+task_endpoint!(
+    unassign,
+    "/cases/{id}/unassign",
+    UnassignCase,
+    Unassign,
+    "Remove the assignee.",
+    json_body
+);
+task_endpoint!(
+    route,
+    "/cases/{id}/route",
+    RouteCase,
+    Route,
+    "Send the case to a queue.",
+    required_json
+);
+task_endpoint!(
+    move_to_stage,
+    "/cases/{id}/stage",
+    MoveToStage,
+    MoveToStage,
+    "Move along an allowed transition.",
+    required_json
+);
+task_endpoint!(
+    prioritize,
+    "/cases/{id}/priority",
+    PrioritizeCase,
+    Prioritize,
+    "Change the priority.",
+    required_json
+);
+task_endpoint!(
+    comment,
+    "/cases/{id}/comments",
+    CommentOnCase,
+    Comment,
+    "Comment, optionally replying to `parentId`.",
+    required_json
+);
 task_endpoint!(tag, "/cases/{id}/tags", TagCase, Tag, "Add a tag.", required_json);
-task_endpoint!(link, "/cases/{id}/links", LinkCase, Link, "Link to another case.", required_json);
-task_endpoint!(resolve, "/cases/{id}/resolve", ResolveCase, Resolve, "Resolve with a resolution code.", required_json);
-task_endpoint!(close, "/cases/{id}/close", CloseCase, Close, "Close a resolved case.", json_body);
-task_endpoint!(reopen, "/cases/{id}/reopen", ReopenCase, Reopen, "Reopen a resolved or closed case.", json_body);
+task_endpoint!(
+    link,
+    "/cases/{id}/links",
+    LinkCase,
+    Link,
+    "Link to another case.",
+    required_json
+);
+task_endpoint!(
+    resolve,
+    "/cases/{id}/resolve",
+    ResolveCase,
+    Resolve,
+    "Resolve with a resolution code.",
+    required_json
+);
+task_endpoint!(
+    close,
+    "/cases/{id}/close",
+    CloseCase,
+    Close,
+    "Close a resolved case.",
+    json_body
+);
+task_endpoint!(
+    reopen,
+    "/cases/{id}/reopen",
+    ReopenCase,
+    Reopen,
+    "Reopen a resolved or closed case.",
+    json_body
+);
 
 /// Remove a tag.
 #[utoipa::path(
@@ -107,7 +195,12 @@ task_endpoint!(reopen, "/cases/{id}/reopen", ReopenCase, Reopen, "Reopen a resol
     security(("bearer" = []))
 )]
 #[delete("/cases/{id}/tags/{tag}")]
-pub async fn untag(state: Data<AppState>, auth: Auth, req: HttpRequest, path: Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+pub async fn untag(
+    state: Data<AppState>,
+    auth: Auth,
+    req: HttpRequest,
+    path: Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let (id, raw_tag) = path.into_inner();
     let parsed = Tag::parse(&raw_tag)?;
     task(&state, &auth, &req, &id, CaseCommand::Untag(TagCase { tag: parsed })).await
@@ -151,7 +244,11 @@ pub struct CasePage {
     security(("bearer" = []))
 )]
 #[get("/cases")]
-pub async fn list_cases(state: Data<AppState>, auth: Auth, params: Query<ListParams>) -> Result<HttpResponse, ApiError> {
+pub async fn list_cases(
+    state: Data<AppState>,
+    auth: Auth,
+    params: Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
     let p = params.into_inner();
     let api = &state.platform.config.api;
     let (descending, sort_name) = match p.sort.as_deref() {
@@ -163,20 +260,27 @@ pub async fn list_cases(state: Data<AppState>, auth: Auth, params: Query<ListPar
         "createdAt" => SortKey::CreatedAt,
         "key" => SortKey::Key,
         other => {
-            return Err(ApiError::validation(format!("sort '{other}' is not one of updatedAt, createdAt, key"))
-                .with_details(serde_json::json!({"field": "sort"})));
+            return Err(
+                ApiError::validation(format!("sort '{other}' is not one of updatedAt, createdAt, key"))
+                    .with_details(serde_json::json!({"field": "sort"})),
+            );
         }
     };
     let limit = p.limit.unwrap_or(api.default_page_size);
     if limit == 0 || limit > api.max_page_size {
-        return Err(ApiError::validation(format!("limit must be between 1 and {}", api.max_page_size))
-            .with_details(serde_json::json!({"field": "limit"})));
+        return Err(
+            ApiError::validation(format!("limit must be between 1 and {}", api.max_page_size))
+                .with_details(serde_json::json!({"field": "limit"})),
+        );
     }
     let after = match &p.cursor {
-        Some(c) => Some(
-            Cursor::decode(c)
-                .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "CW-BAD-CURSOR", "the cursor is not one this API issued"))?,
-        ),
+        Some(c) => Some(Cursor::decode(c).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "CW-BAD-CURSOR",
+                "the cursor is not one this API issued",
+            )
+        })?),
         None => None,
     };
     let query = CaseQuery {
@@ -213,7 +317,11 @@ fn etag_matches(req: &HttpRequest, etag: &str) -> bool {
     req.headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').map(|t| t.trim().trim_start_matches("W/")).any(|t| t == etag || t == "*"))
+        .is_some_and(|v| {
+            v.split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == etag || t == "*")
+        })
 }
 
 /// The case detail. Its revision is the ETag; `If-None-Match` gives 304.
@@ -224,12 +332,21 @@ fn etag_matches(req: &HttpRequest, etag: &str) -> bool {
     security(("bearer" = []))
 )]
 #[get("/cases/{id}")]
-pub async fn get_case(state: Data<AppState>, auth: Auth, req: HttpRequest, id: Path<String>, params: Query<DetailParams>) -> Result<HttpResponse, ApiError> {
+pub async fn get_case(
+    state: Data<AppState>,
+    auth: Auth,
+    req: HttpRequest,
+    id: Path<String>,
+    params: Query<DetailParams>,
+) -> Result<HttpResponse, ApiError> {
     let case_id = resolve_case(&state, &auth.tenant, &id).await?;
     let case = match &params.as_of {
         Some(raw) => {
             let at: DateTime<Utc> = DateTime::parse_from_rfc3339(raw)
-                .map_err(|e| ApiError::validation(format!("asOf must be an RFC 3339 time: {e}")).with_details(serde_json::json!({"field": "asOf"})))?
+                .map_err(|e| {
+                    ApiError::validation(format!("asOf must be an RFC 3339 time: {e}"))
+                        .with_details(serde_json::json!({"field": "asOf"}))
+                })?
                 .with_timezone(&Utc);
             let events = state.platform.events.load(&auth.tenant, case_id).await?;
             Some(replay(&events, Some(at))?).filter(Case::exists)

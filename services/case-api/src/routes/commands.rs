@@ -47,9 +47,17 @@ pub struct GenericCommand {
     security(("bearer" = []))
 )]
 #[post("/commands")]
-pub async fn post_command(state: Data<AppState>, auth: Auth, req: HttpRequest, body: Body) -> Result<HttpResponse, ApiError> {
+pub async fn post_command(
+    state: Data<AppState>,
+    auth: Auth,
+    req: HttpRequest,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
     let generic: GenericCommand = required_json(&body)?;
-    if !CaseCommand::CATALOGUE.iter().any(|(name, _)| *name == generic.command_type) {
+    if !CaseCommand::CATALOGUE
+        .iter()
+        .any(|(name, _)| *name == generic.command_type)
+    {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "CW-VALIDATION",
@@ -58,12 +66,17 @@ pub async fn post_command(state: Data<AppState>, auth: Auth, req: HttpRequest, b
         .with_details(serde_json::json!({"field": "type"})));
     }
     let command: CaseCommand =
-        serde_json::from_value(serde_json::json!({"type": generic.command_type, "data": generic.data})).map_err(|e| serde_error(&e))?;
+        serde_json::from_value(serde_json::json!({"type": generic.command_type, "data": generic.data}))
+            .map_err(|e| serde_error(&e))?;
     if let Some(id) = generic.command_id {
         // A retry of a command we already have: answer with what we know.
         if let Some(existing) = state.platform.reads.get_command(id).await? {
             if existing.tenant != auth.tenant {
-                return Err(ApiError::new(StatusCode::CONFLICT, "CW-CONFLICT", "that command id is taken"));
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "CW-CONFLICT",
+                    "that command id is taken",
+                ));
             }
             return Ok(HttpResponse::Accepted().json(Accepted {
                 command_id: existing.id,
@@ -74,14 +87,17 @@ pub async fn post_command(state: Data<AppState>, auth: Auth, req: HttpRequest, b
         }
     }
     let case_id = match (&command, generic.case_id.as_deref()) {
-        (CaseCommand::Open(_), Some(raw)) => raw
-            .parse::<Uuid>()
-            .map_err(|_| ApiError::validation("caseId of case.open must be a UUID").with_details(serde_json::json!({"field": "caseId"})))?,
+        (CaseCommand::Open(_), Some(raw)) => raw.parse::<Uuid>().map_err(|_| {
+            ApiError::validation("caseId of case.open must be a UUID")
+                .with_details(serde_json::json!({"field": "caseId"}))
+        })?,
         (CaseCommand::Open(_), None) => Uuid::now_v7(),
         (_, Some(raw)) => resolve_case(&state, &auth.tenant, raw).await?,
         (_, None) => {
-            return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CW-VALIDATION", "caseId is required")
-                .with_details(serde_json::json!({"field": "caseId"})));
+            return Err(
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CW-VALIDATION", "caseId is required")
+                    .with_details(serde_json::json!({"field": "caseId"})),
+            );
         }
     };
     submit(&state, &auth, &req, case_id, command, generic.command_id).await

@@ -47,9 +47,19 @@ pub struct VersionParam {
     security(("bearer" = []))
 )]
 #[get("/definitions/{id}")]
-pub async fn get_definition(state: Data<AppState>, auth: Auth, id: Path<String>, q: Query<VersionParam>) -> Result<HttpResponse, ApiError> {
-    let def = state.platform.reads.get_definition(&auth.tenant, &id, q.version).await?;
-    def.map(|d| HttpResponse::Ok().json(d)).ok_or_else(|| ApiError::not_found("definition"))
+pub async fn get_definition(
+    state: Data<AppState>,
+    auth: Auth,
+    id: Path<String>,
+    q: Query<VersionParam>,
+) -> Result<HttpResponse, ApiError> {
+    let def = state
+        .platform
+        .reads
+        .get_definition(&auth.tenant, &id, q.version)
+        .await?;
+    def.map(|d| HttpResponse::Ok().json(d))
+        .ok_or_else(|| ApiError::not_found("definition"))
 }
 
 /// Imports a definition and stores it as the next version of its id.
@@ -69,8 +79,13 @@ pub async fn import(state: &AppState, tenant: &str, source: &str) -> Result<Case
 )]
 #[post("/definitions")]
 pub async fn post_definition(state: Data<AppState>, auth: Auth, body: Body) -> Result<HttpResponse, ApiError> {
-    let source = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "CW-VALIDATION", "the definition must be UTF-8 text"))?;
+    let source = std::str::from_utf8(&body).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "CW-VALIDATION",
+            "the definition must be UTF-8 text",
+        )
+    })?;
     let stored = import(&state, &auth.tenant, source).await?;
     Ok(HttpResponse::Created().json(stored))
 }

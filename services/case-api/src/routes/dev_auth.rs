@@ -60,6 +60,7 @@ pub async fn token(state: Data<AppState>, form: Form<TokenRequest>) -> HttpRespo
                 }
             }
         }
-        _ => HttpResponse::Unauthorized().json(serde_json::json!({"error": "invalid_grant", "error_description": "unknown user or wrong password"})),
+        _ => HttpResponse::Unauthorized()
+            .json(serde_json::json!({"error": "invalid_grant", "error_description": "unknown user or wrong password"})),
     }
 }

@@ -21,7 +21,12 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
     }
 }
@@ -70,7 +75,10 @@ pub async fn openapi_json() -> HttpResponse {
 
 fn components() -> Map<String, Value> {
     let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
-    doc.pointer("/components/schemas").and_then(Value::as_object).cloned().unwrap_or_default()
+    doc.pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Replaces `$ref`s to components with the schemas themselves, so each
@@ -78,14 +86,21 @@ fn components() -> Map<String, Value> {
 fn inline(schema: &Value, components: &Map<String, Value>, depth: usize) -> Value {
     match schema {
         Value::Object(map) => {
-            if let Some(name) = map.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/components/schemas/")) {
-                if depth < 16 {
-                    if let Some(target) = components.get(name) {
-                        return inline(target, components, depth + 1);
-                    }
-                }
+            let target = map
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                .and_then(|name| components.get(name));
+            if let Some(target) = target
+                && depth < 16
+            {
+                return inline(target, components, depth + 1);
             }
-            Value::Object(map.iter().map(|(k, v)| (k.clone(), inline(v, components, depth))).collect())
+            Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), inline(v, components, depth)))
+                    .collect(),
+            )
         }
         Value::Array(items) => Value::Array(items.iter().map(|v| inline(v, components, depth)).collect()),
         other => other.clone(),
@@ -101,7 +116,10 @@ fn describe(catalogue: &[(&str, &str)], key: impl Fn(&str) -> String) -> Value {
             .map(|s| inline(s, &components, 0))
             .unwrap_or(Value::Null);
         if let Value::Object(m) = &mut s {
-            m.insert("$schema".into(), Value::String("https://json-schema.org/draft/2020-12/schema".into()));
+            m.insert(
+                "$schema".into(),
+                Value::String("https://json-schema.org/draft/2020-12/schema".into()),
+            );
             m.insert("title".into(), Value::String((*schema).to_owned()));
         }
         out.insert(key(name), s);

@@ -56,7 +56,8 @@ impl Cursor {
             let until_heartbeat = self.heartbeat.saturating_sub(self.last_line.elapsed());
             if until_heartbeat.is_zero() {
                 self.last_line = Instant::now();
-                let line = serde_json::json!({"heartbeat": chrono::Utc::now(), "position": self.next.saturating_sub(1)});
+                let line =
+                    serde_json::json!({"heartbeat": chrono::Utc::now(), "position": self.next.saturating_sub(1)});
                 return Ok(Bytes::from(format!("{line}\n")));
             }
             let wait = until_heartbeat.min(self.poll);

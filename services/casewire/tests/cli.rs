@@ -1,0 +1,193 @@
+//! The `casewire` binary as a user runs it: `dev` prints its URLs and
+//! logins first and serves the API, `token` prints a token the server
+//! accepts, `definitions import` imports a directory, and `replay` rebuilds
+//! projections identical to the live ones.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_casewire");
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(data: &std::path::Path, extra: &[&str]) -> (Server, Vec<String>) {
+    let mut child = Command::new(BIN)
+        .args(["dev", "--port", "0", "--data-dir"])
+        .arg(data)
+        .args(extra)
+        .env("CASEWIRE__LOG__LEVEL", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("casewire starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let lines: Vec<String> = BufReader::new(stdout)
+        .lines()
+        .take(6)
+        .map(|l| l.expect("line"))
+        .collect();
+    (Server(child), lines)
+}
+
+fn token(data: &std::path::Path, user: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["token", user, "--data-dir"])
+        .arg(data)
+        .output()
+        .expect("token runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+}
+
+async fn get(url: &str, token: &str) -> serde_json::Value {
+    let res = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    assert!(res.status().is_success(), "{url}: {}", res.status());
+    res.json().await.expect("json")
+}
+
+#[tokio::test]
+async fn dev_serves_demo_data_and_replay_rebuilds_identical_projections() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (server, lines) = start(&data, &[]);
+    assert!(lines[0].starts_with("API "), "first line is the API URL: {lines:?}");
+    assert!(lines[1].starts_with("Management "), "{lines:?}");
+    assert!(
+        lines[2].contains("alice/alice") && lines[2].contains("bob/bob") && lines[2].contains("carol/carol"),
+        "{lines:?}"
+    );
+    let api = lines[0].split_whitespace().nth(1).unwrap().to_owned();
+    let mgmt = lines[1].split_whitespace().nth(1).unwrap().to_owned();
+    let alice = token(&data, "alice");
+
+    // The demo loader creates its cases through commands.
+    let started = Instant::now();
+    let mut count = 0;
+    while started.elapsed() < Duration::from_secs(120) {
+        let page = get(&format!("{api}/cases?limit=200"), &alice).await;
+        count = page["items"].as_array().unwrap().len();
+        if count == 50 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(count, 50, "fifty demo cases");
+    let ready = reqwest::get(&mgmt).await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+    let page = get(&format!("{api}/cases?limit=200&sort=key"), &alice).await;
+    let mut before = Vec::new();
+    for item in page["items"].as_array().unwrap() {
+        let id = item["id"].as_str().unwrap();
+        before.push((
+            get(&format!("{api}/cases/{id}"), &alice).await,
+            get(&format!("{api}/cases/{id}/history"), &alice).await,
+        ));
+    }
+    assert!(
+        before.iter().any(|(c, _)| c["status"] == "closed"),
+        "some demo cases are closed"
+    );
+    assert!(
+        before
+            .iter()
+            .any(|(c, _)| c["comments"].as_array().is_some_and(|c| !c.is_empty())),
+        "some have comments"
+    );
+    drop(server);
+
+    let out = Command::new(BIN)
+        .args(["replay", "--data-dir"])
+        .arg(&data)
+        .env("CASEWIRE__LOG__LEVEL", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("of 50 cases"), "{summary}");
+
+    let (_server, lines) = start(&data, &[]);
+    let api = lines[0].split_whitespace().nth(1).unwrap().to_owned();
+    let alice = token(&data, "alice");
+    let page = get(&format!("{api}/cases?limit=200&sort=key"), &alice).await;
+    assert_eq!(
+        page["items"].as_array().unwrap().len(),
+        50,
+        "the demo is not loaded twice"
+    );
+    for (case, history) in &before {
+        let id = case["id"].as_str().unwrap();
+        assert_eq!(
+            &get(&format!("{api}/cases/{id}"), &alice).await,
+            case,
+            "replayed detail of {id} is identical"
+        );
+        assert_eq!(
+            &get(&format!("{api}/cases/{id}/history"), &alice).await,
+            history,
+            "replayed history of {id} is identical"
+        );
+    }
+}
+
+#[test]
+fn definitions_import_and_helpful_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let defs = concat!(env!("CARGO_MANIFEST_DIR"), "/../../definitions");
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("CASEWIRE__LOG__LEVEL", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["definitions", "import", defs]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("version 1").count(), 3, "{text}");
+    let again = run(&["definitions", "import", defs]);
+    assert_eq!(String::from_utf8_lossy(&again.stdout).matches("version 2").count(), 3);
+
+    let bad = tempfile::tempdir().unwrap();
+    std::fs::write(bad.path().join("broken.yaml"), "id: broken\nname: B\n").unwrap();
+    let out = run(&["definitions", "import", bad.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken.yaml"));
+
+    let out = run(&["token", "mallory"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("alice, bob, carol"));
+
+    let out = Command::new(BIN)
+        .args(["dev", "--port", "0"])
+        .env("CASEWIRE__MODE", "production")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "dev mode is refused in production");
+    let out = Command::new(BIN)
+        .args(["serve", "case-api"])
+        .env("CASEWIRE__MODE", "production")
+        .env("CASEWIRE__DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("dev_issuer"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
