@@ -1,5 +1,8 @@
 //! The shipped demo definitions parse and are internally consistent.
 
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use casewire_domain::CaseDefinition;
 
 #[test]

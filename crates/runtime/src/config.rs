@@ -356,6 +356,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type.
     fn layers_apply_in_order_and_validation_catches_mistakes() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("c.toml", "data_dir = \"/tmp/x\"\n[api]\nmax_wait_secs = 5\n")?;
@@ -372,8 +373,10 @@ mod tests {
             assert!(err.contains("max_wiat_secs"), "{err}");
             Ok(())
         });
-        let mut c = Config::default();
-        c.mode = Mode::Production;
+        let c = Config {
+            mode: Mode::Production,
+            ..Config::default()
+        };
         assert!(c.validate().unwrap_err().to_string().contains("dev mode"));
         let mut c = Config::default();
         c.store.events = SecretUrl::new("postgres://u:pw@h/db");

@@ -4,6 +4,9 @@
 //! finished command never decides twice; concurrent writers of one case
 //! reload and retry until every command is in, with gapless revisions.
 
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use casewire_case_engine::Engine;

@@ -3,6 +3,9 @@
 //! accepts, `definitions import` imports a directory, and `replay` rebuilds
 //! projections identical to the live ones.
 
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -2,6 +2,9 @@
 //! on free ports with its own temporary data dir, the demo definitions
 //! imported, and clients for the demo users.
 
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,8 @@
 //! The case API end to end, over HTTP, against the embedded runtime.
 
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use casewire::embedded::Services;
