@@ -75,6 +75,29 @@ impl DomainError {
         }
     }
 
+    /// Whether the rejection depends on the case's current state (and so
+    /// may not hold once commands still in flight are applied), as opposed
+    /// to the command being wrong in itself.
+    pub fn depends_on_state(&self) -> bool {
+        match self {
+            DomainError::NotFound
+            | DomainError::AlreadyExists
+            | DomainError::TransitionNotAllowed { .. }
+            | DomainError::UnknownComment(_)
+            | DomainError::CaseClosed
+            | DomainError::CaseNotOpen { .. }
+            | DomainError::CaseNotResolved
+            | DomainError::CaseAlreadyOpen
+            | DomainError::NoChange(_) => true,
+            DomainError::Validation { .. }
+            | DomainError::SchemaViolation { .. }
+            | DomainError::UnknownStage(_)
+            | DomainError::UnknownPriority(_)
+            | DomainError::UnknownResolution(_)
+            | DomainError::InvalidDefinition(_) => false,
+        }
+    }
+
     /// Structured details for the API's error body.
     pub fn details(&self) -> serde_json::Value {
         use serde_json::json;

@@ -108,8 +108,12 @@ pub trait EventStore: Send + Sync + 'static {
         expected: u64,
         events: Vec<NewEvent>,
     ) -> Result<Vec<EventRecord>, StoreError>;
-    /// Loads one case's stream, oldest first.
-    async fn load(&self, tenant: &str, case_id: Uuid) -> Result<Vec<EventRecord>, StoreError>;
+    /// Loads one case's events with a revision above `after`, oldest first.
+    async fn load_after(&self, tenant: &str, case_id: Uuid, after: u64) -> Result<Vec<EventRecord>, StoreError>;
+    /// Loads one case's whole stream, oldest first.
+    async fn load(&self, tenant: &str, case_id: Uuid) -> Result<Vec<EventRecord>, StoreError> {
+        self.load_after(tenant, case_id, 0).await
+    }
     /// Reads up to `limit` events of every case with position >= `from`, in position order.
     async fn read_all(&self, from: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError>;
     /// Finds the events a command caused, in revision order.

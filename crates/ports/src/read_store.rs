@@ -228,6 +228,8 @@ pub trait ReadStore: Send + Sync + 'static {
     async fn claim_command(&self, id: Uuid) -> Result<ClaimResult, StoreError>;
     /// Cancels a command if, and only if, it is still pending.
     async fn cancel_command(&self, id: Uuid) -> Result<CancelResult, StoreError>;
+    /// Whether any command of the case is still pending or processing.
+    async fn has_unfinished_commands(&self, tenant: &str, case_id: Uuid) -> Result<bool, StoreError>;
     /// Records a command's final state (processed or rejected), inserting it if unknown.
     async fn finish_command(&self, record: &CommandRecord) -> Result<(), StoreError>;
     /// Deletes every case projection and the projector checkpoints (for replay).

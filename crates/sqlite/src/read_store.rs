@@ -71,9 +71,12 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS commands (
     id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    case_id TEXT NOT NULL,
     status TEXT NOT NULL,
     record TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS commands_unfinished ON commands (case_id, tenant) WHERE status IN ('pending', 'processing');
 ";
 
 /// The SQLite read store.
@@ -444,11 +447,12 @@ impl ReadStore for SqliteReadStore {
 
     async fn insert_command(&self, record: &CommandRecord) -> Result<(), StoreError> {
         let (id, status, json) = (record.id.to_string(), status_str(record.status), to_json(record)?);
+        let (tenant, case_id) = (record.tenant.clone(), record.case_id.to_string());
         self.db
             .write(move |conn| {
                 conn.execute(
-                    "INSERT OR IGNORE INTO commands (id, status, record) VALUES (?1, ?2, ?3)",
-                    params![id, status, json],
+                    "INSERT OR IGNORE INTO commands (id, tenant, case_id, status, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![id, tenant, case_id, status, json],
                 )
                 .map_err(map_err)?;
                 Ok(())
@@ -537,14 +541,30 @@ impl ReadStore for SqliteReadStore {
             .await
     }
 
+    async fn has_unfinished_commands(&self, tenant: &str, case_id: Uuid) -> Result<bool, StoreError> {
+        let tenant = tenant.to_owned();
+        self.db
+            .read(move |conn| {
+                conn.prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM commands WHERE case_id = ?1 AND tenant = ?2
+                                    AND status IN ('pending', 'processing'))",
+                )
+                .map_err(map_err)?
+                .query_row(params![case_id.to_string(), tenant], |r| r.get(0))
+                .map_err(map_err)
+            })
+            .await
+    }
+
     async fn finish_command(&self, record: &CommandRecord) -> Result<(), StoreError> {
         let (id, status, json) = (record.id.to_string(), status_str(record.status), to_json(record)?);
+        let (tenant, case_id) = (record.tenant.clone(), record.case_id.to_string());
         self.db
             .write(move |conn| {
                 conn.execute(
-                    "INSERT INTO commands (id, status, record) VALUES (?1, ?2, ?3)
+                    "INSERT INTO commands (id, tenant, case_id, status, record) VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT (id) DO UPDATE SET status = excluded.status, record = excluded.record",
-                    params![id, status, json],
+                    params![id, tenant, case_id, status, json],
                 )
                 .map_err(map_err)?;
                 Ok(())

@@ -132,6 +132,7 @@ pub async fn start(platform: Platform, shutdown: CancellationToken) -> anyhow::R
         dev_issuer: dev_issuer.clone(),
         waiters: Waiters::default(),
         public_url: public_url.clone(),
+        cases: std::sync::Arc::default(),
     };
     tokio::spawn({
         let (state, shutdown) = (state.clone(), shutdown.clone());

@@ -50,6 +50,8 @@ pub struct AppState {
     pub dev_issuer: Option<DevIssuer>,
     pub waiters: Waiters,
     pub public_url: String,
+    /// Case states for the early check of incoming commands.
+    pub cases: Arc<casewire_case_engine::CaseCache>,
 }
 
 /// Listens on `casewire.outcomes` and wakes waiting requests. Each API

@@ -96,10 +96,24 @@ async fn submit_in_span(
         issued_at: Utc::now(),
         command,
     };
-    let decided = decide(&*platform.events, &*platform.reads, &envelope).await?;
-    let decided = decided?;
-    if is_open {
-        let prefix = &decided.definition.key_prefix;
+    let prefix = match decide(&*platform.events, &*platform.reads, &state.cases, &envelope).await? {
+        Ok(decided) => Some(decided.definition.key_prefix),
+        // A rejection that hangs on the case's state is only given now if
+        // no earlier command of the case is still in flight: a client that
+        // pipelines "move to triage" and "move to investigating" must not
+        // have the second judged against the state before the first. (An
+        // open can only fail that way when the case exists: final.)
+        Err(e)
+            if !is_open
+                && e.depends_on_state()
+                && platform.reads.has_unfinished_commands(&envelope.tenant, case_id).await? =>
+        {
+            tracing::debug!(reason = %e, "Deferred a state-dependent check to the engine");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let (true, Some(prefix)) = (is_open, &prefix) {
         let n = platform.events.allocate_key(&envelope.tenant, prefix.as_str()).await?;
         envelope.case_key = Some(CaseKey::new(prefix, n).as_str().to_owned());
     }

@@ -14,7 +14,7 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::decide::decide;
+use crate::decide::{CaseCache, decide};
 
 /// The consumer group every engine instance joins.
 pub const GROUP: &str = "case-engine";
@@ -35,6 +35,7 @@ pub enum EngineError {
 #[derive(Debug, Clone)]
 pub struct Engine {
     platform: Platform,
+    cache: Arc<CaseCache>,
     crash_after_append: Arc<AtomicBool>,
 }
 
@@ -43,6 +44,7 @@ impl Engine {
     pub fn new(platform: Platform) -> Self {
         Engine {
             platform,
+            cache: Arc::default(),
             crash_after_append: Arc::default(),
         }
     }
@@ -147,7 +149,7 @@ impl Engine {
         let retries = self.platform.config.engine.max_conflict_retries;
         let mut attempt = 0;
         loop {
-            let decided = match decide(&**events, &**reads, env).await? {
+            let decided = match decide(&**events, &**reads, &self.cache, env).await? {
                 Ok(d) => d,
                 Err(rejection) => {
                     tracing::info!(code = rejection.code(), reason = %rejection, "Rejected a command");

@@ -16,5 +16,5 @@
 pub mod decide;
 pub mod engine;
 
-pub use decide::{Decided, decide};
+pub use decide::{CaseCache, Decided, decide};
 pub use engine::{Engine, run};

@@ -7,12 +7,17 @@
 //! case's stream from the event store.
 //!
 //! # Layout
-//! - [`Projector`]: applies one event; [`run`]: the consumer loop;
-//!   [`replay`]: the rebuild.
+//! - [`Projector`]: applies one event (with a small cache of case states);
+//!   [`run`]: the consumer loop; [`replay`]: the rebuild.
 
+use std::collections::HashSet;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use casewire_domain::Case;
+use lru::LruCache;
+use uuid::Uuid;
 use casewire_ports::envelope::event_from_json;
 use casewire_ports::{EventRecord, StartFrom, StoreError, Topic};
 use casewire_runtime::Platform;
@@ -25,6 +30,10 @@ pub const GROUP: &str = "projector";
 #[derive(Debug, Clone)]
 pub struct Projector {
     platform: Platform,
+    /// Recently projected cases. Used only when exactly one revision behind
+    /// the incoming event and dropped whenever the store refuses a write, so
+    /// it saves reading and decoding the detail without ever going stale.
+    cache: Arc<Mutex<LruCache<(String, Uuid), Case>>>,
 }
 
 /// What a replay did.
@@ -38,39 +47,51 @@ pub struct ReplayReport {
 impl Projector {
     /// A projector over the platform's stores.
     pub fn new(platform: Platform) -> Self {
-        Projector { platform }
+        Projector {
+            platform,
+            cache: Arc::new(Mutex::new(LruCache::new(NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN)))),
+        }
+    }
+
+    fn cached(&self, key: &(String, Uuid), revision: u64) -> Option<Case> {
+        let mut cache = self.cache.lock().ok()?;
+        cache.get(key).filter(|c| c.revision + 1 == revision).cloned()
     }
 
     /// Applies one event; returns whether anything changed.
     pub async fn project(&self, record: &EventRecord) -> Result<bool, StoreError> {
-        let reads = &self.platform.reads;
-        let current = reads
-            .get_case(&record.tenant, record.case_id)
-            .await?
-            .unwrap_or_default();
-        self.project_onto(current, record).await.map(|(_, applied)| applied)
-    }
-
-    async fn project_onto(&self, mut case: Case, record: &EventRecord) -> Result<(Case, bool), StoreError> {
-        let reads = &self.platform.reads;
-        if record.revision <= case.revision {
-            return Ok((case, false));
+        let key = (record.tenant.clone(), record.case_id);
+        let current = match self.cached(&key, record.revision) {
+            Some(case) => case,
+            None => self.platform.reads.get_case(&record.tenant, record.case_id).await?.unwrap_or_default(),
+        };
+        if record.revision <= current.revision {
+            return Ok(false);
         }
+        let mut case = current;
+        let mut stored = true;
         if record.revision == case.revision + 1 {
             case.apply(&record.meta(), &record.case_event()?);
-            reads.apply_case(&case, record).await?;
+            stored = self.platform.reads.apply_case(&case, record).await?;
         } else {
             // A gap: fill it from the source of truth.
             tracing::warn!(case_id = %record.case_id, have = case.revision, got = record.revision, "Filling a revision gap from the event store");
-            for earlier in self.platform.events.load(&record.tenant, record.case_id).await? {
-                if earlier.revision > case.revision && earlier.revision <= record.revision {
-                    case.apply(&earlier.meta(), &earlier.case_event()?);
-                    reads.apply_case(&case, &earlier).await?;
-                }
+            let missing = self.platform.events.load_after(&record.tenant, record.case_id, case.revision).await?;
+            for earlier in missing.iter().filter(|e| e.revision <= record.revision) {
+                case.apply(&earlier.meta(), &earlier.case_event()?);
+                stored &= self.platform.reads.apply_case(&case, earlier).await?;
+            }
+        }
+        if let Ok(mut cache) = self.cache.lock() {
+            if stored {
+                cache.put(key, case);
+            } else {
+                // Someone else moved the case on; read it fresh next time.
+                cache.pop(&key);
             }
         }
         metrics::counter!("casewire_projector_events_total").increment(1);
-        Ok((case, true))
+        Ok(stored)
     }
 }
 
@@ -130,21 +151,17 @@ pub async fn replay(
     let projector = Projector::new(platform.clone());
     let head = platform.events.head().await?;
     platform.reads.reset_projections().await?;
-    // Cases are kept in memory during the rebuild so each event costs one
-    // write and no read.
-    let mut cases: std::collections::HashMap<(String, uuid::Uuid), Case> = std::collections::HashMap::new();
+    let mut cases = HashSet::new();
     let (mut from, mut done) = (1, 0u64);
     loop {
         let batch = platform.events.read_all(from, 1000).await?;
         let Some(last) = batch.last() else { break };
         from = last.position + 1;
         for record in &batch {
-            let key = (record.tenant.clone(), record.case_id);
-            let case = cases.remove(&key).unwrap_or_default();
-            let (case, _) = projector.project_onto(case, record).await?;
-            cases.insert(key, case);
+            projector.project(record).await?;
+            cases.insert((record.tenant.clone(), record.case_id));
             done += 1;
-            if progress_every > 0 && done % progress_every == 0 {
+            if progress_every > 0 && done.is_multiple_of(progress_every) {
                 progress(done, head);
             }
         }
