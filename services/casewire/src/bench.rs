@@ -21,7 +21,7 @@ use crate::embedded::{Embedded, Services};
 /// Options of `casewire bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Concurrent HTTP clients, each working its own case.
+    /// Concurrent HTTP clients, each working its own cases (open + 9 commands each).
     #[arg(long, default_value_t = 8)]
     pub clients: usize,
     /// Commands in total.
@@ -30,6 +30,24 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Commands in one case's life in the bench.
+const SEQUENCE: usize = 10;
+
+fn sequence(worker: usize, n: usize) -> Vec<(&'static str, serde_json::Value)> {
+    vec![
+        ("", json!({"definition": "customer-complaint", "title": format!("Bench case {worker}-{n}"), "data": {"channel": "web", "product": "Kettle K200"}})),
+        ("/assign", json!({"assignee": "alice"})),
+        ("/comments", json!({"body": "Looking into it"})),
+        ("/tags", json!({"tag": "bench"})),
+        ("/stage", json!({"stage": "triage"})),
+        ("/comments", json!({"body": "Asked the customer for photos", "visibility": "public"})),
+        ("/priority", json!({"priority": "high"})),
+        ("/stage", json!({"stage": "investigating"})),
+        ("/comments", json!({"body": "Photos received"})),
+        ("/tags/bench", serde_json::Value::Null),
+    ]
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -67,83 +85,83 @@ pub async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
     let admin = platform.client("carol")?;
     let r = admin.import_definition(crate::DEMO_DEFINITIONS[0].1).await?;
     anyhow::ensure!(r.status.as_u16() == 201, "definition import failed: {}", r.body);
-    let worker = platform.client("alice")?;
-    let mut case_ids = Vec::new();
-    for i in 0..args.clients {
-        let r = worker
-            .post_wait(
-                "/api/v1/cases",
-                &json!({"definition": "customer-complaint", "title": format!("Bench case {i}"), "data": {"channel": "web", "product": "bench"}}),
-            )
-            .await?;
-        anyhow::ensure!(r.status.as_u16() == 201, "opening a bench case failed: {}", r.body);
-        case_ids.push(r.body["id"].as_str().context("case id")?.to_owned());
-    }
-
     let sent: Arc<Mutex<Vec<Sent>>> = Arc::default();
-    let per_client = args.commands / args.clients;
+    let case_ids: Arc<Mutex<Vec<String>>> = Arc::default();
+    let per_client = (args.commands / args.clients).div_ceil(SEQUENCE) * SEQUENCE;
     let total = per_client * args.clients;
     let started = Instant::now();
     let mut clients = Vec::new();
-    for (idx, id) in case_ids.iter().enumerate() {
-        let (client, sent, id) = (
-            Client::new(&platform.url(), &platform.token("alice")?),
-            sent.clone(),
-            id.clone(),
-        );
+    for worker in 0..args.clients {
+        let client = Client::new(&platform.url(), &platform.token("alice")?);
+        let (sent, case_ids) = (sent.clone(), case_ids.clone());
         clients.push(tokio::spawn(async move {
             let mut accept_latencies = Vec::with_capacity(per_client);
-            for n in 0..per_client {
-                let t = Instant::now();
-                let r = client
-                    .post(
-                        &format!("/api/v1/cases/{id}/comments"),
-                        &json!({"body": format!("bench comment {n}")}),
-                    )
-                    .await?;
-                anyhow::ensure!(r.status.as_u16() == 202, "command refused: {} {}", r.status, r.body);
-                let now = Instant::now();
-                accept_latencies.push(now - t);
-                sent.lock().await.push(Sent {
-                    case: idx,
-                    revision: 2 + n as u64,
-                    accepted_at: now,
-                    visible_at: None,
-                });
+            for n in 0..per_client / SEQUENCE {
+                // A realistic case life: open, then nine commands, sent
+                // back to back without waiting for their outcomes.
+                let mut id = String::new();
+                for (step, (path, body)) in sequence(worker, n).into_iter().enumerate() {
+                    let t = Instant::now();
+                    let r = if step == 0 {
+                        client.post("/api/v1/cases", &body).await?
+                    } else if body.is_null() {
+                        client.send(reqwest::Method::DELETE, &format!("/api/v1/cases/{id}{path}"), None, None).await?
+                    } else {
+                        client.post(&format!("/api/v1/cases/{id}{path}"), &body).await?
+                    };
+                    anyhow::ensure!(r.status.as_u16() == 202, "command refused: {} {}", r.status, r.body);
+                    let now = Instant::now();
+                    accept_latencies.push(now - t);
+                    let case = if step == 0 {
+                        id = r.body["caseId"].as_str().context("case id")?.to_owned();
+                        let mut ids = case_ids.lock().await;
+                        ids.push(id.clone());
+                        ids.len() - 1
+                    } else {
+                        case_ids.lock().await.iter().rposition(|c| *c == id).unwrap_or(0)
+                    };
+                    sent.lock().await.push(Sent {
+                        case,
+                        revision: step as u64 + 1,
+                        accepted_at: now,
+                        visible_at: None,
+                    });
+                }
             }
             Ok(accept_latencies)
         }));
     }
 
-    // The watcher reads the projection directly: one list query a round
-    // returns every bench case's revision.
+    // The watcher reads the projection directly, a page of summaries at a
+    // time, and stamps each command when its revision shows.
     let reads = platform.platform.reads.clone();
     let tenant = platform.platform.config.default_tenant.clone();
     let watcher = {
-        let sent = sent.clone();
-        let case_ids = case_ids.clone();
+        let (sent, case_ids) = (sent.clone(), case_ids.clone());
         tokio::spawn(async move {
-            let query = CaseQuery {
-                limit: case_ids.len(),
-                sort: SortKey::Key,
-                ..CaseQuery::default()
-            };
             let deadline = Instant::now() + Duration::from_secs(600);
             loop {
-                let page = reads.list_cases(&tenant, &query).await?;
+                let mut revisions = std::collections::HashMap::new();
+                let mut query = CaseQuery {
+                    limit: 500,
+                    sort: SortKey::Key,
+                    ..CaseQuery::default()
+                };
+                loop {
+                    let page = reads.list_cases(&tenant, &query).await?;
+                    for c in &page.items {
+                        revisions.insert(c.id.to_string(), c.revision);
+                    }
+                    match page.next_cursor.as_deref().and_then(casewire_ports::Cursor::decode) {
+                        Some(c) => query.after = Some(c),
+                        None => break,
+                    }
+                }
                 let now = Instant::now();
-                let revisions: Vec<u64> = case_ids
-                    .iter()
-                    .map(|id| {
-                        page.items
-                            .iter()
-                            .find(|c| c.id.to_string() == *id)
-                            .map_or(0, |c| c.revision)
-                    })
-                    .collect();
+                let ids = case_ids.lock().await.clone();
                 let mut guard = sent.lock().await;
                 for s in guard.iter_mut().filter(|s| s.visible_at.is_none()) {
-                    if revisions[s.case] >= s.revision {
+                    if revisions.get(&ids[s.case]).is_some_and(|r| *r >= s.revision) {
                         s.visible_at = Some(now);
                     }
                 }
@@ -152,11 +170,8 @@ pub async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
                 if done {
                     return Ok::<_, anyhow::Error>(());
                 }
-                anyhow::ensure!(
-                    Instant::now() < deadline,
-                    "commands did not become visible within 10 minutes"
-                );
-                tokio::time::sleep(Duration::from_millis(1)).await;
+                anyhow::ensure!(Instant::now() < deadline, "commands did not become visible within 10 minutes");
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         })
     };
