@@ -75,6 +75,10 @@ pub trait Bus: Send + Sync + 'static {
     ) -> Result<Box<dyn Subscription>, BusError>;
     /// Checks that the transport answers.
     async fn ping(&self) -> Result<(), BusError>;
+    /// Drops messages no consumer needs any more and returns how many; brokers keep their own retention.
+    async fn prune(&self) -> Result<u64, BusError> {
+        Ok(0)
+    }
 }
 
 /// One consumer's view of a topic.

@@ -64,22 +64,6 @@ impl SqliteBus {
             notify: Arc::new(Notify::new()),
         })
     }
-
-    /// Deletes messages every known group of their topic has committed, and
-    /// returns how many went. Topics without a group keep everything.
-    pub async fn prune(&self) -> Result<usize, BusError> {
-        self.db
-            .write(|conn| {
-                conn.execute(
-                    "DELETE FROM messages WHERE offset <= (
-                        SELECT MIN(committed) FROM group_offsets g WHERE g.topic = messages.topic)",
-                    [],
-                )
-                .map_err(map_err)
-            })
-            .await
-            .map_err(bus_err)
-    }
 }
 
 #[async_trait]
@@ -155,7 +139,36 @@ impl Bus for SqliteBus {
             .await
             .map_err(bus_err)
     }
+
+    /// Deletes what every group of a topic has committed. Outcomes have no
+    /// group (each API process reads them live), so only the newest
+    /// `OUTCOMES_KEPT` stay; dead letters are kept for operators.
+    async fn prune(&self) -> Result<u64, BusError> {
+        self.db
+            .write(|conn| {
+                let committed = conn
+                    .execute(
+                        "DELETE FROM messages WHERE topic <> 'casewire.outcomes' AND offset <= (
+                            SELECT MIN(committed) FROM group_offsets g WHERE g.topic = messages.topic)",
+                        [],
+                    )
+                    .map_err(map_err)?;
+                let outcomes = conn
+                    .execute(
+                        "DELETE FROM messages WHERE topic = 'casewire.outcomes' AND offset <
+                            (SELECT MAX(offset) FROM messages WHERE topic = 'casewire.outcomes') - ?1",
+                        [OUTCOMES_KEPT],
+                    )
+                    .map_err(map_err)?;
+                Ok((committed + outcomes) as u64)
+            })
+            .await
+            .map_err(bus_err)
+    }
 }
+
+/// Outcomes kept by `prune`: enough for any waiter still listening.
+const OUTCOMES_KEPT: i64 = 10_000;
 
 struct SqliteSubscription {
     db: Db,
@@ -271,7 +284,7 @@ mod tests {
             sub.commit(&first).await.unwrap();
         }
         let bus = SqliteBus::open(&path, Durability::Full).unwrap();
-        assert_eq!(bus.prune().await.unwrap(), 1);
+        assert_eq!(bus.prune().await.unwrap(), 1, "only what group g committed");
         let mut sub = bus
             .subscribe(Some("g"), Topic::Events, StartFrom::Earliest)
             .await

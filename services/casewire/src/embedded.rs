@@ -39,6 +39,22 @@ where
     (name, tokio::spawn(fut))
 }
 
+/// Prunes handled bus messages every minute, so the embedded bus file
+/// does not grow without bound.
+async fn retention(platform: Platform, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tick.tick() => match platform.bus.prune().await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(messages = n, "Pruned handled bus messages"),
+                Err(e) => tracing::warn!(error = %e, "Pruning the bus failed; will retry"),
+            },
+        }
+    }
+}
+
 impl Embedded {
     /// Opens the stores and starts the services.
     pub async fn start(config: Config, services: Services) -> anyhow::Result<Embedded> {
@@ -58,6 +74,7 @@ impl Embedded {
                 casewire_projector::run(platform.clone(), shutdown.child_token()),
             ));
         }
+        tasks.push(spawn("bus-retention", retention(platform.clone(), shutdown.child_token())));
         let api = casewire_case_api::start(platform.clone(), shutdown.child_token()).await?;
         Ok(Embedded {
             api,
