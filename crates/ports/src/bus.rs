@@ -75,6 +75,17 @@ pub trait Bus: Send + Sync + 'static {
     ) -> Result<Box<dyn Subscription>, BusError>;
     /// Checks that the transport answers.
     async fn ping(&self) -> Result<(), BusError>;
+    /// Moves a message that can not be handled to the dead-letter topic, with the reason.
+    async fn dead_letter(&self, message: &BusMessage, reason: &str) -> Result<(), BusError> {
+        tracing::error!(
+            reason,
+            topic = message.topic.name(),
+            offset = message.offset,
+            "Dead-lettered a message"
+        );
+        self.publish(Topic::Dlq, vec![(message.key.clone(), message.payload.clone())])
+            .await
+    }
     /// Drops messages no consumer needs any more and returns how many; brokers keep their own retention.
     async fn prune(&self) -> Result<u64, BusError> {
         Ok(0)

@@ -439,7 +439,13 @@ pub async fn read_store_contract<S: ReadStore>(store: Arc<S>) {
         ClaimResult::Finished(r) => assert_eq!((r.status, r.revision), (CommandStatus::Processed, Some(3))),
         other => panic!("expected Finished, got {other:?}"),
     }
-    assert!(!store.has_unfinished_commands(&tenant, a.case_id).await.expect("unfinished"), "finished does not count");
+    assert!(
+        !store
+            .has_unfinished_commands(&tenant, a.case_id)
+            .await
+            .expect("unfinished"),
+        "finished does not count"
+    );
     let b = record(CommandStatus::Pending);
     store.insert_command(&b).await.expect("insert");
     assert!(

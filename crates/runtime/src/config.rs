@@ -123,8 +123,8 @@ pub enum Durability {
     Full,
 }
 
-/// Where events, read models and bus messages live. Empty URLs mean
-/// "SQLite files in the data dir".
+/// Where events and read models live. Empty URLs mean "SQLite files in
+/// the data dir".
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
@@ -132,9 +132,68 @@ pub struct StoreConfig {
     pub events: SecretUrl,
     /// `sqlite://<path>`.
     pub read: SecretUrl,
-    /// `sqlite://<path>` for the embedded durable bus.
-    pub bus: SecretUrl,
     pub durability: Durability,
+}
+
+/// The message bus.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusConfig {
+    /// `sqlite://<path>` (the embedded bus; empty means `<data_dir>/bus.db`)
+    /// or `kafka://host:port[,host:port...]`.
+    pub url: SecretUrl,
+    /// Prepended to every Kafka topic and consumer group name.
+    pub topic_prefix: String,
+    /// Partitions of Kafka topics created at start-up.
+    pub partitions: i32,
+    /// Replication factor of Kafka topics created at start-up.
+    pub replication: i32,
+    /// How long a publish may retry before the API answers 503, in ms.
+    pub message_timeout_ms: u64,
+    /// Kafka idempotent producer (`enable.idempotence`).
+    pub idempotent_producer: bool,
+    /// librdkafka properties passed through (security.protocol, sasl.*, ssl.*).
+    pub properties: std::collections::BTreeMap<String, String>,
+    /// Handling attempts of one message before it goes to the dead-letter topic.
+    pub max_attempts: u32,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            url: SecretUrl::default(),
+            topic_prefix: String::new(),
+            partitions: 6,
+            replication: 1,
+            message_timeout_ms: 10_000,
+            idempotent_producer: true,
+            properties: Default::default(),
+            max_attempts: 5,
+        }
+    }
+}
+
+impl fmt::Debug for BusConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let properties: Vec<(&String, &str)> = self
+            .properties
+            .iter()
+            .map(|(k, v)| {
+                let secret = k.contains("password") || k.contains("secret") || k.contains("key");
+                (k, if secret { "***" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("BusConfig")
+            .field("url", &self.url)
+            .field("topic_prefix", &self.topic_prefix)
+            .field("partitions", &self.partitions)
+            .field("replication", &self.replication)
+            .field("message_timeout_ms", &self.message_timeout_ms)
+            .field("idempotent_producer", &self.idempotent_producer)
+            .field("properties", &properties)
+            .field("max_attempts", &self.max_attempts)
+            .finish()
+    }
 }
 
 /// Authentication.
@@ -252,6 +311,7 @@ pub struct Config {
     pub api: ApiConfig,
     pub management: ManagementConfig,
     pub store: StoreConfig,
+    pub bus: BusConfig,
     pub auth: AuthConfig,
     pub engine: EngineConfig,
     pub stream: StreamConfig,
@@ -268,6 +328,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             management: ManagementConfig::default(),
             store: StoreConfig::default(),
+            bus: BusConfig::default(),
             auth: AuthConfig::default(),
             engine: EngineConfig::default(),
             stream: StreamConfig::default(),
@@ -311,17 +372,23 @@ impl Config {
         if !self.auth.dev_issuer && self.auth.issuers.is_empty() {
             return bad("no token issuer: enable auth.dev_issuer (dev mode) or configure auth.issuers".into());
         }
-        for (name, url) in [
-            ("store.events", &self.store.events),
-            ("store.read", &self.store.read),
-            ("store.bus", &self.store.bus),
-        ] {
+        for (name, url) in [("store.events", &self.store.events), ("store.read", &self.store.read)] {
             if !url.is_empty() && !url.expose().starts_with("sqlite://") {
                 return bad(format!(
                     "{name} = {}: unsupported scheme (supported: sqlite://<path>)",
                     url.masked()
                 ));
             }
+        }
+        let bus = self.bus.url.expose();
+        if !bus.is_empty() && !bus.starts_with("sqlite://") && !bus.starts_with("kafka://") {
+            return bad(format!(
+                "bus.url = {}: unsupported scheme (supported: sqlite://<path>, kafka://host:port)",
+                self.bus.url.masked()
+            ));
+        }
+        if self.bus.partitions < 1 || self.bus.replication < 1 || self.bus.max_attempts < 1 {
+            return bad("bus.partitions, bus.replication and bus.max_attempts must be at least 1".into());
         }
         if self.api.max_body_bytes < 1024 {
             return bad("api.max_body_bytes must be at least 1024".into());

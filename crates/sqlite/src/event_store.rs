@@ -172,8 +172,14 @@ impl EventStore for SqliteEventStore {
 
     async fn load_after(&self, tenant: &str, case_id: Uuid, after: u64) -> Result<Vec<EventRecord>, StoreError> {
         self.query(
-            format!("SELECT {COLUMNS} FROM events WHERE tenant = ?1 AND case_id = ?2 AND revision > ?3 ORDER BY revision"),
-            vec![tenant.to_owned().into(), case_id.to_string().into(), i64_of(after).into()],
+            format!(
+                "SELECT {COLUMNS} FROM events WHERE tenant = ?1 AND case_id = ?2 AND revision > ?3 ORDER BY revision"
+            ),
+            vec![
+                tenant.to_owned().into(),
+                case_id.to_string().into(),
+                i64_of(after).into(),
+            ],
         )
         .await
     }

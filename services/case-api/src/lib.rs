@@ -210,20 +210,7 @@ pub async fn start(platform: Platform, shutdown: CancellationToken) -> anyhow::R
     .listen(api_listener)?
     .run();
 
-    let mgmt_platform = Data::new(platform.clone());
-    let management = HttpServer::new(move || {
-        App::new()
-            .app_data(mgmt_platform.clone())
-            .service(management::live)
-            .service(management::ready)
-            .service(management::metrics)
-    })
-    .workers(1)
-    .disable_signals()
-    .shutdown_timeout(2)
-    .listen(mgmt_listener)?
-    .run();
-
+    let management = management_server(platform.clone(), mgmt_listener)?;
     let (api_handle, mgmt_handle) = (api.handle(), management.handle());
     tokio::spawn(async move {
         shutdown.cancelled().await;
@@ -244,6 +231,44 @@ pub async fn start(platform: Platform, shutdown: CancellationToken) -> anyhow::R
         state,
         task,
     })
+}
+
+fn management_server(platform: Platform, listener: TcpListener) -> anyhow::Result<actix_web::dev::Server> {
+    let data = Data::new(platform);
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .service(management::live)
+            .service(management::ready)
+            .service(management::metrics)
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(2)
+    .listen(listener)?
+    .run())
+}
+
+/// Serves only the management port (for the engine and projector
+/// processes): health and metrics until `shutdown`.
+pub fn start_management(
+    platform: Platform,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(SocketAddr, JoinHandle<anyhow::Result<()>>)> {
+    management::recorder();
+    let bind = platform.config.management.bind;
+    let listener = TcpListener::bind(bind).with_context(|| format!("binding the management port to {bind}"))?;
+    let addr = listener.local_addr()?;
+    let server = management_server(platform, listener)?;
+    let handle = server.handle();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        handle.stop(true).await;
+    });
+    Ok((
+        addr,
+        tokio::spawn(async move { server.await.context("management server") }),
+    ))
 }
 
 /// Runs the API until `shutdown`.

@@ -106,7 +106,10 @@ async fn submit_in_span(
         Err(e)
             if !is_open
                 && e.depends_on_state()
-                && platform.reads.has_unfinished_commands(&envelope.tenant, case_id).await? =>
+                && platform
+                    .reads
+                    .has_unfinished_commands(&envelope.tenant, case_id)
+                    .await? =>
         {
             tracing::debug!(reason = %e, "Deferred a state-dependent check to the engine");
             None

@@ -37,7 +37,12 @@ impl CaseCache {
     /// The current state of a case: cached state + newer events.
     pub async fn current(&self, events: &dyn EventStore, tenant: &str, case_id: Uuid) -> Result<Case, StoreError> {
         let key = (tenant.to_owned(), case_id);
-        let mut case = self.inner.lock().ok().and_then(|mut c| c.get(&key).cloned()).unwrap_or_default();
+        let mut case = self
+            .inner
+            .lock()
+            .ok()
+            .and_then(|mut c| c.get(&key).cloned())
+            .unwrap_or_default();
         for record in events.load_after(tenant, case_id, case.revision).await? {
             case.apply(&record.meta(), &record.case_event()?);
         }
@@ -82,7 +87,10 @@ pub async fn decide(
             CaseCommand::Open(open) => open.definition.clone(),
             _ => format!("{}@{}", case.definition_id, case.definition_version),
         };
-        return Ok(Err(DomainError::invalid("definition", format!("unknown case definition '{id}'"))));
+        return Ok(Err(DomainError::invalid(
+            "definition",
+            format!("unknown case definition '{id}'"),
+        )));
     };
     let key = match &envelope.case_key {
         Some(k) => match CaseKey::parse(k) {

@@ -31,6 +31,20 @@ pub enum EngineError {
     SimulatedCrash,
 }
 
+impl EngineError {
+    /// Whether waiting may fix it (an unreachable store or bus): such
+    /// failures are retried forever instead of dead-lettering the command.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            EngineError::Store(StoreError::Unavailable(_))
+            | EngineError::Bus(casewire_ports::BusError::Unavailable(_)) => true,
+            EngineError::Store(StoreError::Conflict { .. } | StoreError::Corrupt(_) | StoreError::Backend(_))
+            | EngineError::Bus(casewire_ports::BusError::Closed | casewire_ports::BusError::Backend(_))
+            | EngineError::SimulatedCrash => false,
+        }
+    }
+}
+
 /// Decides commands. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -195,15 +209,14 @@ impl Engine {
     }
 
     /// Handles one bus message. A message that is not a command goes to the
-    /// dead-letter topic, so the partition keeps moving.
+    /// dead-letter topic at once, so the partition keeps moving.
     pub async fn handle_message(&self, msg: &BusMessage) -> Result<(), EngineError> {
         let env = match CommandEnvelope::from_json(&msg.payload) {
             Ok(env) => env,
             Err(e) => {
-                tracing::error!(error = %e, offset = msg.offset, "Moved an unreadable command to the dead-letter topic");
                 self.platform
                     .bus
-                    .publish(Topic::Dlq, vec![(msg.key.clone(), msg.payload.clone())])
+                    .dead_letter(msg, &format!("not a command: {e}"))
                     .await?;
                 return Ok(());
             }
@@ -228,6 +241,7 @@ pub async fn run(platform: Platform, shutdown: CancellationToken) -> anyhow::Res
         .bus
         .subscribe(Some(GROUP), Topic::Commands, StartFrom::Earliest)
         .await?;
+    let max_attempts = platform.config.bus.max_attempts;
     tracing::info!("Case engine started");
     loop {
         let msg = tokio::select! {
@@ -235,22 +249,36 @@ pub async fn run(platform: Platform, shutdown: CancellationToken) -> anyhow::Res
             msg = sub.next() => msg?,
         };
         let mut backoff = Duration::from_millis(50);
+        let mut attempt = 1;
         loop {
             match engine.handle_message(&msg).await {
                 Ok(()) => break,
                 Err(EngineError::SimulatedCrash) => return Err(EngineError::SimulatedCrash.into()),
+                Err(e) if attempt >= max_attempts && !e.is_transient() => {
+                    // A poison message: park it and let the partition move on.
+                    platform
+                        .bus
+                        .dead_letter(&msg, &format!("failed {attempt} times: {e}"))
+                        .await?;
+                    break;
+                }
                 Err(e) => {
                     // Infrastructure trouble: keep the message, try again.
-                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "Command handling failed; retrying");
+                    tracing::warn!(error = %e, attempt, retry_in_ms = backoff.as_millis() as u64, "Command handling failed; retrying");
                     tokio::select! {
                         _ = shutdown.cancelled() => return Ok(()),
                         _ = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
+                    attempt += 1;
                 }
             }
         }
-        sub.commit(&msg).await?;
+        // After a rebalance the partition may belong to another consumer;
+        // it will see the message again, and redelivery is idempotent.
+        if let Err(e) = sub.commit(&msg).await {
+            tracing::warn!(error = %e, "Could not commit a handled command");
+        }
     }
     tracing::info!("Case engine stopped");
     Ok(())

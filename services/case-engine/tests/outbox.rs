@@ -25,7 +25,7 @@ async fn platform(dir: &std::path::Path) -> Platform {
         data_dir: dir.to_path_buf(),
         ..Config::default()
     };
-    let platform = Platform::open(config).unwrap();
+    let platform = Platform::open(config).await.unwrap();
     let def = casewire_domain::CaseDefinition::parse_yaml(DEF).unwrap();
     platform.reads.put_definition("casewire", &def).await.unwrap();
     platform

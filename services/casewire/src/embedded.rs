@@ -59,7 +59,7 @@ impl Embedded {
     /// Opens the stores and starts the services.
     pub async fn start(config: Config, services: Services) -> anyhow::Result<Embedded> {
         config.validate()?;
-        let platform = Platform::open(config).context("opening the stores")?;
+        let platform = Platform::open(config).await.context("opening the stores")?;
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
         if services.engine {
@@ -74,7 +74,10 @@ impl Embedded {
                 casewire_projector::run(platform.clone(), shutdown.child_token()),
             ));
         }
-        tasks.push(spawn("bus-retention", retention(platform.clone(), shutdown.child_token())));
+        tasks.push(spawn(
+            "bus-retention",
+            retention(platform.clone(), shutdown.child_token()),
+        ));
         let api = casewire_case_api::start(platform.clone(), shutdown.child_token()).await?;
         Ok(Embedded {
             api,

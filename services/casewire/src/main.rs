@@ -32,6 +32,9 @@ enum Command {
         /// Do not create demo cases on the first start.
         #[arg(long)]
         no_demo: bool,
+        /// The bus: kafka://host:port to run against Kafka (default: the embedded bus).
+        #[arg(long)]
+        bus: Option<String>,
     },
     /// Run one service on its own.
     Serve {
@@ -99,7 +102,10 @@ fn runtime_file(data_dir: &Path) -> PathBuf {
     data_dir.join("runtime.json")
 }
 
-async fn dev(mut config: Config, port: Option<u16>, no_demo: bool) -> anyhow::Result<()> {
+async fn dev(mut config: Config, port: Option<u16>, no_demo: bool, bus: Option<String>) -> anyhow::Result<()> {
+    if let Some(bus) = bus {
+        config.bus.url = casewire_runtime::config::SecretUrl::new(bus);
+    }
     if let Some(port) = port {
         config.api.bind.set_port(port);
         if port == 0 {
@@ -166,7 +172,8 @@ async fn dev(mut config: Config, port: Option<u16>, no_demo: bool) -> anyhow::Re
 
 async fn serve(config: Config, service: Service) -> anyhow::Result<()> {
     config.validate()?;
-    let platform = Platform::open(config).context("opening the stores")?;
+    let data_dir = config.data_dir.clone();
+    let platform = Platform::open(config).await.context("opening the stores")?;
     let shutdown = CancellationToken::new();
     let stopper = shutdown.clone();
     tokio::spawn(async move {
@@ -174,9 +181,28 @@ async fn serve(config: Config, service: Service) -> anyhow::Result<()> {
         stopper.cancel();
     });
     match service {
-        Service::CaseApi => casewire_case_api::run(platform, shutdown).await,
-        Service::CaseEngine => casewire_case_engine::run(platform, shutdown).await,
-        Service::Projector => casewire_projector::run(platform, shutdown).await,
+        Service::CaseApi => {
+            let api = casewire_case_api::start(platform, shutdown).await?;
+            let issuer = api.dev_issuer.as_ref().map(|i| i.issuer().to_owned());
+            let info = serde_json::json!({"apiUrl": api.public_url, "managementUrl": format!("http://{}", api.management_addr), "issuer": issuer});
+            std::fs::create_dir_all(&data_dir).ok();
+            std::fs::write(runtime_file(&data_dir), serde_json::to_vec_pretty(&info)?)
+                .context("writing runtime.json")?;
+            println!("API         {}/api/v1", api.public_url);
+            println!("Management  http://{}/health/ready", api.management_addr);
+            api.wait().await
+        }
+        Service::CaseEngine | Service::Projector => {
+            let (addr, management) = casewire_case_api::start_management(platform.clone(), shutdown.clone())?;
+            println!("Management  http://{addr}/health/ready");
+            let result = match service {
+                Service::CaseEngine => casewire_case_engine::run(platform, shutdown.clone()).await,
+                Service::Projector | Service::CaseApi => casewire_projector::run(platform, shutdown.clone()).await,
+            };
+            shutdown.cancel();
+            let _ = management.await;
+            result
+        }
     }
 }
 
@@ -212,7 +238,7 @@ async fn replay(config: Config, projection: &str) -> anyhow::Result<()> {
         projection == "cases",
         "unknown projection '{projection}' (known: cases)"
     );
-    let platform = Platform::open(config)?;
+    let platform = Platform::open(config).await?;
     let head = platform.events.head().await?;
     eprintln!("Replaying {head} events into the '{projection}' projection...");
     let report = casewire_projector::replay(&platform, 10_000, |done, total| {
@@ -249,7 +275,7 @@ async fn import_definitions(config: Config, dir: &Path) -> anyhow::Result<()> {
         parsed.push(def);
     }
     let tenant = config.default_tenant.clone();
-    let platform = Platform::open(config)?;
+    let platform = Platform::open(config).await?;
     for def in parsed {
         let stored = platform.reads.put_definition(&tenant, &def).await?;
         println!("Imported {} version {}", stored.id, stored.version);
@@ -265,8 +291,9 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Dev {
         port: None,
         no_demo: false,
+        bus: None,
     }) {
-        Command::Dev { port, no_demo } => dev(config, port, no_demo).await,
+        Command::Dev { port, no_demo, bus } => dev(config, port, no_demo, bus).await,
         Command::Serve { service } => serve(config, service).await,
         Command::Token { user } => token(&config, &user),
         Command::Replay { projection } => replay(config, &projection).await,

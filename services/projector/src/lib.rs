@@ -16,12 +16,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use casewire_domain::Case;
-use lru::LruCache;
-use uuid::Uuid;
 use casewire_ports::envelope::event_from_json;
 use casewire_ports::{EventRecord, StartFrom, StoreError, Topic};
 use casewire_runtime::Platform;
+use lru::LruCache;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 /// The consumer group and checkpoint name.
 pub const GROUP: &str = "projector";
@@ -49,7 +49,9 @@ impl Projector {
     pub fn new(platform: Platform) -> Self {
         Projector {
             platform,
-            cache: Arc::new(Mutex::new(LruCache::new(NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN)))),
+            cache: Arc::new(Mutex::new(LruCache::new(
+                NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN),
+            ))),
         }
     }
 
@@ -63,7 +65,12 @@ impl Projector {
         let key = (record.tenant.clone(), record.case_id);
         let current = match self.cached(&key, record.revision) {
             Some(case) => case,
-            None => self.platform.reads.get_case(&record.tenant, record.case_id).await?.unwrap_or_default(),
+            None => self
+                .platform
+                .reads
+                .get_case(&record.tenant, record.case_id)
+                .await?
+                .unwrap_or_default(),
         };
         if record.revision <= current.revision {
             return Ok(false);
@@ -76,7 +83,11 @@ impl Projector {
         } else {
             // A gap: fill it from the source of truth.
             tracing::warn!(case_id = %record.case_id, have = case.revision, got = record.revision, "Filling a revision gap from the event store");
-            let missing = self.platform.events.load_after(&record.tenant, record.case_id, case.revision).await?;
+            let missing = self
+                .platform
+                .events
+                .load_after(&record.tenant, record.case_id, case.revision)
+                .await?;
             for earlier in missing.iter().filter(|e| e.revision <= record.revision) {
                 case.apply(&earlier.meta(), &earlier.case_event()?);
                 stored &= self.platform.reads.apply_case(&case, earlier).await?;
@@ -102,6 +113,7 @@ pub async fn run(platform: Platform, shutdown: CancellationToken) -> anyhow::Res
         .bus
         .subscribe(Some(GROUP), Topic::Events, StartFrom::Earliest)
         .await?;
+    let max_attempts = platform.config.bus.max_attempts;
     tracing::info!("Projector started");
     loop {
         let msg = tokio::select! {
@@ -111,30 +123,37 @@ pub async fn run(platform: Platform, shutdown: CancellationToken) -> anyhow::Res
         match event_from_json(&msg.payload) {
             Ok(record) => {
                 let mut backoff = Duration::from_millis(50);
+                let mut attempt = 1;
                 loop {
                     match projector.project(&record).await {
-                        Ok(_) => break,
+                        Ok(_) => {
+                            platform.reads.save_checkpoint(GROUP, record.position).await?;
+                            break;
+                        }
+                        Err(e) if attempt >= max_attempts && !matches!(e, StoreError::Unavailable(_)) => {
+                            platform
+                                .bus
+                                .dead_letter(&msg, &format!("failed {attempt} times: {e}"))
+                                .await?;
+                            break;
+                        }
                         Err(e) => {
-                            tracing::warn!(error = %e, case_id = %record.case_id, "Projection failed; retrying");
+                            tracing::warn!(error = %e, attempt, case_id = %record.case_id, "Projection failed; retrying");
                             tokio::select! {
                                 _ = shutdown.cancelled() => return Ok(()),
                                 _ = tokio::time::sleep(backoff) => {}
                             }
                             backoff = (backoff * 2).min(Duration::from_secs(5));
+                            attempt += 1;
                         }
                     }
                 }
-                platform.reads.save_checkpoint(GROUP, record.position).await?;
             }
-            Err(e) => {
-                tracing::error!(error = %e, offset = msg.offset, "Moved an unreadable event to the dead-letter topic");
-                platform
-                    .bus
-                    .publish(Topic::Dlq, vec![(msg.key.clone(), msg.payload.clone())])
-                    .await?;
-            }
+            Err(e) => platform.bus.dead_letter(&msg, &format!("not an event: {e}")).await?,
         }
-        sub.commit(&msg).await?;
+        if let Err(e) = sub.commit(&msg).await {
+            tracing::warn!(error = %e, "Could not commit a projected event");
+        }
     }
     tracing::info!("Projector stopped");
     Ok(())

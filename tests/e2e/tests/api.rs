@@ -1086,19 +1086,31 @@ async fn health_readiness_and_metrics() {
 async fn pipelined_commands_are_judged_after_the_ones_before_them() {
     // With the engine stopped, commands pile up: a state-dependent check
     // must not judge the second stage move against the state before the first.
-    let app = TestApp::spawn_with(Services { engine: false, projector: true }).await;
+    let app = TestApp::spawn_with(Services {
+        engine: false,
+        projector: true,
+    })
+    .await;
     let c = app.client("alice");
     let opened = c.post("/api/v1/cases", &complaint("Pipelined")).await.unwrap();
     let id = opened.body["caseId"].as_str().unwrap().to_owned();
     let run_engine = || {
         let stop = tokio_util::sync::CancellationToken::new();
-        (stop.clone(), tokio::spawn(casewire_case_engine::run(app.app.platform.clone(), stop)))
+        (
+            stop.clone(),
+            tokio::spawn(casewire_case_engine::run(app.app.platform.clone(), stop)),
+        )
     };
     let (stop, engine) = run_engine();
     let open_done = eventually(Duration::from_secs(10), || {
         let c = c.clone();
         let id = id.clone();
-        async move { c.get(&format!("/api/v1/cases/{id}")).await.ok().filter(|r| r.status.as_u16() == 200) }
+        async move {
+            c.get(&format!("/api/v1/cases/{id}"))
+                .await
+                .ok()
+                .filter(|r| r.status.as_u16() == 200)
+        }
     })
     .await;
     assert!(open_done.is_some());
@@ -1113,7 +1125,9 @@ async fn pipelined_commands_are_judged_after_the_ones_before_them() {
         ("/tags/pipelined", Value::Null),
     ] {
         let r = if body.is_null() {
-            c.send(Method::DELETE, &format!("/api/v1/cases/{id}{path}"), None, None).await.unwrap()
+            c.send(Method::DELETE, &format!("/api/v1/cases/{id}{path}"), None, None)
+                .await
+                .unwrap()
         } else {
             c.post(&format!("/api/v1/cases/{id}{path}"), &body).await.unwrap()
         };
@@ -1121,7 +1135,10 @@ async fn pipelined_commands_are_judged_after_the_ones_before_them() {
         accepted.push(r.body["commandId"].as_str().unwrap().to_owned());
     }
     // A command wrong in itself is still refused at once.
-    let r = c.post(&format!("/api/v1/cases/{id}/stage"), &json!({"stage": "nirvana"})).await.unwrap();
+    let r = c
+        .post(&format!("/api/v1/cases/{id}/stage"), &json!({"stage": "nirvana"}))
+        .await
+        .unwrap();
     assert_eq!(r.status.as_u16(), 422);
 
     let (stop, engine) = run_engine();

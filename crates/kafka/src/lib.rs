@@ -1,0 +1,399 @@
+//! The Kafka adapter of the `Bus` port (librdkafka through `rdkafka`).
+//!
+//! - Topics are `<prefix>casewire.commands`, `...events`, `...tasks`,
+//!   `...outcomes` and `...dlq`, created at connect time when missing, with
+//!   the configured partitions and replication.
+//! - Messages are keyed (case id for commands and events, command id for
+//!   outcomes); values are the CloudEvents JSON the services produce.
+//! - The producer is idempotent with `acks=all`, so retries inside
+//!   librdkafka neither lose nor reorder nor duplicate; it is flushed when
+//!   the bus is dropped.
+//! - Consumers store an offset only when the service commits the message
+//!   (`enable.auto.offset.store=false`); stored offsets are committed in the
+//!   background and on close, so a crash redelivers what was not handled.
+//!
+//! # Layout
+//! - [`KafkaSettings`]: connection and topic settings, from the URL and config.
+//! - [`KafkaBus`]: the `Bus` implementation; `KafkaSubscription` its consumer.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use casewire_ports::{Bus, BusError, BusMessage, StartFrom, Subscription, Topic};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+
+/// Everything needed to reach the brokers and shape the topics.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KafkaSettings {
+    /// `host:port[,host:port...]`.
+    pub bootstrap_servers: String,
+    /// Prepended to every topic name (e.g. `prod.`), so several platforms can share a cluster.
+    pub topic_prefix: String,
+    /// Partitions of topics created at start-up.
+    pub partitions: i32,
+    /// Replication factor of topics created at start-up.
+    pub replication: i32,
+    /// How long the producer keeps retrying a message before failing the publish.
+    pub message_timeout_ms: u64,
+    /// Idempotent producer (no duplicates from producer retries). Casewire
+    /// does not rely on it for correctness: consumers deduplicate by command
+    /// id and revision.
+    pub idempotent: bool,
+    /// Passed to librdkafka as is: `security.protocol`, `sasl.*`, `ssl.*`...
+    pub properties: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for KafkaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let masked: BTreeMap<&String, &str> = self
+            .properties
+            .iter()
+            .map(|(k, v)| {
+                let secret = k.contains("password") || k.contains("secret") || k.contains("key");
+                (k, if secret { "***" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("KafkaSettings")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("topic_prefix", &self.topic_prefix)
+            .field("partitions", &self.partitions)
+            .field("replication", &self.replication)
+            .field("idempotent", &self.idempotent)
+            .field("properties", &masked)
+            .finish()
+    }
+}
+
+impl KafkaSettings {
+    /// Settings from a `kafka://host:port[,host:port]` URL with defaults.
+    pub fn from_url(url: &str) -> Result<Self, BusError> {
+        let rest = url
+            .strip_prefix("kafka://")
+            .ok_or_else(|| BusError::Backend(format!("{url} is not a kafka:// URL")))?;
+        let servers = rest.trim_end_matches('/');
+        if servers.is_empty() {
+            return Err(BusError::Backend("kafka:// URL without brokers".into()));
+        }
+        Ok(KafkaSettings {
+            bootstrap_servers: servers.to_owned(),
+            topic_prefix: String::new(),
+            partitions: 6,
+            replication: 1,
+            message_timeout_ms: 10_000,
+            idempotent: true,
+            properties: BTreeMap::new(),
+        })
+    }
+
+    /// The full name of a topic.
+    pub fn topic(&self, topic: Topic) -> String {
+        format!("{}{}", self.topic_prefix, topic.name())
+    }
+
+    fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap_servers);
+        for (k, v) in &self.properties {
+            config.set(k, v);
+        }
+        config
+    }
+}
+
+fn unavailable(e: KafkaError) -> BusError {
+    BusError::Unavailable(e.to_string())
+}
+
+/// The Kafka bus.
+#[derive(Clone)]
+pub struct KafkaBus {
+    settings: Arc<KafkaSettings>,
+    producer: FutureProducer,
+}
+
+impl std::fmt::Debug for KafkaBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaBus")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaBus {
+    /// Connects, and creates the topics that are missing.
+    pub async fn connect(settings: KafkaSettings) -> Result<Self, BusError> {
+        let bus = Self::connect_only(settings)?;
+        bus.ensure_topics().await?;
+        Ok(bus)
+    }
+
+    /// Connects without touching topics (librdkafka's mock cluster can not
+    /// create topics through the admin API; its tests create them directly).
+    pub fn connect_only(settings: KafkaSettings) -> Result<Self, BusError> {
+        let producer: FutureProducer = settings
+            .client_config()
+            .set("enable.idempotence", settings.idempotent.to_string())
+            .set("acks", "all")
+            .set("message.timeout.ms", settings.message_timeout_ms.to_string())
+            .set("linger.ms", "1")
+            .create()
+            .map_err(unavailable)?;
+        Ok(KafkaBus {
+            settings: Arc::new(settings),
+            producer,
+        })
+    }
+
+    /// Creates missing topics; existing ones are left as they are.
+    pub async fn ensure_topics(&self) -> Result<(), BusError> {
+        let admin: AdminClient<DefaultClientContext> = self.settings.client_config().create().map_err(unavailable)?;
+        let names: Vec<String> = Topic::ALL.iter().map(|t| self.settings.topic(*t)).collect();
+        let topics: Vec<NewTopic<'_>> = names
+            .iter()
+            .map(|n| {
+                NewTopic::new(
+                    n,
+                    self.settings.partitions,
+                    TopicReplication::Fixed(self.settings.replication),
+                )
+            })
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let results = admin
+            .create_topics(topics.iter(), &options)
+            .await
+            .map_err(unavailable)?;
+        for result in results {
+            match result {
+                Ok(name) => tracing::info!(topic = %name, partitions = self.settings.partitions, "Created a topic"),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => return Err(BusError::Unavailable(format!("creating topic {name}: {code}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &KafkaSettings {
+        &self.settings
+    }
+
+    async fn send(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        headers: Option<OwnedHeaders>,
+    ) -> Result<(), BusError> {
+        let mut record = FutureRecord::to(topic).key(key).payload(payload);
+        if let Some(h) = headers {
+            record = record.headers(h);
+        }
+        self.producer
+            .send(
+                record,
+                Timeout::After(Duration::from_millis(self.settings.message_timeout_ms)),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| match e {
+                KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge) => {
+                    BusError::Backend(e.to_string())
+                }
+                other => unavailable(other),
+            })
+    }
+}
+
+impl Drop for KafkaBus {
+    fn drop(&mut self) {
+        // Only the last clone flushes; the others share the producer.
+        if Arc::strong_count(&self.settings) == 1 {
+            let _ = self.producer.flush(Timeout::After(Duration::from_secs(5)));
+        }
+    }
+}
+
+#[async_trait]
+impl Bus for KafkaBus {
+    async fn publish(&self, topic: Topic, messages: Vec<(String, Vec<u8>)>) -> Result<(), BusError> {
+        let name = self.settings.topic(topic);
+        // Enqueue all, then await all: the idempotent producer keeps the
+        // order per partition even when it retries.
+        let sends = messages
+            .iter()
+            .map(|(key, payload)| self.send(&name, key, payload, None));
+        futures::future::join_all(sends).await.into_iter().collect()
+    }
+
+    async fn subscribe(
+        &self,
+        group: Option<&str>,
+        topic: Topic,
+        start: StartFrom,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        let name = self.settings.topic(topic);
+        let mut config = self.settings.client_config();
+        let reset = match start {
+            StartFrom::Earliest => "earliest",
+            StartFrom::Latest => "latest",
+        };
+        config
+            .set("auto.offset.reset", reset)
+            .set("enable.auto.offset.store", "false")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000");
+        let consumer: StreamConsumer = match group {
+            Some(g) => {
+                config
+                    .set("group.id", format!("{}{g}", self.settings.topic_prefix))
+                    .set("enable.auto.commit", "true")
+                    .set("auto.commit.interval.ms", "1000");
+                let consumer: StreamConsumer = config.create().map_err(unavailable)?;
+                consumer.subscribe(&[&name]).map_err(unavailable)?;
+                consumer
+            }
+            None => {
+                // A private reader takes every partition itself, at offsets
+                // read now: "latest" then means exactly "after this call",
+                // not "after a group assignment that happens some time later".
+                config
+                    .set(
+                        "group.id",
+                        format!("{}reader-{}", self.settings.topic_prefix, uuid::Uuid::now_v7()),
+                    )
+                    .set("enable.auto.commit", "false");
+                let consumer: StreamConsumer = config.create().map_err(unavailable)?;
+                let assignment = {
+                    let consumer = &consumer;
+                    let timeout = Timeout::After(Duration::from_secs(10));
+                    let metadata = consumer.fetch_metadata(Some(&name), timeout).map_err(unavailable)?;
+                    let partitions: Vec<i32> = metadata
+                        .topics()
+                        .iter()
+                        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                        .collect();
+                    if partitions.is_empty() {
+                        return Err(BusError::Unavailable(format!("topic {name} has no partitions")));
+                    }
+                    let mut tpl = TopicPartitionList::new();
+                    for p in partitions {
+                        let offset = match start {
+                            StartFrom::Earliest => Offset::Beginning,
+                            StartFrom::Latest => {
+                                let (_, high) = consumer.fetch_watermarks(&name, p, timeout).map_err(unavailable)?;
+                                Offset::Offset(high)
+                            }
+                        };
+                        tpl.add_partition_offset(&name, p, offset).map_err(unavailable)?;
+                    }
+                    tpl
+                };
+                consumer.assign(&assignment).map_err(unavailable)?;
+                consumer
+            }
+        };
+        Ok(Box::new(KafkaSubscription {
+            consumer,
+            topic,
+            name,
+            commits: group.is_some(),
+        }))
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, Timeout::After(Duration::from_secs(3)))
+                .map(|_| ())
+                .map_err(unavailable)
+        })
+        .await
+        .map_err(|e| BusError::Backend(e.to_string()))?
+    }
+
+    async fn dead_letter(&self, message: &BusMessage, reason: &str) -> Result<(), BusError> {
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "casewire-dlq-reason",
+                value: Some(reason),
+            })
+            .insert(Header {
+                key: "casewire-dlq-topic",
+                value: Some(&self.settings.topic(message.topic)),
+            })
+            .insert(Header {
+                key: "casewire-dlq-partition",
+                value: Some(&message.partition.to_string()),
+            })
+            .insert(Header {
+                key: "casewire-dlq-offset",
+                value: Some(&message.offset.to_string()),
+            });
+        self.send(
+            &self.settings.topic(Topic::Dlq),
+            &message.key,
+            &message.payload,
+            Some(headers),
+        )
+        .await
+    }
+}
+
+struct KafkaSubscription {
+    consumer: StreamConsumer,
+    topic: Topic,
+    name: String,
+    commits: bool,
+}
+
+#[async_trait]
+impl Subscription for KafkaSubscription {
+    async fn next(&mut self) -> Result<BusMessage, BusError> {
+        loop {
+            match self.consumer.recv().await {
+                Ok(m) => {
+                    return Ok(BusMessage {
+                        topic: self.topic,
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        key: m
+                            .key()
+                            .map(|k| String::from_utf8_lossy(k).into_owned())
+                            .unwrap_or_default(),
+                        payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                    });
+                }
+                // Transient broker trouble surfaces here; librdkafka
+                // reconnects by itself, so wait and poll again.
+                Err(e) => {
+                    tracing::warn!(error = %e, topic = %self.name, "Kafka consumer error; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+
+    async fn commit(&mut self, message: &BusMessage) -> Result<(), BusError> {
+        if !self.commits {
+            return Ok(());
+        }
+        // librdkafka stores offset + 1, the next one to read.
+        self.consumer
+            .store_offset(&self.name, message.partition, message.offset)
+            .map_err(|e| BusError::Backend(format!("storing offset {}@{}: {e}", message.offset, message.partition)))
+    }
+}

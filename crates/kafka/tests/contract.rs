@@ -1,0 +1,97 @@
+//! The Bus contract suite against Kafka: librdkafka's in-process mock
+//! cluster always, and a real broker (tansu, started by `tests/run`) when
+//! `CASEWIRE_TEST_KAFKA=host:port` is set. Each run uses its own topic
+//! prefix, so runs never see each other's messages.
+
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+/// Says why an infra-backed test did not run. Under `tests/run`
+/// (`CASEWIRE_REQUIRE_INFRA=1`) a missing service is a failure instead.
+fn skip(reason: &str) {
+    use std::io::Write;
+    assert!(
+        std::env::var_os("CASEWIRE_REQUIRE_INFRA").is_none(),
+        "required infrastructure missing: {reason}"
+    );
+    // Written to the handle, not through eprintln!, which libtest captures.
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
+}
+
+use std::sync::Arc;
+
+use casewire_kafka::{KafkaBus, KafkaSettings};
+use casewire_ports::{Bus, Topic};
+
+fn settings(servers: &str) -> KafkaSettings {
+    let mut s = KafkaSettings::from_url(&format!("kafka://{servers}")).unwrap();
+    s.topic_prefix = format!("contract-{}.", uuid::Uuid::now_v7().simple());
+    s.partitions = 3;
+    s
+}
+
+#[tokio::test]
+async fn passes_the_bus_contract_on_the_mock_cluster() {
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    let s = settings(&cluster.bootstrap_servers());
+    for topic in Topic::ALL {
+        cluster.create_topic(&s.topic(topic), 3, 1).unwrap();
+    }
+    let bus = KafkaBus::connect_only(s).unwrap();
+    casewire_ports::contract::bus_contract(Arc::new(bus)).await;
+}
+
+#[tokio::test]
+async fn passes_the_bus_contract_on_a_real_broker() {
+    let Ok(servers) = std::env::var("CASEWIRE_TEST_KAFKA") else {
+        skip("set CASEWIRE_TEST_KAFKA=host:port (tests/run starts tansu and sets it)");
+        return;
+    };
+    let bus = KafkaBus::connect(settings(&servers)).await.unwrap();
+    casewire_ports::contract::bus_contract(Arc::new(bus)).await;
+}
+
+#[tokio::test]
+async fn dead_letters_carry_their_reason() {
+    let Ok(servers) = std::env::var("CASEWIRE_TEST_KAFKA") else {
+        skip("set CASEWIRE_TEST_KAFKA=host:port (tests/run starts tansu and sets it)");
+        return;
+    };
+    use rdkafka::Message;
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::message::Headers;
+    let s = settings(&servers);
+    let dlq = s.topic(Topic::Dlq);
+    let bus = KafkaBus::connect(s).await.unwrap();
+    let msg = casewire_ports::BusMessage {
+        topic: Topic::Commands,
+        partition: 2,
+        offset: 41,
+        key: "case-1".into(),
+        payload: b"not json".to_vec(),
+    };
+    bus.dead_letter(&msg, "not a command").await.unwrap();
+    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &servers)
+        .set("group.id", format!("dlq-check-{}", uuid::Uuid::now_v7()))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&dlq]).unwrap();
+    let got = tokio::time::timeout(std::time::Duration::from_secs(20), consumer.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.payload(), Some(&b"not json"[..]));
+    assert_eq!(got.key(), Some(&b"case-1"[..]));
+    let headers = got.headers().unwrap();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|h| h.key == name)
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    assert_eq!(header("casewire-dlq-reason").as_deref(), Some("not a command"));
+    assert_eq!(header("casewire-dlq-offset").as_deref(), Some("41"));
+}
