@@ -147,23 +147,29 @@ impl Engine {
             }
             ClaimResult::Claimed | ClaimResult::Unknown => {}
         }
-        // The outbox: events already caused by this command mean it was
-        // decided and appended before a crash; publish, don't decide again.
-        let caused = events.find_by_command(env.command_id).await?;
-        if let Some(last) = caused.last() {
-            tracing::warn!(
-                events = caused.len(),
-                "Recovered events of a command decided before a restart"
-            );
-            self.publish_events(&caused).await?;
-            return self
-                .finish(env, OutcomeStatus::Processed, Some(last.revision), None)
-                .await;
-        }
         let retries = self.platform.config.engine.max_conflict_retries;
         let mut attempt = 0;
         loop {
-            let decided = match decide(&**events, &**reads, &self.cache, env).await? {
+            let decided = decide(&**events, &**reads, &self.cache, env).await?;
+            // The outbox, checked on every attempt and after the case was
+            // loaded: events already caused by this command mean it was
+            // decided, before a crash or, during a rebalance, by another
+            // engine holding the same command. They are published, never
+            // decided again. Any append by that other engine happened either
+            // before this look (and is found) or after our load (and makes
+            // our append conflict, so we come back here).
+            let caused = events.find_by_command(env.command_id).await?;
+            if let Some(last) = caused.last() {
+                tracing::warn!(
+                    events = caused.len(),
+                    "Found the events of a command decided elsewhere or before a restart"
+                );
+                self.publish_events(&caused).await?;
+                return self
+                    .finish(env, OutcomeStatus::Processed, Some(last.revision), None)
+                    .await;
+            }
+            let decided = match decided {
                 Ok(d) => d,
                 Err(rejection) => {
                     tracing::info!(code = rejection.code(), reason = %rejection, "Rejected a command");

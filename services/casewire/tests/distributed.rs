@@ -386,12 +386,15 @@ async fn load(
     (ids, unavailable.load(Ordering::SeqCst))
 }
 
+/// Two engines share the partitions; one dies by SIGKILL in the middle of
+/// 5,000 commands and comes back: two rebalances under load.
 #[tokio::test]
 async fn kill_9_of_the_engine_under_load_loses_and_doubles_nothing() {
     let Some(kafka) = kafka() else { return };
     let d = Arc::new(Deployment::new(&kafka));
     let api = d.serve("case-api");
     let engine = Arc::new(std::sync::Mutex::new(Some(d.serve("case-engine"))));
+    let _second_engine = d.serve("case-engine");
     let _projector = d.serve("projector");
     let c = d.client(&api, "alice");
     import_definitions(&d.client(&api, "carol")).await;
