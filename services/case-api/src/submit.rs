@@ -96,24 +96,33 @@ async fn submit_in_span(
         issued_at: Utc::now(),
         command,
     };
-    let prefix = match decide(&*platform.events, &*platform.reads, &state.cases, &envelope).await? {
-        Ok(decided) => Some(decided.definition.key_prefix),
-        // A rejection that hangs on the case's state is only given now if
-        // no earlier command of the case is still in flight: a client that
-        // pipelines "move to triage" and "move to investigating" must not
-        // have the second judged against the state before the first. (An
-        // open can only fail that way when the case exists: final.)
-        Err(e)
-            if !is_open
-                && e.depends_on_state()
-                && platform
-                    .reads
-                    .has_unfinished_commands(&envelope.tenant, case_id)
-                    .await? =>
+    // A rejection that hangs on the case's state is only given now if no
+    // earlier command of the case is still in flight: a client that
+    // pipelines "move to triage" and "move to investigating" must not have
+    // the second judged against the state before the first. The decision is
+    // taken again once nothing is in flight, because the in-flight command
+    // may have finished between the first decision and that look. (An open
+    // can only fail that way when the case exists: final.)
+    let mut decided = decide(&*platform.events, &*platform.reads, &state.cases, &envelope).await?;
+    let mut deferred = false;
+    if let Err(e) = &decided
+        && !is_open
+        && e.depends_on_state()
+    {
+        if platform
+            .reads
+            .has_unfinished_commands(&envelope.tenant, case_id)
+            .await?
         {
             tracing::debug!(reason = %e, "Deferred a state-dependent check to the engine");
-            None
+            deferred = true;
+        } else {
+            decided = decide(&*platform.events, &*platform.reads, &state.cases, &envelope).await?;
         }
+    }
+    let prefix = match decided {
+        Ok(decided) => Some(decided.definition.key_prefix),
+        Err(_) if deferred => None,
         Err(e) => return Err(e.into()),
     };
     if let (true, Some(prefix)) = (is_open, &prefix) {
