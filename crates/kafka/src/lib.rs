@@ -253,7 +253,12 @@ impl Bus for KafkaBus {
             .set("auto.offset.reset", reset)
             .set("enable.auto.offset.store", "false")
             .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000");
+            .set("heartbeat.interval.ms", "1000")
+            // Also the rebalance timeout: how long the coordinator waits for
+            // members to rejoin. librdkafka's 5 minutes stalls a group for
+            // that long after a member is killed; handlers here take far
+            // less than 30 s between polls.
+            .set("max.poll.interval.ms", "30000");
         let consumer: StreamConsumer = match group {
             Some(g) => {
                 config

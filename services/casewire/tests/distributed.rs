@@ -100,7 +100,10 @@ impl Deployment {
             .env("CASEWIRE__BUS__MESSAGE_TIMEOUT_MS", "3000")
             .env("CASEWIRE__API__BIND", "127.0.0.1:0")
             .env("CASEWIRE__MANAGEMENT__BIND", "127.0.0.1:0")
-            .env("CASEWIRE__LOG__LEVEL", "warn")
+            .env(
+                "CASEWIRE__LOG__LEVEL",
+                std::env::var("CASEWIRE_TEST_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -394,11 +397,13 @@ async fn kill_9_of_the_engine_under_load_loses_and_doubles_nothing() {
     let d = Arc::new(Deployment::new(&kafka));
     let api = d.serve("case-api");
     let engine = Arc::new(std::sync::Mutex::new(Some(d.serve("case-engine"))));
-    let _second_engine = d.serve("case-engine");
     let _projector = d.serve("projector");
     let c = d.client(&api, "alice");
     import_definitions(&d.client(&api, "carol")).await;
     let cases = open_cases(&c, 20).await;
+    // The second engine joins a working group (tansu 0.6 has stalled groups
+    // whose two members joined in the same instant; see the closing note).
+    let _second_engine = d.serve("case-engine");
     let started = Instant::now();
     let (kill_engine, d2) = (engine.clone(), d.clone());
     let (accepted, _) = load(&c, &cases, 5000, 16, 1500, move || {
