@@ -54,16 +54,21 @@ pub struct KafkaSettings {
     pub properties: BTreeMap<String, String>,
 }
 
+/// librdkafka properties fit for a log: values of keys that name a
+/// password, secret or key are replaced by `***`.
+pub fn masked_properties(properties: &BTreeMap<String, String>) -> BTreeMap<&str, &str> {
+    properties
+        .iter()
+        .map(|(k, v)| {
+            let secret = k.contains("password") || k.contains("secret") || k.contains("key");
+            (k.as_str(), if secret { "***" } else { v.as_str() })
+        })
+        .collect()
+}
+
 impl std::fmt::Debug for KafkaSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let masked: BTreeMap<&String, &str> = self
-            .properties
-            .iter()
-            .map(|(k, v)| {
-                let secret = k.contains("password") || k.contains("secret") || k.contains("key");
-                (k, if secret { "***" } else { v.as_str() })
-            })
-            .collect();
+        let masked = masked_properties(&self.properties);
         f.debug_struct("KafkaSettings")
             .field("bootstrap_servers", &self.bootstrap_servers)
             .field("topic_prefix", &self.topic_prefix)

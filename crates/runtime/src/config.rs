@@ -175,14 +175,7 @@ impl Default for BusConfig {
 
 impl fmt::Debug for BusConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let properties: Vec<(&String, &str)> = self
-            .properties
-            .iter()
-            .map(|(k, v)| {
-                let secret = k.contains("password") || k.contains("secret") || k.contains("key");
-                (k, if secret { "***" } else { v.as_str() })
-            })
-            .collect();
+        let properties = casewire_kafka::masked_properties(&self.properties);
         f.debug_struct("BusConfig")
             .field("url", &self.url)
             .field("topic_prefix", &self.topic_prefix)
@@ -456,5 +449,10 @@ mod tests {
         let url = SecretUrl::new("mongodb://casewire:hunter2@db:27017/cw");
         assert!(!format!("{url:?}").contains("hunter2"));
         assert!(url.masked().contains("***"));
+        let mut bus = BusConfig::default();
+        bus.properties.insert("sasl.password".into(), "hunter2".into());
+        bus.properties.insert("security.protocol".into(), "SASL_SSL".into());
+        let shown = format!("{bus:?}");
+        assert!(!shown.contains("hunter2") && shown.contains("SASL_SSL"), "{shown}");
     }
 }
