@@ -161,8 +161,17 @@ impl JwksVerifier {
         result.map(|_| ())
     }
 
+    async fn get_json(&self, url: &str) -> Result<Value, AuthError> {
+        let unavailable = |e: reqwest::Error| AuthError::Unavailable(format!("{url}: {e}"));
+        let res = self.http.get(url).send().await.map_err(unavailable)?;
+        res.error_for_status()
+            .map_err(unavailable)?
+            .json()
+            .await
+            .map_err(unavailable)
+    }
+
     async fn fetch(&self, trusted: &TrustedIssuer) -> Result<HashMap<String, (DecodingKey, Algorithm)>, AuthError> {
-        let unavailable = |e: reqwest::Error| AuthError::Unavailable(e.to_string());
         let jwks_uri = match &trusted.jwks_uri {
             Some(u) => u.clone(),
             None => {
@@ -170,34 +179,14 @@ impl JwksVerifier {
                     "{}/.well-known/openid-configuration",
                     trusted.issuer.trim_end_matches('/')
                 );
-                let doc: Value = self
-                    .http
-                    .get(&url)
-                    .send()
-                    .await
-                    .map_err(unavailable)?
-                    .error_for_status()
-                    .map_err(unavailable)?
-                    .json()
-                    .await
-                    .map_err(unavailable)?;
+                let doc = self.get_json(&url).await?;
                 doc.get("jwks_uri")
                     .and_then(Value::as_str)
                     .ok_or_else(|| AuthError::Unavailable(format!("{url} has no jwks_uri")))?
                     .to_owned()
             }
         };
-        let jwks: Value = self
-            .http
-            .get(&jwks_uri)
-            .send()
-            .await
-            .map_err(unavailable)?
-            .error_for_status()
-            .map_err(unavailable)?
-            .json()
-            .await
-            .map_err(unavailable)?;
+        let jwks = self.get_json(&jwks_uri).await?;
         tracing::info!(issuer = %trusted.issuer, jwks_uri = %jwks_uri, "Fetched the issuer's signing keys");
         Self::parse_jwks(&jwks)
     }
