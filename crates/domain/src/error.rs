@@ -132,23 +132,4 @@ impl DomainError {
             message: message.into(),
         }
     }
-
-    /// Every code this crate can produce, for the API's error catalogue.
-    pub const CODES: &'static [&'static str] = &[
-        "CW-VALIDATION",
-        "CW-SCHEMA-VIOLATION",
-        "CW-NOT-FOUND",
-        "CW-CONFLICT",
-        "CW-TRANSITION-NOT-ALLOWED",
-        "CW-UNKNOWN-STAGE",
-        "CW-UNKNOWN-PRIORITY",
-        "CW-UNKNOWN-RESOLUTION",
-        "CW-UNKNOWN-COMMENT",
-        "CW-CASE-CLOSED",
-        "CW-CASE-NOT-OPEN",
-        "CW-CASE-NOT-RESOLVED",
-        "CW-CASE-ALREADY-OPEN",
-        "CW-NO-CHANGE",
-        "CW-INVALID-DEFINITION",
-    ];
 }

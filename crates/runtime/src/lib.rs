@@ -6,9 +6,11 @@
 //! - [`config`]: `Config` — defaults, then a TOML file, then
 //!   `CASEWIRE__SECTION__FIELD` environment variables; validated at start.
 //! - [`platform`]: `Platform` — the opened adapters, picked by URL scheme.
+//! - [`consumer`]: the retry / dead-letter / commit loop every service runs.
 //! - [`telemetry`]: JSON or human logs through `tracing`.
 
 pub mod config;
+pub mod consumer;
 pub mod platform;
 pub mod telemetry;
 

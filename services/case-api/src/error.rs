@@ -272,16 +272,3 @@ pub fn required_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, 
     }
     serde_json::from_slice(bytes).map_err(|e| serde_error(&e))
 }
-
-/// Every code the API can answer with, for the README's catalogue test.
-pub const API_CODES: &[&str] = &[
-    "CW-UNAUTHENTICATED",
-    "CW-MALFORMED-JSON",
-    "CW-PAYLOAD-TOO-LARGE",
-    "CW-UNSUPPORTED-MEDIA-TYPE",
-    "CW-BAD-CURSOR",
-    "CW-NOT-PENDING",
-    "CW-CANCELLED",
-    "CW-UNAVAILABLE",
-    "CW-INTERNAL",
-];

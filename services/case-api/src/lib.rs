@@ -131,7 +131,6 @@ pub async fn start(platform: Platform, shutdown: CancellationToken) -> anyhow::R
         verifier,
         dev_issuer: dev_issuer.clone(),
         waiters: Waiters::default(),
-        public_url: public_url.clone(),
         cases: std::sync::Arc::default(),
     };
     tokio::spawn({

@@ -49,7 +49,6 @@ pub struct AppState {
     pub verifier: JwksVerifier,
     pub dev_issuer: Option<DevIssuer>,
     pub waiters: Waiters,
-    pub public_url: String,
     /// Case states for the early check of incoming commands.
     pub cases: Arc<casewire_case_engine::CaseCache>,
 }

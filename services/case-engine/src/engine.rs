@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use casewire_ports::envelope::event_to_json;
 use casewire_ports::{
     BusMessage, ClaimResult, CommandEnvelope, CommandOutcome, CommandRecord, CommandStatus, EventRecord, NewEvent,
-    OutcomeStatus, StartFrom, StoreError, Topic,
+    OutcomeStatus, StoreError, Topic,
 };
 use casewire_runtime::Platform;
+use casewire_runtime::consumer::{Failure, consume};
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -26,6 +26,9 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Bus(#[from] casewire_ports::BusError),
+    /// The message is not a command; it goes to the dead-letter topic.
+    #[error("not a command: {0}")]
+    Unreadable(String),
     /// Test hook: the process "died" between append and publish.
     #[error("simulated crash after append")]
     SimulatedCrash,
@@ -40,6 +43,7 @@ impl EngineError {
             | EngineError::Bus(casewire_ports::BusError::Unavailable(_)) => true,
             EngineError::Store(StoreError::Conflict { .. } | StoreError::Corrupt(_) | StoreError::Backend(_))
             | EngineError::Bus(casewire_ports::BusError::Closed | casewire_ports::BusError::Backend(_))
+            | EngineError::Unreadable(_)
             | EngineError::SimulatedCrash => false,
         }
     }
@@ -214,19 +218,10 @@ impl Engine {
         }
     }
 
-    /// Handles one bus message. A message that is not a command goes to the
-    /// dead-letter topic at once, so the partition keeps moving.
+    /// Handles one bus message; a message that is not a command is
+    /// `Unreadable`, and the consumer loop dead-letters it at once.
     pub async fn handle_message(&self, msg: &BusMessage) -> Result<(), EngineError> {
-        let env = match CommandEnvelope::from_json(&msg.payload) {
-            Ok(env) => env,
-            Err(e) => {
-                self.platform
-                    .bus
-                    .dead_letter(msg, &format!("not a command: {e}"))
-                    .await?;
-                return Ok(());
-            }
-        };
+        let env = CommandEnvelope::from_json(&msg.payload).map_err(|e| EngineError::Unreadable(e.to_string()))?;
         let span = tracing::info_span!(
             "command",
             case_id = %env.case_id,
@@ -243,49 +238,17 @@ impl Engine {
 /// the single writer of every case it owns.
 pub async fn run(platform: Platform, shutdown: CancellationToken) -> anyhow::Result<()> {
     let engine = Engine::new(platform.clone());
-    let mut sub = platform
-        .bus
-        .subscribe(Some(GROUP), Topic::Commands, StartFrom::Earliest)
-        .await?;
-    let max_attempts = platform.config.bus.max_attempts;
-    tracing::info!("Case engine started");
-    loop {
-        let msg = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            msg = sub.next() => msg?,
-        };
-        let mut backoff = Duration::from_millis(50);
-        let mut attempt = 1;
-        loop {
+    consume(&platform, GROUP, Topic::Commands, shutdown, |msg| {
+        let engine = engine.clone();
+        async move {
             match engine.handle_message(&msg).await {
-                Ok(()) => break,
-                Err(EngineError::SimulatedCrash) => return Err(EngineError::SimulatedCrash.into()),
-                Err(e) if attempt >= max_attempts && !e.is_transient() => {
-                    // A poison message: park it and let the partition move on.
-                    platform
-                        .bus
-                        .dead_letter(&msg, &format!("failed {attempt} times: {e}"))
-                        .await?;
-                    break;
-                }
-                Err(e) => {
-                    // Infrastructure trouble: keep the message, try again.
-                    tracing::warn!(error = %e, attempt, retry_in_ms = backoff.as_millis() as u64, "Command handling failed; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    attempt += 1;
-                }
+                Ok(()) => Ok(()),
+                Err(EngineError::SimulatedCrash) => Err(Failure::Fatal(EngineError::SimulatedCrash.into())),
+                Err(e @ EngineError::Unreadable(_)) => Err(Failure::Poison(e.to_string())),
+                Err(e) if e.is_transient() => Err(Failure::Transient(e.to_string())),
+                Err(e) => Err(Failure::Permanent(e.to_string())),
             }
         }
-        // After a rebalance the partition may belong to another consumer;
-        // it will see the message again, and redelivery is idempotent.
-        if let Err(e) = sub.commit(&msg).await {
-            tracing::warn!(error = %e, "Could not commit a handled command");
-        }
-    }
-    tracing::info!("Case engine stopped");
-    Ok(())
+    })
+    .await
 }

@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 
 use casewire_domain::Case;
 use casewire_ports::envelope::event_from_json;
-use casewire_ports::{EventRecord, StartFrom, StoreError, Topic};
+use casewire_ports::{EventRecord, StoreError, Topic};
 use casewire_runtime::Platform;
+use casewire_runtime::consumer::{Failure, consume};
 use lru::LruCache;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -109,54 +110,25 @@ impl Projector {
 /// Runs the projector until `shutdown`.
 pub async fn run(platform: Platform, shutdown: CancellationToken) -> anyhow::Result<()> {
     let projector = Projector::new(platform.clone());
-    let mut sub = platform
-        .bus
-        .subscribe(Some(GROUP), Topic::Events, StartFrom::Earliest)
-        .await?;
-    let max_attempts = platform.config.bus.max_attempts;
-    tracing::info!("Projector started");
-    loop {
-        let msg = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            msg = sub.next() => msg?,
-        };
-        match event_from_json(&msg.payload) {
-            Ok(record) => {
-                let mut backoff = Duration::from_millis(50);
-                let mut attempt = 1;
-                loop {
-                    match projector.project(&record).await {
-                        Ok(_) => {
-                            platform.reads.save_checkpoint(GROUP, record.position).await?;
-                            break;
-                        }
-                        Err(e) if attempt >= max_attempts && !matches!(e, StoreError::Unavailable(_)) => {
-                            platform
-                                .bus
-                                .dead_letter(&msg, &format!("failed {attempt} times: {e}"))
-                                .await?;
-                            break;
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, attempt, case_id = %record.case_id, "Projection failed; retrying");
-                            tokio::select! {
-                                _ = shutdown.cancelled() => return Ok(()),
-                                _ = tokio::time::sleep(backoff) => {}
-                            }
-                            backoff = (backoff * 2).min(Duration::from_secs(5));
-                            attempt += 1;
-                        }
-                    }
+    consume(&platform, GROUP, Topic::Events, shutdown, |msg| {
+        let (projector, platform) = (projector.clone(), platform.clone());
+        async move {
+            let record = event_from_json(&msg.payload).map_err(|e| Failure::Poison(format!("not an event: {e}")))?;
+            let failure = |e: StoreError| match e {
+                StoreError::Unavailable(_) => Failure::Transient(e.to_string()),
+                StoreError::Conflict { .. } | StoreError::Corrupt(_) | StoreError::Backend(_) => {
+                    Failure::Permanent(e.to_string())
                 }
-            }
-            Err(e) => platform.bus.dead_letter(&msg, &format!("not an event: {e}")).await?,
+            };
+            projector.project(&record).await.map_err(failure)?;
+            platform
+                .reads
+                .save_checkpoint(GROUP, record.position)
+                .await
+                .map_err(failure)
         }
-        if let Err(e) = sub.commit(&msg).await {
-            tracing::warn!(error = %e, "Could not commit a projected event");
-        }
-    }
-    tracing::info!("Projector stopped");
-    Ok(())
+    })
+    .await
 }
 
 /// Rebuilds every projection from the event store, reporting progress

@@ -1,0 +1,85 @@
+//! The consumer loop every service runs: take a message, handle it, retry
+//! with backoff while handling fails, park a poison message in the
+//! dead-letter topic, then commit. One implementation, so the engine and
+//! the projector (and later services) agree on what "at least once, never
+//! stuck" means.
+
+use std::future::Future;
+use std::time::Duration;
+
+use casewire_ports::{BusMessage, StartFrom, Topic};
+use tokio_util::sync::CancellationToken;
+
+use crate::Platform;
+
+/// Why a handler did not finish a message.
+#[derive(Debug)]
+pub enum Failure {
+    /// Waiting may fix it (a store or broker is unreachable): retried forever.
+    Transient(String),
+    /// Retried `bus.max_attempts` times, then dead-lettered.
+    Permanent(String),
+    /// The message can never be handled (unreadable): dead-lettered at once.
+    Poison(String),
+    /// Stop the service (a test's simulated crash).
+    Fatal(anyhow::Error),
+}
+
+/// Consumes `topic` as consumer group `group` until `shutdown`, handing
+/// each message to `handle`. A message is committed only once it was
+/// handled or dead-lettered; a commit refused after a rebalance is logged,
+/// because the new owner of the partition gets the message again and
+/// handling is idempotent.
+pub async fn consume<F, Fut>(
+    platform: &Platform,
+    group: &str,
+    topic: Topic,
+    shutdown: CancellationToken,
+    mut handle: F,
+) -> anyhow::Result<()>
+where
+    F: FnMut(BusMessage) -> Fut,
+    Fut: Future<Output = Result<(), Failure>>,
+{
+    let mut sub = platform.bus.subscribe(Some(group), topic, StartFrom::Earliest).await?;
+    let max_attempts = platform.config.bus.max_attempts;
+    tracing::info!(group, topic = topic.name(), "Consumer started");
+    loop {
+        let msg = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            msg = sub.next() => msg?,
+        };
+        let mut backoff = Duration::from_millis(50);
+        let mut attempt = 1;
+        loop {
+            let reason = match handle(msg.clone()).await {
+                Ok(()) => break,
+                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Poison(reason)) => {
+                    platform.bus.dead_letter(&msg, &reason).await?;
+                    break;
+                }
+                Err(Failure::Permanent(reason)) if attempt >= max_attempts => {
+                    platform
+                        .bus
+                        .dead_letter(&msg, &format!("failed {attempt} times: {reason}"))
+                        .await?;
+                    break;
+                }
+                Err(Failure::Permanent(reason) | Failure::Transient(reason)) => reason,
+            };
+            tracing::warn!(group, error = %reason, attempt, retry_in_ms = backoff.as_millis() as u64, "Handling a message failed; retrying");
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+            attempt += 1;
+        }
+        if let Err(e) = sub.commit(&msg).await {
+            tracing::warn!(group, error = %e, "Could not commit a handled message");
+        }
+    }
+    tracing::info!(group, "Consumer stopped");
+    Ok(())
+}
