@@ -118,7 +118,7 @@ pub trait EventStore: Send + Sync + 'static {
     async fn read_all(&self, from: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError>;
     /// Finds the events a command caused, in revision order.
     async fn find_by_command(&self, command_id: Uuid) -> Result<Vec<EventRecord>, StoreError>;
-    /// The position of the newest event, 0 when empty.
+    /// The newest position in use (no event is above it), 0 when empty.
     async fn head(&self) -> Result<u64, StoreError>;
     /// Allocates the next number of a key prefix within a tenant: 1, 2, 3... never twice.
     async fn allocate_key(&self, tenant: &str, prefix: &str) -> Result<u64, StoreError>;

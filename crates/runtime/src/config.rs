@@ -44,15 +44,10 @@ impl SecretUrl {
     pub fn expose(&self) -> &str {
         &self.0
     }
-    /// The URL with any password replaced by `***`.
+    /// The URL with any password replaced by `***`, also for multi-host
+    /// URLs (`mongodb://u:p@h1,h2/`) that generic URL parsers refuse.
     pub fn masked(&self) -> String {
-        match url::Url::parse(&self.0) {
-            Ok(mut u) if u.password().is_some() => {
-                let _ = u.set_password(Some("***"));
-                u.to_string()
-            }
-            _ => self.0.clone(),
-        }
+        casewire_mongodb::mask_url(&self.0)
     }
     /// Whether it is empty (meaning: derive from the data dir).
     pub fn is_empty(&self) -> bool {
@@ -128,11 +123,59 @@ pub enum Durability {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
-    /// `sqlite://<path>`.
+    /// `sqlite://<path>` or `mongodb://[user:password@]host[:port][/database][?options]`.
     pub events: SecretUrl,
-    /// `sqlite://<path>`.
+    /// `sqlite://<path>` or `mongodb://...` (may be the same URL as `events`).
     pub read: SecretUrl,
+    /// SQLite: how commits reach the disk.
     pub durability: Durability,
+    /// MongoDB: database, pool and timeouts.
+    pub mongodb: MongoConfig,
+}
+
+/// The MongoDB adapters' settings. Write concern, TLS, auth source and
+/// replica set go in the URL's options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MongoConfig {
+    /// Used when the URL names no database.
+    pub database: String,
+    /// Connections per process, at most / kept open.
+    pub max_pool_size: u32,
+    pub min_pool_size: u32,
+    /// How long an operation waits for a reachable server before the API
+    /// answers 503 (and consumers retry), in ms.
+    pub server_selection_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    /// How long the event stream waits for an allocated position to become
+    /// visible before stepping over it, in ms.
+    pub gap_grace_ms: u64,
+}
+
+impl Default for MongoConfig {
+    fn default() -> Self {
+        MongoConfig {
+            database: "casewire".into(),
+            max_pool_size: 20,
+            min_pool_size: 0,
+            server_selection_timeout_ms: 5_000,
+            connect_timeout_ms: 5_000,
+            gap_grace_ms: 5_000,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Points both the event store and the read store at one URL.
+    pub fn set_url(&mut self, url: &str) {
+        self.events = SecretUrl::new(url);
+        self.read = SecretUrl::new(url);
+    }
+}
+
+/// Whether a store URL names MongoDB.
+pub fn is_mongodb(url: &str) -> bool {
+    url.starts_with("mongodb://") || url.starts_with("mongodb+srv://")
 }
 
 /// The message bus.
@@ -366,12 +409,22 @@ impl Config {
             return bad("no token issuer: enable auth.dev_issuer (dev mode) or configure auth.issuers".into());
         }
         for (name, url) in [("store.events", &self.store.events), ("store.read", &self.store.read)] {
-            if !url.is_empty() && !url.expose().starts_with("sqlite://") {
+            if !url.is_empty() && !url.expose().starts_with("sqlite://") && !is_mongodb(url.expose()) {
                 return bad(format!(
-                    "{name} = {}: unsupported scheme (supported: sqlite://<path>)",
+                    "{name} = {}: unsupported scheme (supported: sqlite://<path>, mongodb://host[:port][/database])",
                     url.masked()
                 ));
             }
+        }
+        let m = &self.store.mongodb;
+        if m.database.is_empty() || m.max_pool_size == 0 || m.min_pool_size > m.max_pool_size {
+            return bad(
+                "store.mongodb: database must be set, max_pool_size at least 1 and min_pool_size at most max_pool_size"
+                    .into(),
+            );
+        }
+        if m.server_selection_timeout_ms == 0 || m.connect_timeout_ms == 0 {
+            return bad("store.mongodb.server_selection_timeout_ms and connect_timeout_ms must be positive".into());
         }
         let bus = self.bus.url.expose();
         if !bus.is_empty() && !bus.starts_with("sqlite://") && !bus.starts_with("kafka://") {
@@ -449,6 +502,12 @@ mod tests {
         let url = SecretUrl::new("mongodb://casewire:hunter2@db:27017/cw");
         assert!(!format!("{url:?}").contains("hunter2"));
         assert!(url.masked().contains("***"));
+        let mut c = Config::default();
+        c.store
+            .set_url("mongodb://casewire:hunter2@db1:27017,db2:27017/cw?replicaSet=rs0");
+        assert!(c.validate().is_ok());
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2") && shown.contains("db2:27017"), "{shown}");
         let mut bus = BusConfig::default();
         bus.properties.insert("sasl.password".into(), "hunter2".into());
         bus.properties.insert("security.protocol".into(), "SASL_SSL".into());

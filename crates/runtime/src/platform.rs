@@ -3,9 +3,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use casewire_kafka::{KafkaBus, KafkaSettings};
+use casewire_mongodb::{MongoEventStore, MongoReadStore, MongoSettings};
 use casewire_ports::{Bus, EventStore, ReadStore, StoreError};
 use casewire_sqlite::{Durability, SqliteBus, SqliteEventStore, SqliteReadStore};
 
@@ -36,15 +38,71 @@ fn sqlite_path(url: &SecretUrl) -> Result<PathBuf, StoreError> {
         .ok_or_else(|| StoreError::Backend(format!("{} is not a sqlite://<path> URL", url.masked())))
 }
 
+fn mongo_settings(config: &Config, url: &SecretUrl) -> MongoSettings {
+    let m = &config.store.mongodb;
+    let mut s = MongoSettings::new(url.expose());
+    s.database = m.database.clone();
+    s.max_pool_size = m.max_pool_size;
+    s.min_pool_size = m.min_pool_size;
+    s.server_selection_timeout = Duration::from_millis(m.server_selection_timeout_ms);
+    s.connect_timeout = Duration::from_millis(m.connect_timeout_ms);
+    s.gap_grace = Duration::from_millis(m.gap_grace_ms);
+    s
+}
+
+/// Opens the event store and the read store; one MongoDB client serves
+/// both when they name the same URL.
+async fn open_stores(
+    config: &Config,
+    durability: Durability,
+) -> anyhow::Result<(Arc<dyn EventStore>, Arc<dyn ReadStore>)> {
+    let events_url = config.store_url(&config.store.events, "events.db");
+    let reads_url = config.store_url(&config.store.read, "read.db");
+    let mut shared: Option<(SecretUrl, mongodb::Database)> = None;
+    let mut database = async |url: &SecretUrl| -> anyhow::Result<(MongoSettings, mongodb::Database)> {
+        let settings = mongo_settings(config, url);
+        if let Some((u, db)) = &shared
+            && u == url
+        {
+            return Ok((settings, db.clone()));
+        }
+        let db = casewire_mongodb::connect(&settings).await?;
+        tracing::info!(url = %url.masked(), database = db.name(), "Using MongoDB");
+        shared = Some((url.clone(), db.clone()));
+        Ok((settings, db))
+    };
+    let events: Arc<dyn EventStore> = if config::is_mongodb(events_url.expose()) {
+        let (settings, db) = database(&events_url).await?;
+        Arc::new(
+            MongoEventStore::open(&db, &settings)
+                .await
+                .with_context(|| format!("opening the event store at {}", events_url.masked()))?,
+        )
+    } else {
+        Arc::new(SqliteEventStore::open(&sqlite_path(&events_url)?, durability)?)
+    };
+    let reads: Arc<dyn ReadStore> = if config::is_mongodb(reads_url.expose()) {
+        let (_, db) = database(&reads_url).await?;
+        Arc::new(
+            MongoReadStore::open(&db)
+                .await
+                .with_context(|| format!("opening the read store at {}", reads_url.masked()))?,
+        )
+    } else {
+        Arc::new(SqliteReadStore::open(&sqlite_path(&reads_url)?, durability)?)
+    };
+    Ok((events, reads))
+}
+
 impl Platform {
     /// Opens every adapter the config names; Kafka topics are created when missing.
     pub async fn open(config: Config) -> anyhow::Result<Platform> {
+        config.validate()?;
         let durability = match config.store.durability {
             config::Durability::Normal => Durability::Normal,
             config::Durability::Full => Durability::Full,
         };
-        let events = sqlite_path(&config.store_url(&config.store.events, "events.db"))?;
-        let reads = sqlite_path(&config.store_url(&config.store.read, "read.db"))?;
+        let (events, reads) = open_stores(&config, durability).await?;
         let bus_url = config.store_url(&config.bus.url, "bus.db");
         let bus: Arc<dyn Bus> = if bus_url.expose().starts_with("kafka://") {
             let mut settings = KafkaSettings::from_url(bus_url.expose())?;
@@ -63,8 +121,8 @@ impl Platform {
             Arc::new(SqliteBus::open(&sqlite_path(&bus_url)?, durability)?)
         };
         Ok(Platform {
-            events: Arc::new(SqliteEventStore::open(&events, durability)?),
-            reads: Arc::new(SqliteReadStore::open(&reads, durability)?),
+            events,
+            reads,
             bus,
             config: Arc::new(config),
         })

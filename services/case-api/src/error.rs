@@ -27,7 +27,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: String,
     pub message: String,
-    pub details: Value,
+    /// Boxed: a JSON value is large, and every handler returns this error.
+    pub details: Box<Value>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -45,13 +46,13 @@ impl ApiError {
             status,
             code: code.to_owned(),
             message: message.into(),
-            details: json!({}),
+            details: Box::new(json!({})),
         }
     }
 
     /// Adds details.
     pub fn with_details(mut self, details: Value) -> Self {
-        self.details = details;
+        self.details = Box::new(details);
         self
     }
 
@@ -88,7 +89,7 @@ impl ApiError {
                 .and_then(Value::as_str)
                 .unwrap_or("rejected")
                 .to_owned(),
-            details: body.get("details").cloned().unwrap_or_else(|| json!({})),
+            details: Box::new(body.get("details").cloned().unwrap_or_else(|| json!({}))),
         }
     }
 }
@@ -135,7 +136,7 @@ impl From<DomainError> for ApiError {
             status: domain_status(&e),
             code: e.code().to_owned(),
             message: e.to_string(),
-            details: e.details(),
+            details: Box::new(e.details()),
         }
     }
 }
@@ -216,7 +217,7 @@ impl ResponseError for ApiError {
         res.json(ErrorBody {
             code: self.code.clone(),
             message: self.message.clone(),
-            details: self.details.clone(),
+            details: (*self.details).clone(),
         })
     }
 }

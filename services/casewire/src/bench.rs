@@ -1,8 +1,10 @@
 //! `casewire bench`: drives a fresh embedded platform over HTTP with N
-//! concurrent clients and reports accepted and visible commands/s and the
-//! accept→visible latency, next to a baseline measured in the same run: the
-//! raw append rate of the SQLite event store on the same disk. Figures are
-//! printed, never asserted.
+//! concurrent clients and reports accepted and visible commands/s, the
+//! accept→visible latency and the replay rate, next to baselines measured
+//! in the same run on the same backends: the raw append rate of the SQLite
+//! event store, or the raw `insert_many` rate of the MongoDB server
+//! (`--store mongodb://...`), and a raw produce→consume hop on Kafka
+//! (`--bus kafka://...`). Figures are printed, never asserted.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,6 +78,52 @@ async fn sqlite_baseline(
         what: "raw SQLite event-store append",
         unit: "appends/s",
         per_sec: total as f64 / started.elapsed().as_secs_f64(),
+        p50_ms: None,
+        p99_ms: None,
+    })
+}
+
+/// The MongoDB server's raw bulk-write rate: `insert_many` of 100
+/// event-sized documents per call from `clients` concurrent writers, into a
+/// scratch collection of the bench database.
+async fn mongodb_baseline(base: &Config, url: &str, clients: usize, total: usize) -> anyhow::Result<Baseline> {
+    use mongodb::bson::doc;
+    let mut settings = casewire_mongodb::MongoSettings::new(url);
+    settings.database = base.store.mongodb.database.clone();
+    let db = casewire_mongodb::connect(&settings).await?;
+    let raw = db.collection::<mongodb::bson::Document>("bench_raw");
+    const BATCH: usize = 100;
+    let started = Instant::now();
+    let writers = (0..clients).map(|w| {
+        let raw = raw.clone();
+        async move {
+            let mut n = w * BATCH;
+            while n < total {
+                let docs: Vec<_> = (n..(n + BATCH).min(total))
+                    .map(|i| {
+                        doc! {
+                            "tenant": "bench", "caseId": Uuid::now_v7().to_string(), "revisions": [1_i64],
+                            "events": [{"id": Uuid::now_v7().to_string(), "type": "casewire.case.comment-added.v1",
+                                        "data": format!("{{\"body\":\"bench comment {i}\",\"visibility\":\"internal\"}}"),
+                                        "time": chrono::Utc::now().to_rfc3339(), "actor": "alice"}],
+                        }
+                    })
+                    .collect();
+                raw.insert_many(docs).await?;
+                n += clients * BATCH;
+            }
+            Ok::<_, anyhow::Error>(())
+        }
+    });
+    for r in futures::future::join_all(writers).await {
+        r?;
+    }
+    let per_sec = total as f64 / started.elapsed().as_secs_f64();
+    raw.drop().await?;
+    Ok(Baseline {
+        what: "raw MongoDB insert_many (100 per call)",
+        unit: "documents/s",
+        per_sec,
         p50_ms: None,
         p99_ms: None,
     })
@@ -193,6 +241,16 @@ pub async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
         "need at least one command per client"
     );
     let dir = tempfile::tempdir().context("creating a temporary data dir")?;
+    let mut base = base;
+    // MongoDB: a fresh database per run, dropped at the end.
+    let mongodb = casewire_runtime::config::is_mongodb(base.store.events.expose()).then(|| {
+        let url = casewire_mongodb::with_database(
+            base.store.events.expose(),
+            &format!("casewire_bench_{}", Uuid::now_v7().simple()),
+        );
+        base.store.set_url(&url);
+        url
+    });
     let mut config = base.clone();
     config.data_dir = dir.path().join("platform");
     config.api.bind.set_port(0);
@@ -202,7 +260,7 @@ pub async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
         config.bus.url = casewire_runtime::config::SecretUrl::new(bus.clone());
         config.bus.topic_prefix = format!("bench-{}.", Uuid::now_v7().simple());
     }
-    let platform = Embedded::start(config, Services::default()).await?;
+    let platform = Embedded::start(config.clone(), Services::default()).await?;
     let admin = platform.client("carol")?;
     let r = admin.import_definition(crate::DEMO_DEFINITIONS[0].1).await?;
     anyhow::ensure!(r.status.as_u16() == 201, "definition import failed: {}", r.body);
@@ -325,15 +383,31 @@ pub async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
     drop(sent);
     platform.stop().await?;
 
-    let baseline = match &args.bus {
-        Some(url) if url.starts_with("kafka://") => kafka_baseline(url, total).await?,
-        _ => sqlite_baseline(&base, dir.path(), args.clients, total).await?,
+    // Replay: rebuild the projection from the events this run wrote.
+    let replayed = {
+        let platform = casewire_runtime::Platform::open(config).await?;
+        casewire_projector::replay(&platform, 0, |_, _| {}).await?
     };
-    let ratio = visible_rate / baseline.per_sec;
-    let runtime = if args.bus.is_some() {
-        "embedded services over Kafka"
-    } else {
-        "embedded runtime (SQLite stores, in-process bus)"
+    let replay_rate = replayed.events as f64 / replayed.elapsed.as_secs_f64().max(1e-9);
+
+    let mut baselines = vec![match &mongodb {
+        Some(url) => mongodb_baseline(&base, url, args.clients, total).await?,
+        None => sqlite_baseline(&base, dir.path(), args.clients, total).await?,
+    }];
+    if let Some(url) = args.bus.as_deref().filter(|u| u.starts_with("kafka://")) {
+        baselines.push(kafka_baseline(url, total).await?);
+    }
+    if let Some(url) = &mongodb {
+        casewire_mongodb::connect(&casewire_mongodb::MongoSettings::new(url))
+            .await?
+            .drop()
+            .await?;
+    }
+    let runtime = match (&mongodb, &args.bus) {
+        (Some(_), Some(_)) => "embedded services, MongoDB stores, Kafka bus",
+        (Some(_), None) => "embedded services, MongoDB stores, in-process bus",
+        (None, Some(_)) => "embedded services, SQLite stores, Kafka bus",
+        (None, None) => "embedded runtime (SQLite stores, in-process bus)",
     };
 
     if args.json {
@@ -344,8 +418,11 @@ pub async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
                 "acceptedPerSec": accepted_rate, "visiblePerSec": visible_rate,
                 "acceptMs": {"p50": ms(percentile(&accept_latencies, 0.5)), "p99": ms(percentile(&accept_latencies, 0.99))},
                 "acceptToVisibleMs": {"p50": ms(percentile(&visibility, 0.5)), "p99": ms(percentile(&visibility, 0.99)), "max": ms(visibility.last().copied().unwrap_or_default())},
-                "baseline": {"what": baseline.what, "perSec": baseline.per_sec, "p50Ms": baseline.p50_ms, "p99Ms": baseline.p99_ms},
-                "ratioVisibleToBaseline": ratio,
+                "replay": {"events": replayed.events, "eventsPerSec": replay_rate},
+                "baselines": baselines.iter().map(|b| json!({
+                    "what": b.what, "unit": b.unit, "perSec": b.per_sec, "p50Ms": b.p50_ms, "p99Ms": b.p99_ms,
+                    "ratioVisibleToBaseline": visible_rate / b.per_sec,
+                })).collect::<Vec<_>>(),
             })
         );
     } else {
@@ -362,15 +439,24 @@ pub async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
             ms(percentile(&visibility, 0.99)),
             ms(visibility.last().copied().unwrap_or_default())
         );
-        let latency = match (baseline.p50_ms, baseline.p99_ms) {
-            (Some(p50), Some(p99)) => format!(", p50 {p50:.2} ms, p99 {p99:.2} ms"),
-            _ => String::new(),
-        };
         println!(
-            "  baseline: {}  {:>9.1} {}{latency} (same run)",
-            baseline.what, baseline.per_sec, baseline.unit
+            "  replay                     {replay_rate:>9.1} events/s    ({} events)",
+            replayed.events
         );
-        println!("  ratio visible / baseline                 {ratio:>9.3}");
+        for baseline in &baselines {
+            let latency = match (baseline.p50_ms, baseline.p99_ms) {
+                (Some(p50), Some(p99)) => format!(", p50 {p50:.2} ms, p99 {p99:.2} ms"),
+                _ => String::new(),
+            };
+            println!(
+                "  baseline: {}  {:>9.1} {}{latency} (same run)",
+                baseline.what, baseline.per_sec, baseline.unit
+            );
+            println!(
+                "    ratio visible commands/s to it          {:>9.3}",
+                visible_rate / baseline.per_sec
+            );
+        }
     }
     Ok(())
 }

@@ -18,6 +18,8 @@ pub struct Client {
 pub struct Reply {
     pub status: StatusCode,
     pub etag: Option<String>,
+    /// `Retry-After`, sent with 503.
+    pub retry_after: Option<String>,
     pub body: Value,
 }
 
@@ -80,18 +82,20 @@ impl Client {
         }
         let res = req.send().await.with_context(|| format!("{method} {path}"))?;
         let status = res.status();
-        let etag = res
-            .headers()
-            .get("etag")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let header = |name: &str| res.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let (etag, retry_after) = (header("etag"), header("retry-after"));
         let bytes = res.bytes().await?;
         let body = if bytes.is_empty() {
             Value::Null
         } else {
             serde_json::from_slice(&bytes).unwrap_or(Value::Null)
         };
-        Ok(Reply { status, etag, body })
+        Ok(Reply {
+            status,
+            etag,
+            retry_after,
+            body,
+        })
     }
 
     /// GET.
@@ -124,6 +128,7 @@ impl Client {
         Ok(Reply {
             status,
             etag: None,
+            retry_after: None,
             body,
         })
     }

@@ -18,6 +18,10 @@ struct Cli {
     /// Where the embedded runtime keeps its data (overrides data_dir).
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
+    /// Where events and read models live: sqlite://<path> or
+    /// mongodb://host:port[/database] (sets store.events and store.read).
+    #[arg(long, global = true, value_name = "URL")]
+    store: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -78,6 +82,9 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     let mut config = Config::load(cli.config.as_deref())?;
     if let Some(dir) = &cli.data_dir {
         config.data_dir = dir.clone();
+    }
+    if let Some(url) = &cli.store {
+        config.store.set_url(url);
     }
     Ok(config)
 }

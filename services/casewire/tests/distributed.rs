@@ -1,7 +1,10 @@
 //! The distributed runtime: `casewire serve case-api | case-engine |
-//! projector` as separate processes over a real Kafka-protocol broker.
+//! projector` as separate processes over a real Kafka-protocol broker, with
+//! SQLite stores shared through the data dir or with MongoDB stores.
 //! Needs `CASEWIRE_TEST_KAFKA=host:port` (and `CASEWIRE_TEST_TANSU=<path to
-//! tansu>` for the broker restart); `tests/run` starts tansu and sets both.
+//! tansu>` for the broker restart), `CASEWIRE_TEST_MONGODB=mongodb://...`
+//! (and `CASEWIRE_TEST_SECANTUSD=<path to secantusd-py>` for the database
+//! outage); `tests/run` starts tansu and SecantusDB and sets all four.
 //! Without them the tests say so and pass, so plain `cargo test` works.
 
 // Test code: a panic is the failure report.
@@ -21,7 +24,7 @@ fn skip(reason: &str) {
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,6 +33,7 @@ use std::time::{Duration, Instant};
 use casewire::client::Client;
 use casewire_ports::{CommandStatus, EventStore, ReadStore};
 use casewire_sqlite::{Durability, SqliteEventStore, SqliteReadStore};
+use futures::TryStreamExt;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -46,6 +50,35 @@ fn kafka() -> Option<String> {
     }
 }
 
+fn mongodb() -> Option<String> {
+    match std::env::var("CASEWIRE_TEST_MONGODB") {
+        Ok(k) => Some(k),
+        Err(_) => {
+            skip("set CASEWIRE_TEST_MONGODB=mongodb://host:port/ (tests/run starts SecantusDB and sets it)");
+            None
+        }
+    }
+}
+
+/// A free port on 127.0.0.1 for a server the test starts itself.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16) {
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("nothing listens on port {port}");
+}
+
 struct Proc {
     child: Child,
     lines: Vec<String>,
@@ -58,13 +91,17 @@ impl Drop for Proc {
     }
 }
 
-/// One deployment: a data dir (shared SQLite stores), a broker and a topic
-/// prefix. The processes' logs stay in the temp dir for post-mortems.
+/// One deployment: a data dir (shared SQLite stores, the dev issuer's
+/// key), optionally a MongoDB database instead of the SQLite stores, a
+/// broker and a topic prefix. The processes' logs stay in the temp dir for
+/// post-mortems.
 struct Deployment {
     data: PathBuf,
     kafka: String,
     prefix: String,
     logs: PathBuf,
+    /// `mongodb://.../<database of this deployment>`.
+    store: Option<String>,
 }
 
 impl Deployment {
@@ -78,7 +115,48 @@ impl Deployment {
             kafka: kafka.to_owned(),
             prefix,
             logs: dir,
+            store: None,
         }
+    }
+
+    /// A deployment whose stores are a fresh database of `mongodb`.
+    fn with_mongodb(kafka: &str, mongodb: &str) -> Self {
+        let mut d = Deployment::new(kafka);
+        let database = format!("dist_{}", d.prefix.trim_end_matches('.'));
+        d.store = Some(casewire_mongodb::with_database(mongodb, &database));
+        d
+    }
+
+    /// The deployment's stores, opened by the test to check them.
+    async fn stores(&self) -> (Arc<dyn EventStore>, Arc<dyn ReadStore>) {
+        match &self.store {
+            Some(url) => {
+                let settings = casewire_mongodb::MongoSettings::new(url);
+                let db = casewire_mongodb::connect(&settings).await.unwrap();
+                (
+                    Arc::new(casewire_mongodb::MongoEventStore::open(&db, &settings).await.unwrap()),
+                    Arc::new(casewire_mongodb::MongoReadStore::open(&db).await.unwrap()),
+                )
+            }
+            None => (
+                Arc::new(SqliteEventStore::open(&self.data.join("events.db"), Durability::Normal).unwrap()),
+                Arc::new(SqliteReadStore::open(&self.data.join("read.db"), Durability::Normal).unwrap()),
+            ),
+        }
+    }
+
+    /// The environment that points a `casewire` process at this deployment.
+    fn env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("CASEWIRE__DATA_DIR".into(), self.data.display().to_string()),
+            ("CASEWIRE__BUS__URL".into(), format!("kafka://{}", self.kafka)),
+            ("CASEWIRE__BUS__TOPIC_PREFIX".into(), self.prefix.clone()),
+        ];
+        if let Some(url) = &self.store {
+            env.push(("CASEWIRE__STORE__EVENTS".into(), url.clone()));
+            env.push(("CASEWIRE__STORE__READ".into(), url.clone()));
+        }
+        env
     }
 
     fn serve(&self, service: &str) -> Proc {
@@ -93,9 +171,7 @@ impl Deployment {
             .unwrap();
         let mut child = Command::new(BIN)
             .args(["serve", service])
-            .env("CASEWIRE__DATA_DIR", &self.data)
-            .env("CASEWIRE__BUS__URL", format!("kafka://{}", self.kafka))
-            .env("CASEWIRE__BUS__TOPIC_PREFIX", &self.prefix)
+            .envs(self.env())
             .env("CASEWIRE__BUS__PARTITIONS", "3")
             .env("CASEWIRE__BUS__MESSAGE_TIMEOUT_MS", "3000")
             .env("CASEWIRE__API__BIND", "127.0.0.1:0")
@@ -156,9 +232,8 @@ async fn open_cases(c: &Client, n: usize) -> Vec<String> {
 
 /// Waits until every command is final, then checks exactly-once: one event
 /// per accepted command, gapless per-case revisions, no duplicate events.
-async fn assert_exactly_once(data: &Path, accepted: &[Uuid], cases: &[String], opens_per_case: u64) {
-    let reads = SqliteReadStore::open(&data.join("read.db"), Durability::Normal).unwrap();
-    let events = SqliteEventStore::open(&data.join("events.db"), Durability::Normal).unwrap();
+async fn assert_exactly_once(d: &Deployment, accepted: &[Uuid], cases: &[String], opens_per_case: u64) {
+    let (events, reads) = d.stores().await;
     let deadline = Instant::now() + Duration::from_secs(180);
     let mut pending: Vec<Uuid> = accepted.to_vec();
     while !pending.is_empty() {
@@ -218,8 +293,82 @@ async fn three_processes_serve_the_api_over_kafka() {
     let api = d.serve("case-api");
     let _engine = d.serve("case-engine");
     let _projector = d.serve("projector");
+    end_to_end(&d, &api).await;
+}
+
+#[tokio::test]
+async fn three_processes_serve_the_api_over_kafka_and_mongodb_and_replay_rebuilds_identical_documents() {
+    let (Some(kafka), Some(mongodb)) = (kafka(), mongodb()) else {
+        return;
+    };
+    let d = Deployment::with_mongodb(&kafka, &mongodb);
+    let api = d.serve("case-api");
+    let _engine = d.serve("case-engine");
+    let projector = d.serve("projector");
+    end_to_end(&d, &api).await;
+
+    // Replay into the same database must give back every document as it was.
+    let (events, reads) = d.stores().await;
     let c = d.client(&api, "alice");
-    import_definitions(&d.client(&api, "carol")).await;
+    let head = events.head().await.unwrap();
+    let mut last = 0;
+    for _ in 0..100 {
+        last = reads.checkpoint("projector").await.unwrap().unwrap_or(0);
+        if last >= head {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(last >= head, "the projector caught up ({last} of {head})");
+    drop(projector);
+    let settings = casewire_mongodb::MongoSettings::new(d.store.as_deref().unwrap());
+    let db = casewire_mongodb::connect(&settings).await.unwrap();
+    let snapshot = async |name: &str| -> Vec<mongodb::bson::Document> {
+        db.collection::<mongodb::bson::Document>(name)
+            .find(mongodb::bson::doc! {})
+            .sort(mongodb::bson::doc! {"_id": 1})
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap()
+    };
+    let (cases, timeline) = (snapshot("cases").await, snapshot("timeline").await);
+    assert_eq!(cases.len(), 2, "two cases projected");
+    assert!(timeline.len() >= 7, "every event has its timeline entry");
+    let out = Command::new(BIN)
+        .arg("replay")
+        .envs(d.env())
+        .env("CASEWIRE__LOG__LEVEL", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "replay: {}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(&format!("Replayed {} events of 2 cases", timeline.len())),
+        "{said}"
+    );
+    let (cases_after, timeline_after) = (snapshot("cases").await, snapshot("timeline").await);
+    assert_eq!(cases_after.len(), cases.len());
+    for (before, after) in cases.iter().zip(&cases_after) {
+        assert_eq!(before, after, "replayed case document is identical");
+    }
+    assert_eq!(timeline_after.len(), timeline.len());
+    for (before, after) in timeline.iter().zip(&timeline_after) {
+        assert_eq!(before, after, "replayed timeline document is identical");
+    }
+    // And the API serves the replayed projection.
+    let list = c.get("/api/v1/cases?assignee=bob").await.unwrap();
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
+}
+
+/// Flows across the three processes over HTTP: commands with `Prefer: wait`,
+/// a rejection, lists, command status, a poison message, and the events on
+/// the broker as CloudEvents.
+async fn end_to_end(d: &Deployment, api: &Proc) {
+    let kafka = d.kafka.clone();
+    let c = d.client(api, "alice");
+    import_definitions(&d.client(api, "carol")).await;
     let ids = open_cases(&c, 2).await;
     let id = &ids[0];
     for (path, body) in [
@@ -371,6 +520,7 @@ async fn load(
                         }
                         Ok(r) if r.status.as_u16() == 503 => {
                             assert_eq!(r.body["code"], "CW-UNAVAILABLE");
+                            assert!(r.retry_after.is_some(), "a 503 says when to retry");
                             unavailable.fetch_add(1, Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(200)).await;
                         }
@@ -394,7 +544,21 @@ async fn load(
 #[tokio::test]
 async fn kill_9_of_the_engine_under_load_loses_and_doubles_nothing() {
     let Some(kafka) = kafka() else { return };
-    let d = Arc::new(Deployment::new(&kafka));
+    kill_9_under_load(Deployment::new(&kafka), 5000, 1500).await;
+}
+
+/// The same over MongoDB stores, checked in MongoDB. Fewer commands: the
+/// test server (SecantusDB, in Python) is ~50x slower than SQLite here.
+#[tokio::test]
+async fn kill_9_of_the_engine_under_load_on_mongodb_loses_and_doubles_nothing() {
+    let (Some(kafka), Some(mongodb)) = (kafka(), mongodb()) else {
+        return;
+    };
+    kill_9_under_load(Deployment::with_mongodb(&kafka, &mongodb), 600, 200).await;
+}
+
+async fn kill_9_under_load(d: Deployment, total: usize, kill_at: usize) {
+    let d = Arc::new(d);
     let api = d.serve("case-api");
     let engine = Arc::new(std::sync::Mutex::new(Some(d.serve("case-engine"))));
     let _projector = d.serve("projector");
@@ -406,7 +570,7 @@ async fn kill_9_of_the_engine_under_load_loses_and_doubles_nothing() {
     let _second_engine = d.serve("case-engine");
     let started = Instant::now();
     let (kill_engine, d2) = (engine.clone(), d.clone());
-    let (accepted, _) = load(&c, &cases, 5000, 16, 1500, move || {
+    let (accepted, _) = load(&c, &cases, total, 16, kill_at, move || {
         let mut slot = kill_engine.lock().unwrap();
         if let Some(mut p) = slot.take() {
             p.child.kill().unwrap(); // SIGKILL
@@ -416,9 +580,9 @@ async fn kill_9_of_the_engine_under_load_loses_and_doubles_nothing() {
         *slot = Some(d2.serve("case-engine"));
     })
     .await;
-    assert_eq!(accepted.len(), 5000);
-    assert_exactly_once(&d.data, &accepted, &cases, 1).await;
-    eprintln!("5000 commands through a kill -9 in {:?}", started.elapsed());
+    assert_eq!(accepted.len(), total);
+    assert_exactly_once(&d, &accepted, &cases, 1).await;
+    eprintln!("{total} commands through a kill -9 in {:?}", started.elapsed());
 }
 
 #[tokio::test]
@@ -430,11 +594,7 @@ async fn a_broker_restart_under_load_loses_no_accepted_command() {
     };
     let dir = tempfile::tempdir().unwrap();
     eprintln!("broker files in {}", dir.path().display());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let start_broker = {
         let (tansu, dir) = (tansu.clone(), dir.path().to_owned());
         move || {
@@ -459,12 +619,7 @@ async fn a_broker_restart_under_load_loses_no_accepted_command() {
                 .stderr(log)
                 .spawn()
                 .unwrap();
-            for _ in 0..100 {
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            wait_for_port(port);
             Proc { child, lines: vec![] }
         }
     };
@@ -502,5 +657,84 @@ async fn a_broker_restart_under_load_loses_no_accepted_command() {
         accepted.len()
     );
     assert_eq!(accepted.len(), 1200);
-    assert_exactly_once(&d.data, &accepted, &cases, 1).await;
+    assert_exactly_once(&d, &accepted, &cases, 1).await;
+}
+
+/// MongoDB goes away for 30 s under load (SIGKILL, then a restart on the
+/// same files). The API answers 503 with `Retry-After` for what it can not
+/// accept, every accepted command is processed after recovery, exactly
+/// once, and no Casewire process is restarted.
+#[tokio::test]
+async fn a_database_outage_under_load_loses_no_accepted_command() {
+    let Some(kafka) = kafka() else { return };
+    let Ok(secantusd) = std::env::var("CASEWIRE_TEST_SECANTUSD") else {
+        skip("set CASEWIRE_TEST_SECANTUSD=<path to secantusd-py> (tests/run sets it)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    eprintln!("database files in {}", dir.path().display());
+    let port = free_port();
+    let start_database = {
+        let dir = dir.path().to_owned();
+        move || {
+            let log = std::fs::File::options()
+                .create(true)
+                .append(true)
+                .open(dir.join("secantusd.log"))
+                .unwrap();
+            let child = Command::new(&secantusd)
+                .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--storage-path"])
+                .arg(dir.join("data"))
+                // Acknowledged writes reach the disk, as with j:true on MongoDB,
+                // so a SIGKILL loses nothing that was acknowledged.
+                .arg("--sync-on-commit")
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            wait_for_port(port);
+            Proc { child, lines: vec![] }
+        }
+    };
+    let database = Arc::new(std::sync::Mutex::new(Some(start_database())));
+    let d = Deployment::with_mongodb(&kafka, &format!("mongodb://127.0.0.1:{port}/?directConnection=true"));
+    let mut api = d.serve("case-api");
+    let mut engine = d.serve("case-engine");
+    let mut projector = d.serve("projector");
+    let c = d.client(&api, "alice");
+    import_definitions(&d.client(&api, "carol")).await;
+    let cases = open_cases(&c, 5).await;
+    let outage = database.clone();
+    let started = Instant::now();
+    let (accepted, unavailable) = load(&c, &cases, 600, 8, 150, move || {
+        std::thread::spawn(move || {
+            let mut slot = outage.lock().unwrap();
+            if let Some(mut p) = slot.take() {
+                p.child.kill().unwrap(); // SIGKILL
+                p.child.wait().unwrap();
+            }
+            eprintln!("database down at {:?}", started.elapsed());
+            std::thread::sleep(Duration::from_secs(30));
+            *slot = Some(start_database());
+            eprintln!("database back at {:?}", started.elapsed());
+        });
+    })
+    .await;
+    eprintln!(
+        "{} commands accepted, {unavailable} answers were 503 while the database was away",
+        accepted.len()
+    );
+    assert!(unavailable > 0, "the API answered 503 while the database was away");
+    assert_eq!(accepted.len(), 600);
+    assert_exactly_once(&d, &accepted, &cases, 1).await;
+    for (name, p) in [
+        ("api", &mut api),
+        ("engine", &mut engine),
+        ("projector", &mut projector),
+    ] {
+        assert!(
+            p.child.try_wait().unwrap().is_none(),
+            "the {name} process survived the outage without a restart"
+        );
+    }
 }

@@ -146,7 +146,16 @@ pub async fn replay(
     let (mut from, mut done) = (1, 0u64);
     loop {
         let batch = platform.events.read_all(from, 1000).await?;
-        let Some(last) = batch.last() else { break };
+        let Some(last) = batch.last() else {
+            if from > head {
+                break;
+            }
+            // A position below the head is not readable yet: a store with a
+            // concurrent global order (MongoDB) holds readers at a hole until
+            // its writer lands or the grace period passes.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            continue;
+        };
         from = last.position + 1;
         for record in &batch {
             projector.project(record).await?;

@@ -1,0 +1,580 @@
+//! `MongoReadStore`: the projections and the command log.
+//!
+//! - `cases`: one document per case, `_id` = `<tenant>:<case id>`, with the
+//!   list's filter and sort fields at the top level (indexed to match the
+//!   list filters), the summary and the detail as JSON text, and `words`,
+//!   the normalised words of the searchable text. `q` matches word
+//!   prefixes through anchored regexes on the multikey `words` index;
+//!   MongoDB's `$text` matches whole stemmed words only, which would make
+//!   `q=print` miss "printers" here while SQLite finds it.
+//! - `timeline`: one document per event, `_id` = tenant, case, revision.
+//! - `definitions`: one document per version; `checkpoints`: one per consumer.
+//! - `commands`: the command log with its status as a field, so claiming
+//!   and cancelling are single `findOneAndUpdate` calls.
+//!
+//! Every write is a single-document operation and idempotent: a case is
+//! replaced only by a newer revision (an upsert guarded by `revision`, whose
+//! loser gets E11000), timeline entries and accepted commands are inserted
+//! once.
+
+use async_trait::async_trait;
+use casewire_domain::{Case, CaseDefinition};
+use casewire_ports::read_store::sortable_time;
+use casewire_ports::{
+    CancelResult, CaseQuery, CaseSummary, ClaimResult, CommandRecord, CommandStatus, Cursor, EventRecord, Page,
+    ReadStore, SortKey, StoreError,
+};
+use futures::TryStreamExt;
+use mongodb::bson::{Bson, Document, Regex, doc};
+use mongodb::options::ReturnDocument;
+use mongodb::{Collection, Database};
+use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
+use uuid::Uuid;
+
+use crate::{corrupt, ensure_indexes, i64_of, index, is_duplicate_key, map_err, u64_of};
+
+fn to_json<T: Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(corrupt)
+}
+
+fn from_json<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(corrupt)
+}
+
+/// Lower-cased words without diacritics, the way both the stored text and
+/// the query are cut, so "Müller" is found by "muller" and by "MÜL".
+fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            w.nfd()
+                .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+                .flat_map(char::to_lowercase)
+                .collect()
+        })
+}
+
+fn search_words(case: &Case) -> Vec<String> {
+    let mut text = vec![case.key.as_str(), case.title.as_str(), case.description.as_str()];
+    text.extend(case.tags.iter().map(String::as_str));
+    text.extend(case.comments.iter().map(|c| c.body.as_str()));
+    if let Some(r) = &case.requester {
+        text.push(r.email.as_str());
+        text.extend(r.name.as_deref());
+    }
+    let mut out: Vec<String> = text.into_iter().flat_map(words).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+fn case_id(tenant: &str, id: Uuid) -> String {
+    format!("{tenant}:{id}")
+}
+
+fn status_str(s: CommandStatus) -> &'static str {
+    match s {
+        CommandStatus::Pending => "pending",
+        CommandStatus::Processing => "processing",
+        CommandStatus::Processed => "processed",
+        CommandStatus::Rejected => "rejected",
+        CommandStatus::Cancelled => "cancelled",
+    }
+}
+
+/// The command log entry as stored: the record's fields, with the
+/// status on top so that updates can match on it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CommandDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    tenant: String,
+    case_id: String,
+    #[serde(rename = "type")]
+    command_type: String,
+    status: CommandStatus,
+    actor: String,
+    accepted_at: String,
+    finished_at: Option<String>,
+    revision: Option<i64>,
+    /// The rejection as JSON text.
+    error: Option<String>,
+}
+
+fn time_text(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+    Ok(chrono::DateTime::parse_from_rfc3339(s)
+        .map_err(corrupt)?
+        .with_timezone(&chrono::Utc))
+}
+
+impl CommandDoc {
+    fn of(r: &CommandRecord) -> Result<Self, StoreError> {
+        Ok(CommandDoc {
+            id: r.id.to_string(),
+            tenant: r.tenant.clone(),
+            case_id: r.case_id.to_string(),
+            command_type: r.command_type.clone(),
+            status: r.status,
+            actor: r.actor.clone(),
+            accepted_at: time_text(r.accepted_at),
+            finished_at: r.finished_at.map(time_text),
+            revision: r.revision.map(i64_of),
+            error: r.error.as_ref().map(to_json).transpose()?,
+        })
+    }
+
+    fn record(self) -> Result<CommandRecord, StoreError> {
+        Ok(CommandRecord {
+            id: self.id.parse().map_err(corrupt)?,
+            tenant: self.tenant,
+            case_id: self.case_id.parse().map_err(corrupt)?,
+            command_type: self.command_type,
+            status: self.status,
+            actor: self.actor,
+            accepted_at: parse_time(&self.accepted_at)?,
+            finished_at: self.finished_at.as_deref().map(parse_time).transpose()?,
+            revision: self.revision.map(u64_of).transpose()?,
+            error: self.error.as_deref().map(from_json).transpose()?,
+        })
+    }
+}
+
+/// The MongoDB read store.
+#[derive(Debug, Clone)]
+pub struct MongoReadStore {
+    db: Database,
+    cases: Collection<Document>,
+    timeline: Collection<Document>,
+    definitions: Collection<Document>,
+    checkpoints: Collection<Document>,
+    commands: Collection<CommandDoc>,
+}
+
+impl MongoReadStore {
+    /// Opens the store and creates its indexes.
+    pub async fn open(db: &Database) -> Result<Self, StoreError> {
+        let store = MongoReadStore {
+            db: db.clone(),
+            cases: db.collection("cases"),
+            timeline: db.collection("timeline"),
+            definitions: db.collection("definitions"),
+            checkpoints: db.collection("checkpoints"),
+            commands: db.collection("commands"),
+        };
+        ensure_indexes(
+            &store.cases,
+            vec![
+                index("key", doc! {"tenant": 1, "key": 1}, false),
+                index("updated", doc! {"tenant": 1, "updatedAt": 1, "id": 1}, false),
+                index("created", doc! {"tenant": 1, "createdAt": 1, "id": 1}, false),
+                index("stage", doc! {"tenant": 1, "stage": 1, "updatedAt": 1}, false),
+                index("queue", doc! {"tenant": 1, "queue": 1, "updatedAt": 1}, false),
+                index("assignee", doc! {"tenant": 1, "assignee": 1, "updatedAt": 1}, false),
+                index("priority", doc! {"tenant": 1, "priority": 1, "updatedAt": 1}, false),
+                index("tags", doc! {"tenant": 1, "tags": 1, "updatedAt": 1}, false),
+                index("words", doc! {"tenant": 1, "words": 1}, false),
+            ],
+        )
+        .await?;
+        ensure_indexes(
+            &store.timeline,
+            vec![index("case", doc! {"tenant": 1, "caseId": 1, "revision": 1}, false)],
+        )
+        .await?;
+        ensure_indexes(
+            &store.definitions,
+            vec![index("definition", doc! {"tenant": 1, "id": 1, "version": -1}, true)],
+        )
+        .await?;
+        ensure_indexes(
+            &store.db.collection("commands"),
+            vec![index("unfinished", doc! {"caseId": 1, "tenant": 1, "status": 1}, false)],
+        )
+        .await?;
+        Ok(store)
+    }
+
+    async fn one_case(&self, filter: Document) -> Result<Option<Case>, StoreError> {
+        let found = self
+            .cases
+            .find_one(filter)
+            .projection(doc! {"doc": 1})
+            .await
+            .map_err(map_err)?;
+        found.map(|d| from_json(d.get_str("doc").map_err(corrupt)?)).transpose()
+    }
+
+    async fn find_command(&self, id: Uuid) -> Result<Option<CommandRecord>, StoreError> {
+        self.commands
+            .find_one(doc! {"_id": id.to_string()})
+            .await
+            .map_err(map_err)?
+            .map(CommandDoc::record)
+            .transpose()
+    }
+}
+
+#[async_trait]
+impl ReadStore for MongoReadStore {
+    async fn apply_case(&self, case: &Case, event: &EventRecord) -> Result<bool, StoreError> {
+        // The timeline entry first: if we crash before the case is written,
+        // redelivery finds the entry there (ignored) and writes the case.
+        let entry = doc! {
+            "_id": format!("{}:{}:{:020}", event.tenant, event.case_id, event.revision),
+            "tenant": &event.tenant,
+            "caseId": event.case_id.to_string(),
+            "revision": i64_of(event.revision),
+            "record": to_json(event)?,
+        };
+        match self.timeline.insert_one(entry).await {
+            Ok(_) => {}
+            Err(e) if is_duplicate_key(&e) => {}
+            Err(e) => return Err(map_err(e)),
+        }
+        let summary = CaseSummary::of(case);
+        let fields = doc! {
+            "tenant": &case.tenant,
+            "id": case.id.to_string(),
+            "key": &case.key,
+            "definitionId": &case.definition_id,
+            "title": &case.title,
+            "stage": &case.stage,
+            "status": case.status.as_str(),
+            "priority": &case.priority,
+            "queue": &case.queue,
+            "assignee": case.assignee.as_deref().map_or(Bson::Null, |a| Bson::String(a.to_owned())),
+            "tags": &case.tags,
+            "createdAt": sortable_time(summary.created_at),
+            "updatedAt": sortable_time(summary.updated_at),
+            "revision": i64_of(case.revision),
+            "words": search_words(case),
+            "summary": to_json(&summary)?,
+            "doc": to_json(case)?,
+        };
+        // Matches only an older revision; when a newer or equal one is
+        // stored, the upsert tries to insert the same _id and fails E11000.
+        let result = self
+            .cases
+            .update_one(
+                doc! {"_id": case_id(&case.tenant, case.id), "revision": {"$lt": i64_of(case.revision)}},
+                doc! {"$set": fields},
+            )
+            .upsert(true)
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_duplicate_key(&e) => Ok(false),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    async fn get_case(&self, tenant: &str, id: Uuid) -> Result<Option<Case>, StoreError> {
+        self.one_case(doc! {"_id": case_id(tenant, id)}).await
+    }
+
+    async fn get_case_by_key(&self, tenant: &str, key: &str) -> Result<Option<Case>, StoreError> {
+        self.one_case(doc! {"tenant": tenant, "key": key}).await
+    }
+
+    async fn list_cases(&self, tenant: &str, query: &CaseQuery) -> Result<Page<CaseSummary>, StoreError> {
+        let mut filter = doc! {"tenant": tenant};
+        for (field, value) in [
+            ("stage", &query.stage),
+            ("queue", &query.queue),
+            ("assignee", &query.assignee),
+            ("priority", &query.priority),
+            ("status", &query.status),
+            ("definitionId", &query.definition),
+            ("tags", &query.tag),
+        ] {
+            if let Some(v) = value {
+                filter.insert(field, v.as_str());
+            }
+        }
+        let mut and = Vec::new();
+        if let Some(text) = &query.text {
+            let terms: Vec<String> = words(text).collect();
+            if terms.is_empty() {
+                // Only punctuation: nothing can match.
+                return Ok(Page {
+                    items: Vec::new(),
+                    next_cursor: None,
+                });
+            }
+            // Words are alphanumeric only, so they hold no regex syntax.
+            for term in terms {
+                and.push(doc! {"words": Regex { pattern: format!("^{term}"), options: String::new() }});
+            }
+        }
+        let field = match query.sort {
+            SortKey::UpdatedAt => "updatedAt",
+            SortKey::CreatedAt => "createdAt",
+            SortKey::Key => "key",
+        };
+        let (cmp, dir) = if query.descending { ("$lt", -1) } else { ("$gt", 1) };
+        if let Some(after) = &query.after {
+            and.push(doc! {"$or": [
+                {field: {cmp: &after.value}},
+                {field: &after.value, "id": {cmp: after.id.to_string()}},
+            ]});
+        }
+        if !and.is_empty() {
+            filter.insert("$and", and);
+        }
+        let limit = query.limit.clamp(1, 500);
+        let mut cursor = self
+            .cases
+            .find(filter)
+            .sort(doc! {field: dir, "id": dir})
+            .limit(i64_of(limit as u64 + 1))
+            .projection(doc! {"summary": 1})
+            .await
+            .map_err(map_err)?;
+        let mut items = Vec::new();
+        while let Some(d) = cursor.try_next().await.map_err(map_err)? {
+            items.push(from_json::<CaseSummary>(d.get_str("summary").map_err(corrupt)?)?);
+        }
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|last| {
+                Cursor {
+                    value: last.sort_value(query.sort),
+                    id: last.id,
+                }
+                .encode()
+            })
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn timeline(&self, tenant: &str, id: Uuid) -> Result<Vec<EventRecord>, StoreError> {
+        let docs: Vec<Document> = self
+            .timeline
+            .find(doc! {"tenant": tenant, "caseId": id.to_string()})
+            .sort(doc! {"revision": 1})
+            .await
+            .map_err(map_err)?
+            .try_collect()
+            .await
+            .map_err(map_err)?;
+        docs.iter()
+            .map(|d| from_json(d.get_str("record").map_err(corrupt)?))
+            .collect()
+    }
+
+    async fn put_definition(&self, tenant: &str, definition: &CaseDefinition) -> Result<CaseDefinition, StoreError> {
+        // Two imports of the same id race for the next version; the unique
+        // index lets one win and the other takes the version after it.
+        for _ in 0..5 {
+            let newest = self
+                .definitions
+                .find_one(doc! {"tenant": tenant, "id": &definition.id})
+                .sort(doc! {"version": -1})
+                .projection(doc! {"version": 1})
+                .await
+                .map_err(map_err)?;
+            let last = match newest {
+                Some(d) => d.get_i64("version").map_err(corrupt)?,
+                None => 0,
+            };
+            let mut def = definition.clone();
+            def.version = u32::try_from(last + 1).map_err(corrupt)?;
+            let entry = doc! {
+                "_id": format!("{tenant}:{}:{}", def.id, def.version),
+                "tenant": tenant,
+                "id": &def.id,
+                "version": i64::from(def.version),
+                "doc": to_json(&def)?,
+            };
+            match self.definitions.insert_one(entry).await {
+                Ok(_) => return Ok(def),
+                Err(e) if is_duplicate_key(&e) => continue,
+                Err(e) => return Err(map_err(e)),
+            }
+        }
+        Err(StoreError::Backend(format!(
+            "definition {} is being imported concurrently; try again",
+            definition.id
+        )))
+    }
+
+    async fn get_definition(
+        &self,
+        tenant: &str,
+        id: &str,
+        version: Option<u32>,
+    ) -> Result<Option<CaseDefinition>, StoreError> {
+        let mut filter = doc! {"tenant": tenant, "id": id};
+        if let Some(v) = version {
+            filter.insert("version", i64::from(v));
+        }
+        let found = self
+            .definitions
+            .find_one(filter)
+            .sort(doc! {"version": -1})
+            .await
+            .map_err(map_err)?;
+        found.map(|d| from_json(d.get_str("doc").map_err(corrupt)?)).transpose()
+    }
+
+    async fn list_definitions(&self, tenant: &str) -> Result<Vec<CaseDefinition>, StoreError> {
+        let docs: Vec<Document> = self
+            .definitions
+            .find(doc! {"tenant": tenant})
+            .sort(doc! {"id": 1, "version": -1})
+            .await
+            .map_err(map_err)?
+            .try_collect()
+            .await
+            .map_err(map_err)?;
+        let mut out: Vec<CaseDefinition> = Vec::new();
+        for d in docs {
+            let def: CaseDefinition = from_json(d.get_str("doc").map_err(corrupt)?)?;
+            // Sorted by id, newest version first: keep the first of each id.
+            if out.last().is_none_or(|prev| prev.id != def.id) {
+                out.push(def);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn checkpoint(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
+        let found = self
+            .checkpoints
+            .find_one(doc! {"_id": consumer})
+            .await
+            .map_err(map_err)?;
+        found
+            .map(|d| u64_of(d.get_i64("position").map_err(corrupt)?))
+            .transpose()
+    }
+
+    async fn save_checkpoint(&self, consumer: &str, position: u64) -> Result<(), StoreError> {
+        self.checkpoints
+            .update_one(doc! {"_id": consumer}, doc! {"$set": {"position": i64_of(position)}})
+            .upsert(true)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn insert_command(&self, record: &CommandRecord) -> Result<(), StoreError> {
+        match self.commands.insert_one(CommandDoc::of(record)?).await {
+            Ok(_) => Ok(()),
+            // Accepted before (a client retry): the first record stands.
+            Err(e) if is_duplicate_key(&e) => Ok(()),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    async fn get_command(&self, id: Uuid) -> Result<Option<CommandRecord>, StoreError> {
+        self.find_command(id).await
+    }
+
+    async fn claim_command(&self, id: Uuid) -> Result<ClaimResult, StoreError> {
+        let claimed = self
+            .commands
+            .find_one_and_update(
+                doc! {"_id": id.to_string(), "status": {"$in": ["pending", "processing"]}},
+                doc! {"$set": {"status": "processing"}},
+            )
+            .await
+            .map_err(map_err)?;
+        if claimed.is_some() {
+            return Ok(ClaimResult::Claimed);
+        }
+        Ok(match self.find_command(id).await? {
+            None => ClaimResult::Unknown,
+            Some(rec) if rec.status == CommandStatus::Cancelled => ClaimResult::Cancelled,
+            Some(rec) if rec.status.is_final() => ClaimResult::Finished(rec),
+            // Moved back to pending between the two reads: nothing does that.
+            Some(_) => ClaimResult::Claimed,
+        })
+    }
+
+    async fn cancel_command(&self, id: Uuid) -> Result<CancelResult, StoreError> {
+        let cancelled = self
+            .commands
+            .find_one_and_update(
+                doc! {"_id": id.to_string(), "status": "pending"},
+                doc! {"$set": {"status": "cancelled", "finishedAt": time_text(chrono::Utc::now())}},
+            )
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(map_err)?;
+        if let Some(doc) = cancelled {
+            return Ok(CancelResult::Cancelled(doc.record()?));
+        }
+        Ok(match self.find_command(id).await? {
+            Some(rec) => CancelResult::NotPending(rec),
+            None => CancelResult::NotFound,
+        })
+    }
+
+    async fn has_unfinished_commands(&self, tenant: &str, case_id: Uuid) -> Result<bool, StoreError> {
+        let found = self
+            .db
+            .collection::<Document>("commands")
+            .find_one(doc! {
+                "caseId": case_id.to_string(),
+                "tenant": tenant,
+                "status": {"$in": [status_str(CommandStatus::Pending), status_str(CommandStatus::Processing)]},
+            })
+            .projection(doc! {"_id": 1})
+            .await
+            .map_err(map_err)?;
+        Ok(found.is_some())
+    }
+
+    async fn finish_command(&self, record: &CommandRecord) -> Result<(), StoreError> {
+        self.commands
+            .replace_one(doc! {"_id": record.id.to_string()}, CommandDoc::of(record)?)
+            .upsert(true)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn reset_projections(&self) -> Result<(), StoreError> {
+        self.cases.delete_many(doc! {}).await.map_err(map_err)?;
+        self.timeline.delete_many(doc! {}).await.map_err(map_err)?;
+        self.checkpoints
+            .delete_many(doc! {"_id": Regex { pattern: "^projector".into(), options: String::new() }})
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.db
+            .client()
+            .database("admin")
+            .run_command(doc! {"ping": 1})
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_fold_case_and_diacritics_and_drop_punctuation() {
+        assert_eq!(
+            words("Müller's KETTLE, leaks!").collect::<Vec<_>>(),
+            vec!["muller", "s", "kettle", "leaks"]
+        );
+        assert_eq!(words("\"a\" OR (b").collect::<Vec<_>>(), vec!["a", "or", "b"]);
+        assert_eq!(words("--- ()").count(), 0);
+    }
+}
