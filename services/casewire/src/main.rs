@@ -128,6 +128,7 @@ async fn dev(mut config: Config, port: Option<u16>, no_demo: bool, bus: Option<S
     );
     let demo = config.demo.clone();
     let data_dir = config.data_dir.clone();
+    let store = (!config.store.events.is_empty()).then(|| config.store.events.masked());
     let mut platform = Embedded::start(config, Services::default()).await?;
     let url = platform.url();
     let mgmt = platform.management_url();
@@ -149,6 +150,9 @@ async fn dev(mut config: Config, port: Option<u16>, no_demo: bool, bus: Option<S
     );
     println!("OpenAPI     {url}/api/v1/openapi.json");
     println!("Data        {}", data_dir.display());
+    if let Some(store) = store {
+        println!("Store       {store}");
+    }
 
     if demo.enabled {
         let issuer = platform.api.dev_issuer.clone();
