@@ -359,12 +359,6 @@ impl EventStore for MongoEventStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.commits
-            .client()
-            .database("admin")
-            .run_command(doc! {"ping": 1})
-            .await
-            .map_err(map_err)?;
-        Ok(())
+        crate::ping(self.commits.client()).await
     }
 }

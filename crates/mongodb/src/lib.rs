@@ -165,6 +165,16 @@ pub(crate) fn is_duplicate_key(e: &Error) -> bool {
     }
 }
 
+/// Asks the server for `ping`: the health check of both stores.
+pub(crate) async fn ping(client: &mongodb::Client) -> Result<(), StoreError> {
+    client
+        .database("admin")
+        .run_command(mongodb::bson::doc! {"ping": 1})
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
 pub(crate) fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }

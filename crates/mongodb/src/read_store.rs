@@ -19,10 +19,10 @@
 
 use async_trait::async_trait;
 use casewire_domain::{Case, CaseDefinition};
-use casewire_ports::read_store::sortable_time;
+use casewire_ports::read_store::{searchable_text, sortable_time};
 use casewire_ports::{
-    CancelResult, CaseQuery, CaseSummary, ClaimResult, CommandRecord, CommandStatus, Cursor, EventRecord, Page,
-    ReadStore, SortKey, StoreError,
+    CancelResult, CaseQuery, CaseSummary, ClaimResult, CommandRecord, CommandStatus, EventRecord, Page, ReadStore,
+    SortKey, StoreError,
 };
 use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, Regex, doc};
@@ -56,14 +56,7 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
 }
 
 fn search_words(case: &Case) -> Vec<String> {
-    let mut text = vec![case.key.as_str(), case.title.as_str(), case.description.as_str()];
-    text.extend(case.tags.iter().map(String::as_str));
-    text.extend(case.comments.iter().map(|c| c.body.as_str()));
-    if let Some(r) = &case.requester {
-        text.push(r.email.as_str());
-        text.extend(r.name.as_deref());
-    }
-    let mut out: Vec<String> = text.into_iter().flat_map(words).collect();
+    let mut out: Vec<String> = searchable_text(case).into_iter().flat_map(words).collect();
     out.sort_unstable();
     out.dedup();
     out
@@ -340,19 +333,7 @@ impl ReadStore for MongoReadStore {
         while let Some(d) = cursor.try_next().await.map_err(map_err)? {
             items.push(from_json::<CaseSummary>(d.get_str("summary").map_err(corrupt)?)?);
         }
-        let next_cursor = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|last| {
-                Cursor {
-                    value: last.sort_value(query.sort),
-                    id: last.id,
-                }
-                .encode()
-            })
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        Ok(Page::of_overfetch(items, limit, query.sort))
     }
 
     async fn timeline(&self, tenant: &str, id: Uuid) -> Result<Vec<EventRecord>, StoreError> {
@@ -554,13 +535,7 @@ impl ReadStore for MongoReadStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.db
-            .client()
-            .database("admin")
-            .run_command(doc! {"ping": 1})
-            .await
-            .map_err(map_err)?;
-        Ok(())
+        crate::ping(self.db.client()).await
     }
 }
 

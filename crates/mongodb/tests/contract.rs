@@ -15,17 +15,7 @@ use casewire_ports::{EventStore, NewEvent, StoreError};
 use mongodb::bson::doc;
 use uuid::Uuid;
 
-/// Says why an infra-backed test did not run. Under `tests/run`
-/// (`CASEWIRE_REQUIRE_INFRA=1`) a missing service is a failure instead.
-fn skip(reason: &str) {
-    use std::io::Write;
-    assert!(
-        std::env::var_os("CASEWIRE_REQUIRE_INFRA").is_none(),
-        "required infrastructure missing: {reason}"
-    );
-    // Written to the handle, not through eprintln!, which libtest captures.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
-}
+use casewire_ports::contract::skip;
 
 /// Settings for a fresh database, or `None` (after saying why) without a server.
 fn settings() -> Option<MongoSettings> {

@@ -16,6 +16,19 @@ use uuid::Uuid;
 
 use crate::*;
 
+/// Says why an infra-backed test did not run, for tests that need a
+/// server (`tests/run` starts them). Under `tests/run`
+/// (`CASEWIRE_REQUIRE_INFRA=1`) a missing service is a failure instead.
+pub fn skip(reason: &str) {
+    use std::io::Write;
+    assert!(
+        std::env::var_os("CASEWIRE_REQUIRE_INFRA").is_none(),
+        "required infrastructure missing: {reason}"
+    );
+    // Written to the handle, not through eprintln!, which libtest captures.
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
+}
+
 fn new_event(command_id: Uuid, n: u32) -> NewEvent {
     NewEvent {
         id: Uuid::now_v7(),

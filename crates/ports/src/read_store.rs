@@ -112,6 +112,19 @@ impl CaseSummary {
     }
 }
 
+/// The texts `q` searches in: key, title, description, tags, comments and
+/// the requester. One list, so every adapter finds the same cases.
+pub fn searchable_text(case: &Case) -> Vec<&str> {
+    let mut text = vec![case.key.as_str(), case.title.as_str(), case.description.as_str()];
+    text.extend(case.tags.iter().map(String::as_str));
+    text.extend(case.comments.iter().map(|c| c.body.as_str()));
+    if let Some(r) = &case.requester {
+        text.push(r.email.as_str());
+        text.extend(r.name.as_deref());
+    }
+    text
+}
+
 /// A time rendered so that string order is time order.
 pub fn sortable_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
@@ -123,6 +136,27 @@ pub fn sortable_time(t: DateTime<Utc>) -> String {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
+}
+
+impl Page<CaseSummary> {
+    /// A page from items fetched in sort order with one more than `limit`:
+    /// the extra item only says that more follow, and the cursor points at
+    /// the last item kept.
+    pub fn of_overfetch(mut items: Vec<CaseSummary>, limit: usize, sort: SortKey) -> Self {
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|last| {
+                Cursor {
+                    value: last.sort_value(sort),
+                    id: last.id,
+                }
+                .encode()
+            })
+        } else {
+            None
+        };
+        Page { items, next_cursor }
+    }
 }
 
 /// Lifecycle of an accepted command.

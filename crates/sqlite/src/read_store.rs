@@ -7,10 +7,10 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use casewire_domain::{Case, CaseDefinition};
-use casewire_ports::read_store::sortable_time;
+use casewire_ports::read_store::{searchable_text, sortable_time};
 use casewire_ports::{
-    CancelResult, CaseQuery, CaseSummary, ClaimResult, CommandRecord, CommandStatus, Cursor, EventRecord, Page,
-    ReadStore, SortKey, StoreError,
+    CancelResult, CaseQuery, CaseSummary, ClaimResult, CommandRecord, CommandStatus, EventRecord, Page, ReadStore,
+    SortKey, StoreError,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
@@ -115,14 +115,7 @@ fn fts_query(text: &str) -> Option<String> {
 }
 
 fn search_body(case: &Case) -> String {
-    let mut body = vec![case.key.clone(), case.title.clone(), case.description.clone()];
-    body.extend(case.tags.iter().cloned());
-    body.extend(case.comments.iter().map(|c| c.body.clone()));
-    if let Some(r) = &case.requester {
-        body.push(r.email.as_str().to_owned());
-        body.extend(r.name.clone());
-    }
-    body.join("\n")
+    searchable_text(case).join("\n")
 }
 
 impl SqliteReadStore {
@@ -298,19 +291,7 @@ impl ReadStore for SqliteReadStore {
                     let summary: CaseSummary = serde_json::from_str(&row.map_err(map_err)?).map_err(corrupt)?;
                     items.push(summary);
                 }
-                let next_cursor = if items.len() > limit {
-                    items.truncate(limit);
-                    items.last().map(|last| {
-                        Cursor {
-                            value: last.sort_value(sort),
-                            id: last.id,
-                        }
-                        .encode()
-                    })
-                } else {
-                    None
-                };
-                Ok(Page { items, next_cursor })
+                Ok(Page::of_overfetch(items, limit, sort))
             })
             .await
     }

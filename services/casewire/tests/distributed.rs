@@ -10,17 +10,7 @@
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-/// Says why an infra-backed test did not run. Under `tests/run`
-/// (`CASEWIRE_REQUIRE_INFRA=1`) a missing service is a failure instead.
-fn skip(reason: &str) {
-    use std::io::Write;
-    assert!(
-        std::env::var_os("CASEWIRE_REQUIRE_INFRA").is_none(),
-        "required infrastructure missing: {reason}"
-    );
-    // Written to the handle, not through eprintln!, which libtest captures.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
-}
+use casewire_ports::contract::skip;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -83,6 +73,15 @@ fn wait_for_port(port: u16) {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("nothing listens on port {port}");
+}
+
+/// Starts a server the test owns, its output appended to `log`, and waits
+/// until it listens on `port`.
+fn start_server(mut command: Command, log: &std::path::Path, port: u16) -> Proc {
+    let log = std::fs::File::options().create(true).append(true).open(log).unwrap();
+    let child = command.stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
+    wait_for_port(port);
+    Proc { child, lines: vec![] }
 }
 
 struct Proc {
@@ -608,12 +607,8 @@ async fn a_broker_restart_under_load_loses_no_accepted_command() {
         move || {
             let url = format!("tcp://127.0.0.1:{port}");
             // tansu reads sqlite://<path> as relative, so it runs in its directory.
-            let log = std::fs::File::options()
-                .create(true)
-                .append(true)
-                .open(dir.join("tansu.log"))
-                .unwrap();
-            let child = Command::new(&tansu)
+            let mut command = Command::new(&tansu);
+            command
                 .args([
                     "--listener-url",
                     &url,
@@ -622,13 +617,8 @@ async fn a_broker_restart_under_load_loses_no_accepted_command() {
                     "--storage-engine",
                     "sqlite://tansu.db",
                 ])
-                .current_dir(&dir)
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap();
-            wait_for_port(port);
-            Proc { child, lines: vec![] }
+                .current_dir(&dir);
+            start_server(command, &dir.join("tansu.log"), port)
         }
     };
     let broker = Arc::new(std::sync::Mutex::new(Some(start_broker())));
@@ -686,23 +676,14 @@ async fn a_database_outage_under_load_loses_no_accepted_command() {
     let start_database = {
         let dir = dir.path().to_owned();
         move || {
-            let log = std::fs::File::options()
-                .create(true)
-                .append(true)
-                .open(dir.join("secantusd.log"))
-                .unwrap();
-            let child = Command::new(&secantusd)
+            let mut command = Command::new(&secantusd);
+            command
                 .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--storage-path"])
                 .arg(dir.join("data"))
                 // Acknowledged writes reach the disk, as with j:true on MongoDB,
                 // so a SIGKILL loses nothing that was acknowledged.
-                .arg("--sync-on-commit")
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap();
-            wait_for_port(port);
-            Proc { child, lines: vec![] }
+                .arg("--sync-on-commit");
+            start_server(command, &dir.join("secantusd.log"), port)
         }
     };
     let database = Arc::new(std::sync::Mutex::new(Some(start_database())));
