@@ -145,24 +145,34 @@ impl MongoEventStore {
         Ok(store)
     }
 
-    /// `$inc` on a counter document, creating it at `by`. Two first
-    /// upserts can race on the same `_id`; the loser retries and increments.
+    /// `$inc` on a counter document. A missing counter is first created at
+    /// 0 with `$setOnInsert` (whose concurrent duplicates are harmless), and
+    /// the increment itself never upserts: racing upserts on one `_id` may
+    /// fail or, on some servers, return nothing, and then nobody knows
+    /// whether the number was taken.
     async fn bump(&self, counter: &str, by: u64) -> Result<u64, StoreError> {
-        let mut attempts = 0;
-        loop {
-            let result = self
+        for _ in 0..3 {
+            let bumped = self
                 .counters
                 .find_one_and_update(doc! {"_id": counter}, doc! {"$inc": {"seq": i64_of(by)}})
-                .upsert(true)
                 .return_document(ReturnDocument::After)
+                .await
+                .map_err(map_err)?;
+            if let Some(d) = bumped {
+                return u64_of(d.get_i64("seq").map_err(corrupt)?);
+            }
+            let created = self
+                .counters
+                .update_one(doc! {"_id": counter}, doc! {"$setOnInsert": {"seq": 0_i64}})
+                .upsert(true)
                 .await;
-            match result {
-                Ok(Some(d)) => return u64_of(d.get_i64("seq").map_err(corrupt)?),
-                Ok(None) => return Err(corrupt(format!("counter {counter} vanished during an upsert"))),
-                Err(e) if is_duplicate_key(&e) && attempts < 3 => attempts += 1,
+            match created {
+                Ok(_) => {}
+                Err(e) if is_duplicate_key(&e) => {}
                 Err(e) => return Err(map_err(e)),
             }
         }
+        Err(corrupt(format!("counter {counter} can not be created")))
     }
 
     async fn commits(&self, filter: Document, limit: Option<i64>) -> Result<Vec<CommitDoc>, StoreError> {

@@ -150,6 +150,32 @@ pub async fn event_store_contract<S: EventStore>(store: Arc<S>) {
     assert_eq!(seen.iter().min(), Some(&3));
     assert_eq!(seen.iter().max(), Some(&202), "no gaps under concurrency");
 
+    // A prefix whose first numbers are taken concurrently: the counter is
+    // created by a race, and still no number is lost or given twice.
+    let fresh = format!("N{}", &Uuid::now_v7().simple().to_string()[..4].to_uppercase());
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        let fresh = fresh.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..5 {
+                got.push(store.allocate_key(tenant, &fresh).await.expect("key"));
+            }
+            got
+        }));
+    }
+    let mut taken = Vec::new();
+    for t in tasks {
+        taken.extend(t.await.expect("join"));
+    }
+    taken.sort_unstable();
+    assert_eq!(
+        taken,
+        (1..=40).collect::<Vec<u64>>(),
+        "a new prefix counts 1..40 under concurrency"
+    );
+
     // Concurrent appends at the same revision: exactly one wins.
     let racy = Uuid::now_v7();
     let mut tasks = Vec::new();
