@@ -10,6 +10,7 @@
 //! - [`read_store`]: the `ReadStore` port — case list/detail, timeline,
 //!   definitions, checkpoints and the command log.
 //! - [`bus`]: the `Bus` port — topics, consumer groups, committed positions.
+//! - [`policy`]: the `PolicyEngine` port — decisions and visibility filters.
 //! - [`envelope`]: CloudEvents 1.0 (structured JSON) for events, commands
 //!   and outcomes on the bus and the NDJSON stream.
 //! - [`contract`]: the suites that every adapter of a port must pass.
@@ -19,12 +20,14 @@ pub mod contract;
 pub mod envelope;
 pub mod error;
 pub mod event_store;
+pub mod policy;
 pub mod read_store;
 
 pub use bus::{Bus, BusMessage, StartFrom, Subscription, Topic};
 pub use envelope::{CommandEnvelope, CommandOutcome, OutcomeStatus};
 pub use error::{BusError, StoreError};
 pub use event_store::{EventRecord, EventStore, NewEvent};
+pub use policy::{Clause, Decision, PolicyEngine, PolicyError, Resource, Subject, VisibilityFilter};
 pub use read_store::{
     CancelResult, CaseQuery, CaseSummary, ClaimResult, CommandRecord, CommandStatus, Cursor, Page, ReadStore, SortKey,
 };

@@ -463,3 +463,68 @@ pub async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `casewire policy bench`: the cost of one authorization decision and of
+/// one list filter, on one thread, next to the cost of evaluating a
+/// constant rule with the same input (the engine's own overhead).
+pub async fn policy(dir: &std::path::Path, decisions: u32) -> anyhow::Result<()> {
+    use casewire_ports::{PolicyEngine, Resource, Subject};
+    let policy = casewire_policy::RegoPolicy::load(Some(dir))?;
+    let subject = Subject {
+        sub: "id-alice".into(),
+        username: "alice".into(),
+        email: Some("alice@example.com".into()),
+        roles: vec!["case-worker".into()],
+        groups: vec!["/queues/support".into()],
+        tenant: "casewire".into(),
+    };
+    let resource = Resource {
+        tenant: "casewire".into(),
+        queue: "support".into(),
+        assignee: Some("bob".into()),
+        requester: Some("ann@example.com".into()),
+        created_by: "bot".into(),
+        definition: "customer-complaint".into(),
+        stage: "triage".into(),
+        confidential: false,
+    };
+    let input = json!({"subject": &subject, "action": "case.assign", "resource": &resource});
+    let per_eval = |started: Instant| started.elapsed().as_secs_f64() / f64::from(decisions);
+    let started = Instant::now();
+    for _ in 0..decisions {
+        policy.eval("data.casewire.authz.is_admin", input.clone())?;
+    }
+    let baseline = per_eval(started);
+    let started = Instant::now();
+    for _ in 0..decisions {
+        let d = policy.decide(&subject, "case.assign", Some(&resource)).await?;
+        anyhow::ensure!(d.allow, "the bench's decision should be an allow");
+    }
+    let decision_secs = per_eval(started);
+    let started = Instant::now();
+    for _ in 0..decisions {
+        policy.filter(&subject).await?;
+    }
+    let filter_secs = per_eval(started);
+    println!(
+        "Casewire policy bench: {decisions} evaluations each, one thread, policies from {}",
+        dir.display()
+    );
+    println!(
+        "  decision (case.assign)        {:>9.1} µs   {:>9.0}/s",
+        decision_secs * 1e6,
+        1.0 / decision_secs
+    );
+    println!(
+        "  list filter                   {:>9.1} µs   {:>9.0}/s",
+        filter_secs * 1e6,
+        1.0 / filter_secs
+    );
+    println!(
+        "  baseline: one trivial rule    {:>9.1} µs   {:>9.0}/s (same run)",
+        baseline * 1e6,
+        1.0 / baseline
+    );
+    println!("  ratio decision / baseline     {:>9.2}", decision_secs / baseline);
+    Ok(())
+}

@@ -63,6 +63,27 @@ enum Command {
     },
     /// Measure end-to-end throughput and latency against a raw store baseline.
     Bench(casewire::bench::BenchArgs),
+    /// Rego policies: run their tests, measure their cost.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Run every test_* rule of the *.rego files below DIR; exit 1 if any fails.
+    Test {
+        #[arg(long, default_value = "policies")]
+        dir: PathBuf,
+    },
+    /// Measure decisions and list filters per second on one thread.
+    Bench {
+        #[arg(long, default_value = "policies")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 20_000)]
+        decisions: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -294,6 +315,21 @@ async fn import_definitions(config: Config, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn policy_test(dir: &Path) -> anyhow::Result<()> {
+    let results = casewire_policy::run_tests(dir).map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(!results.is_empty(), "no test_* rules in {}", dir.display());
+    for r in &results {
+        match &r.failure {
+            None => println!("PASS  {}", r.name),
+            Some(why) => println!("FAIL  {}: {why}", r.name),
+        }
+    }
+    let failed = results.iter().filter(|r| r.failure.is_some()).count();
+    println!("policy tests: {} passed, {failed} failed", results.len() - failed);
+    anyhow::ensure!(failed == 0, "{failed} policy tests failed");
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -312,5 +348,11 @@ async fn main() -> anyhow::Result<()> {
             command: DefinitionsCommand::Import { dir },
         } => import_definitions(config, &dir).await,
         Command::Bench(args) => casewire::bench::run(config, args).await,
+        Command::Policy {
+            command: PolicyCommand::Test { dir },
+        } => policy_test(&dir),
+        Command::Policy {
+            command: PolicyCommand::Bench { dir, decisions },
+        } => casewire::bench::policy(&dir, decisions).await,
     }
 }
