@@ -10,7 +10,9 @@
 //!   policy that fails to compile keeps the old one and logs why.
 //! - [`run_tests`]: evaluates every `test_*` rule of every file.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -24,8 +26,20 @@ pub const BUILT_IN: &str = include_str!("../../../policies/casewire/authz.rego")
 const DECISION: &str = "data.casewire.authz.decision";
 const FILTER: &str = "data.casewire.authz.filter";
 
+/// Distinguishes every policy ever loaded in this process, so a thread's
+/// cached engine is never used for another policy or an older version.
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// Each thread keeps a clone of the engine it last evaluated with;
+    /// regorus resets its evaluation state on every `eval_rule`, so reusing
+    /// it across inputs is safe, and it saves a clone per decision.
+    static ENGINE: RefCell<Option<(u64, regorus::Engine)>> = const { RefCell::new(None) };
+}
+
 /// A loaded policy: the compiled engine and what it was built from.
 struct Loaded {
+    generation: u64,
     engine: regorus::Engine,
     /// Newest modification time of the files, to notice changes.
     stamp: Option<SystemTime>,
@@ -100,6 +114,7 @@ fn load_dir(dir: &Path) -> Result<Loaded, String> {
         sources.push((f.display().to_string(), text));
     }
     Ok(Loaded {
+        generation: GENERATION.fetch_add(1, Ordering::Relaxed),
         engine: compile(&sources)?,
         stamp: newest_stamp(&files),
     })
@@ -111,6 +126,7 @@ impl RegoPolicy {
         let loaded = match dir {
             Some(d) => load_dir(d).map_err(PolicyError::Invalid)?,
             None => Loaded {
+                generation: GENERATION.fetch_add(1, Ordering::Relaxed),
                 engine: compile(&[("built-in/authz.rego".into(), BUILT_IN.into())]).map_err(PolicyError::Invalid)?,
                 stamp: None,
             },
@@ -142,6 +158,7 @@ impl RegoPolicy {
                 // Remember the stamp so the same broken file is reported once.
                 if let Ok(mut slot) = self.loaded.write() {
                     *slot = Arc::new(Loaded {
+                        generation: current.generation,
                         engine: current.engine.clone(),
                         stamp,
                     });
@@ -175,13 +192,19 @@ impl RegoPolicy {
 
     /// Evaluates `rule` with `input`, returning the JSON value.
     pub fn eval(&self, rule: &str, input: serde_json::Value) -> Result<serde_json::Value, PolicyError> {
-        // An engine is cheap to clone (its compiled modules are shared), and a
-        // clone per evaluation keeps concurrent requests apart.
-        let mut engine = self.current().engine.clone();
-        engine.set_input(regorus::Value::from(input));
-        let value = engine
-            .eval_rule(rule.into())
-            .map_err(|e| PolicyError::Invalid(format!("{rule}: {e}")))?;
+        let loaded = self.current();
+        let value = ENGINE.with_borrow_mut(|cached| {
+            if cached.as_ref().is_none_or(|(g, _)| *g != loaded.generation) {
+                *cached = Some((loaded.generation, loaded.engine.clone()));
+            }
+            let Some((_, engine)) = cached.as_mut() else {
+                return Err(PolicyError::Invalid("no policy engine".into()));
+            };
+            engine.set_input(regorus::Value::from(input));
+            engine
+                .eval_rule(rule.into())
+                .map_err(|e| PolicyError::Invalid(format!("{rule}: {e}")))
+        })?;
         serde_json::to_value(&value).map_err(|e| PolicyError::Invalid(format!("{rule}: {e}")))
     }
 }
@@ -290,6 +313,16 @@ mod tests {
         assert!(results.len() >= 10, "{results:?}");
         let failed: Vec<_> = results.iter().filter(|r| r.failure.is_some()).collect();
         assert!(failed.is_empty(), "{failed:#?}");
+    }
+
+    #[test]
+    fn a_reused_engine_answers_each_input_on_its_own() {
+        let policy = RegoPolicy::load(None).unwrap();
+        let input = |roles: &[&str]| serde_json::json!({"subject": {"roles": roles, "groups": [], "tenant": "t", "username": "u"}, "action": "definition.import"});
+        for _ in 0..3 {
+            assert_eq!(policy.eval(DECISION, input(&["case-admin"])).unwrap()["allow"], true);
+            assert_eq!(policy.eval(DECISION, input(&["case-viewer"])).unwrap()["allow"], false);
+        }
     }
 
     #[test]
