@@ -95,7 +95,9 @@ async fn open_stores(
 }
 
 impl Platform {
-    /// Opens every adapter the config names; Kafka topics are created when missing.
+    /// Validates the config, then opens every adapter it names; Kafka topics
+    /// are created when missing. Every command goes through here, so none
+    /// runs on an invalid config.
     pub async fn open(config: Config) -> anyhow::Result<Platform> {
         config.validate()?;
         let durability = match config.store.durability {

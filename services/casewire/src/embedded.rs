@@ -58,7 +58,6 @@ async fn retention(platform: Platform, shutdown: CancellationToken) -> anyhow::R
 impl Embedded {
     /// Opens the stores and starts the services.
     pub async fn start(config: Config, services: Services) -> anyhow::Result<Embedded> {
-        config.validate()?;
         let platform = Platform::open(config).await.context("opening the stores")?;
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();

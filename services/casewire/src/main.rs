@@ -203,7 +203,6 @@ async fn dev(mut config: Config, port: Option<u16>, no_demo: bool, bus: Option<S
 }
 
 async fn serve(config: Config, service: Service) -> anyhow::Result<()> {
-    config.validate()?;
     let data_dir = config.data_dir.clone();
     let platform = Platform::open(config).await.context("opening the stores")?;
     let shutdown = CancellationToken::new();
