@@ -363,111 +363,78 @@ async fn invalid_commands_get_their_4xx_codes() {
             .header("content-type", "application/json")
             .body(body)
     };
-    let expect = |r: reqwest::Response, status: u16, code: &'static str| async move {
-        let got = r.status().as_u16();
-        let body: Value = r.json().await.unwrap();
-        assert_eq!((got, body["code"].as_str()), (status, Some(code)), "{body}");
-    };
-    expect(
-        raw(Method::POST, "/cases".into(), b"{\"definition\": ".to_vec())
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "CW-MALFORMED-JSON",
-    )
-    .await;
-    expect(
-        raw(Method::POST, "/cases".into(), Vec::new()).send().await.unwrap(),
-        400,
-        "CW-MALFORMED-JSON",
-    )
-    .await;
     let huge = format!(
         "{{\"definition\":\"customer-complaint\",\"title\":\"{}\"}}",
         "x".repeat(2 * 1024 * 1024)
     );
-    expect(
-        raw(Method::POST, "/cases".into(), huge.into_bytes())
-            .send()
-            .await
-            .unwrap(),
-        413,
-        "CW-PAYLOAD-TOO-LARGE",
-    )
-    .await;
-    expect(
-        raw(Method::GET, "/cases?cursor=bm9wZQ".into(), Vec::new())
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "CW-BAD-CURSOR",
-    )
-    .await;
-    expect(
-        raw(Method::GET, "/cases?sort=color".into(), Vec::new())
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "CW-VALIDATION",
-    )
-    .await;
-    expect(
-        raw(Method::GET, "/cases?limit=100000".into(), Vec::new())
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "CW-VALIDATION",
-    )
-    .await;
-    expect(
-        raw(Method::GET, "/cases?limit=abc".into(), Vec::new())
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "CW-VALIDATION",
-    )
-    .await;
-    expect(
-        raw(Method::GET, "/cases?colour=red".into(), Vec::new())
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "CW-VALIDATION",
-    )
-    .await;
-    expect(
-        raw(Method::GET, format!("/cases/{id}?asOf=yesterday"), Vec::new())
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "CW-VALIDATION",
-    )
-    .await;
-    expect(
-        raw(Method::GET, "/nothing-here".into(), Vec::new())
-            .send()
-            .await
-            .unwrap(),
-        404,
-        "CW-NOT-FOUND",
-    )
-    .await;
-    expect(
-        raw(Method::GET, format!("/commands/{missing}"), Vec::new())
-            .send()
-            .await
-            .unwrap(),
-        404,
-        "CW-NOT-FOUND",
-    )
-    .await;
+    let requests: Vec<(Method, String, Vec<u8>, u16, &str)> = vec![
+        (
+            Method::POST,
+            "/cases".into(),
+            b"{\"definition\": ".to_vec(),
+            400,
+            "CW-MALFORMED-JSON",
+        ),
+        (Method::POST, "/cases".into(), Vec::new(), 400, "CW-MALFORMED-JSON"),
+        (
+            Method::POST,
+            "/cases".into(),
+            huge.into_bytes(),
+            413,
+            "CW-PAYLOAD-TOO-LARGE",
+        ),
+        (
+            Method::GET,
+            "/cases?cursor=bm9wZQ".into(),
+            Vec::new(),
+            400,
+            "CW-BAD-CURSOR",
+        ),
+        (
+            Method::GET,
+            "/cases?sort=color".into(),
+            Vec::new(),
+            400,
+            "CW-VALIDATION",
+        ),
+        (
+            Method::GET,
+            "/cases?limit=100000".into(),
+            Vec::new(),
+            400,
+            "CW-VALIDATION",
+        ),
+        (Method::GET, "/cases?limit=abc".into(), Vec::new(), 400, "CW-VALIDATION"),
+        (
+            Method::GET,
+            "/cases?colour=red".into(),
+            Vec::new(),
+            400,
+            "CW-VALIDATION",
+        ),
+        (
+            Method::GET,
+            format!("/cases/{id}?asOf=yesterday"),
+            Vec::new(),
+            400,
+            "CW-VALIDATION",
+        ),
+        (Method::GET, "/nothing-here".into(), Vec::new(), 404, "CW-NOT-FOUND"),
+        (
+            Method::GET,
+            format!("/commands/{missing}"),
+            Vec::new(),
+            404,
+            "CW-NOT-FOUND",
+        ),
+    ];
+    for (method, path, body, status, code) in requests {
+        let what = format!("{method} {path}");
+        let r = raw(method, path, body).send().await.unwrap();
+        let got = r.status().as_u16();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!((got, body["code"].as_str()), (status, Some(code)), "{what}: {body}");
+    }
 
     // Nothing of the rejected commands was written.
     let history = c.get(&format!("/api/v1/cases/{id}/history")).await.unwrap();
