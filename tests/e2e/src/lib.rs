@@ -72,10 +72,33 @@ impl TestApp {
         self.app.url()
     }
 
+    /// Starts a case engine beside the platform's (for tests that spawn
+    /// without one, to control when commands are decided).
+    pub fn start_engine(&self) -> Engine {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(casewire_case_engine::run(self.app.platform.clone(), stop.clone()));
+        Engine { stop, task }
+    }
+
     /// Stops the platform and hands back its data dir.
     pub async fn stop(self) -> TempDir {
         self.app.stop().await.expect("clean stop");
         self.dir
+    }
+}
+
+/// An engine started by [`TestApp::start_engine`].
+#[derive(Debug)]
+pub struct Engine {
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Engine {
+    /// Stops it and asserts that it ran without error.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.expect("engine task").expect("engine ran cleanly");
     }
 }
 

@@ -682,9 +682,7 @@ async fn prefer_wait_returns_the_case_or_the_rejection() {
     let c = app.client("alice");
     let opened = c.post("/api/v1/cases", &complaint("Waiting game")).await.unwrap();
     let id = opened.body["caseId"].as_str().unwrap().to_owned();
-    let platform = app.app.platform.clone();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let engine = tokio::spawn(casewire_case_engine::run(platform, stop.clone()));
+    let engine = app.start_engine();
     let case = eventually(Duration::from_secs(10), || {
         let c = c.clone();
         let id = id.clone();
@@ -698,8 +696,7 @@ async fn prefer_wait_returns_the_case_or_the_rejection() {
     .await
     .expect("the case is opened");
     assert_eq!(case.body["revision"], 1);
-    stop.cancel();
-    engine.await.unwrap().unwrap();
+    engine.stop().await;
 
     let first = c
         .post(&format!("/api/v1/cases/{id}/assign"), &json!({"assignee": "bob"}))
@@ -716,8 +713,7 @@ async fn prefer_wait_returns_the_case_or_the_rejection() {
         })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let stop = tokio_util::sync::CancellationToken::new();
-    let engine = tokio::spawn(casewire_case_engine::run(app.app.platform.clone(), stop.clone()));
+    let engine = app.start_engine();
     let rejected = waiting.await.unwrap();
     assert_eq!(rejected.status.as_u16(), 409, "{}", rejected.body);
     assert_eq!(rejected.body["code"], "CW-NO-CHANGE");
@@ -729,8 +725,7 @@ async fn prefer_wait_returns_the_case_or_the_rejection() {
     assert_eq!(ok.status.as_u16(), 200);
     assert_eq!(ok.body["assignee"], "carol");
     assert_eq!(ok.body["revision"], 3);
-    stop.cancel();
-    engine.await.unwrap().unwrap();
+    engine.stop().await;
     app.stop().await;
 }
 
@@ -771,8 +766,7 @@ async fn commands_can_be_tracked_and_cancelled_only_while_pending() {
     // A generic command with a client-chosen id; resending it is harmless.
     let opened = c.post("/api/v1/cases", &complaint("Generic target")).await.unwrap();
     let case_id = opened.body["caseId"].as_str().unwrap().to_owned();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let engine = tokio::spawn(casewire_case_engine::run(app.app.platform.clone(), stop.clone()));
+    let engine = app.start_engine();
     let case_key = opened.body["key"].as_str().unwrap().to_owned();
     eventually(Duration::from_secs(10), || {
         let c = c.clone();
@@ -828,8 +822,7 @@ async fn commands_can_be_tracked_and_cancelled_only_while_pending() {
             .unwrap()
             .is_empty()
     );
-    stop.cancel();
-    engine.await.unwrap().unwrap();
+    engine.stop().await;
     app.stop().await;
 }
 
@@ -1061,14 +1054,7 @@ async fn pipelined_commands_are_judged_after_the_ones_before_them() {
     let c = app.client("alice");
     let opened = c.post("/api/v1/cases", &complaint("Pipelined")).await.unwrap();
     let id = opened.body["caseId"].as_str().unwrap().to_owned();
-    let run_engine = || {
-        let stop = tokio_util::sync::CancellationToken::new();
-        (
-            stop.clone(),
-            tokio::spawn(casewire_case_engine::run(app.app.platform.clone(), stop)),
-        )
-    };
-    let (stop, engine) = run_engine();
+    let engine = app.start_engine();
     let open_done = eventually(Duration::from_secs(10), || {
         let c = c.clone();
         let id = id.clone();
@@ -1081,8 +1067,7 @@ async fn pipelined_commands_are_judged_after_the_ones_before_them() {
     })
     .await;
     assert!(open_done.is_some());
-    stop.cancel();
-    engine.await.unwrap().unwrap();
+    engine.stop().await;
 
     let mut accepted = Vec::new();
     for (path, body) in [
@@ -1108,7 +1093,7 @@ async fn pipelined_commands_are_judged_after_the_ones_before_them() {
         .unwrap();
     assert_eq!(r.status.as_u16(), 422);
 
-    let (stop, engine) = run_engine();
+    let engine = app.start_engine();
     for command in &accepted {
         let done = eventually(Duration::from_secs(10), || {
             let c = c.clone();
@@ -1125,7 +1110,6 @@ async fn pipelined_commands_are_judged_after_the_ones_before_them() {
     assert_eq!(case.body["stage"], "investigating");
     assert_eq!(case.body["tags"], json!([]));
     assert_eq!(case.body["revision"], 5);
-    stop.cancel();
-    engine.await.unwrap().unwrap();
+    engine.stop().await;
     app.stop().await;
 }
