@@ -86,11 +86,10 @@ async fn sqlite_baseline(
 /// The MongoDB server's raw bulk-write rate: `insert_many` of 100
 /// event-sized documents per call from `clients` concurrent writers, into a
 /// scratch collection of the bench database.
-async fn mongodb_baseline(base: &Config, url: &str, clients: usize, total: usize) -> anyhow::Result<Baseline> {
+async fn mongodb_baseline(url: &str, clients: usize, total: usize) -> anyhow::Result<Baseline> {
     use mongodb::bson::doc;
-    let mut settings = casewire_mongodb::MongoSettings::new(url);
-    settings.database = base.store.mongodb.database.clone();
-    let db = casewire_mongodb::connect(&settings).await?;
+    // The URL names the bench's own database.
+    let db = casewire_mongodb::connect(&casewire_mongodb::MongoSettings::new(url)).await?;
     let raw = db.collection::<mongodb::bson::Document>("bench_raw");
     const BATCH: usize = 100;
     let started = Instant::now();
@@ -235,13 +234,12 @@ struct Sent {
 }
 
 /// Runs the benchmark.
-pub async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
+pub async fn run(mut base: Config, args: BenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.clients > 0 && args.commands >= args.clients,
         "need at least one command per client"
     );
     let dir = tempfile::tempdir().context("creating a temporary data dir")?;
-    let mut base = base;
     // MongoDB: a fresh database per run, dropped at the end.
     let mongodb = casewire_runtime::config::is_mongodb(base.store.events.expose()).then(|| {
         let url = casewire_mongodb::with_database(
@@ -394,7 +392,7 @@ pub async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
     let replay_rate = replayed.events as f64 / replayed.elapsed.as_secs_f64().max(1e-9);
 
     let mut baselines = vec![match &mongodb {
-        Some(url) => mongodb_baseline(&base, url, args.clients, total).await?,
+        Some(url) => mongodb_baseline(url, args.clients, total).await?,
         None => sqlite_baseline(&base, dir.path(), args.clients, total).await?,
     }];
     if let Some(url) = args.bus.as_deref().filter(|u| u.starts_with("kafka://")) {
