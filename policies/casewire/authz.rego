@@ -114,12 +114,12 @@ visible if {
 read_actions := {"case.read", "case.history"}
 
 work_actions := {
-	"case.revise", "case.assign", "case.unassign", "case.route", "case.stage", "case.prioritize",
+	"case.reviseDetails", "case.assign", "case.unassign", "case.route", "case.moveToStage", "case.prioritize",
 	"case.comment.internal", "case.comment.public", "case.tag", "case.untag", "case.link",
 	"case.resolve", "case.close", "case.reopen",
 }
 
-integration_actions := {"case.revise", "case.comment.internal", "case.comment.public", "case.tag", "case.untag", "case.link"}
+integration_actions := {"case.reviseDetails", "case.comment.internal", "case.comment.public", "case.tag", "case.untag", "case.link"}
 
 # Who may change a visible case.
 may_work if is_admin
@@ -156,8 +156,23 @@ allow if {
 	not is_requester_only
 }
 
+# Without a case: may the subject search (and stream) internal comments at all?
+allow if {
+	input.action == "case.comment.read.internal"
+	object.get(input, "resource", null) == null
+	count(roles) > 0
+	not is_requester_only
+}
+
 allow if {
 	input.action in work_actions
+	visible
+	may_work
+}
+
+# Cancelling someone else's pending command: whoever may work on the case.
+allow if {
+	input.action == "command.cancel"
 	visible
 	may_work
 }

@@ -93,7 +93,7 @@ test_requester_sees_own_cases_and_only_public_comments if {
 test_integration_comments_and_tags_but_does_not_move_cases if {
 	decide(bot, "case.comment.internal", support_case).allow
 	decide(bot, "case.tag", support_case).allow
-	not decide(bot, "case.stage", support_case).allow
+	not decide(bot, "case.moveToStage", support_case).allow
 	decide(bot, "case.open", support_case).allow
 }
 
@@ -123,4 +123,18 @@ test_filters_are_clauses_per_role if {
 	count(authz.filter.clauses) == 2 with input as {"subject": alice}
 	{"requester": "rita@example.com", "confidential": false} in authz.filter.clauses with input as {"subject": rita}
 	not {"assignee": "rita"} in authz.filter.clauses with input as {"subject": rita}
+}
+
+test_internal_comments_are_searchable_by_staff_only if {
+	decide(alice, "case.comment.read.internal", null).allow
+	decide(vera, "case.comment.read.internal", null).allow
+	not decide(rita, "case.comment.read.internal", null).allow
+	not decide(subject("nobody", [], []), "case.comment.read.internal", null).allow
+}
+
+test_cancelling_commands_follows_who_may_work_the_case if {
+	decide(alice, "command.cancel", support_case).allow
+	not decide(alice, "command.cancel", billing_case).allow
+	not decide(vera, "command.cancel", support_case).allow
+	not decide(rita, "command.cancel", support_case).allow
 }

@@ -93,6 +93,9 @@ pub struct Case {
     pub links: Vec<CaseLink>,
     pub comments: Vec<Comment>,
     pub resolution: Option<Resolution>,
+    /// Visible only to the assignee, the queue's managers and admins.
+    #[serde(default)]
+    pub confidential: bool,
     pub created_by: String,
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
@@ -196,6 +199,7 @@ impl Case {
                 queue: open.queue.as_ref().unwrap_or(&def.default_queue).as_str().to_owned(),
                 requester: open.requester.clone(),
                 tags,
+                confidential: open.confidential,
             })]);
         }
         if !self.exists() {
@@ -426,6 +430,7 @@ impl Case {
                 self.queue = e.queue.clone();
                 self.requester = e.requester.clone();
                 self.tags = e.tags.clone();
+                self.confidential = e.confidential;
                 self.created_by = meta.actor.to_owned();
                 self.created_at = Some(meta.time);
             }
@@ -564,6 +569,7 @@ mod tests {
             queue: None,
             requester: None,
             tags: vec![Tag::parse("Vip").unwrap()],
+            confidential: false,
         })
     }
     fn stage(s: &str) -> CaseCommand {

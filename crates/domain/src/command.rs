@@ -38,6 +38,9 @@ pub struct OpenCase {
     pub requester: Option<Requester>,
     #[serde(default)]
     pub tags: Vec<Tag>,
+    /// Visible only to the assignee, the queue's managers and admins.
+    #[serde(default)]
+    pub confidential: bool,
 }
 
 fn empty_object() -> Value {

@@ -24,6 +24,9 @@ pub struct CaseOpened {
     pub queue: String,
     pub requester: Option<Requester>,
     pub tags: Vec<String>,
+    /// Absent in events written before confidentiality existed: not confidential.
+    #[serde(default)]
+    pub confidential: bool,
 }
 
 /// Some of title, description and data changed; absent fields did not.

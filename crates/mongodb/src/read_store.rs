@@ -21,8 +21,8 @@ use async_trait::async_trait;
 use casewire_domain::{Case, CaseDefinition};
 use casewire_ports::read_store::{searchable_text, sortable_time};
 use casewire_ports::{
-    CancelResult, CaseQuery, CaseSummary, ClaimResult, CommandRecord, CommandStatus, EventRecord, Page, ReadStore,
-    SortKey, StoreError,
+    CancelResult, CaseQuery, CaseSummary, ClaimResult, Clause, CommandRecord, CommandStatus, EventRecord, Page,
+    ReadStore, SortKey, StoreError,
 };
 use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, Regex, doc};
@@ -55,11 +55,51 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
         })
 }
 
-fn search_words(case: &Case) -> Vec<String> {
-    let mut out: Vec<String> = searchable_text(case).into_iter().flat_map(words).collect();
+fn search_words(case: &Case, with_internal: bool) -> Vec<String> {
+    let mut out: Vec<String> = searchable_text(case, with_internal)
+        .into_iter()
+        .flat_map(words)
+        .collect();
     out.sort_unstable();
     out.dedup();
     out
+}
+
+/// The policy's clauses as a filter: `$or` of the clauses, each an AND of
+/// its fields; an empty clause admits all, no clause admits none.
+fn visibility(clauses: &[Clause]) -> Document {
+    if clauses.is_empty() {
+        // `$or: []` is an error in MongoDB; an impossible id matches nothing.
+        return doc! {"_id": {"$exists": false}};
+    }
+    let ors: Vec<Document> = clauses
+        .iter()
+        .map(|c| {
+            let mut d = Document::new();
+            if let Some(queues) = &c.queue {
+                d.insert("queue", doc! {"$in": queues.clone()});
+            }
+            if let Some(confidential) = c.confidential {
+                // Cases projected before the field existed were not confidential.
+                if confidential {
+                    d.insert("confidential", true);
+                } else {
+                    d.insert("confidential", doc! {"$ne": true});
+                }
+            }
+            for (field, value) in [
+                ("assignee", &c.assignee),
+                ("requesterEmail", &c.requester),
+                ("createdBy", &c.created_by),
+            ] {
+                if let Some(v) = value {
+                    d.insert(field, v.as_str());
+                }
+            }
+            d
+        })
+        .collect();
+    doc! {"$or": ors}
 }
 
 fn case_id(tenant: &str, id: Uuid) -> String {
@@ -138,6 +178,11 @@ impl CommandDoc {
     }
 }
 
+/// Where the projections' layout version is kept (among the checkpoints).
+const LAYOUT_ID: &str = "layout:projections";
+/// Bump with every change of the projected documents' fields.
+const PROJECTION_VERSION: i64 = 2;
+
 /// The MongoDB read store.
 #[derive(Debug, Clone)]
 pub struct MongoReadStore {
@@ -172,6 +217,13 @@ impl MongoReadStore {
                 index("priority", doc! {"tenant": 1, "priority": 1, "updatedAt": 1}, false),
                 index("tags", doc! {"tenant": 1, "tags": 1, "updatedAt": 1}, false),
                 index("words", doc! {"tenant": 1, "words": 1}, false),
+                index("public-words", doc! {"tenant": 1, "publicWords": 1}, false),
+                index(
+                    "requester",
+                    doc! {"tenant": 1, "requesterEmail": 1, "updatedAt": 1},
+                    false,
+                ),
+                index("creator", doc! {"tenant": 1, "createdBy": 1, "updatedAt": 1}, false),
             ],
         )
         .await?;
@@ -190,7 +242,39 @@ impl MongoReadStore {
             vec![index("unfinished", doc! {"caseId": 1, "tenant": 1, "status": 1}, false)],
         )
         .await?;
+        store.upgrade_layout().await?;
         Ok(store)
+    }
+
+    /// Projections are derived from the log: when their layout changed (2
+    /// added confidentiality, requester, creator and public search fields),
+    /// they are dropped and the projector rebuilds them from position 0.
+    async fn upgrade_layout(&self) -> Result<(), StoreError> {
+        let marker = doc! {"_id": LAYOUT_ID};
+        let stored = self
+            .checkpoints
+            .find_one(marker.clone())
+            .await
+            .map_err(map_err)?
+            .and_then(|d| d.get_i64("version").ok())
+            .unwrap_or(0);
+        if stored >= PROJECTION_VERSION {
+            return Ok(());
+        }
+        if self.cases.estimated_document_count().await.map_err(map_err)? > 0 {
+            tracing::warn!(
+                from = stored,
+                to = PROJECTION_VERSION,
+                "The read model's layout changed; dropping the projections, which the projector rebuilds from the event log"
+            );
+        }
+        self.reset_projections().await?;
+        self.checkpoints
+            .update_one(marker, doc! {"$set": {"version": PROJECTION_VERSION}})
+            .upsert(true)
+            .await
+            .map_err(map_err)?;
+        Ok(())
     }
 
     async fn one_case(&self, filter: Document) -> Result<Option<Case>, StoreError> {
@@ -246,7 +330,11 @@ impl ReadStore for MongoReadStore {
             "createdAt": sortable_time(summary.created_at),
             "updatedAt": sortable_time(summary.updated_at),
             "revision": i64_of(case.revision),
-            "words": search_words(case),
+            "words": search_words(case, true),
+            "publicWords": search_words(case, false),
+            "confidential": case.confidential,
+            "requesterEmail": case.requester.as_ref().map_or(Bson::Null, |r| Bson::String(r.email.as_str().to_owned())),
+            "createdBy": &case.created_by,
             "summary": to_json(&summary)?,
             "doc": to_json(case)?,
         };
@@ -291,6 +379,9 @@ impl ReadStore for MongoReadStore {
             }
         }
         let mut and = Vec::new();
+        if let Some(clauses) = &query.visible {
+            and.push(visibility(clauses));
+        }
         if let Some(text) = &query.text {
             let terms: Vec<String> = words(text).collect();
             if terms.is_empty() {
@@ -302,7 +393,8 @@ impl ReadStore for MongoReadStore {
             }
             // Words are alphanumeric only, so they hold no regex syntax.
             for term in terms {
-                and.push(doc! {"words": Regex { pattern: format!("^{term}"), options: String::new() }});
+                let field = if query.public_text_only { "publicWords" } else { "words" };
+                and.push(doc! {field: Regex { pattern: format!("^{term}"), options: String::new() }});
             }
         }
         let field = match query.sort {

@@ -21,18 +21,21 @@ pub struct DemoUser {
     pub roles: &'static [&'static str],
     pub groups: &'static [&'static str],
     pub tenant: &'static str,
+    pub email: &'static str,
     pub description: &'static str,
 }
 
-/// The demo users. Passwords equal user names: this is dev mode.
+/// The demo users. Passwords equal user names: this is dev mode. Two
+/// tenants, so a newcomer can see that nothing crosses them.
 pub const DEMO_USERS: &[DemoUser] = &[
     DemoUser {
         username: "alice",
         password: "alice",
         roles: &["case-worker"],
-        groups: &["/queues/support"],
+        groups: &["/queues/support", "/queues/complaints"],
         tenant: "casewire",
-        description: "case worker, queue support",
+        email: "alice@casewire.example",
+        description: "case worker, queues support and complaints",
     },
     DemoUser {
         username: "bob",
@@ -40,6 +43,7 @@ pub const DEMO_USERS: &[DemoUser] = &[
         roles: &["case-manager"],
         groups: &["/queues/support", "/queues/claims", "/queues/complaints", "/queues/it"],
         tenant: "casewire",
+        email: "bob@casewire.example",
         description: "case manager, all queues",
     },
     DemoUser {
@@ -48,7 +52,53 @@ pub const DEMO_USERS: &[DemoUser] = &[
         roles: &["case-admin"],
         groups: &[],
         tenant: "casewire",
+        email: "carol@casewire.example",
         description: "case admin",
+    },
+    DemoUser {
+        username: "dave",
+        password: "dave",
+        roles: &["requester"],
+        groups: &[],
+        tenant: "casewire",
+        email: "dave@example.com",
+        description: "requester (a customer): own cases, public comments",
+    },
+    DemoUser {
+        username: "erin",
+        password: "erin",
+        roles: &["case-viewer"],
+        groups: &[],
+        tenant: "casewire",
+        email: "erin@casewire.example",
+        description: "case viewer: reads non-confidential cases",
+    },
+    DemoUser {
+        username: "intake",
+        password: "intake",
+        roles: &["integration"],
+        groups: &[],
+        tenant: "casewire",
+        email: "intake@casewire.example",
+        description: "integration (a service account)",
+    },
+    DemoUser {
+        username: "gina",
+        password: "gina",
+        roles: &["case-admin"],
+        groups: &[],
+        tenant: "globex",
+        email: "gina@globex.example",
+        description: "case admin of the second tenant, globex",
+    },
+    DemoUser {
+        username: "hank",
+        password: "hank",
+        roles: &["case-worker"],
+        groups: &["/queues/support"],
+        tenant: "globex",
+        email: "hank@globex.example",
+        description: "case worker of globex, queue support",
     },
 ];
 
@@ -169,6 +219,7 @@ impl DevIssuer {
             "realm_access": {"roles": user.roles},
             "groups": user.groups,
             "tenant": user.tenant,
+            "email": user.email,
         });
         self.sign(&claims)
     }

@@ -3,8 +3,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// How token claims map to roles, groups and tenant. Defaults follow
-/// Keycloak's shapes.
+/// How token claims map to roles, groups, name, e-mail and tenant. Claim
+/// names are dotted paths into the token (`realm_access.roles`). The
+/// defaults follow Keycloak's shapes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClaimMapping {
@@ -13,6 +14,14 @@ pub struct ClaimMapping {
     pub tenant_claim: String,
     /// The client whose `resource_access.<client>.roles` also count as roles.
     pub client_id: Option<String>,
+    /// The list of realm-wide roles.
+    pub roles_claim: String,
+    /// The list of groups; queue membership is a group `/queues/<name>`.
+    pub groups_claim: String,
+    /// The name the platform shows and records as the actor (falls back to `sub`).
+    pub name_claim: String,
+    /// The e-mail address, which makes a requester see their own cases.
+    pub email_claim: String,
 }
 
 impl Default for ClaimMapping {
@@ -20,16 +29,23 @@ impl Default for ClaimMapping {
         ClaimMapping {
             tenant_claim: "tenant".into(),
             client_id: None,
+            roles_claim: "realm_access.roles".into(),
+            groups_claim: "groups".into(),
+            name_claim: "preferred_username".into(),
+            email_claim: "email".into(),
         }
     }
 }
 
-/// An authenticated caller.
+/// An authenticated caller: a person, or a service account
+/// (`client_credentials`), which is an actor like any other.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
     pub sub: String,
-    /// `preferred_username`, else `sub`; this is the actor on commands.
+    /// The name claim, else `sub`; this is the actor on commands.
     pub name: String,
+    /// Lower-cased, so it compares with requesters' addresses.
+    pub email: Option<String>,
     pub roles: Vec<String>,
     pub groups: Vec<String>,
     pub tenant: String,
@@ -40,6 +56,11 @@ fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
         .unwrap_or_default()
+}
+
+/// Follows a dotted path (`realm_access.roles`) into the claims.
+fn claim<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(claims, |v, part| v.get(part))
 }
 
 /// The realm name of a Keycloak-style issuer URL.
@@ -53,12 +74,14 @@ impl Principal {
     pub fn from_claims(claims: &Value, mapping: &ClaimMapping) -> Option<Principal> {
         let sub = claims.get("sub")?.as_str()?.to_owned();
         let issuer = claims.get("iss")?.as_str()?.to_owned();
-        let name = claims
-            .get("preferred_username")
+        let name = claim(claims, &mapping.name_claim)
             .and_then(Value::as_str)
             .unwrap_or(&sub)
             .to_owned();
-        let mut roles = strings(claims.pointer("/realm_access/roles"));
+        let email = claim(claims, &mapping.email_claim)
+            .and_then(Value::as_str)
+            .map(str::to_lowercase);
+        let mut roles = strings(claim(claims, &mapping.roles_claim));
         if let Some(client) = &mapping.client_id {
             roles.extend(strings(
                 claims
@@ -69,15 +92,15 @@ impl Principal {
         }
         roles.sort();
         roles.dedup();
-        let groups = strings(claims.get("groups"));
-        let tenant = claims
-            .get(&mapping.tenant_claim)
+        let groups = strings(claim(claims, &mapping.groups_claim));
+        let tenant = claim(claims, &mapping.tenant_claim)
             .and_then(Value::as_str)
             .map(str::to_owned)
             .or_else(|| realm_of(&issuer).map(str::to_owned))?;
         Some(Principal {
             sub,
             name,
+            email,
             roles,
             groups,
             tenant,
@@ -102,7 +125,7 @@ mod tests {
             "sub": "u-1", "iss": "https://kc.example/realms/acme", "preferred_username": "alice",
             "realm_access": {"roles": ["case-worker"]},
             "resource_access": {"casewire": {"roles": ["integration"]}, "other": {"roles": ["x"]}},
-            "groups": ["/queues/support"]
+            "groups": ["/queues/support"], "email": "Alice@Example.com"
         });
         let mapping = ClaimMapping {
             client_id: Some("casewire".into()),
@@ -113,6 +136,18 @@ mod tests {
         assert_eq!(p.roles, vec!["case-worker", "integration"]);
         assert_eq!(p.groups, vec!["/queues/support"]);
         assert_eq!(p.tenant, "acme", "the realm is the fallback tenant");
+        assert_eq!(p.email.as_deref(), Some("alice@example.com"));
+        let custom = ClaimMapping {
+            roles_claim: "app.roles".into(),
+            name_claim: "upn".into(),
+            ..ClaimMapping::default()
+        };
+        let other = json!({"sub": "s", "iss": "https://x/realms/r", "upn": "u@x", "app": {"roles": ["case-viewer"]}});
+        let q = Principal::from_claims(&other, &custom).unwrap();
+        assert_eq!(
+            (q.name.as_str(), q.roles.clone()),
+            ("u@x", vec!["case-viewer".to_owned()])
+        );
         let with_tenant = json!({"sub": "s", "iss": "https://x/realms/r", "tenant": "globex"});
         assert_eq!(Principal::from_claims(&with_tenant, &mapping).unwrap().tenant, "globex");
         assert!(Principal::from_claims(&json!({"sub": "s", "iss": "https://x/"}), &mapping).is_none());

@@ -9,6 +9,9 @@
 //! - [`RegoPolicy::watch`]: polls the files and swaps in a new engine; a
 //!   policy that fails to compile keeps the old one and logs why.
 //! - [`run_tests`]: evaluates every `test_*` rule of every file.
+//! - [`opa::OpaServer`]: the same policy asked of a running OPA server.
+
+pub mod opa;
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};

@@ -10,7 +10,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use casewire_domain::{Case, CaseDefinition, CaseStatus};
+use casewire_domain::command::{Requester, Visibility};
+use casewire_domain::types::EmailAddress;
+use casewire_domain::{Case, CaseDefinition, CaseStatus, Comment};
 use chrono::{TimeZone, Utc};
 use uuid::Uuid;
 
@@ -229,7 +231,10 @@ fn case(tenant: &str, n: u32, revision: u64) -> Case {
         },
         queue: if n < 10 { "support".into() } else { "billing".into() },
         assignee: (n % 2 == 1).then(|| "alice".to_owned()),
-        requester: None,
+        requester: n.is_multiple_of(3).then(|| Requester {
+            name: None,
+            email: EmailAddress::parse(format!("r{}@example.com", n % 2)).expect("email"),
+        }),
         tags: if n.is_multiple_of(3) {
             vec!["hardware".into(), "vip".into()]
         } else {
@@ -238,7 +243,12 @@ fn case(tenant: &str, n: u32, revision: u64) -> Case {
         links: vec![],
         comments: vec![],
         resolution: None,
-        created_by: "contract".into(),
+        confidential: n.is_multiple_of(5),
+        created_by: if n.is_multiple_of(4) {
+            "dave".into()
+        } else {
+            "contract".into()
+        },
         created_at: Some(created),
         updated_at: Some(created + chrono::Duration::seconds(i64::from(n % 7))),
         closed_at: None,
@@ -370,6 +380,107 @@ pub async fn read_store_contract<S: ReadStore>(store: Arc<S>) {
         0,
         "lists are scoped by tenant"
     );
+
+    // Visibility clauses: the list shows exactly the cases the same clauses
+    // admit in memory (which is how streams filter), so a list and a stream
+    // can never disagree.
+    let current: Vec<Case> = cases
+        .iter()
+        .map(|c| if c.id == newer.id { newer.clone() } else { c.clone() })
+        .collect();
+    let clause_sets: Vec<Vec<Clause>> = vec![
+        vec![Clause::default()],
+        vec![],
+        vec![Clause {
+            queue: Some(vec!["support".into()]),
+            confidential: Some(false),
+            ..Clause::default()
+        }],
+        vec![
+            Clause {
+                queue: Some(vec!["billing".into(), "nowhere".into()]),
+                ..Clause::default()
+            },
+            Clause {
+                assignee: Some("alice".into()),
+                ..Clause::default()
+            },
+        ],
+        vec![
+            Clause {
+                requester: Some("r0@example.com".into()),
+                confidential: Some(false),
+                ..Clause::default()
+            },
+            Clause {
+                created_by: Some("dave".into()),
+                confidential: Some(false),
+                ..Clause::default()
+            },
+        ],
+        vec![Clause {
+            confidential: Some(true),
+            ..Clause::default()
+        }],
+    ];
+    for clauses in clause_sets {
+        let mut query = q(|_| {});
+        query.limit = 4;
+        query.visible = Some(clauses.clone());
+        let mut got: Vec<Uuid> = all_pages(&*store, &tenant, query).await.iter().map(|c| c.id).collect();
+        got.sort();
+        let mut want: Vec<Uuid> = current
+            .iter()
+            .filter(|c| clauses.iter().any(|cl| cl.matches(&Resource::of(c))))
+            .map(|c| c.id)
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "the list admits what {clauses:?} admit");
+    }
+    let mut confidential_only = q(|q| q.queue = Some("support".into()));
+    confidential_only.visible = Some(vec![Clause {
+        confidential: Some(true),
+        ..Clause::default()
+    }]);
+    assert_eq!(count(confidential_only).await, 2, "clauses combine with filters");
+
+    // Internal comments are searchable only where the caller may read them.
+    let mut commented = newer.clone();
+    commented.revision = 3;
+    for (body, visibility) in [
+        ("zanzibar note", Visibility::Internal),
+        ("quokka reply", Visibility::Public),
+    ] {
+        commented.comments.push(Comment {
+            id: Uuid::now_v7(),
+            parent_id: None,
+            body: body.into(),
+            visibility,
+            author: "alice".into(),
+            at: Utc::now(),
+        });
+    }
+    assert!(
+        store
+            .apply_case(&commented, &record_for(&commented))
+            .await
+            .expect("apply")
+    );
+    for (word, public_only, expected) in [
+        ("zanzibar", false, 1),
+        ("zanzibar", true, 0),
+        ("quokka", true, 1),
+        ("renamed", true, 1),
+    ] {
+        let mut query = q(|_| {});
+        query.text = Some(word.into());
+        query.public_text_only = public_only;
+        assert_eq!(
+            count(query).await,
+            expected,
+            "search for {word}, public only: {public_only}"
+        );
+    }
 
     // Paging: small pages cover everything exactly once, in order.
     for (sort, descending) in [

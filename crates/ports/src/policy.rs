@@ -32,6 +32,22 @@ pub struct Resource {
     pub confidential: bool,
 }
 
+impl Resource {
+    /// The policy's view of a case.
+    pub fn of(case: &casewire_domain::Case) -> Self {
+        Resource {
+            tenant: case.tenant.clone(),
+            queue: case.queue.clone(),
+            assignee: case.assignee.clone(),
+            requester: case.requester.as_ref().map(|r| r.email.as_str().to_owned()),
+            created_by: case.created_by.clone(),
+            definition: case.definition_id.clone(),
+            stage: case.stage.clone(),
+            confidential: case.confidential,
+        }
+    }
+}
+
 /// What the policy decided about one action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub struct Decision {

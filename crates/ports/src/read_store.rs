@@ -4,13 +4,14 @@
 
 use async_trait::async_trait;
 use base64::Engine as _;
+use casewire_domain::command::Visibility;
 use casewire_domain::{Case, CaseDefinition};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{EventRecord, StoreError};
+use crate::{Clause, EventRecord, StoreError};
 
 /// What the case list is sorted by.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -57,6 +58,12 @@ pub struct CaseQuery {
     pub definition: Option<String>,
     /// Full-text words; every word must match (prefix match).
     pub text: Option<String>,
+    /// Search only what every viewer may read: internal comments are left
+    /// out, so their words can not be probed through search.
+    pub public_text_only: bool,
+    /// The policy's visibility clauses, ORed (an empty list matches
+    /// nothing); `None` lists every case of the tenant (internal callers).
+    pub visible: Option<Vec<Clause>>,
     pub sort: SortKey,
     pub descending: bool,
     pub limit: usize,
@@ -114,10 +121,16 @@ impl CaseSummary {
 
 /// The texts `q` searches in: key, title, description, tags, comments and
 /// the requester. One list, so every adapter finds the same cases.
-pub fn searchable_text(case: &Case) -> Vec<&str> {
+/// `with_internal: false` leaves internal comments out (the public index).
+pub fn searchable_text(case: &Case, with_internal: bool) -> Vec<&str> {
     let mut text = vec![case.key.as_str(), case.title.as_str(), case.description.as_str()];
     text.extend(case.tags.iter().map(String::as_str));
-    text.extend(case.comments.iter().map(|c| c.body.as_str()));
+    text.extend(
+        case.comments
+            .iter()
+            .filter(|c| with_internal || c.visibility == Visibility::Public)
+            .map(|c| c.body.as_str()),
+    );
     if let Some(r) = &case.requester {
         text.push(r.email.as_str());
         text.extend(r.name.as_deref());

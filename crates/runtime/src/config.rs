@@ -297,6 +297,45 @@ impl Default for StreamConfig {
     }
 }
 
+/// Which policy engine decides access.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyEngineKind {
+    /// Rego evaluated in-process by regorus (the default).
+    #[default]
+    Rego,
+    /// A running OPA server's REST API (`POST /v1/data/casewire/authz/...`).
+    OpaServer,
+}
+
+/// Authorization policies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    pub engine: PolicyEngineKind,
+    /// Directory of `*.rego` files (tests `*_test.rego` are skipped); the
+    /// policy built into the binary when unset.
+    pub dir: Option<PathBuf>,
+    /// How often the directory is checked for changes, in seconds (0: never).
+    pub reload_secs: u64,
+    /// The OPA server, for `engine = "opa-server"`, e.g. `http://127.0.0.1:8181`.
+    pub opa_url: Option<String>,
+    /// Timeout of one call to the OPA server, in ms.
+    pub opa_timeout_ms: u64,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            engine: PolicyEngineKind::Rego,
+            dir: None,
+            reload_secs: 2,
+            opa_url: None,
+            opa_timeout_ms: 2000,
+        }
+    }
+}
+
 /// Demo data of dev mode.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -351,6 +390,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub engine: EngineConfig,
     pub stream: StreamConfig,
+    pub policy: PolicyConfig,
     pub demo: DemoConfig,
     pub log: LogConfig,
 }
@@ -368,6 +408,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             engine: EngineConfig::default(),
             stream: StreamConfig::default(),
+            policy: PolicyConfig::default(),
             demo: DemoConfig::default(),
             log: LogConfig::default(),
         }
@@ -415,6 +456,20 @@ impl Config {
                     url.masked()
                 ));
             }
+        }
+        match (self.policy.engine, &self.policy.opa_url) {
+            (PolicyEngineKind::OpaServer, None) => {
+                return bad("policy.engine = \"opa-server\" needs policy.opa_url".into());
+            }
+            (PolicyEngineKind::OpaServer, Some(u)) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+                return bad(format!("policy.opa_url = {u}: must be an http:// or https:// URL"));
+            }
+            _ => {}
+        }
+        if let Some(dir) = &self.policy.dir
+            && !dir.is_dir()
+        {
+            return bad(format!("policy.dir = {}: no such directory", dir.display()));
         }
         let m = &self.store.mongodb;
         if m.database.is_empty() || m.max_pool_size == 0 || m.min_pool_size > m.max_pool_size {

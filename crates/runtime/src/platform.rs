@@ -8,10 +8,13 @@ use std::time::Duration;
 use anyhow::Context;
 use casewire_kafka::{KafkaBus, KafkaSettings};
 use casewire_mongodb::{MongoEventStore, MongoReadStore, MongoSettings};
-use casewire_ports::{Bus, EventStore, ReadStore, StoreError};
+use casewire_policy::RegoPolicy;
+use casewire_policy::opa::OpaServer;
+use casewire_ports::{Bus, EventStore, PolicyEngine, ReadStore, StoreError};
 use casewire_sqlite::{Durability, SqliteBus, SqliteEventStore, SqliteReadStore};
+use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, Config, SecretUrl};
+use crate::config::{self, Config, PolicyEngineKind, SecretUrl};
 
 /// Everything a service needs: its config and the ports.
 #[derive(Clone)]
@@ -128,5 +131,38 @@ impl Platform {
             bus,
             config: Arc::new(config),
         })
+    }
+
+    /// The policy engine the config names. A Rego directory is watched for
+    /// changes until `shutdown` (a policy that does not compile keeps the
+    /// previous one).
+    pub fn policy(&self, shutdown: &CancellationToken) -> anyhow::Result<Arc<dyn PolicyEngine>> {
+        let cfg = &self.config.policy;
+        match cfg.engine {
+            PolicyEngineKind::Rego => {
+                let policy = Arc::new(
+                    RegoPolicy::load(cfg.dir.as_deref())
+                        .with_context(|| format!("loading the policies from {:?}", cfg.dir))?,
+                );
+                match &cfg.dir {
+                    Some(dir) => {
+                        tracing::info!(dir = %dir.display(), reload_secs = cfg.reload_secs, "Using the Rego policies")
+                    }
+                    None => tracing::info!("Using the built-in Rego policy (set policy.dir to use your own)"),
+                }
+                if cfg.dir.is_some() && cfg.reload_secs > 0 {
+                    policy.watch(Duration::from_secs(cfg.reload_secs), shutdown.clone());
+                }
+                Ok(policy)
+            }
+            PolicyEngineKind::OpaServer => {
+                let url = cfg.opa_url.as_deref().unwrap_or_default();
+                tracing::info!(url, "Asking an OPA server for every decision");
+                Ok(Arc::new(OpaServer::new(
+                    url,
+                    Duration::from_millis(cfg.opa_timeout_ms),
+                )?))
+            }
+        }
     }
 }

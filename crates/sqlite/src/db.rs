@@ -95,6 +95,15 @@ impl Db {
         })
     }
 
+    /// Runs `f` on the write connection, from synchronous code (start-up).
+    pub fn write_now<R>(&self, f: impl FnOnce(&mut Connection) -> Result<R, StoreError>) -> Result<R, StoreError> {
+        let mut conn = self
+            .writer
+            .lock()
+            .map_err(|_| StoreError::Backend("writer connection poisoned".into()))?;
+        f(&mut conn)
+    }
+
     /// Runs `f` on the write connection.
     pub async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
     where

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use casewire_domain::{Case, CaseDefinition};
 use casewire_ports::read_store::{searchable_text, sortable_time};
 use casewire_ports::{
-    CancelResult, CaseQuery, CaseSummary, ClaimResult, CommandRecord, CommandStatus, EventRecord, Page, ReadStore,
-    SortKey, StoreError,
+    CancelResult, CaseQuery, CaseSummary, ClaimResult, Clause, CommandRecord, CommandStatus, EventRecord, Page,
+    ReadStore, SortKey, StoreError,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
@@ -18,7 +18,10 @@ use uuid::Uuid;
 
 use crate::db::{Db, Durability, map_err};
 
-const SCHEMA: &str = "
+/// The projections: derived from the event log, so a layout change drops
+/// and rebuilds them (the projector starts again from position 0) instead of
+/// migrating rows in place. Bump [`PROJECTION_VERSION`] with every change.
+const PROJECTIONS: &str = "
 CREATE TABLE IF NOT EXISTS cases (
     seq INTEGER PRIMARY KEY,
     tenant TEXT NOT NULL,
@@ -31,6 +34,9 @@ CREATE TABLE IF NOT EXISTS cases (
     priority TEXT NOT NULL,
     queue TEXT NOT NULL,
     assignee TEXT,
+    confidential INTEGER NOT NULL,
+    requester_email TEXT,
+    created_by TEXT NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     revision INTEGER NOT NULL,
@@ -45,12 +51,14 @@ CREATE INDEX IF NOT EXISTS cases_stage ON cases (tenant, stage, updated_at);
 CREATE INDEX IF NOT EXISTS cases_queue ON cases (tenant, queue, updated_at);
 CREATE INDEX IF NOT EXISTS cases_assignee ON cases (tenant, assignee, updated_at);
 CREATE INDEX IF NOT EXISTS cases_priority ON cases (tenant, priority, updated_at);
+CREATE INDEX IF NOT EXISTS cases_requester ON cases (tenant, requester_email, updated_at);
+CREATE INDEX IF NOT EXISTS cases_creator ON cases (tenant, created_by, updated_at);
 CREATE TABLE IF NOT EXISTS case_tags (
     seq INTEGER NOT NULL,
     tag TEXT NOT NULL,
     PRIMARY KEY (tag, seq)
 ) WITHOUT ROWID;
-CREATE VIRTUAL TABLE IF NOT EXISTS cases_fts USING fts5 (body, tokenize = 'unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE IF NOT EXISTS cases_fts USING fts5 (body, public_body, tokenize = 'unicode61 remove_diacritics 2');
 CREATE TABLE IF NOT EXISTS timeline (
     tenant TEXT NOT NULL,
     case_id TEXT NOT NULL,
@@ -58,6 +66,14 @@ CREATE TABLE IF NOT EXISTS timeline (
     record TEXT NOT NULL,
     PRIMARY KEY (tenant, case_id, revision)
 ) WITHOUT ROWID;
+";
+
+/// The layout version of [`PROJECTIONS`]: 2 added confidentiality,
+/// requester and creator columns and the public search column.
+const PROJECTION_VERSION: i64 = 2;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS projection_layout (only INTEGER PRIMARY KEY CHECK (only = 1), version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS definitions (
     tenant TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -114,16 +130,91 @@ fn fts_query(text: &str) -> Option<String> {
     (!words.is_empty()).then(|| words.join(" "))
 }
 
-fn search_body(case: &Case) -> String {
-    searchable_text(case).join("\n")
+fn search_body(case: &Case, with_internal: bool) -> String {
+    searchable_text(case, with_internal).join("\n")
+}
+
+/// Appends the policy's visibility clauses to a case query: an OR of ANDs,
+/// where an empty clause admits every case and no clause admits none.
+fn push_visibility(sql: &mut String, args: &mut Vec<SqlValue>, clauses: &[Clause]) {
+    if clauses.is_empty() {
+        sql.push_str(" AND 0");
+        return;
+    }
+    let mut ors = Vec::with_capacity(clauses.len());
+    for clause in clauses {
+        let mut ands = vec!["1".to_owned()];
+        if let Some(queues) = &clause.queue {
+            if queues.is_empty() {
+                ands.push("0".into());
+            } else {
+                ands.push(format!("c.queue IN ({})", vec!["?"; queues.len()].join(", ")));
+                args.extend(queues.iter().map(|q| SqlValue::from(q.clone())));
+            }
+        }
+        if let Some(confidential) = clause.confidential {
+            ands.push("c.confidential = ?".into());
+            args.push(i64::from(confidential).into());
+        }
+        for (column, value) in [
+            ("assignee", &clause.assignee),
+            ("requester_email", &clause.requester),
+            ("created_by", &clause.created_by),
+        ] {
+            if let Some(v) = value {
+                ands.push(format!("c.{column} = ?"));
+                args.push(v.clone().into());
+            }
+        }
+        ors.push(format!("({})", ands.join(" AND ")));
+    }
+    sql.push_str(&format!(" AND ({})", ors.join(" OR ")));
 }
 
 impl SqliteReadStore {
     /// Opens or creates the store at `path`.
     pub fn open(path: &Path, durability: Durability) -> Result<Self, StoreError> {
-        Ok(SqliteReadStore {
-            db: Db::open(path, durability, SCHEMA)?,
-        })
+        let db = Db::open(path, durability, SCHEMA)?;
+        db.write_now(|conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(map_err)?;
+            let version: i64 = tx
+                .query_row("SELECT version FROM projection_layout", [], |r| r.get(0))
+                .optional()
+                .map_err(map_err)?
+                .unwrap_or(0);
+            if version < PROJECTION_VERSION {
+                let had_cases: bool = tx
+                    .query_row(
+                        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'cases')",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .map_err(map_err)?;
+                if had_cases {
+                    tracing::warn!(
+                        from = version,
+                        to = PROJECTION_VERSION,
+                        "The read model's layout changed; dropping the projections, which the projector rebuilds from the event log"
+                    );
+                }
+                tx.execute_batch(
+                    "DROP TABLE IF EXISTS cases; DROP TABLE IF EXISTS case_tags; DROP TABLE IF EXISTS cases_fts;
+                     DROP TABLE IF EXISTS timeline; DELETE FROM checkpoints WHERE consumer LIKE 'projector%';",
+                )
+                .map_err(map_err)?;
+                tx.execute(
+                    "INSERT INTO projection_layout (only, version) VALUES (1, ?1)
+                     ON CONFLICT (only) DO UPDATE SET version = excluded.version",
+                    [PROJECTION_VERSION],
+                )
+                .map_err(map_err)?;
+            }
+            tx.execute_batch(PROJECTIONS).map_err(map_err)?;
+            tx.commit().map_err(map_err)
+        })?;
+        Ok(SqliteReadStore { db })
     }
 
     async fn one_case(&self, sql: &'static str, tenant: &str, arg: String) -> Result<Option<Case>, StoreError> {
@@ -149,7 +240,8 @@ impl ReadStore for SqliteReadStore {
         let summary = CaseSummary::of(case);
         let summary_json = to_json(&summary)?;
         let record = to_json(event)?;
-        let body = search_body(case);
+        let body = search_body(case, true);
+        let public_body = search_body(case, false);
         let case = case.clone();
         let event_tenant = event.tenant.clone();
         let event_case = event.case_id.to_string();
@@ -165,14 +257,17 @@ impl ReadStore for SqliteReadStore {
                 let changed = tx
                     .execute(
                         "INSERT INTO cases (tenant, id, key, definition_id, title, stage, status, priority, queue, assignee,
-                                            created_at, updated_at, revision, summary, doc)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                                            created_at, updated_at, revision, summary, doc,
+                                            confidential, requester_email, created_by)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
                          ON CONFLICT (tenant, id) DO UPDATE SET
                             key = excluded.key, definition_id = excluded.definition_id, title = excluded.title,
                             stage = excluded.stage, status = excluded.status, priority = excluded.priority,
                             queue = excluded.queue, assignee = excluded.assignee, created_at = excluded.created_at,
                             updated_at = excluded.updated_at, revision = excluded.revision,
-                            summary = excluded.summary, doc = excluded.doc
+                            summary = excluded.summary, doc = excluded.doc,
+                            confidential = excluded.confidential, requester_email = excluded.requester_email,
+                            created_by = excluded.created_by
                          WHERE excluded.revision > cases.revision",
                         params![
                             case.tenant,
@@ -190,6 +285,9 @@ impl ReadStore for SqliteReadStore {
                             i64::try_from(case.revision).unwrap_or(i64::MAX),
                             summary_json,
                             doc,
+                            case.confidential,
+                            case.requester.as_ref().map(|r| r.email.as_str().to_owned()),
+                            case.created_by,
                         ],
                     )
                     .map_err(map_err)?;
@@ -210,7 +308,10 @@ impl ReadStore for SqliteReadStore {
                         .map_err(map_err)?;
                 }
                 tx.execute("DELETE FROM cases_fts WHERE rowid = ?1", [seq]).map_err(map_err)?;
-                tx.execute("INSERT INTO cases_fts (rowid, body) VALUES (?1, ?2)", params![seq, body])
+                tx.execute(
+                    "INSERT INTO cases_fts (rowid, body, public_body) VALUES (?1, ?2, ?3)",
+                    params![seq, body, public_body],
+                )
                     .map_err(map_err)?;
                 tx.commit().map_err(map_err)?;
                 Ok(true)
@@ -260,11 +361,15 @@ impl ReadStore for SqliteReadStore {
             match fts_query(text) {
                 Some(q) => {
                     sql.push_str(" AND c.seq IN (SELECT rowid FROM cases_fts WHERE cases_fts MATCH ?)");
-                    args.push(q.into());
+                    let column = if query.public_text_only { "public_body" } else { "body" };
+                    args.push(format!("{column} : ({q})").into());
                 }
                 // Only punctuation: nothing can match.
                 None => sql.push_str(" AND 0"),
             }
+        }
+        if let Some(clauses) = &query.visible {
+            push_visibility(&mut sql, &mut args, clauses);
         }
         let column = match query.sort {
             SortKey::UpdatedAt => "c.updated_at",
@@ -584,6 +689,40 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteReadStore::open(&dir.path().join("read.db"), Durability::Normal).unwrap();
         casewire_ports::contract::read_store_contract(Arc::new(store)).await;
+    }
+
+    #[tokio::test]
+    async fn an_older_layout_is_dropped_for_the_projector_to_rebuild() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("read.db");
+        let store = SqliteReadStore::open(&path, Durability::Normal).unwrap();
+        store.save_checkpoint("projector", 42).await.unwrap();
+        store.save_checkpoint("notifier", 7).await.unwrap();
+        store
+            .db
+            .write(|c| {
+                c.execute("UPDATE projection_layout SET version = 1", [])
+                    .map_err(map_err)
+            })
+            .await
+            .unwrap();
+        drop(store);
+        let store = SqliteReadStore::open(&path, Durability::Normal).unwrap();
+        assert_eq!(
+            store.checkpoint("projector").await.unwrap(),
+            None,
+            "the projector starts over"
+        );
+        assert_eq!(
+            store.checkpoint("notifier").await.unwrap(),
+            Some(7),
+            "other consumers keep theirs"
+        );
+        // Reopening at the current layout keeps everything.
+        store.save_checkpoint("projector", 5).await.unwrap();
+        drop(store);
+        let store = SqliteReadStore::open(&path, Durability::Normal).unwrap();
+        assert_eq!(store.checkpoint("projector").await.unwrap(), Some(5));
     }
 
     #[test]

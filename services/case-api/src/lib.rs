@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`error`]: `ApiError`, the one error type, with stable codes.
 //! - [`auth`]: the `Auth` extractor (bearer JWT → `Principal`).
+//! - [`authz`]: asking the policy — 404 when not visible, 403 when denied.
 //! - [`state`]: shared state and the outcome listener behind `Prefer: wait`.
 //! - [`submit`]: accepting a command — early check, key, log, publish, wait.
 //! - [`routes`]: handlers per resource, and the OpenAPI document.
@@ -11,6 +12,7 @@
 //! - [`body`]: the size-limited body extractor with JSON errors.
 
 pub mod auth;
+pub mod authz;
 pub mod body;
 pub mod error;
 pub mod management;
@@ -126,9 +128,11 @@ pub async fn start(platform: Platform, shutdown: CancellationToken) -> anyhow::R
     if let Some(dev) = &dev_issuer {
         verifier.seed(dev.issuer(), dev.jwks())?;
     }
+    let policy = platform.policy(&shutdown)?;
     let state = AppState {
         platform: platform.clone(),
         verifier,
+        policy,
         dev_issuer: dev_issuer.clone(),
         waiters: Waiters::default(),
         cases: std::sync::Arc::default(),

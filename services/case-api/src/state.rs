@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use casewire_oidc::{DevIssuer, JwksVerifier};
-use casewire_ports::{CommandOutcome, StartFrom, Topic};
+use casewire_ports::{CommandOutcome, PolicyEngine, StartFrom, Topic};
 use casewire_runtime::Platform;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -43,14 +43,25 @@ impl Waiters {
 }
 
 /// What every handler can reach.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppState {
     pub platform: Platform,
     pub verifier: JwksVerifier,
+    /// Decides every action and yields the visibility filter.
+    pub policy: Arc<dyn PolicyEngine>,
     pub dev_issuer: Option<DevIssuer>,
     pub waiters: Waiters,
     /// Case states for the early check of incoming commands.
     pub cases: Arc<casewire_case_engine::CaseCache>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("platform", &self.platform)
+            .field("verifier", &self.verifier)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Listens on `casewire.outcomes` and wakes waiting requests. Each API

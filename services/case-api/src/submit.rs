@@ -12,13 +12,14 @@ use casewire_domain::types::CaseKey;
 use casewire_domain::{Case, CaseCommand};
 use casewire_oidc::Principal;
 use casewire_ports::event_store::replay;
-use casewire_ports::{CommandEnvelope, CommandRecord, CommandStatus, OutcomeStatus, Topic};
+use casewire_ports::{CommandEnvelope, CommandRecord, CommandStatus, OutcomeStatus, Resource, Topic};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::authz;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -85,6 +86,7 @@ async fn submit_in_span(
         c.comment_id.get_or_insert_with(Uuid::now_v7);
     }
     let is_open = matches!(command, CaseCommand::Open(_));
+    authorize_command(state, principal, case_id, &command).await?;
 
     let mut envelope = CommandEnvelope {
         command_id,
@@ -188,7 +190,25 @@ async fn submit_in_span(
     match wait_for_outcome(state, command_id, waiter, deadline).await? {
         None => Ok(accepted_response(&accepted)),
         Some((OutcomeStatus::Processed, revision, _)) => {
-            let case = visible_case(state, &envelope.tenant, case_id, revision.unwrap_or(0), deadline).await?;
+            let mut case = visible_case(state, &envelope.tenant, case_id, revision.unwrap_or(0), deadline).await?;
+            // The command may have taken the case out of the caller's sight
+            // (routed away, opened confidential): then only the outcome.
+            let resource = Resource::of(&case);
+            if !authz::decide(state, principal, "case.read", Some(&resource))
+                .await?
+                .visible
+            {
+                return Ok(accepted_response(&Accepted {
+                    status: CommandStatus::Processed,
+                    ..accepted
+                }));
+            }
+            if !authz::decide(state, principal, authz::READ_INTERNAL, Some(&resource))
+                .await?
+                .allow
+            {
+                authz::hide_internal_comments(&mut case);
+            }
             let status = if is_open { StatusCode::CREATED } else { StatusCode::OK };
             let mut res = HttpResponse::build(status);
             res.insert_header(("Preference-Applied", format!("wait={}", wait.as_secs())))
@@ -206,6 +226,100 @@ async fn submit_in_span(
             "CW-CANCELLED",
             "the command was cancelled",
         )),
+    }
+}
+
+/// How long a command for a case whose `open` is still in flight waits for
+/// the case to exist, so that it can be authorized against it.
+const PENDING_OPEN_WAIT: Duration = Duration::from_secs(5);
+
+/// The case a command is for, waiting for a pipelined `open` to land: a
+/// command is only ever authorized against the case's real state.
+async fn case_for_command(state: &AppState, tenant: &str, case_id: Uuid) -> Result<Case, ApiError> {
+    let deadline = Instant::now() + PENDING_OPEN_WAIT;
+    loop {
+        match authz::current_case(state, tenant, case_id).await {
+            Ok(case) => return Ok(case),
+            Err(e) if e.status != StatusCode::NOT_FOUND => return Err(e),
+            Err(not_found) => {
+                if !state.platform.reads.has_unfinished_commands(tenant, case_id).await? {
+                    return Err(not_found);
+                }
+                if Instant::now() >= deadline {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "CW-CASE-PENDING",
+                        "the case is still being opened; retry shortly",
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Asks the policy whether the caller may issue `command`: 404 when the case
+/// is not visible to them, 403 `CW-FORBIDDEN` when the action is denied.
+async fn authorize_command(
+    state: &AppState,
+    principal: &Principal,
+    case_id: Uuid,
+    command: &CaseCommand,
+) -> Result<(), ApiError> {
+    let action = authz::action_of(command);
+    let CaseCommand::Open(open) = command else {
+        let case = case_for_command(state, &principal.tenant, case_id).await?;
+        authz::authorize(state, principal, action, &case).await?;
+        if let CaseCommand::Link(link) = command {
+            // Linking to a case you can not see would confirm it exists.
+            let target = authz::current_case(state, &principal.tenant, link.target).await;
+            let visible = match &target {
+                Ok(t) => {
+                    authz::decide(state, principal, "case.read", Some(&Resource::of(t)))
+                        .await?
+                        .visible
+                }
+                Err(_) => false,
+            };
+            if !visible {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "CW-VALIDATION",
+                    "target: no such case",
+                )
+                .with_details(serde_json::json!({"field": "target"})));
+            }
+        }
+        return Ok(());
+    };
+    // The case to be: where it will live and who it will be for.
+    let definition = state
+        .platform
+        .reads
+        .get_definition(&principal.tenant, &open.definition, None)
+        .await?;
+    let Some(definition) = definition else {
+        // Can never succeed, and definitions are no secret: the domain's
+        // 422 says more than a 403 would.
+        return Ok(());
+    };
+    let resource = Resource {
+        tenant: principal.tenant.clone(),
+        queue: open.queue.as_ref().map_or_else(
+            || definition.default_queue.as_str().to_owned(),
+            |q| q.as_str().to_owned(),
+        ),
+        assignee: None,
+        requester: open.requester.as_ref().map(|r| r.email.as_str().to_owned()),
+        created_by: principal.name.clone(),
+        definition: open.definition.clone(),
+        stage: definition.initial_stage,
+        confidential: open.confidential,
+    };
+    if authz::decide(state, principal, action, Some(&resource)).await?.allow {
+        Ok(())
+    } else {
+        Err(authz::forbidden(action))
     }
 }
 

@@ -55,6 +55,7 @@ fn open() -> CaseCommand {
         queue: None,
         requester: None,
         tags: vec![],
+        confidential: false,
     })
 }
 

@@ -46,9 +46,22 @@ impl TestApp {
         Self::start_in(dir, services, true).await
     }
 
+    /// Starts a platform with every service, the demo definitions and a
+    /// config changed by `configure`.
+    pub async fn spawn_configured(configure: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = test_config(dir.path());
+        configure(&mut config);
+        Self::start_with(dir, config, Services::default(), true).await
+    }
+
     /// Starts a platform in an existing data dir.
     pub async fn start_in(dir: TempDir, services: Services, import: bool) -> TestApp {
         let config = test_config(dir.path());
+        Self::start_with(dir, config, services, import).await
+    }
+
+    async fn start_with(dir: TempDir, config: Config, services: Services, import: bool) -> TestApp {
         casewire_runtime::telemetry::init(&config.log);
         let app = Embedded::start(config, services).await.expect("platform starts");
         let t = TestApp { app, dir };

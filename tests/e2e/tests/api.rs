@@ -106,7 +106,7 @@ async fn every_command_works_over_rest() {
     assert_eq!(s["data"]["amountClaimed"], 120);
     assert_eq!(step("/assign", json!({"assignee": "bob"})).await["assignee"], "bob");
     assert_eq!(step("/unassign", json!({})).await["assignee"], Value::Null);
-    assert_eq!(step("/route", json!({"queue": "refunds"})).await["queue"], "refunds");
+    assert_eq!(step("/route", json!({"queue": "support"})).await["queue"], "support");
     assert_eq!(step("/stage", json!({"stage": "triage"})).await["stage"], "triage");
     assert_eq!(
         step("/priority", json!({"priority": "urgent"})).await["priority"],

@@ -9,13 +9,14 @@ use casewire_domain::types::{CaseKey, Tag};
 use casewire_domain::{Case, CaseCommand};
 use casewire_ports::envelope::event_to_json;
 use casewire_ports::event_store::replay;
-use casewire_ports::{CaseQuery, CaseSummary, Cursor, SortKey};
+use casewire_ports::{CaseQuery, CaseSummary, Cursor, Resource, SortKey};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::Auth;
+use crate::authz;
 use crate::body::Body;
 use crate::error::{ApiError, ErrorBody, json_body, required_json};
 use crate::state::AppState;
@@ -283,6 +284,8 @@ pub async fn list_cases(
         })?),
         None => None,
     };
+    let visible = authz::filter(&state, &auth).await?;
+    let public_text_only = !authz::allowed(&state, &auth, authz::READ_INTERNAL).await?;
     let query = CaseQuery {
         stage: p.stage,
         queue: p.queue,
@@ -292,12 +295,14 @@ pub async fn list_cases(
         status: p.status,
         definition: p.definition,
         text: p.q.filter(|q| !q.trim().is_empty()),
+        public_text_only,
+        visible: Some(visible.clauses),
         sort,
         descending,
         limit,
         after,
     };
-    let page = state.platform.reads.list_cases(&auth.tenant, &query).await?;
+    let page = state.platform.reads.list_cases(&visible.tenant, &query).await?;
     Ok(HttpResponse::Ok().json(CasePage {
         items: page.items,
         next_cursor: page.next_cursor,
@@ -340,6 +345,14 @@ pub async fn get_case(
     params: Query<DetailParams>,
 ) -> Result<HttpResponse, ApiError> {
     let case_id = resolve_case(&state, &auth.tenant, &id).await?;
+    // Visibility follows the case as it is now, also for an earlier state.
+    let now = state
+        .platform
+        .reads
+        .get_case(&auth.tenant, case_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("case"))?;
+    authz::authorize(&state, &auth, "case.read", &now).await?;
     let case = match &params.as_of {
         Some(raw) => {
             let at: DateTime<Utc> = DateTime::parse_from_rfc3339(raw)
@@ -351,9 +364,15 @@ pub async fn get_case(
             let events = state.platform.events.load(&auth.tenant, case_id).await?;
             Some(replay(&events, Some(at))?).filter(Case::exists)
         }
-        None => state.platform.reads.get_case(&auth.tenant, case_id).await?,
+        None => Some(now.clone()),
     };
-    let case = case.ok_or_else(|| ApiError::not_found("case"))?;
+    let mut case = case.ok_or_else(|| ApiError::not_found("case"))?;
+    if !authz::decide(&state, &auth, authz::READ_INTERNAL, Some(&Resource::of(&now)))
+        .await?
+        .allow
+    {
+        authz::hide_internal_comments(&mut case);
+    }
     let etag = format!("\"{}\"", case.revision);
     if etag_matches(&req, &etag) {
         return Ok(HttpResponse::NotModified().insert_header((header::ETAG, etag)).finish());
@@ -379,11 +398,17 @@ pub struct History {
 #[get("/cases/{id}/history")]
 pub async fn history(state: Data<AppState>, auth: Auth, id: Path<String>) -> Result<HttpResponse, ApiError> {
     let case_id = resolve_case(&state, &auth.tenant, &id).await?;
+    let case = authz::current_case(&state, &auth.tenant, case_id).await?;
+    authz::authorize(&state, &auth, "case.history", &case).await?;
+    let internal = authz::decide(&state, &auth, authz::READ_INTERNAL, Some(&Resource::of(&case)))
+        .await?
+        .allow;
     let timeline = state.platform.reads.timeline(&auth.tenant, case_id).await?;
-    if timeline.is_empty() {
-        return Err(ApiError::not_found("case"));
-    }
     Ok(HttpResponse::Ok().json(History {
-        items: timeline.iter().map(event_to_json).collect(),
+        items: timeline
+            .iter()
+            .filter(|r| internal || !authz::is_internal_comment(r))
+            .map(event_to_json)
+            .collect(),
     }))
 }

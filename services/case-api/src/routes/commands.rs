@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Auth;
+use crate::authz;
 use crate::body::Body;
 use crate::error::{ApiError, ErrorBody, required_json, serde_error};
 use crate::routes::cases::resolve_case;
@@ -71,7 +72,7 @@ pub async fn post_command(
     if let Some(id) = generic.command_id {
         // A retry of a command we already have: answer with what we know.
         if let Some(existing) = state.platform.reads.get_command(id).await? {
-            if existing.tenant != auth.tenant {
+            if existing.tenant != auth.tenant || existing.actor != auth.name {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
                     "CW-CONFLICT",
@@ -103,15 +104,30 @@ pub async fn post_command(
     submit(&state, &auth, &req, case_id, command, generic.command_id).await
 }
 
-async fn own_command(state: &AppState, auth: &Auth, id: &str) -> Result<CommandRecord, ApiError> {
-    let id: Uuid = id.parse().map_err(|_| ApiError::not_found("command"))?;
-    state
+/// A command of the caller's tenant that the caller may do `action` on:
+/// their own, or one on a case the policy lets them see (and, for a
+/// cancel, work on). Anything else is 404, like the case itself.
+async fn readable_command(state: &AppState, auth: &Auth, id: &str, action: &str) -> Result<CommandRecord, ApiError> {
+    let not_found = || ApiError::not_found("command");
+    let id: Uuid = id.parse().map_err(|_| not_found())?;
+    let record = state
         .platform
         .reads
         .get_command(id)
         .await?
         .filter(|r| r.tenant == auth.tenant)
-        .ok_or_else(|| ApiError::not_found("command"))
+        .ok_or_else(not_found)?;
+    if record.actor == auth.name {
+        return Ok(record);
+    }
+    let case = authz::current_case(state, &auth.tenant, record.case_id)
+        .await
+        .map_err(|_| not_found())?;
+    match authz::authorize(state, auth, action, &case).await {
+        Ok(()) => Ok(record),
+        Err(e) if e.status == StatusCode::NOT_FOUND => Err(not_found()),
+        Err(e) => Err(e),
+    }
 }
 
 /// A command's state: pending, processing, processed, rejected (with the
@@ -124,7 +140,7 @@ async fn own_command(state: &AppState, auth: &Auth, id: &str) -> Result<CommandR
 )]
 #[get("/commands/{id}")]
 pub async fn get_command(state: Data<AppState>, auth: Auth, id: Path<String>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(own_command(&state, &auth, &id).await?))
+    Ok(HttpResponse::Ok().json(readable_command(&state, &auth, &id, "command.read").await?))
 }
 
 /// Cancel a command; works only while it is still pending.
@@ -136,7 +152,7 @@ pub async fn get_command(state: Data<AppState>, auth: Auth, id: Path<String>) ->
 )]
 #[post("/commands/{id}/cancel")]
 pub async fn cancel_command(state: Data<AppState>, auth: Auth, id: Path<String>) -> Result<HttpResponse, ApiError> {
-    let record = own_command(&state, &auth, &id).await?;
+    let record = readable_command(&state, &auth, &id, "command.cancel").await?;
     match state.platform.reads.cancel_command(record.id).await? {
         CancelResult::Cancelled(r) => {
             tracing::info!(command_id = %r.id, case_id = %r.case_id, "Cancelled a command");

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Auth;
+use crate::authz;
 use crate::body::Body;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -26,6 +27,7 @@ pub struct DefinitionList {
 )]
 #[get("/definitions")]
 pub async fn list_definitions(state: Data<AppState>, auth: Auth) -> Result<HttpResponse, ApiError> {
+    authz::require(&state, &auth, "definition.read").await?;
     let items = state.platform.reads.list_definitions(&auth.tenant).await?;
     Ok(HttpResponse::Ok().json(DefinitionList { items }))
 }
@@ -53,6 +55,7 @@ pub async fn get_definition(
     id: Path<String>,
     q: Query<VersionParam>,
 ) -> Result<HttpResponse, ApiError> {
+    authz::require(&state, &auth, "definition.read").await?;
     let def = state
         .platform
         .reads
@@ -74,11 +77,12 @@ pub async fn import(state: &AppState, tenant: &str, source: &str) -> Result<Case
 #[utoipa::path(
     post, path = "/api/v1/definitions", tag = "definitions",
     request_body(content = String, content_type = "application/yaml", description = "The definition in YAML or JSON"),
-    responses((status = 201, body = CaseDefinition), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 201, body = CaseDefinition), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = []))
 )]
 #[post("/definitions")]
 pub async fn post_definition(state: Data<AppState>, auth: Auth, body: Body) -> Result<HttpResponse, ApiError> {
+    authz::require(&state, &auth, "definition.import").await?;
     let source = std::str::from_utf8(&body).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

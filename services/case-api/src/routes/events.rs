@@ -1,15 +1,18 @@
-//! `GET /api/v1/events`: the live NDJSON stream of the caller's tenant's
-//! events, with heartbeats, resumable from a position.
+//! `GET /api/v1/events`: the live NDJSON stream of the events of the cases
+//! the caller may see (the policy's filter, as for lists), with heartbeats,
+//! resumable from a position.
 
 use std::time::{Duration, Instant};
 
 use actix_web::web::{Bytes, Data, Query};
 use actix_web::{HttpResponse, get};
 use casewire_ports::envelope::event_to_json;
+use casewire_ports::{Resource, VisibilityFilter};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::auth::Auth;
+use crate::authz;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -28,6 +31,10 @@ pub struct StreamParams {
 struct Cursor {
     state: AppState,
     tenant: String,
+    /// The policy's filter, taken when the stream opened.
+    visible: VisibilityFilter,
+    /// Whether internal comments may be streamed to this caller.
+    internal: bool,
     next: u64,
     heartbeat: Duration,
     last_line: Instant,
@@ -44,6 +51,18 @@ impl Cursor {
                 self.next = last.position + 1;
                 let mut out = Vec::new();
                 for record in batch.iter().filter(|r| r.tenant == self.tenant) {
+                    if !self.internal && authz::is_internal_comment(record) {
+                        continue;
+                    }
+                    // The case as it is now decides, as for its detail.
+                    let case = self
+                        .state
+                        .cases
+                        .current(&*self.state.platform.events, &self.tenant, record.case_id)
+                        .await?;
+                    if !self.visible.admits(&Resource::of(&case)) {
+                        continue;
+                    }
                     serde_json::to_writer(&mut out, &event_to_json(record)).map_err(|e| ApiError::internal(&e))?;
                     out.push(b'\n');
                 }
@@ -80,6 +99,9 @@ impl Cursor {
 )]
 #[get("/events")]
 pub async fn stream(state: Data<AppState>, auth: Auth, params: Query<StreamParams>) -> Result<HttpResponse, ApiError> {
+    authz::require(&state, &auth, "events.stream").await?;
+    let visible = authz::filter(&state, &auth).await?;
+    let internal = authz::allowed(&state, &auth, authz::READ_INTERNAL).await?;
     let config = &state.platform.config.stream;
     let next = match params.from {
         Some(from) => from.max(1),
@@ -91,6 +113,8 @@ pub async fn stream(state: Data<AppState>, auth: Auth, params: Query<StreamParam
         poll: Duration::from_millis(config.poll_ms),
         state: state.get_ref().clone(),
         tenant: auth.tenant.clone(),
+        visible,
+        internal,
         next,
         heartbeat,
         last_line: Instant::now(),

@@ -1,0 +1,336 @@
+//! The authorization matrix: every demo role × every way to reach a case
+//! (detail, list, history, a command, the NDJSON stream) × {own tenant,
+//! other tenant} × {normal, confidential}, over HTTP against the embedded
+//! platform with the shipped policy. The expectations are written out by
+//! hand below — not derived from the policy — so a policy change that
+//! widens access fails here. The README's table is this table.
+
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use casewire::client::Client;
+use casewire_e2e::TestApp;
+use serde_json::{Value, json};
+
+/// What a role may do with a case it is not the assignee of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Not visible: 404 on detail/history/command, absent from list and stream.
+    Hidden,
+    /// Visible, the command (adding a tag) is refused with 403.
+    Read,
+    /// Visible, and the command is done.
+    Work,
+}
+
+use Access::{Hidden, Read, Work};
+
+/// (user, role, normal case of own tenant, confidential case of own tenant).
+/// Every case of the other tenant is `Hidden` for everyone.
+const MATRIX: &[(&str, &str, Access, Access)] = &[
+    ("carol", "case-admin", Work, Work),
+    ("bob", "case-manager (all queues)", Work, Work),
+    ("alice", "case-worker (queues support, complaints)", Work, Hidden),
+    ("erin", "case-viewer", Read, Hidden),
+    ("dave", "requester (own cases)", Read, Hidden),
+    ("intake", "integration", Work, Hidden),
+    ("gina", "case-admin of the other tenant (globex)", Work, Work),
+];
+
+const ACTIONS: [&str; 5] = ["detail", "list", "history", "command", "stream"];
+
+fn tenant_of(user: &str) -> &'static str {
+    if user == "gina" { "globex" } else { "casewire" }
+}
+
+/// Opens a case as `who` and returns its id.
+async fn open(c: &Client, title: &str, confidential: bool) -> String {
+    let r = c
+        .post_wait(
+            "/api/v1/cases",
+            &json!({
+                "definition": "customer-complaint",
+                "title": title,
+                "queue": "support",
+                "confidential": confidential,
+                "requester": {"name": "Dave", "email": "Dave@Example.com"},
+                "data": {"channel": "email", "product": "Kettle K200"},
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 201, "{}", r.body);
+    r.body["id"].as_str().unwrap().to_owned()
+}
+
+/// The case ids whose events a user's stream carries, read until the stream
+/// idles (a heartbeat after the backlog).
+async fn streamed_cases(app: &TestApp, user: &str) -> (HashSet<String>, Vec<Value>) {
+    use futures::StreamExt;
+    let res = reqwest::Client::new()
+        .get(format!("{}/api/v1/events?from=1&heartbeat=1", app.url()))
+        .bearer_auth(app.app.token(user).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200, "{user}: stream");
+    let mut stream = Box::pin(res.bytes_stream());
+    let (mut buf, mut ids, mut events) = (Vec::new(), HashSet::new(), Vec::new());
+    loop {
+        if let Some(i) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=i).collect();
+            let v: Value = serde_json::from_slice(&line).unwrap();
+            if v.get("heartbeat").is_some() {
+                return (ids, events);
+            }
+            ids.insert(v["subject"].as_str().unwrap().to_owned());
+            events.push(v);
+            continue;
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("a line within 10 s")
+            .unwrap()
+            .unwrap();
+        buf.extend_from_slice(&chunk);
+    }
+}
+
+fn is_internal_comment(event: &Value) -> bool {
+    event["type"].as_str().is_some_and(|t| t.contains("comment-added")) && event["data"]["visibility"] == "internal"
+}
+
+#[tokio::test]
+async fn the_authorization_matrix_holds_over_rest_and_the_stream() {
+    let app = TestApp::spawn().await;
+    let (bob, gina) = (app.client("bob"), app.client("gina"));
+    for (name, yaml) in casewire::DEMO_DEFINITIONS {
+        let r = gina.import_definition(yaml).await.unwrap();
+        assert_eq!(r.status.as_u16(), 201, "globex imports {name}: {}", r.body);
+    }
+    // (tenant, confidential) -> case id; opened by managers/admins, for Dave.
+    let mut cases = BTreeMap::new();
+    for (tenant, opener) in [("casewire", &bob), ("globex", &gina)] {
+        for confidential in [false, true] {
+            let title = format!("{tenant} case, confidential: {confidential}");
+            cases.insert((tenant, confidential), open(opener, &title, confidential).await);
+        }
+    }
+    // An internal and a public comment on each case, by its tenant's admin.
+    for ((tenant, _), id) in &cases {
+        let admin = app.client(if *tenant == "globex" { "gina" } else { "carol" });
+        for (body, visibility) in [("internal note", "internal"), ("public answer", "public")] {
+            let r = admin
+                .post_wait(
+                    &format!("/api/v1/cases/{id}/comments"),
+                    &json!({"body": body, "visibility": visibility}),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+        }
+    }
+
+    let mut cells = 0;
+    let mut table = Vec::new();
+    let mut expected_tags: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for &(user, role, normal, confidential) in MATRIX {
+        let c = app.client(user);
+        let list = c.get("/api/v1/cases?limit=100").await.unwrap();
+        assert_eq!(list.status.as_u16(), 200, "{user}: list");
+        let listed: HashSet<String> = list.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_owned())
+            .collect();
+        let (streamed, events) = streamed_cases(&app, user).await;
+        let mut row = vec![user.to_owned(), role.to_owned()];
+        for ((tenant, is_confidential), id) in &cases {
+            let own = *tenant == tenant_of(user);
+            let expected = match (own, is_confidential) {
+                (false, _) => Hidden,
+                (true, false) => normal,
+                (true, true) => confidential,
+            };
+            let visible = expected != Hidden;
+            let cell = format!("{user} on {tenant} confidential={is_confidential}");
+
+            let detail = c.get(&format!("/api/v1/cases/{id}")).await.unwrap();
+            let want = if visible { 200 } else { 404 };
+            assert_eq!(detail.status.as_u16(), want, "{cell}: detail {}", detail.body);
+            if !visible {
+                assert_eq!(
+                    detail.body["code"], "CW-NOT-FOUND",
+                    "{cell}: a hidden case is plain 404"
+                );
+            }
+            assert_eq!(listed.contains(id), visible, "{cell}: list");
+            let history = c.get(&format!("/api/v1/cases/{id}/history")).await.unwrap();
+            assert_eq!(history.status.as_u16(), want, "{cell}: history");
+            let tag = format!("by-{user}");
+            let command = c
+                .post_wait(&format!("/api/v1/cases/{id}/tags"), &json!({"tag": tag}))
+                .await
+                .unwrap();
+            let want_command = match expected {
+                Hidden => 404,
+                Read => 403,
+                Work => 200,
+            };
+            assert_eq!(
+                command.status.as_u16(),
+                want_command,
+                "{cell}: command {}",
+                command.body
+            );
+            if expected == Read {
+                assert_eq!(command.body["code"], "CW-FORBIDDEN", "{cell}");
+            }
+            if expected == Work {
+                expected_tags.entry(id.clone()).or_default().push(tag);
+            }
+            assert_eq!(streamed.contains(id), visible, "{cell}: stream");
+            cells += ACTIONS.len();
+
+            // Requesters read public comments only, wherever comments show.
+            if visible {
+                let internal_shown = user != "dave";
+                let comments = detail.body["comments"].as_array().unwrap();
+                assert_eq!(comments.len(), if internal_shown { 2 } else { 1 }, "{cell}: comments");
+                let internal_in_history = history.body["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(is_internal_comment);
+                assert_eq!(internal_in_history, internal_shown, "{cell}: history comments");
+            }
+            row.push(match expected {
+                Hidden => "404".to_owned(),
+                Read => "read, 403 on change".to_owned(),
+                Work => "read, change".to_owned(),
+            });
+        }
+        let internal_streamed = events.iter().any(is_internal_comment);
+        assert_eq!(
+            internal_streamed,
+            user != "dave",
+            "{user}: internal comments in the stream"
+        );
+        table.push(row);
+    }
+    // Nothing refused was written: each case carries exactly the tags of
+    // the cells that were allowed to change it.
+    for ((tenant, _), id) in &cases {
+        let admin = app.client(if *tenant == "globex" { "gina" } else { "carol" });
+        let case = admin.get(&format!("/api/v1/cases/{id}")).await.unwrap().body;
+        let mut got: Vec<String> = case["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_owned())
+            .collect();
+        got.sort();
+        let mut want = expected_tags.get(id).cloned().unwrap_or_default();
+        want.sort();
+        assert_eq!(got, want, "{tenant}: only allowed commands changed the case");
+    }
+    assert_eq!(cells, MATRIX.len() * ACTIONS.len() * cases.len());
+    println!("authorization matrix: {cells} cells asserted");
+    println!("| user | role | casewire, normal | casewire, confidential | globex, normal | globex, confidential |");
+    println!("|---|---|---|---|---|---|");
+    for row in table {
+        println!("| {} |", row.join(" | "));
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn keys_and_lookups_never_cross_tenants() {
+    let app = TestApp::spawn().await;
+    let (carol, gina) = (app.client("carol"), app.client("gina"));
+    for (_, yaml) in casewire::DEMO_DEFINITIONS {
+        assert_eq!(gina.import_definition(yaml).await.unwrap().status.as_u16(), 201);
+    }
+    let ours = open(&carol, "ours", false).await;
+    let theirs = open(&gina, "theirs", false).await;
+    let key_of = |c: &Client, id: String| {
+        let c = c.clone();
+        async move { c.get(&format!("/api/v1/cases/{id}")).await.unwrap().body["key"].clone() }
+    };
+    // Each tenant numbers its own cases: both got the first key.
+    assert_eq!(key_of(&carol, ours.clone()).await, "CMP-000001");
+    assert_eq!(key_of(&gina, theirs.clone()).await, "CMP-000001");
+    // The same key resolves to each caller's own case.
+    assert_eq!(carol.get("/api/v1/cases/CMP-000001").await.unwrap().body["id"], ours);
+    assert_eq!(gina.get("/api/v1/cases/CMP-000001").await.unwrap().body["id"], theirs);
+    // Another tenant's id is a plain 404 everywhere, for commands too.
+    for path in [
+        format!("/api/v1/cases/{theirs}"),
+        format!("/api/v1/cases/{theirs}/history"),
+    ] {
+        assert_eq!(carol.get(&path).await.unwrap().status.as_u16(), 404, "{path}");
+    }
+    let r = carol
+        .post(
+            "/api/v1/commands",
+            &json!({"type": "case.tag", "caseId": theirs, "data": {"tag": "x"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 404, "{}", r.body);
+    // Linking to a case one can not see says no more than "no such case".
+    let r = carol
+        .post(&format!("/api/v1/cases/{ours}/links"), &json!({"target": theirs}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.body["code"].as_str()),
+        (422, Some("CW-VALIDATION"))
+    );
+    // Definitions are per tenant, and only admins import them.
+    let r = app
+        .client("bob")
+        .import_definition(casewire::DEMO_DEFINITIONS[0].1)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.body["code"].as_str()),
+        (403, Some("CW-FORBIDDEN"))
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn commands_of_others_are_as_visible_as_their_case() {
+    let app = TestApp::spawn().await;
+    let bob = app.client("bob");
+    let secret = open(&bob, "secret", true).await;
+    let r = bob
+        .post(&format!("/api/v1/cases/{secret}/tags"), &json!({"tag": "quiet"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 202, "{}", r.body);
+    let command = r.body["commandId"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/commands/{command}");
+    assert_eq!(bob.get(&path).await.unwrap().status.as_u16(), 200, "own command");
+    assert_eq!(
+        app.client("carol").get(&path).await.unwrap().status.as_u16(),
+        200,
+        "admin"
+    );
+    for user in ["alice", "erin", "dave", "gina"] {
+        let r = app.client(user).get(&path).await.unwrap();
+        assert_eq!(r.status.as_u16(), 404, "{user}: {}", r.body);
+        let r = app
+            .client(user)
+            .post(&format!("{path}/cancel"), &json!({}))
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 404, "{user}: cancel {}", r.body);
+    }
+    app.stop().await;
+}
