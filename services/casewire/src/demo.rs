@@ -36,6 +36,8 @@ const PEOPLE: &[(&str, &str)] = &[
     ("Luis Ortega", "luis.ortega@example.com"),
     ("Fatima Haddad", "f.haddad@example.org"),
     ("Ole Berg", "ole.berg@example.com"),
+    // The demo requester login `dave` sees the cases opened for this address.
+    ("Dave Miller", "dave@example.com"),
 ];
 
 fn complaint(rng: &mut Rng) -> (String, Value) {
@@ -155,7 +157,14 @@ pub async fn seed(
             _ => ("it-service-request", it_request(&mut rng)),
         };
         let def = by_id(def_id).with_context(|| format!("definition {def_id} missing"))?;
-        let worker = if rng.chance(50) { &alice } else { &bob };
+        // alice works the complaints queue only; bob manages every queue.
+        let worker = if def_id == "customer-complaint" && rng.chance(50) {
+            &alice
+        } else {
+            &bob
+        };
+        // Some of bob's cases are confidential: hidden from alice, erin, dave.
+        let confidential = std::ptr::eq(worker, &bob) && rng.chance(10);
         let (name, email) = *rng.pick(PEOPLE);
         let priorities: Vec<String> = def["priorities"]
             .as_array()
@@ -167,6 +176,7 @@ pub async fn seed(
             "definition": def_id, "title": title, "data": data,
             "priority": rng.pick(&priorities), "requester": {"name": name, "email": email},
             "tags": if rng.chance(30) { json!(["vip"]) } else { json!([]) },
+            "confidential": confidential,
         });
         let r = worker.post_wait("/api/v1/cases", &open).await?;
         anyhow::ensure!(
@@ -240,5 +250,44 @@ pub async fn seed(
             }
         }
     }
+    created += seed_second_tenant(base, &token_for).await?;
     Ok(created)
+}
+
+/// A few cases in the second demo tenant, `globex` (login `gina`), so that
+/// tenancy can be seen: nobody of `casewire` sees them, and their keys
+/// count from 1 again.
+async fn seed_second_tenant(base: &str, token_for: &impl Fn(&str) -> anyhow::Result<String>) -> anyhow::Result<usize> {
+    let gina = Client::new(base, &token_for("gina")?);
+    let existing = gina.get("/api/v1/definitions").await?;
+    if existing.body["items"].as_array().is_none_or(Vec::is_empty) {
+        for (name, yaml) in crate::DEMO_DEFINITIONS {
+            let r = gina.import_definition(yaml).await?;
+            anyhow::ensure!(
+                r.status.as_u16() == 201,
+                "importing {name} for globex failed: {}",
+                r.body
+            );
+        }
+    }
+    let cases = gina.get("/api/v1/cases?limit=1").await?;
+    if cases.body["items"].as_array().is_some_and(|a| !a.is_empty()) {
+        return Ok(0);
+    }
+    let mut rng = Rng(0x610b_e5ca_5e00_0001);
+    for _ in 0..5 {
+        let (title, data) = complaint(&mut rng);
+        let r = gina
+            .post_wait(
+                "/api/v1/cases",
+                &json!({"definition": "customer-complaint", "title": title, "data": data, "queue": "support"}),
+            )
+            .await?;
+        anyhow::ensure!(
+            r.status.as_u16() == 201,
+            "opening a globex demo case failed: {}",
+            r.body
+        );
+    }
+    Ok(5)
 }

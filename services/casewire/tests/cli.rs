@@ -74,13 +74,14 @@ async fn dev_serves_demo_data_and_replay_rebuilds_identical_projections() {
     );
     let api = lines[0].split_whitespace().nth(1).unwrap().to_owned();
     let mgmt = lines[1].split_whitespace().nth(1).unwrap().to_owned();
-    let alice = token(&data, "alice");
+    // The admin sees every case of the tenant; the demo also seeds 5 in globex.
+    let admin = token(&data, "carol");
 
     // The demo loader creates its cases through commands.
     let started = Instant::now();
     let mut count = 0;
     while started.elapsed() < Duration::from_secs(120) {
-        let page = get(&format!("{api}/cases?limit=200"), &alice).await;
+        let page = get(&format!("{api}/cases?limit=200"), &admin).await;
         count = page["items"].as_array().unwrap().len();
         if count == 50 {
             break;
@@ -90,13 +91,13 @@ async fn dev_serves_demo_data_and_replay_rebuilds_identical_projections() {
     assert_eq!(count, 50, "fifty demo cases");
     let ready = reqwest::get(&mgmt).await.unwrap();
     assert_eq!(ready.status().as_u16(), 200);
-    let page = get(&format!("{api}/cases?limit=200&sort=key"), &alice).await;
+    let page = get(&format!("{api}/cases?limit=200&sort=key"), &admin).await;
     let mut before = Vec::new();
     for item in page["items"].as_array().unwrap() {
         let id = item["id"].as_str().unwrap();
         before.push((
-            get(&format!("{api}/cases/{id}"), &alice).await,
-            get(&format!("{api}/cases/{id}/history"), &alice).await,
+            get(&format!("{api}/cases/{id}"), &admin).await,
+            get(&format!("{api}/cases/{id}/history"), &admin).await,
         ));
     }
     assert!(
@@ -119,12 +120,15 @@ async fn dev_serves_demo_data_and_replay_rebuilds_identical_projections() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let summary = String::from_utf8_lossy(&out.stdout);
-    assert!(summary.contains("of 50 cases"), "{summary}");
+    assert!(
+        summary.contains("of 55 cases"),
+        "50 in casewire, 5 in globex: {summary}"
+    );
 
     let (_server, lines) = start(&data, &[]);
     let api = lines[0].split_whitespace().nth(1).unwrap().to_owned();
-    let alice = token(&data, "alice");
-    let page = get(&format!("{api}/cases?limit=200&sort=key"), &alice).await;
+    let admin = token(&data, "carol");
+    let page = get(&format!("{api}/cases?limit=200&sort=key"), &admin).await;
     assert_eq!(
         page["items"].as_array().unwrap().len(),
         50,
@@ -133,12 +137,12 @@ async fn dev_serves_demo_data_and_replay_rebuilds_identical_projections() {
     for (case, history) in &before {
         let id = case["id"].as_str().unwrap();
         assert_eq!(
-            &get(&format!("{api}/cases/{id}"), &alice).await,
+            &get(&format!("{api}/cases/{id}"), &admin).await,
             case,
             "replayed detail of {id} is identical"
         );
         assert_eq!(
-            &get(&format!("{api}/cases/{id}/history"), &alice).await,
+            &get(&format!("{api}/cases/{id}/history"), &admin).await,
             history,
             "replayed history of {id} is identical"
         );
@@ -173,7 +177,7 @@ fn definitions_import_and_helpful_errors() {
 
     let out = run(&["token", "mallory"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("alice, bob, carol"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("alice, bob, carol, dave, erin, intake, gina, hank"));
 
     let out = Command::new(BIN)
         .args(["dev", "--port", "0"])

@@ -61,7 +61,8 @@ impl TestApp {
         Self::start_with(dir, config, services, import).await
     }
 
-    async fn start_with(dir: TempDir, config: Config, services: Services, import: bool) -> TestApp {
+    /// Starts a platform from `config` in `dir`; `import` imports the demo definitions.
+    pub async fn start_with(dir: TempDir, config: Config, services: Services, import: bool) -> TestApp {
         casewire_runtime::telemetry::init(&config.log);
         let app = Embedded::start(config, services).await.expect("platform starts");
         let t = TestApp { app, dir };

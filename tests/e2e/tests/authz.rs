@@ -334,3 +334,73 @@ async fn commands_of_others_are_as_visible_as_their_case() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_unreachable_policy_server_is_a_503_not_an_open_door() {
+    // A port nobody listens on stands for an OPA server that is down.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = casewire_e2e::test_config(dir.path());
+    config.policy.engine = casewire_runtime::config::PolicyEngineKind::OpaServer;
+    config.policy.opa_url = Some(format!("http://{closed}"));
+    config.policy.opa_timeout_ms = 500;
+    let app = TestApp::start_with(dir, config, casewire::embedded::Services::default(), false).await;
+    let carol = app.client("carol");
+    for path in ["/api/v1/cases", "/api/v1/definitions"] {
+        let r = carol.get(path).await.unwrap();
+        assert_eq!(
+            (r.status.as_u16(), r.body["code"].as_str()),
+            (503, Some("CW-UNAVAILABLE")),
+            "{path}"
+        );
+        assert!(r.retry_after.is_some(), "{path}: Retry-After");
+    }
+    let r = carol.import_definition(casewire::DEMO_DEFINITIONS[0].1).await.unwrap();
+    assert_eq!(r.status.as_u16(), 503, "nothing is imported without a decision");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_changed_policy_file_takes_effect_without_a_restart() {
+    let policies = tempfile::tempdir().unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/casewire/authz.rego");
+    let target = policies.path().join("authz.rego");
+    std::fs::copy(&source, &target).unwrap();
+    let dir = policies.path().to_owned();
+    let app = TestApp::spawn_configured(|c| {
+        c.policy.dir = Some(dir);
+        c.policy.reload_secs = 1;
+    })
+    .await;
+    let id = open(&app.client("bob"), "for viewers", false).await;
+    let erin = app.client("erin");
+    let path = format!("/api/v1/cases/{id}");
+    assert_eq!(erin.get(&path).await.unwrap().status.as_u16(), 200);
+
+    // Viewers lose sight of everything.
+    let text = std::fs::read_to_string(&source).unwrap();
+    let stricter = text.replace(
+        "clauses contains {\"confidential\": false} if is_viewer",
+        "clauses contains {\"confidential\": false} if {\n\tis_viewer\n\tfalse\n}",
+    );
+    assert_ne!(stricter, text, "the rule to change is in the policy");
+    // A newer mtime than the first load, even on coarse-grained file systems.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    std::fs::write(&target, stricter).unwrap();
+    let hidden = casewire_e2e::eventually(Duration::from_secs(10), || {
+        let (erin, path) = (erin.clone(), path.clone());
+        async move { (erin.get(&path).await.unwrap().status.as_u16() == 404).then_some(()) }
+    })
+    .await;
+    assert!(hidden.is_some(), "the stricter policy is in force within seconds");
+
+    // A broken file keeps the policy in force, and access stays decided.
+    std::fs::write(&target, "package casewire.authz\n\nthis is not rego").unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(erin.get(&path).await.unwrap().status.as_u16(), 404);
+    assert_eq!(app.client("bob").get(&path).await.unwrap().status.as_u16(), 200);
+    app.stop().await;
+}
