@@ -62,7 +62,7 @@ pub const DEMO_USERS: &[DemoUser] = &[
         groups: &[],
         tenant: "casewire",
         email: "dave@example.com",
-        description: "requester (a customer): own cases, public comments",
+        description: "requester, dave@example.com",
     },
     DemoUser {
         username: "erin",
@@ -71,7 +71,7 @@ pub const DEMO_USERS: &[DemoUser] = &[
         groups: &[],
         tenant: "casewire",
         email: "erin@casewire.example",
-        description: "case viewer: reads non-confidential cases",
+        description: "case viewer",
     },
     DemoUser {
         username: "intake",
@@ -80,7 +80,7 @@ pub const DEMO_USERS: &[DemoUser] = &[
         groups: &[],
         tenant: "casewire",
         email: "intake@casewire.example",
-        description: "integration (a service account)",
+        description: "integration",
     },
     DemoUser {
         username: "gina",
@@ -89,7 +89,7 @@ pub const DEMO_USERS: &[DemoUser] = &[
         groups: &[],
         tenant: "globex",
         email: "gina@globex.example",
-        description: "case admin of the second tenant, globex",
+        description: "case admin, tenant globex",
     },
     DemoUser {
         username: "hank",
@@ -98,7 +98,7 @@ pub const DEMO_USERS: &[DemoUser] = &[
         groups: &["/queues/support"],
         tenant: "globex",
         email: "hank@globex.example",
-        description: "case worker of globex, queue support",
+        description: "case worker, tenant globex",
     },
 ];
 

@@ -58,7 +58,9 @@ struct IssuerKeys {
 pub struct JwksVerifier {
     issuers: Arc<Vec<TrustedIssuer>>,
     cache: Arc<Mutex<HashMap<String, IssuerKeys>>>,
-    refresh_lock: Arc<tokio::sync::Mutex<()>>,
+    /// One lock per issuer: concurrent misses on one issuer fetch once, and
+    /// a slow issuer does not hold up the others' refreshes.
+    refresh_locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     http: reqwest::Client,
     mapping: ClaimMapping,
     leeway: u64,
@@ -90,7 +92,7 @@ impl JwksVerifier {
         JwksVerifier {
             issuers: Arc::new(issuers),
             cache: Arc::default(),
-            refresh_lock: Arc::default(),
+            refresh_locks: Arc::default(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()
@@ -139,7 +141,12 @@ impl JwksVerifier {
     }
 
     async fn refresh(&self, trusted: &TrustedIssuer) -> Result<(), AuthError> {
-        let _guard = self.refresh_lock.lock().await;
+        let lock = self
+            .refresh_locks
+            .lock()
+            .map(|mut locks| locks.entry(trusted.issuer.clone()).or_default().clone())
+            .unwrap_or_default();
+        let _guard = lock.lock().await;
         let recently = self
             .cache
             .lock()

@@ -243,7 +243,10 @@ async fn case_for_command(state: &AppState, tenant: &str, case_id: Uuid) -> Resu
             Err(e) if e.status != StatusCode::NOT_FOUND => return Err(e),
             Err(not_found) => {
                 if !state.platform.reads.has_unfinished_commands(tenant, case_id).await? {
-                    return Err(not_found);
+                    // The open may have finished between the two looks; its
+                    // events are stored before it is marked finished, so a
+                    // second look is final.
+                    return authz::current_case(state, tenant, case_id).await.map_err(|_| not_found);
                 }
                 if Instant::now() >= deadline {
                     return Err(ApiError::new(

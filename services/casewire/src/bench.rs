@@ -524,5 +524,95 @@ pub async fn policy(dir: &std::path::Path, decisions: u32) -> anyhow::Result<()>
         1.0 / baseline
     );
     println!("  ratio decision / baseline     {:>9.2}", decision_secs / baseline);
+    policy_over_http(dir, decisions.clamp(100, 2_000)).await
+}
+
+/// A policy that allows everything: the baseline of the HTTP measurement.
+const ALLOW_ALL: &str = "package casewire.authz\n\nimport rego.v1\n\n\
+decision := {\"allow\": true, \"visible\": true}\n\n\
+filter := {\"tenant\": input.subject.tenant, \"clauses\": [{}]}\n";
+
+/// Mean latency of a case detail and of a list page over HTTP, one client,
+/// with the policies of `dir` and with a policy that allows everything:
+/// the difference is what authorization costs a request end to end.
+async fn policy_over_http(dir: &std::path::Path, requests: u32) -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir().context("creating a temporary data dir")?;
+    let open_dir = tmp.path().join("allow-all");
+    std::fs::create_dir_all(&open_dir)?;
+    std::fs::write(open_dir.join("allow_all.rego"), ALLOW_ALL)?;
+    let mut means = Vec::new();
+    for (name, policy_dir) in [("policies", dir.to_path_buf()), ("allow-all", open_dir)] {
+        let mut config = Config {
+            data_dir: tmp.path().join(name),
+            ..Config::default()
+        };
+        config.api.bind.set_port(0);
+        config.management.bind.set_port(0);
+        config.demo.enabled = false;
+        config.log.level = "warn".into();
+        config.policy.dir = Some(policy_dir);
+        let platform = Embedded::start(config, Services::default()).await?;
+        let admin = platform.client("carol")?;
+        let r = admin.import_definition(crate::DEMO_DEFINITIONS[0].1).await?;
+        anyhow::ensure!(r.status.as_u16() == 201, "definition import failed: {}", r.body);
+        let mut id = String::new();
+        for n in 0..25 {
+            let r = admin
+                .post_wait(
+                    "/api/v1/cases",
+                    &json!({"definition": "customer-complaint", "title": format!("Policy bench {n}"),
+                    "data": {"channel": "web", "product": "Kettle K200"}}),
+                )
+                .await?;
+            anyhow::ensure!(r.status.as_u16() == 201, "open failed: {}", r.body);
+            id = r.body["id"].as_str().context("case id")?.to_owned();
+        }
+        // An internal comment, so the detail also asks whether alice may read it.
+        let r = admin
+            .post_wait(
+                &format!("/api/v1/cases/{id}/comments"),
+                &json!({"body": "internal note", "visibility": "internal"}),
+            )
+            .await?;
+        anyhow::ensure!(r.status.as_u16() == 200, "comment failed: {}", r.body);
+        let alice = Client::new(&platform.url(), &platform.token("alice")?);
+        let mean = |path: String| {
+            let alice = alice.clone();
+            async move {
+                // Warm-up: connections, caches, thread-local engines.
+                for _ in 0..20 {
+                    alice.get(&path).await?;
+                }
+                let started = Instant::now();
+                for _ in 0..requests {
+                    let r = alice.get(&path).await?;
+                    anyhow::ensure!(r.status.as_u16() == 200, "{path}: {}", r.status);
+                }
+                Ok::<f64, anyhow::Error>(started.elapsed().as_secs_f64() / f64::from(requests))
+            }
+        };
+        let detail = mean(format!("/api/v1/cases/{id}")).await?;
+        let list = mean("/api/v1/cases?limit=25".to_owned()).await?;
+        means.push((detail, list));
+        platform.stop().await?;
+    }
+    let [(detail, list), (detail_base, list_base)] = means[..] else {
+        anyhow::bail!("two runs expected");
+    };
+    println!("  over HTTP, one client, {requests} requests each (alice, case-worker):");
+    println!(
+        "    case detail   {:>8.0} µs with the policy, {:>8.0} µs allowing all: +{:.0} µs per request (ratio {:.2})",
+        detail * 1e6,
+        detail_base * 1e6,
+        (detail - detail_base) * 1e6,
+        detail / detail_base
+    );
+    println!(
+        "    list page     {:>8.0} µs with the policy, {:>8.0} µs allowing all: +{:.0} µs per request (ratio {:.2})",
+        list * 1e6,
+        list_base * 1e6,
+        (list - list_base) * 1e6,
+        list / list_base
+    );
     Ok(())
 }

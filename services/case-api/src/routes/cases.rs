@@ -285,7 +285,9 @@ pub async fn list_cases(
         None => None,
     };
     let visible = authz::filter(&state, &auth).await?;
-    let public_text_only = !authz::allowed(&state, &auth, authz::READ_INTERNAL).await?;
+    // Only a search can touch comments; skip the decision otherwise.
+    let searching = p.q.as_deref().is_some_and(|q| !q.trim().is_empty());
+    let public_text_only = searching && !authz::allowed(&state, &auth, authz::READ_INTERNAL).await?;
     let query = CaseQuery {
         stage: p.stage,
         queue: p.queue,
@@ -367,9 +369,12 @@ pub async fn get_case(
         None => Some(now.clone()),
     };
     let mut case = case.ok_or_else(|| ApiError::not_found("case"))?;
-    if !authz::decide(&state, &auth, authz::READ_INTERNAL, Some(&Resource::of(&now)))
-        .await?
-        .allow
+    // Most cases have no internal comment: then there is nothing to decide.
+    let has_internal = case.comments.iter().any(|c| c.visibility != Visibility::Public);
+    if has_internal
+        && !authz::decide(&state, &auth, authz::READ_INTERNAL, Some(&Resource::of(&now)))
+            .await?
+            .allow
     {
         authz::hide_internal_comments(&mut case);
     }
@@ -400,10 +405,11 @@ pub async fn history(state: Data<AppState>, auth: Auth, id: Path<String>) -> Res
     let case_id = resolve_case(&state, &auth.tenant, &id).await?;
     let case = authz::current_case(&state, &auth.tenant, case_id).await?;
     authz::authorize(&state, &auth, "case.history", &case).await?;
-    let internal = authz::decide(&state, &auth, authz::READ_INTERNAL, Some(&Resource::of(&case)))
-        .await?
-        .allow;
     let timeline = state.platform.reads.timeline(&auth.tenant, case_id).await?;
+    let internal = !timeline.iter().any(authz::is_internal_comment)
+        || authz::decide(&state, &auth, authz::READ_INTERNAL, Some(&Resource::of(&case)))
+            .await?
+            .allow;
     Ok(HttpResponse::Ok().json(History {
         items: timeline
             .iter()
