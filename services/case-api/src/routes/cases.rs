@@ -45,7 +45,7 @@ pub async fn resolve_case(state: &AppState, tenant: &str, raw: &str) -> Result<U
     responses(
         (status = 202, description = "Accepted", body = Accepted),
         (status = 201, description = "Opened (with Prefer: wait)", body = Case),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)
     ),
     security(("bearer" = []))
@@ -85,7 +85,7 @@ macro_rules! task_endpoint {
             responses(
                 (status = 202, description = "Accepted", body = Accepted),
                 (status = 200, description = "Done (with Prefer: wait)", body = Case),
-                (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+                (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
                 (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)
             ),
             security(("bearer" = []))
@@ -192,7 +192,7 @@ task_endpoint!(
 #[utoipa::path(
     delete, path = "/api/v1/cases/{id}/tags/{tag}", tag = "cases",
     params(("id" = String, Path, description = "Case id or key"), ("tag" = String, Path), ("Prefer" = Option<String>, Header)),
-    responses((status = 202, body = Accepted), (status = 200, body = Case), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 202, body = Accepted), (status = 200, body = Case), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = []))
 )]
 #[delete("/cases/{id}/tags/{tag}")]

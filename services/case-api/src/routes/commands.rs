@@ -42,7 +42,7 @@ pub struct GenericCommand {
     params(("Prefer" = Option<String>, Header, description = "`wait=N` (RFC 7240)")),
     responses(
         (status = 202, body = Accepted), (status = 200, body = Case), (status = 201, body = Case),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)
     ),
     security(("bearer" = []))
@@ -147,7 +147,7 @@ pub async fn get_command(state: Data<AppState>, auth: Auth, id: Path<String>) ->
 #[utoipa::path(
     post, path = "/api/v1/commands/{id}/cancel", tag = "commands",
     params(("id" = Uuid, Path)),
-    responses((status = 200, body = CommandRecord), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    responses((status = 200, body = CommandRecord), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = []))
 )]
 #[post("/commands/{id}/cancel")]

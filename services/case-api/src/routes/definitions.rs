@@ -22,7 +22,7 @@ pub struct DefinitionList {
 /// The newest version of every definition.
 #[utoipa::path(
     get, path = "/api/v1/definitions", tag = "definitions",
-    responses((status = 200, body = DefinitionList), (status = 401, body = ErrorBody)),
+    responses((status = 200, body = DefinitionList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = []))
 )]
 #[get("/definitions")]

@@ -94,7 +94,7 @@ impl Cursor {
 /// Idle streams get `{"heartbeat": <time>, "position": <last>}` lines.
 #[utoipa::path(
     get, path = "/api/v1/events", tag = "events", params(StreamParams),
-    responses((status = 200, description = "application/x-ndjson: one CloudEvent per line", content_type = "application/x-ndjson"), (status = 401, body = ErrorBody)),
+    responses((status = 200, description = "application/x-ndjson: one CloudEvent per line", content_type = "application/x-ndjson"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = []))
 )]
 #[get("/events")]
