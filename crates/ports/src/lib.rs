@@ -11,10 +11,12 @@
 //!   definitions, checkpoints and the command log.
 //! - [`bus`]: the `Bus` port — topics, consumer groups, committed positions.
 //! - [`policy`]: the `PolicyEngine` port — decisions and visibility filters.
+//! - [`blob`]: the `BlobStore` port — file bytes, streamed and checksummed.
 //! - [`envelope`]: CloudEvents 1.0 (structured JSON) for events, commands
 //!   and outcomes on the bus and the NDJSON stream.
 //! - [`contract`]: the suites that every adapter of a port must pass.
 
+pub mod blob;
 pub mod bus;
 pub mod contract;
 pub mod envelope;
@@ -23,6 +25,7 @@ pub mod event_store;
 pub mod policy;
 pub mod read_store;
 
+pub use blob::{BlobError, BlobInfo, BlobRead, BlobStore, ByteRange, ByteStream};
 pub use bus::{Bus, BusMessage, StartFrom, Subscription, Topic};
 pub use envelope::{CommandEnvelope, CommandOutcome, OutcomeStatus};
 pub use error::{BusError, StoreError};
