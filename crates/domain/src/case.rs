@@ -18,6 +18,7 @@ use crate::types::CaseKey;
 const MAX_TITLE: usize = 200;
 const MAX_TEXT: usize = 20_000;
 const MAX_TAGS: usize = 32;
+const MAX_ATTACHMENTS: usize = 200;
 
 /// Where a case is in its life.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -60,6 +61,19 @@ pub struct CaseLink {
     pub relation: LinkRelation,
 }
 
+/// A file attached to the case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Attachment {
+    pub file_id: Uuid,
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+    pub sha256: String,
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
 /// How a case was resolved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -92,6 +106,9 @@ pub struct Case {
     pub tags: Vec<String>,
     pub links: Vec<CaseLink>,
     pub comments: Vec<Comment>,
+    /// Files attached now (removed ones stay in the history).
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
     pub resolution: Option<Resolution>,
     /// Visible only to the assignee, the queue's managers and admins.
     #[serde(default)]
@@ -361,6 +378,33 @@ impl Case {
                     tag: c.tag.as_str().to_owned(),
                 })
             }
+            CaseCommand::Attach(c) => {
+                if self.attachments.iter().any(|a| a.file_id == c.file_id) {
+                    return Err(DomainError::NoChange("the file is attached already".into()));
+                }
+                if self.attachments.len() >= MAX_ATTACHMENTS {
+                    return Err(DomainError::invalid(
+                        "fileId",
+                        format!("a case has at most {MAX_ATTACHMENTS} attachments"),
+                    ));
+                }
+                let Some(file) = &c.file else {
+                    return Err(DomainError::invalid("fileId", "no such file"));
+                };
+                CaseEvent::AttachmentAdded(AttachmentAdded {
+                    file_id: c.file_id,
+                    name: file.name.clone(),
+                    content_type: file.content_type.clone(),
+                    size: file.size,
+                    sha256: file.sha256.clone(),
+                })
+            }
+            CaseCommand::Detach(c) => {
+                if !self.attachments.iter().any(|a| a.file_id == c.file_id) {
+                    return Err(DomainError::NoChange("the file is not attached".into()));
+                }
+                CaseEvent::AttachmentRemoved(AttachmentRemoved { file_id: c.file_id })
+            }
             CaseCommand::Link(c) => {
                 if c.target == self.id {
                     return Err(DomainError::invalid("target", "a case can not link to itself"));
@@ -469,6 +513,16 @@ impl Case {
                 target: e.target,
                 relation: e.relation,
             }),
+            CaseEvent::AttachmentAdded(e) => self.attachments.push(Attachment {
+                file_id: e.file_id,
+                name: e.name.clone(),
+                content_type: e.content_type.clone(),
+                size: e.size,
+                sha256: e.sha256.clone(),
+                by: meta.actor.to_owned(),
+                at: meta.time,
+            }),
+            CaseEvent::AttachmentRemoved(e) => self.attachments.retain(|a| a.file_id != e.file_id),
             CaseEvent::Resolved(e) => {
                 self.status = CaseStatus::Resolved;
                 self.resolution = Some(Resolution {
@@ -767,6 +821,30 @@ mod tests {
         assert_eq!(s.case.tags, vec!["refund"]);
         s.then_rejects(tag("refund"), "CW-NO-CHANGE");
         s.then_rejects(untag("vip"), "CW-NO-CHANGE");
+    }
+
+    #[test]
+    fn files_attach_once_carry_their_facts_and_detach() {
+        let file = Uuid::now_v7();
+        let facts = FileFacts {
+            name: "damage.jpg".into(),
+            content_type: "image/jpeg".into(),
+            size: 1234,
+            sha256: "ab".repeat(32),
+        };
+        let attach = |f: Option<FileFacts>| CaseCommand::Attach(AttachFile { file_id: file, file: f });
+        let detach = CaseCommand::Detach(DetachFile { file_id: file });
+        let s = given(&[open(), attach(Some(facts.clone()))]);
+        let a = &s.case.attachments[0];
+        assert_eq!(
+            (a.name.as_str(), a.size, a.sha256.as_str()),
+            ("damage.jpg", 1234, facts.sha256.as_str())
+        );
+        s.then_rejects(attach(Some(facts.clone())), "CW-NO-CHANGE");
+        given(&[open()]).then_rejects(attach(None), "CW-VALIDATION");
+        let s = given(&[open(), attach(Some(facts)), detach.clone()]);
+        assert!(s.case.attachments.is_empty());
+        s.then_rejects(detach, "CW-NO-CHANGE");
     }
 
     #[test]

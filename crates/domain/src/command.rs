@@ -148,6 +148,35 @@ pub struct LinkCase {
     pub relation: LinkRelation,
 }
 
+/// What the storage API knows of an uploaded file. The API fills it in from
+/// its own record, whatever a client sent, so the event carries facts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileFacts {
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+    /// Lower-case hex SHA-256 of the bytes.
+    pub sha256: String,
+}
+
+/// Attach an uploaded file (`POST /api/v1/files`) to the case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttachFile {
+    pub file_id: Uuid,
+    /// Set by the API from the file's record; clients leave it out.
+    #[serde(default)]
+    pub file: Option<FileFacts>,
+}
+
+/// Remove an attachment from the case (the file stays in its history).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DetachFile {
+    pub file_id: Uuid,
+}
+
 /// Resolve the case with a resolution code.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -197,6 +226,10 @@ pub enum CaseCommand {
     Untag(TagCase),
     #[serde(rename = "case.link")]
     Link(LinkCase),
+    #[serde(rename = "case.attach")]
+    Attach(AttachFile),
+    #[serde(rename = "case.detach")]
+    Detach(DetachFile),
     #[serde(rename = "case.resolve")]
     Resolve(ResolveCase),
     #[serde(rename = "case.close")]
@@ -220,6 +253,8 @@ impl CaseCommand {
             CaseCommand::Tag(_) => "case.tag",
             CaseCommand::Untag(_) => "case.untag",
             CaseCommand::Link(_) => "case.link",
+            CaseCommand::Attach(_) => "case.attach",
+            CaseCommand::Detach(_) => "case.detach",
             CaseCommand::Resolve(_) => "case.resolve",
             CaseCommand::Close(_) => "case.close",
             CaseCommand::Reopen(_) => "case.reopen",
@@ -239,6 +274,8 @@ impl CaseCommand {
         ("case.tag", "TagCase"),
         ("case.untag", "TagCase"),
         ("case.link", "LinkCase"),
+        ("case.attach", "AttachFile"),
+        ("case.detach", "DetachFile"),
         ("case.resolve", "ResolveCase"),
         ("case.close", "CloseCase"),
         ("case.reopen", "ReopenCase"),

@@ -96,6 +96,23 @@ pub struct CaseLinked {
     pub relation: LinkRelation,
 }
 
+/// A file was attached: what it was when attached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentAdded {
+    pub file_id: Uuid,
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentRemoved {
+    pub file_id: Uuid,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CaseResolved {
@@ -143,6 +160,10 @@ pub enum CaseEvent {
     Untagged(TagChanged),
     #[serde(rename = "linked")]
     Linked(CaseLinked),
+    #[serde(rename = "attachment-added")]
+    AttachmentAdded(AttachmentAdded),
+    #[serde(rename = "attachment-removed")]
+    AttachmentRemoved(AttachmentRemoved),
     #[serde(rename = "resolved")]
     Resolved(CaseResolved),
     #[serde(rename = "closed")]
@@ -166,6 +187,8 @@ impl CaseEvent {
             CaseEvent::Tagged(_) => "tagged",
             CaseEvent::Untagged(_) => "untagged",
             CaseEvent::Linked(_) => "linked",
+            CaseEvent::AttachmentAdded(_) => "attachment-added",
+            CaseEvent::AttachmentRemoved(_) => "attachment-removed",
             CaseEvent::Resolved(_) => "resolved",
             CaseEvent::Closed(_) => "closed",
             CaseEvent::Reopened(_) => "reopened",
@@ -207,6 +230,8 @@ impl CaseEvent {
         ("tagged", "TagChanged"),
         ("untagged", "TagChanged"),
         ("linked", "CaseLinked"),
+        ("attachment-added", "AttachmentAdded"),
+        ("attachment-removed", "AttachmentRemoved"),
         ("resolved", "CaseResolved"),
         ("closed", "CaseClosed"),
         ("reopened", "CaseReopened"),

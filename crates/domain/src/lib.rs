@@ -19,7 +19,7 @@ pub mod error;
 pub mod event;
 pub mod types;
 
-pub use case::{Case, CaseStatus, Comment, Decision, EventMeta};
+pub use case::{Attachment, Case, CaseStatus, Comment, Decision, EventMeta};
 pub use command::CaseCommand;
 pub use definition::CaseDefinition;
 pub use error::DomainError;

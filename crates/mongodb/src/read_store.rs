@@ -21,8 +21,8 @@ use async_trait::async_trait;
 use casewire_domain::{Case, CaseDefinition};
 use casewire_ports::read_store::{searchable_text, sortable_time};
 use casewire_ports::{
-    CancelResult, CaseQuery, CaseSummary, ClaimResult, Clause, CommandRecord, CommandStatus, EventRecord, Page,
-    ReadStore, SortKey, StoreError,
+    CancelResult, CaseQuery, CaseSummary, ClaimResult, Clause, CommandRecord, CommandStatus, EventRecord, FileRecord,
+    FileState, Page, ReadStore, SortKey, StoreError,
 };
 use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, Regex, doc};
@@ -100,6 +100,62 @@ fn visibility(clauses: &[Clause]) -> Document {
         })
         .collect();
     doc! {"$or": ors}
+}
+
+fn file_state_str(s: FileState) -> &'static str {
+    match s {
+        FileState::Uploaded => "uploaded",
+        FileState::Pinned => "pinned",
+        FileState::Sweeping => "sweeping",
+    }
+}
+
+/// A file record as a document: the fields that updates touch are native
+/// (state, cases, detachedAt), the rest plain values.
+fn file_doc(f: &FileRecord) -> Result<Document, StoreError> {
+    Ok(doc! {
+        "_id": case_id(&f.tenant, f.id),
+        "tenant": &f.tenant,
+        "id": f.id.to_string(),
+        "name": &f.name,
+        "contentType": &f.content_type,
+        "size": i64_of(f.size),
+        "sha256": &f.sha256,
+        "uploadedBy": &f.uploaded_by,
+        "uploadedAt": sortable_time(f.uploaded_at),
+        "cases": f.cases.iter().map(Uuid::to_string).collect::<Vec<_>>(),
+        "state": file_state_str(f.state),
+        "detachedAt": f.detached_at.map_or(Bson::Null, |t| Bson::String(time_text(t))),
+    })
+}
+
+fn file_of(d: &Document) -> Result<FileRecord, StoreError> {
+    let text = |k: &str| d.get_str(k).map(str::to_owned).map_err(corrupt);
+    let state = match d.get_str("state").map_err(corrupt)? {
+        "uploaded" => FileState::Uploaded,
+        "pinned" => FileState::Pinned,
+        "sweeping" => FileState::Sweeping,
+        other => return Err(corrupt(format!("unknown file state {other}"))),
+    };
+    let cases = d
+        .get_array("cases")
+        .map_err(corrupt)?
+        .iter()
+        .map(|c| c.as_str().unwrap_or_default().parse::<Uuid>().map_err(corrupt))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(FileRecord {
+        id: text("id")?.parse().map_err(corrupt)?,
+        tenant: text("tenant")?,
+        name: text("name")?,
+        content_type: text("contentType")?,
+        size: u64_of(d.get_i64("size").map_err(corrupt)?)?,
+        sha256: text("sha256")?,
+        uploaded_by: text("uploadedBy")?,
+        uploaded_at: parse_time(&text("uploadedAt")?)?,
+        cases,
+        state,
+        detached_at: d.get_str("detachedAt").ok().map(parse_time).transpose()?,
+    })
 }
 
 fn case_id(tenant: &str, id: Uuid) -> String {
@@ -192,6 +248,7 @@ pub struct MongoReadStore {
     definitions: Collection<Document>,
     checkpoints: Collection<Document>,
     commands: Collection<CommandDoc>,
+    files: Collection<Document>,
 }
 
 impl MongoReadStore {
@@ -204,6 +261,7 @@ impl MongoReadStore {
             definitions: db.collection("definitions"),
             checkpoints: db.collection("checkpoints"),
             commands: db.collection("commands"),
+            files: db.collection("files"),
         };
         ensure_indexes(
             &store.cases,
@@ -240,6 +298,11 @@ impl MongoReadStore {
         ensure_indexes(
             &store.db.collection("commands"),
             vec![index("unfinished", doc! {"caseId": 1, "tenant": 1, "status": 1}, false)],
+        )
+        .await?;
+        ensure_indexes(
+            &store.files,
+            vec![index("sweep", doc! {"state": 1, "uploadedAt": 1}, false)],
         )
         .await?;
         store.upgrade_layout().await?;
@@ -611,6 +674,127 @@ impl ReadStore for MongoReadStore {
         self.commands
             .replace_one(doc! {"_id": record.id.to_string()}, CommandDoc::of(record)?)
             .upsert(true)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn insert_file(&self, file: &FileRecord) -> Result<(), StoreError> {
+        self.files.insert_one(file_doc(file)?).await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn get_file(&self, tenant: &str, id: Uuid) -> Result<Option<FileRecord>, StoreError> {
+        self.files
+            .find_one(doc! {"_id": case_id(tenant, id)})
+            .await
+            .map_err(map_err)?
+            .map(|d| file_of(&d))
+            .transpose()
+    }
+
+    async fn pin_file(&self, tenant: &str, id: Uuid) -> Result<bool, StoreError> {
+        let r = self
+            .files
+            .update_one(
+                doc! {"_id": case_id(tenant, id), "state": {"$ne": "sweeping"}},
+                doc! {"$set": {"state": "pinned"}},
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(r.matched_count == 1)
+    }
+
+    async fn link_file(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        case: Uuid,
+        attached: bool,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        let key = case_id(tenant, id);
+        if attached {
+            self.files
+                .update_one(
+                    doc! {"_id": &key},
+                    doc! {"$addToSet": {"cases": case.to_string()}, "$set": {"detachedAt": Bson::Null}},
+                )
+                .await
+                .map_err(map_err)?;
+            // An attachment is a pin, even if the API's pin was lost.
+            self.files
+                .update_one(
+                    doc! {"_id": &key, "state": "uploaded"},
+                    doc! {"$set": {"state": "pinned"}},
+                )
+                .await
+                .map_err(map_err)?;
+        } else {
+            let r = self
+                .files
+                .update_one(
+                    doc! {"_id": &key, "cases": case.to_string()},
+                    doc! {"$pull": {"cases": case.to_string()}},
+                )
+                .await
+                .map_err(map_err)?;
+            // Only the removal that emptied the list stamps the time, so a
+            // redelivered removal keeps the first one.
+            if r.modified_count == 1 {
+                self.files
+                    .update_one(
+                        doc! {"_id": &key, "cases": {"$size": 0}},
+                        doc! {"$set": {"detachedAt": time_text(at)}},
+                    )
+                    .await
+                    .map_err(map_err)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn claim_unattached_files(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<FileRecord>, StoreError> {
+        let candidates: Vec<Document> = self
+            .files
+            .find(doc! {"$or": [
+                {"state": "uploaded", "uploadedAt": {"$lt": sortable_time(cutoff)}},
+                {"state": "sweeping"},
+            ]})
+            .sort(doc! {"uploadedAt": 1})
+            .limit(i64_of(limit as u64))
+            .await
+            .map_err(map_err)?
+            .try_collect()
+            .await
+            .map_err(map_err)?;
+        let mut claimed = Vec::new();
+        for d in candidates {
+            // Conditional, so a pin that won the race keeps its file.
+            let r = self
+                .files
+                .update_one(
+                    doc! {"_id": d.get("_id").cloned().unwrap_or(Bson::Null), "state": {"$in": ["uploaded", "sweeping"]}},
+                    doc! {"$set": {"state": "sweeping"}},
+                )
+                .await
+                .map_err(map_err)?;
+            if r.matched_count == 1 {
+                let mut f = file_of(&d)?;
+                f.state = FileState::Sweeping;
+                claimed.push(f);
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn delete_file(&self, tenant: &str, id: Uuid) -> Result<(), StoreError> {
+        self.files
+            .delete_one(doc! {"_id": case_id(tenant, id)})
             .await
             .map_err(map_err)?;
         Ok(())

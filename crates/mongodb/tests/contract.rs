@@ -52,8 +52,9 @@ async fn passes_the_event_store_contract() {
 async fn passes_the_read_store_contract() {
     let Some(s) = settings() else { return };
     let db = casewire_mongodb::connect(&s).await.unwrap();
-    let store = MongoReadStore::open(&db).await.unwrap();
-    casewire_ports::contract::read_store_contract(Arc::new(store)).await;
+    let store = Arc::new(MongoReadStore::open(&db).await.unwrap());
+    casewire_ports::contract::read_store_contract(store.clone()).await;
+    casewire_ports::contract_files::file_records_contract(store).await;
 }
 
 #[tokio::test]

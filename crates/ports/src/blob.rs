@@ -117,12 +117,15 @@ pub trait BlobStore: Send + Sync + 'static {
     /// `expires`, built on the configured public endpoint; `None` when the
     /// backend has no such thing (local disk). `filename` sets
     /// `Content-Disposition`.
-    async fn presign_get(&self, key: &str, expires: Duration, filename: Option<&str>)
-    -> Result<Option<String>, BlobError>;
+    async fn presign_get(
+        &self,
+        key: &str,
+        expires: Duration,
+        filename: Option<&str>,
+    ) -> Result<Option<String>, BlobError>;
     /// A URL to which a client can `PUT` the blob's bytes until `expires`;
     /// `None` when the backend has no such thing.
-    async fn presign_put(&self, key: &str, content_type: &str, expires: Duration)
-    -> Result<Option<String>, BlobError>;
+    async fn presign_put(&self, key: &str, content_type: &str, expires: Duration) -> Result<Option<String>, BlobError>;
     /// Whether the backend answers.
     async fn ping(&self) -> Result<(), BlobError>;
 }

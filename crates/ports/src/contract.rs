@@ -242,6 +242,7 @@ fn case(tenant: &str, n: u32, revision: u64) -> Case {
         },
         links: vec![],
         comments: vec![],
+        attachments: vec![],
         resolution: None,
         confidential: n.is_multiple_of(5),
         created_by: if n.is_multiple_of(4) {
@@ -734,4 +735,230 @@ pub async fn bus_contract<B: Bus>(bus: Arc<B>) {
         "groups are independent"
     );
     bus.ping().await.expect("ping");
+}
+
+/// The `BlobStore` promises. Give it a store of its own (fresh directory,
+/// bucket or key prefix). The large body is 11 MiB + 17 bytes, so an S3
+/// adapter configured with 5 MiB parts (the S3 minimum) goes through a
+/// three-part multipart upload, its abort paths included. The expected
+/// SHA-256 values are constants computed outside Rust, so the adapter's
+/// hashing is checked against an independent implementation.
+pub async fn blob_store_contract<S: BlobStore>(store: Arc<S>) {
+    use bytes::Bytes;
+    use futures::StreamExt;
+
+    const EMPTY_SHA: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    const SMALL: &[u8] = b"hello, blob\n";
+    const SMALL_SHA: &str = "392033f3c6621200e3f594e2fb7f2ea2b6d1e13801d75d5c6203ce9507de4965";
+    const LARGE_LEN: usize = 11 * 1024 * 1024 + 17;
+    const LARGE_SHA: &str = "c7529d6f507684aa3580473d89a9bf8963fe902c87ba1efe5dc90d55c3c164b2";
+    const WRONG_SHA: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+    // xorshift64: incompressible, deterministic, and cheap to reproduce
+    // (`python3` computed LARGE_SHA from the same generator).
+    fn large_body() -> Vec<u8> {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut out = Vec::with_capacity(LARGE_LEN + 8);
+        while out.len() < LARGE_LEN {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        out.truncate(LARGE_LEN);
+        out
+    }
+
+    // Odd chunk sizes (and an empty chunk) so that part boundaries fall
+    // inside chunks.
+    fn chunked(data: &[u8], chunk: usize) -> ByteStream {
+        let mut items: Vec<Result<Bytes, BlobError>> = data
+            .chunks(chunk.max(1))
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        items.insert(items.len().min(1), Ok(Bytes::new()));
+        Box::pin(futures::stream::iter(items))
+    }
+
+    // `data` and then the error, without the rest.
+    fn failing(data: &[u8], chunk: usize, error: BlobError) -> ByteStream {
+        let items: Vec<Result<Bytes, BlobError>> = data
+            .chunks(chunk)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .chain(std::iter::once(Err(error)))
+            .collect();
+        Box::pin(futures::stream::iter(items))
+    }
+
+    async fn read_all(read: BlobRead) -> Vec<u8> {
+        let mut body = read.body;
+        let mut out = Vec::new();
+        while let Some(chunk) = body.next().await {
+            out.extend_from_slice(&chunk.expect("body chunk"));
+        }
+        out
+    }
+
+    async fn assert_absent<S: BlobStore>(store: &S, key: &str, why: &str) {
+        assert_eq!(store.head(key).await.expect("head"), None, "{why}: head finds nothing");
+        match store.get(key, None).await {
+            Err(BlobError::NotFound) => {}
+            other => panic!("{why}: expected NotFound from get, got {other:?}"),
+        }
+    }
+
+    let run = Uuid::now_v7().simple().to_string();
+    let key = |name: &str| format!("contract-{run}/{name}");
+    let large = large_body();
+    let size = LARGE_LEN as u64;
+
+    store.ping().await.expect("ping");
+    assert_absent(&*store, &key("never-written"), "a missing key").await;
+
+    // Empty body.
+    let empty_key = key("empty");
+    let info = store
+        .put(&empty_key, "application/octet-stream", chunked(&[], 1), Some(EMPTY_SHA))
+        .await
+        .expect("put empty");
+    assert_eq!(
+        info,
+        BlobInfo {
+            key: empty_key.clone(),
+            size: 0,
+            content_type: "application/octet-stream".into(),
+            sha256: EMPTY_SHA.into(),
+        }
+    );
+    assert_eq!(store.head(&empty_key).await.expect("head"), Some(info.clone()));
+    let read = store.get(&empty_key, None).await.expect("get empty");
+    assert_eq!(read.info, info);
+    assert_eq!(read.range, None);
+    assert!(read_all(read).await.is_empty(), "an empty blob reads empty");
+    match store.get(&empty_key, Some(ByteRange::From { start: 0, end: None })).await {
+        Err(BlobError::InvalidRange { size: 0 }) => {}
+        other => panic!("an empty blob has no ranges, got {other:?}"),
+    }
+
+    // Small body, content type kept, no expected checksum.
+    let small_key = key("small.txt");
+    let content_type = "text/plain; charset=utf-8";
+    let info = store
+        .put(&small_key, content_type, chunked(SMALL, 5), None)
+        .await
+        .expect("put small");
+    assert_eq!(
+        info,
+        BlobInfo {
+            key: small_key.clone(),
+            size: SMALL.len() as u64,
+            content_type: content_type.into(),
+            sha256: SMALL_SHA.into(),
+        },
+        "put reports the size and the SHA-256 it computed"
+    );
+    assert_eq!(store.head(&small_key).await.expect("head"), Some(info.clone()));
+    let read = store.get(&small_key, None).await.expect("get small");
+    assert_eq!(read.info, info, "get reports the same info as put");
+    assert_eq!(read_all(read).await, SMALL);
+
+    // Large body (multipart on S3), with the right expected checksum.
+    let large_key = key("large.bin");
+    let info = store
+        .put(&large_key, "application/pdf", chunked(&large, 100_003), Some(LARGE_SHA))
+        .await
+        .expect("put large");
+    assert_eq!((info.size, info.sha256.as_str()), (size, LARGE_SHA));
+    assert_eq!(info.content_type, "application/pdf");
+    assert_eq!(store.head(&large_key).await.expect("head"), Some(info.clone()));
+    let read = store.get(&large_key, None).await.expect("get large");
+    assert_eq!(read.info, info);
+    assert!(read_all(read).await == large, "the large body round-trips byte for byte");
+
+    // Ranges, inclusive like HTTP; one crosses the 5 MiB part boundary.
+    let five = 5 * 1024 * 1024;
+    let cases = [
+        (ByteRange::From { start: 0, end: Some(9) }, (0, 9)),
+        (ByteRange::From { start: five - 3, end: Some(five + 2) }, (five - 3, five + 2)),
+        (ByteRange::From { start: size - 10, end: None }, (size - 10, size - 1)),
+        (ByteRange::From { start: size - 5, end: Some(size + 1000) }, (size - 5, size - 1)),
+        (ByteRange::Suffix(10), (size - 10, size - 1)),
+        (ByteRange::Suffix(size + 100), (0, size - 1)),
+        (ByteRange::From { start: 7, end: Some(7) }, (7, 7)),
+    ];
+    for (range, (start, end)) in cases {
+        let read = store.get(&large_key, Some(range)).await.expect("get range");
+        assert_eq!(read.range, Some((start, end)), "served range of {range:?}");
+        assert_eq!(read.info, info, "a ranged read reports the whole blob's info");
+        let got = read_all(read).await;
+        assert!(
+            got == large[start as usize..=end as usize],
+            "{range:?}: expected {} bytes from {start}, got {} bytes",
+            end - start + 1,
+            got.len()
+        );
+    }
+    let read = store
+        .get(&small_key, Some(ByteRange::From { start: 7, end: Some(10) }))
+        .await
+        .expect("range of small");
+    assert_eq!(read_all(read).await, b"blob");
+    for range in [ByteRange::From { start: size, end: None }, ByteRange::From { start: size + 10, end: Some(size + 20) }] {
+        match store.get(&large_key, Some(range)).await {
+            Err(BlobError::InvalidRange { size: s }) => assert_eq!(s, size, "InvalidRange carries the size"),
+            other => panic!("{range:?} starts past the end, got {other:?}"),
+        }
+    }
+
+    // A wrong checksum stores nothing, small (single request) or large (multipart).
+    for (name, data) in [("bad-small", SMALL), ("bad-large", &large[..])] {
+        let k = key(name);
+        match store.put(&k, "text/plain", chunked(data, 65_537), Some(WRONG_SHA)).await {
+            Err(BlobError::ChecksumMismatch { expected, actual }) => {
+                assert_eq!(expected, WRONG_SHA);
+                let want = if data.len() == SMALL.len() { SMALL_SHA } else { LARGE_SHA };
+                assert_eq!(actual, want, "the mismatch reports the computed SHA-256");
+            }
+            other => panic!("{name}: expected ChecksumMismatch, got {other:?}"),
+        }
+        assert_absent(&*store, &k, name).await;
+    }
+
+    // A stream failing midway: its error comes back and nothing is stored
+    // (once within the first part, once after two full 5 MiB parts).
+    for (name, cut) in [("cut-early", 1000), ("cut-late", 10 * 1024 * 1024 + 5)] {
+        let k = key(name);
+        let refused = BlobError::Refused(format!("{name} by the feeder"));
+        match store.put(&k, "text/plain", failing(&large[..cut], 65_536, refused.clone()), None).await {
+            Err(e) => assert_eq!(e, refused, "{name}: the stream's own error is returned"),
+            Ok(info) => panic!("{name}: a failing stream was stored as {info:?}"),
+        }
+        assert_absent(&*store, &k, name).await;
+    }
+
+    // Delete: gone afterwards, and idempotent.
+    store.delete(&small_key).await.expect("delete");
+    assert_absent(&*store, &small_key, "a deleted key").await;
+    store.delete(&small_key).await.expect("deleting twice is fine");
+    store.delete(&key("never-written")).await.expect("deleting a missing key is fine");
+    assert!(
+        store.head(&large_key).await.expect("head").is_some(),
+        "delete removes only its key"
+    );
+    for k in [&empty_key, &large_key] {
+        store.delete(k).await.expect("delete");
+        assert_absent(&*store, k, "a deleted key").await;
+    }
+
+    // Presigning: a backend has both URLs or neither.
+    let get = store
+        .presign_get(&large_key, Duration::from_secs(60), Some("report.pdf"))
+        .await
+        .expect("presign_get");
+    let put = store
+        .presign_put(&key("direct"), "text/plain", Duration::from_secs(60))
+        .await
+        .expect("presign_put");
+    assert_eq!(get.is_some(), put.is_some(), "presign_get and presign_put agree: {get:?} / {put:?}");
+    store.ping().await.expect("ping");
 }

@@ -19,6 +19,7 @@
 pub mod blob;
 pub mod bus;
 pub mod contract;
+pub mod contract_files;
 pub mod envelope;
 pub mod error;
 pub mod event_store;
@@ -32,5 +33,6 @@ pub use error::{BusError, StoreError};
 pub use event_store::{EventRecord, EventStore, NewEvent};
 pub use policy::{Clause, Decision, PolicyEngine, PolicyError, Resource, Subject, VisibilityFilter};
 pub use read_store::{
-    CancelResult, CaseQuery, CaseSummary, ClaimResult, CommandRecord, CommandStatus, Cursor, Page, ReadStore, SortKey,
+    CancelResult, CaseQuery, CaseSummary, ClaimResult, CommandRecord, CommandStatus, Cursor, FileRecord, FileState,
+    Page, ReadStore, SortKey,
 };

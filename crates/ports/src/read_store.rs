@@ -138,6 +138,38 @@ pub fn searchable_text(case: &Case, with_internal: bool) -> Vec<&str> {
     text
 }
 
+/// An uploaded file, as the storage API keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FileRecord {
+    pub id: Uuid,
+    pub tenant: String,
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+    /// Lower-case hex SHA-256 of the bytes.
+    pub sha256: String,
+    pub uploaded_by: String,
+    pub uploaded_at: DateTime<Utc>,
+    /// The cases the file is attached to now.
+    pub cases: Vec<Uuid>,
+    pub state: FileState,
+    /// When the last case link was removed.
+    pub detached_at: Option<DateTime<Utc>>,
+}
+
+/// Where a file is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum FileState {
+    /// Uploaded, attached to no case yet; swept after `storage.unattached_ttl_secs`.
+    Uploaded,
+    /// An attach was accepted: kept for good (the case history names it).
+    Pinned,
+    /// Claimed by the sweeper; its bytes are being removed.
+    Sweeping,
+}
+
 /// A time rendered so that string order is time order.
 pub fn sortable_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
@@ -284,6 +316,29 @@ pub trait ReadStore: Send + Sync + 'static {
     async fn finish_command(&self, record: &CommandRecord) -> Result<(), StoreError>;
     /// Deletes every case projection and the projector checkpoints (for replay).
     async fn reset_projections(&self) -> Result<(), StoreError>;
+    /// Records an uploaded file (its bytes are already stored).
+    async fn insert_file(&self, file: &FileRecord) -> Result<(), StoreError>;
+    /// A file of the tenant.
+    async fn get_file(&self, tenant: &str, id: Uuid) -> Result<Option<FileRecord>, StoreError>;
+    /// Marks a file as wanted by a case (before an attach is accepted), so the
+    /// sweeper never takes it. False when the file is gone or being swept.
+    async fn pin_file(&self, tenant: &str, id: Uuid) -> Result<bool, StoreError>;
+    /// Adds (`attached`) or removes a case link, idempotently; the
+    /// projector calls it for `attachment-added` / `attachment-removed`.
+    async fn link_file(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        case_id: Uuid,
+        attached: bool,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Claims for removal, atomically, every unpinned file uploaded before
+    /// `cutoff` (and those claimed before but not yet removed) and returns
+    /// them; a claimed file can no longer be pinned.
+    async fn claim_unattached_files(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<Vec<FileRecord>, StoreError>;
+    /// Forgets a file (its bytes are gone).
+    async fn delete_file(&self, tenant: &str, id: Uuid) -> Result<(), StoreError>;
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }

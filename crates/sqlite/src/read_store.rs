@@ -9,9 +9,10 @@ use async_trait::async_trait;
 use casewire_domain::{Case, CaseDefinition};
 use casewire_ports::read_store::{searchable_text, sortable_time};
 use casewire_ports::{
-    CancelResult, CaseQuery, CaseSummary, ClaimResult, Clause, CommandRecord, CommandStatus, EventRecord, Page,
-    ReadStore, SortKey, StoreError,
+    CancelResult, CaseQuery, CaseSummary, ClaimResult, Clause, CommandRecord, CommandStatus, EventRecord, FileRecord,
+    FileState, Page, ReadStore, SortKey, StoreError,
 };
+use chrono::{DateTime, Utc};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use uuid::Uuid;
@@ -92,6 +93,15 @@ CREATE TABLE IF NOT EXISTS commands (
     status TEXT NOT NULL,
     record TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS files (
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    uploaded_at TEXT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (tenant, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS files_sweep ON files (state, uploaded_at);
 CREATE INDEX IF NOT EXISTS commands_unfinished ON commands (case_id, tenant) WHERE status IN ('pending', 'processing');
 ";
 
@@ -116,6 +126,14 @@ fn status_str(s: CommandStatus) -> &'static str {
         CommandStatus::Processed => "processed",
         CommandStatus::Rejected => "rejected",
         CommandStatus::Cancelled => "cancelled",
+    }
+}
+
+fn file_state_str(s: FileState) -> &'static str {
+    match s {
+        FileState::Uploaded => "uploaded",
+        FileState::Pinned => "pinned",
+        FileState::Sweeping => "sweeping",
     }
 }
 
@@ -215,6 +233,44 @@ impl SqliteReadStore {
             tx.commit().map_err(map_err)
         })?;
         Ok(SqliteReadStore { db })
+    }
+
+    /// Read-modify-write of one file record in a write transaction; `change`
+    /// says whether it applied. False when the file does not exist.
+    async fn update_file(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        change: impl FnOnce(&mut FileRecord) -> bool + Send + 'static,
+    ) -> Result<bool, StoreError> {
+        let (tenant, id) = (tenant.to_owned(), id.to_string());
+        self.db
+            .write(move |conn| {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(map_err)?;
+                let record: Option<String> = tx
+                    .query_row(
+                        "SELECT record FROM files WHERE tenant = ?1 AND id = ?2",
+                        params![tenant, id],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(map_err)?;
+                let Some(record) = record else { return Ok(false) };
+                let mut file: FileRecord = serde_json::from_str(&record).map_err(corrupt)?;
+                if !change(&mut file) {
+                    return Ok(false);
+                }
+                tx.execute(
+                    "UPDATE files SET state = ?3, record = ?4 WHERE tenant = ?1 AND id = ?2",
+                    params![tenant, id, file_state_str(file.state), to_json(&file)?],
+                )
+                .map_err(map_err)?;
+                tx.commit().map_err(map_err)?;
+                Ok(true)
+            })
+            .await
     }
 
     async fn one_case(&self, sql: &'static str, tenant: &str, arg: String) -> Result<Option<Case>, StoreError> {
@@ -658,6 +714,125 @@ impl ReadStore for SqliteReadStore {
             .await
     }
 
+    async fn insert_file(&self, file: &FileRecord) -> Result<(), StoreError> {
+        let (tenant, id, record) = (file.tenant.clone(), file.id.to_string(), to_json(file)?);
+        let (state, uploaded_at) = (file_state_str(file.state), sortable_time(file.uploaded_at));
+        self.db
+            .write(move |conn| {
+                conn.execute(
+                    "INSERT INTO files (tenant, id, state, uploaded_at, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![tenant, id, state, uploaded_at, record],
+                )
+                .map_err(map_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_file(&self, tenant: &str, id: Uuid) -> Result<Option<FileRecord>, StoreError> {
+        let (tenant, id) = (tenant.to_owned(), id.to_string());
+        self.db
+            .read(move |conn| {
+                let record: Option<String> = conn
+                    .prepare_cached("SELECT record FROM files WHERE tenant = ?1 AND id = ?2")
+                    .map_err(map_err)?
+                    .query_row(params![tenant, id], |r| r.get(0))
+                    .optional()
+                    .map_err(map_err)?;
+                record.map(|r| serde_json::from_str(&r).map_err(corrupt)).transpose()
+            })
+            .await
+    }
+
+    async fn pin_file(&self, tenant: &str, id: Uuid) -> Result<bool, StoreError> {
+        self.update_file(tenant, id, |f| {
+            if f.state == FileState::Sweeping {
+                return false;
+            }
+            f.state = FileState::Pinned;
+            true
+        })
+        .await
+    }
+
+    async fn link_file(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        case_id: Uuid,
+        attached: bool,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.update_file(tenant, id, move |f| {
+            let had = f.cases.contains(&case_id);
+            if attached && !had {
+                f.cases.push(case_id);
+                f.detached_at = None;
+            } else if !attached && had {
+                f.cases.retain(|c| *c != case_id);
+                if f.cases.is_empty() {
+                    f.detached_at = Some(at);
+                }
+            }
+            // An attachment is a pin, even if the API's pin was lost.
+            if attached && f.state == FileState::Uploaded {
+                f.state = FileState::Pinned;
+            }
+            true
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn claim_unattached_files(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<Vec<FileRecord>, StoreError> {
+        let cutoff = sortable_time(cutoff);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.db
+            .write(move |conn| {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(map_err)?;
+                let mut claimed = Vec::new();
+                {
+                    let mut stmt = tx
+                        .prepare_cached(
+                            "SELECT record FROM files WHERE (state = 'uploaded' AND uploaded_at < ?1) OR state = 'sweeping'
+                             ORDER BY uploaded_at LIMIT ?2",
+                        )
+                        .map_err(map_err)?;
+                    let rows = stmt
+                        .query_map(params![cutoff, limit], |r| r.get::<_, String>(0))
+                        .map_err(map_err)?;
+                    for row in rows {
+                        let mut f: FileRecord = serde_json::from_str(&row.map_err(map_err)?).map_err(corrupt)?;
+                        f.state = FileState::Sweeping;
+                        claimed.push(f);
+                    }
+                }
+                for f in &claimed {
+                    tx.execute(
+                        "UPDATE files SET state = 'sweeping', record = ?3 WHERE tenant = ?1 AND id = ?2",
+                        params![f.tenant, f.id.to_string(), to_json(f)?],
+                    )
+                    .map_err(map_err)?;
+                }
+                tx.commit().map_err(map_err)?;
+                Ok(claimed)
+            })
+            .await
+    }
+
+    async fn delete_file(&self, tenant: &str, id: Uuid) -> Result<(), StoreError> {
+        let (tenant, id) = (tenant.to_owned(), id.to_string());
+        self.db
+            .write(move |conn| {
+                conn.execute("DELETE FROM files WHERE tenant = ?1 AND id = ?2", params![tenant, id])
+                    .map_err(map_err)?;
+                Ok(())
+            })
+            .await
+    }
+
     async fn reset_projections(&self) -> Result<(), StoreError> {
         self.db
             .write(|conn| {
@@ -687,8 +862,9 @@ mod tests {
     #[tokio::test]
     async fn passes_the_read_store_contract() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteReadStore::open(&dir.path().join("read.db"), Durability::Normal).unwrap();
-        casewire_ports::contract::read_store_contract(Arc::new(store)).await;
+        let store = Arc::new(SqliteReadStore::open(&dir.path().join("read.db"), Durability::Normal).unwrap());
+        casewire_ports::contract::read_store_contract(store.clone()).await;
+        casewire_ports::contract_files::file_records_contract(store).await;
     }
 
     #[tokio::test]

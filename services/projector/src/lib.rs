@@ -15,7 +15,7 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use casewire_domain::Case;
+use casewire_domain::{Case, CaseEvent};
 use casewire_ports::envelope::event_from_json;
 use casewire_ports::{EventRecord, StoreError, Topic};
 use casewire_runtime::Platform;
@@ -61,6 +61,22 @@ impl Projector {
         cache.get(key).filter(|c| c.revision + 1 == revision).cloned()
     }
 
+    /// Keeps the files' case links in step with attachment events. Called
+    /// only for events the case has not seen yet (before the case is
+    /// stored, so a crash in between repeats an idempotent link), never for
+    /// redeliveries, which could re-add a link removed since.
+    async fn link_file(&self, record: &EventRecord, event: &CaseEvent) -> Result<(), StoreError> {
+        let (file, attached) = match event {
+            CaseEvent::AttachmentAdded(a) => (a.file_id, true),
+            CaseEvent::AttachmentRemoved(r) => (r.file_id, false),
+            _ => return Ok(()),
+        };
+        self.platform
+            .reads
+            .link_file(&record.tenant, file, record.case_id, attached, record.time)
+            .await
+    }
+
     /// Applies one event; returns whether anything changed.
     pub async fn project(&self, record: &EventRecord) -> Result<bool, StoreError> {
         let key = (record.tenant.clone(), record.case_id);
@@ -79,7 +95,9 @@ impl Projector {
         let mut case = current;
         let mut stored = true;
         if record.revision == case.revision + 1 {
-            case.apply(&record.meta(), &record.case_event()?);
+            let event = record.case_event()?;
+            self.link_file(record, &event).await?;
+            case.apply(&record.meta(), &event);
             stored = self.platform.reads.apply_case(&case, record).await?;
         } else {
             // A gap: fill it from the source of truth.
@@ -90,7 +108,9 @@ impl Projector {
                 .load_after(&record.tenant, record.case_id, case.revision)
                 .await?;
             for earlier in missing.iter().filter(|e| e.revision <= record.revision) {
-                case.apply(&earlier.meta(), &earlier.case_event()?);
+                let event = earlier.case_event()?;
+                self.link_file(earlier, &event).await?;
+                case.apply(&earlier.meta(), &event);
                 stored &= self.platform.reads.apply_case(&case, earlier).await?;
             }
         }

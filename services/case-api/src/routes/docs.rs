@@ -51,8 +51,10 @@ impl Modify for BearerAuth {
         CaseDefinition, definitions::DefinitionList, commands::GenericCommand,
         CaseCommand, OpenCase, ReviseDetails, AssignCase, UnassignCase, RouteCase, MoveToStage, PrioritizeCase,
         CommentOnCase, Visibility, TagCase, LinkCase, LinkRelation, ResolveCase, CloseCase, ReopenCase, Requester,
+        AttachFile, DetachFile, FileFacts, casewire_domain::case::Attachment,
         CaseEvent, CaseOpened, DetailsRevised, CaseAssigned, CaseUnassigned, CaseRouted, StageChanged,
         CasePrioritized, CommentAdded, TagChanged, CaseLinked, CaseResolved, CaseClosed, CaseReopened,
+        AttachmentAdded, AttachmentRemoved,
     )),
     modifiers(&BearerAuth),
     tags(

@@ -1,0 +1,94 @@
+//! The `ReadStore` promises about file records (uploads, pins, case links
+//! and the sweeper's claims), run against every read-store adapter.
+
+// A test suite shipped as library code: a panic is the report.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use uuid::Uuid;
+
+use crate::{FileRecord, FileState, ReadStore};
+
+fn file(tenant: &str, age_minutes: i64) -> FileRecord {
+    FileRecord {
+        id: Uuid::now_v7(),
+        tenant: tenant.into(),
+        name: "Scan 1 (final).pdf".into(),
+        content_type: "application/pdf".into(),
+        size: 5_000_000_000,
+        sha256: "ab".repeat(32),
+        uploaded_by: "alice".into(),
+        // Microseconds, as every store keeps them.
+        uploaded_at: chrono::DateTime::from_timestamp_micros(
+            (Utc::now() - Duration::minutes(age_minutes)).timestamp_micros(),
+        )
+        .unwrap(),
+        cases: vec![],
+        state: FileState::Uploaded,
+        detached_at: None,
+    }
+}
+
+/// File records: round trip, tenancy, pins, links and sweeping.
+pub async fn file_records_contract<S: ReadStore>(store: Arc<S>) {
+    let tenant = format!("t-{}", Uuid::now_v7().simple());
+    let old = file(&tenant, 120);
+    let young = file(&tenant, 0);
+    let pinned = file(&tenant, 120);
+    for f in [&old, &young, &pinned] {
+        store.insert_file(f).await.expect("insert");
+    }
+    assert_eq!(
+        store.get_file(&tenant, old.id).await.unwrap(),
+        Some(old.clone()),
+        "round trip"
+    );
+    assert_eq!(store.get_file("other", old.id).await.unwrap(), None, "scoped by tenant");
+    assert!(store.pin_file(&tenant, pinned.id).await.unwrap());
+    assert!(
+        store.pin_file(&tenant, pinned.id).await.unwrap(),
+        "pinning twice is fine"
+    );
+    assert!(!store.pin_file(&tenant, Uuid::now_v7()).await.unwrap(), "no such file");
+    assert!(!store.pin_file("other", pinned.id).await.unwrap(), "not across tenants");
+
+    // Links: idempotent adds and removes; the last removal stamps detachedAt.
+    let (case_a, case_b) = (Uuid::now_v7(), Uuid::now_v7());
+    let at = chrono::DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap();
+    for (case, attached) in [(case_a, true), (case_a, true), (case_b, true), (case_a, false)] {
+        store.link_file(&tenant, pinned.id, case, attached, at).await.unwrap();
+    }
+    let got = store.get_file(&tenant, pinned.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.cases.clone(), got.state, got.detached_at),
+        (vec![case_b], FileState::Pinned, None)
+    );
+    store.link_file(&tenant, pinned.id, case_b, false, at).await.unwrap();
+    let got = store.get_file(&tenant, pinned.id).await.unwrap().unwrap();
+    assert_eq!((got.cases.is_empty(), got.detached_at), (true, Some(at)));
+
+    // The sweeper claims only old, unpinned files; a claimed file can not be pinned.
+    let cutoff = Utc::now() - Duration::minutes(60);
+    let claimed = store.claim_unattached_files(cutoff, 100).await.unwrap();
+    let ids: Vec<Uuid> = claimed.iter().filter(|f| f.tenant == tenant).map(|f| f.id).collect();
+    assert_eq!(ids, vec![old.id], "old and unpinned only");
+    assert!(!store.pin_file(&tenant, old.id).await.unwrap(), "too late to pin");
+    assert_eq!(
+        store.get_file(&tenant, old.id).await.unwrap().unwrap().state,
+        FileState::Sweeping
+    );
+    // A sweep that died before removing is claimed again.
+    let again = store.claim_unattached_files(cutoff, 100).await.unwrap();
+    assert!(again.iter().any(|f| f.id == old.id));
+    store.delete_file(&tenant, old.id).await.unwrap();
+    store.delete_file(&tenant, old.id).await.unwrap();
+    assert_eq!(store.get_file(&tenant, old.id).await.unwrap(), None);
+    let after = store.claim_unattached_files(cutoff, 100).await.unwrap();
+    assert!(
+        !after.iter().any(|f| f.tenant == tenant),
+        "nothing else of ours is sweepable"
+    );
+    assert!(store.get_file(&tenant, young.id).await.unwrap().is_some());
+}
