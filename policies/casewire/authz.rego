@@ -116,10 +116,13 @@ read_actions := {"case.read", "case.history"}
 work_actions := {
 	"case.reviseDetails", "case.assign", "case.unassign", "case.route", "case.moveToStage", "case.prioritize",
 	"case.comment.internal", "case.comment.public", "case.tag", "case.untag", "case.link",
-	"case.resolve", "case.close", "case.reopen",
+	"case.resolve", "case.close", "case.reopen", "case.attach", "case.detach",
 }
 
-integration_actions := {"case.reviseDetails", "case.comment.internal", "case.comment.public", "case.tag", "case.untag", "case.link"}
+integration_actions := {
+	"case.reviseDetails", "case.comment.internal", "case.comment.public", "case.tag", "case.untag", "case.link",
+	"case.attach",
+}
 
 # Who may change a visible case.
 may_work if is_admin
@@ -183,10 +186,18 @@ allow if {
 	is_integration
 }
 
+# Requesters write public comments and add files (photos, forms) to their cases.
 allow if {
-	input.action == "case.comment.public"
+	input.action in {"case.comment.public", "case.attach"}
 	visible
 	is_requester
+}
+
+# Uploading a file (attaching it is decided on the case). Viewers only read.
+allow if {
+	input.action == "file.upload"
+	some r in roles
+	r in {"case-admin", "case-manager", "case-worker", "requester", "integration"}
 }
 
 # Opening: everyone who works with cases, in their own tenant; workers only

@@ -138,3 +138,15 @@ test_cancelling_commands_follows_who_may_work_the_case if {
 	not decide(vera, "command.cancel", support_case).allow
 	not decide(rita, "command.cancel", support_case).allow
 }
+
+test_files_are_uploaded_by_all_but_viewers_and_attached_like_work if {
+	decide(alice, "file.upload", null).allow
+	decide(rita, "file.upload", null).allow
+	decide(bot, "file.upload", null).allow
+	not decide(vera, "file.upload", null).allow
+	decide(alice, "case.attach", support_case).allow
+	decide(rita, "case.attach", support_case).allow
+	not decide(rita, "case.detach", support_case).allow
+	not decide(vera, "case.attach", support_case).allow
+	not decide(alice, "case.attach", billing_case).allow
+}

@@ -92,7 +92,11 @@ pub fn mask_url(url: &str) -> String {
         let pairs: Vec<(String, String)> = parsed
             .query_pairs()
             .map(|(k, v)| {
-                let v = if is_secret_param(&k) { "***".to_owned() } else { v.into_owned() };
+                let v = if is_secret_param(&k) {
+                    "***".to_owned()
+                } else {
+                    v.into_owned()
+                };
                 (k.into_owned(), v)
             })
             .collect();
@@ -191,7 +195,10 @@ mod tests {
         assert!(masked.contains("access_key=AK"), "access keys are not secret: {masked}");
         assert!(masked.contains("endpoint=http"), "{masked}");
         let masked = mask_url("https://u:pw@h/x?X-Amz-Signature=abc&X-Amz-Credential=AK%2F2024");
-        assert!(!masked.contains("pw") && !masked.contains("abc") && !masked.contains("2024"), "{masked}");
+        assert!(
+            !masked.contains("pw") && !masked.contains("abc") && !masked.contains("2024"),
+            "{masked}"
+        );
         assert_eq!(mask_url("file:///var/lib/casewire"), "file:///var/lib/casewire");
         assert_eq!(mask_url("not a url with secret_key=x"), "<unparseable URL>");
     }
@@ -202,7 +209,10 @@ mod tests {
         assert!(check_sha256(Some("AB"), "ab").is_ok());
         assert_eq!(
             check_sha256(Some("cd"), "ab"),
-            Err(BlobError::ChecksumMismatch { expected: "cd".into(), actual: "ab".into() })
+            Err(BlobError::ChecksumMismatch {
+                expected: "cd".into(),
+                actual: "ab".into()
+            })
         );
         assert_eq!(hex(&[0, 15, 255]), "000fff");
     }

@@ -835,7 +835,10 @@ pub async fn blob_store_contract<S: BlobStore>(store: Arc<S>) {
     assert_eq!(read.info, info);
     assert_eq!(read.range, None);
     assert!(read_all(read).await.is_empty(), "an empty blob reads empty");
-    match store.get(&empty_key, Some(ByteRange::From { start: 0, end: None })).await {
+    match store
+        .get(&empty_key, Some(ByteRange::From { start: 0, end: None }))
+        .await
+    {
         Err(BlobError::InvalidRange { size: 0 }) => {}
         other => panic!("an empty blob has no ranges, got {other:?}"),
     }
@@ -873,15 +876,36 @@ pub async fn blob_store_contract<S: BlobStore>(store: Arc<S>) {
     assert_eq!(store.head(&large_key).await.expect("head"), Some(info.clone()));
     let read = store.get(&large_key, None).await.expect("get large");
     assert_eq!(read.info, info);
-    assert!(read_all(read).await == large, "the large body round-trips byte for byte");
+    assert!(
+        read_all(read).await == large,
+        "the large body round-trips byte for byte"
+    );
 
     // Ranges, inclusive like HTTP; one crosses the 5 MiB part boundary.
     let five = 5 * 1024 * 1024;
     let cases = [
         (ByteRange::From { start: 0, end: Some(9) }, (0, 9)),
-        (ByteRange::From { start: five - 3, end: Some(five + 2) }, (five - 3, five + 2)),
-        (ByteRange::From { start: size - 10, end: None }, (size - 10, size - 1)),
-        (ByteRange::From { start: size - 5, end: Some(size + 1000) }, (size - 5, size - 1)),
+        (
+            ByteRange::From {
+                start: five - 3,
+                end: Some(five + 2),
+            },
+            (five - 3, five + 2),
+        ),
+        (
+            ByteRange::From {
+                start: size - 10,
+                end: None,
+            },
+            (size - 10, size - 1),
+        ),
+        (
+            ByteRange::From {
+                start: size - 5,
+                end: Some(size + 1000),
+            },
+            (size - 5, size - 1),
+        ),
         (ByteRange::Suffix(10), (size - 10, size - 1)),
         (ByteRange::Suffix(size + 100), (0, size - 1)),
         (ByteRange::From { start: 7, end: Some(7) }, (7, 7)),
@@ -899,11 +923,23 @@ pub async fn blob_store_contract<S: BlobStore>(store: Arc<S>) {
         );
     }
     let read = store
-        .get(&small_key, Some(ByteRange::From { start: 7, end: Some(10) }))
+        .get(
+            &small_key,
+            Some(ByteRange::From {
+                start: 7,
+                end: Some(10),
+            }),
+        )
         .await
         .expect("range of small");
     assert_eq!(read_all(read).await, b"blob");
-    for range in [ByteRange::From { start: size, end: None }, ByteRange::From { start: size + 10, end: Some(size + 20) }] {
+    for range in [
+        ByteRange::From { start: size, end: None },
+        ByteRange::From {
+            start: size + 10,
+            end: Some(size + 20),
+        },
+    ] {
         match store.get(&large_key, Some(range)).await {
             Err(BlobError::InvalidRange { size: s }) => assert_eq!(s, size, "InvalidRange carries the size"),
             other => panic!("{range:?} starts past the end, got {other:?}"),
@@ -913,10 +949,17 @@ pub async fn blob_store_contract<S: BlobStore>(store: Arc<S>) {
     // A wrong checksum stores nothing, small (single request) or large (multipart).
     for (name, data) in [("bad-small", SMALL), ("bad-large", &large[..])] {
         let k = key(name);
-        match store.put(&k, "text/plain", chunked(data, 65_537), Some(WRONG_SHA)).await {
+        match store
+            .put(&k, "text/plain", chunked(data, 65_537), Some(WRONG_SHA))
+            .await
+        {
             Err(BlobError::ChecksumMismatch { expected, actual }) => {
                 assert_eq!(expected, WRONG_SHA);
-                let want = if data.len() == SMALL.len() { SMALL_SHA } else { LARGE_SHA };
+                let want = if data.len() == SMALL.len() {
+                    SMALL_SHA
+                } else {
+                    LARGE_SHA
+                };
                 assert_eq!(actual, want, "the mismatch reports the computed SHA-256");
             }
             other => panic!("{name}: expected ChecksumMismatch, got {other:?}"),
@@ -929,7 +972,10 @@ pub async fn blob_store_contract<S: BlobStore>(store: Arc<S>) {
     for (name, cut) in [("cut-early", 1000), ("cut-late", 10 * 1024 * 1024 + 5)] {
         let k = key(name);
         let refused = BlobError::Refused(format!("{name} by the feeder"));
-        match store.put(&k, "text/plain", failing(&large[..cut], 65_536, refused.clone()), None).await {
+        match store
+            .put(&k, "text/plain", failing(&large[..cut], 65_536, refused.clone()), None)
+            .await
+        {
             Err(e) => assert_eq!(e, refused, "{name}: the stream's own error is returned"),
             Ok(info) => panic!("{name}: a failing stream was stored as {info:?}"),
         }
@@ -940,7 +986,10 @@ pub async fn blob_store_contract<S: BlobStore>(store: Arc<S>) {
     store.delete(&small_key).await.expect("delete");
     assert_absent(&*store, &small_key, "a deleted key").await;
     store.delete(&small_key).await.expect("deleting twice is fine");
-    store.delete(&key("never-written")).await.expect("deleting a missing key is fine");
+    store
+        .delete(&key("never-written"))
+        .await
+        .expect("deleting a missing key is fine");
     assert!(
         store.head(&large_key).await.expect("head").is_some(),
         "delete removes only its key"
@@ -959,6 +1008,10 @@ pub async fn blob_store_contract<S: BlobStore>(store: Arc<S>) {
         .presign_put(&key("direct"), "text/plain", Duration::from_secs(60))
         .await
         .expect("presign_put");
-    assert_eq!(get.is_some(), put.is_some(), "presign_get and presign_put agree: {get:?} / {put:?}");
+    assert_eq!(
+        get.is_some(),
+        put.is_some(),
+        "presign_get and presign_put agree: {get:?} / {put:?}"
+    );
     store.ping().await.expect("ping");
 }

@@ -47,7 +47,11 @@ impl SecretUrl {
     /// The URL with any password replaced by `***`, also for multi-host
     /// URLs (`mongodb://u:p@h1,h2/`) that generic URL parsers refuse.
     pub fn masked(&self) -> String {
-        casewire_mongodb::mask_url(&self.0)
+        if self.0.starts_with("s3://") || self.0.starts_with("file://") {
+            casewire_blob::mask_url(&self.0)
+        } else {
+            casewire_mongodb::mask_url(&self.0)
+        }
     }
     /// Whether it is empty (meaning: derive from the data dir).
     pub fn is_empty(&self) -> bool {
@@ -297,6 +301,51 @@ impl Default for StreamConfig {
     }
 }
 
+/// Files: where their bytes go and what uploads may be.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `file:///path` (default `<data_dir>/files`) or
+    /// `s3://bucket?endpoint=...&region=...&path_style=true&public_endpoint=...`.
+    pub url: SecretUrl,
+    /// Largest upload, in bytes.
+    pub max_upload_bytes: u64,
+    /// Content types accepted (`type/subtype`, or `type/*`).
+    pub allowed_types: Vec<String>,
+    /// Seconds before an uploaded file that no case attached is removed.
+    pub unattached_ttl_secs: u64,
+    /// How often the sweeper looks for such files, in seconds (0: never).
+    pub sweep_every_secs: u64,
+    /// Lifetime of presigned URLs, in seconds.
+    pub presign_ttl_secs: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            url: SecretUrl::default(),
+            max_upload_bytes: 512 * 1024 * 1024,
+            allowed_types: [
+                "image/*",
+                "application/pdf",
+                "text/plain",
+                "text/csv",
+                "message/rfc822",
+                "application/zip",
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                "application/octet-stream",
+            ]
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+            unattached_ttl_secs: 24 * 3600,
+            sweep_every_secs: 300,
+            presign_ttl_secs: 300,
+        }
+    }
+}
+
 /// Which policy engine decides access.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -391,6 +440,7 @@ pub struct Config {
     pub engine: EngineConfig,
     pub stream: StreamConfig,
     pub policy: PolicyConfig,
+    pub storage: StorageConfig,
     pub demo: DemoConfig,
     pub log: LogConfig,
 }
@@ -409,6 +459,7 @@ impl Default for Config {
             engine: EngineConfig::default(),
             stream: StreamConfig::default(),
             policy: PolicyConfig::default(),
+            storage: StorageConfig::default(),
             demo: DemoConfig::default(),
             log: LogConfig::default(),
         }
@@ -471,6 +522,18 @@ impl Config {
         {
             return bad(format!("policy.dir = {}: no such directory", dir.display()));
         }
+        let blob = self.storage.url.expose();
+        if !blob.is_empty() && !blob.starts_with("file://") && !blob.starts_with("s3://") {
+            return bad(format!(
+                "storage.url = {}: unsupported scheme (supported: file:///path, s3://bucket?endpoint=...)",
+                self.storage.url.masked()
+            ));
+        }
+        if let Some(bad_type) = self.storage.allowed_types.iter().find(|t| !t.contains('/')) {
+            return bad(format!(
+                "storage.allowed_types: '{bad_type}' is not type/subtype or type/*"
+            ));
+        }
         let m = &self.store.mongodb;
         if m.database.is_empty() || m.max_pool_size == 0 || m.min_pool_size > m.max_pool_size {
             return bad(
@@ -510,6 +573,16 @@ impl Config {
     }
 
     /// A store URL, or the SQLite file in the data dir when unset.
+    /// Where file bytes go: `storage.url`, or `<data_dir>/files`.
+    pub fn storage_url(&self) -> SecretUrl {
+        if self.storage.url.is_empty() {
+            let dir = std::path::absolute(self.data_dir.join("files")).unwrap_or_else(|_| self.data_dir.join("files"));
+            SecretUrl::new(format!("file://{}", dir.display()))
+        } else {
+            self.storage.url.clone()
+        }
+    }
+
     pub fn store_url(&self, url: &SecretUrl, file: &str) -> SecretUrl {
         if url.is_empty() {
             SecretUrl::new(format!("sqlite://{}", self.data_dir.join(file).display()))

@@ -10,7 +10,7 @@ use casewire_kafka::{KafkaBus, KafkaSettings};
 use casewire_mongodb::{MongoEventStore, MongoReadStore, MongoSettings};
 use casewire_policy::RegoPolicy;
 use casewire_policy::opa::OpaServer;
-use casewire_ports::{Bus, EventStore, PolicyEngine, ReadStore, StoreError};
+use casewire_ports::{BlobStore, Bus, EventStore, PolicyEngine, ReadStore, StoreError};
 use casewire_sqlite::{Durability, SqliteBus, SqliteEventStore, SqliteReadStore};
 use tokio_util::sync::CancellationToken;
 
@@ -164,5 +164,15 @@ impl Platform {
                 )?))
             }
         }
+    }
+
+    /// The blob store `storage.url` names (local disk by default).
+    pub async fn blobs(&self) -> anyhow::Result<Arc<dyn BlobStore>> {
+        let url = self.config.storage_url();
+        let blobs = casewire_blob::open(url.expose(), &casewire_blob::OpenOptions::default())
+            .await
+            .with_context(|| format!("opening the file storage at {}", url.masked()))?;
+        tracing::info!(url = %url.masked(), "Using file storage");
+        Ok(blobs)
     }
 }

@@ -9,6 +9,7 @@
 //! - [`submit`]: accepting a command — early check, key, log, publish, wait.
 //! - [`routes`]: handlers per resource, and the OpenAPI document.
 //! - [`management`]: `/health/live`, `/health/ready`, `/metrics`.
+//! - [`sweeper`]: removes uploaded files that no case attached in time.
 //! - [`body`]: the size-limited body extractor with JSON errors.
 
 pub mod auth;
@@ -19,6 +20,7 @@ pub mod management;
 pub mod routes;
 pub mod state;
 pub mod submit;
+pub mod sweeper;
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
@@ -35,7 +37,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{ApiError, json_error};
-use crate::routes::{cases, commands, definitions, dev_auth, docs, events};
+use crate::routes::{cases, commands, definitions, dev_auth, docs, events, files};
 use crate::state::{AppState, Waiters, listen_for_outcomes};
 
 /// A running API.
@@ -129,14 +131,17 @@ pub async fn start(platform: Platform, shutdown: CancellationToken) -> anyhow::R
         verifier.seed(dev.issuer(), dev.jwks())?;
     }
     let policy = platform.policy(&shutdown)?;
+    let blobs = platform.blobs().await?;
     let state = AppState {
         platform: platform.clone(),
         verifier,
         policy,
+        blobs,
         dev_issuer: dev_issuer.clone(),
         waiters: Waiters::default(),
         cases: std::sync::Arc::default(),
     };
+    tokio::spawn(sweeper::run(state.clone(), shutdown.clone()));
     tokio::spawn({
         let (state, shutdown) = (state.clone(), shutdown.clone());
         async move {
@@ -195,7 +200,14 @@ pub async fn start(platform: Platform, shutdown: CancellationToken) -> anyhow::R
                     .service(definitions::list_definitions)
                     .service(definitions::get_definition)
                     .service(definitions::post_definition)
-                    .service(events::stream),
+                    .service(events::stream)
+                    .service(files::upload)
+                    .service(files::file_info)
+                    .service(files::download_url)
+                    .service(files::download)
+                    .service(files::head_file)
+                    .service(cases::attach)
+                    .service(cases::detach),
             );
         if with_dev_auth {
             app = app.service(

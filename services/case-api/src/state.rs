@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use casewire_oidc::{DevIssuer, JwksVerifier};
-use casewire_ports::{CommandOutcome, PolicyEngine, StartFrom, Topic};
+use casewire_ports::{BlobStore, CommandOutcome, PolicyEngine, StartFrom, Topic};
 use casewire_runtime::Platform;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -49,6 +49,8 @@ pub struct AppState {
     pub verifier: JwksVerifier,
     /// Decides every action and yields the visibility filter.
     pub policy: Arc<dyn PolicyEngine>,
+    /// File bytes (local disk or S3).
+    pub blobs: Arc<dyn BlobStore>,
     pub dev_issuer: Option<DevIssuer>,
     pub waiters: Waiters,
     /// Case states for the early check of incoming commands.

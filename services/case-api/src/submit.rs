@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse};
 use casewire_case_engine::decide;
+use casewire_domain::command::FileFacts;
 use casewire_domain::types::CaseKey;
 use casewire_domain::{Case, CaseCommand};
 use casewire_oidc::Principal;
@@ -87,6 +88,9 @@ async fn submit_in_span(
     }
     let is_open = matches!(command, CaseCommand::Open(_));
     authorize_command(state, principal, case_id, &command).await?;
+    if let CaseCommand::Attach(attach) = &mut command {
+        attach.file = Some(file_to_attach(state, principal, attach.file_id).await?);
+    }
 
     let mut envelope = CommandEnvelope {
         command_id,
@@ -227,6 +231,37 @@ async fn submit_in_span(
             "the command was cancelled",
         )),
     }
+}
+
+/// The facts of a file the caller may attach: one they may read, pinned so
+/// the sweeper leaves it alone from now on. Unknown or unreadable files are
+/// one and the same 422, so attaching can not probe for files.
+async fn file_to_attach(state: &AppState, principal: &Principal, file_id: Uuid) -> Result<FileFacts, ApiError> {
+    let no_such_file = || {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "CW-VALIDATION",
+            "fileId: no such file",
+        )
+        .with_details(serde_json::json!({"field": "fileId"}))
+    };
+    let file = state
+        .platform
+        .reads
+        .get_file(&principal.tenant, file_id)
+        .await?
+        .ok_or_else(no_such_file)?;
+    if !crate::routes::files::may_read(state, principal, &file).await?
+        || !state.platform.reads.pin_file(&principal.tenant, file_id).await?
+    {
+        return Err(no_such_file());
+    }
+    Ok(FileFacts {
+        name: file.name,
+        content_type: file.content_type,
+        size: file.size,
+        sha256: file.sha256,
+    })
 }
 
 /// How long a command for a case whose `open` is still in flight waits for

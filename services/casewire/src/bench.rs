@@ -36,6 +36,31 @@ pub struct BenchArgs {
     /// rdkafka produce→consume on the same broker.
     #[arg(long)]
     pub bus: Option<String>,
+    #[command(subcommand)]
+    pub what: Option<BenchWhat>,
+}
+
+/// Other benchmarks.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum BenchWhat {
+    /// File upload and download MB/s through the API, against the blob store
+    /// itself (the same adapter and server, no HTTP) in the same run.
+    Files(FileBenchArgs),
+}
+
+/// `casewire bench files`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FileBenchArgs {
+    /// Size of each file, in MiB.
+    #[arg(long, default_value_t = 32)]
+    pub size_mb: usize,
+    /// Files uploaded and downloaded, one after another.
+    #[arg(long, default_value_t = 8)]
+    pub count: usize,
+    /// The file storage (`file:///path` or `s3://bucket?...`); default a
+    /// temporary directory.
+    #[arg(long)]
+    pub storage: Option<String>,
 }
 
 /// The baseline measured in the same run.
@@ -614,5 +639,104 @@ async fn policy_over_http(dir: &std::path::Path, requests: u32) -> anyhow::Resul
         (list - list_base) * 1e6,
         list / list_base
     );
+    Ok(())
+}
+
+/// `casewire bench files`: MB/s through the API against the blob store.
+pub async fn files(mut base: Config, args: FileBenchArgs) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    anyhow::ensure!(args.size_mb > 0 && args.count > 0, "need a size and a count");
+    let dir = tempfile::tempdir().context("creating a temporary data dir")?;
+    base.data_dir = dir.path().join("platform");
+    base.api.bind.set_port(0);
+    base.management.bind.set_port(0);
+    base.demo.enabled = false;
+    base.storage.max_upload_bytes = base.storage.max_upload_bytes.max((args.size_mb as u64 + 1) << 20);
+    if let Some(url) = &args.storage {
+        base.storage.url = casewire_runtime::config::SecretUrl::new(url.clone());
+    }
+    let size = args.size_mb << 20;
+    let body = bytes::Bytes::from((0..size).map(|i| ((i * 31) % 251) as u8).collect::<Vec<u8>>());
+    let platform = Embedded::start(base.clone(), Services::default()).await?;
+    let storage = base.storage_url();
+    let token = platform.token("alice")?;
+    let http = reqwest::Client::new();
+    let mb = (size * args.count) as f64 / 1_048_576.0;
+
+    let started = Instant::now();
+    let mut ids = Vec::new();
+    for _ in 0..args.count {
+        let res = http
+            .post(format!("{}/api/v1/files", platform.url()))
+            .bearer_auth(&token)
+            .header("content-type", "application/octet-stream")
+            .header("x-file-name", "bench.bin")
+            .body(body.clone())
+            .send()
+            .await?;
+        anyhow::ensure!(res.status().as_u16() == 201, "upload failed: {}", res.text().await?);
+        let v: serde_json::Value = res.json().await?;
+        ids.push(v["id"].as_str().context("file id")?.to_owned());
+    }
+    let api_up = mb / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    for id in &ids {
+        let res = http
+            .get(format!("{}/api/v1/files/{id}", platform.url()))
+            .bearer_auth(&token)
+            .send()
+            .await?;
+        anyhow::ensure!(res.status().is_success(), "download failed: {}", res.status());
+        let mut stream = res.bytes_stream();
+        let mut n = 0;
+        while let Some(chunk) = stream.next().await {
+            n += chunk?.len();
+        }
+        anyhow::ensure!(n == size, "downloaded {n} of {size} bytes");
+    }
+    let api_down = mb / started.elapsed().as_secs_f64();
+
+    // The baseline: the same store, the same bytes, no HTTP and no API.
+    let blobs = platform.platform.blobs().await?;
+    let chunks = || {
+        let body = body.clone();
+        let parts: Vec<Result<bytes::Bytes, casewire_ports::BlobError>> = (0..size)
+            .step_by(1 << 20)
+            .map(|i| Ok(body.slice(i..(i + (1 << 20)).min(size))))
+            .collect();
+        Box::pin(futures::stream::iter(parts)) as casewire_ports::ByteStream
+    };
+    let keys: Vec<String> = (0..args.count).map(|_| format!("bench/{}", Uuid::now_v7())).collect();
+    let started = Instant::now();
+    for key in &keys {
+        blobs.put(key, "application/octet-stream", chunks(), None).await?;
+    }
+    let raw_up = mb / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    for key in &keys {
+        let mut read = blobs.get(key, None).await?;
+        let mut n = 0;
+        while let Some(chunk) = read.body.next().await {
+            n += chunk?.len();
+        }
+        anyhow::ensure!(n == size, "read {n} of {size} bytes");
+    }
+    let raw_down = mb / started.elapsed().as_secs_f64();
+    for key in &keys {
+        blobs.delete(key).await?;
+    }
+    platform.stop().await?;
+    println!(
+        "Casewire file bench: {} files of {} MiB, one client, storage {}",
+        args.count,
+        args.size_mb,
+        storage.masked()
+    );
+    println!("  upload through the API         {api_up:>9.1} MB/s");
+    println!("  baseline: blob store put       {raw_up:>9.1} MB/s (same store, no HTTP)");
+    println!("    ratio                        {:>9.2}", api_up / raw_up);
+    println!("  download through the API       {api_down:>9.1} MB/s");
+    println!("  baseline: blob store get       {raw_down:>9.1} MB/s (same store, no HTTP)");
+    println!("    ratio                        {:>9.2}", api_down / raw_down);
     Ok(())
 }

@@ -346,6 +346,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Definitions {
             command: DefinitionsCommand::Import { dir },
         } => import_definitions(config, &dir).await,
+        Command::Bench(casewire::bench::BenchArgs {
+            what: Some(casewire::bench::BenchWhat::Files(files)),
+            ..
+        }) => casewire::bench::files(config, files).await,
         Command::Bench(args) => casewire::bench::run(config, args).await,
         Command::Policy {
             command: PolicyCommand::Test { dir },

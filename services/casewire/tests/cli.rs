@@ -198,3 +198,97 @@ fn definitions_import_and_helpful_errors() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// VmRSS and VmHWM (peak) of a process, in bytes.
+fn memory_of(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .expect("field")
+            * 1024
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// A deterministic body of `size` bytes in 1 MiB chunks, hashed as it goes.
+fn generated(size: usize) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures::stream::iter((0..size.div_ceil(1 << 20)).map(move |i| {
+        let len = (size - i * (1 << 20)).min(1 << 20);
+        Ok((0..len).map(|j| ((i * 7 + j * 13) % 251) as u8).collect())
+    }))
+}
+
+#[tokio::test]
+async fn a_200_mb_file_streams_through_in_bounded_memory() {
+    use futures::StreamExt;
+    use sha2::{Digest, Sha256};
+    const SIZE: usize = 200 * 1024 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (server, lines) = start(&data, &["--no-demo"]);
+    let api = lines[0].split_whitespace().nth(1).unwrap().to_owned();
+    let alice = token(&data, "alice");
+    let pid = server.0.id();
+    let (rss_before, _) = memory_of(pid);
+
+    let mut expected = Sha256::new();
+    let mut body = generated(SIZE);
+    while let Some(chunk) = body.next().await {
+        expected.update(chunk.unwrap());
+    }
+    let expected: String = expected.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let started = Instant::now();
+    let res = reqwest::Client::new()
+        .post(format!("{api}/files"))
+        .bearer_auth(&alice)
+        .header("content-type", "application/octet-stream")
+        .header("x-file-name", "big.bin")
+        .header("x-checksum-sha256", &expected)
+        .body(reqwest::Body::wrap_stream(generated(SIZE)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let up = started.elapsed();
+    let file: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(file["size"].as_u64(), Some(SIZE as u64));
+
+    let started = Instant::now();
+    let res = reqwest::Client::new()
+        .get(format!("{api}/files/{}", file["id"].as_str().unwrap()))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let mut got = Sha256::new();
+    let mut n = 0;
+    let mut stream = res.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        n += chunk.len();
+        got.update(&chunk);
+    }
+    let down = started.elapsed();
+    let got: String = got.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!((n, got), (SIZE, expected), "the same bytes come back");
+    let (rss_after, peak) = memory_of(pid);
+    let mb = |b: u64| b as f64 / 1_048_576.0;
+    eprintln!(
+        "200 MB: upload {up:?}, download {down:?}; server RSS {:.1} MB before, {:.1} MB after, peak {:.1} MB",
+        mb(rss_before),
+        mb(rss_after),
+        mb(peak)
+    );
+    // Generous: the body must never be held whole (that alone is 200 MB).
+    assert!(
+        peak < rss_before + 100 * 1_048_576,
+        "peak RSS {:.1} MB grew more than 100 MB over {:.1} MB",
+        mb(peak),
+        mb(rss_before)
+    );
+}

@@ -188,6 +188,45 @@ task_endpoint!(
     json_body
 );
 
+/// Attach an uploaded file (`{"fileId": ...}`); name, type, size and
+/// sha256 come from the file's record.
+#[utoipa::path(
+    post, path = "/api/v1/cases/{id}/attachments", tag = "cases", request_body = AttachFile,
+    params(("id" = String, Path, description = "Case id or key"), ("Prefer" = Option<String>, Header)),
+    responses((status = 202, body = Accepted), (status = 200, body = Case), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[post("/cases/{id}/attachments")]
+pub async fn attach(
+    state: Data<AppState>,
+    auth: Auth,
+    req: HttpRequest,
+    id: Path<String>,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let payload: AttachFile = required_json(&body)?;
+    task(&state, &auth, &req, &id, CaseCommand::Attach(payload)).await
+}
+
+/// Remove an attachment; the file stays in the case's history.
+#[utoipa::path(
+    delete, path = "/api/v1/cases/{id}/attachments/{fileId}", tag = "cases",
+    params(("id" = String, Path, description = "Case id or key"), ("fileId" = Uuid, Path), ("Prefer" = Option<String>, Header)),
+    responses((status = 202, body = Accepted), (status = 200, body = Case), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[delete("/cases/{id}/attachments/{file_id}")]
+pub async fn detach(
+    state: Data<AppState>,
+    auth: Auth,
+    req: HttpRequest,
+    path: Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, file) = path.into_inner();
+    let file_id = file.parse::<Uuid>().map_err(|_| ApiError::not_found("attachment"))?;
+    task(&state, &auth, &req, &id, CaseCommand::Detach(DetachFile { file_id })).await
+}
+
 /// Remove a tag.
 #[utoipa::path(
     delete, path = "/api/v1/cases/{id}/tags/{tag}", tag = "cases",

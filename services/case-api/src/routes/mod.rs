@@ -6,3 +6,4 @@ pub mod definitions;
 pub mod dev_auth;
 pub mod docs;
 pub mod events;
+pub mod files;

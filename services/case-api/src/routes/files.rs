@@ -1,0 +1,561 @@
+//! `/api/v1/files`: streaming uploads (checksummed, size-limited, sniffed),
+//! ranged downloads, presigned URLs, and the file's record. Access to a file
+//! follows the policy of the cases it is attached to; a file no case holds
+//! is its uploader's alone. Anything the caller may not see is 404.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::web::{Data, Path, Payload};
+use actix_web::{HttpRequest, HttpResponse, get, head, post};
+use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
+use casewire_oidc::Principal;
+use casewire_ports::{BlobError, ByteRange, ByteStream, FileRecord, FileState, Resource};
+use chrono::Utc;
+use futures::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Auth;
+use crate::authz;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+/// How many leading bytes are looked at to check the declared type.
+const SNIFF_BYTES: usize = 8192;
+
+impl From<BlobError> for ApiError {
+    fn from(e: BlobError) -> Self {
+        match &e {
+            BlobError::NotFound => ApiError::not_found("file"),
+            BlobError::ChecksumMismatch { expected, actual } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "CW-CHECKSUM-MISMATCH",
+                "the body's SHA-256 is not the one announced; nothing was stored",
+            )
+            .with_details(serde_json::json!({"expected": expected, "actual": actual})),
+            BlobError::TooLarge { limit } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "CW-PAYLOAD-TOO-LARGE",
+                format!("files are limited to {limit} bytes (storage.max_upload_bytes); nothing was stored"),
+            ),
+            BlobError::Refused(why) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "CW-CONTENT-MISMATCH",
+                format!("{why}; nothing was stored"),
+            ),
+            BlobError::InvalidRange { size } => ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "CW-RANGE-NOT-SATISFIABLE",
+                format!("the file has {size} bytes"),
+            )
+            .with_details(serde_json::json!({"size": size})),
+            BlobError::Unavailable(_) => {
+                tracing::warn!(error = %e, "Blob store unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "CW-UNAVAILABLE",
+                    "file storage is unavailable; retry shortly",
+                )
+            }
+            BlobError::Backend(_) => ApiError::internal(&e),
+        }
+    }
+}
+
+/// Where a tenant's file lives in the blob store.
+pub fn blob_key(tenant: &str, id: Uuid) -> String {
+    format!("{tenant}/{id}")
+}
+
+/// Whether `content_type` (parameters ignored) is on the allow-list.
+fn type_allowed(allowed: &[String], content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    allowed.iter().any(|a| {
+        let a = a.to_ascii_lowercase();
+        match a.strip_suffix("/*") {
+            Some(major) => essence.split('/').next() == Some(major),
+            None => a == essence,
+        }
+    })
+}
+
+/// Whether the first bytes contradict the declared type: a recognisable
+/// format that is another one, a binary body declared as text, or a type
+/// with a signature whose signature is missing.
+pub fn contradicts(declared: &str, head: &[u8]) -> Option<String> {
+    let declared = declared
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if declared == "application/octet-stream" {
+        return None;
+    }
+    let sniffed = infer::get(head).map(|t| t.mime_type());
+    if declared.starts_with("text/") || declared == "message/rfc822" {
+        return match sniffed {
+            _ if head.contains(&0) => Some(format!("the bytes are binary, not {declared}")),
+            Some(t) if !t.starts_with("text/") => Some(format!("the bytes are {t}, not {declared}")),
+            _ => None,
+        };
+    }
+    match sniffed {
+        Some(t) if t == declared => None,
+        // Office documents are zip containers.
+        Some("application/zip") if declared.starts_with("application/vnd.openxmlformats") => None,
+        Some(t) => Some(format!("the bytes are {t}, not {declared}")),
+        None if declared.starts_with("image/") || declared == "application/pdf" || declared == "application/zip" => {
+            Some(format!("the bytes are not {declared}"))
+        }
+        None => None,
+    }
+}
+
+/// The request body as a blob stream: counts bytes (an error past the
+/// limit) and checks the declared type against the first bytes before any
+/// of them is passed on.
+struct Checked {
+    inner: Payload,
+    limit: u64,
+    seen: u64,
+    declared: String,
+    head: Option<BytesMut>,
+    done: bool,
+}
+
+impl Checked {
+    fn fail(&mut self, e: BlobError) -> Poll<Option<Result<Bytes, BlobError>>> {
+        self.done = true;
+        Poll::Ready(Some(Err(e)))
+    }
+}
+
+impl Stream for Checked {
+    type Item = Result<Bytes, BlobError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        loop {
+            match self.inner.poll_next_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(e))) => return self.fail(BlobError::Refused(format!("reading the body: {e}"))),
+                Poll::Ready(Some(Ok(chunk))) => {
+                    self.seen += chunk.len() as u64;
+                    if self.seen > self.limit {
+                        let limit = self.limit;
+                        return self.fail(BlobError::TooLarge { limit });
+                    }
+                    let Some(head) = self.head.as_mut() else {
+                        return Poll::Ready(Some(Ok(chunk)));
+                    };
+                    head.extend_from_slice(&chunk);
+                    if head.len() < SNIFF_BYTES {
+                        continue;
+                    }
+                    return self.release_head();
+                }
+                Poll::Ready(None) => {
+                    if self.head.is_some() {
+                        // A body shorter than the sniffing window.
+                        let out = self.release_head();
+                        self.done = matches!(out, Poll::Ready(Some(Err(_))));
+                        return out;
+                    }
+                    self.done = true;
+                    return Poll::Ready(None);
+                }
+            }
+        }
+    }
+}
+
+impl Checked {
+    fn release_head(&mut self) -> Poll<Option<Result<Bytes, BlobError>>> {
+        let head = self.head.take().unwrap_or_default().freeze();
+        if let Some(why) = contradicts(&self.declared, &head) {
+            return self.fail(BlobError::Refused(why));
+        }
+        if head.is_empty() {
+            // Nothing at all: the stream simply ends.
+            self.done = true;
+            return Poll::Ready(None);
+        }
+        Poll::Ready(Some(Ok(head)))
+    }
+}
+
+fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+/// `x-checksum-sha256` as lower-case hex; S3 clients send base64, others hex.
+fn announced_sha256(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(raw) = header_str(req, "x-checksum-sha256") else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::validation("x-checksum-sha256 must be a SHA-256 in hex or base64")
+            .with_details(serde_json::json!({"field": "x-checksum-sha256"}))
+    };
+    if raw.len() == 64 && raw.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Ok(Some(raw.to_ascii_lowercase()));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(raw)
+        .map_err(|_| bad())?;
+    if bytes.len() != 32 {
+        return Err(bad());
+    }
+    Ok(Some(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+}
+
+/// The file name from `x-file-name` (percent-encoded UTF-8 allowed) or
+/// `Content-Disposition: ...; filename="..."`, cut to its last path part.
+fn file_name(req: &HttpRequest) -> Result<String, ApiError> {
+    let raw = header_str(req, "x-file-name")
+        .map(|n| percent_encoding::percent_decode_str(n).decode_utf8_lossy().into_owned())
+        .or_else(|| {
+            req.headers()
+                .get(header::CONTENT_DISPOSITION)
+                .and_then(|v| header::ContentDisposition::from_raw(v).ok())
+                .and_then(|d| d.get_filename().map(str::to_owned))
+        })
+        .ok_or_else(|| {
+            ApiError::validation("name the file with an x-file-name header (or Content-Disposition filename)")
+                .with_details(serde_json::json!({"field": "x-file-name"}))
+        })?;
+    let name = raw.rsplit(['/', '\\']).next().unwrap_or_default().trim();
+    if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+        return Err(
+            ApiError::validation("the file name must be 1 to 255 characters, without control characters")
+                .with_details(serde_json::json!({"field": "x-file-name"})),
+        );
+    }
+    Ok(name.to_owned())
+}
+
+/// May `who` read `file`? Through any case it is attached to that the
+/// policy lets them see; a file attached to none is its uploader's.
+pub async fn may_read(state: &AppState, who: &Principal, file: &FileRecord) -> Result<bool, ApiError> {
+    if file.tenant != who.tenant {
+        return Ok(false);
+    }
+    if file.cases.is_empty() {
+        return Ok(file.uploaded_by == who.name);
+    }
+    for case_id in &file.cases {
+        let Ok(case) = authz::current_case(state, &file.tenant, *case_id).await else {
+            continue;
+        };
+        if authz::decide(state, who, "case.read", Some(&Resource::of(&case)))
+            .await?
+            .visible
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// A file the caller may read, or 404.
+async fn readable(state: &AppState, who: &Principal, id: &str) -> Result<FileRecord, ApiError> {
+    let not_found = || ApiError::not_found("file");
+    let id: Uuid = id.parse().map_err(|_| not_found())?;
+    let file = state
+        .platform
+        .reads
+        .get_file(&who.tenant, id)
+        .await?
+        .filter(|f| f.state != FileState::Sweeping)
+        .ok_or_else(not_found)?;
+    if may_read(state, who, &file).await? {
+        Ok(file)
+    } else {
+        Err(not_found())
+    }
+}
+
+/// Upload a file: the body is the bytes. The SHA-256 is computed while
+/// streaming; `x-checksum-sha256` (hex or base64) is verified. The file is
+/// yours until a case you attach it to holds it; unattached files are
+/// removed after `storage.unattached_ttl_secs`.
+#[utoipa::path(
+    post, path = "/api/v1/files", tag = "files",
+    params(
+        ("Content-Type" = String, Header, description = "The file's type; must be allowed and match the bytes"),
+        ("x-file-name" = String, Header, description = "The file name (percent-encoded UTF-8 allowed)"),
+        ("x-file-id" = Option<Uuid>, Header, description = "A client-chosen id; default a new one"),
+        ("x-checksum-sha256" = Option<String>, Header, description = "SHA-256 of the body, hex or base64"),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 201, body = FileRecord), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+#[post("/files")]
+pub async fn upload(
+    state: Data<AppState>,
+    auth: Auth,
+    req: HttpRequest,
+    body: Payload,
+) -> Result<HttpResponse, ApiError> {
+    authz::require(&state, &auth, "file.upload").await?;
+    let cfg = &state.platform.config.storage;
+    let content_type = header_str(&req, "content-type")
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    if !type_allowed(&cfg.allowed_types, &content_type) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "CW-UNSUPPORTED-MEDIA-TYPE",
+            format!("{content_type} is not an allowed file type (storage.allowed_types)"),
+        )
+        .with_details(serde_json::json!({"allowed": cfg.allowed_types})));
+    }
+    let name = file_name(&req)?;
+    let expected = announced_sha256(&req)?;
+    let id = match header_str(&req, "x-file-id") {
+        Some(raw) => raw.parse::<Uuid>().map_err(|_| {
+            ApiError::validation("x-file-id must be a UUID").with_details(serde_json::json!({"field": "x-file-id"}))
+        })?,
+        None => Uuid::now_v7(),
+    };
+    if let Some(declared) = header_str(&req, "content-length").and_then(|l| l.parse::<u64>().ok())
+        && declared > cfg.max_upload_bytes
+    {
+        return Err(BlobError::TooLarge {
+            limit: cfg.max_upload_bytes,
+        }
+        .into());
+    }
+    if state.platform.reads.get_file(&auth.tenant, id).await?.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "CW-CONFLICT",
+            "a file with that id exists",
+        ));
+    }
+    // The request body is tied to this worker thread; a small channel hands
+    // its chunks to the blob store (at most a few chunks in flight, so
+    // memory stays bounded whatever the size).
+    let mut checked = Checked {
+        inner: body,
+        limit: cfg.max_upload_bytes,
+        seen: 0,
+        declared: content_type.clone(),
+        head: Some(BytesMut::new()),
+        done: false,
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, BlobError>>(4);
+    actix_web::rt::spawn(async move {
+        while let Some(item) = checked.next().await {
+            if tx.send(item).await.is_err() {
+                // The store gave up on the body (an error); stop reading.
+                return;
+            }
+        }
+    });
+    let stream: ByteStream = Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let key = blob_key(&auth.tenant, id);
+    let span = tracing::info_span!("upload", file_id = %id, tenant = %auth.tenant);
+    let _enter = span.enter();
+    let info = state
+        .blobs
+        .put(&key, &content_type, stream, expected.as_deref())
+        .await?;
+    let record = FileRecord {
+        id,
+        tenant: auth.tenant.clone(),
+        name,
+        content_type,
+        size: info.size,
+        sha256: info.sha256,
+        uploaded_by: auth.name.clone(),
+        uploaded_at: chrono::DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap_or_default(),
+        cases: vec![],
+        state: FileState::Uploaded,
+        detached_at: None,
+    };
+    // The record comes last: a failed upload leaves no record behind, and a
+    // record that can not be written takes its bytes with it.
+    if let Err(e) = state.platform.reads.insert_file(&record).await {
+        let _ = state.blobs.delete(&key).await;
+        return Err(e.into());
+    }
+    metrics::counter!("casewire_files_uploaded_total").increment(1);
+    metrics::counter!("casewire_file_bytes_uploaded_total").increment(record.size);
+    tracing::info!(size = record.size, "Stored a file");
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/v1/files/{id}")))
+        .json(record))
+}
+
+/// Parses `Range: bytes=a-b | a- | -n`. Several ranges are served whole
+/// (allowed by RFC 9110); malformed ones are ignored likewise.
+fn parse_range(req: &HttpRequest) -> Option<ByteRange> {
+    let spec = header_str(req, "range")?.strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    match (a.trim(), b.trim()) {
+        ("", n) => n.parse().ok().map(ByteRange::Suffix),
+        (a, "") => a.parse().ok().map(|start| ByteRange::From { start, end: None }),
+        (a, b) => Some(ByteRange::From {
+            start: a.parse().ok()?,
+            end: Some(b.parse().ok()?),
+        }),
+    }
+}
+
+fn disposition(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+fn file_headers(res: &mut actix_web::HttpResponseBuilder, file: &FileRecord) {
+    res.insert_header((header::CONTENT_TYPE, file.content_type.clone()))
+        .insert_header((header::CONTENT_DISPOSITION, disposition(&file.name)))
+        .insert_header((header::ACCEPT_RANGES, "bytes"))
+        .insert_header((header::ETAG, format!("\"{}\"", file.sha256)))
+        .insert_header(("x-checksum-sha256", file.sha256.clone()))
+        .insert_header(("X-Content-Type-Options", "nosniff"));
+}
+
+/// Download a file, streamed; `Range` gives 206.
+#[utoipa::path(
+    get, path = "/api/v1/files/{id}", tag = "files",
+    params(("id" = Uuid, Path), ("Range" = Option<String>, Header, description = "bytes=a-b, a- or -n")),
+    responses(
+        (status = 200, description = "The bytes"), (status = 206, description = "The range"),
+        (status = 404, body = ErrorBody), (status = 416, body = ErrorBody), (status = 503, body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+#[get("/files/{id}")]
+pub async fn download(
+    state: Data<AppState>,
+    auth: Auth,
+    req: HttpRequest,
+    id: Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let file = readable(&state, &auth, &id).await?;
+    let read = state
+        .blobs
+        .get(&blob_key(&file.tenant, file.id), parse_range(&req))
+        .await?;
+    let mut res = match read.range {
+        Some((start, end)) => {
+            let mut r = HttpResponse::PartialContent();
+            r.insert_header((header::CONTENT_RANGE, format!("bytes {start}-{end}/{}", read.info.size)));
+            r
+        }
+        None => HttpResponse::Ok(),
+    };
+    file_headers(&mut res, &file);
+    let length = read.range.map_or(read.info.size, |(s, e)| e - s + 1);
+    res.no_chunking(length);
+    Ok(res.streaming(
+        read.body
+            .map(|chunk| chunk.map_err(|e| actix_web::error::ErrorServiceUnavailable(e.to_string()))),
+    ))
+}
+
+/// A file's headers, without the bytes.
+#[utoipa::path(
+    head, path = "/api/v1/files/{id}", tag = "files",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "Headers only"), (status = 404, description = "No such file")),
+    security(("bearer" = []))
+)]
+#[head("/files/{id}")]
+pub async fn head_file(state: Data<AppState>, auth: Auth, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    let file = readable(&state, &auth, &id).await?;
+    let mut res = HttpResponse::Ok();
+    file_headers(&mut res, &file);
+    // The length of the body a GET would send; actix writes no body for HEAD.
+    res.no_chunking(file.size);
+    Ok(res.streaming(futures::stream::empty::<Result<Bytes, actix_web::Error>>()))
+}
+
+/// A file's record: name, type, size, sha256, uploader, cases, state.
+#[utoipa::path(
+    get, path = "/api/v1/files/{id}/info", tag = "files",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = FileRecord), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/files/{id}/info")]
+pub async fn file_info(state: Data<AppState>, auth: Auth, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(readable(&state, &auth, &id).await?))
+}
+
+/// A presigned URL.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Presigned {
+    pub file_id: Uuid,
+    pub url: String,
+    /// `GET` or `PUT`.
+    pub method: String,
+    pub expires_at: chrono::DateTime<Utc>,
+}
+
+fn presign_unsupported() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "CW-PRESIGN-UNSUPPORTED",
+        "this file storage has no presigned URLs (local disk); use GET /api/v1/files/{id}",
+    )
+}
+
+/// A presigned download URL on the storage's public endpoint, valid for
+/// `storage.presign_ttl_secs`.
+#[utoipa::path(
+    get, path = "/api/v1/files/{id}/url", tag = "files",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = Presigned), (status = 404, body = ErrorBody), (status = 501, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/files/{id}/url")]
+pub async fn download_url(state: Data<AppState>, auth: Auth, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    let file = readable(&state, &auth, &id).await?;
+    let ttl = Duration::from_secs(state.platform.config.storage.presign_ttl_secs);
+    let url = state
+        .blobs
+        .presign_get(&blob_key(&file.tenant, file.id), ttl, Some(&file.name))
+        .await?
+        .ok_or_else(presign_unsupported)?;
+    Ok(HttpResponse::Ok().json(Presigned {
+        file_id: file.id,
+        url,
+        method: "GET".into(),
+        expires_at: Utc::now() + ttl,
+    }))
+}

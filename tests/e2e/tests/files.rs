@@ -1,0 +1,338 @@
+//! Files over HTTP on the embedded platform (local-disk storage): uploads
+//! with checksums, limits and sniffing, ranged downloads, attachments
+//! through events, access by the case policy, and the sweeper.
+
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use casewire_e2e::{TestApp, complaint, eventually};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Uploads `bytes` as `user`; returns the status and the JSON answer.
+async fn upload(
+    app: &TestApp,
+    user: &str,
+    name: &str,
+    content_type: &str,
+    bytes: Vec<u8>,
+    checksum: Option<String>,
+) -> (StatusCode, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}/api/v1/files", app.url()))
+        .bearer_auth(app.app.token(user).unwrap())
+        .header("content-type", content_type)
+        .header("x-file-name", name)
+        .body(bytes);
+    if let Some(c) = checksum {
+        req = req.header("x-checksum-sha256", c);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(app: &TestApp, user: &str, path: &str, range: Option<&str>) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .get(format!("{}{path}", app.url()))
+        .bearer_auth(app.app.token(user).unwrap());
+    if let Some(r) = range {
+        req = req.header("range", r);
+    }
+    req.send().await.unwrap()
+}
+
+fn stored_files(app: &TestApp) -> usize {
+    let root = app.dir.path().join("files");
+    walk(&root)
+}
+
+fn walk(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 })
+        .sum()
+}
+
+#[tokio::test]
+async fn uploads_are_checked_and_downloads_ranged() {
+    let app = TestApp::spawn().await;
+    let body: Vec<u8> = (0..100_000u32)
+        .flat_map(|n| format!("line {n}\n").into_bytes())
+        .collect();
+    let sum = hex_sha256(&body);
+    let (status, file) = upload(
+        &app,
+        "alice",
+        "notes.txt",
+        "text/plain",
+        body.clone(),
+        Some(sum.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{file}");
+    assert_eq!(
+        (file["size"].as_u64(), file["sha256"].as_str()),
+        (Some(body.len() as u64), Some(sum.as_str()))
+    );
+    assert_eq!(
+        (file["uploadedBy"].as_str(), file["state"].as_str()),
+        (Some("alice"), Some("uploaded"))
+    );
+    let path = format!("/api/v1/files/{}", file["id"].as_str().unwrap());
+
+    let whole = get(&app, "alice", &path, None).await;
+    assert_eq!(whole.status(), StatusCode::OK);
+    assert_eq!(whole.headers()["content-type"], "text/plain");
+    assert!(
+        whole.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("notes.txt")
+    );
+    assert_eq!(whole.bytes().await.unwrap().as_ref(), body.as_slice());
+    for (range, start, end) in [
+        ("bytes=10-19", 10, 19),
+        ("bytes=-5", body.len() - 5, body.len() - 1),
+        ("bytes=600000-", 600_000, body.len() - 1),
+    ] {
+        let part = get(&app, "alice", &path, Some(range)).await;
+        assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT, "{range}");
+        assert_eq!(
+            part.headers()["content-range"].to_str().unwrap(),
+            format!("bytes {start}-{end}/{}", body.len())
+        );
+        assert_eq!(part.bytes().await.unwrap().as_ref(), &body[start..=end], "{range}");
+    }
+    let past = get(&app, "alice", &path, Some("bytes=99999999-")).await;
+    assert_eq!(past.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    let head = reqwest::Client::new()
+        .head(format!("{}{path}", app.url()))
+        .bearer_auth(app.app.token("alice").unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(head.headers()["content-length"], body.len().to_string().as_str());
+
+    // Refusals leave nothing behind.
+    let before = stored_files(&app);
+    let bad_sum = hex_sha256(b"something else");
+    let (status, err) = upload(&app, "alice", "x.txt", "text/plain", body.clone(), Some(bad_sum)).await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("CW-CHECKSUM-MISMATCH"))
+    );
+    let (status, err) = upload(
+        &app,
+        "alice",
+        "fake.png",
+        "image/png",
+        b"not a png at all".to_vec(),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("CW-CONTENT-MISMATCH")),
+        "{err}"
+    );
+    let (status, err) = upload(&app, "alice", "x.exe", "application/x-msdownload", b"MZ".to_vec(), None).await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("CW-UNSUPPORTED-MEDIA-TYPE"))
+    );
+    let png = [b"\x89PNG\r\n\x1a\n".as_slice(), &[0u8; 64]].concat();
+    let (status, err) = upload(&app, "alice", "real.png", "text/plain", png.clone(), None).await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("CW-CONTENT-MISMATCH"))
+    );
+    let (status, _) = upload(&app, "alice", "real.png", "image/png", png, None).await;
+    assert_eq!(status, StatusCode::CREATED, "a real PNG declared as one is fine");
+    assert_eq!(
+        stored_files(&app),
+        before + 2,
+        "only the accepted upload added files (blob + its sidecar)"
+    );
+    let (status, _) = upload(&app, "erin", "v.txt", "text/plain", b"viewer".to_vec(), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "viewers do not upload");
+    let presign = get(&app, "alice", &format!("{path}/url"), None).await;
+    assert_eq!(
+        presign.status(),
+        StatusCode::NOT_IMPLEMENTED,
+        "local disk has no presigned URLs"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_file_follows_the_policy_of_its_case() {
+    let app = TestApp::spawn().await;
+    let (status, file) = upload(&app, "alice", "photo.txt", "text/plain", b"evidence".to_vec(), None).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let file_id = file["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/files/{file_id}");
+    // Before it is attached, the file is its uploader's alone.
+    assert_eq!(get(&app, "alice", &path, None).await.status(), StatusCode::OK);
+    for user in ["bob", "carol", "erin", "gina"] {
+        assert_eq!(
+            get(&app, user, &path, None).await.status(),
+            StatusCode::NOT_FOUND,
+            "{user}"
+        );
+    }
+    // Nobody else can attach it (it is not theirs to see).
+    let alice = app.client("alice");
+    let case = alice
+        .post_wait("/api/v1/cases", &complaint("With a file"))
+        .await
+        .unwrap()
+        .body;
+    let case_id = case["id"].as_str().unwrap();
+    let r = app
+        .client("bob")
+        .post_wait(
+            &format!("/api/v1/cases/{case_id}/attachments"),
+            &json!({"fileId": file_id}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.body["code"].as_str()),
+        (422, Some("CW-VALIDATION")),
+        "{}",
+        r.body
+    );
+
+    let r = alice
+        .post_wait(
+            &format!("/api/v1/cases/{case_id}/attachments"),
+            &json!({"fileId": file_id}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+    let attachment = &r.body["attachments"][0];
+    assert_eq!(
+        (attachment["name"].as_str(), attachment["size"].as_u64()),
+        (Some("photo.txt"), Some(8))
+    );
+    assert_eq!(attachment["sha256"], file["sha256"]);
+    let history = alice
+        .get(&format!("/api/v1/cases/{case_id}/history"))
+        .await
+        .unwrap()
+        .body;
+    assert!(
+        history["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "casewire.case.attachment-added.v1")
+    );
+    let info = eventually(Duration::from_secs(5), || {
+        let alice = alice.clone();
+        let path = format!("{path}/info");
+        async move {
+            let info = alice.get(&path).await.unwrap().body;
+            (info["cases"].as_array().is_some_and(|c| !c.is_empty())).then_some(info)
+        }
+    })
+    .await
+    .expect("the projector links the file to the case");
+    assert_eq!(
+        (info["cases"][0].as_str(), info["state"].as_str()),
+        (Some(case_id), Some("pinned"))
+    );
+
+    // Now whoever sees the case reads the file; nobody else, in any tenant.
+    for (user, want) in [
+        ("bob", StatusCode::OK),
+        ("carol", StatusCode::OK),
+        ("erin", StatusCode::OK),
+        ("dave", StatusCode::NOT_FOUND),
+        ("gina", StatusCode::NOT_FOUND),
+    ] {
+        assert_eq!(get(&app, user, &path, None).await.status(), want, "{user}");
+    }
+    // A viewer may not detach; the worker may. The file stays in the history.
+    let r = app
+        .client("erin")
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/cases/{case_id}/attachments/{file_id}"),
+            None,
+            Some(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 403);
+    let r = alice
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/cases/{case_id}/attachments/{file_id}"),
+            None,
+            Some(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+    assert_eq!(r.body["attachments"], json!([]));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_sweeper_removes_what_no_case_holds_and_nothing_else() {
+    let app = TestApp::spawn_configured(|c| {
+        c.storage.unattached_ttl_secs = 1;
+        c.storage.sweep_every_secs = 1;
+        c.storage.max_upload_bytes = 64 * 1024;
+    })
+    .await;
+    let (_, loose) = upload(&app, "alice", "loose.txt", "text/plain", b"loose".to_vec(), None).await;
+    let (_, kept) = upload(&app, "alice", "kept.txt", "text/plain", b"kept".to_vec(), None).await;
+    let alice = app.client("alice");
+    let case = alice
+        .post_wait("/api/v1/cases", &complaint("Keeps a file"))
+        .await
+        .unwrap()
+        .body;
+    let r = alice
+        .post_wait(
+            &format!("/api/v1/cases/{}/attachments", case["id"].as_str().unwrap()),
+            &json!({"fileId": kept["id"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+    let loose_path = format!("/api/v1/files/{}", loose["id"].as_str().unwrap());
+    let gone = eventually(Duration::from_secs(10), || {
+        let app = &app;
+        let path = loose_path.clone();
+        async move { (get(app, "alice", &path, None).await.status() == StatusCode::NOT_FOUND).then_some(()) }
+    })
+    .await;
+    assert!(gone.is_some(), "the unattached file is swept");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let kept_path = format!("/api/v1/files/{}", kept["id"].as_str().unwrap());
+    let res = get(&app, "alice", &kept_path, None).await;
+    assert_eq!(res.status(), StatusCode::OK, "an attached file is never swept");
+    assert_eq!(res.bytes().await.unwrap().as_ref(), b"kept");
+    assert_eq!(stored_files(&app), 2, "one blob and its sidecar remain");
+    // The size limit, while we are here.
+    let (status, err) = upload(&app, "alice", "big.txt", "text/plain", vec![b'a'; 65 * 1024], None).await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("CW-PAYLOAD-TOO-LARGE"))
+    );
+    app.stop().await;
+}
