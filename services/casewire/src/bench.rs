@@ -725,6 +725,11 @@ pub async fn files(mut base: Config, args: FileBenchArgs) -> anyhow::Result<()> 
     for key in &keys {
         blobs.delete(key).await?;
     }
+    // On S3, also the plain SDK: one PutObject / GetObject per file.
+    let raw = match storage.expose().starts_with("s3://") {
+        true => Some(raw_s3(storage.expose(), &body, args.count).await?),
+        false => None,
+    };
     platform.stop().await?;
     println!(
         "Casewire file bench: {} files of {} MiB, one client, storage {}",
@@ -738,5 +743,59 @@ pub async fn files(mut base: Config, args: FileBenchArgs) -> anyhow::Result<()> 
     println!("  download through the API       {api_down:>9.1} MB/s");
     println!("  baseline: blob store get       {raw_down:>9.1} MB/s (same store, no HTTP)");
     println!("    ratio                        {:>9.2}", api_down / raw_down);
+    if let Some((put, get)) = raw {
+        println!("  baseline: raw S3 PutObject     {put:>9.1} MB/s (aws-sdk-s3, whole body, same server)");
+        println!("    ratio upload / PutObject     {:>9.2}", api_up / put);
+        println!("  baseline: raw S3 GetObject     {get:>9.1} MB/s");
+        println!("    ratio download / GetObject   {:>9.2}", api_down / get);
+    }
     Ok(())
+}
+
+/// MB/s of plain PutObject and GetObject calls on the server the storage
+/// URL names: the floor under everything the adapter and the API add.
+async fn raw_s3(url: &str, body: &bytes::Bytes, count: usize) -> anyhow::Result<(f64, f64)> {
+    let store = casewire_blob::S3BlobStore::connect(casewire_blob::S3Settings::from_url(url)?).await?;
+    let mb = (body.len() * count) as f64 / 1_048_576.0;
+    let keys: Vec<String> = (0..count)
+        .map(|_| store.object_key(&format!("bench-raw/{}", Uuid::now_v7())))
+        .collect::<Result<_, _>>()?;
+    let started = Instant::now();
+    for key in &keys {
+        store
+            .client()
+            .put_object()
+            .bucket(store.bucket())
+            .key(key)
+            .body(body.clone().into())
+            .send()
+            .await
+            .context("PutObject")?;
+    }
+    let put = mb / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    for key in &keys {
+        let out = store
+            .client()
+            .get_object()
+            .bucket(store.bucket())
+            .key(key)
+            .send()
+            .await
+            .context("GetObject")?;
+        let bytes = out.body.collect().await.context("reading GetObject")?.into_bytes();
+        anyhow::ensure!(bytes.len() == body.len(), "GetObject returned {} bytes", bytes.len());
+    }
+    let get = mb / started.elapsed().as_secs_f64();
+    for key in &keys {
+        store
+            .client()
+            .delete_object()
+            .bucket(store.bucket())
+            .key(key)
+            .send()
+            .await
+            .context("DeleteObject")?;
+    }
+    Ok((put, get))
 }

@@ -22,10 +22,15 @@ impl Drop for Server {
 }
 
 fn start(data: &std::path::Path, extra: &[&str]) -> (Server, Vec<String>) {
+    start_with(data, extra, &[])
+}
+
+fn start_with(data: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> (Server, Vec<String>) {
     let mut child = Command::new(BIN)
         .args(["dev", "--port", "0", "--data-dir"])
         .arg(data)
         .args(extra)
+        .envs(env.iter().copied())
         .env("CASEWIRE__LOG__LEVEL", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -224,12 +229,37 @@ fn generated(size: usize) -> impl futures::Stream<Item = Result<Vec<u8>, std::io
 
 #[tokio::test]
 async fn a_200_mb_file_streams_through_in_bounded_memory() {
+    two_hundred_mb(None).await;
+}
+
+/// The same on S3 (Garage, started by tests/run): multipart upload, one
+/// part in memory at a time.
+#[tokio::test]
+async fn a_200_mb_file_streams_through_s3_in_bounded_memory() {
+    let (Ok(url), Ok(key), Ok(secret)) = (
+        std::env::var("CASEWIRE_TEST_S3"),
+        std::env::var("CASEWIRE_TEST_S3_ACCESS_KEY"),
+        std::env::var("CASEWIRE_TEST_S3_SECRET_KEY"),
+    ) else {
+        casewire_ports::contract::skip("set CASEWIRE_TEST_S3 and its keys (tests/run starts Garage)");
+        return;
+    };
+    let prefix = format!("cli-{}/", uuid::Uuid::now_v7().simple());
+    two_hundred_mb(Some(format!(
+        "{url}&access_key={key}&secret_key={secret}&prefix={prefix}"
+    )))
+    .await;
+}
+
+async fn two_hundred_mb(storage: Option<String>) {
     use futures::StreamExt;
     use sha2::{Digest, Sha256};
     const SIZE: usize = 200 * 1024 * 1024;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (server, lines) = start(&data, &["--no-demo"]);
+    let env: Vec<(&str, &str)> = storage.iter().map(|s| ("CASEWIRE__STORAGE__URL", s.as_str())).collect();
+    let (server, lines) = start_with(&data, &["--no-demo"], &env);
+    let backend = if storage.is_some() { "S3" } else { "local disk" };
     let api = lines[0].split_whitespace().nth(1).unwrap().to_owned();
     let alice = token(&data, "alice");
     let pid = server.0.id();
@@ -279,7 +309,7 @@ async fn a_200_mb_file_streams_through_in_bounded_memory() {
     let (rss_after, peak) = memory_of(pid);
     let mb = |b: u64| b as f64 / 1_048_576.0;
     eprintln!(
-        "200 MB: upload {up:?}, download {down:?}; server RSS {:.1} MB before, {:.1} MB after, peak {:.1} MB",
+        "200 MB on {backend}: upload {up:?}, download {down:?}; server RSS {:.1} MB before, {:.1} MB after, peak {:.1} MB",
         mb(rss_before),
         mb(rss_after),
         mb(peak)

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use casewire_e2e::{TestApp, complaint, eventually};
+use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -333,6 +334,170 @@ async fn the_sweeper_removes_what_no_case_holds_and_nothing_else() {
     assert_eq!(
         (status, err["code"].as_str()),
         (StatusCode::PAYLOAD_TOO_LARGE, Some("CW-PAYLOAD-TOO-LARGE"))
+    );
+    app.stop().await;
+}
+
+/// The test S3 server (Garage, started by tests/run), or `None` after
+/// saying why.
+fn s3() -> Option<(String, String, String)> {
+    let (Ok(url), Ok(key), Ok(secret)) = (
+        std::env::var("CASEWIRE_TEST_S3"),
+        std::env::var("CASEWIRE_TEST_S3_ACCESS_KEY"),
+        std::env::var("CASEWIRE_TEST_S3_SECRET_KEY"),
+    ) else {
+        casewire_ports::contract::skip(
+            "set CASEWIRE_TEST_S3=s3://bucket?endpoint=... and CASEWIRE_TEST_S3_ACCESS_KEY/_SECRET_KEY (tests/run starts Garage)",
+        );
+        return None;
+    };
+    Some((url, key, secret))
+}
+
+/// The storage URL of a test: its own prefix, the credentials, and the
+/// endpoint given (a proxy in front of the server, or the server).
+fn s3_storage(url: &str, key: &str, secret: &str, endpoint: Option<&str>, public: &str) -> String {
+    let mut url = url.to_owned();
+    if let Some(e) = endpoint {
+        let start = url.find("endpoint=").unwrap() + "endpoint=".len();
+        let end = url[start..].find('&').map_or(url.len(), |i| start + i);
+        url.replace_range(start..end, e);
+    }
+    format!(
+        "{url}&access_key={key}&secret_key={secret}&prefix=e2e-{}/&public_endpoint={public}&operation_timeout_ms=5000",
+        uuid::Uuid::now_v7().simple()
+    )
+}
+
+fn endpoint_of(url: &str) -> String {
+    let start = url.find("endpoint=").unwrap() + "endpoint=".len();
+    let end = url[start..].find('&').map_or(url.len(), |i| start + i);
+    url[start..end].to_owned()
+}
+
+#[tokio::test]
+async fn on_s3_presigned_urls_use_the_public_endpoint() {
+    let Some((url, key, secret)) = s3() else { return };
+    // The same server under another name, as a public endpoint would be.
+    let public = endpoint_of(&url).replace("127.0.0.1", "localhost");
+    let storage = s3_storage(&url, &key, &secret, None, &public);
+    let app = TestApp::spawn_configured(|c| c.storage.url = casewire_runtime::config::SecretUrl::new(storage)).await;
+    let body: Vec<u8> = (0..3_000_000u32).map(|n| (n % 251) as u8).collect();
+    let (status, file) = upload(
+        &app,
+        "alice",
+        "scan.bin",
+        "application/octet-stream",
+        body.clone(),
+        Some(hex_sha256(&body)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{file}");
+    let path = format!("/api/v1/files/{}", file["id"].as_str().unwrap());
+    let part = get(&app, "alice", &path, Some("bytes=1000-1999")).await;
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.bytes().await.unwrap().as_ref(), &body[1000..2000]);
+
+    let presigned: Value = get(&app, "alice", &format!("{path}/url"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let link = presigned["url"].as_str().unwrap();
+    let host = reqwest::Url::parse(link).unwrap().host_str().unwrap().to_owned();
+    assert_eq!(
+        host, "localhost",
+        "the public endpoint, never the internal host: {link}"
+    );
+    let fetched = reqwest::get(link).await.unwrap();
+    assert_eq!(fetched.status(), StatusCode::OK, "a plain HTTP client fetches it");
+    assert_eq!(fetched.bytes().await.unwrap().as_ref(), body.as_slice());
+    // Others get no URL for a file they can not see.
+    assert_eq!(
+        get(&app, "bob", &format!("{path}/url"), None).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    app.stop().await;
+}
+
+/// A TCP proxy to `target` whose connections can be cut at once.
+struct Cuttable {
+    addr: std::net::SocketAddr,
+    cut: tokio_util::sync::CancellationToken,
+}
+
+async fn cuttable_proxy(target: String) -> Cuttable {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cut = tokio_util::sync::CancellationToken::new();
+    let stop = cut.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut inbound, _) = tokio::select! {
+                _ = stop.cancelled() => return,
+                accepted = listener.accept() => accepted.unwrap(),
+            };
+            let (target, stop) = (target.clone(), stop.clone());
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                }
+            });
+        }
+    });
+    Cuttable { addr, cut }
+}
+
+#[tokio::test]
+async fn an_s3_outage_during_an_upload_is_a_503_and_leaves_no_record() {
+    let Some((url, key, secret)) = s3() else { return };
+    let target = endpoint_of(&url).trim_start_matches("http://").to_owned();
+    let proxy = cuttable_proxy(target).await;
+    let endpoint = format!("http://{}", proxy.addr);
+    let storage = s3_storage(&url, &key, &secret, Some(&endpoint), &endpoint);
+    let app = TestApp::spawn_configured(|c| c.storage.url = casewire_runtime::config::SecretUrl::new(storage)).await;
+    // A 40 MB body sent slowly enough that the cut lands midway.
+    let file_id = uuid::Uuid::now_v7();
+    let chunks = futures::stream::iter(0..40).then(|_| async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Ok::<_, std::io::Error>(vec![7u8; 1 << 20])
+    });
+    let cut = proxy.cut.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        cut.cancel();
+    });
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/files", app.url()))
+        .bearer_auth(app.app.token("alice").unwrap())
+        .header("content-type", "application/octet-stream")
+        .header("x-file-name", "cut.bin")
+        .header("x-file-id", file_id.to_string())
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await;
+    // The API answers 503 (or, if it answered before reading the whole body,
+    // the client may see the connection end); either way nothing is kept.
+    if let Ok(res) = res {
+        let status = res.status();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("CW-UNAVAILABLE")),
+            "{body}"
+        );
+    }
+    let record = app.app.platform.reads.get_file("casewire", file_id).await.unwrap();
+    assert_eq!(record, None, "no record of a file whose bytes were not stored");
+    assert_eq!(
+        get(&app, "alice", &format!("/api/v1/files/{file_id}/info"), None)
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
     );
     app.stop().await;
 }
