@@ -104,6 +104,7 @@ fn visibility(clauses: &[Clause]) -> Document {
 
 fn file_state_str(s: FileState) -> &'static str {
     match s {
+        FileState::Pending => "pending",
         FileState::Uploaded => "uploaded",
         FileState::Pinned => "pinned",
         FileState::Sweeping => "sweeping",
@@ -132,6 +133,7 @@ fn file_doc(f: &FileRecord) -> Result<Document, StoreError> {
 fn file_of(d: &Document) -> Result<FileRecord, StoreError> {
     let text = |k: &str| d.get_str(k).map(str::to_owned).map_err(corrupt);
     let state = match d.get_str("state").map_err(corrupt)? {
+        "pending" => FileState::Pending,
         "uploaded" => FileState::Uploaded,
         "pinned" => FileState::Pinned,
         "sweeping" => FileState::Sweeping,
@@ -684,6 +686,18 @@ impl ReadStore for MongoReadStore {
         Ok(())
     }
 
+    async fn complete_file(&self, file: &FileRecord) -> Result<bool, StoreError> {
+        let r = self
+            .files
+            .replace_one(
+                doc! {"_id": case_id(&file.tenant, file.id), "state": "pending"},
+                file_doc(file)?,
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(r.matched_count == 1)
+    }
+
     async fn get_file(&self, tenant: &str, id: Uuid) -> Result<Option<FileRecord>, StoreError> {
         self.files
             .find_one(doc! {"_id": case_id(tenant, id)})
@@ -697,7 +711,7 @@ impl ReadStore for MongoReadStore {
         let r = self
             .files
             .update_one(
-                doc! {"_id": case_id(tenant, id), "state": {"$ne": "sweeping"}},
+                doc! {"_id": case_id(tenant, id), "state": {"$in": ["uploaded", "pinned"]}},
                 doc! {"$set": {"state": "pinned"}},
             )
             .await
@@ -762,7 +776,7 @@ impl ReadStore for MongoReadStore {
         let candidates: Vec<Document> = self
             .files
             .find(doc! {"$or": [
-                {"state": "uploaded", "uploadedAt": {"$lt": sortable_time(cutoff)}},
+                {"state": {"$in": ["uploaded", "pending"]}, "uploadedAt": {"$lt": sortable_time(cutoff)}},
                 {"state": "sweeping"},
             ]})
             .sort(doc! {"uploadedAt": 1})
@@ -778,7 +792,7 @@ impl ReadStore for MongoReadStore {
             let r = self
                 .files
                 .update_one(
-                    doc! {"_id": d.get("_id").cloned().unwrap_or(Bson::Null), "state": {"$in": ["uploaded", "sweeping"]}},
+                    doc! {"_id": d.get("_id").cloned().unwrap_or(Bson::Null), "state": {"$in": ["uploaded", "pending", "sweeping"]}},
                     doc! {"$set": {"state": "sweeping"}},
                 )
                 .await

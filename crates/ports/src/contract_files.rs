@@ -91,4 +91,27 @@ pub async fn file_records_contract<S: ReadStore>(store: Arc<S>) {
         "nothing else of ours is sweepable"
     );
     assert!(store.get_file(&tenant, young.id).await.unwrap().is_some());
+
+    // Presigned uploads: pending until completed, once; never pinned before.
+    let mut pending = file(&tenant, 0);
+    pending.state = FileState::Pending;
+    store.insert_file(&pending).await.unwrap();
+    assert!(
+        !store.pin_file(&tenant, pending.id).await.unwrap(),
+        "no pin before the bytes"
+    );
+    let mut done = pending.clone();
+    done.state = FileState::Uploaded;
+    done.size = 42;
+    assert!(store.complete_file(&done).await.unwrap());
+    assert!(!store.complete_file(&done).await.unwrap(), "only once");
+    assert_eq!(store.get_file(&tenant, pending.id).await.unwrap(), Some(done));
+    let mut stale = file(&tenant, 120);
+    stale.state = FileState::Pending;
+    store.insert_file(&stale).await.unwrap();
+    let swept = store.claim_unattached_files(cutoff, 100).await.unwrap();
+    assert!(
+        swept.iter().any(|f| f.id == stale.id),
+        "a pending upload never completed is swept"
+    );
 }

@@ -162,6 +162,9 @@ pub struct FileRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum FileState {
+    /// A presigned upload was handed out; the bytes are not confirmed yet.
+    /// Swept like an unattached upload when never completed.
+    Pending,
     /// Uploaded, attached to no case yet; swept after `storage.unattached_ttl_secs`.
     Uploaded,
     /// An attach was accepted: kept for good (the case history names it).
@@ -318,6 +321,9 @@ pub trait ReadStore: Send + Sync + 'static {
     async fn reset_projections(&self) -> Result<(), StoreError>;
     /// Records an uploaded file (its bytes are already stored).
     async fn insert_file(&self, file: &FileRecord) -> Result<(), StoreError>;
+    /// Replaces a `Pending` record with the completed one (same id), only
+    /// if it is still pending; returns whether it was.
+    async fn complete_file(&self, file: &FileRecord) -> Result<bool, StoreError>;
     /// A file of the tenant.
     async fn get_file(&self, tenant: &str, id: Uuid) -> Result<Option<FileRecord>, StoreError>;
     /// Marks a file as wanted by a case (before an attach is accepted), so the
@@ -333,7 +339,7 @@ pub trait ReadStore: Send + Sync + 'static {
         attached: bool,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
-    /// Claims for removal, atomically, every unpinned file uploaded before
+    /// Claims for removal, atomically, every unpinned (uploaded or pending) file uploaded before
     /// `cutoff` (and those claimed before but not yet removed) and returns
     /// them; a claimed file can no longer be pinned.
     async fn claim_unattached_files(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<Vec<FileRecord>, StoreError>;

@@ -131,6 +131,7 @@ fn status_str(s: CommandStatus) -> &'static str {
 
 fn file_state_str(s: FileState) -> &'static str {
     match s {
+        FileState::Pending => "pending",
         FileState::Uploaded => "uploaded",
         FileState::Pinned => "pinned",
         FileState::Sweeping => "sweeping",
@@ -729,6 +730,18 @@ impl ReadStore for SqliteReadStore {
             .await
     }
 
+    async fn complete_file(&self, file: &FileRecord) -> Result<bool, StoreError> {
+        let done = file.clone();
+        self.update_file(&file.tenant, file.id, move |f| {
+            if f.state != FileState::Pending {
+                return false;
+            }
+            *f = done;
+            true
+        })
+        .await
+    }
+
     async fn get_file(&self, tenant: &str, id: Uuid) -> Result<Option<FileRecord>, StoreError> {
         let (tenant, id) = (tenant.to_owned(), id.to_string());
         self.db
@@ -746,7 +759,7 @@ impl ReadStore for SqliteReadStore {
 
     async fn pin_file(&self, tenant: &str, id: Uuid) -> Result<bool, StoreError> {
         self.update_file(tenant, id, |f| {
-            if f.state == FileState::Sweeping {
+            if !matches!(f.state, FileState::Uploaded | FileState::Pinned) {
                 return false;
             }
             f.state = FileState::Pinned;
@@ -796,7 +809,7 @@ impl ReadStore for SqliteReadStore {
                 {
                     let mut stmt = tx
                         .prepare_cached(
-                            "SELECT record FROM files WHERE (state = 'uploaded' AND uploaded_at < ?1) OR state = 'sweeping'
+                            "SELECT record FROM files WHERE (state IN ('uploaded', 'pending') AND uploaded_at < ?1) OR state = 'sweeping'
                              ORDER BY uploaded_at LIMIT ?2",
                         )
                         .map_err(map_err)?;

@@ -85,9 +85,32 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found("resource"))
 }
 
+/// The file routes, which the storage API serves alone.
+fn files_scope(scope: actix_web::Scope) -> actix_web::Scope {
+    scope
+        // Literal paths before `/files/{id}`.
+        .service(files::presigned_upload)
+        .service(files::complete_upload)
+        .service(files::upload)
+        .service(files::file_info)
+        .service(files::download_url)
+        .service(files::download)
+        .service(files::head_file)
+}
+
 /// Binds the API and management ports and starts serving. Port 0 picks
 /// free ports; the bound addresses are in the result.
 pub async fn start(platform: Platform, shutdown: CancellationToken) -> anyhow::Result<ApiServer> {
+    start_serving(platform, shutdown, false).await
+}
+
+/// The storage API alone (`casewire serve storage-api`): `/api/v1/files`
+/// and its sweeper, for deployments that scale file traffic apart.
+pub async fn start_storage(platform: Platform, shutdown: CancellationToken) -> anyhow::Result<ApiServer> {
+    start_serving(platform, shutdown, true).await
+}
+
+async fn start_serving(platform: Platform, shutdown: CancellationToken, files_only: bool) -> anyhow::Result<ApiServer> {
     let cfg = platform.config.clone();
     management::recorder();
     let api_listener =
@@ -171,44 +194,43 @@ pub async fn start(platform: Platform, shutdown: CancellationToken) -> anyhow::R
             .app_data(web::FormConfig::default().error_handler(|e, _| ApiError::validation(e.to_string()).into()))
             .app_data(web::PayloadConfig::new(max_body))
             .wrap(from_fn(observe))
-            .service(
-                web::scope("/api/v1")
-                    .service(cases::open_case)
-                    .service(cases::list_cases)
-                    .service(cases::history)
-                    .service(cases::revise_details)
-                    .service(cases::assign)
-                    .service(cases::unassign)
-                    .service(cases::route)
-                    .service(cases::move_to_stage)
-                    .service(cases::prioritize)
-                    .service(cases::comment)
-                    .service(cases::tag)
-                    .service(cases::untag)
-                    .service(cases::link)
-                    .service(cases::resolve)
-                    .service(cases::close)
-                    .service(cases::reopen)
-                    .service(cases::get_case)
-                    // Literal paths before `/commands/{id}`.
-                    .service(docs::command_descriptions)
-                    .service(docs::event_descriptions)
-                    .service(docs::openapi_json)
-                    .service(commands::post_command)
-                    .service(commands::get_command)
-                    .service(commands::cancel_command)
-                    .service(definitions::list_definitions)
-                    .service(definitions::get_definition)
-                    .service(definitions::post_definition)
-                    .service(events::stream)
-                    .service(files::upload)
-                    .service(files::file_info)
-                    .service(files::download_url)
-                    .service(files::download)
-                    .service(files::head_file)
-                    .service(cases::attach)
-                    .service(cases::detach),
-            );
+            .service(if files_only {
+                files_scope(web::scope("/api/v1"))
+            } else {
+                files_scope(
+                    web::scope("/api/v1")
+                        .service(cases::open_case)
+                        .service(cases::list_cases)
+                        .service(cases::history)
+                        .service(cases::revise_details)
+                        .service(cases::assign)
+                        .service(cases::unassign)
+                        .service(cases::route)
+                        .service(cases::move_to_stage)
+                        .service(cases::prioritize)
+                        .service(cases::comment)
+                        .service(cases::tag)
+                        .service(cases::untag)
+                        .service(cases::link)
+                        .service(cases::resolve)
+                        .service(cases::close)
+                        .service(cases::reopen)
+                        .service(cases::get_case)
+                        // Literal paths before `/commands/{id}`.
+                        .service(docs::command_descriptions)
+                        .service(docs::event_descriptions)
+                        .service(docs::openapi_json)
+                        .service(commands::post_command)
+                        .service(commands::get_command)
+                        .service(commands::cancel_command)
+                        .service(definitions::list_definitions)
+                        .service(definitions::get_definition)
+                        .service(definitions::post_definition)
+                        .service(events::stream)
+                        .service(cases::attach)
+                        .service(cases::detach),
+                )
+            });
         if with_dev_auth {
             app = app.service(
                 web::scope(dev_auth::REALM_PATH)

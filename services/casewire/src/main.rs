@@ -95,6 +95,8 @@ enum DefinitionsCommand {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Service {
     CaseApi,
+    /// The files API alone (`/api/v1/files`) and its sweeper.
+    StorageApi,
     CaseEngine,
     Projector,
 }
@@ -212,8 +214,12 @@ async fn serve(config: Config, service: Service) -> anyhow::Result<()> {
         stopper.cancel();
     });
     match service {
-        Service::CaseApi => {
-            let api = casewire_case_api::start(platform, shutdown).await?;
+        Service::CaseApi | Service::StorageApi => {
+            let api = if matches!(service, Service::StorageApi) {
+                casewire_case_api::start_storage(platform, shutdown).await?
+            } else {
+                casewire_case_api::start(platform, shutdown).await?
+            };
             let issuer = api.dev_issuer.as_ref().map(|i| i.issuer().to_owned());
             let info = serde_json::json!({"apiUrl": api.public_url, "managementUrl": format!("http://{}", api.management_addr), "issuer": issuer});
             std::fs::create_dir_all(&data_dir).ok();
@@ -228,7 +234,9 @@ async fn serve(config: Config, service: Service) -> anyhow::Result<()> {
             println!("Management  http://{addr}/health/ready");
             let result = match service {
                 Service::CaseEngine => casewire_case_engine::run(platform, shutdown.clone()).await,
-                Service::Projector | Service::CaseApi => casewire_projector::run(platform, shutdown.clone()).await,
+                Service::Projector | Service::CaseApi | Service::StorageApi => {
+                    casewire_projector::run(platform, shutdown.clone()).await
+                }
             };
             shutdown.cancel();
             let _ = management.await;

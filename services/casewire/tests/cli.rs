@@ -322,3 +322,53 @@ async fn two_hundred_mb(storage: Option<String>) {
         mb(rss_before)
     );
 }
+
+#[tokio::test]
+async fn serve_storage_api_serves_files_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = Command::new(BIN)
+        .args(["serve", "storage-api", "--data-dir"])
+        .arg(&data)
+        .env("CASEWIRE__API__BIND", "127.0.0.1:0")
+        .env("CASEWIRE__MANAGEMENT__BIND", "127.0.0.1:0")
+        .env("CASEWIRE__LOG__LEVEL", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let first = BufReader::new(stdout).lines().next().unwrap().unwrap();
+    let _server = Server(child);
+    let api = first.split_whitespace().nth(1).unwrap().to_owned();
+    let alice = token(&data, "alice");
+    let http = reqwest::Client::new();
+    let up = http
+        .post(format!("{api}/files"))
+        .bearer_auth(&alice)
+        .header("content-type", "text/plain")
+        .header("x-file-name", "a.txt")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.status().as_u16(), 201);
+    let id = up.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let back = http
+        .get(format!("{api}/files/{id}"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.text().await.unwrap(), "hello");
+    let cases = http
+        .get(format!("{api}/cases"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cases.status().as_u16(), 404, "the case API is not served here");
+}

@@ -940,6 +940,15 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/definitions"),
     ("get", "/api/v1/definitions/{id}"),
     ("get", "/api/v1/events"),
+    ("post", "/api/v1/cases/{id}/attachments"),
+    ("delete", "/api/v1/cases/{id}/attachments/{fileId}"),
+    ("post", "/api/v1/files"),
+    ("get", "/api/v1/files/{id}"),
+    ("head", "/api/v1/files/{id}"),
+    ("get", "/api/v1/files/{id}/info"),
+    ("get", "/api/v1/files/{id}/url"),
+    ("post", "/api/v1/files/uploads"),
+    ("post", "/api/v1/files/uploads/{id}/complete"),
 ];
 
 #[tokio::test]
@@ -986,7 +995,8 @@ async fn openapi_and_descriptions_cover_every_endpoint() {
         .json()
         .await
         .unwrap();
-    assert_eq!(commands.as_object().unwrap().len(), 14);
+    assert_eq!(commands.as_object().unwrap().len(), 16);
+    assert_eq!(commands["case.attach"]["required"], json!(["fileId"]));
     assert_eq!(commands["case.assign"]["required"], json!(["assignee"]));
     assert!(!commands.to_string().contains("$ref"), "descriptions stand alone");
     let events: Value = http

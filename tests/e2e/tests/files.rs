@@ -501,3 +501,101 @@ async fn an_s3_outage_during_an_upload_is_a_503_and_leaves_no_record() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn on_s3_a_presigned_upload_is_checked_when_completed() {
+    let Some((url, key, secret)) = s3() else { return };
+    let public = endpoint_of(&url).replace("127.0.0.1", "localhost");
+    let storage = s3_storage(&url, &key, &secret, None, &public);
+    let app = TestApp::spawn_configured(|c| c.storage.url = casewire_runtime::config::SecretUrl::new(storage)).await;
+    let alice = app.client("alice");
+    let ask = alice
+        .post(
+            "/api/v1/files/uploads",
+            &json!({"name": "form.pdf", "contentType": "application/pdf"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ask.status.as_u16(), 201, "{}", ask.body);
+    let link = ask.body["url"].as_str().unwrap();
+    assert_eq!(
+        reqwest::Url::parse(link).unwrap().host_str(),
+        Some("localhost"),
+        "{link}"
+    );
+    let id = ask.body["fileId"].as_str().unwrap();
+    let complete = format!("/api/v1/files/uploads/{id}/complete");
+    let early = alice.post(&complete, &json!({})).await.unwrap();
+    assert_eq!(
+        (early.status.as_u16(), early.body["code"].as_str()),
+        (409, Some("CW-UPLOAD-MISSING"))
+    );
+    assert_eq!(
+        get(&app, "alice", &format!("/api/v1/files/{id}"), None).await.status(),
+        StatusCode::NOT_FOUND,
+        "not readable before it is complete"
+    );
+    let pdf = [b"%PDF-1.7\n".as_slice(), &[b'x'; 5000]].concat();
+    let put = reqwest::Client::new()
+        .put(link)
+        .header("content-type", "application/pdf")
+        .body(pdf.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.text().await.unwrap());
+    // Only the uploader completes it.
+    assert_eq!(
+        app.client("bob")
+            .post(&complete, &json!({}))
+            .await
+            .unwrap()
+            .status
+            .as_u16(),
+        404
+    );
+    let done = alice.post(&complete, &json!({})).await.unwrap();
+    assert_eq!(done.status.as_u16(), 200, "{}", done.body);
+    assert_eq!(
+        (done.body["size"].as_u64(), done.body["sha256"].as_str()),
+        (Some(pdf.len() as u64), Some(hex_sha256(&pdf).as_str()))
+    );
+    assert_eq!(
+        alice.post(&complete, &json!({})).await.unwrap().status.as_u16(),
+        404,
+        "once"
+    );
+    let back = get(&app, "alice", &format!("/api/v1/files/{id}"), None).await;
+    assert_eq!(back.bytes().await.unwrap().as_ref(), pdf.as_slice());
+
+    // Bytes that are not what was declared are refused and deleted.
+    let ask = alice
+        .post(
+            "/api/v1/files/uploads",
+            &json!({"name": "fake.pdf", "contentType": "application/pdf"}),
+        )
+        .await
+        .unwrap();
+    let (link, id) = (ask.body["url"].as_str().unwrap(), ask.body["fileId"].as_str().unwrap());
+    reqwest::Client::new()
+        .put(link)
+        .header("content-type", "application/pdf")
+        .body("not a pdf")
+        .send()
+        .await
+        .unwrap();
+    let refused = alice
+        .post(&format!("/api/v1/files/uploads/{id}/complete"), &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (refused.status.as_u16(), refused.body["code"].as_str()),
+        (415, Some("CW-CONTENT-MISMATCH"))
+    );
+    let again = alice
+        .post(&format!("/api/v1/files/uploads/{id}/complete"), &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(again.status.as_u16(), 409, "the refused bytes are gone: {}", again.body);
+    app.stop().await;
+}

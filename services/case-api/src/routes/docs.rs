@@ -11,7 +11,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::routes::{cases, commands, definitions, events};
+use crate::routes::{cases, commands, definitions, events, files};
 use crate::submit::Accepted;
 
 struct BearerAuth;
@@ -39,7 +39,9 @@ impl Modify for BearerAuth {
         cases::open_case, cases::list_cases, cases::get_case, cases::history,
         cases::revise_details, cases::assign, cases::unassign, cases::route, cases::move_to_stage,
         cases::prioritize, cases::comment, cases::tag, cases::untag, cases::link, cases::resolve,
-        cases::close, cases::reopen,
+        cases::close, cases::reopen, cases::attach, cases::detach,
+        files::upload, files::download, files::head_file, files::file_info, files::download_url,
+        files::presigned_upload, files::complete_upload,
         commands::post_command, commands::get_command, commands::cancel_command,
         command_descriptions, event_descriptions, openapi_json,
         definitions::list_definitions, definitions::get_definition, definitions::post_definition,
@@ -52,6 +54,7 @@ impl Modify for BearerAuth {
         CaseCommand, OpenCase, ReviseDetails, AssignCase, UnassignCase, RouteCase, MoveToStage, PrioritizeCase,
         CommentOnCase, Visibility, TagCase, LinkCase, LinkRelation, ResolveCase, CloseCase, ReopenCase, Requester,
         AttachFile, DetachFile, FileFacts, casewire_domain::case::Attachment,
+        casewire_ports::FileRecord, casewire_ports::FileState, files::Presigned, files::UploadRequest,
         CaseEvent, CaseOpened, DetailsRevised, CaseAssigned, CaseUnassigned, CaseRouted, StageChanged,
         CasePrioritized, CommentAdded, TagChanged, CaseLinked, CaseResolved, CaseClosed, CaseReopened,
         AttachmentAdded, AttachmentRemoved,
@@ -62,6 +65,7 @@ impl Modify for BearerAuth {
         (name = "commands", description = "Generic commands, their state and cancellation"),
         (name = "definitions", description = "Case definitions"),
         (name = "events", description = "The live event stream"),
+        (name = "files", description = "Uploads, downloads and presigned URLs; attach files with /cases/{id}/attachments"),
         (name = "meta", description = "Descriptions of the API itself"),
     )
 )]

@@ -279,7 +279,7 @@ async fn readable(state: &AppState, who: &Principal, id: &str) -> Result<FileRec
         .reads
         .get_file(&who.tenant, id)
         .await?
-        .filter(|f| f.state != FileState::Sweeping)
+        .filter(|f| matches!(f.state, FileState::Uploaded | FileState::Pinned))
         .ok_or_else(not_found)?;
     if may_read(state, who, &file).await? {
         Ok(file)
@@ -558,4 +558,158 @@ pub async fn download_url(state: Data<AppState>, auth: Auth, id: Path<String>) -
         method: "GET".into(),
         expires_at: Utc::now() + ttl,
     }))
+}
+
+/// A presigned upload to ask for.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UploadRequest {
+    pub name: String,
+    pub content_type: String,
+}
+
+/// Ask for a presigned upload: `PUT` the bytes to `url` with the same
+/// `Content-Type`, then `POST /api/v1/files/uploads/{fileId}/complete`.
+/// Uploads never completed are swept like unattached files.
+#[utoipa::path(
+    post, path = "/api/v1/files/uploads", tag = "files", request_body = UploadRequest,
+    responses(
+        (status = 201, body = Presigned), (status = 403, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 501, body = ErrorBody), (status = 503, body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+#[post("/files/uploads")]
+pub async fn presigned_upload(
+    state: Data<AppState>,
+    auth: Auth,
+    body: crate::body::Body,
+) -> Result<HttpResponse, ApiError> {
+    authz::require(&state, &auth, "file.upload").await?;
+    let ask: UploadRequest = crate::error::required_json(&body)?;
+    let cfg = &state.platform.config.storage;
+    if !type_allowed(&cfg.allowed_types, &ask.content_type) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "CW-UNSUPPORTED-MEDIA-TYPE",
+            format!(
+                "{} is not an allowed file type (storage.allowed_types)",
+                ask.content_type
+            ),
+        ));
+    }
+    let name = ask
+        .name
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+        return Err(
+            ApiError::validation("name must be 1 to 255 characters").with_details(serde_json::json!({"field": "name"}))
+        );
+    }
+    let id = Uuid::now_v7();
+    let ttl = Duration::from_secs(cfg.presign_ttl_secs);
+    let url = state
+        .blobs
+        .presign_put(&blob_key(&auth.tenant, id), &ask.content_type, ttl)
+        .await?
+        .ok_or_else(presign_unsupported)?;
+    state
+        .platform
+        .reads
+        .insert_file(&FileRecord {
+            id,
+            tenant: auth.tenant.clone(),
+            name,
+            content_type: ask.content_type,
+            size: 0,
+            sha256: String::new(),
+            uploaded_by: auth.name.clone(),
+            uploaded_at: chrono::DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap_or_default(),
+            cases: vec![],
+            state: FileState::Pending,
+            detached_at: None,
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(Presigned {
+        file_id: id,
+        url,
+        method: "PUT".into(),
+        expires_at: Utc::now() + ttl,
+    }))
+}
+
+/// Confirm a presigned upload: the bytes are checked (size limit, type
+/// sniffing) and hashed by reading them back, then the file is yours like
+/// any upload. A refused upload is deleted.
+#[utoipa::path(
+    post, path = "/api/v1/files/uploads/{id}/complete", tag = "files",
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, body = FileRecord), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 503, body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+#[post("/files/uploads/{id}/complete")]
+pub async fn complete_upload(state: Data<AppState>, auth: Auth, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    use sha2::{Digest, Sha256};
+    let not_found = || ApiError::not_found("upload");
+    let id: Uuid = id.parse().map_err(|_| not_found())?;
+    let pending = state
+        .platform
+        .reads
+        .get_file(&auth.tenant, id)
+        .await?
+        .filter(|f| f.state == FileState::Pending && f.uploaded_by == auth.name)
+        .ok_or_else(not_found)?;
+    let key = blob_key(&auth.tenant, id);
+    let mut read = match state.blobs.get(&key, None).await {
+        Ok(r) => r,
+        Err(BlobError::NotFound) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "CW-UPLOAD-MISSING",
+                "no bytes were uploaded to the presigned URL yet",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let limit = state.platform.config.storage.max_upload_bytes;
+    let refuse = |e: BlobError| {
+        let (blobs, key) = (state.blobs.clone(), key.clone());
+        async move {
+            let _ = blobs.delete(&key).await;
+            Err::<HttpResponse, ApiError>(e.into())
+        }
+    };
+    if read.info.size > limit {
+        return refuse(BlobError::TooLarge { limit }).await;
+    }
+    let (mut hasher, mut head, mut size) = (Sha256::new(), Vec::new(), 0u64);
+    while let Some(chunk) = read.body.next().await {
+        let chunk = chunk?;
+        if head.len() < SNIFF_BYTES {
+            head.extend_from_slice(&chunk[..chunk.len().min(SNIFF_BYTES - head.len())]);
+        }
+        size += chunk.len() as u64;
+        hasher.update(&chunk);
+    }
+    if let Some(why) = contradicts(&pending.content_type, &head) {
+        return refuse(BlobError::Refused(why)).await;
+    }
+    let done = FileRecord {
+        size,
+        sha256: hasher.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+        state: FileState::Uploaded,
+        ..pending
+    };
+    if !state.platform.reads.complete_file(&done).await? {
+        return Err(not_found());
+    }
+    tracing::info!(file_id = %id, size, "Completed a presigned upload");
+    Ok(HttpResponse::Ok().json(done))
 }
