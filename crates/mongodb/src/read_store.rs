@@ -108,6 +108,8 @@ fn file_state_str(s: FileState) -> &'static str {
         FileState::Uploaded => "uploaded",
         FileState::Pinned => "pinned",
         FileState::Sweeping => "sweeping",
+        FileState::Purging => "purging",
+        FileState::Purged => "purged",
     }
 }
 
@@ -137,6 +139,8 @@ fn file_of(d: &Document) -> Result<FileRecord, StoreError> {
         "uploaded" => FileState::Uploaded,
         "pinned" => FileState::Pinned,
         "sweeping" => FileState::Sweeping,
+        "purging" => FileState::Purging,
+        "purged" => FileState::Purged,
         other => return Err(corrupt(format!("unknown file state {other}"))),
     };
     let cases = d
@@ -804,6 +808,54 @@ impl ReadStore for MongoReadStore {
             }
         }
         Ok(claimed)
+    }
+
+    async fn claim_detached_files(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<FileRecord>, StoreError> {
+        let candidates: Vec<Document> = self
+            .files
+            .find(doc! {"$or": [
+                {"state": "pinned", "cases": {"$size": 0}, "detachedAt": {"$lt": time_text(cutoff)}},
+                {"state": "purging"},
+            ]})
+            .limit(i64_of(limit as u64))
+            .await
+            .map_err(map_err)?
+            .try_collect()
+            .await
+            .map_err(map_err)?;
+        let mut claimed = Vec::new();
+        for d in candidates {
+            // Conditional, so an attach that pinned it again keeps its bytes.
+            let r = self
+                .files
+                .update_one(
+                    doc! {"$or": [
+                        {"_id": d.get("_id").cloned().unwrap_or(Bson::Null), "state": "pinned", "cases": {"$size": 0}},
+                        {"_id": d.get("_id").cloned().unwrap_or(Bson::Null), "state": "purging"},
+                    ]},
+                    doc! {"$set": {"state": "purging"}},
+                )
+                .await
+                .map_err(map_err)?;
+            if r.matched_count == 1 {
+                let mut f = file_of(&d)?;
+                f.state = FileState::Purging;
+                claimed.push(f);
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn mark_purged(&self, tenant: &str, id: Uuid) -> Result<(), StoreError> {
+        self.files
+            .update_one(doc! {"_id": case_id(tenant, id)}, doc! {"$set": {"state": "purged"}})
+            .await
+            .map_err(map_err)?;
+        Ok(())
     }
 
     async fn delete_file(&self, tenant: &str, id: Uuid) -> Result<(), StoreError> {

@@ -171,6 +171,12 @@ pub enum FileState {
     Pinned,
     /// Claimed by the sweeper; its bytes are being removed.
     Sweeping,
+    /// Detached from every case longer than the retention rule allows:
+    /// claimed for purging, its bytes are being removed.
+    Purging,
+    /// Its bytes were purged by the retention rule; the record stays,
+    /// because the case history names it.
+    Purged,
 }
 
 /// A time rendered so that string order is time order.
@@ -343,6 +349,12 @@ pub trait ReadStore: Send + Sync + 'static {
     /// `cutoff` (and those claimed before but not yet removed) and returns
     /// them; a claimed file can no longer be pinned.
     async fn claim_unattached_files(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<Vec<FileRecord>, StoreError>;
+    /// Claims for purging, atomically, every pinned file attached to no case
+    /// since before `cutoff` (and those claimed before but not finished); a
+    /// claimed file can no longer be pinned.
+    async fn claim_detached_files(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<Vec<FileRecord>, StoreError>;
+    /// Marks a claimed file as purged (its bytes are gone, its record stays).
+    async fn mark_purged(&self, tenant: &str, id: Uuid) -> Result<(), StoreError>;
     /// Forgets a file (its bytes are gone).
     async fn delete_file(&self, tenant: &str, id: Uuid) -> Result<(), StoreError>;
     /// Checks that the backend answers.

@@ -318,6 +318,10 @@ pub struct StorageConfig {
     pub sweep_every_secs: u64,
     /// Lifetime of presigned URLs, in seconds.
     pub presign_ttl_secs: u64,
+    /// The retention rule of removed attachments: purge the bytes of a file
+    /// that no case has held for this many seconds (its record, and the
+    /// case histories naming it, stay). Unset: keep the bytes for good.
+    pub purge_detached_after_secs: Option<u64>,
 }
 
 impl Default for StorageConfig {
@@ -342,6 +346,7 @@ impl Default for StorageConfig {
             unattached_ttl_secs: 24 * 3600,
             sweep_every_secs: 300,
             presign_ttl_secs: 300,
+            purge_detached_after_secs: None,
         }
     }
 }

@@ -135,6 +135,8 @@ fn file_state_str(s: FileState) -> &'static str {
         FileState::Uploaded => "uploaded",
         FileState::Pinned => "pinned",
         FileState::Sweeping => "sweeping",
+        FileState::Purging => "purging",
+        FileState::Purged => "purged",
     }
 }
 
@@ -833,6 +835,53 @@ impl ReadStore for SqliteReadStore {
                 Ok(claimed)
             })
             .await
+    }
+
+    async fn claim_detached_files(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<Vec<FileRecord>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.db
+            .write(move |conn| {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(map_err)?;
+                let mut claimed = Vec::new();
+                {
+                    let mut stmt = tx
+                        .prepare_cached("SELECT record FROM files WHERE state IN ('pinned', 'purging')")
+                        .map_err(map_err)?;
+                    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(map_err)?;
+                    for row in rows {
+                        let mut f: FileRecord = serde_json::from_str(&row.map_err(map_err)?).map_err(corrupt)?;
+                        let due = f.cases.is_empty() && f.detached_at.is_some_and(|t| t < cutoff);
+                        if f.state == FileState::Purging || due {
+                            f.state = FileState::Purging;
+                            claimed.push(f);
+                        }
+                        if claimed.len() as i64 >= limit {
+                            break;
+                        }
+                    }
+                }
+                for f in &claimed {
+                    tx.execute(
+                        "UPDATE files SET state = 'purging', record = ?3 WHERE tenant = ?1 AND id = ?2",
+                        params![f.tenant, f.id.to_string(), to_json(f)?],
+                    )
+                    .map_err(map_err)?;
+                }
+                tx.commit().map_err(map_err)?;
+                Ok(claimed)
+            })
+            .await
+    }
+
+    async fn mark_purged(&self, tenant: &str, id: Uuid) -> Result<(), StoreError> {
+        self.update_file(tenant, id, |f| {
+            f.state = FileState::Purged;
+            true
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn delete_file(&self, tenant: &str, id: Uuid) -> Result<(), StoreError> {

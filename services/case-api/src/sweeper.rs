@@ -10,6 +10,28 @@ use tokio_util::sync::CancellationToken;
 use crate::routes::files::blob_key;
 use crate::state::AppState;
 
+/// One purge pass under the retention rule: returns how many files' bytes
+/// were purged.
+pub async fn purge_once(state: &AppState) -> anyhow::Result<usize> {
+    let Some(after) = state.platform.config.storage.purge_detached_after_secs else {
+        return Ok(0);
+    };
+    let cutoff = chrono::Utc::now() - chrono::Duration::seconds(i64::try_from(after).unwrap_or(i64::MAX));
+    let mut purged = 0;
+    loop {
+        let batch = state.platform.reads.claim_detached_files(cutoff, 100).await?;
+        if batch.is_empty() {
+            return Ok(purged);
+        }
+        for file in &batch {
+            state.blobs.delete(&blob_key(&file.tenant, file.id)).await?;
+            state.platform.reads.mark_purged(&file.tenant, file.id).await?;
+            tracing::info!(file_id = %file.id, tenant = %file.tenant, "Purged the bytes of a file no case holds (retention rule)");
+            purged += 1;
+        }
+    }
+}
+
 /// One pass: returns how many files were removed.
 pub async fn sweep_once(state: &AppState) -> anyhow::Result<usize> {
     let cfg = &state.platform.config.storage;
@@ -44,6 +66,9 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
         }
         if let Err(e) = sweep_once(&state).await {
             tracing::warn!(error = %e, "The file sweep failed; retrying next time");
+        }
+        if let Err(e) = purge_once(&state).await {
+            tracing::warn!(error = %e, "The retention purge failed; retrying next time");
         }
     }
 }

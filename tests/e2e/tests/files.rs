@@ -599,3 +599,70 @@ async fn on_s3_a_presigned_upload_is_checked_when_completed() {
     assert_eq!(again.status.as_u16(), 409, "the refused bytes are gone: {}", again.body);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_retention_rule_purges_bytes_of_removed_attachments_and_keeps_history() {
+    let app = TestApp::spawn_configured(|c| {
+        c.storage.sweep_every_secs = 1;
+        c.storage.purge_detached_after_secs = Some(1);
+    })
+    .await;
+    let (_, file) = upload(&app, "alice", "old.txt", "text/plain", b"old bytes".to_vec(), None).await;
+    let (_, held) = upload(&app, "alice", "held.txt", "text/plain", b"still held".to_vec(), None).await;
+    let alice = app.client("alice");
+    let case = alice
+        .post_wait("/api/v1/cases", &complaint("Retention"))
+        .await
+        .unwrap()
+        .body;
+    let case_id = case["id"].as_str().unwrap();
+    for f in [&file, &held] {
+        let r = alice
+            .post_wait(
+                &format!("/api/v1/cases/{case_id}/attachments"),
+                &json!({"fileId": f["id"]}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+    }
+    let r = alice
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/cases/{case_id}/attachments/{}", file["id"].as_str().unwrap()),
+            None,
+            Some(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+    let path = format!("/api/v1/files/{}", file["id"].as_str().unwrap());
+    let gone = eventually(Duration::from_secs(15), || {
+        let (app, path) = (&app, path.clone());
+        async move { (get(app, "alice", &path, None).await.status() == StatusCode::GONE).then_some(()) }
+    })
+    .await;
+    assert!(gone.is_some(), "the detached file's bytes are purged");
+    let info: Value = get(&app, "alice", &path, None).await.json().await.unwrap();
+    assert_eq!(
+        (info["code"].as_str(), info["details"]["state"].as_str()),
+        (Some("CW-GONE"), Some("purged"))
+    );
+    let history = alice
+        .get(&format!("/api/v1/cases/{case_id}/history"))
+        .await
+        .unwrap()
+        .body;
+    let added = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "casewire.case.attachment-added.v1")
+        .count();
+    assert_eq!(added, 2, "the history still names both files");
+    let held_path = format!("/api/v1/files/{}", held["id"].as_str().unwrap());
+    let still = get(&app, "bob", &held_path, None).await;
+    assert_eq!(still.status(), StatusCode::OK, "a file a case holds is never purged");
+    assert_eq!(still.bytes().await.unwrap().as_ref(), b"still held");
+    app.stop().await;
+}

@@ -279,13 +279,20 @@ async fn readable(state: &AppState, who: &Principal, id: &str) -> Result<FileRec
         .reads
         .get_file(&who.tenant, id)
         .await?
-        .filter(|f| matches!(f.state, FileState::Uploaded | FileState::Pinned))
+        .filter(|f| matches!(f.state, FileState::Uploaded | FileState::Pinned | FileState::Purged))
         .ok_or_else(not_found)?;
-    if may_read(state, who, &file).await? {
-        Ok(file)
-    } else {
-        Err(not_found())
+    if !may_read(state, who, &file).await? {
+        return Err(not_found());
     }
+    if file.state == FileState::Purged {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "CW-GONE",
+            "the file's bytes were purged by the retention rule; its record stays in the case history",
+        )
+        .with_details(serde_json::to_value(&file).unwrap_or_default()));
+    }
+    Ok(file)
 }
 
 /// Upload a file: the body is the bytes. The SHA-256 is computed while
