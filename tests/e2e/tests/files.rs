@@ -666,3 +666,47 @@ async fn the_retention_rule_purges_bytes_of_removed_attachments_and_keeps_histor
     assert_eq!(still.bytes().await.unwrap().as_ref(), b"still held");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_multipart_form_uploads_like_headers_do() {
+    let app = TestApp::spawn().await;
+    let boundary = "casewire-boundary-1234";
+    let file_id = uuid::Uuid::now_v7();
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"fileId\"\r\n\r\n{file_id}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"from-a-form.txt\"\r\n\
+         Content-Type: text/plain\r\n\r\nhello from a form\r\n--{boundary}--\r\n"
+    );
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/files", app.url()))
+        .bearer_auth(app.app.token("alice").unwrap())
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let file: Value = res.json().await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{file}");
+    assert_eq!(file["id"], file_id.to_string());
+    assert_eq!(
+        (file["name"].as_str(), file["contentType"].as_str()),
+        (Some("from-a-form.txt"), Some("text/plain"))
+    );
+    assert_eq!(file["sha256"], hex_sha256(b"hello from a form"));
+    let back = get(&app, "alice", &format!("/api/v1/files/{file_id}"), None).await;
+    assert_eq!(back.bytes().await.unwrap().as_ref(), b"hello from a form");
+    // A form without its file part, or with an unknown field, is a 400.
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/files", app.url()))
+        .bearer_auth(app.app.token("alice").unwrap())
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .body(format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"color\"\r\n\r\nred\r\n--{boundary}--\r\n"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    app.stop().await;
+}

@@ -215,7 +215,7 @@ pub async fn attach(
     responses((status = 202, body = Accepted), (status = 200, body = Case), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = []))
 )]
-#[delete("/cases/{id}/attachments/{file_id}")]
+#[delete("/cases/{id}/attachments/{fileId}")]
 pub async fn detach(
     state: Data<AppState>,
     auth: Auth,

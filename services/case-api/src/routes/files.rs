@@ -125,8 +125,8 @@ pub fn contradicts(declared: &str, head: &[u8]) -> Option<String> {
 /// The request body as a blob stream: counts bytes (an error past the
 /// limit) and checks the declared type against the first bytes before any
 /// of them is passed on.
-struct Checked {
-    inner: Payload,
+struct Checked<S> {
+    inner: S,
     limit: u64,
     seen: u64,
     declared: String,
@@ -134,14 +134,18 @@ struct Checked {
     done: bool,
 }
 
-impl Checked {
+impl<S> Checked<S> {
     fn fail(&mut self, e: BlobError) -> Poll<Option<Result<Bytes, BlobError>>> {
         self.done = true;
         Poll::Ready(Some(Err(e)))
     }
 }
 
-impl Stream for Checked {
+impl<S, E> Stream for Checked<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
     type Item = Result<Bytes, BlobError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -182,7 +186,7 @@ impl Stream for Checked {
     }
 }
 
-impl Checked {
+impl<S> Checked<S> {
     fn release_head(&mut self) -> Poll<Option<Result<Bytes, BlobError>>> {
         let head = self.head.take().unwrap_or_default().freeze();
         if let Some(why) = contradicts(&self.declared, &head) {
@@ -237,6 +241,11 @@ fn file_name(req: &HttpRequest) -> Result<String, ApiError> {
             ApiError::validation("name the file with an x-file-name header (or Content-Disposition filename)")
                 .with_details(serde_json::json!({"field": "x-file-name"}))
         })?;
+    clean_name(&raw)
+}
+
+/// The last path part of a client's file name, checked.
+fn clean_name(raw: &str) -> Result<String, ApiError> {
     let name = raw.rsplit(['/', '\\']).next().unwrap_or_default().trim();
     if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
         return Err(
@@ -323,10 +332,99 @@ pub async fn upload(
     body: Payload,
 ) -> Result<HttpResponse, ApiError> {
     authz::require(&state, &auth, "file.upload").await?;
-    let cfg = &state.platform.config.storage;
     let content_type = header_str(&req, "content-type")
         .unwrap_or("application/octet-stream")
         .to_owned();
+    if content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
+        return upload_form(&state, &auth, &req, body).await;
+    }
+    let name = file_name(&req)?;
+    let id = header_str(&req, "x-file-id").map(str::to_owned);
+    let expected = announced_sha256(&req)?;
+    store_upload(&state, &auth, &req, id.as_deref(), name, content_type, expected, body).await
+}
+
+fn form_error(message: impl Into<String>) -> ApiError {
+    ApiError::validation(message).with_details(serde_json::json!({"field": "form"}))
+}
+
+/// A small text field of a form.
+async fn form_text(field: &mut actix_multipart::Field, what: &str) -> Result<String, ApiError> {
+    let mut text = Vec::new();
+    while let Some(chunk) = field.next().await {
+        let chunk = chunk.map_err(|e| form_error(format!("reading {what}: {e}")))?;
+        text.extend_from_slice(&chunk);
+        if text.len() > 1024 {
+            return Err(form_error(format!("{what} is too long")));
+        }
+    }
+    String::from_utf8(text).map_err(|_| form_error(format!("{what} is not UTF-8")))
+}
+
+/// `multipart/form-data`: optional text fields `fileId`, `name` and
+/// `sha256` first, then the part `file` (its own content type and file
+/// name), streamed like a plain upload.
+async fn upload_form(
+    state: &AppState,
+    auth: &Auth,
+    req: &HttpRequest,
+    body: Payload,
+) -> Result<HttpResponse, ApiError> {
+    let mut form = actix_multipart::Multipart::new(req.headers(), body);
+    let (mut id, mut name, mut sha) = (None, None, announced_sha256(req)?);
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(|e| form_error(format!("malformed form: {e}")))?;
+        match field.name().unwrap_or_default() {
+            "fileId" => id = Some(form_text(&mut field, "fileId").await?),
+            "name" => name = Some(form_text(&mut field, "name").await?),
+            "sha256" => {
+                let raw = form_text(&mut field, "sha256").await?;
+                if raw.len() != 64 || !raw.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(form_error("sha256 must be 64 hex digits"));
+                }
+                sha = Some(raw.to_ascii_lowercase());
+            }
+            "file" => {
+                let content_type = field
+                    .content_type()
+                    .map_or_else(|| "application/octet-stream".to_owned(), ToString::to_string);
+                let name = name
+                    .or_else(|| {
+                        field
+                            .content_disposition()
+                            .and_then(|d| d.get_filename().map(str::to_owned))
+                    })
+                    .ok_or_else(|| form_error("name the file: a name field, or a filename on the file part"))?;
+                let name = clean_name(&name)?;
+                return store_upload(state, auth, req, id.as_deref(), name, content_type, sha, field).await;
+            }
+            other => {
+                return Err(form_error(format!(
+                    "unknown form field '{other}' (fileId, name, sha256, file)"
+                )));
+            }
+        }
+    }
+    Err(form_error("the form has no file part"))
+}
+
+/// Streams one upload to the blob store and records it.
+#[allow(clippy::too_many_arguments)]
+async fn store_upload<S, E>(
+    state: &AppState,
+    auth: &Auth,
+    req: &HttpRequest,
+    id: Option<&str>,
+    name: String,
+    content_type: String,
+    expected: Option<String>,
+    body: S,
+) -> Result<HttpResponse, ApiError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin + 'static,
+    E: std::fmt::Display + 'static,
+{
+    let cfg = &state.platform.config.storage;
     if !type_allowed(&cfg.allowed_types, &content_type) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -335,15 +433,13 @@ pub async fn upload(
         )
         .with_details(serde_json::json!({"allowed": cfg.allowed_types})));
     }
-    let name = file_name(&req)?;
-    let expected = announced_sha256(&req)?;
-    let id = match header_str(&req, "x-file-id") {
-        Some(raw) => raw.parse::<Uuid>().map_err(|_| {
-            ApiError::validation("x-file-id must be a UUID").with_details(serde_json::json!({"field": "x-file-id"}))
+    let id = match id {
+        Some(raw) => raw.trim().parse::<Uuid>().map_err(|_| {
+            ApiError::validation("the file id must be a UUID").with_details(serde_json::json!({"field": "x-file-id"}))
         })?,
         None => Uuid::now_v7(),
     };
-    if let Some(declared) = header_str(&req, "content-length").and_then(|l| l.parse::<u64>().ok())
+    if let Some(declared) = header_str(req, "content-length").and_then(|l| l.parse::<u64>().ok())
         && declared > cfg.max_upload_bytes
     {
         return Err(BlobError::TooLarge {
@@ -605,18 +701,7 @@ pub async fn presigned_upload(
             ),
         ));
     }
-    let name = ask
-        .name
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
-    if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
-        return Err(
-            ApiError::validation("name must be 1 to 255 characters").with_details(serde_json::json!({"field": "name"}))
-        );
-    }
+    let name = clean_name(&ask.name)?;
     let id = Uuid::now_v7();
     let ttl = Duration::from_secs(cfg.presign_ttl_secs);
     let url = state
