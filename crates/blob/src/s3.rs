@@ -209,7 +209,7 @@ fn percent_encode(s: &str, keep_slash: bool) -> String {
 /// `attachment` with the name in plain ASCII (for old clients) and in
 /// UTF-8 (RFC 6266); quotes, backslashes and control characters, which
 /// could break out of the header value, never appear raw.
-fn content_disposition(filename: &str) -> String {
+pub fn content_disposition(filename: &str) -> String {
     let ascii: String = filename
         .chars()
         .map(|c| {

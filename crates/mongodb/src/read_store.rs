@@ -102,17 +102,6 @@ fn visibility(clauses: &[Clause]) -> Document {
     doc! {"$or": ors}
 }
 
-fn file_state_str(s: FileState) -> &'static str {
-    match s {
-        FileState::Pending => "pending",
-        FileState::Uploaded => "uploaded",
-        FileState::Pinned => "pinned",
-        FileState::Sweeping => "sweeping",
-        FileState::Purging => "purging",
-        FileState::Purged => "purged",
-    }
-}
-
 /// A file record as a document: the fields that updates touch are native
 /// (state, cases, detachedAt), the rest plain values.
 fn file_doc(f: &FileRecord) -> Result<Document, StoreError> {
@@ -127,7 +116,7 @@ fn file_doc(f: &FileRecord) -> Result<Document, StoreError> {
         "uploadedBy": &f.uploaded_by,
         "uploadedAt": sortable_time(f.uploaded_at),
         "cases": f.cases.iter().map(Uuid::to_string).collect::<Vec<_>>(),
-        "state": file_state_str(f.state),
+        "state": f.state.as_str(),
         "detachedAt": f.detached_at.map_or(Bson::Null, |t| Bson::String(time_text(t))),
     })
 }

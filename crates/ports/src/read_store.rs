@@ -179,6 +179,20 @@ pub enum FileState {
     Purged,
 }
 
+impl FileState {
+    /// The stored name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileState::Pending => "pending",
+            FileState::Uploaded => "uploaded",
+            FileState::Pinned => "pinned",
+            FileState::Sweeping => "sweeping",
+            FileState::Purging => "purging",
+            FileState::Purged => "purged",
+        }
+    }
+}
+
 /// A time rendered so that string order is time order.
 pub fn sortable_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()

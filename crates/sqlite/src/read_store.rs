@@ -129,17 +129,6 @@ fn status_str(s: CommandStatus) -> &'static str {
     }
 }
 
-fn file_state_str(s: FileState) -> &'static str {
-    match s {
-        FileState::Pending => "pending",
-        FileState::Uploaded => "uploaded",
-        FileState::Pinned => "pinned",
-        FileState::Sweeping => "sweeping",
-        FileState::Purging => "purging",
-        FileState::Purged => "purged",
-    }
-}
-
 /// Turns user text into an FTS5 query that can not be a syntax error:
 /// every word becomes a quoted prefix term, and all must match.
 fn fts_query(text: &str) -> Option<String> {
@@ -267,7 +256,7 @@ impl SqliteReadStore {
                 }
                 tx.execute(
                     "UPDATE files SET state = ?3, record = ?4 WHERE tenant = ?1 AND id = ?2",
-                    params![tenant, id, file_state_str(file.state), to_json(&file)?],
+                    params![tenant, id, file.state.as_str(), to_json(&file)?],
                 )
                 .map_err(map_err)?;
                 tx.commit().map_err(map_err)?;
@@ -719,7 +708,7 @@ impl ReadStore for SqliteReadStore {
 
     async fn insert_file(&self, file: &FileRecord) -> Result<(), StoreError> {
         let (tenant, id, record) = (file.tenant.clone(), file.id.to_string(), to_json(file)?);
-        let (state, uploaded_at) = (file_state_str(file.state), sortable_time(file.uploaded_at));
+        let (state, uploaded_at) = (file.state.as_str(), sortable_time(file.uploaded_at));
         self.db
             .write(move |conn| {
                 conn.execute(

@@ -527,24 +527,12 @@ fn parse_range(req: &HttpRequest) -> Option<ByteRange> {
     }
 }
 
-fn disposition(name: &str) -> String {
-    let ascii: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let encoded = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
-    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
-}
-
 fn file_headers(res: &mut actix_web::HttpResponseBuilder, file: &FileRecord) {
     res.insert_header((header::CONTENT_TYPE, file.content_type.clone()))
-        .insert_header((header::CONTENT_DISPOSITION, disposition(&file.name)))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            casewire_blob::content_disposition(&file.name),
+        ))
         .insert_header((header::ACCEPT_RANGES, "bytes"))
         .insert_header((header::ETAG, format!("\"{}\"", file.sha256)))
         .insert_header(("x-checksum-sha256", file.sha256.clone()))
