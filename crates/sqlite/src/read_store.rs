@@ -98,10 +98,13 @@ CREATE TABLE IF NOT EXISTS files (
     id TEXT NOT NULL,
     state TEXT NOT NULL,
     uploaded_at TEXT NOT NULL,
+    -- Set while the file is attached to no case after having been: the retention rule's clock.
+    detached_at TEXT,
     record TEXT NOT NULL,
     PRIMARY KEY (tenant, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS files_sweep ON files (state, uploaded_at);
+CREATE INDEX IF NOT EXISTS files_purge ON files (state, detached_at);
 CREATE INDEX IF NOT EXISTS commands_unfinished ON commands (case_id, tenant) WHERE status IN ('pending', 'processing');
 ";
 
@@ -127,6 +130,12 @@ fn status_str(s: CommandStatus) -> &'static str {
         CommandStatus::Rejected => "rejected",
         CommandStatus::Cancelled => "cancelled",
     }
+}
+
+/// The retention clock of a file as stored: its detach time while no case
+/// holds it, else nothing.
+fn detached_key(f: &FileRecord) -> Option<String> {
+    f.detached_at.filter(|_| f.cases.is_empty()).map(sortable_time)
 }
 
 /// Turns user text into an FTS5 query that can not be a syntax error:
@@ -227,6 +236,46 @@ impl SqliteReadStore {
         Ok(SqliteReadStore { db })
     }
 
+    /// Moves the files `select` finds (`?1` a cutoff time, `?2` a limit) to
+    /// `to`, in one transaction, and returns them: the sweeper's claim.
+    async fn claim_files(
+        &self,
+        select: &'static str,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+        to: FileState,
+    ) -> Result<Vec<FileRecord>, StoreError> {
+        let (cutoff, limit) = (sortable_time(cutoff), i64::try_from(limit).unwrap_or(i64::MAX));
+        self.db
+            .write(move |conn| {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(map_err)?;
+                let mut claimed = Vec::new();
+                {
+                    let mut stmt = tx.prepare_cached(select).map_err(map_err)?;
+                    let rows = stmt
+                        .query_map(params![cutoff, limit], |r| r.get::<_, String>(0))
+                        .map_err(map_err)?;
+                    for row in rows {
+                        let mut f: FileRecord = serde_json::from_str(&row.map_err(map_err)?).map_err(corrupt)?;
+                        f.state = to;
+                        claimed.push(f);
+                    }
+                }
+                for f in &claimed {
+                    tx.execute(
+                        "UPDATE files SET state = ?3, record = ?4 WHERE tenant = ?1 AND id = ?2",
+                        params![f.tenant, f.id.to_string(), to.as_str(), to_json(f)?],
+                    )
+                    .map_err(map_err)?;
+                }
+                tx.commit().map_err(map_err)?;
+                Ok(claimed)
+            })
+            .await
+    }
+
     /// Read-modify-write of one file record in a write transaction; `change`
     /// says whether it applied. False when the file does not exist.
     async fn update_file(
@@ -255,8 +304,8 @@ impl SqliteReadStore {
                     return Ok(false);
                 }
                 tx.execute(
-                    "UPDATE files SET state = ?3, record = ?4 WHERE tenant = ?1 AND id = ?2",
-                    params![tenant, id, file.state.as_str(), to_json(&file)?],
+                    "UPDATE files SET state = ?3, detached_at = ?4, record = ?5 WHERE tenant = ?1 AND id = ?2",
+                    params![tenant, id, file.state.as_str(), detached_key(&file), to_json(&file)?],
                 )
                 .map_err(map_err)?;
                 tx.commit().map_err(map_err)?;
@@ -708,12 +757,13 @@ impl ReadStore for SqliteReadStore {
 
     async fn insert_file(&self, file: &FileRecord) -> Result<(), StoreError> {
         let (tenant, id, record) = (file.tenant.clone(), file.id.to_string(), to_json(file)?);
-        let (state, uploaded_at) = (file.state.as_str(), sortable_time(file.uploaded_at));
+        let (state, uploaded_at, detached_at) =
+            (file.state.as_str(), sortable_time(file.uploaded_at), detached_key(file));
         self.db
             .write(move |conn| {
                 conn.execute(
-                    "INSERT INTO files (tenant, id, state, uploaded_at, record) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![tenant, id, state, uploaded_at, record],
+                    "INSERT INTO files (tenant, id, state, uploaded_at, detached_at, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![tenant, id, state, uploaded_at, detached_at, record],
                 )
                 .map_err(map_err)?;
                 Ok(())
@@ -789,79 +839,25 @@ impl ReadStore for SqliteReadStore {
     }
 
     async fn claim_unattached_files(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<Vec<FileRecord>, StoreError> {
-        let cutoff = sortable_time(cutoff);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.db
-            .write(move |conn| {
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(map_err)?;
-                let mut claimed = Vec::new();
-                {
-                    let mut stmt = tx
-                        .prepare_cached(
-                            "SELECT record FROM files WHERE (state IN ('uploaded', 'pending') AND uploaded_at < ?1) OR state = 'sweeping'
-                             ORDER BY uploaded_at LIMIT ?2",
-                        )
-                        .map_err(map_err)?;
-                    let rows = stmt
-                        .query_map(params![cutoff, limit], |r| r.get::<_, String>(0))
-                        .map_err(map_err)?;
-                    for row in rows {
-                        let mut f: FileRecord = serde_json::from_str(&row.map_err(map_err)?).map_err(corrupt)?;
-                        f.state = FileState::Sweeping;
-                        claimed.push(f);
-                    }
-                }
-                for f in &claimed {
-                    tx.execute(
-                        "UPDATE files SET state = 'sweeping', record = ?3 WHERE tenant = ?1 AND id = ?2",
-                        params![f.tenant, f.id.to_string(), to_json(f)?],
-                    )
-                    .map_err(map_err)?;
-                }
-                tx.commit().map_err(map_err)?;
-                Ok(claimed)
-            })
-            .await
+        self.claim_files(
+            "SELECT record FROM files WHERE (state IN ('uploaded', 'pending') AND uploaded_at < ?1) OR state = 'sweeping'
+             ORDER BY uploaded_at LIMIT ?2",
+            cutoff,
+            limit,
+            FileState::Sweeping,
+        )
+        .await
     }
 
     async fn claim_detached_files(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<Vec<FileRecord>, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.db
-            .write(move |conn| {
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(map_err)?;
-                let mut claimed = Vec::new();
-                {
-                    let mut stmt = tx
-                        .prepare_cached("SELECT record FROM files WHERE state IN ('pinned', 'purging')")
-                        .map_err(map_err)?;
-                    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(map_err)?;
-                    for row in rows {
-                        let mut f: FileRecord = serde_json::from_str(&row.map_err(map_err)?).map_err(corrupt)?;
-                        let due = f.cases.is_empty() && f.detached_at.is_some_and(|t| t < cutoff);
-                        if f.state == FileState::Purging || due {
-                            f.state = FileState::Purging;
-                            claimed.push(f);
-                        }
-                        if claimed.len() as i64 >= limit {
-                            break;
-                        }
-                    }
-                }
-                for f in &claimed {
-                    tx.execute(
-                        "UPDATE files SET state = 'purging', record = ?3 WHERE tenant = ?1 AND id = ?2",
-                        params![f.tenant, f.id.to_string(), to_json(f)?],
-                    )
-                    .map_err(map_err)?;
-                }
-                tx.commit().map_err(map_err)?;
-                Ok(claimed)
-            })
-            .await
+        self.claim_files(
+            "SELECT record FROM files WHERE (state = 'pinned' AND detached_at < ?1) OR state = 'purging'
+             ORDER BY detached_at LIMIT ?2",
+            cutoff,
+            limit,
+            FileState::Purging,
+        )
+        .await
     }
 
     async fn mark_purged(&self, tenant: &str, id: Uuid) -> Result<(), StoreError> {
