@@ -56,6 +56,12 @@ pub struct S3Settings {
     pub secret_key: Option<SecretString>,
     /// Put in front of every key (e.g. `casewire/`).
     pub prefix: String,
+    /// One bucket per tenant: a key's first segment (the tenant) picks the
+    /// bucket `<bucket>-<tenant>` and the rest is the object key. Off: one
+    /// bucket, every tenant under its own `<tenant>/` key prefix. The
+    /// operator creates the tenants' buckets; a missing one is an error
+    /// naming it, never a silent fallback to a shared bucket.
+    pub tenant_buckets: bool,
     /// Multipart part size in bytes (5 MiB to 5 GiB); bodies up to one part
     /// go in one request. Also the most a `put` holds in memory.
     pub part_size: usize,
@@ -77,6 +83,7 @@ impl std::fmt::Debug for S3Settings {
             .field("access_key", &self.access_key)
             .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
             .field("prefix", &self.prefix)
+            .field("tenant_buckets", &self.tenant_buckets)
             .field("part_size", &self.part_size)
             .field("connect_timeout", &self.connect_timeout)
             .field("operation_timeout", &self.operation_timeout)
@@ -100,6 +107,7 @@ impl S3Settings {
             access_key: None,
             secret_key: None,
             prefix: String::new(),
+            tenant_buckets: false,
             part_size: 8 * MIB,
             connect_timeout: Duration::from_secs(3),
             operation_timeout: Duration::from_secs(30),
@@ -108,7 +116,7 @@ impl S3Settings {
 
     /// Parses `s3://bucket?endpoint=http://127.0.0.1:3900&region=garage&path_style=true`
     /// `&public_endpoint=https://files.example.com&prefix=x/`; also
-    /// `part_size` (bytes), `connect_timeout_ms`, `operation_timeout_ms`,
+    /// `tenant_buckets` (true/false), `part_size` (bytes), `connect_timeout_ms`, `operation_timeout_ms`,
     /// `access_key` and `secret_key`. Unknown parameters are errors, so a
     /// typo does not silently fall back to a default.
     pub fn from_url(url: &str) -> Result<Self, BlobError> {
@@ -137,6 +145,7 @@ impl S3Settings {
                 "region" => s.region = value,
                 "path_style" => s.path_style = parse_bool(&name, &value)?,
                 "prefix" => s.prefix = value,
+                "tenant_buckets" => s.tenant_buckets = parse_bool(&name, &value)?,
                 "part_size" => s.part_size = parse_num(&name, &value)?,
                 "connect_timeout_ms" => s.connect_timeout = Duration::from_millis(parse_num(&name, &value)?),
                 "operation_timeout_ms" => s.operation_timeout = Duration::from_millis(parse_num(&name, &value)?),
@@ -162,11 +171,34 @@ impl S3Settings {
         if self.region.is_empty() {
             return Err(invalid("empty region"));
         }
+        // The tenant's name is appended, and S3 bucket names are at most
+        // 63 characters of lower-case letters, digits, '-' and '.'.
+        if self.tenant_buckets && !bucket_name_ok(&format!("{}-t", self.bucket)) {
+            return Err(invalid(format!(
+                "with tenant_buckets, {:?} must be a lower-case bucket name prefix of at most 61 characters",
+                self.bucket
+            )));
+        }
         if self.access_key.is_some() != self.secret_key.is_some() {
             return Err(invalid("give both access_key and secret_key, or neither"));
         }
         Ok(())
     }
+}
+
+/// S3's bucket naming rule (with the older ban on '.' next to '-', which
+/// virtual-host addressing still needs), minus the IP-address and
+/// reserved-prefix cases that no tenant name produces.
+fn bucket_name_ok(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && !name.contains("..")
+        && !name.contains(".-")
+        && !name.contains("-.")
 }
 
 fn check_endpoint(value: &str) -> Result<String, BlobError> {
@@ -388,6 +420,7 @@ pub struct S3BlobStore {
     presigner: Client,
     bucket: String,
     prefix: String,
+    tenant_buckets: bool,
     part_size: usize,
 }
 
@@ -396,6 +429,7 @@ impl std::fmt::Debug for S3BlobStore {
         f.debug_struct("S3BlobStore")
             .field("bucket", &self.bucket)
             .field("prefix", &self.prefix)
+            .field("tenant_buckets", &self.tenant_buckets)
             .field("part_size", &self.part_size)
             .finish_non_exhaustive()
     }
@@ -462,6 +496,7 @@ impl S3BlobStore {
             presigner: Client::from_conf(config(public)),
             bucket: settings.bucket,
             prefix: settings.prefix,
+            tenant_buckets: settings.tenant_buckets,
             part_size: settings.part_size,
         })
     }
@@ -471,14 +506,30 @@ impl S3BlobStore {
         &self.client
     }
 
+    /// The configured bucket; with `tenant_buckets`, the prefix of every
+    /// tenant's bucket name.
     pub fn bucket(&self) -> &str {
         &self.bucket
     }
 
-    /// The object key a blob key is stored under.
-    pub fn object_key(&self, key: &str) -> Result<String, BlobError> {
+    /// The bucket and object key a blob key is stored under.
+    pub fn locate(&self, key: &str) -> Result<(String, String), BlobError> {
         validate_key(key)?;
-        Ok(format!("{}{key}", self.prefix))
+        if !self.tenant_buckets {
+            return Ok((self.bucket.clone(), format!("{}{key}", self.prefix)));
+        }
+        let (tenant, rest) = key.split_once('/').ok_or_else(|| {
+            BlobError::Backend(format!(
+                "invalid blob key {key:?}: with tenant_buckets a key is <tenant>/<name>"
+            ))
+        })?;
+        let bucket = format!("{}-{tenant}", self.bucket);
+        if !bucket_name_ok(&bucket) {
+            return Err(BlobError::Backend(format!(
+                "tenant {tenant:?} gives {bucket:?}, which is not a valid S3 bucket name"
+            )));
+        }
+        Ok((bucket, format!("{}{rest}", self.prefix)))
     }
 
     fn info_from(key: &str, size: u64, content_type: Option<&str>, meta: Option<&HashMap<String, String>>) -> BlobInfo {
@@ -494,6 +545,7 @@ impl S3BlobStore {
 
     async fn put_multipart(
         &self,
+        bucket: &str,
         object: &str,
         content_type: &str,
         mut parts: Parts,
@@ -503,7 +555,7 @@ impl S3BlobStore {
         let mut create = self
             .client
             .create_multipart_upload()
-            .bucket(&self.bucket)
+            .bucket(bucket)
             .key(object)
             .content_type(content_type);
         // The metadata is fixed at creation; an announced hash is checked
@@ -514,14 +566,14 @@ impl S3BlobStore {
         let created = create
             .send()
             .await
-            .map_err(|e| classify("create multipart upload", e))?;
+            .map_err(|e| classify(&format!("create multipart upload in bucket {bucket}"), e))?;
         let upload_id = created
             .upload_id()
             .ok_or_else(|| BlobError::Backend("create multipart upload: no upload id".into()))?
             .to_owned();
         let pending = PendingUpload {
             client: self.client.clone(),
-            bucket: self.bucket.clone(),
+            bucket: bucket.to_owned(),
             key: object.to_owned(),
             upload_id: upload_id.clone(),
             armed: true,
@@ -541,7 +593,7 @@ impl S3BlobStore {
                 let uploaded = self
                     .client
                     .upload_part()
-                    .bucket(&self.bucket)
+                    .bucket(bucket)
                     .key(object)
                     .upload_id(&upload_id)
                     .part_number(number)
@@ -571,7 +623,7 @@ impl S3BlobStore {
         let done = self
             .client
             .complete_multipart_upload()
-            .bucket(&self.bucket)
+            .bucket(bucket)
             .key(object)
             .upload_id(&upload_id)
             .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
@@ -590,9 +642,9 @@ impl S3BlobStore {
             let copied = self
                 .client
                 .copy_object()
-                .bucket(&self.bucket)
+                .bucket(bucket)
                 .key(object)
-                .copy_source(format!("{}/{}", self.bucket, percent_encode(object, true)))
+                .copy_source(format!("{bucket}/{}", percent_encode(object, true)))
                 .metadata_directive(MetadataDirective::Replace)
                 .content_type(content_type)
                 .metadata(SHA_META, &sha256)
@@ -600,13 +652,7 @@ impl S3BlobStore {
                 .await;
             if let Err(e) = copied {
                 // Better no blob than one without its hash.
-                let _ = self
-                    .client
-                    .delete_object()
-                    .bucket(&self.bucket)
-                    .key(object)
-                    .send()
-                    .await;
+                let _ = self.client.delete_object().bucket(bucket).key(object).send().await;
                 return Err(classify("set the SHA-256 metadata", e));
             }
         }
@@ -623,7 +669,7 @@ impl BlobStore for S3BlobStore {
         body: ByteStream,
         expected_sha256: Option<&str>,
     ) -> Result<BlobInfo, BlobError> {
-        let object = self.object_key(key)?;
+        let (bucket, object) = self.locate(key)?;
         let mut parts = Parts {
             body,
             carry: Bytes::new(),
@@ -638,7 +684,7 @@ impl BlobStore for S3BlobStore {
             check_sha256(expected_sha256, &sha256)?;
             self.client
                 .put_object()
-                .bucket(&self.bucket)
+                .bucket(&bucket)
                 .key(&object)
                 .content_type(content_type)
                 .content_length(first.len() as i64)
@@ -646,10 +692,10 @@ impl BlobStore for S3BlobStore {
                 .body(S3Body::from(first))
                 .send()
                 .await
-                .map_err(|e| classify("put object", e))?;
+                .map_err(|e| classify(&format!("put object into bucket {bucket}"), e))?;
             (sha256, parts.size)
         } else {
-            self.put_multipart(&object, content_type, parts, first, expected_sha256)
+            self.put_multipart(&bucket, &object, content_type, parts, first, expected_sha256)
                 .await?
         };
         Ok(BlobInfo {
@@ -661,8 +707,8 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<BlobRead, BlobError> {
-        let object = self.object_key(key)?;
-        let mut request = self.client.get_object().bucket(&self.bucket).key(&object);
+        let (bucket, object) = self.locate(key)?;
+        let mut request = self.client.get_object().bucket(&bucket).key(&object);
         if let Some(r) = range {
             request = request.range(range_header(r));
         }
@@ -672,7 +718,7 @@ impl BlobStore for S3BlobStore {
                 let size = self.head(key).await?.ok_or(BlobError::NotFound)?.size;
                 return Err(BlobError::InvalidRange { size });
             }
-            Err(e) => return Err(classify("get object", e)),
+            Err(e) => return Err(classify(&format!("get object from bucket {bucket}"), e)),
         };
         let length = u64::try_from(out.content_length().unwrap_or_default()).unwrap_or_default();
         let content_range = out.content_range().and_then(parse_content_range);
@@ -712,8 +758,8 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn head(&self, key: &str) -> Result<Option<BlobInfo>, BlobError> {
-        let object = self.object_key(key)?;
-        match self.client.head_object().bucket(&self.bucket).key(&object).send().await {
+        let (bucket, object) = self.locate(key)?;
+        match self.client.head_object().bucket(&bucket).key(&object).send().await {
             Ok(out) => {
                 let size = u64::try_from(out.content_length().unwrap_or_default()).unwrap_or_default();
                 Ok(Some(Self::info_from(key, size, out.content_type(), out.metadata())))
@@ -726,15 +772,8 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn delete(&self, key: &str) -> Result<(), BlobError> {
-        let object = self.object_key(key)?;
-        match self
-            .client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(&object)
-            .send()
-            .await
-        {
+        let (bucket, object) = self.locate(key)?;
+        match self.client.delete_object().bucket(&bucket).key(&object).send().await {
             Ok(_) => Ok(()),
             Err(e) => match classify("delete object", e) {
                 BlobError::NotFound => Ok(()),
@@ -749,12 +788,12 @@ impl BlobStore for S3BlobStore {
         expires: Duration,
         filename: Option<&str>,
     ) -> Result<Option<String>, BlobError> {
-        let object = self.object_key(key)?;
+        let (bucket, object) = self.locate(key)?;
         let config = PresigningConfig::expires_in(expires).map_err(|e| BlobError::Backend(format!("presign: {e}")))?;
         let signed = self
             .presigner
             .get_object()
-            .bucket(&self.bucket)
+            .bucket(&bucket)
             .key(&object)
             .set_response_content_disposition(filename.map(content_disposition))
             .presigned(config)
@@ -766,12 +805,12 @@ impl BlobStore for S3BlobStore {
     /// The client must send `Content-Type: <content_type>` with its PUT:
     /// the header is part of the signature.
     async fn presign_put(&self, key: &str, content_type: &str, expires: Duration) -> Result<Option<String>, BlobError> {
-        let object = self.object_key(key)?;
+        let (bucket, object) = self.locate(key)?;
         let config = PresigningConfig::expires_in(expires).map_err(|e| BlobError::Backend(format!("presign: {e}")))?;
         let signed = self
             .presigner
             .put_object()
-            .bucket(&self.bucket)
+            .bucket(&bucket)
             .key(&object)
             .content_type(content_type)
             .presigned(config)
@@ -781,6 +820,18 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn ping(&self) -> Result<(), BlobError> {
+        if self.tenant_buckets {
+            // No one bucket to look at: tenants' buckets come and go with
+            // the tenants. Any S3 answer, a refusal included, means the
+            // server is up; a missing bucket shows on use, with its name.
+            return match self.client.list_buckets().max_buckets(1).send().await {
+                Ok(_) => Ok(()),
+                Err(e) => match classify("list buckets", e) {
+                    BlobError::Unavailable(why) => Err(BlobError::Unavailable(why)),
+                    _ => Ok(()),
+                },
+            };
+        }
         match self.client.head_bucket().bucket(&self.bucket).send().await {
             Ok(_) => Ok(()),
             Err(e) => match classify("head bucket", e) {
@@ -839,6 +890,52 @@ mod tests {
                 "{url} must be refused"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn tenant_buckets_map_the_first_key_segment_to_a_bucket() {
+        let url = "s3://cw?endpoint=http://127.0.0.1:1&access_key=AK&secret_key=SK&prefix=files/";
+        let shared = S3BlobStore::connect(S3Settings::from_url(url).unwrap()).await.unwrap();
+        assert_eq!(
+            shared.locate("acme/0198-abc").unwrap(),
+            ("cw".into(), "files/acme/0198-abc".into()),
+            "off: one bucket, the tenant is a key prefix"
+        );
+
+        let s = S3Settings::from_url(&format!("{url}&tenant_buckets=true")).unwrap();
+        assert!(s.tenant_buckets);
+        let store = S3BlobStore::connect(s).await.unwrap();
+        assert_eq!(
+            store.locate("acme/0198-abc").unwrap(),
+            ("cw-acme".into(), "files/0198-abc".into())
+        );
+        assert_eq!(
+            store.locate("globex/a/b.pdf").unwrap(),
+            ("cw-globex".into(), "files/a/b.pdf".into())
+        );
+        // A tenant that S3 cannot name a bucket after, and a key without a
+        // tenant, are errors that say so; never a fallback to a shared bucket.
+        for (key, says) in [
+            ("Acme/x", "not a valid S3 bucket name"),
+            ("acme_corp/x", "not a valid S3 bucket name"),
+            (&format!("{}/x", "t".repeat(61)), "not a valid S3 bucket name"),
+            ("lonely", "<tenant>/<name>"),
+        ] {
+            match store.locate(key) {
+                Err(BlobError::Backend(msg)) => assert!(msg.contains(says), "{key}: {msg}"),
+                other => panic!("{key}: expected an error, got {other:?}"),
+            }
+        }
+        // The bucket name has to leave room for a tenant and be valid itself.
+        for bad in ["s3://CW?tenant_buckets=true", "s3://cw.?tenant_buckets=true"] {
+            assert!(
+                matches!(S3Settings::from_url(bad), Err(BlobError::Backend(_))),
+                "{bad} must be refused"
+            );
+        }
+        let long = format!("s3://{}?tenant_buckets=true", "b".repeat(62));
+        assert!(S3Settings::from_url(&long).is_err(), "no room left for a tenant");
+        assert!(S3Settings::from_url(&long.replace("true", "false")).is_ok());
     }
 
     #[test]

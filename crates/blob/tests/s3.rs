@@ -414,3 +414,105 @@ async fn credentials_come_from_the_aws_environment() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `tenant_buckets=true`: each tenant's files in its own bucket. `tests/run`
+/// creates `<prefix>-casewire` and `<prefix>-globex` (no `-initech`) and
+/// sets `CASEWIRE_TEST_S3_TENANT_BUCKETS=<prefix>`.
+#[tokio::test]
+async fn tenant_buckets_keep_each_tenant_in_its_own_bucket() {
+    let Some(mut s) = settings() else { return };
+    let Ok(bucket_prefix) = std::env::var("CASEWIRE_TEST_S3_TENANT_BUCKETS") else {
+        skip("set CASEWIRE_TEST_S3_TENANT_BUCKETS=<p> with buckets <p>-casewire and <p>-globex (tests/run does)");
+        return;
+    };
+    let shared_bucket = s.bucket.clone();
+    let prefix = s.prefix.clone();
+    s.bucket = bucket_prefix.clone();
+    s.tenant_buckets = true;
+    let store = S3BlobStore::connect(s).await.unwrap();
+    store
+        .ping()
+        .await
+        .expect("up, though no bucket is named <prefix> itself");
+
+    for tenant in ["casewire", "globex"] {
+        let body = format!("{tenant}'s contract");
+        store
+            .put(
+                &format!("{tenant}/contract"),
+                "text/plain",
+                body_of(body.as_bytes(), 3),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    // Seen with the plain SDK: each object in its tenant's bucket, under the
+    // key prefix, without the tenant in its key.
+    for tenant in ["casewire", "globex"] {
+        let listed = store
+            .client()
+            .list_objects_v2()
+            .bucket(format!("{bucket_prefix}-{tenant}"))
+            .prefix(&prefix)
+            .send()
+            .await
+            .unwrap();
+        let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+        assert_eq!(keys, vec![format!("{prefix}contract")], "{tenant}");
+        let read = read_all(store.get(&format!("{tenant}/contract"), None).await.unwrap()).await;
+        assert_eq!(read, format!("{tenant}'s contract").as_bytes());
+    }
+    let shared = store
+        .client()
+        .list_objects_v2()
+        .bucket(&shared_bucket)
+        .prefix(&prefix)
+        .send()
+        .await
+        .unwrap();
+    assert!(shared.contents().is_empty(), "nothing went to the shared bucket");
+
+    // A presigned URL names the tenant's bucket, and the server honours it.
+    let url = store
+        .presign_get("globex/contract", Duration::from_secs(60), None)
+        .await
+        .unwrap()
+        .expect("S3 presigns");
+    let path = url::Url::parse(&url).unwrap().path().to_owned();
+    assert_eq!(path, format!("/{bucket_prefix}-globex/{prefix}contract"));
+    let fetched = reqwest::get(&url).await.unwrap();
+    assert_eq!(fetched.status(), 200);
+    assert_eq!(fetched.bytes().await.unwrap(), &b"globex's contract"[..]);
+
+    // A tenant whose bucket the operator has not created: an error naming
+    // the bucket, and nothing written anywhere else.
+    let missing = format!("{bucket_prefix}-initech");
+    match store
+        .put("initech/contract", "text/plain", body_of(b"x", 1), None)
+        .await
+    {
+        Err(BlobError::Backend(msg)) => assert!(msg.contains(&missing), "{msg}"),
+        other => panic!("expected an error naming {missing}, got {other:?}"),
+    }
+    // An upload big enough for multipart fails the same way, up front.
+    match store
+        .put("initech/big", "text/plain", body_of(&noise(6 * MIB), MIB), None)
+        .await
+    {
+        Err(BlobError::Backend(msg)) => assert!(msg.contains(&missing), "{msg}"),
+        other => panic!("expected an error naming {missing}, got {other:?}"),
+    }
+    assert!(
+        matches!(
+            store.head("initech/contract").await,
+            Ok(None) | Err(BlobError::Backend(_))
+        ),
+        "nothing to find"
+    );
+
+    for tenant in ["casewire", "globex"] {
+        store.delete(&format!("{tenant}/contract")).await.unwrap();
+        assert_eq!(store.head(&format!("{tenant}/contract")).await.unwrap(), None);
+    }
+}

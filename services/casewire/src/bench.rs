@@ -706,7 +706,12 @@ pub async fn files(mut base: Config, args: FileBenchArgs) -> anyhow::Result<()> 
             .collect();
         Box::pin(futures::stream::iter(parts)) as casewire_ports::ByteStream
     };
-    let keys: Vec<String> = (0..args.count).map(|_| format!("bench/{}", Uuid::now_v7())).collect();
+    // Under alice's tenant, like the API's keys: with tenant_buckets the
+    // first segment picks the bucket.
+    let tenant = &base.default_tenant;
+    let keys: Vec<String> = (0..args.count)
+        .map(|_| format!("{tenant}/bench-{}", Uuid::now_v7()))
+        .collect();
     let started = Instant::now();
     for key in &keys {
         blobs.put(key, "application/octet-stream", chunks(), None).await?;
@@ -727,7 +732,7 @@ pub async fn files(mut base: Config, args: FileBenchArgs) -> anyhow::Result<()> 
     }
     // On S3, also the plain SDK: one PutObject / GetObject per file.
     let raw = match storage.expose().starts_with("s3://") {
-        true => Some(raw_s3(storage.expose(), &body, args.count).await?),
+        true => Some(raw_s3(storage.expose(), tenant, &body, args.count).await?),
         false => None,
     };
     platform.stop().await?;
@@ -754,18 +759,19 @@ pub async fn files(mut base: Config, args: FileBenchArgs) -> anyhow::Result<()> 
 
 /// MB/s of plain PutObject and GetObject calls on the server the storage
 /// URL names: the floor under everything the adapter and the API add.
-async fn raw_s3(url: &str, body: &bytes::Bytes, count: usize) -> anyhow::Result<(f64, f64)> {
+async fn raw_s3(url: &str, tenant: &str, body: &bytes::Bytes, count: usize) -> anyhow::Result<(f64, f64)> {
     let store = casewire_blob::S3BlobStore::connect(casewire_blob::S3Settings::from_url(url)?).await?;
     let mb = (body.len() * count) as f64 / 1_048_576.0;
-    let keys: Vec<String> = (0..count)
-        .map(|_| store.object_key(&format!("bench-raw/{}", Uuid::now_v7())))
+    // Located like the API's own keys, so that both runs hit the same bucket.
+    let keys: Vec<(String, String)> = (0..count)
+        .map(|_| store.locate(&format!("{tenant}/bench-raw-{}", Uuid::now_v7())))
         .collect::<Result<_, _>>()?;
     let started = Instant::now();
-    for key in &keys {
+    for (bucket, key) in &keys {
         store
             .client()
             .put_object()
-            .bucket(store.bucket())
+            .bucket(bucket)
             .key(key)
             .body(body.clone().into())
             .send()
@@ -774,11 +780,11 @@ async fn raw_s3(url: &str, body: &bytes::Bytes, count: usize) -> anyhow::Result<
     }
     let put = mb / started.elapsed().as_secs_f64();
     let started = Instant::now();
-    for key in &keys {
+    for (bucket, key) in &keys {
         let out = store
             .client()
             .get_object()
-            .bucket(store.bucket())
+            .bucket(bucket)
             .key(key)
             .send()
             .await
@@ -787,11 +793,11 @@ async fn raw_s3(url: &str, body: &bytes::Bytes, count: usize) -> anyhow::Result<
         anyhow::ensure!(bytes.len() == body.len(), "GetObject returned {} bytes", bytes.len());
     }
     let get = mb / started.elapsed().as_secs_f64();
-    for key in &keys {
+    for (bucket, key) in &keys {
         store
             .client()
             .delete_object()
-            .bucket(store.bucket())
+            .bucket(bucket)
             .key(key)
             .send()
             .await
