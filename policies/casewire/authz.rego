@@ -2,7 +2,8 @@
 # filter that lists and streams apply, so the two can never disagree.
 #
 # input = {
-#   "subject":  {"sub", "username", "email", "roles": [], "groups": [], "tenant"},
+#   "subject":  {"sub", "username", "email" (verified only; absent when none),
+#                "roles": [], "groups": [], "tenant"},
 #   "action":   "case.read" | "case.open" | "case.assign" | ... | "definition.import",
 #   "resource": {"tenant", "queue", "assignee", "requester", "createdBy",
 #                "definition", "stage", "confidential"}   (absent for tenant-wide actions)
@@ -22,8 +23,14 @@ import rego.v1
 
 roles := {r | some r in input.subject.roles}
 
-# Queue membership is a group /queues/<name>.
-queues := {substring(g, 8, -1) | some g in input.subject.groups; startswith(g, "/queues/")}
+# Queue membership is a group /queues/<name>; the group /queues/* is every
+# queue. Having no queue groups means no queue: "all" is always an explicit
+# grant, so a missing group mapper never widens anyone's access.
+queues := {substring(g, 8, -1) | some g in input.subject.groups; startswith(g, "/queues/"); g != "/queues/*"}
+
+all_queues if "/queues/*" in input.subject.groups
+
+queue_list := sort([q | some q in queues])
 
 is_admin if "case-admin" in roles
 
@@ -37,26 +44,93 @@ is_requester if "requester" in roles
 
 is_integration if "integration" in roles
 
-# A manager with no queue groups manages every queue.
-manages_all if {
-	is_manager
-	count(queues) == 0
+# The organisation's own people and systems. Keycloak gives every user
+# default roles too (default-roles-<realm>, offline_access,
+# uma_authorization), so a right comes from holding a role, never from
+# lacking the others.
+staff_roles := {"case-admin", "case-manager", "case-worker", "case-viewer", "integration"}
+
+is_staff if {
+	some r in roles
+	r in staff_roles
+}
+
+# Anyone with a Casewire role (default roles alone are no role of ours).
+is_member if is_staff
+
+is_member if is_requester
+
+# --- Definition access groups ---------------------------------------------
+#
+# input.definitions maps each definition of the tenant to its access groups
+# ({"view": [...], "work": [...]}, from its newest version). A definition
+# that names groups narrows the group-scoped staff (managers and workers):
+# they see its cases only as members of a view or work group, and change
+# them only as members of a work group. Tenant-wide roles (admin, viewer,
+# integration), requesters' own cases and assignments are not narrowed.
+# Without input.definitions (policy unit tests) nothing is narrowed; with
+# it, a definition missing from the map is hidden from group-scoped staff.
+
+subject_groups := {g | some g in input.subject.groups}
+
+has_definitions if {
+	_ = input.definitions
+}
+
+may_view_definition(a) if count(a.view) + count(a.work) == 0
+
+may_view_definition(a) if {
+	some g in array.concat(a.view, a.work)
+	g in subject_groups
+}
+
+may_work_definition(a) if count(a.work) == 0
+
+may_work_definition(a) if {
+	some g in a.work
+	g in subject_groups
+}
+
+viewable_definitions := sort([d | some d, a in input.definitions; may_view_definition(a)])
+
+scoped(clause) := object.union(clause, {"definition": viewable_definitions}) if has_definitions
+
+scoped(clause) := clause if not has_definitions
+
+definition_lets_work if not has_definitions
+
+definition_lets_work if may_work_definition(input.definitions[input.resource.definition])
+
+# A requester's e-mail counts only when the token carries a verified one
+# (the API drops unverified and empty addresses before asking).
+requester_email := e if {
+	e := input.subject.email
+	is_string(e)
+	e != ""
 }
 
 # --- Visibility, as clauses -------------------------------------------------
 
 clauses contains {} if is_admin
 
-clauses contains {} if manages_all
+clauses contains scoped({}) if {
+	is_manager
+	all_queues
+}
 
-clauses contains {"confidential": false} if is_manager
+clauses contains scoped({"confidential": false}) if is_manager
 
-clauses contains {"queue": sort([q | some q in queues])} if {
+clauses contains scoped({"queue": queue_list}) if {
 	is_manager
 	count(queues) > 0
 }
 
-clauses contains {"queue": sort([q | some q in queues]), "confidential": false} if {
+clauses contains scoped({"confidential": false}) if {
+	is_worker
+	all_queues
+}
+
+clauses contains scoped({"queue": queue_list, "confidential": false}) if {
 	is_worker
 	count(queues) > 0
 }
@@ -65,23 +139,12 @@ clauses contains {"confidential": false} if is_viewer
 
 clauses contains {"confidential": false} if is_integration
 
-clauses contains {"requester": input.subject.email, "confidential": false} if {
-	is_requester
-	input.subject.email
-}
+clauses contains {"requester": requester_email, "confidential": false} if is_requester
 
 clauses contains {"createdBy": input.subject.username, "confidential": false} if is_requester
 
-# Whoever a case is assigned to sees it, confidential or not.
-clauses contains {"assignee": input.subject.username} if {
-	count(roles) > 0
-	not is_requester_only
-}
-
-is_requester_only if {
-	is_requester
-	count(roles) == 1
-}
+# Whoever on the staff a case is assigned to sees it, confidential or not.
+clauses contains {"assignee": input.subject.username} if is_staff
 
 # A clause that admits everything makes the others redundant.
 filter := {"tenant": input.subject.tenant, "clauses": [{}]} if {} in clauses
@@ -96,10 +159,12 @@ matches(clause, r) if {
 
 field_matches("queue", want, r) if r.queue in want
 
+field_matches("definition", want, r) if r.definition in want
+
 field_matches("confidential", want, r) if object.get(r, "confidential", false) == want
 
 field_matches(field, want, r) if {
-	not field in {"queue", "confidential"}
+	not field in {"queue", "confidential", "definition"}
 	r[field] == want
 }
 
@@ -129,17 +194,26 @@ may_work if is_admin
 
 may_work if {
 	is_manager
-	manages_all
+	all_queues
+	definition_lets_work
+}
+
+may_work if {
+	is_worker
+	all_queues
+	definition_lets_work
 }
 
 may_work if {
 	is_manager
 	input.resource.queue in queues
+	definition_lets_work
 }
 
 may_work if {
 	is_worker
 	input.resource.queue in queues
+	definition_lets_work
 }
 
 may_work if {
@@ -152,19 +226,18 @@ allow if {
 	visible
 }
 
-# Internal comments stay inside the organisation.
+# Internal comments stay inside the organisation: a staff right, by role.
 allow if {
 	input.action == "case.comment.read.internal"
 	visible
-	not is_requester_only
+	is_staff
 }
 
 # Without a case: may the subject search (and stream) internal comments at all?
 allow if {
 	input.action == "case.comment.read.internal"
 	object.get(input, "resource", null) == null
-	count(roles) > 0
-	not is_requester_only
+	is_staff
 }
 
 allow if {
@@ -223,7 +296,7 @@ opener if {
 
 allow if {
 	input.action in {"definition.read", "events.stream", "command.read"}
-	count(roles) > 0
+	is_member
 }
 
 allow if {

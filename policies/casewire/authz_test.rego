@@ -16,7 +16,7 @@ subject(username, roles, groups) := {
 
 alice := subject("alice", ["case-worker"], ["/queues/support"])
 
-bob := subject("bob", ["case-manager"], [])
+bob := subject("bob", ["case-manager"], ["/queues/*"])
 
 carol := subject("carol", ["case-admin"], [])
 
@@ -149,4 +149,124 @@ test_files_are_uploaded_by_all_but_viewers_and_attached_like_work if {
 	not decide(rita, "case.detach", support_case).allow
 	not decide(vera, "case.attach", support_case).allow
 	not decide(alice, "case.attach", billing_case).allow
+}
+
+# --- The holes a Keycloak-shaped review found --------------------------------
+
+keycloak_defaults := ["default-roles-acme", "offline_access", "uma_authorization"]
+
+with_defaults(s) := object.union(s, {"roles": array.concat(s.roles, keycloak_defaults)})
+
+test_a_requester_without_email_sees_only_what_they_created if {
+	absent := object.remove(subject("norah", ["requester"], []), ["email"])
+	null_email := object.union(subject("norah", ["requester"], []), {"email": null})
+	every norah in [absent, null_email] {
+		clauses := authz.filter.clauses with input as {"subject": norah}
+		clauses == [{"createdBy": "norah", "confidential": false}]
+		not decide(norah, "case.read", support_case).visible
+		decide(norah, "case.read", object.union(support_case, {"createdBy": "norah"})).visible
+		# A case without a requester must not match a requester without e-mail.
+		not decide(norah, "case.read", object.union(support_case, {"requester": null})).visible
+	}
+}
+
+test_an_empty_email_is_no_email if {
+	empty := object.union(subject("emma", ["requester"], []), {"email": ""})
+	authz.filter.clauses == [{"createdBy": "emma", "confidential": false}] with input as {"subject": empty}
+}
+
+test_keycloak_default_roles_grant_nothing_more if {
+	r := with_defaults(rita)
+	not decide(r, "case.comment.read.internal", support_case).allow
+	not decide(r, "case.comment.read.internal", null).allow
+	not {"assignee": "rita"} in authz.filter.clauses with input as {"subject": r}
+	not decide(r, "case.read", object.union(billing_case, {"assignee": "rita"})).visible
+	decide(r, "case.read", support_case).allow
+	a := with_defaults(alice)
+	decide(a, "case.comment.read.internal", support_case).allow
+	decide(a, "case.assign", support_case).allow
+}
+
+test_default_roles_alone_are_no_role if {
+	d := subject("dora", keycloak_defaults, ["/queues/support"])
+	not decide(d, "definition.read", null).allow
+	not decide(d, "events.stream", null).allow
+	not decide(d, "command.read", null).allow
+	not decide(d, "case.read", support_case).visible
+	authz.filter.clauses == [] with input as {"subject": d}
+}
+
+test_a_manager_without_queue_groups_manages_no_queue if {
+	m := subject("mona", ["case-manager"], [])
+	not decide(m, "case.read", secret_case).visible
+	decide(m, "case.read", support_case).visible
+	not decide(m, "case.assign", support_case).allow
+	not {} in authz.filter.clauses with input as {"subject": m}
+}
+
+test_every_queue_is_an_explicit_group if {
+	decide(bob, "case.read", secret_case).allow
+	decide(bob, "case.assign", billing_case).allow
+	{} in authz.filter.clauses with input as {"subject": bob}
+	w := subject("walt", ["case-worker"], ["/queues/*"])
+	decide(w, "case.assign", billing_case).allow
+	not decide(w, "case.read", secret_case).visible
+	{"confidential": false} in authz.filter.clauses with input as {"subject": w}
+	not {"queue": ["*"], "confidential": false} in authz.filter.clauses with input as {"subject": w}
+}
+
+# --- Definition access groups ------------------------------------------------
+
+definitions := {
+	"customer-complaint": {"view": ["/queues/complaints", "/queues/support"], "work": ["/queues/complaints"]},
+	"insurance-claim": {"view": ["/queues/claims"], "work": ["/queues/claims"]},
+	"ticket": {"view": [], "work": []},
+}
+
+decide_with(s, action, r) := d if {
+	d := authz.decision with input as {"subject": s, "action": action, "resource": r, "definitions": definitions}
+}
+
+claim_case := object.union(support_case, {"definition": "insurance-claim"})
+
+ticket_case := object.union(support_case, {"definition": "ticket"})
+
+test_view_groups_narrow_what_queue_members_see if {
+	# alice is in /queues/support: she sees complaints (a view group) but not claims.
+	decide_with(alice, "case.read", support_case).visible
+	not decide_with(alice, "case.read", claim_case).visible
+	decide_with(alice, "case.read", ticket_case).visible
+	clauses := authz.filter.clauses with input as {"subject": alice, "definitions": definitions}
+	{"queue": ["support"], "confidential": false, "definition": ["customer-complaint", "ticket"]} in clauses
+}
+
+test_work_groups_narrow_who_changes_cases if {
+	# Seeing a complaint through /queues/support is not working it.
+	decide_with(alice, "case.read", support_case).allow
+	not decide_with(alice, "case.assign", support_case).allow
+	decide_with(alice, "case.assign", ticket_case).allow
+	cleo := subject("cleo", ["case-worker"], ["/queues/support", "/queues/complaints"])
+	decide_with(cleo, "case.assign", support_case).allow
+}
+
+test_definition_access_leaves_tenant_wide_roles_and_own_cases_alone if {
+	decide_with(vera, "case.read", claim_case).allow
+	decide_with(carol, "case.assign", claim_case).allow
+	decide_with(bot, "case.tag", claim_case).allow
+	decide_with(rita, "case.read", object.union(claim_case, {"requester": "rita@example.com"})).allow
+	assigned := object.union(claim_case, {"assignee": "alice"})
+	decide_with(alice, "case.read", assigned).visible
+}
+
+test_a_definition_unknown_to_the_map_is_hidden_from_queue_staff if {
+	unknown := object.union(support_case, {"definition": "imported-elsewhere-just-now"})
+	not decide_with(alice, "case.read", unknown).visible
+	decide_with(vera, "case.read", unknown).visible
+}
+
+test_a_manager_without_groups_sees_only_unrestricted_definitions if {
+	m := subject("mona", ["case-manager"], [])
+	not decide_with(m, "case.read", support_case).visible
+	decide_with(m, "case.read", ticket_case).visible
+	not decide_with(m, "case.assign", ticket_case).allow
 }

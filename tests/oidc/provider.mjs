@@ -36,11 +36,23 @@ if (!args.port || !args.key) {
 const port = Number(args.port);
 
 const ALL_QUEUES = ['/queues/support', '/queues/claims', '/queues/complaints', '/queues/it'];
+// Users as a Keycloak realm holds them. Keycloak adds its default roles to
+// every user's token (see defaultRoles). Some are shaped to attack the
+// platform: a profile without e-mail, an unverified address that belongs
+// to someone else, a manager nobody put in a queue group, and a `tenant`
+// attribute mapped into the token that names another realm's tenant. sam
+// works the support queue only, which sees complaints but may not work them
+// (the demo definition's access groups).
 const USERS = {
   casewire: {
     alice: { roles: ['case-worker'], groups: ['/queues/support', '/queues/complaints'], email: 'alice@casewire.example' },
     bob: { roles: ['case-manager'], groups: ALL_QUEUES, email: 'bob@casewire.example' },
     dave: { roles: ['requester'], groups: [], email: 'dave@example.com' },
+    norah: { roles: ['requester'], groups: [] },
+    mallory: { roles: ['requester'], groups: [], email: 'dave@example.com', emailVerified: false },
+    mona: { roles: ['case-manager'], groups: [], email: 'mona@casewire.example' },
+    sam: { roles: ['case-worker'], groups: ['/queues/support'], email: 'sam@casewire.example' },
+    trudy: { roles: ['case-admin'], groups: [], email: 'trudy@casewire.example', tenant: 'globex' },
   },
   globex: {
     gina: { roles: ['case-admin'], groups: [], email: 'gina@globex.example' },
@@ -55,6 +67,11 @@ const SIGNING_ALG = { 'casewire-es256': 'ES256' };
 // Keycloak's audience for our API; the verifier is configured to accept it.
 const RESOURCE = 'urn:casewire:api';
 const AUDIENCE = 'casewire';
+
+// What Keycloak puts in realm_access.roles of every user of a realm.
+function defaultRoles(realm) {
+  return [`default-roles-${realm}`, 'offline_access', 'uma_authorization'];
+}
 
 function loadOrCreateKey(file, alg) {
   if (existsSync(file)) {
@@ -148,7 +165,7 @@ function makeProvider(realm, keys) {
       if (token.kind === 'ClientCredentials') {
         return {
           preferred_username: `service-account-${token.clientId}`,
-          realm_access: { roles: SERVICE_ACCOUNT_ROLES[token.clientId] ?? [] },
+          realm_access: { roles: [...(SERVICE_ACCOUNT_ROLES[token.clientId] ?? []), ...defaultRoles(realm)] },
           groups: [],
           tenant: realm,
           azp: token.clientId,
@@ -157,14 +174,19 @@ function makeProvider(realm, keys) {
       const name = userBySubject.get(token.accountId);
       const user = users[name];
       if (!user) return undefined;
-      return {
+      const claims = {
         preferred_username: name,
-        email: user.email,
-        realm_access: { roles: user.roles },
+        realm_access: { roles: [...user.roles, ...defaultRoles(realm)] },
         groups: user.groups,
-        tenant: realm,
+        tenant: user.tenant ?? realm,
         azp: token.clientId,
       };
+      // Keycloak leaves both out for a user without an address.
+      if (user.email) {
+        claims.email = user.email;
+        claims.email_verified = user.emailVerified ?? true;
+      }
+      return claims;
     },
   });
 

@@ -422,6 +422,8 @@ pub struct S3BlobStore {
     prefix: String,
     tenant_buckets: bool,
     part_size: usize,
+    /// The longest wait for the next chunk of an object's body.
+    body_idle: Duration,
 }
 
 impl std::fmt::Debug for S3BlobStore {
@@ -498,6 +500,7 @@ impl S3BlobStore {
             prefix: settings.prefix,
             tenant_buckets: settings.tenant_buckets,
             part_size: settings.part_size,
+            body_idle: settings.operation_timeout,
         })
     }
 
@@ -743,12 +746,26 @@ impl BlobStore for S3BlobStore {
             }
         };
         let info = Self::info_from(key, size, out.content_type(), out.metadata());
-        let body = futures::stream::unfold(out.body, |mut body| async move {
-            let item = body.next().await?;
-            Some((
-                item.map_err(|e| BlobError::Unavailable(format!("reading object body: {e}"))),
-                body,
-            ))
+        // The SDK's operation timeout ends with the response headers; a
+        // server that stalls mid-body would hold the download (and its
+        // client) forever, so each chunk gets the same bound.
+        let idle = self.body_idle;
+        let body = futures::stream::unfold(Some(out.body), move |body| async move {
+            let mut body = body?;
+            match tokio::time::timeout(idle, body.next()).await {
+                Ok(None) => None,
+                Ok(Some(item)) => Some((
+                    item.map_err(|e| BlobError::Unavailable(format!("reading object body: {e}"))),
+                    Some(body),
+                )),
+                Err(_) => Some((
+                    Err(BlobError::Unavailable(format!(
+                        "reading object body: no data for {} ms",
+                        idle.as_millis()
+                    ))),
+                    None,
+                )),
+            }
         });
         Ok(BlobRead {
             info,

@@ -17,8 +17,12 @@ use crate::types::CaseKey;
 
 const MAX_TITLE: usize = 200;
 const MAX_TEXT: usize = 20_000;
+// What grows per case is bounded, so one case (and every fold, cache entry
+// and detail of it) stays a bounded size whatever its clients send.
 const MAX_TAGS: usize = 32;
 const MAX_ATTACHMENTS: usize = 200;
+const MAX_COMMENTS: usize = 2_000;
+const MAX_LINKS: usize = 200;
 
 /// Where a case is in its life.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -119,6 +123,32 @@ pub struct Case {
     pub closed_at: Option<DateTime<Utc>>,
     /// Number of events applied; 0 means the case does not exist yet.
     pub revision: u64,
+}
+
+/// A rough size in bytes of a JSON value held in memory.
+fn json_weight(v: &Value) -> usize {
+    match v {
+        Value::Null | Value::Bool(_) | Value::Number(_) => 16,
+        Value::String(s) => 24 + s.len(),
+        Value::Array(a) => 24 + a.iter().map(json_weight).sum::<usize>(),
+        Value::Object(o) => 48 + o.iter().map(|(k, v)| 24 + k.len() + json_weight(v)).sum::<usize>(),
+    }
+}
+
+impl Case {
+    /// A rough size in bytes of this state in memory, for caches bounded
+    /// by size: a case with 2,000 comments weighs what it holds.
+    pub fn weight(&self) -> usize {
+        let strings = self.tenant.len() + self.key.len() + self.title.len() + self.description.len();
+        let comments: usize = self.comments.iter().map(|c| 160 + c.body.len() + c.author.len()).sum();
+        let attachments: usize = self
+            .attachments
+            .iter()
+            .map(|a| 160 + a.name.len() + a.sha256.len())
+            .sum();
+        let tags: usize = self.tags.iter().map(|t| 24 + t.len()).sum();
+        512 + strings + json_weight(&self.data) + comments + attachments + tags + 64 * self.links.len()
+    }
 }
 
 /// What a decision needs besides the state and the command. The caller
@@ -343,6 +373,9 @@ impl Case {
                 if self.comments.iter().any(|x| x.id == comment_id) {
                     return Err(DomainError::NoChange(format!("comment {comment_id} already exists")));
                 }
+                if self.comments.len() >= MAX_COMMENTS {
+                    return Err(DomainError::limit("comments", MAX_COMMENTS));
+                }
                 if let Some(parent) = c.parent_id
                     && !self.comments.iter().any(|x| x.id == parent)
                 {
@@ -361,10 +394,7 @@ impl Case {
                     return Err(DomainError::NoChange(format!("the case is already tagged {}", c.tag)));
                 }
                 if self.tags.len() >= MAX_TAGS {
-                    return Err(DomainError::invalid(
-                        "tag",
-                        format!("a case has at most {MAX_TAGS} tags"),
-                    ));
+                    return Err(DomainError::limit("tags", MAX_TAGS));
                 }
                 CaseEvent::Tagged(TagChanged {
                     tag: c.tag.as_str().to_owned(),
@@ -383,10 +413,7 @@ impl Case {
                     return Err(DomainError::NoChange("the file is attached already".into()));
                 }
                 if self.attachments.len() >= MAX_ATTACHMENTS {
-                    return Err(DomainError::invalid(
-                        "fileId",
-                        format!("a case has at most {MAX_ATTACHMENTS} attachments"),
-                    ));
+                    return Err(DomainError::limit("attachments", MAX_ATTACHMENTS));
                 }
                 let Some(file) = &c.file else {
                     return Err(DomainError::invalid("fileId", "no such file"));
@@ -415,6 +442,9 @@ impl Case {
                     .any(|l| l.target == c.target && l.relation == c.relation)
                 {
                     return Err(DomainError::NoChange("the link exists already".into()));
+                }
+                if self.links.len() >= MAX_LINKS {
+                    return Err(DomainError::limit("links", MAX_LINKS));
                 }
                 CaseEvent::Linked(CaseLinked {
                     target: c.target,
@@ -860,6 +890,36 @@ mod tests {
         assert_eq!(s.case.links.len(), 1);
         s.then_rejects(link(target), "CW-NO-CHANGE");
         s.then_rejects(link(s.id), "CW-VALIDATION");
+    }
+
+    #[test]
+    fn what_grows_per_case_is_bounded_with_a_code() {
+        let mut history = vec![open()];
+        history.extend((0..MAX_COMMENTS).map(|_| comment(Uuid::now_v7(), None)));
+        let s = given(&history);
+        assert_eq!(s.case.comments.len(), MAX_COMMENTS);
+        s.then_rejects(comment(Uuid::now_v7(), None), "CW-LIMIT-REACHED");
+        let err = s.when(&comment(Uuid::now_v7(), None)).unwrap_err();
+        assert_eq!(err.details(), json!({"what": "comments", "limit": MAX_COMMENTS}));
+
+        let link = |t: Uuid| {
+            CaseCommand::Link(LinkCase {
+                target: t,
+                relation: LinkRelation::RelatesTo,
+            })
+        };
+        let mut history = vec![open()];
+        history.extend((0..MAX_LINKS).map(|_| link(Uuid::now_v7())));
+        given(&history).then_rejects(link(Uuid::now_v7()), "CW-LIMIT-REACHED");
+
+        let tag = |n: usize| {
+            CaseCommand::Tag(TagCase {
+                tag: Tag::parse(format!("t{n}")).unwrap(),
+            })
+        };
+        let mut history = vec![open()];
+        history.extend((1..MAX_TAGS).map(tag));
+        given(&history).then_rejects(tag(9999), "CW-LIMIT-REACHED");
     }
 
     #[test]

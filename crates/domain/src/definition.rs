@@ -93,6 +93,27 @@ pub struct CaseDefinition {
     pub access: AccessDef,
 }
 
+/// Walks the YAML events (which never expands anything) and refuses the
+/// first alias. Syntax errors are left to serde_yaml, which words them
+/// better.
+fn refuse_aliases(source: &str) -> Result<(), DomainError> {
+    use yaml_rust2::parser::{Event, Parser};
+    let mut parser = Parser::new_from_str(source);
+    loop {
+        match parser.next_token() {
+            Ok((Event::StreamEnd, _)) | Err(_) => return Ok(()),
+            Ok((Event::Alias(_), mark)) => {
+                return Err(DomainError::InvalidDefinition(format!(
+                    "YAML aliases (*name) are not allowed in definitions (line {}, column {}); write the value out",
+                    mark.line(),
+                    mark.col() + 1
+                )));
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
 fn empty_object_schema() -> Value {
     serde_json::json!({"type": "object"})
 }
@@ -107,7 +128,10 @@ fn check_duration(s: &str) -> bool {
 
 impl CaseDefinition {
     /// Parses a YAML (or JSON, which is YAML) definition and validates it.
+    /// Aliases (`*name`) are refused before anything is built: expanding
+    /// them is how a small document becomes gigabytes (billion laughs).
     pub fn parse_yaml(source: &str) -> Result<Self, DomainError> {
+        refuse_aliases(source)?;
         let def: CaseDefinition =
             serde_yaml::from_str(source).map_err(|e| DomainError::InvalidDefinition(e.to_string()))?;
         def.validate()?;
@@ -327,6 +351,26 @@ access:
         );
         expect_invalid(&SAMPLE.replace("keyPrefix: CMP", "keyPrefix: cmp"), "keyPrefix");
         expect_invalid(&format!("{SAMPLE}\nbogus: 1\n"), "unknown field");
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_before_it_expands() {
+        // One anchored list, referenced 100,000 times inside the schema:
+        // 300 KB of YAML that expands to a million strings and more.
+        let mut bomb = SAMPLE.replace(
+            "  additionalProperties: false",
+            "  additionalProperties: false\n  x-list: &l [a, b, c, d, e, f, g, h, i, j]\n  x-refs:",
+        );
+        bomb = bomb.replacen(
+            "  x-refs:",
+            &format!("  x-refs: [{}]", vec!["*l"; 100_000].join(",")),
+            1,
+        );
+        assert!(bomb.len() > 300_000, "{}", bomb.len());
+        expect_invalid(&bomb, "aliases");
+        // An anchor alone expands nothing and is fine.
+        let anchored = SAMPLE.replace("defaultQueue: complaints", "defaultQueue: &q complaints");
+        assert!(CaseDefinition::parse_yaml(&anchored).is_ok());
     }
 
     #[test]

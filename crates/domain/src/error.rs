@@ -51,6 +51,10 @@ pub enum DomainError {
     /// The definition itself is malformed.
     #[error("invalid case definition: {0}")]
     InvalidDefinition(String),
+    /// The case holds as many of something (comments, tags, links,
+    /// attachments) as a case may.
+    #[error("a case holds at most {limit} {what}")]
+    LimitReached { what: &'static str, limit: usize },
 }
 
 impl DomainError {
@@ -72,6 +76,7 @@ impl DomainError {
             DomainError::CaseAlreadyOpen => "CW-CASE-ALREADY-OPEN",
             DomainError::NoChange(_) => "CW-NO-CHANGE",
             DomainError::InvalidDefinition(_) => "CW-INVALID-DEFINITION",
+            DomainError::LimitReached { .. } => "CW-LIMIT-REACHED",
         }
     }
 
@@ -88,7 +93,8 @@ impl DomainError {
             | DomainError::CaseNotOpen { .. }
             | DomainError::CaseNotResolved
             | DomainError::CaseAlreadyOpen
-            | DomainError::NoChange(_) => true,
+            | DomainError::NoChange(_)
+            | DomainError::LimitReached { .. } => true,
             DomainError::Validation { .. }
             | DomainError::SchemaViolation { .. }
             | DomainError::UnknownStage(_)
@@ -110,6 +116,7 @@ impl DomainError {
             | DomainError::UnknownResolution(v)
             | DomainError::UnknownComment(v) => json!({"value": v}),
             DomainError::CaseNotOpen { status } => json!({"status": status}),
+            DomainError::LimitReached { what, limit } => json!({"what": what, "limit": limit}),
             DomainError::NotFound
             | DomainError::AlreadyExists
             | DomainError::CaseClosed
@@ -123,6 +130,11 @@ impl DomainError {
     /// The `{code, message, details}` body of a rejection.
     pub fn to_body(&self) -> serde_json::Value {
         serde_json::json!({"code": self.code(), "message": self.to_string(), "details": self.details()})
+    }
+
+    /// Shorthand for a full case.
+    pub fn limit(what: &'static str, limit: usize) -> Self {
+        DomainError::LimitReached { what, limit }
     }
 
     /// Shorthand for a field validation failure.

@@ -285,33 +285,12 @@ impl Bus for KafkaBus {
                     )
                     .set("enable.auto.commit", "false");
                 let consumer: StreamConsumer = config.create().map_err(unavailable)?;
-                let assignment = {
-                    let consumer = &consumer;
-                    let timeout = Timeout::After(Duration::from_secs(10));
-                    let metadata = consumer.fetch_metadata(Some(&name), timeout).map_err(unavailable)?;
-                    let partitions: Vec<i32> = metadata
-                        .topics()
-                        .iter()
-                        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                        .collect();
-                    if partitions.is_empty() {
-                        return Err(BusError::Unavailable(format!("topic {name} has no partitions")));
-                    }
-                    let mut tpl = TopicPartitionList::new();
-                    for p in partitions {
-                        let offset = match start {
-                            StartFrom::Earliest => Offset::Beginning,
-                            StartFrom::Latest => {
-                                let (_, high) = consumer.fetch_watermarks(&name, p, timeout).map_err(unavailable)?;
-                                Offset::Offset(high)
-                            }
-                        };
-                        tpl.add_partition_offset(&name, p, offset).map_err(unavailable)?;
-                    }
-                    tpl
-                };
-                consumer.assign(&assignment).map_err(unavailable)?;
-                consumer
+                // Metadata and watermark calls block for up to their
+                // timeout: off the async threads.
+                let topic_name = name.clone();
+                tokio::task::spawn_blocking(move || assign_all(consumer, &topic_name, start))
+                    .await
+                    .map_err(|e| BusError::Backend(e.to_string()))??
             }
         };
         Ok(Box::new(KafkaSubscription {
@@ -406,4 +385,31 @@ impl Subscription for KafkaSubscription {
             .store_offset(&self.name, message.partition, message.offset)
             .map_err(|e| BusError::Backend(format!("storing offset {}@{}: {e}", message.offset, message.partition)))
     }
+}
+/// Assigns every partition of `name` to a private reader, at the start or
+/// at the high watermarks read now. Blocking: call it off the async threads.
+fn assign_all(consumer: StreamConsumer, name: &str, start: StartFrom) -> Result<StreamConsumer, BusError> {
+    let timeout = Timeout::After(Duration::from_secs(10));
+    let metadata = consumer.fetch_metadata(Some(name), timeout).map_err(unavailable)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(BusError::Unavailable(format!("topic {name} has no partitions")));
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        let offset = match start {
+            StartFrom::Earliest => Offset::Beginning,
+            StartFrom::Latest => {
+                let (_, high) = consumer.fetch_watermarks(name, p, timeout).map_err(unavailable)?;
+                Offset::Offset(high)
+            }
+        };
+        tpl.add_partition_offset(name, p, offset).map_err(unavailable)?;
+    }
+    consumer.assign(&tpl).map_err(unavailable)?;
+    Ok(consumer)
 }

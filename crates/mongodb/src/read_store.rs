@@ -79,6 +79,9 @@ fn visibility(clauses: &[Clause]) -> Document {
             if let Some(queues) = &c.queue {
                 d.insert("queue", doc! {"$in": queues.clone()});
             }
+            if let Some(definitions) = &c.definition {
+                d.insert("definitionId", doc! {"$in": definitions.clone()});
+            }
             if let Some(confidential) = c.confidential {
                 // Cases projected before the field existed were not confidential.
                 if confidential {
@@ -706,6 +709,18 @@ impl ReadStore for MongoReadStore {
             .update_one(
                 doc! {"_id": case_id(tenant, id), "state": {"$in": ["uploaded", "pinned"]}},
                 doc! {"$set": {"state": "pinned"}},
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(r.matched_count == 1)
+    }
+
+    async fn unpin_file(&self, tenant: &str, id: Uuid, now: chrono::DateTime<chrono::Utc>) -> Result<bool, StoreError> {
+        let r = self
+            .files
+            .update_one(
+                doc! {"_id": case_id(tenant, id), "state": "pinned", "cases": {"$size": 0}, "detachedAt": Bson::Null},
+                doc! {"$set": {"state": "uploaded", "uploadedAt": sortable_time(now)}},
             )
             .await
             .map_err(map_err)?;

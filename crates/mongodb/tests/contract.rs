@@ -58,6 +58,14 @@ async fn passes_the_read_store_contract() {
 }
 
 #[tokio::test]
+async fn unpinning_frees_only_files_no_case_held() {
+    let Some(s) = settings() else { return };
+    let db = casewire_mongodb::connect(&s).await.unwrap();
+    let store = Arc::new(MongoReadStore::open(&db).await.unwrap());
+    casewire_ports::contract_files::unpinning_frees_only_files_no_case_held(store).await;
+}
+
+#[tokio::test]
 async fn readers_wait_at_a_young_hole_and_step_over_an_old_one() {
     let Some(mut s) = settings() else { return };
     s.gap_grace = Duration::from_secs(600);

@@ -14,5 +14,5 @@ pub mod principal;
 pub mod verifier;
 
 pub use dev::{DemoUser, DevIssuer};
-pub use principal::{ClaimMapping, Principal};
+pub use principal::{ClaimMapping, ClaimsError, Principal};
 pub use verifier::{AuthError, JwksVerifier, TrustedIssuer};

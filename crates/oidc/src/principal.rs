@@ -9,8 +9,10 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClaimMapping {
-    /// The claim holding the tenant; when absent, the realm name taken from
-    /// the issuer URL (`.../realms/<realm>`) is used.
+    /// The claim that may name the tenant. The tenant itself comes from the
+    /// issuer (its configured `tenant`, else the realm of its URL); a token
+    /// whose claim names another tenant is refused, so one realm's admin
+    /// can never reach another tenant by writing a claim.
     pub tenant_claim: String,
     /// The client whose `resource_access.<client>.roles` also count as roles.
     pub client_id: Option<String>,
@@ -22,6 +24,11 @@ pub struct ClaimMapping {
     pub name_claim: String,
     /// The e-mail address, which makes a requester see their own cases.
     pub email_claim: String,
+    /// The claim that says the e-mail address was verified; an address
+    /// counts only when it is `true`, since anyone can type another
+    /// person's address into an unverified profile. Empty: trust every
+    /// address the issuer puts in tokens (for issuers that verify all).
+    pub email_verified_claim: String,
 }
 
 impl Default for ClaimMapping {
@@ -33,6 +40,7 @@ impl Default for ClaimMapping {
             groups_claim: "groups".into(),
             name_claim: "preferred_username".into(),
             email_claim: "email".into(),
+            email_verified_claim: "email_verified".into(),
         }
     }
 }
@@ -50,6 +58,10 @@ pub struct Principal {
     pub groups: Vec<String>,
     pub tenant: String,
     pub issuer: String,
+    /// When the token expires (`exp`, seconds since the epoch): long-lived
+    /// connections (streams) end then.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
@@ -69,17 +81,31 @@ pub fn realm_of(issuer: &str) -> Option<&str> {
     (!rest.is_empty() && !rest.contains('/')).then_some(rest)
 }
 
+/// Why verified claims do not make a principal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimsError {
+    /// `sub` or `iss` is missing or not a string.
+    Missing,
+    /// The tenant claim names another tenant than the issuer's.
+    TenantMismatch { claimed: String, issuer_tenant: String },
+}
+
 impl Principal {
-    /// Builds the principal from verified claims.
-    pub fn from_claims(claims: &Value, mapping: &ClaimMapping) -> Option<Principal> {
-        let sub = claims.get("sub")?.as_str()?.to_owned();
-        let issuer = claims.get("iss")?.as_str()?.to_owned();
+    /// Builds the principal from verified claims of an issuer bound to
+    /// `tenant`.
+    pub fn from_claims(claims: &Value, mapping: &ClaimMapping, tenant: &str) -> Result<Principal, ClaimsError> {
+        let text = |key: &str| claims.get(key).and_then(Value::as_str).map(str::to_owned);
+        let sub = text("sub").ok_or(ClaimsError::Missing)?;
+        let issuer = text("iss").ok_or(ClaimsError::Missing)?;
         let name = claim(claims, &mapping.name_claim)
             .and_then(Value::as_str)
             .unwrap_or(&sub)
             .to_owned();
+        let verified = mapping.email_verified_claim.is_empty()
+            || claim(claims, &mapping.email_verified_claim) == Some(&Value::Bool(true));
         let email = claim(claims, &mapping.email_claim)
             .and_then(Value::as_str)
+            .filter(|e| verified && !e.trim().is_empty())
             .map(str::to_lowercase);
         let mut roles = strings(claim(claims, &mapping.roles_claim));
         if let Some(client) = &mapping.client_id {
@@ -93,11 +119,18 @@ impl Principal {
         roles.sort();
         roles.dedup();
         let groups = strings(claim(claims, &mapping.groups_claim));
-        let tenant = claim(claims, &mapping.tenant_claim)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .or_else(|| realm_of(&issuer).map(str::to_owned))?;
-        Some(Principal {
+        if let Some(claimed) = claim(claims, &mapping.tenant_claim).filter(|v| !v.is_null())
+            && claimed.as_str() != Some(tenant)
+        {
+            return Err(ClaimsError::TenantMismatch {
+                claimed: claimed.as_str().map_or_else(|| claimed.to_string(), str::to_owned),
+                issuer_tenant: tenant.to_owned(),
+            });
+        }
+        let tenant = tenant.to_owned();
+        let expires_at = claims.get("exp").and_then(Value::as_i64);
+        Ok(Principal {
+            expires_at,
             sub,
             name,
             email,
@@ -131,25 +164,48 @@ mod tests {
             client_id: Some("casewire".into()),
             ..ClaimMapping::default()
         };
-        let p = Principal::from_claims(&claims, &mapping).unwrap();
+        let p = Principal::from_claims(&claims, &mapping, "acme").unwrap();
         assert_eq!(p.name, "alice");
         assert_eq!(p.roles, vec!["case-worker", "integration"]);
         assert_eq!(p.groups, vec!["/queues/support"]);
-        assert_eq!(p.tenant, "acme", "the realm is the fallback tenant");
+        assert_eq!(p.tenant, "acme");
+        assert_eq!(p.email, None, "an address without email_verified does not count");
+        let mut verified = claims.clone();
+        verified["email_verified"] = serde_json::json!(true);
+        let p = Principal::from_claims(&verified, &mapping, "acme").unwrap();
         assert_eq!(p.email.as_deref(), Some("alice@example.com"));
+        verified["email_verified"] = serde_json::json!("true");
+        let p = Principal::from_claims(&verified, &mapping, "acme").unwrap();
+        assert_eq!(p.email, None, "only the boolean true verifies");
         let custom = ClaimMapping {
             roles_claim: "app.roles".into(),
             name_claim: "upn".into(),
             ..ClaimMapping::default()
         };
         let other = json!({"sub": "s", "iss": "https://x/realms/r", "upn": "u@x", "app": {"roles": ["case-viewer"]}});
-        let q = Principal::from_claims(&other, &custom).unwrap();
+        let q = Principal::from_claims(&other, &custom, "r").unwrap();
         assert_eq!(
             (q.name.as_str(), q.roles.clone()),
             ("u@x", vec!["case-viewer".to_owned()])
         );
         let with_tenant = json!({"sub": "s", "iss": "https://x/realms/r", "tenant": "globex"});
-        assert_eq!(Principal::from_claims(&with_tenant, &mapping).unwrap().tenant, "globex");
-        assert!(Principal::from_claims(&json!({"sub": "s", "iss": "https://x/"}), &mapping).is_none());
+        assert_eq!(
+            Principal::from_claims(&with_tenant, &mapping, "globex").unwrap().tenant,
+            "globex"
+        );
+        assert_eq!(
+            Principal::from_claims(&with_tenant, &mapping, "r"),
+            Err(ClaimsError::TenantMismatch {
+                claimed: "globex".into(),
+                issuer_tenant: "r".into()
+            }),
+            "a claim never moves a token to another tenant"
+        );
+        let numeric = json!({"sub": "s", "iss": "https://x/realms/r", "tenant": 7});
+        assert!(Principal::from_claims(&numeric, &mapping, "r").is_err());
+        assert_eq!(
+            Principal::from_claims(&json!({"iss": "https://x/"}), &mapping, "r"),
+            Err(ClaimsError::Missing)
+        );
     }
 }

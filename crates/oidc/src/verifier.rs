@@ -28,8 +28,12 @@ pub enum AuthError {
     UnknownKey(String),
     #[error("token rejected: {0}")]
     Invalid(String),
-    #[error("token lacks subject, issuer or tenant claims")]
+    #[error("token lacks subject or issuer claims")]
     Claims,
+    #[error("token names tenant '{claimed}', but its issuer serves tenant '{issuer_tenant}'")]
+    TenantMismatch { claimed: String, issuer_tenant: String },
+    #[error("issuer '{0}' is bound to no tenant (set its tenant, or use a .../realms/<realm> URL)")]
+    NoTenant(String),
     #[error("identity provider unreachable: {0}")]
     Unavailable(String),
 }
@@ -45,6 +49,20 @@ pub struct TrustedIssuer {
     /// Where the keys are; discovered from the issuer when `None`.
     #[serde(default)]
     pub jwks_uri: Option<String>,
+    /// The tenant of every token this issuer signs; when `None`, the realm
+    /// of a Keycloak-style URL (`.../realms/<realm>`). One issuer serves
+    /// one tenant: a `tenant` claim that disagrees is refused.
+    #[serde(default)]
+    pub tenant: Option<String>,
+}
+
+impl TrustedIssuer {
+    /// The tenant this issuer's tokens belong to, if it has one.
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant
+            .as_deref()
+            .or_else(|| crate::principal::realm_of(&self.issuer))
+    }
 }
 
 #[derive(Default)]
@@ -240,7 +258,15 @@ impl JwksVerifier {
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         let data = decode::<Value>(token, &key, &validation).map_err(|e| AuthError::Invalid(e.to_string()))?;
         check_audience(&data.claims, &trusted.audiences)?;
-        Principal::from_claims(&data.claims, &self.mapping).ok_or(AuthError::Claims)
+        let tenant = trusted
+            .tenant()
+            .ok_or_else(|| AuthError::NoTenant(trusted.issuer.clone()))?;
+        Principal::from_claims(&data.claims, &self.mapping, tenant).map_err(|e| match e {
+            crate::ClaimsError::Missing => AuthError::Claims,
+            crate::ClaimsError::TenantMismatch { claimed, issuer_tenant } => {
+                AuthError::TenantMismatch { claimed, issuer_tenant }
+            }
+        })
     }
 }
 

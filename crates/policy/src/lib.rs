@@ -20,7 +20,9 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use casewire_ports::{Decision, PolicyEngine, PolicyError, Resource, Subject, VisibilityFilter};
+use casewire_ports::{
+    Decision, DefinitionAccessMap, PolicyEngine, PolicyError, Resource, Subject, VisibilityFilter, policy_input,
+};
 use tokio_util::sync::CancellationToken;
 
 /// The policy shipped in the binary, used when no policy directory exists.
@@ -217,16 +219,21 @@ impl PolicyEngine for RegoPolicy {
     async fn decide(
         &self,
         subject: &Subject,
+        definitions: &DefinitionAccessMap,
         action: &str,
         resource: Option<&Resource>,
     ) -> Result<Decision, PolicyError> {
-        let input = serde_json::json!({"subject": subject, "action": action, "resource": resource});
+        let input = policy_input(subject, definitions, Some(action), resource);
         let value = self.eval(DECISION, input)?;
         serde_json::from_value(value.clone()).map_err(|e| PolicyError::Invalid(format!("{DECISION} = {value}: {e}")))
     }
 
-    async fn filter(&self, subject: &Subject) -> Result<VisibilityFilter, PolicyError> {
-        let value = self.eval(FILTER, serde_json::json!({"subject": subject}))?;
+    async fn filter(
+        &self,
+        subject: &Subject,
+        definitions: &DefinitionAccessMap,
+    ) -> Result<VisibilityFilter, PolicyError> {
+        let value = self.eval(FILTER, policy_input(subject, definitions, None, None))?;
         serde_json::from_value(value.clone()).map_err(|e| PolicyError::Invalid(format!("{FILTER} = {value}: {e}")))
     }
 }

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use casewire_ports::{Decision, PolicyEngine, PolicyError, Resource, Subject, VisibilityFilter};
+use casewire_ports::{
+    Decision, DefinitionAccessMap, PolicyEngine, PolicyError, Resource, Subject, VisibilityFilter, policy_input,
+};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -64,17 +66,20 @@ impl PolicyEngine for OpaServer {
     async fn decide(
         &self,
         subject: &Subject,
+        definitions: &DefinitionAccessMap,
         action: &str,
         resource: Option<&Resource>,
     ) -> Result<Decision, PolicyError> {
-        self.query(
-            "decision",
-            json!({"subject": subject, "action": action, "resource": resource}),
-        )
-        .await
+        self.query("decision", policy_input(subject, definitions, Some(action), resource))
+            .await
     }
 
-    async fn filter(&self, subject: &Subject) -> Result<VisibilityFilter, PolicyError> {
-        self.query("filter", json!({"subject": subject})).await
+    async fn filter(
+        &self,
+        subject: &Subject,
+        definitions: &DefinitionAccessMap,
+    ) -> Result<VisibilityFilter, PolicyError> {
+        self.query("filter", policy_input(subject, definitions, None, None))
+            .await
     }
 }

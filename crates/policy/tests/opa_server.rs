@@ -105,21 +105,21 @@ async fn decisions_and_filters_come_from_the_data_api() {
         ("case.read", case("support", true)),
         ("case.assign", case("support", false)),
     ] {
-        let remote = opa.decide(&alice, action, Some(&resource)).await.unwrap();
-        let here = local.decide(&alice, action, Some(&resource)).await.unwrap();
+        let remote = opa.decide(&alice, &defs(), action, Some(&resource)).await.unwrap();
+        let here = local.decide(&alice, &defs(), action, Some(&resource)).await.unwrap();
         assert_eq!(
             remote, here,
             "{action} on {resource:?}: the server decides as the in-process policy"
         );
     }
     assert!(
-        opa.decide(&alice, "case.read", Some(&case("support", false)))
+        opa.decide(&alice, &defs(), "case.read", Some(&case("support", false)))
             .await
             .unwrap()
             .allow
     );
-    let filter = opa.filter(&alice).await.unwrap();
-    assert_eq!(filter, local.filter(&alice).await.unwrap());
+    let filter = opa.filter(&alice, &defs()).await.unwrap();
+    assert_eq!(filter, local.filter(&alice, &defs()).await.unwrap());
     assert_eq!(filter.tenant, "acme");
 }
 
@@ -129,14 +129,36 @@ async fn an_unreachable_or_failing_server_is_unavailable_and_a_bad_answer_is_inv
     let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let gone = OpaServer::new(&format!("http://{closed}"), Duration::from_secs(1)).unwrap();
     let alice = subject("alice", &["case-worker"], &[]);
-    assert!(matches!(gone.filter(&alice).await, Err(PolicyError::Unavailable(_))));
+    assert!(matches!(
+        gone.filter(&alice, &defs()).await,
+        Err(PolicyError::Unavailable(_))
+    ));
 
     let failing = OpaServer::new(&serve(Mode::Failing), Duration::from_secs(1)).unwrap();
     assert!(matches!(
-        failing.decide(&alice, "case.read", None).await,
+        failing.decide(&alice, &defs(), "case.read", None).await,
         Err(PolicyError::Unavailable(_))
     ));
     // A server without our package: a misconfiguration, never a silent deny.
     let empty = OpaServer::new(&serve(Mode::Undefined), Duration::from_secs(1)).unwrap();
-    assert!(matches!(empty.filter(&alice).await, Err(PolicyError::Invalid(_))));
+    assert!(matches!(
+        empty.filter(&alice, &defs()).await,
+        Err(PolicyError::Invalid(_))
+    ));
+}
+
+/// The demo definitions' access groups, as the API passes them.
+fn defs() -> casewire_ports::DefinitionAccessMap {
+    [
+        (
+            "customer-complaint".to_owned(),
+            casewire_ports::DefinitionAccess {
+                view: vec!["/queues/complaints".into(), "/queues/support".into()],
+                work: vec!["/queues/complaints".into()],
+            },
+        ),
+        ("ticket".to_owned(), casewire_ports::DefinitionAccess::default()),
+    ]
+    .into_iter()
+    .collect()
 }

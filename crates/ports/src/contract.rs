@@ -423,6 +423,23 @@ pub async fn read_store_contract<S: ReadStore>(store: Arc<S>) {
             confidential: Some(true),
             ..Clause::default()
         }],
+        // Definition access groups narrow a clause to some definitions.
+        vec![Clause {
+            queue: Some(vec!["support".into(), "billing".into()]),
+            definition: Some(vec!["even".into()]),
+            ..Clause::default()
+        }],
+        vec![
+            Clause {
+                definition: Some(vec![]),
+                ..Clause::default()
+            },
+            Clause {
+                definition: Some(vec!["odd".into(), "unknown".into()]),
+                confidential: Some(false),
+                ..Clause::default()
+            },
+        ],
     ];
     for clauses in clause_sets {
         let mut query = q(|_| {});

@@ -115,3 +115,58 @@ pub async fn file_records_contract<S: ReadStore>(store: Arc<S>) {
         "a pending upload never completed is swept"
     );
 }
+
+/// A rejected attach gives its pin back: a pinned file no case ever held is
+/// `uploaded` again with a fresh upload time; a file a case holds, or held,
+/// stays pinned.
+pub async fn unpinning_frees_only_files_no_case_held<S: ReadStore>(store: Arc<S>) {
+    let tenant = format!("t-{}", Uuid::now_v7().simple());
+    let (lonely, held, was_held, unpinned) = (
+        file(&tenant, 120),
+        file(&tenant, 120),
+        file(&tenant, 120),
+        file(&tenant, 120),
+    );
+    for f in [&lonely, &held, &was_held, &unpinned] {
+        store.insert_file(f).await.unwrap();
+    }
+    for f in [&lonely, &held, &was_held] {
+        assert!(store.pin_file(&tenant, f.id).await.unwrap());
+    }
+    let at = chrono::DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap();
+    let case = Uuid::now_v7();
+    store.link_file(&tenant, held.id, case, true, at).await.unwrap();
+    store.link_file(&tenant, was_held.id, case, true, at).await.unwrap();
+    store.link_file(&tenant, was_held.id, case, false, at).await.unwrap();
+
+    assert!(store.unpin_file(&tenant, lonely.id, at).await.unwrap());
+    let got = store.get_file(&tenant, lonely.id).await.unwrap().unwrap();
+    assert_eq!((got.state, got.uploaded_at), (FileState::Uploaded, at), "a fresh TTL");
+    assert!(
+        !store.unpin_file(&tenant, held.id, at).await.unwrap(),
+        "a case holds it"
+    );
+    assert!(
+        !store.unpin_file(&tenant, was_held.id, at).await.unwrap(),
+        "a case held it"
+    );
+    assert!(!store.unpin_file(&tenant, unpinned.id, at).await.unwrap(), "not pinned");
+    assert!(
+        !store.unpin_file("other", lonely.id, at).await.unwrap(),
+        "not across tenants"
+    );
+    for f in [&held, &was_held] {
+        assert_eq!(
+            store.get_file(&tenant, f.id).await.unwrap().unwrap().state,
+            FileState::Pinned
+        );
+    }
+    // With its fresh upload time, the sweeper leaves it a whole TTL.
+    let cutoff = Utc::now() - Duration::minutes(60);
+    let claimed = store.claim_unattached_files(cutoff, 100).await.unwrap();
+    assert!(!claimed.iter().any(|f| f.id == lonely.id), "not yet");
+    assert!(
+        claimed.iter().any(|f| f.id == unpinned.id),
+        "the old unpinned one is due"
+    );
+}

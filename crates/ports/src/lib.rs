@@ -31,7 +31,10 @@ pub use bus::{Bus, BusMessage, StartFrom, Subscription, Topic};
 pub use envelope::{CommandEnvelope, CommandOutcome, OutcomeStatus};
 pub use error::{BusError, StoreError};
 pub use event_store::{EventRecord, EventStore, NewEvent};
-pub use policy::{Clause, Decision, PolicyEngine, PolicyError, Resource, Subject, VisibilityFilter};
+pub use policy::{
+    Clause, Decision, DefinitionAccess, DefinitionAccessMap, PolicyEngine, PolicyError, Resource, Subject,
+    VisibilityFilter, policy_input,
+};
 pub use read_store::{
     CancelResult, CaseQuery, CaseSummary, ClaimResult, CommandRecord, CommandStatus, Cursor, FileRecord, FileState,
     Page, ReadStore, SortKey,

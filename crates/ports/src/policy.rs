@@ -2,6 +2,8 @@
 //! that lists and streams apply. One policy answers all three, so a list
 //! can never show a case whose detail would be refused.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -11,6 +13,9 @@ use thiserror::Error;
 pub struct Subject {
     pub sub: String,
     pub username: String,
+    /// A verified e-mail address only (`email_verified: true`); absent, not
+    /// `null`, when there is none, so a rule can never compare against null.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     pub roles: Vec<String>,
     pub groups: Vec<String>,
@@ -58,20 +63,37 @@ pub struct Decision {
 }
 
 /// One way a case can be visible: every field present must match.
+///
+/// A field is either absent (no constraint) or a value: a policy answering
+/// `null` for a field (say, the e-mail of a token that has none) is an
+/// invalid answer, never "match anything". Serde's `Option` would read
+/// `null` as `None`, so every field goes through [`present`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Clause {
     /// The case's queue is one of these.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub queue: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub confidential: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub assignee: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub requester: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub created_by: Option<String>,
+    /// The case's definition is one of these.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    pub definition: Option<Vec<String>>,
+}
+
+/// Deserializes a field that is present: its value, never `null`.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 impl Clause {
@@ -82,6 +104,7 @@ impl Clause {
             && self.assignee.as_ref().is_none_or(|a| r.assignee.as_ref() == Some(a))
             && self.requester.as_ref().is_none_or(|e| r.requester.as_ref() == Some(e))
             && self.created_by.as_ref().is_none_or(|c| *c == r.created_by)
+            && self.definition.as_ref().is_none_or(|d| d.contains(&r.definition))
     }
 }
 
@@ -99,6 +122,20 @@ impl VisibilityFilter {
     }
 }
 
+/// Who may see and who may work the cases of one definition: group paths
+/// (`/queues/claims`), from the definition's newest version. Both empty:
+/// the definition restricts no one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefinitionAccess {
+    pub view: Vec<String>,
+    pub work: Vec<String>,
+}
+
+/// The access of every definition of a tenant, by definition id: the data
+/// the policy needs to enforce definition access groups, in decisions and
+/// in list filters alike.
+pub type DefinitionAccessMap = BTreeMap<String, DefinitionAccess>;
+
 /// What a policy evaluation can fail with.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum PolicyError {
@@ -110,16 +147,85 @@ pub enum PolicyError {
     Invalid(String),
 }
 
+/// The input of every policy evaluation: `{subject, action, resource,
+/// definitions}` (action and resource only for decisions).
+pub fn policy_input(
+    subject: &Subject,
+    definitions: &DefinitionAccessMap,
+    action: Option<&str>,
+    resource: Option<&Resource>,
+) -> serde_json::Value {
+    let mut input = serde_json::json!({"subject": subject, "definitions": definitions});
+    if let Some(action) = action {
+        input["action"] = serde_json::Value::from(action);
+        input["resource"] = serde_json::to_value(resource).unwrap_or_default();
+    }
+    input
+}
+
 /// Decides actions and yields visibility filters.
 #[async_trait]
 pub trait PolicyEngine: Send + Sync + 'static {
-    /// Decides whether `subject` may do `action` on `resource`.
+    /// Decides whether `subject` may do `action` on `resource`, given the
+    /// access groups of the tenant's definitions.
     async fn decide(
         &self,
         subject: &Subject,
+        definitions: &DefinitionAccessMap,
         action: &str,
         resource: Option<&Resource>,
     ) -> Result<Decision, PolicyError>;
     /// The filter of the cases `subject` may see.
-    async fn filter(&self, subject: &Subject) -> Result<VisibilityFilter, PolicyError>;
+    async fn filter(
+        &self,
+        subject: &Subject,
+        definitions: &DefinitionAccessMap,
+    ) -> Result<VisibilityFilter, PolicyError>;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_null_clause_field_is_refused_not_read_as_no_constraint() {
+        for field in [
+            "queue",
+            "confidential",
+            "assignee",
+            "requester",
+            "createdBy",
+            "definition",
+        ] {
+            let answer = serde_json::json!({ field: null, "confidential": false });
+            let answer = if field == "confidential" {
+                serde_json::json!({ "confidential": null })
+            } else {
+                answer
+            };
+            assert!(
+                serde_json::from_value::<Clause>(answer.clone()).is_err(),
+                "{answer} must not deserialize"
+            );
+        }
+        let absent: Clause = serde_json::from_value(serde_json::json!({})).unwrap();
+        assert_eq!(absent, Clause::default());
+        let set: Clause = serde_json::from_value(serde_json::json!({"requester": "a@b.c"})).unwrap();
+        assert_eq!(set.requester.as_deref(), Some("a@b.c"));
+    }
+
+    #[test]
+    fn a_subject_without_email_has_no_email_field_at_all() {
+        let s = Subject {
+            sub: "s".into(),
+            username: "u".into(),
+            email: None,
+            roles: vec![],
+            groups: vec![],
+            tenant: "t".into(),
+        };
+        let v = serde_json::to_value(&s).unwrap();
+        assert!(v.get("email").is_none(), "{v}");
+    }
 }

@@ -349,6 +349,11 @@ pub trait ReadStore: Send + Sync + 'static {
     /// Marks a file as wanted by a case (before an attach is accepted), so the
     /// sweeper never takes it. False when the file is gone or being swept.
     async fn pin_file(&self, tenant: &str, id: Uuid) -> Result<bool, StoreError>;
+    /// Undoes the pin of a rejected attach: a pinned file no case ever held
+    /// becomes `uploaded` again, as if uploaded at `now` (so the sweeper
+    /// gives a concurrent, accepted attach of the same file a whole TTL to
+    /// be projected). False when the file is held by a case or not pinned.
+    async fn unpin_file(&self, tenant: &str, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
     /// Adds (`attached`) or removes a case link, idempotently; the
     /// projector calls it for `attachment-added` / `attachment-removed`.
     async fn link_file(

@@ -21,11 +21,13 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// Dev mode enables the built-in OIDC issuer and demo data.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Dev mode enables the built-in OIDC issuer and demo data. There is no
+/// default: `casewire dev` (and the embedded runtime) choose dev, and
+/// `casewire serve` refuses to start until the operator says which, so a
+/// production install never runs the dev issuer by leaving a line out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
-    #[default]
     Dev,
     Production,
 }
@@ -240,8 +242,11 @@ impl fmt::Debug for BusConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
-    /// Run the built-in dev issuer (dev mode only).
-    pub dev_issuer: bool,
+    /// Run the built-in dev issuer. Unset: on in dev mode when no
+    /// `auth.issuers` are configured, off otherwise. `true` runs it beside
+    /// configured issuers (tests do); it only ever runs in dev mode and on a
+    /// loopback bind.
+    pub dev_issuer: Option<bool>,
     /// The audience the dev issuer puts in its tokens, and that its tokens must carry.
     pub audience: String,
     /// External issuers to trust (Keycloak realms).
@@ -256,7 +261,7 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
-            dev_issuer: true,
+            dev_issuer: None,
             audience: "casewire".into(),
             issuers: Vec::new(),
             leeway_secs: 30,
@@ -290,6 +295,9 @@ pub struct StreamConfig {
     pub heartbeat_secs: u64,
     /// How often the stream looks for new events written by other processes, in ms.
     pub poll_ms: u64,
+    /// Open streams one caller (tenant and subject) may hold in this
+    /// process; one more is 429 `CW-TOO-MANY-STREAMS`.
+    pub max_per_principal: usize,
 }
 
 impl Default for StreamConfig {
@@ -297,6 +305,7 @@ impl Default for StreamConfig {
         StreamConfig {
             heartbeat_secs: 15,
             poll_ms: 250,
+            max_per_principal: 8,
         }
     }
 }
@@ -432,7 +441,8 @@ impl Default for LogConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    pub mode: Mode,
+    /// `dev` or `production`; see [`Mode`].
+    pub mode: Option<Mode>,
     /// Where the embedded runtime keeps its files.
     pub data_dir: PathBuf,
     /// The tenant of demo data and of tokens that name none.
@@ -453,7 +463,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            mode: Mode::Dev,
+            mode: None,
             data_dir: PathBuf::from("./data"),
             default_tenant: "casewire".into(),
             api: ApiConfig::default(),
@@ -493,18 +503,80 @@ impl Config {
         figment.extract().map_err(|e| ConfigError::Load(e.to_string()))
     }
 
-    /// Checks what serde can not: URL schemes, sizes, mode rules.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// Whether the built-in dev issuer runs (see `auth.dev_issuer`).
+    pub fn dev_issuer_enabled(&self) -> bool {
+        self.mode == Some(Mode::Dev) && self.auth.dev_issuer.unwrap_or(self.auth.issuers.is_empty())
+    }
+
+    /// The mode rules of authentication: the dev issuer only in dev mode and
+    /// on loopback, every issuer bound to a tenant, some issuer at all.
+    fn validate_auth(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
-        if self.mode == Mode::Production && self.auth.dev_issuer {
+        if self.auth.dev_issuer == Some(true) && self.mode != Some(Mode::Dev) {
             return bad(
                 "auth.dev_issuer can only run in dev mode; set auth.dev_issuer = false and configure auth.issuers"
                     .into(),
             );
         }
-        if !self.auth.dev_issuer && self.auth.issuers.is_empty() {
-            return bad("no token issuer: enable auth.dev_issuer (dev mode) or configure auth.issuers".into());
+        if self.dev_issuer_enabled() {
+            let public_loopback = self.api.public_url.as_deref().is_none_or(|u| {
+                url::Url::parse(u).is_ok_and(|u| match u.host() {
+                    Some(url::Host::Domain(d)) => d == "localhost",
+                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                    None => false,
+                })
+            });
+            if !self.api.bind.ip().is_loopback() || !public_loopback {
+                return bad(format!(
+                    "the dev issuer (demo logins whose passwords are their names) only runs on a loopback address, \
+                     but api.bind = {} and api.public_url = {}; configure auth.issuers (and auth.dev_issuer = false) \
+                     to serve other hosts",
+                    self.api.bind,
+                    self.api.public_url.as_deref().unwrap_or("(unset)")
+                ));
+            }
         }
+        if let Some(unbound) = self.auth.issuers.iter().find(|i| i.tenant().is_none()) {
+            return bad(format!(
+                "auth.issuers: '{}' is bound to no tenant; set its tenant, or use a Keycloak URL .../realms/<realm>",
+                unbound.issuer
+            ));
+        }
+        if self.mode.is_some() && !self.dev_issuer_enabled() && self.auth.issuers.is_empty() {
+            return bad("no token issuer: configure auth.issuers (or run the dev issuer in dev mode)".into());
+        }
+        Ok(())
+    }
+
+    /// Durations that become instants or token lifetimes: a value past what
+    /// a clock can add is refused here, instead of panicking on first use.
+    fn validate_bounds(&self) -> Result<(), ConfigError> {
+        const DAY: u64 = 24 * 3600;
+        let checks: [(&str, u64, u64, u64); 4] = [
+            ("api.max_wait_secs", self.api.max_wait_secs, 0, 3600),
+            // S3 presigned URLs live at most 7 days.
+            ("storage.presign_ttl_secs", self.storage.presign_ttl_secs, 1, 7 * DAY),
+            ("auth.leeway_secs", self.auth.leeway_secs, 0, 3600),
+            (
+                "auth.dev_token_ttl_secs",
+                u64::try_from(self.auth.dev_token_ttl_secs).unwrap_or(0),
+                1,
+                30 * DAY,
+            ),
+        ];
+        for (name, value, min, max) in checks {
+            if !(min..=max).contains(&value) {
+                return Err(ConfigError::Invalid(format!("{name} must be between {min} and {max}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks what serde can not: URL schemes, sizes, mode rules.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        self.validate_auth()?;
         for (name, url) in [("store.events", &self.store.events), ("store.read", &self.store.read)] {
             if !url.is_empty() && !url.expose().starts_with("sqlite://") && !is_mongodb(url.expose()) {
                 return bad(format!(
@@ -559,14 +631,15 @@ impl Config {
         if self.bus.partitions < 1 || self.bus.replication < 1 || self.bus.max_attempts < 1 {
             return bad("bus.partitions, bus.replication and bus.max_attempts must be at least 1".into());
         }
+        self.validate_bounds()?;
         if self.api.max_body_bytes < 1024 {
             return bad("api.max_body_bytes must be at least 1024".into());
         }
         if self.api.default_page_size == 0 || self.api.default_page_size > self.api.max_page_size {
             return bad("api.default_page_size must be between 1 and api.max_page_size".into());
         }
-        if self.stream.heartbeat_secs == 0 || self.stream.poll_ms == 0 {
-            return bad("stream.heartbeat_secs and stream.poll_ms must be positive".into());
+        if self.stream.heartbeat_secs == 0 || self.stream.poll_ms == 0 || self.stream.max_per_principal == 0 {
+            return bad("stream.heartbeat_secs, stream.poll_ms and stream.max_per_principal must be positive".into());
         }
         if !matches!(self.log.format.as_str(), "json" | "pretty") {
             return bad(format!("log.format = {}: use json or pretty", self.log.format));
@@ -619,15 +692,72 @@ mod tests {
             assert!(err.contains("max_wiat_secs"), "{err}");
             Ok(())
         });
-        let c = Config {
-            mode: Mode::Production,
+        let mut c = Config {
+            mode: Some(Mode::Production),
             ..Config::default()
         };
+        assert!(c.validate().unwrap_err().to_string().contains("no token issuer"));
+        c.auth.dev_issuer = Some(true);
         assert!(c.validate().unwrap_err().to_string().contains("dev mode"));
         let mut c = Config::default();
         c.store.events = SecretUrl::new("postgres://u:pw@h/db");
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("unsupported scheme") && !err.contains("pw"), "{err}");
+    }
+
+    fn issuer(url: &str) -> TrustedIssuer {
+        TrustedIssuer {
+            issuer: url.into(),
+            audiences: vec!["casewire".into()],
+            jwks_uri: None,
+            tenant: None,
+        }
+    }
+
+    #[test]
+    fn the_dev_issuer_runs_only_in_dev_mode_on_loopback_without_issuers() {
+        let mut c = Config::default();
+        assert!(!c.dev_issuer_enabled(), "no mode, no dev issuer");
+        c.mode = Some(Mode::Dev);
+        assert!(c.dev_issuer_enabled());
+        c.auth.issuers = vec![issuer("https://kc.example/realms/acme")];
+        assert!(!c.dev_issuer_enabled(), "configured issuers switch it off");
+        c.auth.dev_issuer = Some(true);
+        assert!(c.dev_issuer_enabled(), "unless asked for explicitly");
+        assert!(c.validate().is_ok());
+        c.api.bind = "0.0.0.0:8080".parse().unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("loopback"), "{err}");
+        c.api.bind = "127.0.0.1:8080".parse().unwrap();
+        c.api.public_url = Some("https://cases.example.com".into());
+        assert!(c.validate().unwrap_err().to_string().contains("loopback"));
+        c.api.public_url = Some("http://localhost:8080".into());
+        assert!(c.validate().is_ok());
+        c.mode = Some(Mode::Production);
+        assert!(!c.dev_issuer_enabled());
+        assert!(c.validate().unwrap_err().to_string().contains("dev mode"));
+        c.auth.dev_issuer = None;
+        assert!(c.validate().is_ok(), "production with a Keycloak realm");
+        c.auth.issuers.push(issuer("https://login.example.com/"));
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("bound to no tenant"), "{err}");
+        c.auth.issuers[1].tenant = Some("acme".into());
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn durations_past_the_clock_are_refused_not_panics() {
+        let mut c = Config::default();
+        c.api.max_wait_secs = u64::MAX;
+        assert!(c.validate().unwrap_err().to_string().contains("api.max_wait_secs"));
+        let mut c = Config::default();
+        c.storage.presign_ttl_secs = u64::MAX;
+        assert!(c.validate().unwrap_err().to_string().contains("presign_ttl_secs"));
+        let mut c = Config::default();
+        c.auth.dev_token_ttl_secs = i64::MAX;
+        assert!(c.validate().unwrap_err().to_string().contains("dev_token_ttl_secs"));
+        c.auth.dev_token_ttl_secs = -5;
+        assert!(c.validate().is_err());
     }
 
     #[test]

@@ -21,25 +21,28 @@ pub enum Failure {
     Permanent(String),
     /// The message can never be handled (unreadable): dead-lettered at once.
     Poison(String),
-    /// Stop the service (a test's simulated crash).
-    Fatal(anyhow::Error),
 }
 
 /// Consumes `topic` as consumer group `group` until `shutdown`, handing
 /// each message to `handle`. A message is committed only once it was
 /// handled or dead-lettered; a commit refused after a rebalance is logged,
 /// because the new owner of the partition gets the message again and
-/// handling is idempotent.
-pub async fn consume<F, Fut>(
+/// handling is idempotent. After a message went to the dead-letter topic,
+/// `dead_lettered` gets it with the reason, so the service can end what the
+/// message started (the engine rejects the command) before the commit.
+pub async fn consume<F, Fut, D, DFut>(
     platform: &Platform,
     group: &str,
     topic: Topic,
     shutdown: CancellationToken,
     mut handle: F,
+    mut dead_lettered: D,
 ) -> anyhow::Result<()>
 where
     F: FnMut(BusMessage) -> Fut,
     Fut: Future<Output = Result<(), Failure>>,
+    D: FnMut(BusMessage, String) -> DFut,
+    DFut: Future<Output = ()>,
 {
     let mut sub = platform.bus.subscribe(Some(group), topic, StartFrom::Earliest).await?;
     let max_attempts = platform.config.bus.max_attempts;
@@ -54,16 +57,15 @@ where
         loop {
             let reason = match handle(msg.clone()).await {
                 Ok(()) => break,
-                Err(Failure::Fatal(e)) => return Err(e),
                 Err(Failure::Poison(reason)) => {
                     platform.bus.dead_letter(&msg, &reason).await?;
+                    dead_lettered(msg.clone(), reason).await;
                     break;
                 }
                 Err(Failure::Permanent(reason)) if attempt >= max_attempts => {
-                    platform
-                        .bus
-                        .dead_letter(&msg, &format!("failed {attempt} times: {reason}"))
-                        .await?;
+                    let reason = format!("failed {attempt} times: {reason}");
+                    platform.bus.dead_letter(&msg, &reason).await?;
+                    dead_lettered(msg.clone(), reason).await;
                     break;
                 }
                 Err(Failure::Permanent(reason) | Failure::Transient(reason)) => reason,

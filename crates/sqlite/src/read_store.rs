@@ -171,6 +171,17 @@ fn push_visibility(sql: &mut String, args: &mut Vec<SqlValue>, clauses: &[Clause
                 args.extend(queues.iter().map(|q| SqlValue::from(q.clone())));
             }
         }
+        if let Some(definitions) = &clause.definition {
+            if definitions.is_empty() {
+                ands.push("0".into());
+            } else {
+                ands.push(format!(
+                    "c.definition_id IN ({})",
+                    vec!["?"; definitions.len()].join(", ")
+                ));
+                args.extend(definitions.iter().map(|d| SqlValue::from(d.clone())));
+            }
+        }
         if let Some(confidential) = clause.confidential {
             ands.push("c.confidential = ?".into());
             args.push(i64::from(confidential).into());
@@ -304,8 +315,15 @@ impl SqliteReadStore {
                     return Ok(false);
                 }
                 tx.execute(
-                    "UPDATE files SET state = ?3, detached_at = ?4, record = ?5 WHERE tenant = ?1 AND id = ?2",
-                    params![tenant, id, file.state.as_str(), detached_key(&file), to_json(&file)?],
+                    "UPDATE files SET state = ?3, detached_at = ?4, record = ?5, uploaded_at = ?6 WHERE tenant = ?1 AND id = ?2",
+                    params![
+                        tenant,
+                        id,
+                        file.state.as_str(),
+                        detached_key(&file),
+                        to_json(&file)?,
+                        sortable_time(file.uploaded_at)
+                    ],
                 )
                 .map_err(map_err)?;
                 tx.commit().map_err(map_err)?;
@@ -809,6 +827,18 @@ impl ReadStore for SqliteReadStore {
         .await
     }
 
+    async fn unpin_file(&self, tenant: &str, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.update_file(tenant, id, move |f| {
+            if f.state != FileState::Pinned || !f.cases.is_empty() || f.detached_at.is_some() {
+                return false;
+            }
+            f.state = FileState::Uploaded;
+            f.uploaded_at = now;
+            true
+        })
+        .await
+    }
+
     async fn link_file(
         &self,
         tenant: &str,
@@ -912,6 +942,13 @@ mod tests {
         let store = Arc::new(SqliteReadStore::open(&dir.path().join("read.db"), Durability::Normal).unwrap());
         casewire_ports::contract::read_store_contract(store.clone()).await;
         casewire_ports::contract_files::file_records_contract(store).await;
+    }
+
+    #[tokio::test]
+    async fn unpinning_frees_only_files_no_case_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteReadStore::open(&dir.path().join("read.db"), Durability::Normal).unwrap());
+        casewire_ports::contract_files::unpinning_frees_only_files_no_case_held(store).await;
     }
 
     #[tokio::test]

@@ -73,8 +73,9 @@ pub async fn decide(
     action: &str,
     resource: Option<&Resource>,
 ) -> Result<Decision, ApiError> {
+    let definitions = state.access.of(&*state.platform.reads, &who.tenant).await?;
     let started = Instant::now();
-    let decision = state.policy.decide(&subject(who), action, resource).await;
+    let decision = state.policy.decide(&subject(who), &definitions, action, resource).await;
     metrics::histogram!("casewire_policy_evaluation_seconds", "kind" => "decision")
         .record(started.elapsed().as_secs_f64());
     let decision = decision?;
@@ -116,8 +117,9 @@ pub async fn authorize(state: &AppState, who: &Principal, action: &str, case: &C
 
 /// The cases the caller may see, for lists and streams.
 pub async fn filter(state: &AppState, who: &Principal) -> Result<VisibilityFilter, ApiError> {
+    let definitions = state.access.of(&*state.platform.reads, &who.tenant).await?;
     let started = Instant::now();
-    let filter = state.policy.filter(&subject(who)).await;
+    let filter = state.policy.filter(&subject(who), &definitions).await;
     metrics::histogram!("casewire_policy_evaluation_seconds", "kind" => "filter")
         .record(started.elapsed().as_secs_f64());
     let filter = filter?;

@@ -111,7 +111,8 @@ pub fn domain_status(e: &DomainError) -> StatusCode {
         | DomainError::CaseNotOpen { .. }
         | DomainError::CaseNotResolved
         | DomainError::CaseAlreadyOpen
-        | DomainError::NoChange(_) => StatusCode::CONFLICT,
+        | DomainError::NoChange(_)
+        | DomainError::LimitReached { .. } => StatusCode::CONFLICT,
     }
 }
 
@@ -126,6 +127,8 @@ pub fn status_for_code(code: &str) -> StatusCode {
         | "CW-UNKNOWN-RESOLUTION"
         | "CW-UNKNOWN-COMMENT"
         | "CW-INVALID-DEFINITION" => StatusCode::UNPROCESSABLE_ENTITY,
+        // The command failed inside the platform, not for its content.
+        "CW-DEAD-LETTERED" => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::CONFLICT,
     }
 }
@@ -196,7 +199,9 @@ impl From<AuthError> for ApiError {
             | AuthError::Algorithm(_)
             | AuthError::UnknownKey(_)
             | AuthError::Invalid(_)
-            | AuthError::Claims => ApiError::unauthenticated(e.to_string()),
+            | AuthError::Claims
+            | AuthError::TenantMismatch { .. }
+            | AuthError::NoTenant(_) => ApiError::unauthenticated(e.to_string()),
         }
     }
 }

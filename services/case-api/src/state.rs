@@ -5,7 +5,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use casewire_oidc::{DevIssuer, JwksVerifier};
-use casewire_ports::{BlobStore, CommandOutcome, PolicyEngine, StartFrom, Topic};
+use casewire_ports::{
+    BlobStore, CommandOutcome, DefinitionAccess, DefinitionAccessMap, PolicyEngine, ReadStore, StartFrom, StoreError,
+    Topic,
+};
 use casewire_runtime::Platform;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +45,97 @@ impl Waiters {
     }
 }
 
+/// Open streams per caller (tenant, subject), so one token cannot hold
+/// every connection of the process.
+#[derive(Debug, Default, Clone)]
+pub struct StreamSlots {
+    open: Arc<Mutex<HashMap<(String, String), usize>>>,
+}
+
+/// One open stream; its slot is freed when the stream is dropped.
+#[derive(Debug)]
+pub struct StreamSlot {
+    slots: StreamSlots,
+    key: (String, String),
+}
+
+impl StreamSlots {
+    /// Takes a slot for `key`, unless it already holds `max`.
+    pub fn take(&self, key: (String, String), max: usize) -> Option<StreamSlot> {
+        let mut open = self.open.lock().ok()?;
+        let held = open.entry(key.clone()).or_default();
+        if *held >= max {
+            return None;
+        }
+        *held += 1;
+        Some(StreamSlot {
+            slots: self.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.slots.open.lock()
+            && let Some(held) = open.get_mut(&self.key)
+        {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// The access groups of each tenant's definitions, as the policy needs
+/// them on every decision. Kept for a few seconds: an import in this
+/// process replaces its tenant's entry at once; one in another process is
+/// seen within `TTL` (until then that definition's restricted cases stay
+/// hidden from group-based staff, never shown).
+#[derive(Debug, Default, Clone)]
+pub struct AccessCache {
+    tenants: Arc<Mutex<HashMap<String, Fetched>>>,
+}
+
+/// A tenant's map and when it was read.
+type Fetched = (std::time::Instant, Arc<DefinitionAccessMap>);
+
+impl AccessCache {
+    const TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+    /// The map of `tenant`, from the cache or the read store.
+    pub async fn of(&self, reads: &dyn ReadStore, tenant: &str) -> Result<Arc<DefinitionAccessMap>, StoreError> {
+        if let Some((at, map)) = self.tenants.lock().ok().and_then(|t| t.get(tenant).cloned())
+            && at.elapsed() < Self::TTL
+        {
+            return Ok(map);
+        }
+        self.refresh(reads, tenant).await
+    }
+
+    /// Reads `tenant`'s definitions again (after an import).
+    pub async fn refresh(&self, reads: &dyn ReadStore, tenant: &str) -> Result<Arc<DefinitionAccessMap>, StoreError> {
+        let map: DefinitionAccessMap = reads
+            .list_definitions(tenant)
+            .await?
+            .into_iter()
+            .map(|d| {
+                let access = DefinitionAccess {
+                    view: d.access.view,
+                    work: d.access.work,
+                };
+                (d.id, access)
+            })
+            .collect();
+        let map = Arc::new(map);
+        if let Ok(mut tenants) = self.tenants.lock() {
+            tenants.insert(tenant.to_owned(), (std::time::Instant::now(), map.clone()));
+        }
+        Ok(map)
+    }
+}
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -53,6 +147,9 @@ pub struct AppState {
     pub blobs: Arc<dyn BlobStore>,
     pub dev_issuer: Option<DevIssuer>,
     pub waiters: Waiters,
+    pub streams: StreamSlots,
+    /// Definition access groups, for the policy.
+    pub access: AccessCache,
     /// Case states for the early check of incoming commands.
     pub cases: Arc<casewire_case_engine::CaseCache>,
 }

@@ -13,7 +13,7 @@ use casewire_domain::types::CaseKey;
 use casewire_domain::{Case, CaseCommand};
 use casewire_oidc::Principal;
 use casewire_ports::event_store::replay;
-use casewire_ports::{CommandEnvelope, CommandRecord, CommandStatus, OutcomeStatus, Resource, Topic};
+use casewire_ports::{CommandEnvelope, CommandRecord, CommandStatus, FileState, OutcomeStatus, Resource, Topic};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
@@ -88,9 +88,13 @@ async fn submit_in_span(
     }
     let is_open = matches!(command, CaseCommand::Open(_));
     authorize_command(state, principal, case_id, &command).await?;
-    if let CaseCommand::Attach(attach) = &mut command {
-        attach.file = Some(file_to_attach(state, principal, attach.file_id).await?);
-    }
+    let attaching = match &mut command {
+        CaseCommand::Attach(attach) => {
+            attach.file = Some(file_to_attach(state, principal, attach.file_id).await?);
+            Some(attach.file_id)
+        }
+        _ => None,
+    };
 
     let mut envelope = CommandEnvelope {
         command_id,
@@ -135,6 +139,13 @@ async fn submit_in_span(
         let n = platform.events.allocate_key(&envelope.tenant, prefix.as_str()).await?;
         envelope.case_key = Some(CaseKey::new(prefix, n).as_str().to_owned());
     }
+    // Pinned only once the decision passed: a refused attach keeps nothing
+    // from the sweeper. (The engine unpins one it rejects later.)
+    if let Some(file_id) = attaching
+        && !platform.reads.pin_file(&envelope.tenant, file_id).await?
+    {
+        return Err(no_such_file());
+    }
     platform
         .reads
         .insert_command(&CommandRecord {
@@ -158,6 +169,9 @@ async fn submit_in_span(
         .await
     {
         state.waiters.forget(command_id);
+        if let Some(file_id) = attaching {
+            let _ = platform.reads.unpin_file(&envelope.tenant, file_id, Utc::now()).await;
+        }
         // Never accepted: record why, so GET /commands/{id} does not say pending forever.
         let _ = platform
             .reads
@@ -233,18 +247,21 @@ async fn submit_in_span(
     }
 }
 
-/// The facts of a file the caller may attach: one they may read, pinned so
-/// the sweeper leaves it alone from now on. Unknown or unreadable files are
-/// one and the same 422, so attaching can not probe for files.
+/// Unknown, unreadable and unattachable files are one and the same 422, so
+/// attaching can not probe for files.
+fn no_such_file() -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "CW-VALIDATION",
+        "fileId: no such file",
+    )
+    .with_details(serde_json::json!({"field": "fileId"}))
+}
+
+/// The facts of a file the caller may attach: one they may read whose
+/// bytes are complete and not being swept. It is pinned later, once the
+/// command passed its checks.
 async fn file_to_attach(state: &AppState, principal: &Principal, file_id: Uuid) -> Result<FileFacts, ApiError> {
-    let no_such_file = || {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "CW-VALIDATION",
-            "fileId: no such file",
-        )
-        .with_details(serde_json::json!({"field": "fileId"}))
-    };
     let file = state
         .platform
         .reads
@@ -252,7 +269,7 @@ async fn file_to_attach(state: &AppState, principal: &Principal, file_id: Uuid) 
         .await?
         .ok_or_else(no_such_file)?;
     if !crate::routes::files::may_read(state, principal, &file).await?
-        || !state.platform.reads.pin_file(&principal.tenant, file_id).await?
+        || !matches!(file.state, FileState::Uploaded | FileState::Pinned)
     {
         return Err(no_such_file());
     }

@@ -7,8 +7,19 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::routes::files::blob_key;
+use crate::routes::files::{blob_key, upload_key};
 use crate::state::AppState;
+
+/// The time `secs` seconds ago; a configured age too large for the
+/// calendar means "before anything", never a panic.
+fn ago(secs: u64) -> chrono::DateTime<chrono::Utc> {
+    let now = chrono::Utc::now();
+    i64::try_from(secs)
+        .ok()
+        .and_then(chrono::TimeDelta::try_seconds)
+        .and_then(|age| now.checked_sub_signed(age))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+}
 
 /// One purge pass under the retention rule: returns how many files' bytes
 /// were purged.
@@ -16,7 +27,7 @@ pub async fn purge_once(state: &AppState) -> anyhow::Result<usize> {
     let Some(after) = state.platform.config.storage.purge_detached_after_secs else {
         return Ok(0);
     };
-    let cutoff = chrono::Utc::now() - chrono::Duration::seconds(i64::try_from(after).unwrap_or(i64::MAX));
+    let cutoff = ago(after);
     let mut purged = 0;
     loop {
         let batch = state.platform.reads.claim_detached_files(cutoff, 100).await?;
@@ -35,8 +46,7 @@ pub async fn purge_once(state: &AppState) -> anyhow::Result<usize> {
 /// One pass: returns how many files were removed.
 pub async fn sweep_once(state: &AppState) -> anyhow::Result<usize> {
     let cfg = &state.platform.config.storage;
-    let ttl = chrono::Duration::seconds(i64::try_from(cfg.unattached_ttl_secs).unwrap_or(i64::MAX));
-    let cutoff = chrono::Utc::now() - ttl;
+    let cutoff = ago(cfg.unattached_ttl_secs);
     let mut removed = 0;
     loop {
         let batch = state.platform.reads.claim_unattached_files(cutoff, 100).await?;
@@ -45,6 +55,8 @@ pub async fn sweep_once(state: &AppState) -> anyhow::Result<usize> {
         }
         for file in &batch {
             state.blobs.delete(&blob_key(&file.tenant, file.id)).await?;
+            // A presigned upload never completed has its bytes here.
+            state.blobs.delete(&upload_key(&file.tenant, file.id)).await?;
             state.platform.reads.delete_file(&file.tenant, file.id).await?;
             tracing::info!(file_id = %file.id, tenant = %file.tenant, size = file.size, "Removed a file no case attached");
             removed += 1;
@@ -69,6 +81,16 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
         }
         if let Err(e) = purge_once(&state).await {
             tracing::warn!(error = %e, "The retention purge failed; retrying next time");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn any_configured_age_is_a_time_not_a_panic() {
+        for secs in [0, 60, i64::MAX as u64 / 1000, i64::MAX as u64, u64::MAX] {
+            assert!(super::ago(secs) <= chrono::Utc::now(), "{secs}");
         }
     }
 }

@@ -1,7 +1,6 @@
 //! The command consumer.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use casewire_ports::envelope::event_to_json;
 use casewire_ports::{
@@ -29,9 +28,6 @@ pub enum EngineError {
     /// The message is not a command; it goes to the dead-letter topic.
     #[error("not a command: {0}")]
     Unreadable(String),
-    /// Test hook: the process "died" between append and publish.
-    #[error("simulated crash after append")]
-    SimulatedCrash,
 }
 
 impl EngineError {
@@ -43,8 +39,7 @@ impl EngineError {
             | EngineError::Bus(casewire_ports::BusError::Unavailable(_)) => true,
             EngineError::Store(StoreError::Conflict { .. } | StoreError::Corrupt(_) | StoreError::Backend(_))
             | EngineError::Bus(casewire_ports::BusError::Closed | casewire_ports::BusError::Backend(_))
-            | EngineError::Unreadable(_)
-            | EngineError::SimulatedCrash => false,
+            | EngineError::Unreadable(_) => false,
         }
     }
 }
@@ -54,7 +49,6 @@ impl EngineError {
 pub struct Engine {
     platform: Platform,
     cache: Arc<CaseCache>,
-    crash_after_append: Arc<AtomicBool>,
 }
 
 impl Engine {
@@ -63,14 +57,7 @@ impl Engine {
         Engine {
             platform,
             cache: Arc::default(),
-            crash_after_append: Arc::default(),
         }
-    }
-
-    /// Test hook: make the next decision stop right after its append, as if
-    /// the process died before publishing.
-    pub fn crash_after_next_append(&self) {
-        self.crash_after_append.store(true, Ordering::SeqCst);
     }
 
     async fn publish_events(&self, records: &[EventRecord]) -> Result<(), EngineError> {
@@ -102,6 +89,16 @@ impl Engine {
             revision,
             error: error.clone(),
         };
+        if status != OutcomeStatus::Processed
+            && let casewire_domain::CaseCommand::Attach(attach) = &env.command
+        {
+            // The API pinned the file when it accepted the attach; a file
+            // no case took must become sweepable again.
+            self.platform
+                .reads
+                .unpin_file(&env.tenant, attach.file_id, Utc::now())
+                .await?;
+        }
         if status != OutcomeStatus::Cancelled {
             let record = CommandRecord {
                 id: env.command_id,
@@ -194,9 +191,6 @@ impl Engine {
             {
                 Ok(records) => {
                     metrics::counter!("casewire_events_appended_total").increment(records.len() as u64);
-                    if self.crash_after_append.swap(false, Ordering::SeqCst) {
-                        return Err(EngineError::SimulatedCrash);
-                    }
                     self.publish_events(&records).await?;
                     let revision = records.last().map(|r| r.revision);
                     return self.finish(env, OutcomeStatus::Processed, revision, None).await;
@@ -216,6 +210,41 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// Ends a command whose message went to the dead-letter topic: rejected
+    /// with `CW-DEAD-LETTERED`, its outcome published, so a waiting client
+    /// gets an answer and its case is not held behind an unfinished command.
+    /// A message that is not even a command names no command to end.
+    pub async fn dead_lettered(&self, msg: &BusMessage, reason: &str) {
+        let Ok(env) = CommandEnvelope::from_json(&msg.payload) else {
+            return;
+        };
+        let body = serde_json::json!({
+            "code": "CW-DEAD-LETTERED",
+            "message": "the command could not be handled and was set aside for an operator; nothing was changed",
+            "details": {"reason": reason},
+        });
+        // The failure was not transient, but this write may meet an outage
+        // that began since: try a few times, then leave it to the log.
+        let mut backoff = std::time::Duration::from_millis(100);
+        for attempt in 1..=5 {
+            match self
+                .finish(&env, OutcomeStatus::Rejected, None, Some(body.clone()))
+                .await
+            {
+                Ok(_) => {
+                    tracing::error!(command_id = %env.command_id, case_id = %env.case_id, reason, "Dead-lettered a command; it is rejected");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt, "Could not record a dead-lettered command; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+            }
+        }
+        tracing::error!(command_id = %env.command_id, "A dead-lettered command stays unfinished in the command log");
     }
 
     /// Handles one bus message; a message that is not a command is
@@ -238,17 +267,26 @@ impl Engine {
 /// the single writer of every case it owns.
 pub async fn run(platform: Platform, shutdown: CancellationToken) -> anyhow::Result<()> {
     let engine = Engine::new(platform.clone());
-    consume(&platform, GROUP, Topic::Commands, shutdown, |msg| {
-        let engine = engine.clone();
-        async move {
-            match engine.handle_message(&msg).await {
-                Ok(()) => Ok(()),
-                Err(EngineError::SimulatedCrash) => Err(Failure::Fatal(EngineError::SimulatedCrash.into())),
-                Err(e @ EngineError::Unreadable(_)) => Err(Failure::Poison(e.to_string())),
-                Err(e) if e.is_transient() => Err(Failure::Transient(e.to_string())),
-                Err(e) => Err(Failure::Permanent(e.to_string())),
+    consume(
+        &platform,
+        GROUP,
+        Topic::Commands,
+        shutdown,
+        |msg| {
+            let engine = engine.clone();
+            async move {
+                match engine.handle_message(&msg).await {
+                    Ok(()) => Ok(()),
+                    Err(e @ EngineError::Unreadable(_)) => Err(Failure::Poison(e.to_string())),
+                    Err(e) if e.is_transient() => Err(Failure::Transient(e.to_string())),
+                    Err(e) => Err(Failure::Permanent(e.to_string())),
+                }
             }
-        }
-    })
+        },
+        |msg, reason| {
+            let engine = engine.clone();
+            async move { engine.dead_lettered(&msg, &reason).await }
+        },
+    )
     .await
 }

@@ -7,13 +7,18 @@
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use casewire_case_engine::Engine;
 use casewire_domain::CaseCommand;
 use casewire_domain::command::{CommentOnCase, OpenCase, Visibility};
 use casewire_ports::envelope::event_from_json;
-use casewire_ports::{CommandEnvelope, CommandOutcome, OutcomeStatus, StartFrom, Topic};
+use casewire_ports::{
+    CommandEnvelope, CommandOutcome, CommandRecord, CommandStatus, EventRecord, EventStore, NewEvent, OutcomeStatus,
+    StartFrom, StoreError, Topic,
+};
 use casewire_runtime::{Config, Platform};
 use chrono::Utc;
 use uuid::Uuid;
@@ -29,6 +34,78 @@ async fn platform(dir: &std::path::Path) -> Platform {
     let def = casewire_domain::CaseDefinition::parse_yaml(DEF).unwrap();
     platform.reads.put_definition("casewire", &def).await.unwrap();
     platform
+}
+
+/// What the faulty event store does to the next appends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    None,
+    /// Append, then fail as a process that died right after would.
+    CrashAfterAppend,
+    /// Fail every append with an error that waiting does not cure.
+    BrokenAppends,
+}
+
+/// The real event store, with faults injected into `append` (tests only:
+/// production code carries no crash hooks).
+struct FaultyEvents {
+    inner: Arc<dyn EventStore>,
+    fault: Mutex<Fault>,
+}
+
+impl FaultyEvents {
+    fn wrap(platform: &mut Platform, fault: Fault) -> Arc<FaultyEvents> {
+        let faulty = Arc::new(FaultyEvents {
+            inner: platform.events.clone(),
+            fault: Mutex::new(fault),
+        });
+        platform.events = faulty.clone();
+        faulty
+    }
+
+    fn set(&self, fault: Fault) {
+        *self.fault.lock().unwrap() = fault;
+    }
+}
+
+#[async_trait]
+impl EventStore for FaultyEvents {
+    async fn append(
+        &self,
+        tenant: &str,
+        case_id: Uuid,
+        expected: u64,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let fault = *self.fault.lock().unwrap();
+        match fault {
+            Fault::None => self.inner.append(tenant, case_id, expected, events).await,
+            Fault::CrashAfterAppend => {
+                self.set(Fault::None);
+                self.inner.append(tenant, case_id, expected, events).await?;
+                Err(StoreError::Backend("simulated crash after the append".into()))
+            }
+            Fault::BrokenAppends => Err(StoreError::Backend("the disk is on fire".into())),
+        }
+    }
+    async fn load_after(&self, tenant: &str, case_id: Uuid, after: u64) -> Result<Vec<EventRecord>, StoreError> {
+        self.inner.load_after(tenant, case_id, after).await
+    }
+    async fn read_all(&self, from: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
+        self.inner.read_all(from, limit).await
+    }
+    async fn find_by_command(&self, command_id: Uuid) -> Result<Vec<EventRecord>, StoreError> {
+        self.inner.find_by_command(command_id).await
+    }
+    async fn head(&self) -> Result<u64, StoreError> {
+        self.inner.head().await
+    }
+    async fn allocate_key(&self, tenant: &str, prefix: &str) -> Result<u64, StoreError> {
+        self.inner.allocate_key(tenant, prefix).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
 }
 
 fn envelope(case_id: Uuid, command: CaseCommand, key: Option<&str>) -> CommandEnvelope {
@@ -85,7 +162,7 @@ async fn drain(platform: &Platform, topic: Topic) -> Vec<Vec<u8>> {
 #[tokio::test]
 async fn a_crash_between_append_and_publish_gives_exactly_one_decision() {
     let dir = tempfile::tempdir().unwrap();
-    let platform = platform(dir.path()).await;
+    let mut platform = platform(dir.path()).await;
     let case_id = Uuid::now_v7();
     let env = envelope(case_id, open(), Some("TKT-000001"));
     platform
@@ -96,8 +173,8 @@ async fn a_crash_between_append_and_publish_gives_exactly_one_decision() {
 
     // First engine: takes the command, appends, "dies" before publishing
     // and before committing the command's offset.
+    FaultyEvents::wrap(&mut platform, Fault::CrashAfterAppend);
     let doomed = Engine::new(platform.clone());
-    doomed.crash_after_next_append();
     let mut sub = platform
         .bus
         .subscribe(
@@ -222,4 +299,94 @@ async fn concurrent_writers_of_one_case_reload_and_retry() {
     assert_eq!(stream.len(), 41);
     let revisions: Vec<u64> = stream.iter().map(|e| e.revision).collect();
     assert_eq!(revisions, (1..=41).collect::<Vec<_>>(), "gapless, no duplicates");
+}
+
+#[tokio::test]
+async fn a_dead_lettered_command_ends_rejected_and_does_not_hold_its_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut platform = platform(dir.path()).await;
+    let mut config = (*platform.config).clone();
+    config.bus.max_attempts = 2;
+    platform.config = Arc::new(config);
+    let faulty = FaultyEvents::wrap(&mut platform, Fault::None);
+    let engine = Engine::new(platform.clone());
+    let case_id = Uuid::now_v7();
+    engine
+        .handle(&envelope(case_id, open(), Some("TKT-000001")))
+        .await
+        .unwrap();
+
+    // A comment accepted by the API (pending in the command log), whose
+    // every append fails for a reason waiting does not cure.
+    faulty.set(Fault::BrokenAppends);
+    let env = envelope(case_id, comment(1), None);
+    platform
+        .reads
+        .insert_command(&CommandRecord {
+            id: env.command_id,
+            tenant: env.tenant.clone(),
+            case_id: env.case_id,
+            command_type: env.command.name().to_owned(),
+            status: CommandStatus::Pending,
+            actor: env.actor.clone(),
+            accepted_at: env.issued_at,
+            finished_at: None,
+            revision: None,
+            error: None,
+        })
+        .await
+        .unwrap();
+    let mut outcomes = platform
+        .bus
+        .subscribe(None, Topic::Outcomes, StartFrom::Latest)
+        .await
+        .unwrap();
+    platform
+        .bus
+        .publish(Topic::Commands, vec![(case_id.to_string(), env.to_json())])
+        .await
+        .unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(casewire_case_engine::run(platform.clone(), shutdown.clone()));
+    let outcome = tokio::time::timeout(Duration::from_secs(20), outcomes.next())
+        .await
+        .expect("an outcome, not silence")
+        .unwrap();
+    let outcome = CommandOutcome::from_json(&outcome.payload).unwrap();
+    assert_eq!(outcome.command_id, env.command_id);
+    assert_eq!(outcome.status, OutcomeStatus::Rejected);
+    let error = outcome.error.unwrap();
+    assert_eq!(error["code"], "CW-DEAD-LETTERED", "{error}");
+    assert!(
+        error["details"]["reason"].as_str().unwrap().contains("disk is on fire"),
+        "{error}"
+    );
+    let record = platform.reads.get_command(env.command_id).await.unwrap().unwrap();
+    assert_eq!(record.status, CommandStatus::Rejected, "the command log says it ended");
+    assert_eq!(
+        drain(&platform, Topic::Dlq).await.len(),
+        1,
+        "the message is parked for an operator"
+    );
+
+    // The case is not stuck: the next command goes through.
+    faulty.set(Fault::None);
+    let next = envelope(case_id, comment(2), None);
+    platform
+        .bus
+        .publish(Topic::Commands, vec![(case_id.to_string(), next.to_json())])
+        .await
+        .unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(20), outcomes.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let outcome = CommandOutcome::from_json(&outcome.payload).unwrap();
+    assert_eq!(
+        (outcome.command_id, outcome.status),
+        (next.command_id, OutcomeStatus::Processed)
+    );
+    assert_eq!(platform.events.load("casewire", case_id).await.unwrap().len(), 2);
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
 }

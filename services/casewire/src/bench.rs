@@ -491,8 +491,34 @@ pub async fn run(mut base: Config, args: BenchArgs) -> anyhow::Result<()> {
 /// one list filter, on one thread, next to the cost of evaluating a
 /// constant rule with the same input (the engine's own overhead).
 pub async fn policy(dir: &std::path::Path, decisions: u32) -> anyhow::Result<()> {
-    use casewire_ports::{PolicyEngine, Resource, Subject};
+    use casewire_ports::{DefinitionAccess, PolicyEngine, Resource, Subject};
     let policy = casewire_policy::RegoPolicy::load(Some(dir))?;
+    // The demo tenant's definitions, as the API passes them.
+    let definitions: casewire_ports::DefinitionAccessMap = [
+        (
+            "customer-complaint",
+            vec!["/queues/complaints", "/queues/support"],
+            vec!["/queues/support"],
+        ),
+        ("insurance-claim", vec!["/queues/claims"], vec!["/queues/claims"]),
+        (
+            "it-service-request",
+            vec!["/queues/it", "/queues/support"],
+            vec!["/queues/it"],
+        ),
+    ]
+    .into_iter()
+    .map(|(id, view, work)| {
+        let groups = |g: Vec<&str>| g.into_iter().map(str::to_owned).collect();
+        (
+            id.to_owned(),
+            DefinitionAccess {
+                view: groups(view),
+                work: groups(work),
+            },
+        )
+    })
+    .collect();
     let subject = Subject {
         sub: "id-alice".into(),
         username: "alice".into(),
@@ -511,7 +537,7 @@ pub async fn policy(dir: &std::path::Path, decisions: u32) -> anyhow::Result<()>
         stage: "triage".into(),
         confidential: false,
     };
-    let input = json!({"subject": &subject, "action": "case.assign", "resource": &resource});
+    let input = casewire_ports::policy_input(&subject, &definitions, Some("case.assign"), Some(&resource));
     let per_eval = |started: Instant| started.elapsed().as_secs_f64() / f64::from(decisions);
     let started = Instant::now();
     for _ in 0..decisions {
@@ -520,13 +546,15 @@ pub async fn policy(dir: &std::path::Path, decisions: u32) -> anyhow::Result<()>
     let baseline = per_eval(started);
     let started = Instant::now();
     for _ in 0..decisions {
-        let d = policy.decide(&subject, "case.assign", Some(&resource)).await?;
+        let d = policy
+            .decide(&subject, &definitions, "case.assign", Some(&resource))
+            .await?;
         anyhow::ensure!(d.allow, "the bench's decision should be an allow");
     }
     let decision_secs = per_eval(started);
     let started = Instant::now();
     for _ in 0..decisions {
-        policy.filter(&subject).await?;
+        policy.filter(&subject, &definitions).await?;
     }
     let filter_secs = per_eval(started);
     println!(

@@ -38,8 +38,10 @@ impl Client {
 
     /// Fetches a dev token through the dev issuer's password grant.
     pub async fn login(base: &str, user: &str, password: &str) -> anyhow::Result<Client> {
+        // Each demo tenant is a realm of its own.
+        let realm = casewire_oidc::DevIssuer::user(user).map_or(casewire_oidc::dev::DEV_REALM, |u| u.tenant);
         let url = format!(
-            "{}/dev-auth/realms/casewire/protocol/openid-connect/token",
+            "{}/dev-auth/realms/{realm}/protocol/openid-connect/token",
             base.trim_end_matches('/')
         );
         let res: Value = reqwest::Client::new()

@@ -56,8 +56,10 @@ async fn retention(platform: Platform, shutdown: CancellationToken) -> anyhow::R
 }
 
 impl Embedded {
-    /// Opens the stores and starts the services.
-    pub async fn start(config: Config, services: Services) -> anyhow::Result<Embedded> {
+    /// Opens the stores and starts the services. The embedded runtime is
+    /// the dev runtime unless the config says otherwise.
+    pub async fn start(mut config: Config, services: Services) -> anyhow::Result<Embedded> {
+        config.mode.get_or_insert(casewire_runtime::Mode::Dev);
         let platform = Platform::open(config).await.context("opening the stores")?;
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();

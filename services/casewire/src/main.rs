@@ -146,8 +146,8 @@ async fn dev(mut config: Config, port: Option<u16>, no_demo: bool, bus: Option<S
         config.demo.enabled = false;
     }
     anyhow::ensure!(
-        config.mode == Mode::Dev,
-        "casewire dev needs mode = dev; use casewire serve in production"
+        *config.mode.get_or_insert(Mode::Dev) == Mode::Dev,
+        "casewire dev needs mode = \"dev\"; use casewire serve in production"
     );
     let demo = config.demo.clone();
     let data_dir = config.data_dir.clone();
@@ -157,8 +157,7 @@ async fn dev(mut config: Config, port: Option<u16>, no_demo: bool, bus: Option<S
     let mgmt = platform.management_url();
     // Written before the banner, so `casewire token` run right after it
     // signs for this server's issuer URL.
-    let issuer = platform.api.dev_issuer.as_ref().map(|i| i.issuer().to_owned());
-    let info = serde_json::json!({"apiUrl": url, "managementUrl": mgmt, "issuer": issuer});
+    let info = runtime_info(&url, &mgmt, platform.api.dev_issuer.as_ref());
     std::fs::write(runtime_file(&data_dir), serde_json::to_vec_pretty(&info)?).context("writing runtime.json")?;
     println!("API         {url}/api/v1");
     println!("Management  {mgmt}/health/ready");
@@ -167,10 +166,13 @@ async fn dev(mut config: Config, port: Option<u16>, no_demo: bool, bus: Option<S
         .map(|u| format!("{}/{} ({})", u.username, u.password, u.description))
         .collect();
     println!("Logins      {}", logins.join(" · "));
-    println!(
-        "Token       casewire token alice --data-dir {}   (or POST {url}/dev-auth/realms/casewire/protocol/openid-connect/token)",
-        data_dir.display()
-    );
+    if let Some(dev) = &platform.api.dev_issuer {
+        println!(
+            "Token       casewire token alice --data-dir {}   (or POST {}/protocol/openid-connect/token)",
+            data_dir.display(),
+            dev.issuer()
+        );
+    }
     println!("OpenAPI     {url}/api/v1/openapi.json");
     println!("Data        {}", data_dir.display());
     if let Some(store) = store {
@@ -204,7 +206,22 @@ async fn dev(mut config: Config, port: Option<u16>, no_demo: bool, bus: Option<S
     result
 }
 
+/// What `casewire token` and the tests read to reach a running server.
+fn runtime_info(api: &str, management: &str, dev: Option<&DevIssuer>) -> serde_json::Value {
+    serde_json::json!({
+        "apiUrl": api,
+        "managementUrl": management,
+        "issuer": dev.map(DevIssuer::issuer),
+        "realms": dev.map(DevIssuer::realms),
+    })
+}
+
 async fn serve(config: Config, service: Service) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.mode.is_some(),
+        "casewire serve needs an explicit mode: set mode = \"production\" in the config file (or \
+         CASEWIRE__MODE=production); mode = \"dev\" runs the demo issuer and is for local trials only"
+    );
     let data_dir = config.data_dir.clone();
     let platform = Platform::open(config).await.context("opening the stores")?;
     let shutdown = CancellationToken::new();
@@ -220,8 +237,8 @@ async fn serve(config: Config, service: Service) -> anyhow::Result<()> {
             } else {
                 casewire_case_api::start(platform, shutdown).await?
             };
-            let issuer = api.dev_issuer.as_ref().map(|i| i.issuer().to_owned());
-            let info = serde_json::json!({"apiUrl": api.public_url, "managementUrl": format!("http://{}", api.management_addr), "issuer": issuer});
+            let management = format!("http://{}", api.management_addr);
+            let info = runtime_info(&api.public_url, &management, api.dev_issuer.as_ref());
             std::fs::create_dir_all(&data_dir).ok();
             std::fs::write(runtime_file(&data_dir), serde_json::to_vec_pretty(&info)?)
                 .context("writing runtime.json")?;
@@ -245,29 +262,30 @@ async fn serve(config: Config, service: Service) -> anyhow::Result<()> {
     }
 }
 
-fn token(config: &Config, user: &str) -> anyhow::Result<()> {
+fn token(mut config: Config, user: &str) -> anyhow::Result<()> {
+    config.mode.get_or_insert(Mode::Dev);
     anyhow::ensure!(
-        config.auth.dev_issuer && config.mode == Mode::Dev,
+        config.dev_issuer_enabled(),
         "the dev issuer is off; get tokens from your identity provider"
     );
-    // The running server wrote its issuer URL; use it so the token's iss matches.
-    let issuer = std::fs::read(runtime_file(&config.data_dir))
+    // The running server wrote its realms' URL; use it so the token's iss matches.
+    let realms = std::fs::read(runtime_file(&config.data_dir))
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["issuer"].as_str().map(str::to_owned))
+        .and_then(|v| v["realms"].as_str().map(str::to_owned))
         .unwrap_or_else(|| {
             let base = config
                 .api
                 .public_url
                 .clone()
                 .unwrap_or_else(|| format!("http://{}", config.api.bind));
-            format!("{}/dev-auth/realms/casewire", base.trim_end_matches('/'))
+            format!("{}/dev-auth/realms", base.trim_end_matches('/'))
         });
     if DevIssuer::user(user).is_none() {
         let users: Vec<&str> = casewire_oidc::dev::DEMO_USERS.iter().map(|u| u.username).collect();
         anyhow::bail!("unknown user '{user}'; demo users are {}", users.join(", "));
     }
-    let dev = DevIssuer::load_or_create(&config.data_dir, &issuer, &config.auth.audience)?;
+    let dev = DevIssuer::load_or_create(&config.data_dir, &realms, &config.auth.audience)?;
     println!("{}", dev.token_for(user, config.auth.dev_token_ttl_secs)?);
     Ok(())
 }
@@ -349,7 +367,7 @@ async fn main() -> anyhow::Result<()> {
     }) {
         Command::Dev { port, no_demo, bus } => dev(config, port, no_demo, bus).await,
         Command::Serve { service } => serve(config, service).await,
-        Command::Token { user } => token(&config, &user),
+        Command::Token { user } => token(config, &user),
         Command::Replay { projection } => replay(config, &projection).await,
         Command::Definitions {
             command: DefinitionsCommand::Import { dir },

@@ -190,18 +190,28 @@ fn definitions_import_and_helpful_errors() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "dev mode is refused in production");
-    let out = Command::new(BIN)
-        .args(["serve", "case-api"])
-        .env("CASEWIRE__MODE", "production")
-        .env("CASEWIRE__DATA_DIR", dir.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("dev_issuer"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // `serve` never falls into dev mode: the mode is the operator's word.
+    let serve = |env: &[(&str, &str)]| {
+        let out = Command::new(BIN)
+            .args(["serve", "case-api"])
+            .env("CASEWIRE__DATA_DIR", dir.path())
+            .env("CASEWIRE__API__BIND", "127.0.0.1:0")
+            .env("CASEWIRE__MANAGEMENT__BIND", "127.0.0.1:0")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{env:?} must not start");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = serve(&[]);
+    assert!(err.contains("explicit mode"), "{err}");
+    let err = serve(&[("CASEWIRE__MODE", "production")]);
+    assert!(err.contains("no token issuer"), "{err}");
+    let err = serve(&[("CASEWIRE__MODE", "production"), ("CASEWIRE__AUTH__DEV_ISSUER", "true")]);
+    assert!(err.contains("dev_issuer"), "{err}");
+    // Dev mode on a public bind: the demo logins stay on loopback.
+    let err = serve(&[("CASEWIRE__MODE", "dev"), ("CASEWIRE__API__BIND", "0.0.0.0:0")]);
+    assert!(err.contains("loopback"), "{err}");
 }
 
 /// VmRSS and VmHWM (peak) of a process, in bytes.
@@ -330,6 +340,7 @@ async fn serve_storage_api_serves_files_and_nothing_else() {
     let mut child = Command::new(BIN)
         .args(["serve", "storage-api", "--data-dir"])
         .arg(&data)
+        .env("CASEWIRE__MODE", "dev")
         .env("CASEWIRE__API__BIND", "127.0.0.1:0")
         .env("CASEWIRE__MANAGEMENT__BIND", "127.0.0.1:0")
         .env("CASEWIRE__LOG__LEVEL", "warn")

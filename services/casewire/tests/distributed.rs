@@ -177,6 +177,7 @@ impl Deployment {
         let mut child = Command::new(BIN)
             .args(["serve", service])
             .envs(self.env())
+            .env("CASEWIRE__MODE", "dev")
             .env("CASEWIRE__BUS__PARTITIONS", "3")
             .env("CASEWIRE__BUS__MESSAGE_TIMEOUT_MS", "3000")
             .env("CASEWIRE__API__BIND", "127.0.0.1:0")
@@ -206,7 +207,7 @@ impl Deployment {
             .to_owned();
         let info: Value = serde_json::from_slice(&std::fs::read(self.data.join("runtime.json")).unwrap()).unwrap();
         let issuer =
-            casewire_oidc::DevIssuer::load_or_create(&self.data, info["issuer"].as_str().unwrap(), "casewire").unwrap();
+            casewire_oidc::DevIssuer::load_or_create(&self.data, info["realms"].as_str().unwrap(), "casewire").unwrap();
         Client::new(&base, &issuer.token_for(user, 3600).unwrap())
     }
 

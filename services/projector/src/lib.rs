@@ -130,24 +130,34 @@ impl Projector {
 /// Runs the projector until `shutdown`.
 pub async fn run(platform: Platform, shutdown: CancellationToken) -> anyhow::Result<()> {
     let projector = Projector::new(platform.clone());
-    consume(&platform, GROUP, Topic::Events, shutdown, |msg| {
-        let (projector, platform) = (projector.clone(), platform.clone());
-        async move {
-            let record = event_from_json(&msg.payload).map_err(|e| Failure::Poison(format!("not an event: {e}")))?;
-            let failure = |e: StoreError| match e {
-                StoreError::Unavailable(_) => Failure::Transient(e.to_string()),
-                StoreError::Conflict { .. } | StoreError::Corrupt(_) | StoreError::Backend(_) => {
-                    Failure::Permanent(e.to_string())
-                }
-            };
-            projector.project(&record).await.map_err(failure)?;
-            platform
-                .reads
-                .save_checkpoint(GROUP, record.position)
-                .await
-                .map_err(failure)
-        }
-    })
+    consume(
+        &platform,
+        GROUP,
+        Topic::Events,
+        shutdown,
+        |msg| {
+            let (projector, platform) = (projector.clone(), platform.clone());
+            async move {
+                let record =
+                    event_from_json(&msg.payload).map_err(|e| Failure::Poison(format!("not an event: {e}")))?;
+                let failure = |e: StoreError| match e {
+                    StoreError::Unavailable(_) => Failure::Transient(e.to_string()),
+                    StoreError::Conflict { .. } | StoreError::Corrupt(_) | StoreError::Backend(_) => {
+                        Failure::Permanent(e.to_string())
+                    }
+                };
+                projector.project(&record).await.map_err(failure)?;
+                platform
+                    .reads
+                    .save_checkpoint(GROUP, record.position)
+                    .await
+                    .map_err(failure)
+            }
+        },
+        // A dead event leaves its case behind; the next event of the case
+        // fills the gap from the event store, so there is nothing to end.
+        |_, _| async {},
+    )
     .await
 }
 

@@ -29,6 +29,10 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     config.api.bind.set_port(0);
     config.management.bind.set_port(0);
     config.demo.enabled = false;
+    config.mode = Some(casewire_runtime::Mode::Dev);
+    // The harness logs in through the dev issuer, also beside the issuers
+    // a test configures (which switch it off by default).
+    config.auth.dev_issuer = Some(true);
     config.log.level = "warn".into();
     config.log.format = "pretty".into();
     config
@@ -141,4 +145,43 @@ pub fn complaint(title: &str) -> serde_json::Value {
         "title": title,
         "data": {"channel": "email", "product": "Kettle K200"},
     })
+}
+
+/// The case ids whose events a token's NDJSON stream carries from the
+/// start, and the events, read until the stream idles (a heartbeat after
+/// the backlog).
+pub async fn streamed_cases(base: &str, token: &str) -> (std::collections::HashSet<String>, Vec<serde_json::Value>) {
+    use futures::StreamExt;
+    let res = reqwest::Client::new()
+        .get(format!("{base}/api/v1/events?from=1&heartbeat=1"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200, "stream");
+    let mut stream = Box::pin(res.bytes_stream());
+    let (mut buf, mut ids, mut events) = (Vec::new(), std::collections::HashSet::new(), Vec::new());
+    loop {
+        if let Some(i) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=i).collect();
+            let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+            if v.get("heartbeat").is_some() {
+                return (ids, events);
+            }
+            ids.insert(v["subject"].as_str().unwrap().to_owned());
+            events.push(v);
+            continue;
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("a line within 10 s")
+            .unwrap()
+            .unwrap();
+        buf.extend_from_slice(&chunk);
+    }
+}
+
+/// Whether a streamed or historic event is an internal comment.
+pub fn is_internal_comment(event: &serde_json::Value) -> bool {
+    event["type"].as_str().is_some_and(|t| t.contains("comment-added")) && event["data"]["visibility"] == "internal"
 }

@@ -474,6 +474,8 @@ async fn tokens_are_required_and_checked() {
         ),
         ("tampered", tampered.join(".")),
         ("garbage", "not-a-jwt".to_owned()),
+        // The casewire realm's key, a claim naming the other tenant.
+        ("another tenant's claim", claims(json!({"tenant": "globex"}))),
     ];
     for (what, token) in bad_tokens {
         let r = http.get(&url).bearer_auth(token).send().await.unwrap();

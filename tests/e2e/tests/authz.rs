@@ -66,41 +66,12 @@ async fn open(c: &Client, title: &str, confidential: bool) -> String {
     r.body["id"].as_str().unwrap().to_owned()
 }
 
-/// The case ids whose events a user's stream carries, read until the stream
-/// idles (a heartbeat after the backlog).
 async fn streamed_cases(app: &TestApp, user: &str) -> (HashSet<String>, Vec<Value>) {
-    use futures::StreamExt;
-    let res = reqwest::Client::new()
-        .get(format!("{}/api/v1/events?from=1&heartbeat=1", app.url()))
-        .bearer_auth(app.app.token(user).unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 200, "{user}: stream");
-    let mut stream = Box::pin(res.bytes_stream());
-    let (mut buf, mut ids, mut events) = (Vec::new(), HashSet::new(), Vec::new());
-    loop {
-        if let Some(i) = buf.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=i).collect();
-            let v: Value = serde_json::from_slice(&line).unwrap();
-            if v.get("heartbeat").is_some() {
-                return (ids, events);
-            }
-            ids.insert(v["subject"].as_str().unwrap().to_owned());
-            events.push(v);
-            continue;
-        }
-        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next())
-            .await
-            .expect("a line within 10 s")
-            .unwrap()
-            .unwrap();
-        buf.extend_from_slice(&chunk);
-    }
+    casewire_e2e::streamed_cases(&app.url(), &app.app.token(user).unwrap()).await
 }
 
 fn is_internal_comment(event: &Value) -> bool {
-    event["type"].as_str().is_some_and(|t| t.contains("comment-added")) && event["data"]["visibility"] == "internal"
+    casewire_e2e::is_internal_comment(event)
 }
 
 #[tokio::test]

@@ -568,6 +568,39 @@ async fn on_s3_a_presigned_upload_is_checked_when_completed() {
     let back = get(&app, "alice", &format!("/api/v1/files/{id}"), None).await;
     assert_eq!(back.bytes().await.unwrap().as_ref(), pdf.as_slice());
 
+    // The URL is spent at complete: a PUT with it afterwards (it is still
+    // within its lifetime, S3 can not revoke it) changes nothing a case
+    // would attach.
+    let case = alice
+        .post_wait("/api/v1/cases", &complaint("Presigned"))
+        .await
+        .unwrap()
+        .body;
+    let attached = alice
+        .post_wait(
+            &format!("/api/v1/cases/{}/attachments", case["id"].as_str().unwrap()),
+            &json!({"fileId": id}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(attached.status.as_u16(), 200, "{}", attached.body);
+    let evil = [b"%PDF-1.7\n".as_slice(), b"swapped after the attach"].concat();
+    let _ = reqwest::Client::new()
+        .put(link)
+        .header("content-type", "application/pdf")
+        .body(evil)
+        .send()
+        .await
+        .unwrap();
+    let back = get(&app, "alice", &format!("/api/v1/files/{id}"), None).await;
+    assert_eq!(
+        back.bytes().await.unwrap().as_ref(),
+        pdf.as_slice(),
+        "the attached bytes stay"
+    );
+    let info = alice.get(&format!("/api/v1/files/{id}/info")).await.unwrap();
+    assert_eq!(info.body["sha256"].as_str(), Some(hex_sha256(&pdf).as_str()));
+
     // Bytes that are not what was declared are refused and deleted.
     let ask = alice
         .post(
@@ -708,5 +741,88 @@ async fn a_multipart_form_uploads_like_headers_do() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_attach_pins_nothing_and_one_rejected_later_unpins() {
+    // No engine yet: commands queue up, so the API defers a check that
+    // hangs on an earlier command, and the engine rejects it later.
+    let app = TestApp::spawn_with(casewire::embedded::Services {
+        engine: false,
+        projector: true,
+    })
+    .await;
+    let alice = app.client("alice");
+    let state_of = |id: String| {
+        let alice = alice.clone();
+        async move {
+            let info = alice.get(&format!("/api/v1/files/{id}/info")).await.unwrap();
+            info.body["state"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    let engine = app.start_engine();
+    let case = alice.post_wait("/api/v1/cases", &complaint("Pins")).await.unwrap().body;
+    let case_id = case["id"].as_str().unwrap().to_owned();
+    for (path, body) in [("resolve", json!({"resolution": "refunded"})), ("close", json!({}))] {
+        let r = alice
+            .post_wait(&format!("/api/v1/cases/{case_id}/{path}"), &body)
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 200, "{path}: {}", r.body);
+    }
+
+    // Refused at once: a closed case takes no attachments.
+    let (_, early) = upload(&app, "alice", "early.txt", "text/plain", b"early".to_vec(), None).await;
+    let early_id = early["id"].as_str().unwrap().to_owned();
+    let r = alice
+        .post_wait(
+            &format!("/api/v1/cases/{case_id}/attachments"),
+            &json!({"fileId": early_id}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 409, "{}", r.body);
+    assert_eq!(state_of(early_id).await, "uploaded", "a refused attach pins nothing");
+
+    // Accepted while a reopen, a resolve and a close are in flight,
+    // rejected by the engine: the pin is given back.
+    engine.stop().await;
+    for (path, body) in [
+        ("reopen", json!({})),
+        ("resolve", json!({"resolution": "refunded"})),
+        ("close", json!({})),
+    ] {
+        let r = alice
+            .post(&format!("/api/v1/cases/{case_id}/{path}"), &body)
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 202, "{path}: {}", r.body);
+    }
+    let (_, late) = upload(&app, "alice", "late.txt", "text/plain", b"late".to_vec(), None).await;
+    let late_id = late["id"].as_str().unwrap().to_owned();
+    let r = alice
+        .post(
+            &format!("/api/v1/cases/{case_id}/attachments"),
+            &json!({"fileId": late_id}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 202, "deferred to the engine: {}", r.body);
+    let command = r.body["commandId"].as_str().unwrap().to_owned();
+    assert_eq!(state_of(late_id.clone()).await, "pinned", "pinned while in flight");
+    let engine = app.start_engine();
+    let outcome = eventually(Duration::from_secs(20), || {
+        let (alice, command) = (alice.clone(), command.clone());
+        async move {
+            let r = alice.get(&format!("/api/v1/commands/{command}")).await.unwrap();
+            (r.body["status"] != "pending" && r.body["status"] != "processing").then_some(r.body)
+        }
+    })
+    .await
+    .expect("the attach was decided");
+    assert_eq!(outcome["status"], "rejected", "{outcome}");
+    assert_eq!(state_of(late_id).await, "uploaded", "the engine gave the pin back");
+    engine.stop().await;
     app.stop().await;
 }

@@ -61,11 +61,13 @@ async fn the_api_takes_keycloak_shaped_tokens_and_refuses_bad_ones() {
                 issuer: format!("{base}/realms/casewire"),
                 audiences: vec!["casewire".into()],
                 jwks_uri: None,
+                tenant: None,
             },
             TrustedIssuer {
                 issuer: format!("{base}/realms/globex"),
                 audiences: vec!["casewire".into()],
                 jwks_uri: None,
+                tenant: None,
             },
         ];
     })
@@ -172,6 +174,7 @@ async fn a_token_for_another_audience_is_refused() {
             issuer: format!("{base}/realms/casewire"),
             audiences: vec!["another-api".into()],
             jwks_uri: None,
+            tenant: None,
         }];
     })
     .await;

@@ -67,8 +67,15 @@ pub async fn get_definition(
 
 /// Imports a definition and stores it as the next version of its id.
 pub async fn import(state: &AppState, tenant: &str, source: &str) -> Result<CaseDefinition, ApiError> {
-    let def = CaseDefinition::parse_yaml(source)?;
+    // Parsing and compiling the schema is CPU work of unbounded size: off
+    // the async threads, so one large import does not stall other requests.
+    let owned = source.to_owned();
+    let def = tokio::task::spawn_blocking(move || CaseDefinition::parse_yaml(&owned))
+        .await
+        .map_err(|e| ApiError::internal(&e))??;
     let stored = state.platform.reads.put_definition(tenant, &def).await?;
+    // Its access groups count from the next request on.
+    state.access.refresh(&*state.platform.reads, tenant).await?;
     tracing::info!(definition = %stored.id, version = stored.version, "Imported a case definition");
     Ok(stored)
 }

@@ -1,26 +1,38 @@
 //! The dev issuer's OIDC endpoints, Keycloak-shaped, under
-//! `/dev-auth/realms/casewire`. Only mounted in dev mode.
+//! `/dev-auth/realms/<tenant>`, one realm per demo tenant. Only mounted when
+//! the dev issuer runs (dev mode, loopback, no configured issuers).
 
-use actix_web::web::{Data, Form};
+use actix_web::web::{Data, Form, Path};
 use actix_web::{HttpResponse, get, post};
+use casewire_oidc::DevIssuer;
 use serde::Deserialize;
 
 use crate::state::AppState;
 
-/// The realm path the dev issuer serves.
-pub const REALM_PATH: &str = "/dev-auth/realms/casewire";
+/// Where the dev issuer's realms live.
+pub const REALMS_PATH: &str = "/dev-auth/realms";
+/// The scope its routes are mounted on.
+pub const REALM_SCOPE: &str = "/dev-auth/realms/{realm}";
+
+/// The dev issuer, if `realm` is one of its realms.
+fn realm<'a>(state: &'a AppState, realm: &str) -> Option<&'a DevIssuer> {
+    state
+        .dev_issuer
+        .as_ref()
+        .filter(|_| DevIssuer::tenants().contains(&realm))
+}
 
 #[get("/.well-known/openid-configuration")]
-pub async fn discovery(state: Data<AppState>) -> HttpResponse {
-    match &state.dev_issuer {
-        Some(i) => HttpResponse::Ok().json(i.discovery()),
+pub async fn discovery(state: Data<AppState>, path: Path<String>) -> HttpResponse {
+    match realm(&state, &path) {
+        Some(i) => HttpResponse::Ok().json(i.discovery(&path)),
         None => HttpResponse::NotFound().finish(),
     }
 }
 
 #[get("/protocol/openid-connect/certs")]
-pub async fn certs(state: Data<AppState>) -> HttpResponse {
-    match &state.dev_issuer {
+pub async fn certs(state: Data<AppState>, path: Path<String>) -> HttpResponse {
+    match realm(&state, &path) {
         Some(i) => HttpResponse::Ok().json(i.jwks()),
         None => HttpResponse::NotFound().finish(),
     }
@@ -34,19 +46,23 @@ pub struct TokenRequest {
     pub password: Option<String>,
 }
 
-/// OAuth 2.0 token endpoint for the demo users (password grant).
+/// OAuth 2.0 token endpoint for the demo users of the realm (password grant).
 #[post("/protocol/openid-connect/token")]
-pub async fn token(state: Data<AppState>, form: Form<TokenRequest>) -> HttpResponse {
+pub async fn token(state: Data<AppState>, path: Path<String>, form: Form<TokenRequest>) -> HttpResponse {
     let oauth_error = |error: &str, description: &str| {
         HttpResponse::BadRequest().json(serde_json::json!({"error": error, "error_description": description}))
     };
-    let Some(issuer) = &state.dev_issuer else {
+    let Some(issuer) = realm(&state, &path) else {
         return HttpResponse::NotFound().finish();
     };
     if form.grant_type != "password" {
         return oauth_error("unsupported_grant_type", "only the password grant is offered");
     }
-    let user = form.username.as_deref().and_then(casewire_oidc::DevIssuer::user);
+    let user = form
+        .username
+        .as_deref()
+        .and_then(DevIssuer::user)
+        .filter(|u| u.tenant == path.as_str());
     match user {
         Some(u) if form.password.as_deref() == Some(u.password) => {
             let ttl = state.platform.config.auth.dev_token_ttl_secs;

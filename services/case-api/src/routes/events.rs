@@ -14,7 +14,7 @@ use utoipa::IntoParams;
 use crate::auth::Auth;
 use crate::authz;
 use crate::error::{ApiError, ErrorBody};
-use crate::state::AppState;
+use crate::state::{AppState, StreamSlot};
 
 /// Stream options.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -40,12 +40,40 @@ struct Cursor {
     last_line: Instant,
     head: Option<tokio::sync::watch::Receiver<u64>>,
     poll: Duration,
+    /// When the caller's token expires; the stream ends then, and the
+    /// client resumes from the last position with a fresh token.
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Held while the stream is open.
+    _slot: StreamSlot,
+}
+
+/// What one step of a stream yields.
+enum Chunk {
+    Lines(Bytes),
+    /// The token expired: this last line, then the end.
+    Expired(Bytes),
 }
 
 impl Cursor {
-    /// The next chunk of lines: events, or a heartbeat when idle too long.
-    async fn next_chunk(&mut self) -> Result<Bytes, ApiError> {
+    /// Time left before the token expires, if it does.
+    fn time_left(&self) -> Option<Duration> {
+        self.expires_at
+            .map(|at| (at - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO))
+    }
+
+    /// The next chunk of lines: events, or a heartbeat when idle too long,
+    /// or the closing line once the token expired.
+    async fn next_chunk(&mut self) -> Result<Chunk, ApiError> {
         loop {
+            if self.time_left().is_some_and(|left| left.is_zero()) {
+                let line = serde_json::json!({
+                    "closed": "token-expired",
+                    "code": "CW-TOKEN-EXPIRED",
+                    "message": "the token expired; reconnect with a fresh token and from = position + 1",
+                    "position": self.next.saturating_sub(1),
+                });
+                return Ok(Chunk::Expired(Bytes::from(format!("{line}\n"))));
+            }
             let batch = self.state.platform.events.read_all(self.next, 200).await?;
             if let Some(last) = batch.last() {
                 self.next = last.position + 1;
@@ -68,7 +96,7 @@ impl Cursor {
                 }
                 if !out.is_empty() {
                     self.last_line = Instant::now();
-                    return Ok(Bytes::from(out));
+                    return Ok(Chunk::Lines(Bytes::from(out)));
                 }
                 continue;
             }
@@ -77,9 +105,12 @@ impl Cursor {
                 self.last_line = Instant::now();
                 let line =
                     serde_json::json!({"heartbeat": chrono::Utc::now(), "position": self.next.saturating_sub(1)});
-                return Ok(Bytes::from(format!("{line}\n")));
+                return Ok(Chunk::Lines(Bytes::from(format!("{line}\n"))));
             }
-            let wait = until_heartbeat.min(self.poll);
+            let mut wait = until_heartbeat.min(self.poll);
+            if let Some(left) = self.time_left() {
+                wait = wait.min(left);
+            }
             match &mut self.head {
                 Some(rx) => {
                     let _ = tokio::time::timeout(wait, rx.changed()).await;
@@ -94,12 +125,23 @@ impl Cursor {
 /// Idle streams get `{"heartbeat": <time>, "position": <last>}` lines.
 #[utoipa::path(
     get, path = "/api/v1/events", tag = "events", params(StreamParams),
-    responses((status = 200, description = "application/x-ndjson: one CloudEvent per line", content_type = "application/x-ndjson"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    responses((status = 200, description = "application/x-ndjson: one CloudEvent per line; when the token expires, a last line `{\"closed\": \"token-expired\", \"position\": <last>}` and the end", content_type = "application/x-ndjson"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody, description = "CW-TOO-MANY-STREAMS: this caller holds stream.max_per_principal streams already")),
     security(("bearer" = []))
 )]
 #[get("/events")]
 pub async fn stream(state: Data<AppState>, auth: Auth, params: Query<StreamParams>) -> Result<HttpResponse, ApiError> {
     authz::require(&state, &auth, "events.stream").await?;
+    let max = state.platform.config.stream.max_per_principal;
+    let slot = state
+        .streams
+        .take((auth.tenant.clone(), auth.sub.clone()), max)
+        .ok_or_else(|| {
+            ApiError::new(
+                actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+                "CW-TOO-MANY-STREAMS",
+                format!("you hold {max} open streams already; close one first"),
+            )
+        })?;
     let visible = authz::filter(&state, &auth).await?;
     let internal = authz::allowed(&state, &auth, authz::READ_INTERNAL).await?;
     let config = &state.platform.config.stream;
@@ -118,10 +160,17 @@ pub async fn stream(state: Data<AppState>, auth: Auth, params: Query<StreamParam
         next,
         heartbeat,
         last_line: Instant::now(),
+        expires_at: auth.expires_at.and_then(|exp| chrono::DateTime::from_timestamp(exp, 0)),
+        _slot: slot,
     };
-    let body = futures::stream::unfold(cursor, |mut cursor| async move {
-        let chunk = cursor.next_chunk().await;
-        Some((chunk, cursor))
+    // The state is None once the closing line went out: the stream ends.
+    let body = futures::stream::unfold(Some(cursor), |cursor| async move {
+        let mut cursor = cursor?;
+        match cursor.next_chunk().await {
+            Ok(Chunk::Lines(bytes)) => Some((Ok(bytes), Some(cursor))),
+            Ok(Chunk::Expired(bytes)) => Some((Ok(bytes), None)),
+            Err(e) => Some((Err(e), Some(cursor))),
+        }
     });
     Ok(HttpResponse::Ok()
         .content_type("application/x-ndjson")

@@ -4,6 +4,7 @@
 //! is its uploader's alone. Anything the caller may not see is 404.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -70,6 +71,13 @@ impl From<BlobError> for ApiError {
 /// Where a tenant's file lives in the blob store.
 pub fn blob_key(tenant: &str, id: Uuid) -> String {
     format!("{tenant}/{id}")
+}
+
+/// Where a presigned upload's bytes land before `complete` copies them to
+/// [`blob_key`]. The file's own key is never handed out for writing, so a
+/// URL still valid after `complete` can not change bytes a case holds.
+pub fn upload_key(tenant: &str, id: Uuid) -> String {
+    format!("{tenant}/uploads/{id}")
 }
 
 /// Whether `content_type` (parameters ignored) is on the allow-list.
@@ -694,7 +702,7 @@ pub async fn presigned_upload(
     let ttl = Duration::from_secs(cfg.presign_ttl_secs);
     let url = state
         .blobs
-        .presign_put(&blob_key(&auth.tenant, id), &ask.content_type, ttl)
+        .presign_put(&upload_key(&auth.tenant, id), &ask.content_type, ttl)
         .await?
         .ok_or_else(presign_unsupported)?;
     state
@@ -736,7 +744,6 @@ pub async fn presigned_upload(
 )]
 #[post("/files/uploads/{id}/complete")]
 pub async fn complete_upload(state: Data<AppState>, auth: Auth, id: Path<String>) -> Result<HttpResponse, ApiError> {
-    use sha2::{Digest, Sha256};
     let not_found = || ApiError::not_found("upload");
     let id: Uuid = id.parse().map_err(|_| not_found())?;
     let pending = state
@@ -746,8 +753,8 @@ pub async fn complete_upload(state: Data<AppState>, auth: Auth, id: Path<String>
         .await?
         .filter(|f| f.state == FileState::Pending && f.uploaded_by == auth.name)
         .ok_or_else(not_found)?;
-    let key = blob_key(&auth.tenant, id);
-    let mut read = match state.blobs.get(&key, None).await {
+    let (from, to) = (upload_key(&auth.tenant, id), blob_key(&auth.tenant, id));
+    let read = match state.blobs.get(&from, None).await {
         Ok(r) => r,
         Err(BlobError::NotFound) => {
             return Err(ApiError::new(
@@ -760,35 +767,48 @@ pub async fn complete_upload(state: Data<AppState>, auth: Auth, id: Path<String>
     };
     let limit = state.platform.config.storage.max_upload_bytes;
     let refuse = |e: BlobError| {
-        let (blobs, key) = (state.blobs.clone(), key.clone());
+        let (blobs, from, to) = (state.blobs.clone(), from.clone(), to.clone());
         async move {
-            let _ = blobs.delete(&key).await;
+            let _ = blobs.delete(&from).await;
+            let _ = blobs.delete(&to).await;
             Err::<HttpResponse, ApiError>(e.into())
         }
     };
     if read.info.size > limit {
         return refuse(BlobError::TooLarge { limit }).await;
     }
-    let (mut hasher, mut head, mut size) = (Sha256::new(), Vec::new(), 0u64);
-    while let Some(chunk) = read.body.next().await {
-        let chunk = chunk?;
-        if head.len() < SNIFF_BYTES {
-            head.extend_from_slice(&chunk[..chunk.len().min(SNIFF_BYTES - head.len())]);
+    // Copy to the file's own key, hashing on the way (the store does) and
+    // keeping the first bytes to check the declared type.
+    let head = Arc::new(std::sync::Mutex::new(Vec::with_capacity(SNIFF_BYTES)));
+    let sniffed = head.clone();
+    let body: ByteStream = Box::pin(read.body.inspect(move |chunk| {
+        if let (Ok(chunk), Ok(mut head)) = (chunk, sniffed.lock()) {
+            let room = SNIFF_BYTES.saturating_sub(head.len());
+            head.extend_from_slice(&chunk[..chunk.len().min(room)]);
         }
-        size += chunk.len() as u64;
-        hasher.update(&chunk);
-    }
+    }));
+    let info = match state.blobs.put(&to, &pending.content_type, body, None).await {
+        Ok(info) => info,
+        Err(e) => return refuse(e).await,
+    };
+    let head = head.lock().map(|h| h.clone()).unwrap_or_default();
     if let Some(why) = contradicts(&pending.content_type, &head) {
         return refuse(BlobError::Refused(why)).await;
     }
+    let size = info.size;
     let done = FileRecord {
         size,
-        sha256: hasher.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+        sha256: info.sha256,
         state: FileState::Uploaded,
         ..pending
     };
     if !state.platform.reads.complete_file(&done).await? {
+        let _ = state.blobs.delete(&to).await;
         return Err(not_found());
+    }
+    // The upload key is spent; a failed delete leaves only a stray object.
+    if let Err(e) = state.blobs.delete(&from).await {
+        tracing::warn!(error = %e, file_id = %id, "Could not delete a completed upload's staging object");
     }
     tracing::info!(file_id = %id, size, "Completed a presigned upload");
     Ok(HttpResponse::Ok().json(done))

@@ -1,0 +1,277 @@
+//! The attacker's matrix: tokens of the Keycloak-shaped provider
+//! (tests/oidc/provider.mjs) as a real realm issues them — every user with
+//! Keycloak's default roles, a requester whose profile has no e-mail, one
+//! whose unverified address is another person's, a manager nobody put in a
+//! queue group, and a token whose `tenant` claim names another tenant —
+//! against every way to reach a case: detail, list, history, a command and
+//! the NDJSON stream. Each row was a hole before; the expectations are
+//! written by hand, and the README's table is this table. The cases are
+//! complaints, whose definition names access groups (view: complaints and
+//! support; work: complaints), and a ticket of a definition that names none.
+
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashSet};
+
+use casewire::client::Client;
+use casewire_e2e::{TestApp, is_internal_comment, streamed_cases};
+use casewire_oidc::TrustedIssuer;
+use casewire_ports::contract::skip;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Hidden,
+    Read,
+    Work,
+}
+use Access::{Hidden, Read, Work};
+
+/// The cases every row is tried on, all in queue support.
+const CASES: [&str; 4] = [
+    "dave's complaint",
+    "dave's complaint, confidential",
+    "norah's own complaint",
+    "a ticket (no access groups)",
+];
+
+/// (user, what the token is, access to each of CASES, reads internal comments).
+const MATRIX: &[(&str, &str, [Access; 4], bool)] = &[
+    (
+        "dave",
+        "requester with default roles, verified e-mail",
+        [Read, Hidden, Hidden, Hidden],
+        false,
+    ),
+    (
+        "norah",
+        "requester without an e-mail claim",
+        [Hidden, Hidden, Read, Hidden],
+        false,
+    ),
+    (
+        "mallory",
+        "requester, unverified e-mail of dave",
+        [Hidden, Hidden, Hidden, Hidden],
+        false,
+    ),
+    (
+        "mona",
+        "case-manager without queue groups",
+        [Hidden, Hidden, Hidden, Read],
+        true,
+    ),
+    (
+        "alice",
+        "case-worker, queues support + complaints",
+        [Work, Hidden, Work, Work],
+        true,
+    ),
+    (
+        "sam",
+        "case-worker, queue support only (a view group, not a work group)",
+        [Read, Hidden, Read, Work],
+        true,
+    ),
+];
+
+/// A definition without access groups.
+const TICKET: &str = "id: ticket\nname: Ticket\nkeyPrefix: TKT\nstages: [{id: new}, {id: done}]\ninitialStage: new\ntransitions: {new: [done]}\nterminalStages: [done]\npriorities: [{id: normal}]\ndefaultPriority: normal\ndefaultQueue: support\n";
+
+fn base() -> Option<String> {
+    let Ok(url) = std::env::var("CASEWIRE_TEST_OIDC") else {
+        skip("set CASEWIRE_TEST_OIDC=http://127.0.0.1:PORT (tests/run starts tests/oidc/provider.mjs and sets it)");
+        return None;
+    };
+    Some(url.trim_end_matches('/').to_owned())
+}
+
+async fn user_token(base: &str, user: &str) -> String {
+    let res = reqwest::Client::new()
+        .post(format!("{base}/realms/casewire/protocol/openid-connect/token"))
+        .basic_auth("casewire-tests", Some("casewire-tests-secret"))
+        .form(&[("grant_type", "password"), ("username", user), ("password", user)])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    body["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("token of {user}: {body}"))
+        .to_owned()
+}
+
+async fn spawn(base: &str) -> TestApp {
+    let trust = |realm: &str| TrustedIssuer {
+        issuer: format!("{base}/realms/{realm}"),
+        audiences: vec!["casewire".into()],
+        jwks_uri: None,
+        tenant: None,
+    };
+    TestApp::spawn_configured(|c| c.auth.issuers = vec![trust("casewire"), trust("globex")]).await
+}
+
+/// Opens a complaint in queue support (where alice works) and comments on
+/// it internally and publicly as the admin.
+async fn open(app: &TestApp, opener: &Client, title: &str, extra: Value) -> String {
+    let mut body = json!({
+        "definition": "customer-complaint", "title": title, "queue": "support",
+        "data": {"channel": "email", "product": "Kettle K200"},
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let r = opener.post_wait("/api/v1/cases", &body).await.unwrap();
+    assert_eq!(r.status.as_u16(), 201, "{title}: {}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    for (text, visibility) in [("internal note", "internal"), ("public answer", "public")] {
+        let r = app
+            .client("carol")
+            .post_wait(
+                &format!("/api/v1/cases/{id}/comments"),
+                &json!({"body": text, "visibility": visibility}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+    }
+    id
+}
+
+#[tokio::test]
+async fn keycloak_shaped_tokens_see_exactly_what_the_policy_allows() {
+    let Some(base) = base() else { return };
+    let app = spawn(&base).await;
+    let dave_requester = json!({"requester": {"name": "Dave", "email": "dave@example.com"}});
+    let bob = app.client("bob");
+    let norah = Client::new(&app.url(), &user_token(&base, "norah").await);
+    // Norah opens a case herself; it names no requester address at all.
+    let r = app.client("carol").import_definition(TICKET).await.unwrap();
+    assert_eq!(r.status.as_u16(), 201, "{}", r.body);
+    let ids = [
+        open(&app, &bob, CASES[0], dave_requester.clone()).await,
+        open(&app, &bob, CASES[1], {
+            let mut v = dave_requester.clone();
+            v["confidential"] = json!(true);
+            v
+        })
+        .await,
+        open(&app, &norah, CASES[2], json!({})).await,
+        open(&app, &bob, CASES[3], json!({"definition": "ticket", "data": {}})).await,
+    ];
+
+    let mut cells = 0;
+    let mut tagged: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut table = Vec::new();
+    for &(user, what, access, reads_internal) in MATRIX {
+        let token = user_token(&base, user).await;
+        let c = Client::new(&app.url(), &token);
+        let list = c.get("/api/v1/cases?limit=100").await.unwrap();
+        assert_eq!(list.status.as_u16(), 200, "{user}: list {}", list.body);
+        let listed: HashSet<String> = list.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_owned())
+            .collect();
+        let (streamed, events) = streamed_cases(&app.url(), &token).await;
+        let mut row = vec![user.to_owned(), what.to_owned()];
+        for ((case, id), expected) in CASES.iter().zip(&ids).zip(access) {
+            let cell = format!("{user} on {case}");
+            let visible = expected != Hidden;
+            let want = if visible { 200 } else { 404 };
+            let detail = c.get(&format!("/api/v1/cases/{id}")).await.unwrap();
+            assert_eq!(detail.status.as_u16(), want, "{cell}: detail {}", detail.body);
+            let history = c.get(&format!("/api/v1/cases/{id}/history")).await.unwrap();
+            assert_eq!(history.status.as_u16(), want, "{cell}: history");
+            assert_eq!(listed.contains(id), visible, "{cell}: list");
+            assert_eq!(streamed.contains(id), visible, "{cell}: stream");
+            let tag = format!("by-{user}");
+            let command = c
+                .post_wait(&format!("/api/v1/cases/{id}/tags"), &json!({"tag": tag}))
+                .await
+                .unwrap();
+            let want_command = match expected {
+                Hidden => 404,
+                Read => 403,
+                Work => 200,
+            };
+            assert_eq!(
+                command.status.as_u16(),
+                want_command,
+                "{cell}: command {}",
+                command.body
+            );
+            if expected == Work {
+                tagged.entry(id.clone()).or_default().push(tag);
+            }
+            if visible {
+                let comments = detail.body["comments"].as_array().unwrap().len();
+                assert_eq!(comments, if reads_internal { 2 } else { 1 }, "{cell}: comments");
+                let internal = history.body["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(is_internal_comment);
+                assert_eq!(internal, reads_internal, "{cell}: internal comments in the history");
+            }
+            cells += 5;
+            row.push(match expected {
+                Hidden => "404".to_owned(),
+                Read => "read, 403 on change".to_owned(),
+                Work => "read, change".to_owned(),
+            });
+        }
+        let internal_streamed = events.iter().any(is_internal_comment);
+        assert_eq!(
+            internal_streamed, reads_internal,
+            "{user}: internal comments in the stream"
+        );
+        table.push(row);
+    }
+
+    // Trudy's token is the casewire realm's, with a claim naming globex.
+    let trudy = Client::new(&app.url(), &user_token(&base, "trudy").await);
+    for path in ["/api/v1/cases".to_owned(), format!("/api/v1/cases/{}", ids[0])] {
+        let r = trudy.get(&path).await.unwrap();
+        assert_eq!(
+            (r.status.as_u16(), r.body["code"].as_str()),
+            (401, Some("CW-UNAUTHENTICATED")),
+            "{path}: {}",
+            r.body
+        );
+        assert!(r.body["message"].as_str().unwrap().contains("tenant"), "{}", r.body);
+    }
+    let mut row = vec!["trudy".to_owned(), "casewire realm, `tenant: globex` claim".to_owned()];
+    row.extend(CASES.iter().map(|_| "401".to_owned()));
+    table.push(row);
+
+    // Nothing refused was written.
+    for id in &ids {
+        let case = app
+            .client("carol")
+            .get(&format!("/api/v1/cases/{id}"))
+            .await
+            .unwrap()
+            .body;
+        let mut got: Vec<String> = case["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_owned())
+            .collect();
+        got.sort();
+        let mut want = tagged.get(id).cloned().unwrap_or_default();
+        want.sort();
+        assert_eq!(got, want, "only allowed commands changed {id}");
+    }
+    assert_eq!(cells, MATRIX.len() * CASES.len() * 5);
+    println!("keycloak matrix: {cells} cells asserted, plus trudy's 401s");
+    println!("| user | token | {} |", CASES.join(" | "));
+    println!("|---|---|---|---|---|---|");
+    for row in table {
+        println!("| {} |", row.join(" | "));
+    }
+    app.stop().await;
+}
