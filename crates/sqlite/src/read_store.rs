@@ -73,8 +73,15 @@ CREATE TABLE IF NOT EXISTS timeline (
 /// requester and creator columns and the public search column.
 const PROJECTION_VERSION: i64 = 2;
 
+/// What every read store has before any migration: the two layout records.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS projection_layout (only INTEGER PRIMARY KEY CHECK (only = 1), version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS store_layout (only INTEGER PRIMARY KEY CHECK (only = 1), version INTEGER NOT NULL);
+";
+
+/// The first layout of the tables that are not projections: the command
+/// log, files, definitions and checkpoints.
+const LAYOUT_1: &str = "
 CREATE TABLE IF NOT EXISTS definitions (
     tenant TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -98,15 +105,81 @@ CREATE TABLE IF NOT EXISTS files (
     id TEXT NOT NULL,
     state TEXT NOT NULL,
     uploaded_at TEXT NOT NULL,
-    -- Set while the file is attached to no case after having been: the retention rule's clock.
-    detached_at TEXT,
     record TEXT NOT NULL,
     PRIMARY KEY (tenant, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS files_sweep ON files (state, uploaded_at);
-CREATE INDEX IF NOT EXISTS files_purge ON files (state, detached_at);
 CREATE INDEX IF NOT EXISTS commands_unfinished ON commands (case_id, tenant) WHERE status IN ('pending', 'processing');
 ";
+
+/// One step from a layout to the next.
+type Migration = fn(&rusqlite::Transaction<'_>) -> Result<(), StoreError>;
+
+/// The tables that are not projections hold what the event log does not
+/// (who uploaded which file, which command ended how), so a layout change
+/// migrates them in place, never drops them. Steps run in order, once each,
+/// and `store_layout` records the last; a database written before layouts
+/// were recorded starts at 0, so every step also accepts a database that
+/// already has its change.
+const MIGRATIONS: &[(i64, Migration)] = &[
+    (1, |tx| tx.execute_batch(LAYOUT_1).map_err(map_err)),
+    (2, add_detached_at),
+];
+
+/// Layout 2: `files.detached_at`, the retention rule's indexed clock,
+/// filled in from each record.
+fn add_detached_at(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    let has_column: bool = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('files') WHERE name = 'detached_at')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(map_err)?;
+    if !has_column {
+        tx.execute_batch("ALTER TABLE files ADD COLUMN detached_at TEXT")
+            .map_err(map_err)?;
+        let records: Vec<String> = tx
+            .prepare("SELECT record FROM files")
+            .map_err(map_err)?
+            .query_map([], |r| r.get(0))
+            .map_err(map_err)?
+            .collect::<Result<_, _>>()
+            .map_err(map_err)?;
+        for record in records {
+            let file: FileRecord = serde_json::from_str(&record).map_err(corrupt)?;
+            tx.execute(
+                "UPDATE files SET detached_at = ?3 WHERE tenant = ?1 AND id = ?2",
+                params![file.tenant, file.id.to_string(), detached_key(&file)],
+            )
+            .map_err(map_err)?;
+        }
+    }
+    tx.execute_batch("CREATE INDEX IF NOT EXISTS files_purge ON files (state, detached_at)")
+        .map_err(map_err)
+}
+
+/// Brings the tables that are not projections to the newest layout.
+fn migrate(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    let version: i64 = tx
+        .query_row("SELECT version FROM store_layout", [], |r| r.get(0))
+        .optional()
+        .map_err(map_err)?
+        .unwrap_or(0);
+    for (to, step) in MIGRATIONS.iter().filter(|(to, _)| *to > version) {
+        step(tx)?;
+        tx.execute(
+            "INSERT INTO store_layout (only, version) VALUES (1, ?1)
+             ON CONFLICT (only) DO UPDATE SET version = excluded.version",
+            [to],
+        )
+        .map_err(map_err)?;
+        if version > 0 || *to > 1 {
+            tracing::info!(from = version, to, "Migrated the read store's tables");
+        }
+    }
+    Ok(())
+}
 
 /// The SQLite read store.
 #[derive(Debug, Clone)]
@@ -209,6 +282,7 @@ impl SqliteReadStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(map_err)?;
+            migrate(&tx)?;
             let version: i64 = tx
                 .query_row("SELECT version FROM projection_layout", [], |r| r.get(0))
                 .optional()
@@ -983,6 +1057,104 @@ mod tests {
         drop(store);
         let store = SqliteReadStore::open(&path, Durability::Normal).unwrap();
         assert_eq!(store.checkpoint("projector").await.unwrap(), Some(5));
+    }
+
+    /// The read store's non-projection tables as the release of 23 November
+    /// 2026 wrote them (before `files.detached_at`), verbatim.
+    const RELEASE_2026_11_23_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS projection_layout (only INTEGER PRIMARY KEY CHECK (only = 1), version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS definitions (tenant TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (tenant, id, version)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (consumer TEXT PRIMARY KEY, position INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS commands (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, case_id TEXT NOT NULL,
+    status TEXT NOT NULL, record TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS files (tenant TEXT NOT NULL, id TEXT NOT NULL, state TEXT NOT NULL,
+    uploaded_at TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (tenant, id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS files_sweep ON files (state, uploaded_at);
+CREATE INDEX IF NOT EXISTS commands_unfinished ON commands (case_id, tenant) WHERE status IN ('pending', 'processing');
+";
+
+    fn old_file(detached_mins_ago: Option<i64>) -> FileRecord {
+        let at = |mins: i64| {
+            DateTime::from_timestamp_micros((Utc::now() - chrono::Duration::minutes(mins)).timestamp_micros()).unwrap()
+        };
+        FileRecord {
+            id: Uuid::now_v7(),
+            tenant: "casewire".into(),
+            name: "old.pdf".into(),
+            content_type: "application/pdf".into(),
+            size: 3,
+            sha256: "ab".repeat(32),
+            uploaded_by: "alice".into(),
+            uploaded_at: at(600),
+            cases: vec![],
+            state: FileState::Pinned,
+            detached_at: detached_mins_ago.map(at),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_store_of_the_previous_layout_opens_and_keeps_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("read.db");
+        let (detached, held) = (old_file(Some(120)), old_file(None));
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch(RELEASE_2026_11_23_SCHEMA).unwrap();
+            for f in [&detached, &held] {
+                conn.execute(
+                    "INSERT INTO files (tenant, id, state, uploaded_at, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        f.tenant,
+                        f.id.to_string(),
+                        f.state.as_str(),
+                        sortable_time(f.uploaded_at),
+                        to_json(f).unwrap()
+                    ],
+                )
+                .unwrap();
+            }
+            conn.execute(
+                "INSERT INTO checkpoints (consumer, position) VALUES ('notifier', 9)",
+                [],
+            )
+            .unwrap();
+        }
+        let store = SqliteReadStore::open(&path, Durability::Normal).expect("the old layout opens");
+        assert_eq!(store.get_file("casewire", held.id).await.unwrap(), Some(held.clone()));
+        assert_eq!(store.checkpoint("notifier").await.unwrap(), Some(9));
+        // The new column was filled in: the retention rule finds the old detach.
+        let cutoff = Utc::now() - chrono::Duration::minutes(60);
+        let due = store.claim_detached_files(cutoff, 10).await.unwrap();
+        assert_eq!(due.iter().map(|f| f.id).collect::<Vec<_>>(), vec![detached.id]);
+        drop(store);
+        let store = SqliteReadStore::open(&path, Durability::Normal).expect("and opens again");
+        assert!(store.get_file("casewire", detached.id).await.unwrap().is_some());
+        let layout: i64 = store
+            .db
+            .read(|c| c.query_row("SELECT version FROM store_layout", [], |r| r.get(0)).map_err(map_err))
+            .await
+            .unwrap();
+        assert_eq!(layout, MIGRATIONS.last().unwrap().0);
+    }
+
+    #[tokio::test]
+    async fn a_read_store_written_before_layouts_were_recorded_opens() {
+        // The last release had today's tables but no store_layout row.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("read.db");
+        let file = old_file(Some(120));
+        {
+            let store = SqliteReadStore::open(&path, Durability::Normal).unwrap();
+            store.insert_file(&file).await.unwrap();
+            store
+                .db
+                .write(|c| c.execute("DROP TABLE store_layout", []).map_err(map_err))
+                .await
+                .unwrap();
+        }
+        let store = SqliteReadStore::open(&path, Durability::Normal).expect("opens");
+        assert_eq!(store.get_file("casewire", file.id).await.unwrap(), Some(file));
     }
 
     #[test]
