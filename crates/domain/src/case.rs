@@ -632,7 +632,7 @@ mod tests {
         }
         fn then_rejects(&self, command: CaseCommand, code: &str) {
             match self.when(&command) {
-                Err(e) => assert_eq!(e.code(), code, "{e}"),
+                Err(e) => assert_eq!(e.code().as_str(), code, "{e}"),
                 Ok(events) => panic!("expected {code}, got {events:?}"),
             }
         }

@@ -1,7 +1,9 @@
-//! Rejections of the domain. Each has a stable code that clients may match
-//! on; the HTTP status is chosen at the API edge.
+//! Rejections of the domain. Each has a stable [`ErrorCode`] that clients
+//! may match on, and that code fixes its HTTP status.
 
 use thiserror::Error;
+
+use crate::error_code::ErrorCode;
 
 /// Why a command was rejected or a definition refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -59,24 +61,24 @@ pub enum DomainError {
 
 impl DomainError {
     /// The stable code clients match on.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            DomainError::Validation { .. } => "CW-VALIDATION",
-            DomainError::SchemaViolation { .. } => "CW-SCHEMA-VIOLATION",
-            DomainError::NotFound => "CW-NOT-FOUND",
-            DomainError::AlreadyExists => "CW-CONFLICT",
-            DomainError::TransitionNotAllowed { .. } => "CW-TRANSITION-NOT-ALLOWED",
-            DomainError::UnknownStage(_) => "CW-UNKNOWN-STAGE",
-            DomainError::UnknownPriority(_) => "CW-UNKNOWN-PRIORITY",
-            DomainError::UnknownResolution(_) => "CW-UNKNOWN-RESOLUTION",
-            DomainError::UnknownComment(_) => "CW-UNKNOWN-COMMENT",
-            DomainError::CaseClosed => "CW-CASE-CLOSED",
-            DomainError::CaseNotOpen { .. } => "CW-CASE-NOT-OPEN",
-            DomainError::CaseNotResolved => "CW-CASE-NOT-RESOLVED",
-            DomainError::CaseAlreadyOpen => "CW-CASE-ALREADY-OPEN",
-            DomainError::NoChange(_) => "CW-NO-CHANGE",
-            DomainError::InvalidDefinition(_) => "CW-INVALID-DEFINITION",
-            DomainError::LimitReached { .. } => "CW-LIMIT-REACHED",
+            DomainError::Validation { .. } => ErrorCode::Validation,
+            DomainError::SchemaViolation { .. } => ErrorCode::SchemaViolation,
+            DomainError::NotFound => ErrorCode::NotFound,
+            DomainError::AlreadyExists => ErrorCode::Conflict,
+            DomainError::TransitionNotAllowed { .. } => ErrorCode::TransitionNotAllowed,
+            DomainError::UnknownStage(_) => ErrorCode::UnknownStage,
+            DomainError::UnknownPriority(_) => ErrorCode::UnknownPriority,
+            DomainError::UnknownResolution(_) => ErrorCode::UnknownResolution,
+            DomainError::UnknownComment(_) => ErrorCode::UnknownComment,
+            DomainError::CaseClosed => ErrorCode::CaseClosed,
+            DomainError::CaseNotOpen { .. } => ErrorCode::CaseNotOpen,
+            DomainError::CaseNotResolved => ErrorCode::CaseNotResolved,
+            DomainError::CaseAlreadyOpen => ErrorCode::CaseAlreadyOpen,
+            DomainError::NoChange(_) => ErrorCode::NoChange,
+            DomainError::InvalidDefinition(_) => ErrorCode::InvalidDefinition,
+            DomainError::LimitReached { .. } => ErrorCode::LimitReached,
         }
     }
 
@@ -125,11 +127,6 @@ impl DomainError {
             | DomainError::NoChange(_)
             | DomainError::InvalidDefinition(_) => json!({}),
         }
-    }
-
-    /// The `{code, message, details}` body of a rejection.
-    pub fn to_body(&self) -> serde_json::Value {
-        serde_json::json!({"code": self.code(), "message": self.to_string(), "details": self.details()})
     }
 
     /// Shorthand for a full case.

@@ -11,11 +11,14 @@
 //! - [`event`]: the facts they produce, in the past tense.
 //! - [`case`]: the aggregate state, `handle` (every rule) and `apply` (none).
 //! - [`error`]: typed rejections with stable codes.
+//! - [`error_code`]: the one table of stable error codes, their HTTP status
+//!   and meaning.
 
 pub mod case;
 pub mod command;
 pub mod definition;
 pub mod error;
+pub mod error_code;
 pub mod event;
 pub mod types;
 
@@ -23,4 +26,5 @@ pub use case::{Attachment, Case, CaseStatus, Comment, Decision, EventMeta};
 pub use command::CaseCommand;
 pub use definition::CaseDefinition;
 pub use error::DomainError;
+pub use error_code::ErrorCode;
 pub use event::CaseEvent;

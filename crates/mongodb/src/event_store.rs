@@ -30,7 +30,7 @@ use mongodb::{Collection, Database};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{MongoSettings, corrupt, ensure_indexes, i64_of, index, is_duplicate_key, map_err, u64_of};
+use crate::{Bounded as _, MongoSettings, corrupt, ensure_indexes, i64_of, index, is_duplicate_key, map_err, u64_of};
 
 /// One append: the events of one command on one case.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -140,8 +140,8 @@ impl MongoEventStore {
             .counters
             .update_one(doc! {"_id": POSITION_COUNTER}, doc! {"$max": {"seq": i64_of(head)}})
             .upsert(true)
-            .await
-            .map_err(map_err)?;
+            .bounded()
+            .await?;
         Ok(store)
     }
 
@@ -156,8 +156,8 @@ impl MongoEventStore {
                 .counters
                 .find_one_and_update(doc! {"_id": counter}, doc! {"$inc": {"seq": i64_of(by)}})
                 .return_document(ReturnDocument::After)
-                .await
-                .map_err(map_err)?;
+                .bounded()
+                .await?;
             if let Some(d) = bumped {
                 return u64_of(d.get_i64("seq").map_err(corrupt)?);
             }
@@ -180,7 +180,7 @@ impl MongoEventStore {
         if let Some(limit) = limit {
             find = find.limit(limit);
         }
-        find.await.map_err(map_err)?.try_collect().await.map_err(map_err)
+        find.bounded().await?.try_collect().bounded().await
     }
 
     /// Marks positions that a losing writer allocated as never to be used,
@@ -208,8 +208,8 @@ impl MongoEventStore {
             .commits
             .find_one(doc! {"tenant": tenant, "caseId": case_id.to_string()})
             .sort(doc! {"last": -1})
-            .await
-            .map_err(map_err)?;
+            .bounded()
+            .await?;
         Ok(match newest.and_then(|c| c.revisions.last().copied()) {
             Some(r) => u64_of(r)?,
             None => 0,
@@ -355,8 +355,8 @@ impl EventStore for MongoEventStore {
             .find_one(doc! {})
             .sort(doc! {"last": -1})
             .projection(doc! {"last": 1})
-            .await
-            .map_err(map_err)?;
+            .bounded()
+            .await?;
         match newest {
             Some(d) => u64_of(d.get_i64("last").map_err(corrupt)?),
             None => Ok(0),

@@ -16,6 +16,8 @@
 //! - [`read_store`]: `MongoReadStore` — cases, timeline, definitions,
 //!   checkpoints, the command log.
 
+use std::future::{Future, IntoFuture};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use casewire_ports::StoreError;
@@ -44,6 +46,11 @@ pub struct MongoSettings {
     /// as unavailable (the API then answers 503).
     pub server_selection_timeout: Duration,
     pub connect_timeout: Duration,
+    /// The longest any one operation (a query, a write, reading a cursor to
+    /// its end) may take before it fails as unavailable; the Rust driver
+    /// has no socket timeout, so a stalled server would otherwise hold the
+    /// caller forever.
+    pub operation_timeout: Duration,
     /// How long a reader of the global order waits for a position that was
     /// allocated but is not visible yet before it treats it as never
     /// written (see `MongoEventStore::read_all`).
@@ -59,6 +66,7 @@ impl std::fmt::Debug for MongoSettings {
             .field("min_pool_size", &self.min_pool_size)
             .field("server_selection_timeout", &self.server_selection_timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("operation_timeout", &self.operation_timeout)
             .field("gap_grace", &self.gap_grace)
             .finish()
     }
@@ -74,6 +82,7 @@ impl MongoSettings {
             min_pool_size: 0,
             server_selection_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
+            operation_timeout: Duration::from_secs(30),
             gap_grace: Duration::from_secs(5),
         }
     }
@@ -122,6 +131,8 @@ pub async fn connect(settings: &MongoSettings) -> Result<Database, StoreError> {
     options.min_pool_size = Some(settings.min_pool_size);
     options.server_selection_timeout = Some(settings.server_selection_timeout);
     options.connect_timeout = Some(settings.connect_timeout);
+    let millis = u64::try_from(settings.operation_timeout.as_millis()).unwrap_or(u64::MAX);
+    OPERATION_TIMEOUT_MS.store(millis.max(1), Ordering::Relaxed);
     let database = options
         .default_database
         .clone()
@@ -129,6 +140,34 @@ pub async fn connect(settings: &MongoSettings) -> Result<Database, StoreError> {
     let client = mongodb::Client::with_options(options).map_err(map_err)?;
     Ok(client.database(&database))
 }
+
+/// The operation timeout of the last `connect` (one per process in
+/// practice): every adapter call goes through [`Bounded::bounded`].
+static OPERATION_TIMEOUT_MS: AtomicU64 = AtomicU64::new(30_000);
+
+/// A driver operation bounded by the operation timeout, its error mapped.
+pub(crate) trait Bounded<T>: IntoFuture<Output = mongodb::error::Result<T>> + Sized {
+    /// Runs it; past the timeout it is `Unavailable`, like a lost server.
+    fn bounded(self) -> impl Future<Output = Result<T, StoreError>> + Send
+    where
+        Self::IntoFuture: Send,
+        T: Send,
+    {
+        let limit = Duration::from_millis(OPERATION_TIMEOUT_MS.load(Ordering::Relaxed));
+        let operation = self.into_future();
+        async move {
+            match tokio::time::timeout(limit, operation).await {
+                Ok(result) => result.map_err(map_err),
+                Err(_) => Err(StoreError::Unavailable(format!(
+                    "MongoDB did not answer within {} ms",
+                    limit.as_millis()
+                ))),
+            }
+        }
+    }
+}
+
+impl<T, F: IntoFuture<Output = mongodb::error::Result<T>>> Bounded<T> for F {}
 
 /// Server error codes that mean "the server is there but can not serve
 /// this now" (stepping down, shutting down, unreachable peers).
@@ -170,8 +209,8 @@ pub(crate) async fn ping(client: &mongodb::Client) -> Result<(), StoreError> {
     client
         .database("admin")
         .run_command(mongodb::bson::doc! {"ping": 1})
-        .await
-        .map_err(map_err)?;
+        .bounded()
+        .await?;
     Ok(())
 }
 
@@ -195,7 +234,7 @@ pub(crate) async fn ensure_indexes(
     collection: &mongodb::Collection<mongodb::bson::Document>,
     indexes: Vec<mongodb::IndexModel>,
 ) -> Result<(), StoreError> {
-    collection.create_indexes(indexes).await.map_err(map_err)?;
+    collection.create_indexes(indexes).bounded().await?;
     Ok(())
 }
 

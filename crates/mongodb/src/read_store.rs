@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
-use crate::{corrupt, ensure_indexes, i64_of, index, is_duplicate_key, map_err, u64_of};
+use crate::{Bounded as _, corrupt, ensure_indexes, i64_of, index, is_duplicate_key, map_err, u64_of};
 
 fn to_json<T: Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(corrupt)
@@ -315,14 +315,14 @@ impl MongoReadStore {
         let stored = self
             .checkpoints
             .find_one(marker.clone())
-            .await
-            .map_err(map_err)?
+            .bounded()
+            .await?
             .and_then(|d| d.get_i64("version").ok())
             .unwrap_or(0);
         if stored >= PROJECTION_VERSION {
             return Ok(());
         }
-        if self.cases.estimated_document_count().await.map_err(map_err)? > 0 {
+        if self.cases.estimated_document_count().bounded().await? > 0 {
             tracing::warn!(
                 from = stored,
                 to = PROJECTION_VERSION,
@@ -333,8 +333,8 @@ impl MongoReadStore {
         self.checkpoints
             .update_one(marker, doc! {"$set": {"version": PROJECTION_VERSION}})
             .upsert(true)
-            .await
-            .map_err(map_err)?;
+            .bounded()
+            .await?;
         Ok(())
     }
 
@@ -343,16 +343,16 @@ impl MongoReadStore {
             .cases
             .find_one(filter)
             .projection(doc! {"doc": 1})
-            .await
-            .map_err(map_err)?;
+            .bounded()
+            .await?;
         found.map(|d| from_json(d.get_str("doc").map_err(corrupt)?)).transpose()
     }
 
     async fn find_command(&self, id: Uuid) -> Result<Option<CommandRecord>, StoreError> {
         self.commands
             .find_one(doc! {"_id": id.to_string()})
-            .await
-            .map_err(map_err)?
+            .bounded()
+            .await?
             .map(CommandDoc::record)
             .transpose()
     }
@@ -480,10 +480,10 @@ impl ReadStore for MongoReadStore {
             .sort(doc! {field: dir, "id": dir})
             .limit(i64_of(limit as u64 + 1))
             .projection(doc! {"summary": 1})
-            .await
-            .map_err(map_err)?;
+            .bounded()
+            .await?;
         let mut items = Vec::new();
-        while let Some(d) = cursor.try_next().await.map_err(map_err)? {
+        while let Some(d) = cursor.try_next().bounded().await? {
             items.push(from_json::<CaseSummary>(d.get_str("summary").map_err(corrupt)?)?);
         }
         Ok(Page::of_overfetch(items, limit, query.sort))
@@ -494,11 +494,11 @@ impl ReadStore for MongoReadStore {
             .timeline
             .find(doc! {"tenant": tenant, "caseId": id.to_string()})
             .sort(doc! {"revision": 1})
-            .await
-            .map_err(map_err)?
+            .bounded()
+            .await?
             .try_collect()
-            .await
-            .map_err(map_err)?;
+            .bounded()
+            .await?;
         docs.iter()
             .map(|d| from_json(d.get_str("record").map_err(corrupt)?))
             .collect()
@@ -513,8 +513,8 @@ impl ReadStore for MongoReadStore {
                 .find_one(doc! {"tenant": tenant, "id": &definition.id})
                 .sort(doc! {"version": -1})
                 .projection(doc! {"version": 1})
-                .await
-                .map_err(map_err)?;
+                .bounded()
+                .await?;
             let last = match newest {
                 Some(d) => d.get_i64("version").map_err(corrupt)?,
                 None => 0,
@@ -554,8 +554,8 @@ impl ReadStore for MongoReadStore {
             .definitions
             .find_one(filter)
             .sort(doc! {"version": -1})
-            .await
-            .map_err(map_err)?;
+            .bounded()
+            .await?;
         found.map(|d| from_json(d.get_str("doc").map_err(corrupt)?)).transpose()
     }
 
@@ -564,11 +564,11 @@ impl ReadStore for MongoReadStore {
             .definitions
             .find(doc! {"tenant": tenant})
             .sort(doc! {"id": 1, "version": -1})
-            .await
-            .map_err(map_err)?
+            .bounded()
+            .await?
             .try_collect()
-            .await
-            .map_err(map_err)?;
+            .bounded()
+            .await?;
         let mut out: Vec<CaseDefinition> = Vec::new();
         for d in docs {
             let def: CaseDefinition = from_json(d.get_str("doc").map_err(corrupt)?)?;
@@ -581,11 +581,7 @@ impl ReadStore for MongoReadStore {
     }
 
     async fn checkpoint(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
-        let found = self
-            .checkpoints
-            .find_one(doc! {"_id": consumer})
-            .await
-            .map_err(map_err)?;
+        let found = self.checkpoints.find_one(doc! {"_id": consumer}).bounded().await?;
         found
             .map(|d| u64_of(d.get_i64("position").map_err(corrupt)?))
             .transpose()
@@ -595,8 +591,8 @@ impl ReadStore for MongoReadStore {
         self.checkpoints
             .update_one(doc! {"_id": consumer}, doc! {"$set": {"position": i64_of(position)}})
             .upsert(true)
-            .await
-            .map_err(map_err)?;
+            .bounded()
+            .await?;
         Ok(())
     }
 
@@ -620,8 +616,8 @@ impl ReadStore for MongoReadStore {
                 doc! {"_id": id.to_string(), "status": {"$in": ["pending", "processing"]}},
                 doc! {"$set": {"status": "processing"}},
             )
-            .await
-            .map_err(map_err)?;
+            .bounded()
+            .await?;
         if claimed.is_some() {
             return Ok(ClaimResult::Claimed);
         }
@@ -642,8 +638,8 @@ impl ReadStore for MongoReadStore {
                 doc! {"$set": {"status": "cancelled", "finishedAt": time_text(chrono::Utc::now())}},
             )
             .return_document(ReturnDocument::After)
-            .await
-            .map_err(map_err)?;
+            .bounded()
+            .await?;
         if let Some(doc) = cancelled {
             return Ok(CancelResult::Cancelled(doc.record()?));
         }
@@ -663,8 +659,8 @@ impl ReadStore for MongoReadStore {
                 "status": {"$in": [status_str(CommandStatus::Pending), status_str(CommandStatus::Processing)]},
             })
             .projection(doc! {"_id": 1})
-            .await
-            .map_err(map_err)?;
+            .bounded()
+            .await?;
         Ok(found.is_some())
     }
 
@@ -672,13 +668,13 @@ impl ReadStore for MongoReadStore {
         self.commands
             .replace_one(doc! {"_id": record.id.to_string()}, CommandDoc::of(record)?)
             .upsert(true)
-            .await
-            .map_err(map_err)?;
+            .bounded()
+            .await?;
         Ok(())
     }
 
     async fn insert_file(&self, file: &FileRecord) -> Result<(), StoreError> {
-        self.files.insert_one(file_doc(file)?).await.map_err(map_err)?;
+        self.files.insert_one(file_doc(file)?).bounded().await?;
         Ok(())
     }
 
@@ -689,16 +685,16 @@ impl ReadStore for MongoReadStore {
                 doc! {"_id": case_id(&file.tenant, file.id), "state": "pending"},
                 file_doc(file)?,
             )
-            .await
-            .map_err(map_err)?;
+            .bounded()
+            .await?;
         Ok(r.matched_count == 1)
     }
 
     async fn get_file(&self, tenant: &str, id: Uuid) -> Result<Option<FileRecord>, StoreError> {
         self.files
             .find_one(doc! {"_id": case_id(tenant, id)})
-            .await
-            .map_err(map_err)?
+            .bounded()
+            .await?
             .map(|d| file_of(&d))
             .transpose()
     }
@@ -710,8 +706,8 @@ impl ReadStore for MongoReadStore {
                 doc! {"_id": case_id(tenant, id), "state": {"$in": ["uploaded", "pinned"]}},
                 doc! {"$set": {"state": "pinned"}},
             )
-            .await
-            .map_err(map_err)?;
+            .bounded()
+            .await?;
         Ok(r.matched_count == 1)
     }
 
@@ -722,8 +718,8 @@ impl ReadStore for MongoReadStore {
                 doc! {"_id": case_id(tenant, id), "state": "pinned", "cases": {"$size": 0}, "detachedAt": Bson::Null},
                 doc! {"$set": {"state": "uploaded", "uploadedAt": sortable_time(now)}},
             )
-            .await
-            .map_err(map_err)?;
+            .bounded()
+            .await?;
         Ok(r.matched_count == 1)
     }
 
@@ -742,16 +738,16 @@ impl ReadStore for MongoReadStore {
                     doc! {"_id": &key},
                     doc! {"$addToSet": {"cases": case.to_string()}, "$set": {"detachedAt": Bson::Null}},
                 )
-                .await
-                .map_err(map_err)?;
+                .bounded()
+                .await?;
             // An attachment is a pin, even if the API's pin was lost.
             self.files
                 .update_one(
                     doc! {"_id": &key, "state": "uploaded"},
                     doc! {"$set": {"state": "pinned"}},
                 )
-                .await
-                .map_err(map_err)?;
+                .bounded()
+                .await?;
         } else {
             let r = self
                 .files
@@ -759,8 +755,8 @@ impl ReadStore for MongoReadStore {
                     doc! {"_id": &key, "cases": case.to_string()},
                     doc! {"$pull": {"cases": case.to_string()}},
                 )
-                .await
-                .map_err(map_err)?;
+                .bounded()
+                .await?;
             // Only the removal that emptied the list stamps the time, so a
             // redelivered removal keeps the first one.
             if r.modified_count == 1 {
@@ -769,8 +765,8 @@ impl ReadStore for MongoReadStore {
                         doc! {"_id": &key, "cases": {"$size": 0}},
                         doc! {"$set": {"detachedAt": time_text(at)}},
                     )
-                    .await
-                    .map_err(map_err)?;
+                    .bounded()
+                    .await?;
             }
         }
         Ok(())
@@ -789,11 +785,11 @@ impl ReadStore for MongoReadStore {
             ]})
             .sort(doc! {"uploadedAt": 1})
             .limit(i64_of(limit as u64))
-            .await
-            .map_err(map_err)?
+            .bounded()
+            .await?
             .try_collect()
-            .await
-            .map_err(map_err)?;
+            .bounded()
+            .await?;
         let mut claimed = Vec::new();
         for d in candidates {
             // Conditional, so a pin that won the race keeps its file.
@@ -803,8 +799,8 @@ impl ReadStore for MongoReadStore {
                     doc! {"_id": d.get("_id").cloned().unwrap_or(Bson::Null), "state": {"$in": ["uploaded", "pending", "sweeping"]}},
                     doc! {"$set": {"state": "sweeping"}},
                 )
-                .await
-                .map_err(map_err)?;
+                .bounded()
+                .await?;
             if r.matched_count == 1 {
                 let mut f = file_of(&d)?;
                 f.state = FileState::Sweeping;
@@ -826,11 +822,11 @@ impl ReadStore for MongoReadStore {
                 {"state": "purging"},
             ]})
             .limit(i64_of(limit as u64))
-            .await
-            .map_err(map_err)?
+            .bounded()
+            .await?
             .try_collect()
-            .await
-            .map_err(map_err)?;
+            .bounded()
+            .await?;
         let mut claimed = Vec::new();
         for d in candidates {
             // Conditional, so an attach that pinned it again keeps its bytes.
@@ -843,8 +839,8 @@ impl ReadStore for MongoReadStore {
                     ]},
                     doc! {"$set": {"state": "purging"}},
                 )
-                .await
-                .map_err(map_err)?;
+                .bounded()
+                .await?;
             if r.matched_count == 1 {
                 let mut f = file_of(&d)?;
                 f.state = FileState::Purging;
@@ -857,26 +853,26 @@ impl ReadStore for MongoReadStore {
     async fn mark_purged(&self, tenant: &str, id: Uuid) -> Result<(), StoreError> {
         self.files
             .update_one(doc! {"_id": case_id(tenant, id)}, doc! {"$set": {"state": "purged"}})
-            .await
-            .map_err(map_err)?;
+            .bounded()
+            .await?;
         Ok(())
     }
 
     async fn delete_file(&self, tenant: &str, id: Uuid) -> Result<(), StoreError> {
         self.files
             .delete_one(doc! {"_id": case_id(tenant, id)})
-            .await
-            .map_err(map_err)?;
+            .bounded()
+            .await?;
         Ok(())
     }
 
     async fn reset_projections(&self) -> Result<(), StoreError> {
-        self.cases.delete_many(doc! {}).await.map_err(map_err)?;
-        self.timeline.delete_many(doc! {}).await.map_err(map_err)?;
+        self.cases.delete_many(doc! {}).bounded().await?;
+        self.timeline.delete_many(doc! {}).bounded().await?;
         self.checkpoints
             .delete_many(doc! {"_id": Regex { pattern: "^projector".into(), options: String::new() }})
-            .await
-            .map_err(map_err)?;
+            .bounded()
+            .await?;
         Ok(())
     }
 

@@ -12,7 +12,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{CommandStatus, EventRecord};
+use crate::{CommandStatus, EventRecord, Rejection};
 
 /// Why an envelope could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -198,9 +198,8 @@ pub struct CommandOutcome {
     pub status: OutcomeStatus,
     /// Case revision after the command, when processed.
     pub revision: Option<u64>,
-    /// `{code, message, details}` when rejected.
-    #[schema(value_type = Option<Object>)]
-    pub error: Option<Value>,
+    /// Why, when rejected.
+    pub error: Option<Rejection>,
 }
 
 impl CommandOutcome {
@@ -285,7 +284,7 @@ mod tests {
             tenant: "acme".into(),
             status: OutcomeStatus::Rejected,
             revision: None,
-            error: Some(serde_json::json!({"code": "CW-NO-CHANGE"})),
+            error: Some(Rejection::new(casewire_domain::ErrorCode::NoChange, "assigned already")),
         };
         assert_eq!(CommandOutcome::from_json(&outcome.to_json()).unwrap(), outcome);
     }

@@ -12,6 +12,8 @@
 //! - [`bus`]: the `Bus` port — topics, consumer groups, committed positions.
 //! - [`policy`]: the `PolicyEngine` port — decisions and visibility filters.
 //! - [`blob`]: the `BlobStore` port — file bytes, streamed and checksummed.
+//! - [`rejection`]: why a command was rejected, typed by its `ErrorCode`,
+//!   in outcomes and the command log.
 //! - [`envelope`]: CloudEvents 1.0 (structured JSON) for events, commands
 //!   and outcomes on the bus and the NDJSON stream.
 //! - [`contract`]: the suites that every adapter of a port must pass.
@@ -25,6 +27,7 @@ pub mod error;
 pub mod event_store;
 pub mod policy;
 pub mod read_store;
+pub mod rejection;
 
 pub use blob::{BlobError, BlobInfo, BlobRead, BlobStore, ByteRange, ByteStream};
 pub use bus::{Bus, BusMessage, StartFrom, Subscription, Topic};
@@ -39,3 +42,4 @@ pub use read_store::{
     CancelResult, CaseQuery, CaseSummary, ClaimResult, CommandRecord, CommandStatus, Cursor, FileRecord, FileState,
     Page, ReadStore, SortKey,
 };
+pub use rejection::Rejection;

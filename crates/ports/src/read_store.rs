@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{Clause, EventRecord, StoreError};
+use crate::{Clause, EventRecord, Rejection, StoreError};
 
 /// What the case list is sorted by.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -269,8 +269,7 @@ pub struct CommandRecord {
     /// The case revision after the command, when processed.
     pub revision: Option<u64>,
     /// The rejection, when rejected.
-    #[schema(value_type = Option<Object>)]
-    pub error: Option<serde_json::Value>,
+    pub error: Option<Rejection>,
 }
 
 /// What `claim_command` found.

@@ -153,6 +153,9 @@ pub struct MongoConfig {
     /// answers 503 (and consumers retry), in ms.
     pub server_selection_timeout_ms: u64,
     pub connect_timeout_ms: u64,
+    /// The longest one operation may take before it fails as unavailable
+    /// (the driver has no socket timeout), in ms.
+    pub operation_timeout_ms: u64,
     /// How long the event stream waits for an allocated position to become
     /// visible before stepping over it, in ms.
     pub gap_grace_ms: u64,
@@ -166,6 +169,7 @@ impl Default for MongoConfig {
             min_pool_size: 0,
             server_selection_timeout_ms: 5_000,
             connect_timeout_ms: 5_000,
+            operation_timeout_ms: 30_000,
             gap_grace_ms: 5_000,
         }
     }
@@ -422,7 +426,8 @@ impl Default for DemoConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
-    /// `json` or `pretty`.
+    /// `json`, `pretty`, or `auto` (the default): pretty for `casewire dev`
+    /// writing to a terminal, JSON for services and pipes.
     pub format: String,
     /// A `tracing` filter such as `info` or `casewire=debug,info`; `RUST_LOG` wins.
     pub level: String,
@@ -431,7 +436,7 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
-            format: "json".into(),
+            format: "auto".into(),
             level: "info".into(),
         }
     }
@@ -618,8 +623,11 @@ impl Config {
                     .into(),
             );
         }
-        if m.server_selection_timeout_ms == 0 || m.connect_timeout_ms == 0 {
-            return bad("store.mongodb.server_selection_timeout_ms and connect_timeout_ms must be positive".into());
+        if m.server_selection_timeout_ms == 0 || m.connect_timeout_ms == 0 || m.operation_timeout_ms == 0 {
+            return bad(
+                "store.mongodb.server_selection_timeout_ms, connect_timeout_ms and operation_timeout_ms must be positive"
+                    .into(),
+            );
         }
         let bus = self.bus.url.expose();
         if !bus.is_empty() && !bus.starts_with("sqlite://") && !bus.starts_with("kafka://") {
@@ -641,8 +649,8 @@ impl Config {
         if self.stream.heartbeat_secs == 0 || self.stream.poll_ms == 0 || self.stream.max_per_principal == 0 {
             return bad("stream.heartbeat_secs, stream.poll_ms and stream.max_per_principal must be positive".into());
         }
-        if !matches!(self.log.format.as_str(), "json" | "pretty") {
-            return bad(format!("log.format = {}: use json or pretty", self.log.format));
+        if !matches!(self.log.format.as_str(), "json" | "pretty" | "auto") {
+            return bad(format!("log.format = {}: use auto, json or pretty", self.log.format));
         }
         if self.default_tenant.is_empty() {
             return bad("default_tenant must not be empty".into());

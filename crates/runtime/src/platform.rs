@@ -49,6 +49,7 @@ fn mongo_settings(config: &Config, url: &SecretUrl) -> MongoSettings {
     s.min_pool_size = m.min_pool_size;
     s.server_selection_timeout = Duration::from_millis(m.server_selection_timeout_ms);
     s.connect_timeout = Duration::from_millis(m.connect_timeout_ms);
+    s.operation_timeout = Duration::from_millis(m.operation_timeout_ms);
     s.gap_grace = Duration::from_millis(m.gap_grace_ms);
     s
 }

@@ -1132,7 +1132,10 @@ CREATE INDEX IF NOT EXISTS commands_unfinished ON commands (case_id, tenant) WHE
         assert!(store.get_file("casewire", detached.id).await.unwrap().is_some());
         let layout: i64 = store
             .db
-            .read(|c| c.query_row("SELECT version FROM store_layout", [], |r| r.get(0)).map_err(map_err))
+            .read(|c| {
+                c.query_row("SELECT version FROM store_layout", [], |r| r.get(0))
+                    .map_err(map_err)
+            })
             .await
             .unwrap();
         assert_eq!(layout, MIGRATIONS.last().unwrap().0);

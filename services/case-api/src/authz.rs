@@ -5,9 +5,8 @@
 
 use std::time::Instant;
 
-use actix_web::http::StatusCode;
 use casewire_domain::command::Visibility;
-use casewire_domain::{Case, CaseCommand, CaseEvent};
+use casewire_domain::{Case, CaseCommand, CaseEvent, ErrorCode};
 use casewire_oidc::Principal;
 use casewire_ports::{Decision, EventRecord, PolicyError, Resource, Subject, VisibilityFilter};
 use uuid::Uuid;
@@ -47,8 +46,7 @@ impl From<PolicyError> for ApiError {
             PolicyError::Unavailable(_) => {
                 tracing::warn!(error = %e, "Policy engine unavailable");
                 ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "CW-UNAVAILABLE",
+                    ErrorCode::Unavailable,
                     "the policy engine is unavailable; retry shortly",
                 )
             }
@@ -58,12 +56,8 @@ impl From<PolicyError> for ApiError {
 }
 
 pub fn forbidden(action: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "CW-FORBIDDEN",
-        format!("the policy does not allow you {action}"),
-    )
-    .with_details(serde_json::json!({"action": action}))
+    ApiError::new(ErrorCode::Forbidden, format!("the policy does not allow you {action}"))
+        .with_details(serde_json::json!({"action": action}))
 }
 
 /// Asks the policy, and records how long that took.

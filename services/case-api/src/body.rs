@@ -8,6 +8,7 @@ use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpRequest};
+use casewire_domain::ErrorCode;
 
 use crate::error::ApiError;
 
@@ -33,16 +34,11 @@ impl FromRequest for Body {
                 let status = e.as_response_error().status_code();
                 if status == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::new(
-                        status,
-                        "CW-PAYLOAD-TOO-LARGE",
+                        ErrorCode::PayloadTooLarge,
                         "the request body is larger than the configured limit",
                     )
                 } else {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "CW-VALIDATION",
-                        format!("unreadable body: {e}"),
-                    )
+                    ApiError::bad_parameter(format!("unreadable body: {e}"))
                 }
             })
         })

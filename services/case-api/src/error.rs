@@ -4,9 +4,9 @@
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
-use casewire_domain::DomainError;
+use casewire_domain::{DomainError, ErrorCode};
 use casewire_oidc::AuthError;
-use casewire_ports::{BusError, StoreError};
+use casewire_ports::{BusError, Rejection, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -14,18 +14,16 @@ use utoipa::ToSchema;
 /// The body of every error response.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
-    /// Stable code such as `CW-VALIDATION`.
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
     #[schema(value_type = Object)]
     pub details: Value,
 }
 
-/// An error on its way to the client.
+/// An error on its way to the client; its code fixes its status.
 #[derive(Debug, Clone)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
     /// Boxed: a JSON value is large, and every handler returns this error.
     pub details: Box<Value>,
@@ -33,7 +31,7 @@ pub struct ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(f, "{} {}: {}", self.code.status(), self.code, self.message)
     }
 }
 
@@ -41,10 +39,9 @@ impl std::error::Error for ApiError {}
 
 impl ApiError {
     /// An error with empty details.
-    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
-            status,
-            code: code.to_owned(),
+            code,
             message: message.into(),
             details: Box::new(json!({})),
         }
@@ -56,110 +53,55 @@ impl ApiError {
         self
     }
 
-    pub fn not_found(what: &str) -> Self {
-        ApiError::new(StatusCode::NOT_FOUND, "CW-NOT-FOUND", format!("{what} not found"))
+    /// The HTTP status, the code's.
+    pub fn status(&self) -> StatusCode {
+        // Every code's status is a valid one (a test says so); the fallback
+        // only keeps this total.
+        StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
-    pub fn validation(message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "CW-VALIDATION", message)
+    pub fn not_found(what: &str) -> Self {
+        ApiError::new(ErrorCode::NotFound, format!("{what} not found"))
+    }
+
+    /// A malformed or out-of-range parameter (query, path, header, form):
+    /// 400, where a bad field of a JSON body is a 422 `CW-VALIDATION`.
+    pub fn bad_parameter(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorCode::BadParameter, message)
     }
 
     pub fn unauthenticated(message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::UNAUTHORIZED, "CW-UNAUTHENTICATED", message)
+        ApiError::new(ErrorCode::Unauthenticated, message)
     }
 
     /// Unexpected failure: the client sees nothing of the cause.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "Request failed unexpectedly");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "CW-INTERNAL",
-            "internal error; see the server log",
-        )
+        ApiError::new(ErrorCode::Internal, "internal error; see the server log")
     }
 
-    /// The error a command rejection (an outcome's `error` body) becomes.
-    pub fn from_rejection(body: &Value) -> Self {
-        let code = body.get("code").and_then(Value::as_str).unwrap_or("CW-REJECTED");
-        ApiError {
-            status: status_for_code(code),
-            code: code.to_owned(),
-            message: body
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or("rejected")
-                .to_owned(),
-            details: Box::new(body.get("details").cloned().unwrap_or_else(|| json!({}))),
-        }
-    }
-}
-
-/// The HTTP status of a domain rejection.
-pub fn domain_status(e: &DomainError) -> StatusCode {
-    match e {
-        DomainError::NotFound => StatusCode::NOT_FOUND,
-        DomainError::Validation { .. }
-        | DomainError::SchemaViolation { .. }
-        | DomainError::UnknownStage(_)
-        | DomainError::UnknownPriority(_)
-        | DomainError::UnknownResolution(_)
-        | DomainError::UnknownComment(_)
-        | DomainError::InvalidDefinition(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        DomainError::AlreadyExists
-        | DomainError::TransitionNotAllowed { .. }
-        | DomainError::CaseClosed
-        | DomainError::CaseNotOpen { .. }
-        | DomainError::CaseNotResolved
-        | DomainError::CaseAlreadyOpen
-        | DomainError::NoChange(_)
-        | DomainError::LimitReached { .. } => StatusCode::CONFLICT,
-    }
-}
-
-/// The status of a rejection known only by its code (it crossed the bus).
-pub fn status_for_code(code: &str) -> StatusCode {
-    match code {
-        "CW-NOT-FOUND" => StatusCode::NOT_FOUND,
-        "CW-VALIDATION"
-        | "CW-SCHEMA-VIOLATION"
-        | "CW-UNKNOWN-STAGE"
-        | "CW-UNKNOWN-PRIORITY"
-        | "CW-UNKNOWN-RESOLUTION"
-        | "CW-UNKNOWN-COMMENT"
-        | "CW-INVALID-DEFINITION" => StatusCode::UNPROCESSABLE_ENTITY,
-        // The command failed inside the platform, not for its content.
-        "CW-DEAD-LETTERED" => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::CONFLICT,
+    /// The error a command rejection (an outcome's `error`) becomes.
+    pub fn from_rejection(rejection: &Rejection) -> Self {
+        ApiError::new(rejection.code, rejection.message.clone()).with_details(rejection.details.clone())
     }
 }
 
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
-        ApiError {
-            status: domain_status(&e),
-            code: e.code().to_owned(),
-            message: e.to_string(),
-            details: Box::new(e.details()),
-        }
+        ApiError::new(e.code(), e.to_string()).with_details(e.details())
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict { expected, actual } => ApiError::new(
-                StatusCode::CONFLICT,
-                "CW-CONFLICT",
-                "the case changed meanwhile; reload and retry",
-            )
-            .with_details(json!({"expected": expected, "actual": actual})),
+            StoreError::Conflict { expected, actual } => {
+                ApiError::new(ErrorCode::Conflict, "the case changed meanwhile; reload and retry")
+                    .with_details(json!({"expected": expected, "actual": actual}))
+            }
             StoreError::Unavailable(m) => {
                 tracing::warn!(error = %m, "Store unavailable");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "CW-UNAVAILABLE",
-                    "storage is unavailable; retry shortly",
-                )
+                ApiError::new(ErrorCode::Unavailable, "storage is unavailable; retry shortly")
             }
             StoreError::Corrupt(_) | StoreError::Backend(_) => ApiError::internal(&e),
         }
@@ -171,11 +113,7 @@ impl From<BusError> for ApiError {
         match e {
             BusError::Unavailable(_) | BusError::Closed => {
                 tracing::warn!(error = %e, "Bus unavailable");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "CW-UNAVAILABLE",
-                    "the command bus is unavailable; retry shortly",
-                )
+                ApiError::new(ErrorCode::Unavailable, "the command bus is unavailable; retry shortly")
             }
             BusError::Backend(_) => ApiError::internal(&e),
         }
@@ -187,11 +125,7 @@ impl From<AuthError> for ApiError {
         match e {
             AuthError::Unavailable(_) => {
                 tracing::warn!(error = %e, "Identity provider unavailable");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "CW-UNAVAILABLE",
-                    "the identity provider is unavailable",
-                )
+                ApiError::new(ErrorCode::Unavailable, "the identity provider is unavailable")
             }
             AuthError::Missing
             | AuthError::Malformed(_)
@@ -208,19 +142,20 @@ impl From<AuthError> for ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.status
+        self.status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut res = HttpResponse::build(self.status);
-        if self.status == StatusCode::UNAUTHORIZED {
+        let status = self.status();
+        let mut res = HttpResponse::build(status);
+        if status == StatusCode::UNAUTHORIZED {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"casewire\""));
         }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE {
             res.insert_header((header::RETRY_AFTER, "2"));
         }
         res.json(ErrorBody {
-            code: self.code.clone(),
+            code: self.code,
             message: self.message.clone(),
             details: (*self.details).clone(),
         })
@@ -233,16 +168,12 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
     use actix_web::error::JsonPayloadError as J;
     match err {
         J::OverflowKnownLength { .. } | J::Overflow { .. } => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "CW-PAYLOAD-TOO-LARGE", err.to_string())
+            ApiError::new(ErrorCode::PayloadTooLarge, err.to_string())
         }
-        J::ContentType => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "CW-UNSUPPORTED-MEDIA-TYPE",
-            "send application/json",
-        ),
+        J::ContentType => ApiError::new(ErrorCode::UnsupportedMediaType, "send application/json"),
         J::Deserialize(e) => serde_error(&e),
-        J::Serialize(_) | J::Payload(_) => ApiError::validation(err.to_string()),
-        _ => ApiError::validation(err.to_string()),
+        J::Serialize(_) | J::Payload(_) => ApiError::bad_parameter(err.to_string()),
+        _ => ApiError::bad_parameter(err.to_string()),
     }
 }
 
@@ -250,12 +181,10 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
 pub fn serde_error(e: &serde_json::Error) -> ApiError {
     use serde_json::error::Category;
     match e.classify() {
-        Category::Syntax | Category::Eof | Category::Io => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "CW-MALFORMED-JSON",
-            format!("malformed JSON: {e}"),
-        ),
-        Category::Data => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CW-VALIDATION", e.to_string()),
+        Category::Syntax | Category::Eof | Category::Io => {
+            ApiError::new(ErrorCode::MalformedJson, format!("malformed JSON: {e}"))
+        }
+        Category::Data => ApiError::new(ErrorCode::Validation, e.to_string()),
     }
 }
 
@@ -270,11 +199,66 @@ pub fn json_body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Resu
 /// Parses a JSON body that must be present.
 pub fn required_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "CW-MALFORMED-JSON",
-            "a JSON body is required",
-        ));
+        return Err(ApiError::new(ErrorCode::MalformedJson, "a JSON body is required"));
     }
     serde_json::from_slice(bytes).map_err(|e| serde_error(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_answers_with_its_own_status() {
+        for code in ErrorCode::ALL {
+            let e = ApiError::new(*code, "m");
+            assert_eq!(e.status().as_u16(), code.status(), "{code}");
+            assert_eq!(e.status_code(), e.status());
+        }
+    }
+
+    #[test]
+    fn a_rejection_from_the_bus_keeps_its_code_and_status() {
+        let rejection = Rejection::new(ErrorCode::DeadLettered, "set aside").with_details(json!({"reason": "r"}));
+        let e = ApiError::from_rejection(&rejection);
+        assert_eq!(
+            (e.status(), e.code),
+            (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::DeadLettered)
+        );
+        assert_eq!(*e.details, json!({"reason": "r"}));
+    }
+
+    #[test]
+    fn the_body_spells_the_code_as_before() {
+        let body = ErrorBody {
+            code: ErrorCode::BadCursor,
+            message: "m".into(),
+            details: json!({}),
+        };
+        assert_eq!(
+            serde_json::to_value(&body).unwrap(),
+            json!({"code": "CW-BAD-CURSOR", "message": "m", "details": {}})
+        );
+    }
+
+    #[test]
+    fn the_openapi_document_lists_every_code_for_error_bodies_and_rejections() {
+        use utoipa::OpenApi;
+        let doc = serde_json::to_value(crate::routes::docs::ApiDoc::openapi()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let listed: Vec<&str> = schemas["ErrorCode"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let all: Vec<&str> = ErrorCode::ALL.iter().map(ErrorCode::as_str).collect();
+        assert_eq!(listed, all);
+        for holder in ["ErrorBody", "Rejection"] {
+            assert_eq!(
+                schemas[holder]["properties"]["code"]["$ref"], "#/components/schemas/ErrorCode",
+                "{holder}"
+            );
+        }
+    }
 }

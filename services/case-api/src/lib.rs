@@ -207,8 +207,8 @@ async fn start_serving(platform: Platform, shutdown: CancellationToken, files_on
                     .limit(max_body)
                     .error_handler(|e, _| json_error(e).into()),
             )
-            .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::validation(e.to_string()).into()))
-            .app_data(web::FormConfig::default().error_handler(|e, _| ApiError::validation(e.to_string()).into()))
+            .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::bad_parameter(e.to_string()).into()))
+            .app_data(web::FormConfig::default().error_handler(|e, _| ApiError::bad_parameter(e.to_string()).into()))
             .app_data(web::PayloadConfig::new(max_body))
             .wrap(from_fn(observe))
             .service(if files_only {

@@ -10,10 +10,12 @@ use actix_web::{HttpRequest, HttpResponse};
 use casewire_case_engine::decide;
 use casewire_domain::command::FileFacts;
 use casewire_domain::types::CaseKey;
-use casewire_domain::{Case, CaseCommand};
+use casewire_domain::{Case, CaseCommand, ErrorCode};
 use casewire_oidc::Principal;
 use casewire_ports::event_store::replay;
-use casewire_ports::{CommandEnvelope, CommandRecord, CommandStatus, FileState, OutcomeStatus, Resource, Topic};
+use casewire_ports::{
+    CommandEnvelope, CommandRecord, CommandStatus, FileState, OutcomeStatus, Rejection, Resource, Topic,
+};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
@@ -185,9 +187,10 @@ async fn submit_in_span(
                 accepted_at: envelope.issued_at,
                 finished_at: Some(Utc::now()),
                 revision: None,
-                error: Some(
-                    serde_json::json!({"code": "CW-UNAVAILABLE", "message": "the command bus was unavailable"}),
-                ),
+                error: Some(Rejection::new(
+                    ErrorCode::Unavailable,
+                    "the command bus was unavailable",
+                )),
             })
             .await;
         return Err(e.into());
@@ -236,26 +239,18 @@ async fn submit_in_span(
             }
             Ok(res.json(case))
         }
-        Some((OutcomeStatus::Rejected, _, error)) => Err(ApiError::from_rejection(
-            &error.unwrap_or_else(|| serde_json::json!({})),
-        )),
-        Some((OutcomeStatus::Cancelled, _, _)) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "CW-CANCELLED",
-            "the command was cancelled",
-        )),
+        Some((OutcomeStatus::Rejected, _, error)) => Err(match error {
+            Some(rejection) => ApiError::from_rejection(&rejection),
+            None => ApiError::new(ErrorCode::Rejected, "rejected"),
+        }),
+        Some((OutcomeStatus::Cancelled, _, _)) => Err(ApiError::new(ErrorCode::Cancelled, "the command was cancelled")),
     }
 }
 
 /// Unknown, unreadable and unattachable files are one and the same 422, so
 /// attaching can not probe for files.
 fn no_such_file() -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "CW-VALIDATION",
-        "fileId: no such file",
-    )
-    .with_details(serde_json::json!({"field": "fileId"}))
+    ApiError::new(ErrorCode::Validation, "fileId: no such file").with_details(serde_json::json!({"field": "fileId"}))
 }
 
 /// The facts of a file the caller may attach: one they may read whose
@@ -292,7 +287,7 @@ async fn case_for_command(state: &AppState, tenant: &str, case_id: Uuid) -> Resu
     loop {
         match authz::current_case(state, tenant, case_id).await {
             Ok(case) => return Ok(case),
-            Err(e) if e.status != StatusCode::NOT_FOUND => return Err(e),
+            Err(e) if e.code != ErrorCode::NotFound => return Err(e),
             Err(not_found) => {
                 if !state.platform.reads.has_unfinished_commands(tenant, case_id).await? {
                     // The open may have finished between the two looks; its
@@ -302,8 +297,7 @@ async fn case_for_command(state: &AppState, tenant: &str, case_id: Uuid) -> Resu
                 }
                 if Instant::now() >= deadline {
                     return Err(ApiError::new(
-                        StatusCode::CONFLICT,
-                        "CW-CASE-PENDING",
+                        ErrorCode::CasePending,
                         "the case is still being opened; retry shortly",
                     ));
                 }
@@ -337,12 +331,8 @@ async fn authorize_command(
                 Err(_) => false,
             };
             if !visible {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "CW-VALIDATION",
-                    "target: no such case",
-                )
-                .with_details(serde_json::json!({"field": "target"})));
+                return Err(ApiError::new(ErrorCode::Validation, "target: no such case")
+                    .with_details(serde_json::json!({"field": "target"})));
             }
         }
         return Ok(());
@@ -384,7 +374,7 @@ fn accepted_response(accepted: &Accepted) -> HttpResponse {
         .json(accepted)
 }
 
-type Finished = (OutcomeStatus, Option<u64>, Option<serde_json::Value>);
+type Finished = (OutcomeStatus, Option<u64>, Option<Rejection>);
 
 /// Waits for the outcome on the bus; the command log is checked too, so an
 /// outcome published before we listened is not missed.

@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
+use casewire_domain::ErrorCode;
 use casewire_ports::envelope::event_to_json;
 use casewire_ports::{
     BusMessage, ClaimResult, CommandEnvelope, CommandOutcome, CommandRecord, CommandStatus, EventRecord, NewEvent,
-    OutcomeStatus, StoreError, Topic,
+    OutcomeStatus, Rejection, StoreError, Topic,
 };
 use casewire_runtime::Platform;
 use casewire_runtime::consumer::{Failure, consume};
@@ -79,7 +80,7 @@ impl Engine {
         env: &CommandEnvelope,
         status: OutcomeStatus,
         revision: Option<u64>,
-        error: Option<serde_json::Value>,
+        error: Option<Rejection>,
     ) -> Result<CommandOutcome, EngineError> {
         let outcome = CommandOutcome {
             command_id: env.command_id,
@@ -173,9 +174,9 @@ impl Engine {
             let decided = match decided {
                 Ok(d) => d,
                 Err(rejection) => {
-                    tracing::info!(code = rejection.code(), reason = %rejection, "Rejected a command");
+                    tracing::info!(code = rejection.code().as_str(), reason = %rejection, "Rejected a command");
                     return self
-                        .finish(env, OutcomeStatus::Rejected, None, Some(rejection.to_body()))
+                        .finish(env, OutcomeStatus::Rejected, None, Some(Rejection::from(&rejection)))
                         .await;
                 }
             };
@@ -200,12 +201,9 @@ impl Engine {
                     tracing::info!(expected, actual, attempt, "Revision conflict; reloading the case");
                 }
                 Err(StoreError::Conflict { .. }) => {
-                    let body = serde_json::json!({
-                        "code": "CW-CONFLICT",
-                        "message": "the case kept changing; try again",
-                        "details": {"attempts": attempt + 1}
-                    });
-                    return self.finish(env, OutcomeStatus::Rejected, None, Some(body)).await;
+                    let rejection = Rejection::new(ErrorCode::Conflict, "the case kept changing; try again")
+                        .with_details(serde_json::json!({"attempts": attempt + 1}));
+                    return self.finish(env, OutcomeStatus::Rejected, None, Some(rejection)).await;
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -220,17 +218,17 @@ impl Engine {
         let Ok(env) = CommandEnvelope::from_json(&msg.payload) else {
             return;
         };
-        let body = serde_json::json!({
-            "code": "CW-DEAD-LETTERED",
-            "message": "the command could not be handled and was set aside for an operator; nothing was changed",
-            "details": {"reason": reason},
-        });
+        let rejection = Rejection::new(
+            ErrorCode::DeadLettered,
+            "the command could not be handled and was set aside for an operator; nothing was changed",
+        )
+        .with_details(serde_json::json!({"reason": reason}));
         // The failure was not transient, but this write may meet an outage
         // that began since: try a few times, then leave it to the log.
         let mut backoff = std::time::Duration::from_millis(100);
         for attempt in 1..=5 {
             match self
-                .finish(&env, OutcomeStatus::Rejected, None, Some(body.clone()))
+                .finish(&env, OutcomeStatus::Rejected, None, Some(rejection.clone()))
                 .await
             {
                 Ok(_) => {

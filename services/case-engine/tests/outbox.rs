@@ -253,7 +253,7 @@ async fn redelivering_a_finished_command_never_decides_twice() {
     let bad = envelope(case_id, open(), Some("TKT-000002"));
     let rejected = engine.handle(&bad).await.unwrap();
     assert_eq!(rejected.status, OutcomeStatus::Rejected);
-    assert_eq!(rejected.error.as_ref().unwrap()["code"], "CW-CONFLICT");
+    assert_eq!(rejected.error.as_ref().unwrap().code.as_str(), "CW-CONFLICT");
     let again = engine.handle(&bad).await.unwrap();
     assert_eq!(again.status, OutcomeStatus::Rejected);
     assert_eq!(again.error, rejected.error);
@@ -356,10 +356,10 @@ async fn a_dead_lettered_command_ends_rejected_and_does_not_hold_its_case() {
     assert_eq!(outcome.command_id, env.command_id);
     assert_eq!(outcome.status, OutcomeStatus::Rejected);
     let error = outcome.error.unwrap();
-    assert_eq!(error["code"], "CW-DEAD-LETTERED", "{error}");
+    assert_eq!(error.code.as_str(), "CW-DEAD-LETTERED", "{error:?}");
     assert!(
-        error["details"]["reason"].as_str().unwrap().contains("disk is on fire"),
-        "{error}"
+        error.details["reason"].as_str().unwrap().contains("disk is on fire"),
+        "{error:?}"
     );
     let record = platform.reads.get_command(env.command_id).await.unwrap().unwrap();
     assert_eq!(record.status, CommandStatus::Rejected, "the command log says it ended");

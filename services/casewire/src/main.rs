@@ -359,7 +359,8 @@ fn policy_test(dir: &Path) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = load_config(&cli)?;
-    telemetry::init(&config.log);
+    // `casewire` alone is `casewire dev`: a person watching a terminal.
+    telemetry::init(&config.log, matches!(cli.command, None | Some(Command::Dev { .. })));
     match cli.command.unwrap_or(Command::Dev {
         port: None,
         no_demo: false,

@@ -67,7 +67,7 @@ impl TestApp {
 
     /// Starts a platform from `config` in `dir`; `import` imports the demo definitions.
     pub async fn start_with(dir: TempDir, config: Config, services: Services, import: bool) -> TestApp {
-        casewire_runtime::telemetry::init(&config.log);
+        casewire_runtime::telemetry::init(&config.log, false);
         let app = Embedded::start(config, services).await.expect("platform starts");
         let t = TestApp { app, dir };
         if import {

@@ -1,12 +1,12 @@
 //! `/api/v1/cases`: opening, one task endpoint per command, the list, the
 //! detail (with `asOf`) and the history.
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::header;
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpRequest, HttpResponse, delete, get, post};
 use casewire_domain::command::*;
 use casewire_domain::types::{CaseKey, Tag};
-use casewire_domain::{Case, CaseCommand};
+use casewire_domain::{Case, CaseCommand, ErrorCode};
 use casewire_ports::envelope::event_to_json;
 use casewire_ports::event_store::replay;
 use casewire_ports::{CaseQuery, CaseSummary, Cursor, Resource, SortKey};
@@ -301,7 +301,7 @@ pub async fn list_cases(
         "key" => SortKey::Key,
         other => {
             return Err(
-                ApiError::validation(format!("sort '{other}' is not one of updatedAt, createdAt, key"))
+                ApiError::bad_parameter(format!("sort '{other}' is not one of updatedAt, createdAt, key"))
                     .with_details(serde_json::json!({"field": "sort"})),
             );
         }
@@ -309,18 +309,15 @@ pub async fn list_cases(
     let limit = p.limit.unwrap_or(api.default_page_size);
     if limit == 0 || limit > api.max_page_size {
         return Err(
-            ApiError::validation(format!("limit must be between 1 and {}", api.max_page_size))
+            ApiError::bad_parameter(format!("limit must be between 1 and {}", api.max_page_size))
                 .with_details(serde_json::json!({"field": "limit"})),
         );
     }
     let after = match &p.cursor {
-        Some(c) => Some(Cursor::decode(c).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "CW-BAD-CURSOR",
-                "the cursor is not one this API issued",
-            )
-        })?),
+        Some(c) => Some(
+            Cursor::decode(c)
+                .ok_or_else(|| ApiError::new(ErrorCode::BadCursor, "the cursor is not one this API issued"))?,
+        ),
         None => None,
     };
     let visible = authz::filter(&state, &auth).await?;
@@ -398,7 +395,7 @@ pub async fn get_case(
         Some(raw) => {
             let at: DateTime<Utc> = DateTime::parse_from_rfc3339(raw)
                 .map_err(|e| {
-                    ApiError::validation(format!("asOf must be an RFC 3339 time: {e}"))
+                    ApiError::bad_parameter(format!("asOf must be an RFC 3339 time: {e}"))
                         .with_details(serde_json::json!({"field": "asOf"}))
                 })?
                 .with_timezone(&Utc);

@@ -1,10 +1,9 @@
 //! `/api/v1/commands`: the generic command envelope for integrations, the
 //! command log and cancellation.
 
-use actix_web::http::StatusCode;
 use actix_web::web::{Data, Path};
 use actix_web::{HttpRequest, HttpResponse, get, post};
-use casewire_domain::{Case, CaseCommand};
+use casewire_domain::{Case, CaseCommand, ErrorCode};
 use casewire_ports::{CancelResult, CommandRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -60,8 +59,7 @@ pub async fn post_command(
         .any(|(name, _)| *name == generic.command_type)
     {
         return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "CW-VALIDATION",
+            ErrorCode::Validation,
             format!("unknown command type '{}'", generic.command_type),
         )
         .with_details(serde_json::json!({"field": "type"})));
@@ -73,11 +71,7 @@ pub async fn post_command(
         // A retry of a command we already have: answer with what we know.
         if let Some(existing) = state.platform.reads.get_command(id).await? {
             if existing.tenant != auth.tenant || existing.actor != auth.name {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "CW-CONFLICT",
-                    "that command id is taken",
-                ));
+                return Err(ApiError::new(ErrorCode::Conflict, "that command id is taken"));
             }
             return Ok(HttpResponse::Accepted().json(Accepted {
                 command_id: existing.id,
@@ -89,16 +83,14 @@ pub async fn post_command(
     }
     let case_id = match (&command, generic.case_id.as_deref()) {
         (CaseCommand::Open(_), Some(raw)) => raw.parse::<Uuid>().map_err(|_| {
-            ApiError::validation("caseId of case.open must be a UUID")
+            ApiError::bad_parameter("caseId of case.open must be a UUID")
                 .with_details(serde_json::json!({"field": "caseId"}))
         })?,
         (CaseCommand::Open(_), None) => Uuid::now_v7(),
         (_, Some(raw)) => resolve_case(&state, &auth.tenant, raw).await?,
         (_, None) => {
-            return Err(
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CW-VALIDATION", "caseId is required")
-                    .with_details(serde_json::json!({"field": "caseId"})),
-            );
+            return Err(ApiError::new(ErrorCode::Validation, "caseId is required")
+                .with_details(serde_json::json!({"field": "caseId"})));
         }
     };
     submit(&state, &auth, &req, case_id, command, generic.command_id).await
@@ -125,7 +117,7 @@ async fn readable_command(state: &AppState, auth: &Auth, id: &str, action: &str)
         .map_err(|_| not_found())?;
     match authz::authorize(state, auth, action, &case).await {
         Ok(()) => Ok(record),
-        Err(e) if e.status == StatusCode::NOT_FOUND => Err(not_found()),
+        Err(e) if e.code == ErrorCode::NotFound => Err(not_found()),
         Err(e) => Err(e),
     }
 }
@@ -159,8 +151,7 @@ pub async fn cancel_command(state: Data<AppState>, auth: Auth, id: Path<String>)
             Ok(HttpResponse::Ok().json(r))
         }
         CancelResult::NotPending(r) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "CW-NOT-PENDING",
+            ErrorCode::NotPending,
             format!("the command is {:?} and can no longer be cancelled", r.status).to_lowercase(),
         )
         .with_details(serde_json::to_value(&r).unwrap_or_default())),

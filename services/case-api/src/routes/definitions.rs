@@ -1,6 +1,5 @@
 //! `/api/v1/definitions`: import (each import is a new version) and read.
 
-use actix_web::http::StatusCode;
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpResponse, get, post};
 use casewire_domain::CaseDefinition;
@@ -90,13 +89,8 @@ pub async fn import(state: &AppState, tenant: &str, source: &str) -> Result<Case
 #[post("/definitions")]
 pub async fn post_definition(state: Data<AppState>, auth: Auth, body: Body) -> Result<HttpResponse, ApiError> {
     authz::require(&state, &auth, "definition.import").await?;
-    let source = std::str::from_utf8(&body).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "CW-VALIDATION",
-            "the definition must be UTF-8 text",
-        )
-    })?;
+    let source =
+        std::str::from_utf8(&body).map_err(|_| ApiError::bad_parameter("the definition must be UTF-8 text"))?;
     let stored = import(&state, &auth.tenant, source).await?;
     Ok(HttpResponse::Created().json(stored))
 }

@@ -50,6 +50,7 @@ impl Modify for BearerAuth {
     components(schemas(
         Case, CaseStatus, Comment, casewire_domain::case::CaseLink, casewire_domain::case::Resolution,
         CaseSummary, cases::CasePage, cases::History, CommandRecord, CommandStatus, SortKey, Accepted, ErrorBody,
+        casewire_domain::ErrorCode, casewire_ports::Rejection,
         CaseDefinition, definitions::DefinitionList, commands::GenericCommand,
         CaseCommand, OpenCase, ReviseDetails, AssignCase, UnassignCase, RouteCase, MoveToStage, PrioritizeCase,
         CommentOnCase, Visibility, TagCase, LinkCase, LinkRelation, ResolveCase, CloseCase, ReopenCase, Requester,

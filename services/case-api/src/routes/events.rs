@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::web::{Bytes, Data, Query};
 use actix_web::{HttpResponse, get};
+use casewire_domain::ErrorCode;
 use casewire_ports::envelope::event_to_json;
 use casewire_ports::{Resource, VisibilityFilter};
 use serde::Deserialize;
@@ -68,7 +69,7 @@ impl Cursor {
             if self.time_left().is_some_and(|left| left.is_zero()) {
                 let line = serde_json::json!({
                     "closed": "token-expired",
-                    "code": "CW-TOKEN-EXPIRED",
+                    "code": ErrorCode::TokenExpired,
                     "message": "the token expired; reconnect with a fresh token and from = position + 1",
                     "position": self.next.saturating_sub(1),
                 });
@@ -125,7 +126,7 @@ impl Cursor {
 /// Idle streams get `{"heartbeat": <time>, "position": <last>}` lines.
 #[utoipa::path(
     get, path = "/api/v1/events", tag = "events", params(StreamParams),
-    responses((status = 200, description = "application/x-ndjson: one CloudEvent per line; when the token expires, a last line `{\"closed\": \"token-expired\", \"position\": <last>}` and the end", content_type = "application/x-ndjson"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody, description = "CW-TOO-MANY-STREAMS: this caller holds stream.max_per_principal streams already")),
+    responses((status = 200, description = "application/x-ndjson: one CloudEvent per line; when the token expires, a last line `{\"closed\": \"token-expired\", \"position\": <last>}` and the end", content_type = "application/x-ndjson"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody, description = "`CW-TOO-MANY-STREAMS`: this caller holds stream.max_per_principal streams already")),
     security(("bearer" = []))
 )]
 #[get("/events")]
@@ -137,8 +138,7 @@ pub async fn stream(state: Data<AppState>, auth: Auth, params: Query<StreamParam
         .take((auth.tenant.clone(), auth.sub.clone()), max)
         .ok_or_else(|| {
             ApiError::new(
-                actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-                "CW-TOO-MANY-STREAMS",
+                ErrorCode::TooManyStreams,
                 format!("you hold {max} open streams already; close one first"),
             )
         })?;

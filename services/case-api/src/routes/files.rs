@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::header;
 use actix_web::web::{Data, Path, Payload};
 use actix_web::{HttpRequest, HttpResponse, get, head, post};
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
+use casewire_domain::ErrorCode;
 use casewire_oidc::Principal;
 use casewire_ports::{BlobError, ByteRange, ByteStream, FileRecord, FileState, Resource};
 use chrono::Utc;
@@ -34,34 +35,22 @@ impl From<BlobError> for ApiError {
         match &e {
             BlobError::NotFound => ApiError::not_found("file"),
             BlobError::ChecksumMismatch { expected, actual } => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "CW-CHECKSUM-MISMATCH",
+                ErrorCode::ChecksumMismatch,
                 "the body's SHA-256 is not the one announced; nothing was stored",
             )
             .with_details(serde_json::json!({"expected": expected, "actual": actual})),
             BlobError::TooLarge { limit } => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "CW-PAYLOAD-TOO-LARGE",
+                ErrorCode::PayloadTooLarge,
                 format!("files are limited to {limit} bytes (storage.max_upload_bytes); nothing was stored"),
             ),
-            BlobError::Refused(why) => ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "CW-CONTENT-MISMATCH",
-                format!("{why}; nothing was stored"),
-            ),
-            BlobError::InvalidRange { size } => ApiError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "CW-RANGE-NOT-SATISFIABLE",
-                format!("the file has {size} bytes"),
-            )
-            .with_details(serde_json::json!({"size": size})),
+            BlobError::Refused(why) => ApiError::new(ErrorCode::ContentMismatch, format!("{why}; nothing was stored")),
+            BlobError::InvalidRange { size } => {
+                ApiError::new(ErrorCode::RangeNotSatisfiable, format!("the file has {size} bytes"))
+                    .with_details(serde_json::json!({"size": size}))
+            }
             BlobError::Unavailable(_) => {
                 tracing::warn!(error = %e, "Blob store unavailable");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "CW-UNAVAILABLE",
-                    "file storage is unavailable; retry shortly",
-                )
+                ApiError::new(ErrorCode::Unavailable, "file storage is unavailable; retry shortly")
             }
             BlobError::Backend(_) => ApiError::internal(&e),
         }
@@ -219,7 +208,7 @@ fn announced_sha256(req: &HttpRequest) -> Result<Option<String>, ApiError> {
         return Ok(None);
     };
     let bad = || {
-        ApiError::validation("x-checksum-sha256 must be a SHA-256 in hex or base64")
+        ApiError::bad_parameter("x-checksum-sha256 must be a SHA-256 in hex or base64")
             .with_details(serde_json::json!({"field": "x-checksum-sha256"}))
     };
     if raw.len() == 64 && raw.chars().all(|c| c.is_ascii_hexdigit()) {
@@ -246,7 +235,7 @@ fn file_name(req: &HttpRequest) -> Result<String, ApiError> {
                 .and_then(|d| d.get_filename().map(str::to_owned))
         })
         .ok_or_else(|| {
-            ApiError::validation("name the file with an x-file-name header (or Content-Disposition filename)")
+            ApiError::bad_parameter("name the file with an x-file-name header (or Content-Disposition filename)")
                 .with_details(serde_json::json!({"field": "x-file-name"}))
         })?;
     clean_name(&raw)
@@ -257,7 +246,7 @@ fn clean_name(raw: &str) -> Result<String, ApiError> {
     let name = raw.rsplit(['/', '\\']).next().unwrap_or_default().trim();
     if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
         return Err(
-            ApiError::validation("the file name must be 1 to 255 characters, without control characters")
+            ApiError::bad_parameter("the file name must be 1 to 255 characters, without control characters")
                 .with_details(serde_json::json!({"field": "x-file-name"})),
         );
     }
@@ -303,8 +292,7 @@ async fn readable(state: &AppState, who: &Principal, id: &str) -> Result<FileRec
     }
     if file.state == FileState::Purged {
         return Err(ApiError::new(
-            StatusCode::GONE,
-            "CW-GONE",
+            ErrorCode::Gone,
             "the file's bytes were purged by the retention rule; its record stays in the case history",
         )
         .with_details(serde_json::to_value(&file).unwrap_or_default()));
@@ -353,7 +341,7 @@ pub async fn upload(
 }
 
 fn form_error(message: impl Into<String>) -> ApiError {
-    ApiError::validation(message).with_details(serde_json::json!({"field": "form"}))
+    ApiError::bad_parameter(message).with_details(serde_json::json!({"field": "form"}))
 }
 
 /// A small text field of a form.
@@ -435,15 +423,15 @@ where
     let cfg = &state.platform.config.storage;
     if !type_allowed(&cfg.allowed_types, &content_type) {
         return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "CW-UNSUPPORTED-MEDIA-TYPE",
+            ErrorCode::UnsupportedMediaType,
             format!("{content_type} is not an allowed file type (storage.allowed_types)"),
         )
         .with_details(serde_json::json!({"allowed": cfg.allowed_types})));
     }
     let id = match id {
         Some(raw) => raw.trim().parse::<Uuid>().map_err(|_| {
-            ApiError::validation("the file id must be a UUID").with_details(serde_json::json!({"field": "x-file-id"}))
+            ApiError::bad_parameter("the file id must be a UUID")
+                .with_details(serde_json::json!({"field": "x-file-id"}))
         })?,
         None => Uuid::now_v7(),
     };
@@ -456,11 +444,7 @@ where
         .into());
     }
     if state.platform.reads.get_file(&auth.tenant, id).await?.is_some() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "CW-CONFLICT",
-            "a file with that id exists",
-        ));
+        return Err(ApiError::new(ErrorCode::Conflict, "a file with that id exists"));
     }
     // The request body is tied to this worker thread; a small channel hands
     // its chunks to the blob store (at most a few chunks in flight, so
@@ -628,8 +612,7 @@ pub struct Presigned {
 
 fn presign_unsupported() -> ApiError {
     ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "CW-PRESIGN-UNSUPPORTED",
+        ErrorCode::PresignUnsupported,
         "this file storage has no presigned URLs (local disk); use GET /api/v1/files/{id}",
     )
 }
@@ -689,8 +672,7 @@ pub async fn presigned_upload(
     let cfg = &state.platform.config.storage;
     if !type_allowed(&cfg.allowed_types, &ask.content_type) {
         return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "CW-UNSUPPORTED-MEDIA-TYPE",
+            ErrorCode::UnsupportedMediaType,
             format!(
                 "{} is not an allowed file type (storage.allowed_types)",
                 ask.content_type
@@ -758,8 +740,7 @@ pub async fn complete_upload(state: Data<AppState>, auth: Auth, id: Path<String>
         Ok(r) => r,
         Err(BlobError::NotFound) => {
             return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "CW-UPLOAD-MISSING",
+                ErrorCode::UploadMissing,
                 "no bytes were uploaded to the presigned URL yet",
             ));
         }
