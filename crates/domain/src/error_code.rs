@@ -23,6 +23,8 @@ pub enum ErrorCode {
     Forbidden,
     // 404
     NotFound,
+    // 405
+    MethodNotAllowed,
     // 409
     Conflict,
     TransitionNotAllowed,
@@ -76,6 +78,7 @@ impl ErrorCode {
         ErrorCode::TokenExpired,
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
         ErrorCode::Conflict,
         ErrorCode::TransitionNotAllowed,
         ErrorCode::NoChange,
@@ -119,6 +122,7 @@ impl ErrorCode {
             ErrorCode::TokenExpired => "CW-TOKEN-EXPIRED",
             ErrorCode::Forbidden => "CW-FORBIDDEN",
             ErrorCode::NotFound => "CW-NOT-FOUND",
+            ErrorCode::MethodNotAllowed => "CW-METHOD-NOT-ALLOWED",
             ErrorCode::Conflict => "CW-CONFLICT",
             ErrorCode::TransitionNotAllowed => "CW-TRANSITION-NOT-ALLOWED",
             ErrorCode::NoChange => "CW-NO-CHANGE",
@@ -162,6 +166,7 @@ impl ErrorCode {
             ErrorCode::Unauthenticated | ErrorCode::TokenExpired => 401,
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Conflict
             | ErrorCode::TransitionNotAllowed
             | ErrorCode::NoChange
@@ -218,6 +223,7 @@ impl ErrorCode {
                 "No such case, command, definition, file or route; also a case the policy hides from you \
                  or of another tenant."
             }
+            ErrorCode::MethodNotAllowed => "The path exists, but not with this method; `Allow` lists those it has.",
             ErrorCode::Conflict => {
                 "The case already exists, the case kept changing while deciding, or a command or file id is taken."
             }
@@ -350,40 +356,41 @@ mod tests {
             ErrorCode::TokenExpired => 4,
             ErrorCode::Forbidden => 5,
             ErrorCode::NotFound => 6,
-            ErrorCode::Conflict => 7,
-            ErrorCode::TransitionNotAllowed => 8,
-            ErrorCode::NoChange => 9,
-            ErrorCode::CaseClosed => 10,
-            ErrorCode::CaseNotOpen => 11,
-            ErrorCode::CaseNotResolved => 12,
-            ErrorCode::CaseAlreadyOpen => 13,
-            ErrorCode::LimitReached => 14,
-            ErrorCode::NotPending => 15,
-            ErrorCode::Cancelled => 16,
-            ErrorCode::CasePending => 17,
-            ErrorCode::UploadMissing => 18,
-            ErrorCode::Rejected => 19,
-            ErrorCode::Gone => 20,
-            ErrorCode::PayloadTooLarge => 21,
-            ErrorCode::UnsupportedMediaType => 22,
-            ErrorCode::ContentMismatch => 23,
-            ErrorCode::RangeNotSatisfiable => 24,
-            ErrorCode::Validation => 25,
-            ErrorCode::SchemaViolation => 26,
-            ErrorCode::UnknownStage => 27,
-            ErrorCode::UnknownPriority => 28,
-            ErrorCode::UnknownResolution => 29,
-            ErrorCode::UnknownComment => 30,
-            ErrorCode::InvalidDefinition => 31,
-            ErrorCode::ChecksumMismatch => 32,
-            ErrorCode::TooManyStreams => 33,
-            ErrorCode::Internal => 34,
-            ErrorCode::DeadLettered => 35,
-            ErrorCode::PresignUnsupported => 36,
-            ErrorCode::Unavailable => 37,
+            ErrorCode::MethodNotAllowed => 7,
+            ErrorCode::Conflict => 8,
+            ErrorCode::TransitionNotAllowed => 9,
+            ErrorCode::NoChange => 10,
+            ErrorCode::CaseClosed => 11,
+            ErrorCode::CaseNotOpen => 12,
+            ErrorCode::CaseNotResolved => 13,
+            ErrorCode::CaseAlreadyOpen => 14,
+            ErrorCode::LimitReached => 15,
+            ErrorCode::NotPending => 16,
+            ErrorCode::Cancelled => 17,
+            ErrorCode::CasePending => 18,
+            ErrorCode::UploadMissing => 19,
+            ErrorCode::Rejected => 20,
+            ErrorCode::Gone => 21,
+            ErrorCode::PayloadTooLarge => 22,
+            ErrorCode::UnsupportedMediaType => 23,
+            ErrorCode::ContentMismatch => 24,
+            ErrorCode::RangeNotSatisfiable => 25,
+            ErrorCode::Validation => 26,
+            ErrorCode::SchemaViolation => 27,
+            ErrorCode::UnknownStage => 28,
+            ErrorCode::UnknownPriority => 29,
+            ErrorCode::UnknownResolution => 30,
+            ErrorCode::UnknownComment => 31,
+            ErrorCode::InvalidDefinition => 32,
+            ErrorCode::ChecksumMismatch => 33,
+            ErrorCode::TooManyStreams => 34,
+            ErrorCode::Internal => 35,
+            ErrorCode::DeadLettered => 36,
+            ErrorCode::PresignUnsupported => 37,
+            ErrorCode::Unavailable => 38,
         }
     }
-    const VARIANTS: usize = 38;
+    const VARIANTS: usize = 39;
 
     #[test]
     fn all_holds_every_variant_once() {

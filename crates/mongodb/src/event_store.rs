@@ -165,7 +165,8 @@ impl MongoEventStore {
                 .counters
                 .update_one(doc! {"_id": counter}, doc! {"$setOnInsert": {"seq": 0_i64}})
                 .upsert(true)
-                .await;
+                .within()
+                .await?;
             match created {
                 Ok(_) => {}
                 Err(e) if is_duplicate_key(&e) => {}
@@ -198,7 +199,7 @@ impl MongoEventStore {
             at: mongodb::bson::DateTime::now(),
             events: Vec::new(),
         };
-        if let Err(e) = self.commits.insert_one(&marker).await {
+        if let Err(e) = self.commits.insert_one(&marker).bounded().await {
             tracing::warn!(first, last, error = %e, "Could not mark unused positions; readers wait out the grace period");
         }
     }
@@ -252,7 +253,7 @@ impl EventStore for MongoEventStore {
                 })
                 .collect(),
         };
-        match self.commits.insert_one(&commit).await {
+        match self.commits.insert_one(&commit).within().await? {
             Ok(_) => {}
             Err(e) if is_duplicate_key(&e) => {
                 self.fill_hole(first, last).await;

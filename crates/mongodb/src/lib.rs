@@ -158,13 +158,30 @@ pub(crate) trait Bounded<T>: IntoFuture<Output = mongodb::error::Result<T>> + Si
         async move {
             match tokio::time::timeout(limit, operation).await {
                 Ok(result) => result.map_err(map_err),
-                Err(_) => Err(StoreError::Unavailable(format!(
-                    "MongoDB did not answer within {} ms",
-                    limit.as_millis()
-                ))),
+                Err(_) => Err(timed_out(limit)),
             }
         }
     }
+
+    /// Runs it within the timeout, handing back the driver's own result for
+    /// callers that look at its error (a duplicate key is an answer).
+    fn within(self) -> impl Future<Output = Result<mongodb::error::Result<T>, StoreError>> + Send
+    where
+        Self::IntoFuture: Send,
+        T: Send,
+    {
+        let limit = Duration::from_millis(OPERATION_TIMEOUT_MS.load(Ordering::Relaxed));
+        let operation = self.into_future();
+        async move {
+            tokio::time::timeout(limit, operation)
+                .await
+                .map_err(|_| timed_out(limit))
+        }
+    }
+}
+
+fn timed_out(limit: Duration) -> StoreError {
+    StoreError::Unavailable(format!("MongoDB did not answer within {} ms", limit.as_millis()))
 }
 
 impl<T, F: IntoFuture<Output = mongodb::error::Result<T>>> Bounded<T> for F {}

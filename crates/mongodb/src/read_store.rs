@@ -19,10 +19,11 @@
 
 use async_trait::async_trait;
 use casewire_domain::{Case, CaseDefinition};
-use casewire_ports::read_store::{searchable_text, sortable_time};
+use casewire_ports::projection::{searchable_text, sortable_time};
 use casewire_ports::{
-    CancelResult, CaseQuery, CaseSummary, ClaimResult, Clause, CommandRecord, CommandStatus, EventRecord, FileRecord,
-    FileState, Page, ReadStore, SortKey, StoreError,
+    CancelResult, CaseProjection, CaseQuery, CaseSummary, Checkpoints, ClaimResult, Clause, CommandLog, CommandRecord,
+    CommandStatus, DefinitionStore, EventRecord, FileCatalog, FileRecord, FileState, Page, ReadStore, SortKey,
+    StoreError,
 };
 use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, Regex, doc};
@@ -359,7 +360,7 @@ impl MongoReadStore {
 }
 
 #[async_trait]
-impl ReadStore for MongoReadStore {
+impl CaseProjection for MongoReadStore {
     async fn apply_case(&self, case: &Case, event: &EventRecord) -> Result<bool, StoreError> {
         // The timeline entry first: if we crash before the case is written,
         // redelivery finds the entry there (ignored) and writes the case.
@@ -370,7 +371,7 @@ impl ReadStore for MongoReadStore {
             "revision": i64_of(event.revision),
             "record": to_json(event)?,
         };
-        match self.timeline.insert_one(entry).await {
+        match self.timeline.insert_one(entry).within().await? {
             Ok(_) => {}
             Err(e) if is_duplicate_key(&e) => {}
             Err(e) => return Err(map_err(e)),
@@ -408,7 +409,8 @@ impl ReadStore for MongoReadStore {
                 doc! {"$set": fields},
             )
             .upsert(true)
-            .await;
+            .within()
+            .await?;
         match result {
             Ok(_) => Ok(true),
             Err(e) if is_duplicate_key(&e) => Ok(false),
@@ -504,100 +506,21 @@ impl ReadStore for MongoReadStore {
             .collect()
     }
 
-    async fn put_definition(&self, tenant: &str, definition: &CaseDefinition) -> Result<CaseDefinition, StoreError> {
-        // Two imports of the same id race for the next version; the unique
-        // index lets one win and the other takes the version after it.
-        for _ in 0..5 {
-            let newest = self
-                .definitions
-                .find_one(doc! {"tenant": tenant, "id": &definition.id})
-                .sort(doc! {"version": -1})
-                .projection(doc! {"version": 1})
-                .bounded()
-                .await?;
-            let last = match newest {
-                Some(d) => d.get_i64("version").map_err(corrupt)?,
-                None => 0,
-            };
-            let mut def = definition.clone();
-            def.version = u32::try_from(last + 1).map_err(corrupt)?;
-            let entry = doc! {
-                "_id": format!("{tenant}:{}:{}", def.id, def.version),
-                "tenant": tenant,
-                "id": &def.id,
-                "version": i64::from(def.version),
-                "doc": to_json(&def)?,
-            };
-            match self.definitions.insert_one(entry).await {
-                Ok(_) => return Ok(def),
-                Err(e) if is_duplicate_key(&e) => continue,
-                Err(e) => return Err(map_err(e)),
-            }
-        }
-        Err(StoreError::Backend(format!(
-            "definition {} is being imported concurrently; try again",
-            definition.id
-        )))
-    }
-
-    async fn get_definition(
-        &self,
-        tenant: &str,
-        id: &str,
-        version: Option<u32>,
-    ) -> Result<Option<CaseDefinition>, StoreError> {
-        let mut filter = doc! {"tenant": tenant, "id": id};
-        if let Some(v) = version {
-            filter.insert("version", i64::from(v));
-        }
-        let found = self
-            .definitions
-            .find_one(filter)
-            .sort(doc! {"version": -1})
-            .bounded()
-            .await?;
-        found.map(|d| from_json(d.get_str("doc").map_err(corrupt)?)).transpose()
-    }
-
-    async fn list_definitions(&self, tenant: &str) -> Result<Vec<CaseDefinition>, StoreError> {
-        let docs: Vec<Document> = self
-            .definitions
-            .find(doc! {"tenant": tenant})
-            .sort(doc! {"id": 1, "version": -1})
-            .bounded()
-            .await?
-            .try_collect()
-            .bounded()
-            .await?;
-        let mut out: Vec<CaseDefinition> = Vec::new();
-        for d in docs {
-            let def: CaseDefinition = from_json(d.get_str("doc").map_err(corrupt)?)?;
-            // Sorted by id, newest version first: keep the first of each id.
-            if out.last().is_none_or(|prev| prev.id != def.id) {
-                out.push(def);
-            }
-        }
-        Ok(out)
-    }
-
-    async fn checkpoint(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
-        let found = self.checkpoints.find_one(doc! {"_id": consumer}).bounded().await?;
-        found
-            .map(|d| u64_of(d.get_i64("position").map_err(corrupt)?))
-            .transpose()
-    }
-
-    async fn save_checkpoint(&self, consumer: &str, position: u64) -> Result<(), StoreError> {
+    async fn reset_projections(&self) -> Result<(), StoreError> {
+        self.cases.delete_many(doc! {}).bounded().await?;
+        self.timeline.delete_many(doc! {}).bounded().await?;
         self.checkpoints
-            .update_one(doc! {"_id": consumer}, doc! {"$set": {"position": i64_of(position)}})
-            .upsert(true)
+            .delete_many(doc! {"_id": Regex { pattern: "^projector".into(), options: String::new() }})
             .bounded()
             .await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl CommandLog for MongoReadStore {
     async fn insert_command(&self, record: &CommandRecord) -> Result<(), StoreError> {
-        match self.commands.insert_one(CommandDoc::of(record)?).await {
+        match self.commands.insert_one(CommandDoc::of(record)?).within().await? {
             Ok(_) => Ok(()),
             // Accepted before (a client retry): the first record stands.
             Err(e) if is_duplicate_key(&e) => Ok(()),
@@ -672,7 +595,10 @@ impl ReadStore for MongoReadStore {
             .await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl FileCatalog for MongoReadStore {
     async fn insert_file(&self, file: &FileRecord) -> Result<(), StoreError> {
         self.files.insert_one(file_doc(file)?).bounded().await?;
         Ok(())
@@ -865,17 +791,108 @@ impl ReadStore for MongoReadStore {
             .await?;
         Ok(())
     }
+}
 
-    async fn reset_projections(&self) -> Result<(), StoreError> {
-        self.cases.delete_many(doc! {}).bounded().await?;
-        self.timeline.delete_many(doc! {}).bounded().await?;
+#[async_trait]
+impl DefinitionStore for MongoReadStore {
+    async fn put_definition(&self, tenant: &str, definition: &CaseDefinition) -> Result<CaseDefinition, StoreError> {
+        // Two imports of the same id race for the next version; the unique
+        // index lets one win and the other takes the version after it.
+        for _ in 0..5 {
+            let newest = self
+                .definitions
+                .find_one(doc! {"tenant": tenant, "id": &definition.id})
+                .sort(doc! {"version": -1})
+                .projection(doc! {"version": 1})
+                .bounded()
+                .await?;
+            let last = match newest {
+                Some(d) => d.get_i64("version").map_err(corrupt)?,
+                None => 0,
+            };
+            let mut def = definition.clone();
+            def.version = u32::try_from(last + 1).map_err(corrupt)?;
+            let entry = doc! {
+                "_id": format!("{tenant}:{}:{}", def.id, def.version),
+                "tenant": tenant,
+                "id": &def.id,
+                "version": i64::from(def.version),
+                "doc": to_json(&def)?,
+            };
+            match self.definitions.insert_one(entry).within().await? {
+                Ok(_) => return Ok(def),
+                Err(e) if is_duplicate_key(&e) => continue,
+                Err(e) => return Err(map_err(e)),
+            }
+        }
+        Err(StoreError::Backend(format!(
+            "definition {} is being imported concurrently; try again",
+            definition.id
+        )))
+    }
+
+    async fn get_definition(
+        &self,
+        tenant: &str,
+        id: &str,
+        version: Option<u32>,
+    ) -> Result<Option<CaseDefinition>, StoreError> {
+        let mut filter = doc! {"tenant": tenant, "id": id};
+        if let Some(v) = version {
+            filter.insert("version", i64::from(v));
+        }
+        let found = self
+            .definitions
+            .find_one(filter)
+            .sort(doc! {"version": -1})
+            .bounded()
+            .await?;
+        found.map(|d| from_json(d.get_str("doc").map_err(corrupt)?)).transpose()
+    }
+
+    async fn list_definitions(&self, tenant: &str) -> Result<Vec<CaseDefinition>, StoreError> {
+        let docs: Vec<Document> = self
+            .definitions
+            .find(doc! {"tenant": tenant})
+            .sort(doc! {"id": 1, "version": -1})
+            .bounded()
+            .await?
+            .try_collect()
+            .bounded()
+            .await?;
+        let mut out: Vec<CaseDefinition> = Vec::new();
+        for d in docs {
+            let def: CaseDefinition = from_json(d.get_str("doc").map_err(corrupt)?)?;
+            // Sorted by id, newest version first: keep the first of each id.
+            if out.last().is_none_or(|prev| prev.id != def.id) {
+                out.push(def);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Checkpoints for MongoReadStore {
+    async fn checkpoint(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
+        let found = self.checkpoints.find_one(doc! {"_id": consumer}).bounded().await?;
+        found
+            .map(|d| u64_of(d.get_i64("position").map_err(corrupt)?))
+            .transpose()
+    }
+
+    async fn save_checkpoint(&self, consumer: &str, position: u64) -> Result<(), StoreError> {
         self.checkpoints
-            .delete_many(doc! {"_id": Regex { pattern: "^projector".into(), options: String::new() }})
+            .update_one(doc! {"_id": consumer}, doc! {"$set": {"position": i64_of(position)}})
+            .upsert(true)
             .bounded()
             .await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl ReadStore for MongoReadStore {
     async fn ping(&self) -> Result<(), StoreError> {
         crate::ping(self.db.client()).await
     }

@@ -1,5 +1,6 @@
-//! The EventStore and ReadStore contract suites against a MongoDB-wire
-//! server (`tests/run` starts SecantusDB and sets
+//! The EventStore contract suite and the read-side ones (a named test per
+//! behaviour, in one module per port) against a MongoDB-wire server
+//! (`tests/run` starts SecantusDB and sets
 //! `CASEWIRE_TEST_MONGODB=mongodb://host:port/`), plus what only this
 //! adapter has: holes in the global order, counter repair, awkward keys.
 //! Each test uses its own database, so runs never see each other's data.
@@ -48,22 +49,15 @@ async fn passes_the_event_store_contract() {
     casewire_ports::contract::event_store_contract(Arc::new(store)).await;
 }
 
-#[tokio::test]
-async fn passes_the_read_store_contract() {
-    let Some(s) = settings() else { return };
+/// A read store on a database of its own, or `None` (after saying why)
+/// without a server.
+async fn fresh_read_store() -> Option<Arc<MongoReadStore>> {
+    let s = settings()?;
     let db = casewire_mongodb::connect(&s).await.unwrap();
-    let store = Arc::new(MongoReadStore::open(&db).await.unwrap());
-    casewire_ports::contract::read_store_contract(store.clone()).await;
-    casewire_ports::contract_files::file_records_contract(store).await;
+    Some(Arc::new(MongoReadStore::open(&db).await.unwrap()))
 }
 
-#[tokio::test]
-async fn unpinning_frees_only_files_no_case_held() {
-    let Some(s) = settings() else { return };
-    let db = casewire_mongodb::connect(&s).await.unwrap();
-    let store = Arc::new(MongoReadStore::open(&db).await.unwrap());
-    casewire_ports::contract_files::unpinning_frees_only_files_no_case_held(store).await;
-}
+casewire_ports::read_store_contract!(fresh_read_store);
 
 #[tokio::test]
 async fn readers_wait_at_a_young_hole_and_step_over_an_old_one() {

@@ -7,8 +7,11 @@
 //! # Layout
 //! - [`error`]: `StoreError` and `BusError`, typed and mapped at the edges.
 //! - [`event_store`]: the `EventStore` port — the source of truth and outbox.
-//! - [`read_store`]: the `ReadStore` port — case list/detail, timeline,
-//!   definitions, checkpoints and the command log.
+//! - [`read_store`]: `ReadStore`, the query side's one backend, made of five
+//!   ports: [`projection`] (`CaseProjection`: case list/detail, timeline),
+//!   [`command_log`] (`CommandLog`), [`file_catalog`] (`FileCatalog`: file
+//!   records, pins, links, sweeps), [`definitions`] (`DefinitionStore`) and
+//!   [`checkpoints`] (`Checkpoints`).
 //! - [`bus`]: the `Bus` port — topics, consumer groups, committed positions.
 //! - [`policy`]: the `PolicyEngine` port — decisions and visibility filters.
 //! - [`blob`]: the `BlobStore` port — file bytes, streamed and checksummed.
@@ -16,30 +19,38 @@
 //!   in outcomes and the command log.
 //! - [`envelope`]: CloudEvents 1.0 (structured JSON) for events, commands
 //!   and outcomes on the bus and the NDJSON stream.
-//! - [`contract`]: the suites that every adapter of a port must pass.
+//! - [`contract`]: the suites that every adapter of a port must pass, and
+//!   the macros that instantiate the read-side ones as one named test per
+//!   behaviour (`read_store_contract!`).
 
 pub mod blob;
 pub mod bus;
+pub mod checkpoints;
+pub mod command_log;
 pub mod contract;
-pub mod contract_files;
+pub mod definitions;
 pub mod envelope;
 pub mod error;
 pub mod event_store;
+pub mod file_catalog;
 pub mod policy;
+pub mod projection;
 pub mod read_store;
 pub mod rejection;
 
 pub use blob::{BlobError, BlobInfo, BlobRead, BlobStore, ByteRange, ByteStream};
 pub use bus::{Bus, BusMessage, StartFrom, Subscription, Topic};
+pub use checkpoints::Checkpoints;
+pub use command_log::{CancelResult, ClaimResult, CommandLog, CommandRecord, CommandStatus};
+pub use definitions::DefinitionStore;
 pub use envelope::{CommandEnvelope, CommandOutcome, OutcomeStatus};
 pub use error::{BusError, StoreError};
 pub use event_store::{EventRecord, EventStore, NewEvent};
+pub use file_catalog::{FileCatalog, FileRecord, FileState};
 pub use policy::{
     Clause, Decision, DefinitionAccess, DefinitionAccessMap, PolicyEngine, PolicyError, Resource, Subject,
     VisibilityFilter, policy_input,
 };
-pub use read_store::{
-    CancelResult, CaseQuery, CaseSummary, ClaimResult, CommandRecord, CommandStatus, Cursor, FileRecord, FileState,
-    Page, ReadStore, SortKey,
-};
+pub use projection::{CaseProjection, CaseQuery, CaseSummary, Cursor, Page, SortKey};
+pub use read_store::ReadStore;
 pub use rejection::Rejection;

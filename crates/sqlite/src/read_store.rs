@@ -7,10 +7,11 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use casewire_domain::{Case, CaseDefinition};
-use casewire_ports::read_store::{searchable_text, sortable_time};
+use casewire_ports::projection::{searchable_text, sortable_time};
 use casewire_ports::{
-    CancelResult, CaseQuery, CaseSummary, ClaimResult, Clause, CommandRecord, CommandStatus, EventRecord, FileRecord,
-    FileState, Page, ReadStore, SortKey, StoreError,
+    CancelResult, CaseProjection, CaseQuery, CaseSummary, Checkpoints, ClaimResult, Clause, CommandLog, CommandRecord,
+    CommandStatus, DefinitionStore, EventRecord, FileCatalog, FileRecord, FileState, Page, ReadStore, SortKey,
+    StoreError,
 };
 use chrono::{DateTime, Utc};
 use rusqlite::types::Value as SqlValue;
@@ -423,7 +424,7 @@ impl SqliteReadStore {
 }
 
 #[async_trait]
-impl ReadStore for SqliteReadStore {
+impl CaseProjection for SqliteReadStore {
     async fn apply_case(&self, case: &Case, event: &EventRecord) -> Result<bool, StoreError> {
         let doc = to_json(case)?;
         let summary = CaseSummary::of(case);
@@ -609,117 +610,23 @@ impl ReadStore for SqliteReadStore {
             .await
     }
 
-    async fn put_definition(&self, tenant: &str, definition: &CaseDefinition) -> Result<CaseDefinition, StoreError> {
-        let tenant = tenant.to_owned();
-        let mut def = definition.clone();
+    async fn reset_projections(&self) -> Result<(), StoreError> {
         self.db
-            .write(move |conn| {
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(map_err)?;
-                let last: i64 = tx
-                    .query_row(
-                        "SELECT COALESCE(MAX(version), 0) FROM definitions WHERE tenant = ?1 AND id = ?2",
-                        params![tenant, def.id],
-                        |r| r.get(0),
-                    )
-                    .map_err(map_err)?;
-                def.version = u32::try_from(last + 1).map_err(corrupt)?;
-                tx.execute(
-                    "INSERT INTO definitions (tenant, id, version, doc) VALUES (?1, ?2, ?3, ?4)",
-                    params![tenant, def.id, def.version, to_json(&def)?],
+            .write(|conn| {
+                conn.execute_batch(
+                    "BEGIN IMMEDIATE;
+                     DELETE FROM cases; DELETE FROM case_tags; DELETE FROM cases_fts; DELETE FROM timeline;
+                     DELETE FROM checkpoints WHERE consumer LIKE 'projector%';
+                     COMMIT;",
                 )
-                .map_err(map_err)?;
-                tx.commit().map_err(map_err)?;
-                Ok(def)
+                .map_err(map_err)
             })
             .await
     }
+}
 
-    async fn get_definition(
-        &self,
-        tenant: &str,
-        id: &str,
-        version: Option<u32>,
-    ) -> Result<Option<CaseDefinition>, StoreError> {
-        let (tenant, id) = (tenant.to_owned(), id.to_owned());
-        self.db
-            .read(move |conn| {
-                let doc: Option<String> = match version {
-                    Some(v) => conn
-                        .query_row(
-                            "SELECT doc FROM definitions WHERE tenant = ?1 AND id = ?2 AND version = ?3",
-                            params![tenant, id, v],
-                            |r| r.get(0),
-                        )
-                        .optional(),
-                    None => conn
-                        .query_row(
-                            "SELECT doc FROM definitions WHERE tenant = ?1 AND id = ?2 ORDER BY version DESC LIMIT 1",
-                            params![tenant, id],
-                            |r| r.get(0),
-                        )
-                        .optional(),
-                }
-                .map_err(map_err)?;
-                doc.map(|d| serde_json::from_str(&d).map_err(corrupt)).transpose()
-            })
-            .await
-    }
-
-    async fn list_definitions(&self, tenant: &str) -> Result<Vec<CaseDefinition>, StoreError> {
-        let tenant = tenant.to_owned();
-        self.db
-            .read(move |conn| {
-                let mut stmt = conn
-                    .prepare_cached(
-                        "SELECT d.doc FROM definitions d WHERE d.tenant = ?1 AND d.version =
-                           (SELECT MAX(version) FROM definitions x WHERE x.tenant = d.tenant AND x.id = d.id)
-                         ORDER BY d.id",
-                    )
-                    .map_err(map_err)?;
-                let rows = stmt.query_map([tenant], |r| r.get::<_, String>(0)).map_err(map_err)?;
-                let mut out = Vec::new();
-                for row in rows {
-                    out.push(serde_json::from_str(&row.map_err(map_err)?).map_err(corrupt)?);
-                }
-                Ok(out)
-            })
-            .await
-    }
-
-    async fn checkpoint(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
-        let consumer = consumer.to_owned();
-        self.db
-            .read(move |conn| {
-                let p: Option<i64> = conn
-                    .query_row(
-                        "SELECT position FROM checkpoints WHERE consumer = ?1",
-                        [consumer],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(map_err)?;
-                Ok(p.and_then(|p| u64::try_from(p).ok()))
-            })
-            .await
-    }
-
-    async fn save_checkpoint(&self, consumer: &str, position: u64) -> Result<(), StoreError> {
-        let consumer = consumer.to_owned();
-        self.db
-            .write(move |conn| {
-                conn.execute(
-                    "INSERT INTO checkpoints (consumer, position) VALUES (?1, ?2)
-                     ON CONFLICT (consumer) DO UPDATE SET position = excluded.position",
-                    params![consumer, i64::try_from(position).unwrap_or(i64::MAX)],
-                )
-                .map_err(map_err)?;
-                Ok(())
-            })
-            .await
-    }
-
+#[async_trait]
+impl CommandLog for SqliteReadStore {
     async fn insert_command(&self, record: &CommandRecord) -> Result<(), StoreError> {
         let (id, status, json) = (record.id.to_string(), status_str(record.status), to_json(record)?);
         let (tenant, case_id) = (record.tenant.clone(), record.case_id.to_string());
@@ -846,7 +753,10 @@ impl ReadStore for SqliteReadStore {
             })
             .await
     }
+}
 
+#[async_trait]
+impl FileCatalog for SqliteReadStore {
     async fn insert_file(&self, file: &FileRecord) -> Result<(), StoreError> {
         let (tenant, id, record) = (file.tenant.clone(), file.id.to_string(), to_json(file)?);
         let (state, uploaded_at, detached_at) =
@@ -983,21 +893,127 @@ impl ReadStore for SqliteReadStore {
             })
             .await
     }
+}
 
-    async fn reset_projections(&self) -> Result<(), StoreError> {
+#[async_trait]
+impl DefinitionStore for SqliteReadStore {
+    async fn put_definition(&self, tenant: &str, definition: &CaseDefinition) -> Result<CaseDefinition, StoreError> {
+        let tenant = tenant.to_owned();
+        let mut def = definition.clone();
         self.db
-            .write(|conn| {
-                conn.execute_batch(
-                    "BEGIN IMMEDIATE;
-                     DELETE FROM cases; DELETE FROM case_tags; DELETE FROM cases_fts; DELETE FROM timeline;
-                     DELETE FROM checkpoints WHERE consumer LIKE 'projector%';
-                     COMMIT;",
+            .write(move |conn| {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(map_err)?;
+                let last: i64 = tx
+                    .query_row(
+                        "SELECT COALESCE(MAX(version), 0) FROM definitions WHERE tenant = ?1 AND id = ?2",
+                        params![tenant, def.id],
+                        |r| r.get(0),
+                    )
+                    .map_err(map_err)?;
+                def.version = u32::try_from(last + 1).map_err(corrupt)?;
+                tx.execute(
+                    "INSERT INTO definitions (tenant, id, version, doc) VALUES (?1, ?2, ?3, ?4)",
+                    params![tenant, def.id, def.version, to_json(&def)?],
                 )
-                .map_err(map_err)
+                .map_err(map_err)?;
+                tx.commit().map_err(map_err)?;
+                Ok(def)
             })
             .await
     }
 
+    async fn get_definition(
+        &self,
+        tenant: &str,
+        id: &str,
+        version: Option<u32>,
+    ) -> Result<Option<CaseDefinition>, StoreError> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.db
+            .read(move |conn| {
+                let doc: Option<String> = match version {
+                    Some(v) => conn
+                        .query_row(
+                            "SELECT doc FROM definitions WHERE tenant = ?1 AND id = ?2 AND version = ?3",
+                            params![tenant, id, v],
+                            |r| r.get(0),
+                        )
+                        .optional(),
+                    None => conn
+                        .query_row(
+                            "SELECT doc FROM definitions WHERE tenant = ?1 AND id = ?2 ORDER BY version DESC LIMIT 1",
+                            params![tenant, id],
+                            |r| r.get(0),
+                        )
+                        .optional(),
+                }
+                .map_err(map_err)?;
+                doc.map(|d| serde_json::from_str(&d).map_err(corrupt)).transpose()
+            })
+            .await
+    }
+
+    async fn list_definitions(&self, tenant: &str) -> Result<Vec<CaseDefinition>, StoreError> {
+        let tenant = tenant.to_owned();
+        self.db
+            .read(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT d.doc FROM definitions d WHERE d.tenant = ?1 AND d.version =
+                           (SELECT MAX(version) FROM definitions x WHERE x.tenant = d.tenant AND x.id = d.id)
+                         ORDER BY d.id",
+                    )
+                    .map_err(map_err)?;
+                let rows = stmt.query_map([tenant], |r| r.get::<_, String>(0)).map_err(map_err)?;
+                let mut out = Vec::new();
+                for row in rows {
+                    out.push(serde_json::from_str(&row.map_err(map_err)?).map_err(corrupt)?);
+                }
+                Ok(out)
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl Checkpoints for SqliteReadStore {
+    async fn checkpoint(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
+        let consumer = consumer.to_owned();
+        self.db
+            .read(move |conn| {
+                let p: Option<i64> = conn
+                    .query_row(
+                        "SELECT position FROM checkpoints WHERE consumer = ?1",
+                        [consumer],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(map_err)?;
+                Ok(p.and_then(|p| u64::try_from(p).ok()))
+            })
+            .await
+    }
+
+    async fn save_checkpoint(&self, consumer: &str, position: u64) -> Result<(), StoreError> {
+        let consumer = consumer.to_owned();
+        self.db
+            .write(move |conn| {
+                conn.execute(
+                    "INSERT INTO checkpoints (consumer, position) VALUES (?1, ?2)
+                     ON CONFLICT (consumer) DO UPDATE SET position = excluded.position",
+                    params![consumer, i64::try_from(position).unwrap_or(i64::MAX)],
+                )
+                .map_err(map_err)?;
+                Ok(())
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl ReadStore for SqliteReadStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.db
             .read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err))
@@ -1010,20 +1026,14 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    #[tokio::test]
-    async fn passes_the_read_store_contract() {
+    /// A store in a directory of its own, which lives as long as the test.
+    async fn fresh_store() -> (Arc<SqliteReadStore>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteReadStore::open(&dir.path().join("read.db"), Durability::Normal).unwrap());
-        casewire_ports::contract::read_store_contract(store.clone()).await;
-        casewire_ports::contract_files::file_records_contract(store).await;
+        let store = SqliteReadStore::open(&dir.path().join("read.db"), Durability::Normal).unwrap();
+        (Arc::new(store), dir)
     }
 
-    #[tokio::test]
-    async fn unpinning_frees_only_files_no_case_held() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteReadStore::open(&dir.path().join("read.db"), Durability::Normal).unwrap());
-        casewire_ports::contract_files::unpinning_frees_only_files_no_case_held(store).await;
-    }
+    casewire_ports::read_store_contract!(fresh_store);
 
     #[tokio::test]
     async fn an_older_layout_is_dropped_for_the_projector_to_rebuild() {

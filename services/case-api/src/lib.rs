@@ -85,11 +85,38 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found("resource"))
 }
 
+/// What no route took: 405 with `Allow` when the document has the path
+/// with other methods, else 404.
+async fn unrouted(req: actix_web::HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError as _;
+    match docs::allowed_methods(req.path()) {
+        Some(allowed) => {
+            let mut res = ApiError::new(
+                casewire_domain::ErrorCode::MethodNotAllowed,
+                format!(
+                    "{} is not a method of {}; use {}",
+                    req.method(),
+                    req.path(),
+                    allowed.join(", ")
+                ),
+            )
+            .error_response();
+            if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allowed.join(", ")) {
+                res.headers_mut().insert(actix_web::http::header::ALLOW, value);
+            }
+            res
+        }
+        None => ApiError::not_found("resource").error_response(),
+    }
+}
+
 /// The file routes, which the storage API serves alone.
 fn files_scope(scope: actix_web::Scope) -> actix_web::Scope {
     scope
         // Literal paths before `/files/{id}`.
         .service(files::presigned_upload)
+        // Other methods on the literal path are 405, not a file "uploads".
+        .service(web::resource("/files/uploads").default_service(web::to(unrouted)))
         .service(files::complete_upload)
         .service(files::upload)
         .service(files::file_info)
@@ -256,7 +283,11 @@ async fn start_serving(platform: Platform, shutdown: CancellationToken, files_on
                     .service(dev_auth::token),
             );
         }
-        app.default_service(web::to(not_found))
+        if files_only {
+            app.default_service(web::to(not_found))
+        } else {
+            app.default_service(web::to(unrouted))
+        }
     })
     .workers(workers)
     .disable_signals()

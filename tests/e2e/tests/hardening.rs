@@ -118,3 +118,66 @@ async fn a_caller_holds_a_bounded_number_of_streams() {
     drop(second);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_method_a_path_does_not_have_is_405_with_allow_and_the_document_declares_the_rest() {
+    let app = TestApp::spawn().await;
+    let http = reqwest::Client::new();
+    let token = app.app.token("carol").unwrap();
+    let case = format!("{}/api/v1/cases/{}", app.url(), uuid::Uuid::now_v7());
+    for (method, url, allow) in [
+        (reqwest::Method::POST, case.clone(), "GET"),
+        (reqwest::Method::PUT, format!("{}/api/v1/cases", app.url()), "GET, POST"),
+        (
+            reqwest::Method::DELETE,
+            format!("{}/api/v1/files/uploads", app.url()),
+            "POST",
+        ),
+    ] {
+        let r = http
+            .request(method.clone(), &url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 405, "{method} {url}");
+        assert_eq!(r.headers()["allow"], allow, "{method} {url}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["code"], "CW-METHOD-NOT-ALLOWED");
+    }
+    let r = http
+        .get(format!("{}/api/v1/nowhere", app.url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404, "an unknown path stays 404");
+
+    // Every operation that needs a token declares 401 and 503; every one
+    // with a body declares 413.
+    let doc: Value = http
+        .get(format!("{}/api/v1/openapi.json", app.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = &op["responses"];
+            if op.get("security").is_some() {
+                for status in ["401", "503"] {
+                    assert!(responses.get(status).is_some(), "{method} {path} declares {status}");
+                }
+                checked += 1;
+            }
+            if op.get("requestBody").is_some() {
+                assert!(responses.get("413").is_some(), "{method} {path} declares 413");
+            }
+        }
+    }
+    assert!(checked > 25, "{checked} secured operations");
+    app.stop().await;
+}

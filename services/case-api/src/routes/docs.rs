@@ -1,7 +1,10 @@
 //! `/api/v1/openapi.json` and the JSON-Schema descriptions of commands and
 //! events, all generated from the Rust types with `utoipa`.
 
+use std::sync::LazyLock;
+
 use actix_web::{HttpResponse, get};
+use casewire_domain::ErrorCode;
 use casewire_domain::command::*;
 use casewire_domain::event::*;
 use casewire_domain::{Case, CaseCommand, CaseDefinition, CaseEvent, CaseStatus, Comment};
@@ -77,12 +80,131 @@ pub struct ApiDoc;
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta", responses((status = 200, description = "OpenAPI 3.1 document")))]
 #[get("/openapi.json")]
 pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+    HttpResponse::Ok().json(&*DOCUMENT)
+}
+
+/// The document as served: utoipa's, plus the statuses every operation of
+/// a kind can answer (built once).
+static DOCUMENT: LazyLock<Value> = LazyLock::new(document);
+
+/// The operations' methods as OpenAPI names them.
+const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+
+/// The OpenAPI document with the statuses the API as a whole answers
+/// declared on each operation they apply to: 401 (and 503: a store, the
+/// bus, the issuer or the policy engine down) wherever a token is needed,
+/// 400 wherever there is input, 413 and 415 wherever there is a body. Each
+/// lists its codes from [`ErrorCode`], so the document can not drift from
+/// the one table of codes.
+pub fn document() -> Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return doc;
+    };
+    for item in paths.values_mut().filter_map(Value::as_object_mut) {
+        for (method, op) in item.iter_mut() {
+            let Some(op) = op.as_object_mut().filter(|_| METHODS.contains(&method.as_str())) else {
+                continue;
+            };
+            let secured = op.contains_key("security");
+            let has_body = op.contains_key("requestBody");
+            let has_input = has_body
+                || op
+                    .get("parameters")
+                    .and_then(Value::as_array)
+                    .is_some_and(|p| !p.is_empty());
+            let common: [(bool, u16); 5] = [
+                (secured, 401),
+                (secured, 503),
+                (has_input, 400),
+                (has_body, 413),
+                (has_body, 415),
+            ];
+            let responses = op.entry("responses").or_insert_with(|| Value::Object(Map::new()));
+            if let Some(responses) = responses.as_object_mut() {
+                for (_, status) in common.iter().filter(|(applies, _)| *applies) {
+                    responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| error_response(*status));
+                }
+            }
+        }
+    }
+    doc
+}
+
+/// A response of `status` with the error body, naming the codes it carries.
+fn error_response(status: u16) -> Value {
+    let codes: Vec<String> = ErrorCode::ALL
+        .iter()
+        .filter(|c| c.status() == status)
+        .map(|c| format!("`{}`", c.as_str()))
+        .collect();
+    serde_json::json!({
+        "description": codes.join(", "),
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    })
+}
+
+/// The methods the document gives a request path (every template it
+/// matches), or `None` when it matches none: the difference between 405
+/// and 404.
+pub fn allowed_methods(path: &str) -> Option<Vec<String>> {
+    static TEMPLATES: LazyLock<Vec<(Vec<String>, Vec<String>)>> = LazyLock::new(|| {
+        DOCUMENT
+            .get("paths")
+            .and_then(Value::as_object)
+            .map(|paths| {
+                paths
+                    .iter()
+                    .map(|(template, item)| {
+                        let segments = template.split('/').map(str::to_owned).collect();
+                        let methods = item
+                            .as_object()
+                            .map(|ops| {
+                                ops.keys()
+                                    .filter(|m| METHODS.contains(&m.as_str()))
+                                    .map(|m| m.to_uppercase())
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        (segments, methods)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    let segments: Vec<&str> = path.split('/').collect();
+    let matching: Vec<&(Vec<String>, Vec<String>)> = TEMPLATES
+        .iter()
+        .filter(|(template, _)| {
+            template.len() == segments.len()
+                && template
+                    .iter()
+                    .zip(&segments)
+                    .all(|(t, s)| t == s || (t.starts_with('{') && t.ends_with('}') && !s.is_empty()))
+        })
+        .collect();
+    // The most literal templates name the resource: `/files/uploads` is
+    // the uploads resource, not a file whose id is "uploads".
+    let literal = |t: &Vec<String>| t.iter().filter(|s| !s.starts_with('{')).count();
+    let most = matching.iter().map(|(t, _)| literal(t)).max()?;
+    let mut methods: Vec<String> = matching
+        .iter()
+        .filter(|(t, _)| literal(t) == most)
+        .flat_map(|(_, methods)| methods.iter().cloned())
+        .collect();
+    if methods.is_empty() {
+        return None;
+    }
+    methods.sort();
+    methods.dedup();
+    Some(methods)
 }
 
 fn components() -> Map<String, Value> {
-    let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
-    doc.pointer("/components/schemas")
+    DOCUMENT
+        .pointer("/components/schemas")
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default()

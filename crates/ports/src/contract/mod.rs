@@ -2,18 +2,33 @@
 //! tests call these with a fresh instance (its own database, bucket or topic
 //! prefix), so the same behaviour is asserted of SQLite, Kafka and MongoDB.
 //! They panic with a message on the first broken promise.
+//!
+//! # Layout
+//! - this module: `skip`, the event store, bus and blob store suites (one
+//!   function each), and [`Fixture`], what the read-side macros expect of an
+//!   adapter's store factory;
+//! - [`projection`], [`command_log`], [`file_catalog`], [`definitions`],
+//!   [`checkpoints`]: one public function per behaviour of each read-side
+//!   port, and [`read_store`] for what spans them (reset, ping). Adapters
+//!   run them through `read_store_contract!(factory)` (or the macro of one
+//!   port), which makes each behaviour its own named test, so a failure
+//!   names the behaviour and does not hide the rest.
 
 // These are test suites shipped as library code: a panic is the report.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
+
+pub mod checkpoints;
+pub mod command_log;
+pub mod definitions;
+pub mod file_catalog;
+pub mod projection;
+pub mod read_store;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use casewire_domain::command::{Requester, Visibility};
-use casewire_domain::types::EmailAddress;
-use casewire_domain::{Case, CaseDefinition, CaseStatus, Comment};
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
 use uuid::Uuid;
 
 use crate::*;
@@ -29,6 +44,91 @@ pub fn skip(reason: &str) {
     );
     // Written to the handle, not through eprintln!, which libtest captures.
     let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
+}
+
+/// What an adapter's store factory returns to the contract macros: a fresh
+/// store, with whatever must outlive the test beside it (a temporary
+/// directory), or `None` when its server is missing (the factory called
+/// [`skip`], so the test passes after saying why).
+pub trait Fixture {
+    /// The adapter under test.
+    type Store;
+    /// The store to test, or `None` to skip.
+    fn store(&self) -> Option<Arc<Self::Store>>;
+}
+
+impl<S> Fixture for Arc<S> {
+    type Store = S;
+    fn store(&self) -> Option<Arc<S>> {
+        Some(self.clone())
+    }
+}
+
+impl<S, G> Fixture for (Arc<S>, G) {
+    type Store = S;
+    fn store(&self) -> Option<Arc<S>> {
+        Some(self.0.clone())
+    }
+}
+
+impl<F: Fixture> Fixture for Option<F> {
+    type Store = F::Store;
+    fn store(&self) -> Option<Arc<F::Store>> {
+        self.as_ref().and_then(Fixture::store)
+    }
+}
+
+/// One `#[tokio::test]` per behaviour of `contract::<suite>`, each on a
+/// fresh store from `factory` (an async fn returning a [`Fixture`]). The
+/// invoking crate needs `tokio` (with its `macros` feature).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __contract_tests {
+    ($factory:path, $suite:ident: $($behaviour:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $behaviour() {
+                let fixture = $factory().await;
+                if let Some(store) = $crate::contract::Fixture::store(&fixture) {
+                    $crate::contract::$suite::$behaviour(store).await;
+                }
+            }
+        )+
+    };
+}
+
+/// Every read-side contract as named tests, one module per port
+/// (`case_projection`, `command_log`, `file_catalog`, `definition_store`,
+/// `checkpoints`, and `read_store` for what spans them). `factory` is an
+/// async fn of the invoking module that returns a fresh store as a
+/// [`Fixture`]; the invoking crate needs `tokio` (with `macros`).
+///
+/// ```text
+/// async fn fresh_store() -> (Arc<SqliteReadStore>, TempDir) { ... }
+/// casewire_ports::read_store_contract!(fresh_store);
+/// ```
+#[macro_export]
+macro_rules! read_store_contract {
+    ($factory:ident) => {
+        mod case_projection {
+            $crate::case_projection_contract!(super::$factory);
+        }
+        mod command_log {
+            $crate::command_log_contract!(super::$factory);
+        }
+        mod file_catalog {
+            $crate::file_catalog_contract!(super::$factory);
+        }
+        mod definition_store {
+            $crate::definition_store_contract!(super::$factory);
+        }
+        mod checkpoints {
+            $crate::checkpoints_contract!(super::$factory);
+        }
+        mod read_store {
+            $crate::read_store_composite_contract!(super::$factory);
+        }
+    };
 }
 
 fn new_event(command_id: Uuid, n: u32) -> NewEvent {
@@ -196,466 +296,6 @@ pub async fn event_store_contract<S: EventStore>(store: Arc<S>) {
         }
     }
     assert_eq!(wins, 1, "exactly one concurrent writer wins");
-    store.ping().await.expect("ping");
-}
-
-fn case(tenant: &str, n: u32, revision: u64) -> Case {
-    let created =
-        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap_or_default() + chrono::Duration::minutes(n.into());
-    Case {
-        id: Uuid::now_v7(),
-        tenant: tenant.into(),
-        key: format!("CON-{n:06}"),
-        definition_id: if n.is_multiple_of(2) {
-            "even".into()
-        } else {
-            "odd".into()
-        },
-        definition_version: 1,
-        title: format!(
-            "Case number {n} about {}",
-            if n.is_multiple_of(3) { "printers" } else { "invoices" }
-        ),
-        description: "contract".into(),
-        data: serde_json::json!({"n": n}),
-        stage: if n.is_multiple_of(4) {
-            "done".into()
-        } else {
-            "new".into()
-        },
-        status: CaseStatus::Open,
-        priority: if n.is_multiple_of(5) {
-            "high".into()
-        } else {
-            "normal".into()
-        },
-        queue: if n < 10 { "support".into() } else { "billing".into() },
-        assignee: (n % 2 == 1).then(|| "alice".to_owned()),
-        requester: n.is_multiple_of(3).then(|| Requester {
-            name: None,
-            email: EmailAddress::parse(format!("r{}@example.com", n % 2)).expect("email"),
-        }),
-        tags: if n.is_multiple_of(3) {
-            vec!["hardware".into(), "vip".into()]
-        } else {
-            vec![]
-        },
-        links: vec![],
-        comments: vec![],
-        attachments: vec![],
-        resolution: None,
-        confidential: n.is_multiple_of(5),
-        created_by: if n.is_multiple_of(4) {
-            "dave".into()
-        } else {
-            "contract".into()
-        },
-        created_at: Some(created),
-        updated_at: Some(created + chrono::Duration::seconds(i64::from(n % 7))),
-        closed_at: None,
-        revision,
-    }
-}
-
-fn record_for(c: &Case) -> EventRecord {
-    EventRecord {
-        id: Uuid::now_v7(),
-        position: c.revision,
-        tenant: c.tenant.clone(),
-        case_id: c.id,
-        revision: c.revision,
-        event_type: "casewire.case.tagged.v1".into(),
-        data: serde_json::json!({"tag": "x"}),
-        time: c.updated_at.unwrap_or_default(),
-        actor: "contract".into(),
-        command_id: Uuid::now_v7(),
-        correlation_id: Uuid::now_v7(),
-    }
-}
-
-async fn all_pages<S: ReadStore>(store: &S, tenant: &str, mut q: CaseQuery) -> Vec<CaseSummary> {
-    let mut out = Vec::new();
-    loop {
-        let page = store.list_cases(tenant, &q).await.expect("list");
-        assert!(page.items.len() <= q.limit, "a page holds at most limit items");
-        out.extend(page.items);
-        match page.next_cursor {
-            Some(c) => q.after = Some(Cursor::decode(&c).expect("cursor decodes")),
-            None => return out,
-        }
-    }
-}
-
-/// The `ReadStore` promises.
-pub async fn read_store_contract<S: ReadStore>(store: Arc<S>) {
-    let tenant = format!("t-{}", Uuid::now_v7().simple());
-    let cases: Vec<Case> = (0..20).map(|n| case(&tenant, n, 1)).collect();
-    for c in &cases {
-        assert!(
-            store.apply_case(c, &record_for(c)).await.expect("apply"),
-            "a new case applies"
-        );
-    }
-    // Idempotency by revision: a replayed or older state is ignored.
-    let mut stale = cases[1].clone();
-    stale.title = "stale".into();
-    assert!(
-        !store.apply_case(&stale, &record_for(&stale)).await.expect("apply"),
-        "same revision is ignored"
-    );
-    let mut newer = cases[1].clone();
-    newer.revision = 2;
-    newer.title = "Renamed invoices case".into();
-    assert!(store.apply_case(&newer, &record_for(&newer)).await.expect("apply"));
-    let got = store.get_case(&tenant, newer.id).await.expect("get").expect("exists");
-    assert_eq!(got, newer, "the detail round-trips whole");
-    assert_eq!(
-        store
-            .get_case_by_key(&tenant, &newer.key)
-            .await
-            .expect("by key")
-            .map(|c| c.id),
-        Some(newer.id)
-    );
-    assert!(
-        store.get_case("other-tenant", newer.id).await.expect("get").is_none(),
-        "details are scoped by tenant"
-    );
-    assert_eq!(store.timeline(&tenant, newer.id).await.expect("timeline").len(), 2);
-    assert!(
-        store
-            .timeline("other-tenant", newer.id)
-            .await
-            .expect("timeline")
-            .is_empty()
-    );
-
-    let q = |f: fn(&mut CaseQuery)| {
-        let mut q = CaseQuery {
-            limit: 50,
-            ..CaseQuery::default()
-        };
-        f(&mut q);
-        q
-    };
-    let count = |q: CaseQuery| {
-        let store = store.clone();
-        let tenant = tenant.clone();
-        async move { all_pages(&*store, &tenant, q).await.len() }
-    };
-    assert_eq!(count(q(|_| {})).await, 20);
-    assert_eq!(count(q(|q| q.stage = Some("done".into()))).await, 5);
-    assert_eq!(count(q(|q| q.queue = Some("support".into()))).await, 10);
-    assert_eq!(count(q(|q| q.assignee = Some("alice".into()))).await, 10);
-    assert_eq!(count(q(|q| q.priority = Some("high".into()))).await, 4);
-    assert_eq!(count(q(|q| q.tag = Some("vip".into()))).await, 7);
-    assert_eq!(count(q(|q| q.definition = Some("even".into()))).await, 10);
-    assert_eq!(count(q(|q| q.status = Some("open".into()))).await, 20);
-    assert_eq!(count(q(|q| q.text = Some("printers".into()))).await, 7);
-    assert_eq!(
-        count(q(|q| q.text = Some("print".into()))).await,
-        7,
-        "text matches word prefixes"
-    );
-    assert_eq!(
-        count(q(|q| q.text = Some("renamed invoices".into()))).await,
-        1,
-        "every word must match"
-    );
-    assert_eq!(
-        count(q(|q| q.text = Some("\"unbalanced OR (".into()))).await,
-        0,
-        "query syntax is not interpreted"
-    );
-    assert_eq!(
-        count(q(|q| {
-            q.queue = Some("billing".into());
-            q.tag = Some("hardware".into());
-        }))
-        .await,
-        3,
-        "filters combine"
-    );
-    assert_eq!(
-        all_pages(&*store, "other-tenant-x", q(|_| {})).await.len(),
-        0,
-        "lists are scoped by tenant"
-    );
-
-    // Visibility clauses: the list shows exactly the cases the same clauses
-    // admit in memory (which is how streams filter), so a list and a stream
-    // can never disagree.
-    let current: Vec<Case> = cases
-        .iter()
-        .map(|c| if c.id == newer.id { newer.clone() } else { c.clone() })
-        .collect();
-    let clause_sets: Vec<Vec<Clause>> = vec![
-        vec![Clause::default()],
-        vec![],
-        vec![Clause {
-            queue: Some(vec!["support".into()]),
-            confidential: Some(false),
-            ..Clause::default()
-        }],
-        vec![
-            Clause {
-                queue: Some(vec!["billing".into(), "nowhere".into()]),
-                ..Clause::default()
-            },
-            Clause {
-                assignee: Some("alice".into()),
-                ..Clause::default()
-            },
-        ],
-        vec![
-            Clause {
-                requester: Some("r0@example.com".into()),
-                confidential: Some(false),
-                ..Clause::default()
-            },
-            Clause {
-                created_by: Some("dave".into()),
-                confidential: Some(false),
-                ..Clause::default()
-            },
-        ],
-        vec![Clause {
-            confidential: Some(true),
-            ..Clause::default()
-        }],
-        // Definition access groups narrow a clause to some definitions.
-        vec![Clause {
-            queue: Some(vec!["support".into(), "billing".into()]),
-            definition: Some(vec!["even".into()]),
-            ..Clause::default()
-        }],
-        vec![
-            Clause {
-                definition: Some(vec![]),
-                ..Clause::default()
-            },
-            Clause {
-                definition: Some(vec!["odd".into(), "unknown".into()]),
-                confidential: Some(false),
-                ..Clause::default()
-            },
-        ],
-    ];
-    for clauses in clause_sets {
-        let mut query = q(|_| {});
-        query.limit = 4;
-        query.visible = Some(clauses.clone());
-        let mut got: Vec<Uuid> = all_pages(&*store, &tenant, query).await.iter().map(|c| c.id).collect();
-        got.sort();
-        let mut want: Vec<Uuid> = current
-            .iter()
-            .filter(|c| clauses.iter().any(|cl| cl.matches(&Resource::of(c))))
-            .map(|c| c.id)
-            .collect();
-        want.sort();
-        assert_eq!(got, want, "the list admits what {clauses:?} admit");
-    }
-    let mut confidential_only = q(|q| q.queue = Some("support".into()));
-    confidential_only.visible = Some(vec![Clause {
-        confidential: Some(true),
-        ..Clause::default()
-    }]);
-    assert_eq!(count(confidential_only).await, 2, "clauses combine with filters");
-
-    // Internal comments are searchable only where the caller may read them.
-    let mut commented = newer.clone();
-    commented.revision = 3;
-    for (body, visibility) in [
-        ("zanzibar note", Visibility::Internal),
-        ("quokka reply", Visibility::Public),
-    ] {
-        commented.comments.push(Comment {
-            id: Uuid::now_v7(),
-            parent_id: None,
-            body: body.into(),
-            visibility,
-            author: "alice".into(),
-            at: Utc::now(),
-        });
-    }
-    assert!(
-        store
-            .apply_case(&commented, &record_for(&commented))
-            .await
-            .expect("apply")
-    );
-    for (word, public_only, expected) in [
-        ("zanzibar", false, 1),
-        ("zanzibar", true, 0),
-        ("quokka", true, 1),
-        ("renamed", true, 1),
-    ] {
-        let mut query = q(|_| {});
-        query.text = Some(word.into());
-        query.public_text_only = public_only;
-        assert_eq!(
-            count(query).await,
-            expected,
-            "search for {word}, public only: {public_only}"
-        );
-    }
-
-    // Paging: small pages cover everything exactly once, in order.
-    for (sort, descending) in [
-        (SortKey::UpdatedAt, true),
-        (SortKey::CreatedAt, false),
-        (SortKey::Key, false),
-    ] {
-        let mut query = q(|_| {});
-        query.limit = 3;
-        query.sort = sort;
-        query.descending = descending;
-        let items = all_pages(&*store, &tenant, query).await;
-        assert_eq!(items.len(), 20, "paging by {sort:?} covers every case");
-        let ids: HashSet<_> = items.iter().map(|c| c.id).collect();
-        assert_eq!(ids.len(), 20, "paging by {sort:?} repeats nothing");
-        let values: Vec<_> = items.iter().map(|c| (c.sort_value(sort), c.id)).collect();
-        let mut sorted = values.clone();
-        sorted.sort();
-        if descending {
-            sorted.reverse();
-        }
-        assert_eq!(values, sorted, "paging by {sort:?} keeps the order");
-    }
-
-    // Definitions: each put is a new version.
-    let def = CaseDefinition::parse_yaml(
-        "id: contract\nname: Contract\nkeyPrefix: CON\nstages: [{id: new}]\ninitialStage: new\npriorities: [{id: normal}]\ndefaultPriority: normal\ndefaultQueue: support\n",
-    )
-    .expect("definition");
-    let v1 = store.put_definition(&tenant, &def).await.expect("put");
-    let mut changed = def.clone();
-    changed.name = "Contract v2".into();
-    let v2 = store.put_definition(&tenant, &changed).await.expect("put");
-    assert_eq!((v1.version, v2.version), (1, 2));
-    assert_eq!(
-        store
-            .get_definition(&tenant, "contract", None)
-            .await
-            .expect("get")
-            .map(|d| d.name),
-        Some("Contract v2".into())
-    );
-    assert_eq!(
-        store
-            .get_definition(&tenant, "contract", Some(1))
-            .await
-            .expect("get")
-            .map(|d| d.version),
-        Some(1)
-    );
-    assert!(
-        store
-            .get_definition("other-tenant", "contract", None)
-            .await
-            .expect("get")
-            .is_none()
-    );
-    assert_eq!(
-        store.list_definitions(&tenant).await.expect("list").len(),
-        1,
-        "the list shows the newest version only"
-    );
-
-    // Checkpoints.
-    let consumer = format!("contract-{}", Uuid::now_v7());
-    assert_eq!(store.checkpoint(&consumer).await.expect("checkpoint"), None);
-    store.save_checkpoint(&consumer, 41).await.expect("save");
-    store.save_checkpoint(&consumer, 42).await.expect("save");
-    assert_eq!(store.checkpoint(&consumer).await.expect("checkpoint"), Some(42));
-
-    // Command log: pending -> processing -> processed; cancel only while pending.
-    let record = |status| CommandRecord {
-        id: Uuid::now_v7(),
-        tenant: tenant.clone(),
-        case_id: Uuid::now_v7(),
-        command_type: "case.assign".into(),
-        status,
-        actor: "alice".into(),
-        accepted_at: Utc::now(),
-        finished_at: None,
-        revision: None,
-        error: None,
-    };
-    let a = record(CommandStatus::Pending);
-    store.insert_command(&a).await.expect("insert");
-    assert_eq!(
-        store.get_command(a.id).await.expect("get").map(|r| r.status),
-        Some(CommandStatus::Pending)
-    );
-    assert_eq!(store.claim_command(a.id).await.expect("claim"), ClaimResult::Claimed);
-    assert_eq!(
-        store.claim_command(a.id).await.expect("claim"),
-        ClaimResult::Claimed,
-        "redelivery claims again"
-    );
-    assert!(matches!(
-        store.cancel_command(a.id).await.expect("cancel"),
-        CancelResult::NotPending(_)
-    ));
-    let mut done = a.clone();
-    done.status = CommandStatus::Processed;
-    done.revision = Some(3);
-    done.finished_at = Some(Utc::now());
-    store.finish_command(&done).await.expect("finish");
-    match store.claim_command(a.id).await.expect("claim") {
-        ClaimResult::Finished(r) => assert_eq!((r.status, r.revision), (CommandStatus::Processed, Some(3))),
-        other => panic!("expected Finished, got {other:?}"),
-    }
-    assert!(
-        !store
-            .has_unfinished_commands(&tenant, a.case_id)
-            .await
-            .expect("unfinished"),
-        "finished does not count"
-    );
-    let b = record(CommandStatus::Pending);
-    store.insert_command(&b).await.expect("insert");
-    assert!(
-        matches!(store.cancel_command(b.id).await.expect("cancel"), CancelResult::Cancelled(r) if r.status == CommandStatus::Cancelled)
-    );
-    assert_eq!(store.claim_command(b.id).await.expect("claim"), ClaimResult::Cancelled);
-    assert_eq!(
-        store.cancel_command(Uuid::now_v7()).await.expect("cancel"),
-        CancelResult::NotFound
-    );
-    assert_eq!(
-        store.claim_command(Uuid::now_v7()).await.expect("claim"),
-        ClaimResult::Unknown
-    );
-    let c = record(CommandStatus::Rejected);
-    store
-        .finish_command(&c)
-        .await
-        .expect("finish an unknown command inserts it");
-    assert_eq!(
-        store.get_command(c.id).await.expect("get").map(|r| r.status),
-        Some(CommandStatus::Rejected)
-    );
-
-    store.reset_projections().await.expect("reset");
-    assert_eq!(
-        all_pages(&*store, &tenant, q(|_| {})).await.len(),
-        0,
-        "reset clears the case list"
-    );
-    assert!(
-        store.timeline(&tenant, newer.id).await.expect("timeline").is_empty(),
-        "reset clears the timeline"
-    );
-    assert!(
-        store
-            .get_definition(&tenant, "contract", None)
-            .await
-            .expect("get")
-            .is_some(),
-        "reset keeps definitions"
-    );
     store.ping().await.expect("ping");
 }
 

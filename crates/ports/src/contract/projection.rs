@@ -1,0 +1,612 @@
+//! The `CaseProjection` promises, one function per behaviour. Most start
+//! from `seeded`: twenty cases of a fresh tenant whose fields are spread
+//! so that every filter selects a known number of them.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use casewire_domain::command::{Requester, Visibility};
+use casewire_domain::types::EmailAddress;
+use casewire_domain::{Case, CaseStatus, Comment};
+use chrono::{TimeZone, Utc};
+use uuid::Uuid;
+
+use crate::{CaseProjection, CaseQuery, CaseSummary, Clause, Cursor, EventRecord, Resource, SortKey};
+
+/// One named test per behaviour below, on a fresh store from `factory`.
+#[macro_export]
+macro_rules! case_projection_contract {
+    ($factory:path) => {
+        $crate::__contract_tests!($factory, projection:
+            a_new_case_applies_and_reads_back_whole,
+            a_same_or_older_revision_is_ignored,
+            a_newer_revision_replaces_the_case,
+            a_case_is_found_by_its_key,
+            details_are_scoped_by_tenant,
+            the_timeline_has_one_entry_per_applied_revision,
+            timelines_are_scoped_by_tenant,
+            the_list_shows_every_case_of_the_tenant,
+            lists_filter_by_stage,
+            lists_filter_by_queue,
+            lists_filter_by_assignee,
+            lists_filter_by_priority,
+            lists_filter_by_tag,
+            lists_filter_by_definition,
+            lists_filter_by_status,
+            list_filters_combine,
+            lists_are_scoped_by_tenant,
+            full_text_matches_whole_words,
+            full_text_matches_word_prefixes,
+            full_text_requires_every_word,
+            full_text_syntax_is_not_interpreted,
+            visibility_clauses_match_clause_matches_in_memory,
+            visibility_clauses_combine_with_filters,
+            internal_comments_are_found_by_full_search,
+            public_search_leaves_internal_comments_out,
+            public_search_finds_public_comments_and_fields,
+            pages_by_update_time_descending_cover_every_case_once_in_order,
+            pages_by_creation_time_cover_every_case_once_in_order,
+            pages_by_key_cover_every_case_once_in_order,
+            reset_clears_the_case_list,
+            reset_clears_the_timeline,
+        );
+    };
+}
+
+/// Case `n` of twenty: stage "done" for multiples of 4 (5 cases), queue
+/// "support" below 10 (10), assignee alice for odd numbers (10), priority
+/// "high" and confidential for multiples of 5 (4), tags and "printers" in
+/// the title for multiples of 3 (7), definition "even" for even numbers (10).
+fn case(tenant: &str, n: u32, revision: u64) -> Case {
+    let created =
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap_or_default() + chrono::Duration::minutes(n.into());
+    Case {
+        id: Uuid::now_v7(),
+        tenant: tenant.into(),
+        key: format!("CON-{n:06}"),
+        definition_id: if n.is_multiple_of(2) {
+            "even".into()
+        } else {
+            "odd".into()
+        },
+        definition_version: 1,
+        title: format!(
+            "Case number {n} about {}",
+            if n.is_multiple_of(3) { "printers" } else { "invoices" }
+        ),
+        description: "contract".into(),
+        data: serde_json::json!({"n": n}),
+        stage: if n.is_multiple_of(4) {
+            "done".into()
+        } else {
+            "new".into()
+        },
+        status: CaseStatus::Open,
+        priority: if n.is_multiple_of(5) {
+            "high".into()
+        } else {
+            "normal".into()
+        },
+        queue: if n < 10 { "support".into() } else { "billing".into() },
+        assignee: (n % 2 == 1).then(|| "alice".to_owned()),
+        requester: n.is_multiple_of(3).then(|| Requester {
+            name: None,
+            email: EmailAddress::parse(format!("r{}@example.com", n % 2)).expect("email"),
+        }),
+        tags: if n.is_multiple_of(3) {
+            vec!["hardware".into(), "vip".into()]
+        } else {
+            vec![]
+        },
+        links: vec![],
+        comments: vec![],
+        attachments: vec![],
+        resolution: None,
+        confidential: n.is_multiple_of(5),
+        created_by: if n.is_multiple_of(4) {
+            "dave".into()
+        } else {
+            "contract".into()
+        },
+        created_at: Some(created),
+        updated_at: Some(created + chrono::Duration::seconds(i64::from(n % 7))),
+        closed_at: None,
+        revision,
+    }
+}
+
+fn record_for(c: &Case) -> EventRecord {
+    EventRecord {
+        id: Uuid::now_v7(),
+        position: c.revision,
+        tenant: c.tenant.clone(),
+        case_id: c.id,
+        revision: c.revision,
+        event_type: "casewire.case.tagged.v1".into(),
+        data: serde_json::json!({"tag": "x"}),
+        time: c.updated_at.unwrap_or_default(),
+        actor: "contract".into(),
+        command_id: Uuid::now_v7(),
+        correlation_id: Uuid::now_v7(),
+    }
+}
+
+/// A fresh tenant holding the twenty cases of [`case`], at revision 1.
+async fn seeded<S: CaseProjection>(store: &S) -> (String, Vec<Case>) {
+    let tenant = format!("t-{}", Uuid::now_v7().simple());
+    let cases: Vec<Case> = (0..20).map(|n| case(&tenant, n, 1)).collect();
+    for c in &cases {
+        assert!(
+            store.apply_case(c, &record_for(c)).await.expect("apply"),
+            "a new case applies"
+        );
+    }
+    (tenant, cases)
+}
+
+/// `c` at revision 2 with a title the seed has nowhere else, applied.
+async fn apply_renamed<S: CaseProjection>(store: &S, c: &Case) -> Case {
+    let mut newer = c.clone();
+    newer.revision = 2;
+    newer.title = "Renamed invoices case".into();
+    assert!(
+        store.apply_case(&newer, &record_for(&newer)).await.expect("apply"),
+        "a newer revision applies"
+    );
+    newer
+}
+
+/// A list query with room for every seeded case on one page.
+fn query(f: impl FnOnce(&mut CaseQuery)) -> CaseQuery {
+    let mut q = CaseQuery {
+        limit: 50,
+        ..CaseQuery::default()
+    };
+    f(&mut q);
+    q
+}
+
+/// Every page of a list, following the cursors.
+async fn all_pages<S: CaseProjection>(store: &S, tenant: &str, mut q: CaseQuery) -> Vec<CaseSummary> {
+    let mut out = Vec::new();
+    loop {
+        let page = store.list_cases(tenant, &q).await.expect("list");
+        assert!(page.items.len() <= q.limit, "a page holds at most limit items");
+        out.extend(page.items);
+        match page.next_cursor {
+            Some(c) => q.after = Some(Cursor::decode(&c).expect("cursor decodes")),
+            None => return out,
+        }
+    }
+}
+
+/// How many seeded cases `f`'s query lists.
+async fn count<S: CaseProjection>(store: &S, tenant: &str, f: impl FnOnce(&mut CaseQuery)) -> usize {
+    all_pages(store, tenant, query(f)).await.len()
+}
+
+/// A new case applies, and its detail reads back exactly as applied.
+pub async fn a_new_case_applies_and_reads_back_whole<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, cases) = seeded(&*store).await;
+    let got = store.get_case(&tenant, cases[3].id).await.expect("get");
+    assert_eq!(got.as_ref(), Some(&cases[3]), "the detail round-trips whole");
+}
+
+/// Idempotency by revision: a replayed or older state is ignored.
+pub async fn a_same_or_older_revision_is_ignored<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, cases) = seeded(&*store).await;
+    let mut stale = cases[1].clone();
+    stale.title = "stale".into();
+    assert!(
+        !store.apply_case(&stale, &record_for(&stale)).await.expect("apply"),
+        "same revision is ignored"
+    );
+    let newer = apply_renamed(&*store, &cases[1]).await;
+    assert!(
+        !store.apply_case(&stale, &record_for(&stale)).await.expect("apply"),
+        "an older revision is ignored"
+    );
+    let got = store.get_case(&tenant, newer.id).await.expect("get");
+    assert_eq!(got, Some(newer), "an ignored state changes nothing");
+}
+
+/// A newer revision replaces the whole detail.
+pub async fn a_newer_revision_replaces_the_case<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, cases) = seeded(&*store).await;
+    let newer = apply_renamed(&*store, &cases[1]).await;
+    let got = store.get_case(&tenant, newer.id).await.expect("get").expect("exists");
+    assert_eq!(got, newer, "the detail round-trips whole");
+}
+
+/// The detail is found by its human key too.
+pub async fn a_case_is_found_by_its_key<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, cases) = seeded(&*store).await;
+    let newer = apply_renamed(&*store, &cases[1]).await;
+    let found = store.get_case_by_key(&tenant, &newer.key).await.expect("by key");
+    assert_eq!(found.map(|c| c.id), Some(newer.id));
+    assert!(
+        store
+            .get_case_by_key(&tenant, "NOPE-000001")
+            .await
+            .expect("by key")
+            .is_none(),
+        "an unknown key finds nothing"
+    );
+}
+
+/// Another tenant finds no detail, by id or by key.
+pub async fn details_are_scoped_by_tenant<S: CaseProjection>(store: Arc<S>) {
+    let (_, cases) = seeded(&*store).await;
+    let c = &cases[1];
+    assert!(
+        store.get_case("other-tenant", c.id).await.expect("get").is_none(),
+        "details are scoped by tenant"
+    );
+    assert!(
+        store
+            .get_case_by_key("other-tenant", &c.key)
+            .await
+            .expect("by key")
+            .is_none(),
+        "keys are scoped by tenant"
+    );
+}
+
+/// Each applied revision adds its event to the timeline; an ignored one does not.
+pub async fn the_timeline_has_one_entry_per_applied_revision<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, cases) = seeded(&*store).await;
+    let replayed = cases[1].clone();
+    assert!(
+        !store
+            .apply_case(&replayed, &record_for(&replayed))
+            .await
+            .expect("apply")
+    );
+    let newer = apply_renamed(&*store, &cases[1]).await;
+    let timeline = store.timeline(&tenant, newer.id).await.expect("timeline");
+    assert_eq!(timeline.iter().map(|e| e.revision).collect::<Vec<_>>(), vec![1, 2]);
+}
+
+/// Another tenant sees no timeline.
+pub async fn timelines_are_scoped_by_tenant<S: CaseProjection>(store: Arc<S>) {
+    let (_, cases) = seeded(&*store).await;
+    let timeline = store.timeline("other-tenant", cases[1].id).await.expect("timeline");
+    assert!(timeline.is_empty());
+}
+
+/// Without filters the list holds every case of the tenant.
+pub async fn the_list_shows_every_case_of_the_tenant<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, _) = seeded(&*store).await;
+    assert_eq!(count(&*store, &tenant, |_| {}).await, 20);
+}
+
+/// `stage` filters.
+pub async fn lists_filter_by_stage<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, _) = seeded(&*store).await;
+    assert_eq!(count(&*store, &tenant, |q| q.stage = Some("done".into())).await, 5);
+}
+
+/// `queue` filters.
+pub async fn lists_filter_by_queue<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, _) = seeded(&*store).await;
+    assert_eq!(count(&*store, &tenant, |q| q.queue = Some("support".into())).await, 10);
+}
+
+/// `assignee` filters.
+pub async fn lists_filter_by_assignee<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, _) = seeded(&*store).await;
+    assert_eq!(count(&*store, &tenant, |q| q.assignee = Some("alice".into())).await, 10);
+}
+
+/// `priority` filters.
+pub async fn lists_filter_by_priority<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, _) = seeded(&*store).await;
+    assert_eq!(count(&*store, &tenant, |q| q.priority = Some("high".into())).await, 4);
+}
+
+/// `tag` filters.
+pub async fn lists_filter_by_tag<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, _) = seeded(&*store).await;
+    assert_eq!(count(&*store, &tenant, |q| q.tag = Some("vip".into())).await, 7);
+}
+
+/// `definition` filters.
+pub async fn lists_filter_by_definition<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, _) = seeded(&*store).await;
+    assert_eq!(
+        count(&*store, &tenant, |q| q.definition = Some("even".into())).await,
+        10
+    );
+}
+
+/// `status` filters.
+pub async fn lists_filter_by_status<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, _) = seeded(&*store).await;
+    assert_eq!(count(&*store, &tenant, |q| q.status = Some("open".into())).await, 20);
+}
+
+/// Filters combine with AND.
+pub async fn list_filters_combine<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, _) = seeded(&*store).await;
+    let n = count(&*store, &tenant, |q| {
+        q.queue = Some("billing".into());
+        q.tag = Some("hardware".into());
+    })
+    .await;
+    assert_eq!(n, 3, "filters combine");
+}
+
+/// Another tenant lists nothing.
+pub async fn lists_are_scoped_by_tenant<S: CaseProjection>(store: Arc<S>) {
+    seeded(&*store).await;
+    assert_eq!(
+        count(&*store, "other-tenant-x", |_| {}).await,
+        0,
+        "lists are scoped by tenant"
+    );
+}
+
+/// `q` finds whole words.
+pub async fn full_text_matches_whole_words<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, _) = seeded(&*store).await;
+    assert_eq!(count(&*store, &tenant, |q| q.text = Some("printers".into())).await, 7);
+}
+
+/// `q` finds words by their beginning, on every adapter.
+pub async fn full_text_matches_word_prefixes<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, _) = seeded(&*store).await;
+    assert_eq!(
+        count(&*store, &tenant, |q| q.text = Some("print".into())).await,
+        7,
+        "text matches word prefixes"
+    );
+}
+
+/// Every word of `q` must match.
+pub async fn full_text_requires_every_word<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, cases) = seeded(&*store).await;
+    apply_renamed(&*store, &cases[1]).await;
+    assert_eq!(
+        count(&*store, &tenant, |q| q.text = Some("renamed invoices".into())).await,
+        1,
+        "every word must match"
+    );
+}
+
+/// Quotes, operators and parentheses in `q` are text, never query syntax.
+pub async fn full_text_syntax_is_not_interpreted<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, _) = seeded(&*store).await;
+    assert_eq!(
+        count(&*store, &tenant, |q| q.text = Some("\"unbalanced OR (".into())).await,
+        0,
+        "query syntax is not interpreted"
+    );
+}
+
+/// The clause sets [`visibility_clauses_match_clause_matches_in_memory`]
+/// tries: the empty clause, no clause, and each field alone and combined.
+fn clause_sets() -> Vec<Vec<Clause>> {
+    let clause = Clause::default;
+    vec![
+        vec![clause()],
+        vec![],
+        vec![Clause {
+            queue: Some(vec!["support".into()]),
+            confidential: Some(false),
+            ..clause()
+        }],
+        vec![
+            Clause {
+                queue: Some(vec!["billing".into(), "nowhere".into()]),
+                ..clause()
+            },
+            Clause {
+                assignee: Some("alice".into()),
+                ..clause()
+            },
+        ],
+        vec![
+            Clause {
+                requester: Some("r0@example.com".into()),
+                confidential: Some(false),
+                ..clause()
+            },
+            Clause {
+                created_by: Some("dave".into()),
+                confidential: Some(false),
+                ..clause()
+            },
+        ],
+        vec![Clause {
+            confidential: Some(true),
+            ..clause()
+        }],
+        // Definition access groups narrow a clause to some definitions.
+        vec![Clause {
+            queue: Some(vec!["support".into(), "billing".into()]),
+            definition: Some(vec!["even".into()]),
+            ..clause()
+        }],
+        vec![
+            Clause {
+                definition: Some(vec![]),
+                ..clause()
+            },
+            Clause {
+                definition: Some(vec!["odd".into(), "unknown".into()]),
+                confidential: Some(false),
+                ..clause()
+            },
+        ],
+    ]
+}
+
+/// The list shows exactly the cases the same clauses admit in memory
+/// (which is how streams filter), so a list and a stream can never
+/// disagree. Every clause set is tried before the test fails, and the
+/// failure names each set that disagreed.
+pub async fn visibility_clauses_match_clause_matches_in_memory<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, cases) = seeded(&*store).await;
+    let mut disagreements = Vec::new();
+    for clauses in clause_sets() {
+        let mut q = query(|q| q.limit = 4);
+        q.visible = Some(clauses.clone());
+        let mut got: Vec<Uuid> = all_pages(&*store, &tenant, q).await.iter().map(|c| c.id).collect();
+        got.sort();
+        let mut want: Vec<Uuid> = cases
+            .iter()
+            .filter(|c| clauses.iter().any(|cl| cl.matches(&Resource::of(c))))
+            .map(|c| c.id)
+            .collect();
+        want.sort();
+        if got != want {
+            disagreements.push(format!("{clauses:?}: listed {got:?}, admitted {want:?}"));
+        }
+    }
+    assert!(
+        disagreements.is_empty(),
+        "the list must admit what the clauses admit:\n{}",
+        disagreements.join("\n")
+    );
+}
+
+/// Visibility clauses and filters both apply.
+pub async fn visibility_clauses_combine_with_filters<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, _) = seeded(&*store).await;
+    let n = count(&*store, &tenant, |q| {
+        q.queue = Some("support".into());
+        q.visible = Some(vec![Clause {
+            confidential: Some(true),
+            ..Clause::default()
+        }]);
+    })
+    .await;
+    assert_eq!(n, 2, "clauses combine with filters");
+}
+
+/// A seeded tenant whose case 1 is renamed and holds an internal comment
+/// ("zanzibar note") and a public one ("quokka reply").
+async fn with_comments<S: CaseProjection>(store: &S) -> String {
+    let (tenant, cases) = seeded(store).await;
+    let mut commented = apply_renamed(store, &cases[1]).await;
+    commented.revision = 3;
+    for (body, visibility) in [
+        ("zanzibar note", Visibility::Internal),
+        ("quokka reply", Visibility::Public),
+    ] {
+        commented.comments.push(Comment {
+            id: Uuid::now_v7(),
+            parent_id: None,
+            body: body.into(),
+            visibility,
+            author: "alice".into(),
+            at: Utc::now(),
+        });
+    }
+    assert!(
+        store
+            .apply_case(&commented, &record_for(&commented))
+            .await
+            .expect("apply")
+    );
+    tenant
+}
+
+/// How many cases a search for `word` finds, public text only or all of it.
+async fn search<S: CaseProjection>(store: &S, tenant: &str, word: &str, public_only: bool) -> usize {
+    count(store, tenant, |q| {
+        q.text = Some(word.into());
+        q.public_text_only = public_only;
+    })
+    .await
+}
+
+/// Whoever may read internal comments finds their words.
+pub async fn internal_comments_are_found_by_full_search<S: CaseProjection>(store: Arc<S>) {
+    let tenant = with_comments(&*store).await;
+    assert_eq!(
+        search(&*store, &tenant, "zanzibar", false).await,
+        1,
+        "search for zanzibar, public only: false"
+    );
+}
+
+/// The public index leaves internal comments out, so their words can not be probed.
+pub async fn public_search_leaves_internal_comments_out<S: CaseProjection>(store: Arc<S>) {
+    let tenant = with_comments(&*store).await;
+    assert_eq!(
+        search(&*store, &tenant, "zanzibar", true).await,
+        0,
+        "search for zanzibar, public only: true"
+    );
+}
+
+/// The public index still holds public comments and the case's own fields.
+pub async fn public_search_finds_public_comments_and_fields<S: CaseProjection>(store: Arc<S>) {
+    let tenant = with_comments(&*store).await;
+    for word in ["quokka", "renamed"] {
+        assert_eq!(
+            search(&*store, &tenant, word, true).await,
+            1,
+            "search for {word}, public only: true"
+        );
+    }
+}
+
+/// Small pages cover every case exactly once, in the sort order.
+async fn assert_paging<S: CaseProjection>(store: &S, sort: SortKey, descending: bool) {
+    let (tenant, _) = seeded(store).await;
+    let q = query(|q| {
+        q.limit = 3;
+        q.sort = sort;
+        q.descending = descending;
+    });
+    let items = all_pages(store, &tenant, q).await;
+    assert_eq!(items.len(), 20, "paging by {sort:?} covers every case");
+    let ids: HashSet<_> = items.iter().map(|c| c.id).collect();
+    assert_eq!(ids.len(), 20, "paging by {sort:?} repeats nothing");
+    let values: Vec<_> = items.iter().map(|c| (c.sort_value(sort), c.id)).collect();
+    let mut sorted = values.clone();
+    sorted.sort();
+    if descending {
+        sorted.reverse();
+    }
+    assert_eq!(values, sorted, "paging by {sort:?} keeps the order");
+}
+
+/// Paging by update time, newest first.
+pub async fn pages_by_update_time_descending_cover_every_case_once_in_order<S: CaseProjection>(store: Arc<S>) {
+    assert_paging(&*store, SortKey::UpdatedAt, true).await;
+}
+
+/// Paging by creation time, oldest first.
+pub async fn pages_by_creation_time_cover_every_case_once_in_order<S: CaseProjection>(store: Arc<S>) {
+    assert_paging(&*store, SortKey::CreatedAt, false).await;
+}
+
+/// Paging by key.
+pub async fn pages_by_key_cover_every_case_once_in_order<S: CaseProjection>(store: Arc<S>) {
+    assert_paging(&*store, SortKey::Key, false).await;
+}
+
+/// A reset empties the case list (replay refills it).
+pub async fn reset_clears_the_case_list<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, cases) = seeded(&*store).await;
+    store.reset_projections().await.expect("reset");
+    assert_eq!(count(&*store, &tenant, |_| {}).await, 0, "reset clears the case list");
+    assert!(
+        store.get_case(&tenant, cases[0].id).await.expect("get").is_none(),
+        "reset clears the details"
+    );
+}
+
+/// A reset empties the timelines.
+pub async fn reset_clears_the_timeline<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, cases) = seeded(&*store).await;
+    let newer = apply_renamed(&*store, &cases[1]).await;
+    store.reset_projections().await.expect("reset");
+    assert!(
+        store.timeline(&tenant, newer.id).await.expect("timeline").is_empty(),
+        "reset clears the timeline"
+    );
+}

@@ -1,0 +1,189 @@
+//! The case projection port: the case list and detail and each case's
+//! timeline, derived from the events by the projector and rebuilt by replay.
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use casewire_domain::Case;
+use casewire_domain::command::Visibility;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{Clause, EventRecord, StoreError};
+
+/// What the case list is sorted by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum SortKey {
+    #[default]
+    UpdatedAt,
+    CreatedAt,
+    Key,
+}
+
+/// A position in a sorted list: the sort value and id of the last item seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    #[serde(rename = "v")]
+    pub value: String,
+    #[serde(rename = "i")]
+    pub id: Uuid,
+}
+
+impl Cursor {
+    /// Encodes the cursor opaquely (URL-safe base64 of JSON).
+    pub fn encode(&self) -> String {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    }
+
+    /// Decodes a cursor from `encode`; `None` for anything else.
+    pub fn decode(raw: &str) -> Option<Cursor> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+/// Filters, sort and paging of the case list. `None` means "any".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CaseQuery {
+    pub stage: Option<String>,
+    pub queue: Option<String>,
+    pub assignee: Option<String>,
+    pub priority: Option<String>,
+    pub tag: Option<String>,
+    pub status: Option<String>,
+    pub definition: Option<String>,
+    /// Full-text words; every word must match (prefix match).
+    pub text: Option<String>,
+    /// Search only what every viewer may read: internal comments are left
+    /// out, so their words can not be probed through search.
+    pub public_text_only: bool,
+    /// The policy's visibility clauses, ORed (an empty list matches
+    /// nothing); `None` lists every case of the tenant (internal callers).
+    pub visible: Option<Vec<Clause>>,
+    pub sort: SortKey,
+    pub descending: bool,
+    pub limit: usize,
+    pub after: Option<Cursor>,
+}
+
+/// A case in the list: the fields a list view shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseSummary {
+    pub id: Uuid,
+    pub key: String,
+    pub definition_id: String,
+    pub title: String,
+    pub stage: String,
+    pub status: String,
+    pub priority: String,
+    pub queue: String,
+    pub assignee: Option<String>,
+    pub tags: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub revision: u64,
+}
+
+impl CaseSummary {
+    /// The summary of a case detail.
+    pub fn of(case: &Case) -> Self {
+        CaseSummary {
+            id: case.id,
+            key: case.key.clone(),
+            definition_id: case.definition_id.clone(),
+            title: case.title.clone(),
+            stage: case.stage.clone(),
+            status: case.status.as_str().to_owned(),
+            priority: case.priority.clone(),
+            queue: case.queue.clone(),
+            assignee: case.assignee.clone(),
+            tags: case.tags.clone(),
+            created_at: case.created_at.unwrap_or_default(),
+            updated_at: case.updated_at.unwrap_or_default(),
+            revision: case.revision,
+        }
+    }
+
+    /// The value this summary sorts by under `key`, as stored in cursors.
+    pub fn sort_value(&self, key: SortKey) -> String {
+        match key {
+            SortKey::UpdatedAt => sortable_time(self.updated_at),
+            SortKey::CreatedAt => sortable_time(self.created_at),
+            SortKey::Key => self.key.clone(),
+        }
+    }
+}
+
+/// The texts `q` searches in: key, title, description, tags, comments and
+/// the requester. One list, so every adapter finds the same cases.
+/// `with_internal: false` leaves internal comments out (the public index).
+pub fn searchable_text(case: &Case, with_internal: bool) -> Vec<&str> {
+    let mut text = vec![case.key.as_str(), case.title.as_str(), case.description.as_str()];
+    text.extend(case.tags.iter().map(String::as_str));
+    text.extend(
+        case.comments
+            .iter()
+            .filter(|c| with_internal || c.visibility == Visibility::Public)
+            .map(|c| c.body.as_str()),
+    );
+    if let Some(r) = &case.requester {
+        text.push(r.email.as_str());
+        text.extend(r.name.as_deref());
+    }
+    text
+}
+
+/// A time rendered so that string order is time order.
+pub fn sortable_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl Page<CaseSummary> {
+    /// A page from items fetched in sort order with one more than `limit`:
+    /// the extra item only says that more follow, and the cursor points at
+    /// the last item kept.
+    pub fn of_overfetch(mut items: Vec<CaseSummary>, limit: usize, sort: SortKey) -> Self {
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|last| {
+                Cursor {
+                    value: last.sort_value(sort),
+                    id: last.id,
+                }
+                .encode()
+            })
+        } else {
+            None
+        };
+        Page { items, next_cursor }
+    }
+}
+
+/// The query side of cases: what the projector writes and the API reads.
+#[async_trait]
+pub trait CaseProjection: Send + Sync + 'static {
+    /// Stores a case's new state and its event's timeline entry, only if `case.revision` is newer; returns whether it applied.
+    async fn apply_case(&self, case: &Case, event: &EventRecord) -> Result<bool, StoreError>;
+    /// The case detail.
+    async fn get_case(&self, tenant: &str, id: Uuid) -> Result<Option<Case>, StoreError>;
+    /// The case detail by human key.
+    async fn get_case_by_key(&self, tenant: &str, key: &str) -> Result<Option<Case>, StoreError>;
+    /// One page of the case list.
+    async fn list_cases(&self, tenant: &str, query: &CaseQuery) -> Result<Page<CaseSummary>, StoreError>;
+    /// The events of one case, oldest first.
+    async fn timeline(&self, tenant: &str, id: Uuid) -> Result<Vec<EventRecord>, StoreError>;
+    /// Deletes every case projection and the projector checkpoints (for replay).
+    async fn reset_projections(&self) -> Result<(), StoreError>;
+}
