@@ -14,7 +14,7 @@ mod file;
 mod s3;
 
 pub use file::FileBlobStore;
-pub use s3::{S3BlobStore, S3Settings, content_disposition};
+pub use s3::{S3BlobStore, S3Settings};
 
 /// What [`open`] takes besides the URL: credentials and tuning that come
 /// from configuration rather than the URL (so secrets need not be in it).

@@ -224,39 +224,14 @@ fn parse_num<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, BlobErr
         .map_err(|_| invalid(format!("{name} must be a number, got {value:?}")))
 }
 
-/// `s` with everything but unreserved characters (and `/` when `keep_slash`)
-/// percent-encoded, as S3's `x-amz-copy-source` and RFC 5987 want.
-fn percent_encode(s: &str, keep_slash: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') || (keep_slash && b == b'/') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// `attachment` with the name in plain ASCII (for old clients) and in
-/// UTF-8 (RFC 6266); quotes, backslashes and control characters, which
-/// could break out of the header value, never appear raw.
-pub fn content_disposition(filename: &str) -> String {
-    let ascii: String = filename
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!(
-        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
-        percent_encode(filename, false)
-    )
-}
+/// Everything but RFC 3986's unreserved characters and `/`, as S3's
+/// `x-amz-copy-source` wants a key encoded.
+const COPY_SOURCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
 
 /// What went wrong, for any S3 operation: outages are `Unavailable` (the
 /// caller may retry), a missing object `NotFound`, the rest `Backend`.
@@ -647,7 +622,10 @@ impl S3BlobStore {
                 .copy_object()
                 .bucket(bucket)
                 .key(object)
-                .copy_source(format!("{bucket}/{}", percent_encode(object, true)))
+                .copy_source(format!(
+                    "{bucket}/{}",
+                    percent_encoding::utf8_percent_encode(object, COPY_SOURCE)
+                ))
                 .metadata_directive(MetadataDirective::Replace)
                 .content_type(content_type)
                 .metadata(SHA_META, &sha256)
@@ -812,7 +790,7 @@ impl BlobStore for S3BlobStore {
             .get_object()
             .bucket(&bucket)
             .key(&object)
-            .set_response_content_disposition(filename.map(content_disposition))
+            .set_response_content_disposition(filename.map(casewire_ports::blob::content_disposition))
             .presigned(config)
             .await
             .map_err(|e| classify("presign get", e))?;
@@ -974,7 +952,7 @@ mod tests {
 
     #[test]
     fn dispositions_cannot_break_the_header() {
-        let d = content_disposition("r\u{e9}sum\u{e9} \"final\"\r\n.pdf");
+        let d = casewire_ports::blob::content_disposition("r\u{e9}sum\u{e9} \"final\"\r\n.pdf");
         assert!(!d.contains('\r') && !d.contains('\n'), "{d}");
         assert!(d.starts_with("attachment; filename=\"r_sum_ _final___.pdf\""), "{d}");
         assert!(

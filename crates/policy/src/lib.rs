@@ -220,7 +220,7 @@ impl PolicyEngine for RegoPolicy {
         &self,
         subject: &Subject,
         definitions: &DefinitionAccessMap,
-        action: &str,
+        action: casewire_ports::Action,
         resource: Option<&Resource>,
     ) -> Result<Decision, PolicyError> {
         let input = policy_input(subject, definitions, Some(action), resource);

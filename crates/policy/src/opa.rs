@@ -67,7 +67,7 @@ impl PolicyEngine for OpaServer {
         &self,
         subject: &Subject,
         definitions: &DefinitionAccessMap,
-        action: &str,
+        action: casewire_ports::Action,
         resource: Option<&Resource>,
     ) -> Result<Decision, PolicyError> {
         self.query("decision", policy_input(subject, definitions, Some(action), resource))

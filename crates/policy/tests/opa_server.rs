@@ -17,6 +17,7 @@ use actix_web::web::{Data, Json, Path as UrlPath};
 use actix_web::{App, HttpResponse, HttpServer, post};
 use casewire_policy::RegoPolicy;
 use casewire_policy::opa::OpaServer;
+use casewire_ports::Action;
 use casewire_ports::{PolicyEngine, PolicyError, Resource, Subject};
 use serde_json::{Value, json};
 
@@ -100,10 +101,10 @@ async fn decisions_and_filters_come_from_the_data_api() {
     let local = RegoPolicy::load(None).unwrap();
     let alice = subject("alice", &["case-worker"], &["/queues/support"]);
     for (action, resource) in [
-        ("case.read", case("support", false)),
-        ("case.read", case("billing", false)),
-        ("case.read", case("support", true)),
-        ("case.assign", case("support", false)),
+        (Action::CaseRead, case("support", false)),
+        (Action::CaseRead, case("billing", false)),
+        (Action::CaseRead, case("support", true)),
+        (Action::CaseAssign, case("support", false)),
     ] {
         let remote = opa.decide(&alice, &defs(), action, Some(&resource)).await.unwrap();
         let here = local.decide(&alice, &defs(), action, Some(&resource)).await.unwrap();
@@ -113,7 +114,7 @@ async fn decisions_and_filters_come_from_the_data_api() {
         );
     }
     assert!(
-        opa.decide(&alice, &defs(), "case.read", Some(&case("support", false)))
+        opa.decide(&alice, &defs(), Action::CaseRead, Some(&case("support", false)))
             .await
             .unwrap()
             .allow
@@ -136,7 +137,7 @@ async fn an_unreachable_or_failing_server_is_unavailable_and_a_bad_answer_is_inv
 
     let failing = OpaServer::new(&serve(Mode::Failing), Duration::from_secs(1)).unwrap();
     assert!(matches!(
-        failing.decide(&alice, &defs(), "case.read", None).await,
+        failing.decide(&alice, &defs(), Action::CaseRead, None).await,
         Err(PolicyError::Unavailable(_))
     ));
     // A server without our package: a misconfiguration, never a silent deny.

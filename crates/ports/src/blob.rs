@@ -130,6 +130,34 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), BlobError>;
 }
 
+/// RFC 5987's `attr-char`: what may stand unencoded in `filename*`.
+const ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `Content-Disposition: attachment` with the name in plain ASCII (for old
+/// clients) and in UTF-8 (RFC 6266); quotes, backslashes and control
+/// characters, which could break out of the header value, never appear
+/// raw. The API's downloads and presigned GETs name files alike.
+pub fn content_disposition(filename: &str) -> String {
+    let ascii: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
+        percent_encoding::utf8_percent_encode(filename, ATTR_CHAR)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

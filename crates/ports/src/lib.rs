@@ -23,6 +23,7 @@
 //!   the macros that instantiate the read-side ones as one named test per
 //!   behaviour (`read_store_contract!`).
 
+pub mod action;
 pub mod blob;
 pub mod bus;
 pub mod checkpoints;
@@ -38,6 +39,7 @@ pub mod projection;
 pub mod read_store;
 pub mod rejection;
 
+pub use action::Action;
 pub use blob::{BlobError, BlobInfo, BlobRead, BlobStore, ByteRange, ByteStream};
 pub use bus::{Bus, BusMessage, StartFrom, Subscription, Topic};
 pub use checkpoints::Checkpoints;

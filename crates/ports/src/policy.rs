@@ -152,12 +152,12 @@ pub enum PolicyError {
 pub fn policy_input(
     subject: &Subject,
     definitions: &DefinitionAccessMap,
-    action: Option<&str>,
+    action: Option<crate::Action>,
     resource: Option<&Resource>,
 ) -> serde_json::Value {
     let mut input = serde_json::json!({"subject": subject, "definitions": definitions});
     if let Some(action) = action {
-        input["action"] = serde_json::Value::from(action);
+        input["action"] = serde_json::Value::from(action.as_str());
         input["resource"] = serde_json::to_value(resource).unwrap_or_default();
     }
     input
@@ -172,7 +172,7 @@ pub trait PolicyEngine: Send + Sync + 'static {
         &self,
         subject: &Subject,
         definitions: &DefinitionAccessMap,
-        action: &str,
+        action: crate::Action,
         resource: Option<&Resource>,
     ) -> Result<Decision, PolicyError>;
     /// The filter of the cases `subject` may see.

@@ -8,9 +8,13 @@
 //! - [`platform`]: `Platform` — the opened adapters, picked by URL scheme.
 //! - [`consumer`]: the retry / dead-letter / commit loop every service runs.
 //! - [`telemetry`]: JSON or human logs through `tracing`.
+//! - [`management`]: the management port every service serves —
+//!   `/health/live`, `/health/ready` (pings the stores and the bus) and
+//!   Prometheus `/metrics`.
 
 pub mod config;
 pub mod consumer;
+pub mod management;
 pub mod platform;
 pub mod telemetry;
 

@@ -6,9 +6,9 @@
 use std::time::Instant;
 
 use casewire_domain::command::Visibility;
-use casewire_domain::{Case, CaseCommand, CaseEvent, ErrorCode};
+use casewire_domain::{Case, CaseEvent, ErrorCode};
 use casewire_oidc::Principal;
-use casewire_ports::{Decision, EventRecord, PolicyError, Resource, Subject, VisibilityFilter};
+use casewire_ports::{Action, Decision, EventRecord, PolicyError, Resource, Subject, VisibilityFilter};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -16,7 +16,7 @@ use crate::state::AppState;
 
 /// Reading internal comments (with a case), or searching and streaming them
 /// at all (without one).
-pub const READ_INTERNAL: &str = "case.comment.read.internal";
+pub const READ_INTERNAL: Action = Action::CaseCommentReadInternal;
 
 /// The policy's view of the caller.
 pub fn subject(p: &Principal) -> Subject {
@@ -27,16 +27,6 @@ pub fn subject(p: &Principal) -> Subject {
         roles: p.roles.clone(),
         groups: p.groups.clone(),
         tenant: p.tenant.clone(),
-    }
-}
-
-/// The policy action a command needs: its name, except that comments are
-/// split by visibility (a requester may write public ones only).
-pub fn action_of(command: &CaseCommand) -> &'static str {
-    match command {
-        CaseCommand::Comment(c) if c.visibility == Visibility::Public => "case.comment.public",
-        CaseCommand::Comment(_) => "case.comment.internal",
-        other => other.name(),
     }
 }
 
@@ -55,7 +45,7 @@ impl From<PolicyError> for ApiError {
     }
 }
 
-pub fn forbidden(action: &str) -> ApiError {
+pub fn forbidden(action: Action) -> ApiError {
     ApiError::new(ErrorCode::Forbidden, format!("the policy does not allow you {action}"))
         .with_details(serde_json::json!({"action": action}))
 }
@@ -64,7 +54,7 @@ pub fn forbidden(action: &str) -> ApiError {
 pub async fn decide(
     state: &AppState,
     who: &Principal,
-    action: &str,
+    action: Action,
     resource: Option<&Resource>,
 ) -> Result<Decision, ApiError> {
     let definitions = state.access.of(&*state.platform.reads, &who.tenant).await?;
@@ -74,7 +64,7 @@ pub async fn decide(
         .record(started.elapsed().as_secs_f64());
     let decision = decision?;
     tracing::debug!(
-        action,
+        action = %action,
         allow = decision.allow,
         visible = decision.visible,
         "Policy decision"
@@ -83,12 +73,12 @@ pub async fn decide(
 }
 
 /// Whether a tenant-wide action (no case) is allowed.
-pub async fn allowed(state: &AppState, who: &Principal, action: &str) -> Result<bool, ApiError> {
+pub async fn allowed(state: &AppState, who: &Principal, action: Action) -> Result<bool, ApiError> {
     Ok(decide(state, who, action, None).await?.allow)
 }
 
 /// Requires a tenant-wide action: 403 when denied.
-pub async fn require(state: &AppState, who: &Principal, action: &str) -> Result<(), ApiError> {
+pub async fn require(state: &AppState, who: &Principal, action: Action) -> Result<(), ApiError> {
     if allowed(state, who, action).await? {
         Ok(())
     } else {
@@ -98,7 +88,7 @@ pub async fn require(state: &AppState, who: &Principal, action: &str) -> Result<
 
 /// Requires `action` on `case`: 404 when the caller may not see it, 403
 /// when they see it but may not do this.
-pub async fn authorize(state: &AppState, who: &Principal, action: &str, case: &Case) -> Result<(), ApiError> {
+pub async fn authorize(state: &AppState, who: &Principal, action: Action, case: &Case) -> Result<(), ApiError> {
     let d = decide(state, who, action, Some(&Resource::of(case))).await?;
     if !d.visible || case.tenant != who.tenant {
         return Err(ApiError::not_found("case"));

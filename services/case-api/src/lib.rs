@@ -8,7 +8,6 @@
 //! - [`state`]: shared state and the outcome listener behind `Prefer: wait`.
 //! - [`submit`]: accepting a command — early check, key, log, publish, wait.
 //! - [`routes`]: handlers per resource, and the OpenAPI document.
-//! - [`management`]: `/health/live`, `/health/ready`, `/metrics`.
 //! - [`sweeper`]: removes uploaded files that no case attached in time.
 //! - [`body`]: the size-limited body extractor with JSON errors.
 
@@ -16,7 +15,6 @@ pub mod auth;
 pub mod authz;
 pub mod body;
 pub mod error;
-pub mod management;
 pub mod routes;
 pub mod state;
 pub mod submit;
@@ -179,7 +177,7 @@ pub async fn start_storage(platform: Platform, shutdown: CancellationToken) -> a
 
 async fn start_serving(platform: Platform, shutdown: CancellationToken, files_only: bool) -> anyhow::Result<ApiServer> {
     let cfg = platform.config.clone();
-    management::recorder();
+    casewire_runtime::management::recorder();
     let api_listener =
         TcpListener::bind(cfg.api.bind).with_context(|| format!("binding the API to {}", cfg.api.bind))?;
     let mgmt_listener = TcpListener::bind(cfg.management.bind)
@@ -295,7 +293,7 @@ async fn start_serving(platform: Platform, shutdown: CancellationToken, files_on
     .listen(api_listener)?
     .run();
 
-    let management = management_server(platform.clone(), mgmt_listener)?;
+    let management = casewire_runtime::management::server(platform.clone(), mgmt_listener)?;
     let (api_handle, mgmt_handle) = (api.handle(), management.handle());
     tokio::spawn(async move {
         shutdown.cancelled().await;
@@ -316,44 +314,6 @@ async fn start_serving(platform: Platform, shutdown: CancellationToken, files_on
         state,
         task,
     })
-}
-
-fn management_server(platform: Platform, listener: TcpListener) -> anyhow::Result<actix_web::dev::Server> {
-    let data = Data::new(platform);
-    Ok(HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .service(management::live)
-            .service(management::ready)
-            .service(management::metrics)
-    })
-    .workers(1)
-    .disable_signals()
-    .shutdown_timeout(2)
-    .listen(listener)?
-    .run())
-}
-
-/// Serves only the management port (for the engine and projector
-/// processes): health and metrics until `shutdown`.
-pub fn start_management(
-    platform: Platform,
-    shutdown: CancellationToken,
-) -> anyhow::Result<(SocketAddr, JoinHandle<anyhow::Result<()>>)> {
-    management::recorder();
-    let bind = platform.config.management.bind;
-    let listener = TcpListener::bind(bind).with_context(|| format!("binding the management port to {bind}"))?;
-    let addr = listener.local_addr()?;
-    let server = management_server(platform, listener)?;
-    let handle = server.handle();
-    tokio::spawn(async move {
-        shutdown.cancelled().await;
-        handle.stop(true).await;
-    });
-    Ok((
-        addr,
-        tokio::spawn(async move { server.await.context("management server") }),
-    ))
 }
 
 /// Runs the API until `shutdown`.

@@ -151,7 +151,7 @@ pub struct AppState {
     /// Definition access groups, for the policy.
     pub access: AccessCache,
     /// Case states for the early check of incoming commands.
-    pub cases: Arc<casewire_case_engine::CaseCache>,
+    pub cases: Arc<casewire_application::CaseCache>,
 }
 
 impl std::fmt::Debug for AppState {

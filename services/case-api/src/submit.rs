@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse};
-use casewire_case_engine::decide;
+use casewire_application::decide;
 use casewire_domain::command::FileFacts;
 use casewire_domain::types::CaseKey;
 use casewire_domain::{Case, CaseCommand, ErrorCode};
 use casewire_oidc::Principal;
+use casewire_ports::Action;
 use casewire_ports::event_store::replay;
 use casewire_ports::{
     CommandEnvelope, CommandRecord, CommandStatus, FileState, OutcomeStatus, Rejection, Resource, Topic,
@@ -215,7 +216,7 @@ async fn submit_in_span(
             // The command may have taken the case out of the caller's sight
             // (routed away, opened confidential): then only the outcome.
             let resource = Resource::of(&case);
-            if !authz::decide(state, principal, "case.read", Some(&resource))
+            if !authz::decide(state, principal, Action::CaseRead, Some(&resource))
                 .await?
                 .visible
             {
@@ -315,7 +316,7 @@ async fn authorize_command(
     case_id: Uuid,
     command: &CaseCommand,
 ) -> Result<(), ApiError> {
-    let action = authz::action_of(command);
+    let action = Action::of(command);
     let CaseCommand::Open(open) = command else {
         let case = case_for_command(state, &principal.tenant, case_id).await?;
         authz::authorize(state, principal, action, &case).await?;
@@ -324,7 +325,7 @@ async fn authorize_command(
             let target = authz::current_case(state, &principal.tenant, link.target).await;
             let visible = match &target {
                 Ok(t) => {
-                    authz::decide(state, principal, "case.read", Some(&Resource::of(t)))
+                    authz::decide(state, principal, Action::CaseRead, Some(&Resource::of(t)))
                         .await?
                         .visible
                 }

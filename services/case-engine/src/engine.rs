@@ -14,7 +14,7 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::decide::{CaseCache, decide};
+use casewire_application::{CaseCache, decide};
 
 /// The consumer group every engine instance joins.
 pub const GROUP: &str = "case-engine";

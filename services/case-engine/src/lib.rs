@@ -9,12 +9,10 @@
 //! instead of deciding twice.
 //!
 //! # Layout
-//! - [`decide`]: loading a case and its definition and running
-//!   `Case::handle` — shared with the API's early validation.
-//! - [`engine`]: the consumer loop, the outbox recovery and outcomes.
+//! - [`engine`]: the consumer loop, the outbox recovery and outcomes. The
+//!   decision itself (`decide`, the case cache) is in `casewire-application`,
+//!   which the API's early check shares.
 
-pub mod decide;
 pub mod engine;
 
-pub use decide::{CaseCache, Decided, decide};
 pub use engine::{Engine, run};

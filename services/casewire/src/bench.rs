@@ -537,7 +537,12 @@ pub async fn policy(dir: &std::path::Path, decisions: u32) -> anyhow::Result<()>
         stage: "triage".into(),
         confidential: false,
     };
-    let input = casewire_ports::policy_input(&subject, &definitions, Some("case.assign"), Some(&resource));
+    let input = casewire_ports::policy_input(
+        &subject,
+        &definitions,
+        Some(casewire_ports::Action::CaseAssign),
+        Some(&resource),
+    );
     let per_eval = |started: Instant| started.elapsed().as_secs_f64() / f64::from(decisions);
     let started = Instant::now();
     for _ in 0..decisions {
@@ -547,7 +552,12 @@ pub async fn policy(dir: &std::path::Path, decisions: u32) -> anyhow::Result<()>
     let started = Instant::now();
     for _ in 0..decisions {
         let d = policy
-            .decide(&subject, &definitions, "case.assign", Some(&resource))
+            .decide(
+                &subject,
+                &definitions,
+                casewire_ports::Action::CaseAssign,
+                Some(&resource),
+            )
             .await?;
         anyhow::ensure!(d.allow, "the bench's decision should be an allow");
     }

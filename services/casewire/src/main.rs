@@ -247,7 +247,7 @@ async fn serve(config: Config, service: Service) -> anyhow::Result<()> {
             api.wait().await
         }
         Service::CaseEngine | Service::Projector => {
-            let (addr, management) = casewire_case_api::start_management(platform.clone(), shutdown.clone())?;
+            let (addr, management) = casewire_runtime::management::start(platform.clone(), shutdown.clone())?;
             println!("Management  http://{addr}/health/ready");
             let result = match service {
                 Service::CaseEngine => casewire_case_engine::run(platform, shutdown.clone()).await,

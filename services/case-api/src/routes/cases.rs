@@ -7,6 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, post};
 use casewire_domain::command::*;
 use casewire_domain::types::{CaseKey, Tag};
 use casewire_domain::{Case, CaseCommand, ErrorCode};
+use casewire_ports::Action;
 use casewire_ports::envelope::event_to_json;
 use casewire_ports::event_store::replay;
 use casewire_ports::{CaseQuery, CaseSummary, Cursor, Resource, SortKey};
@@ -390,7 +391,7 @@ pub async fn get_case(
         .get_case(&auth.tenant, case_id)
         .await?
         .ok_or_else(|| ApiError::not_found("case"))?;
-    authz::authorize(&state, &auth, "case.read", &now).await?;
+    authz::authorize(&state, &auth, Action::CaseRead, &now).await?;
     let case = match &params.as_of {
         Some(raw) => {
             let at: DateTime<Utc> = DateTime::parse_from_rfc3339(raw)
@@ -440,7 +441,7 @@ pub struct History {
 pub async fn history(state: Data<AppState>, auth: Auth, id: Path<String>) -> Result<HttpResponse, ApiError> {
     let case_id = resolve_case(&state, &auth.tenant, &id).await?;
     let case = authz::current_case(&state, &auth.tenant, case_id).await?;
-    authz::authorize(&state, &auth, "case.history", &case).await?;
+    authz::authorize(&state, &auth, Action::CaseHistory, &case).await?;
     let timeline = state.platform.reads.timeline(&auth.tenant, case_id).await?;
     let internal = !timeline.iter().any(authz::is_internal_comment)
         || authz::decide(&state, &auth, authz::READ_INTERNAL, Some(&Resource::of(&case)))

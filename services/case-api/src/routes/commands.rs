@@ -4,6 +4,7 @@
 use actix_web::web::{Data, Path};
 use actix_web::{HttpRequest, HttpResponse, get, post};
 use casewire_domain::{Case, CaseCommand, ErrorCode};
+use casewire_ports::Action;
 use casewire_ports::{CancelResult, CommandRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -99,7 +100,7 @@ pub async fn post_command(
 /// A command of the caller's tenant that the caller may do `action` on:
 /// their own, or one on a case the policy lets them see (and, for a
 /// cancel, work on). Anything else is 404, like the case itself.
-async fn readable_command(state: &AppState, auth: &Auth, id: &str, action: &str) -> Result<CommandRecord, ApiError> {
+async fn readable_command(state: &AppState, auth: &Auth, id: &str, action: Action) -> Result<CommandRecord, ApiError> {
     let not_found = || ApiError::not_found("command");
     let id: Uuid = id.parse().map_err(|_| not_found())?;
     let record = state
@@ -132,7 +133,7 @@ async fn readable_command(state: &AppState, auth: &Auth, id: &str, action: &str)
 )]
 #[get("/commands/{id}")]
 pub async fn get_command(state: Data<AppState>, auth: Auth, id: Path<String>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(readable_command(&state, &auth, &id, "command.read").await?))
+    Ok(HttpResponse::Ok().json(readable_command(&state, &auth, &id, Action::CommandRead).await?))
 }
 
 /// Cancel a command; works only while it is still pending.
@@ -144,7 +145,7 @@ pub async fn get_command(state: Data<AppState>, auth: Auth, id: Path<String>) ->
 )]
 #[post("/commands/{id}/cancel")]
 pub async fn cancel_command(state: Data<AppState>, auth: Auth, id: Path<String>) -> Result<HttpResponse, ApiError> {
-    let record = readable_command(&state, &auth, &id, "command.cancel").await?;
+    let record = readable_command(&state, &auth, &id, Action::CommandCancel).await?;
     match state.platform.reads.cancel_command(record.id).await? {
         CancelResult::Cancelled(r) => {
             tracing::info!(command_id = %r.id, case_id = %r.case_id, "Cancelled a command");

@@ -3,6 +3,7 @@
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpResponse, get, post};
 use casewire_domain::CaseDefinition;
+use casewire_ports::Action;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -26,7 +27,7 @@ pub struct DefinitionList {
 )]
 #[get("/definitions")]
 pub async fn list_definitions(state: Data<AppState>, auth: Auth) -> Result<HttpResponse, ApiError> {
-    authz::require(&state, &auth, "definition.read").await?;
+    authz::require(&state, &auth, Action::DefinitionRead).await?;
     let items = state.platform.reads.list_definitions(&auth.tenant).await?;
     Ok(HttpResponse::Ok().json(DefinitionList { items }))
 }
@@ -54,7 +55,7 @@ pub async fn get_definition(
     id: Path<String>,
     q: Query<VersionParam>,
 ) -> Result<HttpResponse, ApiError> {
-    authz::require(&state, &auth, "definition.read").await?;
+    authz::require(&state, &auth, Action::DefinitionRead).await?;
     let def = state
         .platform
         .reads
@@ -88,7 +89,7 @@ pub async fn import(state: &AppState, tenant: &str, source: &str) -> Result<Case
 )]
 #[post("/definitions")]
 pub async fn post_definition(state: Data<AppState>, auth: Auth, body: Body) -> Result<HttpResponse, ApiError> {
-    authz::require(&state, &auth, "definition.import").await?;
+    authz::require(&state, &auth, Action::DefinitionImport).await?;
     let source =
         std::str::from_utf8(&body).map_err(|_| ApiError::bad_parameter("the definition must be UTF-8 text"))?;
     let stored = import(&state, &auth.tenant, source).await?;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use actix_web::web::{Bytes, Data, Query};
 use actix_web::{HttpResponse, get};
 use casewire_domain::ErrorCode;
+use casewire_ports::Action;
 use casewire_ports::envelope::event_to_json;
 use casewire_ports::{Resource, VisibilityFilter};
 use serde::Deserialize;
@@ -131,7 +132,7 @@ impl Cursor {
 )]
 #[get("/events")]
 pub async fn stream(state: Data<AppState>, auth: Auth, params: Query<StreamParams>) -> Result<HttpResponse, ApiError> {
-    authz::require(&state, &auth, "events.stream").await?;
+    authz::require(&state, &auth, Action::EventsStream).await?;
     let max = state.platform.config.stream.max_per_principal;
     let slot = state
         .streams

@@ -15,6 +15,7 @@ use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use casewire_domain::ErrorCode;
 use casewire_oidc::Principal;
+use casewire_ports::Action;
 use casewire_ports::{BlobError, ByteRange, ByteStream, FileRecord, FileState, Resource};
 use chrono::Utc;
 use futures::{Stream, StreamExt};
@@ -266,7 +267,7 @@ pub async fn may_read(state: &AppState, who: &Principal, file: &FileRecord) -> R
         let Ok(case) = authz::current_case(state, &file.tenant, *case_id).await else {
             continue;
         };
-        if authz::decide(state, who, "case.read", Some(&Resource::of(&case)))
+        if authz::decide(state, who, Action::CaseRead, Some(&Resource::of(&case)))
             .await?
             .visible
         {
@@ -327,7 +328,7 @@ pub async fn upload(
     req: HttpRequest,
     body: Payload,
 ) -> Result<HttpResponse, ApiError> {
-    authz::require(&state, &auth, "file.upload").await?;
+    authz::require(&state, &auth, Action::FileUpload).await?;
     let content_type = header_str(&req, "content-type")
         .unwrap_or("application/octet-stream")
         .to_owned();
@@ -523,7 +524,7 @@ fn file_headers(res: &mut actix_web::HttpResponseBuilder, file: &FileRecord) {
     res.insert_header((header::CONTENT_TYPE, file.content_type.clone()))
         .insert_header((
             header::CONTENT_DISPOSITION,
-            casewire_blob::content_disposition(&file.name),
+            casewire_ports::blob::content_disposition(&file.name),
         ))
         .insert_header((header::ACCEPT_RANGES, "bytes"))
         .insert_header((header::ETAG, format!("\"{}\"", file.sha256)))
@@ -667,7 +668,7 @@ pub async fn presigned_upload(
     auth: Auth,
     body: crate::body::Body,
 ) -> Result<HttpResponse, ApiError> {
-    authz::require(&state, &auth, "file.upload").await?;
+    authz::require(&state, &auth, Action::FileUpload).await?;
     let ask: UploadRequest = crate::error::required_json(&body)?;
     let cfg = &state.platform.config.storage;
     if !type_allowed(&cfg.allowed_types, &ask.content_type) {

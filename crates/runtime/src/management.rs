@@ -2,12 +2,17 @@
 //! dependency) and Prometheus metrics. Served apart from the API so it can
 //! stay private to the cluster.
 
+use std::net::{SocketAddr, TcpListener};
 use std::sync::OnceLock;
 
 use actix_web::web::Data;
-use actix_web::{HttpResponse, get};
-use casewire_runtime::Platform;
+use actix_web::{App, HttpResponse, HttpServer, get};
+use anyhow::Context as _;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::Platform;
 
 static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -23,6 +28,45 @@ pub fn recorder() -> Option<&'static PrometheusHandle> {
             }
         })
         .as_ref()
+}
+
+/// The management server on `listener`, not yet running.
+pub fn server(platform: Platform, listener: TcpListener) -> anyhow::Result<actix_web::dev::Server> {
+    recorder();
+    let data = Data::new(platform);
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .service(live)
+            .service(ready)
+            .service(metrics)
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(2)
+    .listen(listener)?
+    .run())
+}
+
+/// Serves only the management port (for processes without an API, such as
+/// the engine and the projector): health and metrics until `shutdown`.
+pub fn start(
+    platform: Platform,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(SocketAddr, JoinHandle<anyhow::Result<()>>)> {
+    let bind = platform.config.management.bind;
+    let listener = TcpListener::bind(bind).with_context(|| format!("binding the management port to {bind}"))?;
+    let addr = listener.local_addr()?;
+    let server = server(platform, listener)?;
+    let handle = server.handle();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        handle.stop(true).await;
+    });
+    Ok((
+        addr,
+        tokio::spawn(async move { server.await.context("management server") }),
+    ))
 }
 
 #[get("/health/live")]
