@@ -140,11 +140,7 @@ pub(crate) fn validate_key(key: &str) -> Result<(), BlobError> {
 
 /// Lower-case hex of a digest.
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    hex::encode(bytes)
 }
 
 /// Compares a computed hash with the one the client announced.

@@ -270,14 +270,6 @@ fn parse_content_range(value: &str) -> Option<(Option<(u64, u64)>, u64)> {
     Some((Some((a.trim().parse().ok()?, b.trim().parse().ok()?)), size))
 }
 
-fn range_header(range: ByteRange) -> String {
-    match range {
-        ByteRange::From { start, end: Some(end) } => format!("bytes={start}-{end}"),
-        ByteRange::From { start, end: None } => format!("bytes={start}-"),
-        ByteRange::Suffix(n) => format!("bytes=-{n}"),
-    }
-}
-
 /// Cuts a body stream into parts of exactly `part_size` bytes (the last
 /// one shorter, never empty unless the body is), hashing as it reads.
 struct Parts {
@@ -691,7 +683,7 @@ impl BlobStore for S3BlobStore {
         let (bucket, object) = self.locate(key)?;
         let mut request = self.client.get_object().bucket(&bucket).key(&object);
         if let Some(r) = range {
-            request = request.range(range_header(r));
+            request = request.range(r.header());
         }
         let out = match request.send().await {
             Ok(out) => out,
@@ -946,8 +938,8 @@ mod tests {
         assert_eq!(parse_content_range("bytes 0-9/100"), Some((Some((0, 9)), 100)));
         assert_eq!(parse_content_range("bytes */100"), Some((None, 100)));
         assert_eq!(parse_content_range("items 0-1/2"), None);
-        assert_eq!(range_header(ByteRange::Suffix(5)), "bytes=-5");
-        assert_eq!(range_header(ByteRange::From { start: 3, end: None }), "bytes=3-");
+        assert_eq!(ByteRange::Suffix(5).header(), "bytes=-5");
+        assert_eq!(ByteRange::From { start: 3, end: None }.header(), "bytes=3-");
     }
 
     #[test]

@@ -50,6 +50,35 @@ pub enum ByteRange {
 }
 
 impl ByteRange {
+    /// Parses a `Range` header value, `bytes=a-b | a- | -n`: the one parser
+    /// of ranges, for the API and the adapters. Several ranges, or a
+    /// malformed one, are `None`: the whole blob is served (RFC 9110
+    /// allows it).
+    pub fn parse(header: &str) -> Option<ByteRange> {
+        let spec = header.trim().strip_prefix("bytes=")?;
+        if spec.contains(',') {
+            return None;
+        }
+        let (a, b) = spec.split_once('-')?;
+        match (a.trim(), b.trim()) {
+            ("", n) => n.parse().ok().map(ByteRange::Suffix),
+            (a, "") => a.parse().ok().map(|start| ByteRange::From { start, end: None }),
+            (a, b) => Some(ByteRange::From {
+                start: a.parse().ok()?,
+                end: Some(b.parse().ok()?),
+            }),
+        }
+    }
+
+    /// The `Range` header value asking for this range.
+    pub fn header(self) -> String {
+        match self {
+            ByteRange::From { start, end: Some(end) } => format!("bytes={start}-{end}"),
+            ByteRange::From { start, end: None } => format!("bytes={start}-"),
+            ByteRange::Suffix(n) => format!("bytes=-{n}"),
+        }
+    }
+
     /// The inclusive (start, end) within a blob of `size` bytes, or `None`
     /// when unsatisfiable. Ends beyond the blob are clipped, as HTTP says.
     pub fn resolve(self, size: u64) -> Option<(u64, u64)> {
@@ -161,6 +190,27 @@ pub fn content_disposition(filename: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn range_headers_parse_and_print_back() {
+        for (header, range) in [
+            (
+                "bytes=0-99",
+                Some(ByteRange::From {
+                    start: 0,
+                    end: Some(99),
+                }),
+            ),
+            ("bytes=100-", Some(ByteRange::From { start: 100, end: None })),
+            ("bytes=-5", Some(ByteRange::Suffix(5))),
+        ] {
+            assert_eq!(ByteRange::parse(header), range, "{header}");
+            assert_eq!(range.map(ByteRange::header).as_deref(), Some(header));
+        }
+        for bad in ["bytes=0-1,5-9", "items=0-1", "bytes=a-b", "bytes=-", ""] {
+            assert_eq!(ByteRange::parse(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn ranges_resolve_like_http() {

@@ -221,7 +221,7 @@ fn announced_sha256(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     if bytes.len() != 32 {
         return Err(bad());
     }
-    Ok(Some(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+    Ok(Some(hex::encode(bytes)))
 }
 
 /// The file name from `x-file-name` (percent-encoded UTF-8 allowed) or
@@ -502,22 +502,9 @@ where
         .json(record))
 }
 
-/// Parses `Range: bytes=a-b | a- | -n`. Several ranges are served whole
-/// (allowed by RFC 9110); malformed ones are ignored likewise.
+/// The request's `Range`, if it is one range (see [`ByteRange::parse`]).
 fn parse_range(req: &HttpRequest) -> Option<ByteRange> {
-    let spec = header_str(req, "range")?.strip_prefix("bytes=")?;
-    if spec.contains(',') {
-        return None;
-    }
-    let (a, b) = spec.split_once('-')?;
-    match (a.trim(), b.trim()) {
-        ("", n) => n.parse().ok().map(ByteRange::Suffix),
-        (a, "") => a.parse().ok().map(|start| ByteRange::From { start, end: None }),
-        (a, b) => Some(ByteRange::From {
-            start: a.parse().ok()?,
-            end: Some(b.parse().ok()?),
-        }),
-    }
+    ByteRange::parse(header_str(req, "range")?)
 }
 
 fn file_headers(res: &mut actix_web::HttpResponseBuilder, file: &FileRecord) {
