@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use casewire_oidc::{ClaimMapping, TrustedIssuer};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret as _, SecretString};
+
+use crate::adapter_url::{AdapterUrl, Scheme};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -32,32 +35,61 @@ pub enum Mode {
     Production,
 }
 
-/// A connection URL whose password never reaches a log.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct SecretUrl(String);
+/// A connection URL whose password never reaches a log: kept in a
+/// `secrecy` box (zeroed when dropped, never in `Debug`), shown masked.
+#[derive(Clone)]
+pub struct SecretUrl(SecretString);
 
 impl SecretUrl {
     /// Wraps a URL.
     pub fn new(url: impl Into<String>) -> Self {
-        SecretUrl(url.into())
+        SecretUrl(SecretString::from(url.into()))
     }
     /// The URL itself, for the driver.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
     /// The URL with any password replaced by `***`, also for multi-host
     /// URLs (`mongodb://u:p@h1,h2/`) that generic URL parsers refuse.
     pub fn masked(&self) -> String {
-        if self.0.starts_with("s3://") || self.0.starts_with("file://") {
-            casewire_blob::mask_url(&self.0)
+        let url = self.expose();
+        if url.starts_with("s3://") || url.starts_with("file://") {
+            casewire_blob::mask_url(url)
         } else {
-            casewire_mongodb::mask_url(&self.0)
+            casewire_mongodb::mask_url(url)
         }
     }
     /// Whether it is empty (meaning: derive from the data dir).
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.expose().is_empty()
+    }
+}
+
+impl Default for SecretUrl {
+    fn default() -> Self {
+        SecretUrl::new(String::new())
+    }
+}
+
+impl PartialEq for SecretUrl {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for SecretUrl {}
+
+/// Serialized as the URL itself: the layered loader round-trips the
+/// defaults through serde. Nothing else serializes a config.
+impl Serialize for SecretUrl {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.expose())
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(SecretUrl::new)
     }
 }
 
@@ -185,7 +217,10 @@ impl StoreConfig {
 
 /// Whether a store URL names MongoDB.
 pub fn is_mongodb(url: &str) -> bool {
-    url.starts_with("mongodb://") || url.starts_with("mongodb+srv://")
+    matches!(
+        AdapterUrl::parse("store", &SecretUrl::new(url), &[Scheme::MongoDb]),
+        Ok(AdapterUrl::MongoDb(_))
+    )
 }
 
 /// The message bus.
@@ -583,11 +618,8 @@ impl Config {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         self.validate_auth()?;
         for (name, url) in [("store.events", &self.store.events), ("store.read", &self.store.read)] {
-            if !url.is_empty() && !url.expose().starts_with("sqlite://") && !is_mongodb(url.expose()) {
-                return bad(format!(
-                    "{name} = {}: unsupported scheme (supported: sqlite://<path>, mongodb://host[:port][/database])",
-                    url.masked()
-                ));
+            if !url.is_empty() {
+                AdapterUrl::parse(name, url, &[Scheme::Sqlite, Scheme::MongoDb])?;
             }
         }
         match (self.policy.engine, &self.policy.opa_url) {
@@ -604,12 +636,8 @@ impl Config {
         {
             return bad(format!("policy.dir = {}: no such directory", dir.display()));
         }
-        let blob = self.storage.url.expose();
-        if !blob.is_empty() && !blob.starts_with("file://") && !blob.starts_with("s3://") {
-            return bad(format!(
-                "storage.url = {}: unsupported scheme (supported: file:///path, s3://bucket?endpoint=...)",
-                self.storage.url.masked()
-            ));
+        if !self.storage.url.is_empty() {
+            AdapterUrl::parse("storage.url", &self.storage.url, &[Scheme::File, Scheme::S3])?;
         }
         if let Some(bad_type) = self.storage.allowed_types.iter().find(|t| !t.contains('/')) {
             return bad(format!(
@@ -629,12 +657,8 @@ impl Config {
                     .into(),
             );
         }
-        let bus = self.bus.url.expose();
-        if !bus.is_empty() && !bus.starts_with("sqlite://") && !bus.starts_with("kafka://") {
-            return bad(format!(
-                "bus.url = {}: unsupported scheme (supported: sqlite://<path>, kafka://host:port)",
-                self.bus.url.masked()
-            ));
+        if !self.bus.url.is_empty() {
+            AdapterUrl::parse("bus.url", &self.bus.url, &[Scheme::Sqlite, Scheme::Kafka])?;
         }
         if self.bus.partitions < 1 || self.bus.replication < 1 || self.bus.max_attempts < 1 {
             return bad("bus.partitions, bus.replication and bus.max_attempts must be at least 1".into());

@@ -7,6 +7,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use backon::{BackoffBuilder as _, ExponentialBuilder};
+
 use casewire_ports::{BusMessage, StartFrom, Topic};
 use tokio_util::sync::CancellationToken;
 
@@ -52,7 +54,13 @@ where
             _ = shutdown.cancelled() => break,
             msg = sub.next() => msg?,
         };
-        let mut backoff = Duration::from_millis(50);
+        // Jittered, so consumers that failed together do not retry together.
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(50))
+            .with_max_delay(Duration::from_secs(5))
+            .with_jitter()
+            .without_max_times()
+            .build();
         let mut attempt = 1;
         loop {
             let reason = match handle(msg.clone()).await {
@@ -70,12 +78,12 @@ where
                 }
                 Err(Failure::Permanent(reason) | Failure::Transient(reason)) => reason,
             };
+            let backoff = delays.next().unwrap_or(Duration::from_secs(5));
             tracing::warn!(group, error = %reason, attempt, retry_in_ms = backoff.as_millis() as u64, "Handling a message failed; retrying");
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = tokio::time::sleep(backoff) => {}
             }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
             attempt += 1;
         }
         if let Err(e) = sub.commit(&msg).await {

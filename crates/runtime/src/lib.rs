@@ -5,13 +5,16 @@
 //! # Layout
 //! - [`config`]: `Config` — defaults, then a TOML file, then
 //!   `CASEWIRE__SECTION__FIELD` environment variables; validated at start.
-//! - [`platform`]: `Platform` — the opened adapters, picked by URL scheme.
+//! - [`adapter_url`]: `AdapterUrl` — a URL parsed once into the adapter its
+//!   scheme names.
+//! - [`platform`]: `Platform` — the opened adapters.
 //! - [`consumer`]: the retry / dead-letter / commit loop every service runs.
 //! - [`telemetry`]: JSON or human logs through `tracing`.
 //! - [`management`]: the management port every service serves —
 //!   `/health/live`, `/health/ready` (pings the stores and the bus) and
 //!   Prometheus `/metrics`.
 
+pub mod adapter_url;
 pub mod config;
 pub mod consumer;
 pub mod management;

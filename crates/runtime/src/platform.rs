@@ -1,7 +1,6 @@
 //! The opened adapters behind the ports. Adapters are chosen by URL scheme,
 //! so the services never name a concrete store.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,10 +9,11 @@ use casewire_kafka::{KafkaBus, KafkaSettings};
 use casewire_mongodb::{MongoEventStore, MongoReadStore, MongoSettings};
 use casewire_policy::RegoPolicy;
 use casewire_policy::opa::OpaServer;
-use casewire_ports::{BlobStore, Bus, EventStore, PolicyEngine, ReadStore, StoreError};
+use casewire_ports::{BlobStore, Bus, EventStore, PolicyEngine, ReadStore};
 use casewire_sqlite::{Durability, SqliteBus, SqliteEventStore, SqliteReadStore};
 use tokio_util::sync::CancellationToken;
 
+use crate::adapter_url::{AdapterUrl, Scheme};
 use crate::config::{self, Config, PolicyEngineKind, SecretUrl};
 
 /// Everything a service needs: its config and the ports.
@@ -33,12 +33,10 @@ impl std::fmt::Debug for Platform {
     }
 }
 
-fn sqlite_path(url: &SecretUrl) -> Result<PathBuf, StoreError> {
-    url.expose()
-        .strip_prefix("sqlite://")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .ok_or_else(|| StoreError::Backend(format!("{} is not a sqlite://<path> URL", url.masked())))
+/// A store's adapter, from its URL (validated already, so an error here
+/// is a bug of the config check, reported all the same).
+fn store_adapter(name: &str, url: &SecretUrl) -> anyhow::Result<AdapterUrl> {
+    Ok(AdapterUrl::parse(name, url, &[Scheme::Sqlite, Scheme::MongoDb])?)
 }
 
 fn mongo_settings(config: &Config, url: &SecretUrl) -> MongoSettings {
@@ -75,25 +73,29 @@ async fn open_stores(
         shared = Some((url.clone(), db.clone()));
         Ok((settings, db))
     };
-    let events: Arc<dyn EventStore> = if config::is_mongodb(events_url.expose()) {
-        let (settings, db) = database(&events_url).await?;
-        Arc::new(
-            MongoEventStore::open(&db, &settings)
-                .await
-                .with_context(|| format!("opening the event store at {}", events_url.masked()))?,
-        )
-    } else {
-        Arc::new(SqliteEventStore::open(&sqlite_path(&events_url)?, durability)?)
+    let events: Arc<dyn EventStore> = match store_adapter("store.events", &events_url)? {
+        AdapterUrl::MongoDb(url) => {
+            let (settings, db) = database(&url).await?;
+            Arc::new(
+                MongoEventStore::open(&db, &settings)
+                    .await
+                    .with_context(|| format!("opening the event store at {}", url.masked()))?,
+            )
+        }
+        AdapterUrl::Sqlite(path) => Arc::new(SqliteEventStore::open(&path, durability)?),
+        other => anyhow::bail!("store.events can not be a {:?} adapter", other.scheme()),
     };
-    let reads: Arc<dyn ReadStore> = if config::is_mongodb(reads_url.expose()) {
-        let (_, db) = database(&reads_url).await?;
-        Arc::new(
-            MongoReadStore::open(&db)
-                .await
-                .with_context(|| format!("opening the read store at {}", reads_url.masked()))?,
-        )
-    } else {
-        Arc::new(SqliteReadStore::open(&sqlite_path(&reads_url)?, durability)?)
+    let reads: Arc<dyn ReadStore> = match store_adapter("store.read", &reads_url)? {
+        AdapterUrl::MongoDb(url) => {
+            let (_, db) = database(&url).await?;
+            Arc::new(
+                MongoReadStore::open(&db)
+                    .await
+                    .with_context(|| format!("opening the read store at {}", url.masked()))?,
+            )
+        }
+        AdapterUrl::Sqlite(path) => Arc::new(SqliteReadStore::open(&path, durability)?),
+        other => anyhow::bail!("store.read can not be a {:?} adapter", other.scheme()),
     };
     Ok((events, reads))
 }
@@ -110,21 +112,23 @@ impl Platform {
         };
         let (events, reads) = open_stores(&config, durability).await?;
         let bus_url = config.store_url(&config.bus.url, "bus.db");
-        let bus: Arc<dyn Bus> = if bus_url.expose().starts_with("kafka://") {
-            let mut settings = KafkaSettings::from_url(bus_url.expose())?;
-            settings.topic_prefix = config.bus.topic_prefix.clone();
-            settings.partitions = config.bus.partitions;
-            settings.replication = config.bus.replication;
-            settings.message_timeout_ms = config.bus.message_timeout_ms;
-            settings.idempotent = config.bus.idempotent_producer;
-            settings.properties = config.bus.properties.clone();
-            let bus = KafkaBus::connect(settings)
-                .await
-                .with_context(|| format!("connecting to Kafka at {}", bus_url.masked()))?;
-            tracing::info!(brokers = %bus_url.masked(), prefix = %config.bus.topic_prefix, "Connected to Kafka");
-            Arc::new(bus)
-        } else {
-            Arc::new(SqliteBus::open(&sqlite_path(&bus_url)?, durability)?)
+        let bus: Arc<dyn Bus> = match AdapterUrl::parse("bus.url", &bus_url, &[Scheme::Sqlite, Scheme::Kafka])? {
+            AdapterUrl::Kafka(bus_url) => {
+                let mut settings = KafkaSettings::from_url(bus_url.expose())?;
+                settings.topic_prefix = config.bus.topic_prefix.clone();
+                settings.partitions = config.bus.partitions;
+                settings.replication = config.bus.replication;
+                settings.message_timeout_ms = config.bus.message_timeout_ms;
+                settings.idempotent = config.bus.idempotent_producer;
+                settings.properties = config.bus.properties.clone();
+                let bus = KafkaBus::connect(settings)
+                    .await
+                    .with_context(|| format!("connecting to Kafka at {}", bus_url.masked()))?;
+                tracing::info!(brokers = %bus_url.masked(), prefix = %config.bus.topic_prefix, "Connected to Kafka");
+                Arc::new(bus)
+            }
+            AdapterUrl::Sqlite(path) => Arc::new(SqliteBus::open(&path, durability)?),
+            other => anyhow::bail!("bus.url can not be a {:?} adapter", other.scheme()),
         };
         Ok(Platform {
             events,

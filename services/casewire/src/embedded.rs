@@ -4,7 +4,7 @@
 use anyhow::Context;
 use casewire_case_api::ApiServer;
 use casewire_runtime::{Config, Platform};
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Which services to run (tests turn some off).
@@ -29,14 +29,16 @@ pub struct Embedded {
     pub api: ApiServer,
     pub platform: Platform,
     pub shutdown: CancellationToken,
-    tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
+    /// The services besides the API; each task yields its name with its end.
+    tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
 }
 
-fn spawn<F>(name: &'static str, fut: F) -> (&'static str, JoinHandle<anyhow::Result<()>>)
+/// Runs a service in `tasks`, so that its end names it.
+fn spawn<F>(tasks: &mut JoinSet<(&'static str, anyhow::Result<()>)>, name: &'static str, service: F)
 where
     F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
 {
-    (name, tokio::spawn(fut))
+    tasks.spawn(async move { (name, service.await) });
 }
 
 /// Prunes handled bus messages every minute, so the embedded bus file
@@ -62,23 +64,26 @@ impl Embedded {
         config.mode.get_or_insert(casewire_runtime::Mode::Dev);
         let platform = Platform::open(config).await.context("opening the stores")?;
         let shutdown = CancellationToken::new();
-        let mut tasks = Vec::new();
+        let mut tasks = JoinSet::new();
         if services.engine {
-            tasks.push(spawn(
+            spawn(
+                &mut tasks,
                 "case-engine",
                 casewire_case_engine::run(platform.clone(), shutdown.child_token()),
-            ));
+            );
         }
         if services.projector {
-            tasks.push(spawn(
+            spawn(
+                &mut tasks,
                 "projector",
                 casewire_projector::run(platform.clone(), shutdown.child_token()),
-            ));
+            );
         }
-        tasks.push(spawn(
+        spawn(
+            &mut tasks,
             "bus-retention",
             retention(platform.clone(), shutdown.child_token()),
-        ));
+        );
         let api = casewire_case_api::start(platform.clone(), shutdown.child_token()).await?;
         Ok(Embedded {
             api,
@@ -111,29 +116,22 @@ impl Embedded {
 
     /// Resolves when any service stops; says which and why.
     pub async fn any_stopped(&mut self) -> (String, anyhow::Result<()>) {
-        if self.tasks.is_empty() {
-            std::future::pending::<()>().await;
+        match self.tasks.join_next().await {
+            Some(Ok((name, result))) => (name.to_owned(), result),
+            // A panic loses the name with the task; say what is known.
+            Some(Err(e)) => ("a service".to_owned(), Err(anyhow::anyhow!("task panicked: {e}"))),
+            None => std::future::pending().await,
         }
-        let (i, result) = {
-            let futures = self.tasks.iter_mut().map(|(_, h)| Box::pin(h));
-            let (result, i, _) = futures::future::select_all(futures).await;
-            (i, result)
-        };
-        let (name, _) = self.tasks.remove(i);
-        (
-            name.to_owned(),
-            result.unwrap_or_else(|e| Err(anyhow::anyhow!("task panicked: {e}"))),
-        )
     }
 
     /// Stops everything and waits for it.
-    pub async fn stop(self) -> anyhow::Result<()> {
+    pub async fn stop(mut self) -> anyhow::Result<()> {
         self.shutdown.cancel();
-        for (name, task) in self.tasks {
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(service = name, error = %e, "Service stopped with an error"),
-                Err(e) => tracing::warn!(service = name, error = %e, "Service task failed"),
+        while let Some(ended) = self.tasks.join_next().await {
+            match ended {
+                Ok((_, Ok(()))) => {}
+                Ok((name, Err(e))) => tracing::warn!(service = name, error = %e, "Service stopped with an error"),
+                Err(e) => tracing::warn!(error = %e, "Service task failed"),
             }
         }
         self.api.wait().await
