@@ -185,3 +185,103 @@ pub async fn streamed_cases(base: &str, token: &str) -> (std::collections::HashS
 pub fn is_internal_comment(event: &serde_json::Value) -> bool {
     event["type"].as_str().is_some_and(|t| t.contains("comment-added")) && event["data"]["visibility"] == "internal"
 }
+
+/// What a caller may do with a case, as the authorization matrices assert it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Not visible: 404 on detail, history and a command; absent from the
+    /// list and the stream.
+    Hidden,
+    /// Visible; the command (adding a tag) is refused with 403.
+    Read,
+    /// Visible, and the command is done.
+    Work,
+}
+
+impl Access {
+    /// The README's wording of a cell.
+    pub fn label(self) -> &'static str {
+        match self {
+            Access::Hidden => "404",
+            Access::Read => "read, 403 on change",
+            Access::Work => "read, change",
+        }
+    }
+}
+
+/// One cell of a matrix: `c` reaches case `id` through its detail, the list
+/// (`listed`), its history, a command (tagging it `tag`) and the stream
+/// (`streamed`) exactly as `expected` says; when visible, internal comments
+/// show in the detail and history only if `reads_internal`. The case is
+/// expected to carry one internal and one public comment. Returns whether
+/// the tag was written.
+pub async fn assert_cell(
+    c: &Client,
+    cell: &str,
+    id: &str,
+    expected: Access,
+    (listed, streamed): (&std::collections::HashSet<String>, &std::collections::HashSet<String>),
+    tag: &str,
+    reads_internal: bool,
+) -> bool {
+    let visible = expected != Access::Hidden;
+    let want = if visible { 200 } else { 404 };
+    let detail = c.get(&format!("/api/v1/cases/{id}")).await.unwrap();
+    assert_eq!(detail.status.as_u16(), want, "{cell}: detail {}", detail.body);
+    if !visible {
+        assert_eq!(
+            detail.body["code"], "CW-NOT-FOUND",
+            "{cell}: a hidden case is plain 404"
+        );
+    }
+    assert_eq!(listed.contains(id), visible, "{cell}: list");
+    assert_eq!(streamed.contains(id), visible, "{cell}: stream");
+    let history = c.get(&format!("/api/v1/cases/{id}/history")).await.unwrap();
+    assert_eq!(history.status.as_u16(), want, "{cell}: history");
+    let command = c
+        .post_wait(&format!("/api/v1/cases/{id}/tags"), &serde_json::json!({"tag": tag}))
+        .await
+        .unwrap();
+    let want_command = match expected {
+        Access::Hidden => 404,
+        Access::Read => 403,
+        Access::Work => 200,
+    };
+    assert_eq!(
+        command.status.as_u16(),
+        want_command,
+        "{cell}: command {}",
+        command.body
+    );
+    if expected == Access::Read {
+        assert_eq!(command.body["code"], "CW-FORBIDDEN", "{cell}");
+    }
+    if visible {
+        let comments = detail.body["comments"].as_array().unwrap().len();
+        assert_eq!(comments, if reads_internal { 2 } else { 1 }, "{cell}: comments");
+        let internal = history.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(is_internal_comment);
+        assert_eq!(internal, reads_internal, "{cell}: internal comments in the history");
+    }
+    expected == Access::Work
+}
+
+/// An access token of the Keycloak-shaped test provider: `form` is the
+/// grant (password or client credentials) for `client` in `realm`.
+pub async fn provider_token(base: &str, realm: &str, client: &str, form: &[(&str, &str)]) -> String {
+    let res = reqwest::Client::new()
+        .post(format!("{base}/realms/{realm}/protocol/openid-connect/token"))
+        .basic_auth(client, Some(format!("{client}-secret")))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = res.json().await.unwrap();
+    body["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("token from {realm}/{client}: {body}"))
+        .to_owned()
+}

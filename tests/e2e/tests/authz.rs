@@ -15,18 +15,8 @@ use casewire::client::Client;
 use casewire_e2e::TestApp;
 use serde_json::{Value, json};
 
-/// What a role may do with a case it is not the assignee of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
-    /// Not visible: 404 on detail/history/command, absent from list and stream.
-    Hidden,
-    /// Visible, the command (adding a tag) is refused with 403.
-    Read,
-    /// Visible, and the command is done.
-    Work,
-}
-
 use Access::{Hidden, Read, Work};
+use casewire_e2e::Access;
 
 /// (user, role, normal case of own tenant, confidential case of own tenant).
 /// Every case of the other tenant is `Hidden` for everyone.
@@ -127,63 +117,15 @@ async fn the_authorization_matrix_holds_over_rest_and_the_stream() {
                 (true, false) => normal,
                 (true, true) => confidential,
             };
-            let visible = expected != Hidden;
             let cell = format!("{user} on {tenant} confidential={is_confidential}");
-
-            let detail = c.get(&format!("/api/v1/cases/{id}")).await.unwrap();
-            let want = if visible { 200 } else { 404 };
-            assert_eq!(detail.status.as_u16(), want, "{cell}: detail {}", detail.body);
-            if !visible {
-                assert_eq!(
-                    detail.body["code"], "CW-NOT-FOUND",
-                    "{cell}: a hidden case is plain 404"
-                );
-            }
-            assert_eq!(listed.contains(id), visible, "{cell}: list");
-            let history = c.get(&format!("/api/v1/cases/{id}/history")).await.unwrap();
-            assert_eq!(history.status.as_u16(), want, "{cell}: history");
             let tag = format!("by-{user}");
-            let command = c
-                .post_wait(&format!("/api/v1/cases/{id}/tags"), &json!({"tag": tag}))
-                .await
-                .unwrap();
-            let want_command = match expected {
-                Hidden => 404,
-                Read => 403,
-                Work => 200,
-            };
-            assert_eq!(
-                command.status.as_u16(),
-                want_command,
-                "{cell}: command {}",
-                command.body
-            );
-            if expected == Read {
-                assert_eq!(command.body["code"], "CW-FORBIDDEN", "{cell}");
-            }
-            if expected == Work {
+            // Requesters read public comments only, wherever comments show.
+            let reads_internal = user != "dave";
+            if casewire_e2e::assert_cell(&c, &cell, id, expected, (&listed, &streamed), &tag, reads_internal).await {
                 expected_tags.entry(id.clone()).or_default().push(tag);
             }
-            assert_eq!(streamed.contains(id), visible, "{cell}: stream");
             cells += ACTIONS.len();
-
-            // Requesters read public comments only, wherever comments show.
-            if visible {
-                let internal_shown = user != "dave";
-                let comments = detail.body["comments"].as_array().unwrap();
-                assert_eq!(comments.len(), if internal_shown { 2 } else { 1 }, "{cell}: comments");
-                let internal_in_history = history.body["items"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(is_internal_comment);
-                assert_eq!(internal_in_history, internal_shown, "{cell}: history comments");
-            }
-            row.push(match expected {
-                Hidden => "404".to_owned(),
-                Read => "read, 403 on change".to_owned(),
-                Work => "read, change".to_owned(),
-            });
+            row.push(expected.label().to_owned());
         }
         let internal_streamed = events.iter().any(is_internal_comment);
         assert_eq!(

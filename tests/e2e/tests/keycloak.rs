@@ -20,13 +20,8 @@ use casewire_oidc::TrustedIssuer;
 use casewire_ports::contract::skip;
 use serde_json::{Value, json};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
-    Hidden,
-    Read,
-    Work,
-}
 use Access::{Hidden, Read, Work};
+use casewire_e2e::Access;
 
 /// The cases every row is tried on, all in queue support.
 const CASES: [&str; 4] = [
@@ -88,18 +83,13 @@ fn base() -> Option<String> {
 }
 
 async fn user_token(base: &str, user: &str) -> String {
-    let res = reqwest::Client::new()
-        .post(format!("{base}/realms/casewire/protocol/openid-connect/token"))
-        .basic_auth("casewire-tests", Some("casewire-tests-secret"))
-        .form(&[("grant_type", "password"), ("username", user), ("password", user)])
-        .send()
-        .await
-        .unwrap();
-    let body: Value = res.json().await.unwrap();
-    body["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("token of {user}: {body}"))
-        .to_owned()
+    casewire_e2e::provider_token(
+        base,
+        "casewire",
+        "casewire-tests",
+        &[("grant_type", "password"), ("username", user), ("password", user)],
+    )
+    .await
 }
 
 async fn spawn(base: &str) -> TestApp {
@@ -179,49 +169,12 @@ async fn keycloak_shaped_tokens_see_exactly_what_the_policy_allows() {
         let mut row = vec![user.to_owned(), what.to_owned()];
         for ((case, id), expected) in CASES.iter().zip(&ids).zip(access) {
             let cell = format!("{user} on {case}");
-            let visible = expected != Hidden;
-            let want = if visible { 200 } else { 404 };
-            let detail = c.get(&format!("/api/v1/cases/{id}")).await.unwrap();
-            assert_eq!(detail.status.as_u16(), want, "{cell}: detail {}", detail.body);
-            let history = c.get(&format!("/api/v1/cases/{id}/history")).await.unwrap();
-            assert_eq!(history.status.as_u16(), want, "{cell}: history");
-            assert_eq!(listed.contains(id), visible, "{cell}: list");
-            assert_eq!(streamed.contains(id), visible, "{cell}: stream");
             let tag = format!("by-{user}");
-            let command = c
-                .post_wait(&format!("/api/v1/cases/{id}/tags"), &json!({"tag": tag}))
-                .await
-                .unwrap();
-            let want_command = match expected {
-                Hidden => 404,
-                Read => 403,
-                Work => 200,
-            };
-            assert_eq!(
-                command.status.as_u16(),
-                want_command,
-                "{cell}: command {}",
-                command.body
-            );
-            if expected == Work {
+            if casewire_e2e::assert_cell(&c, &cell, id, expected, (&listed, &streamed), &tag, reads_internal).await {
                 tagged.entry(id.clone()).or_default().push(tag);
             }
-            if visible {
-                let comments = detail.body["comments"].as_array().unwrap().len();
-                assert_eq!(comments, if reads_internal { 2 } else { 1 }, "{cell}: comments");
-                let internal = history.body["items"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(is_internal_comment);
-                assert_eq!(internal, reads_internal, "{cell}: internal comments in the history");
-            }
             cells += 5;
-            row.push(match expected {
-                Hidden => "404".to_owned(),
-                Read => "read, 403 on change".to_owned(),
-                Work => "read, change".to_owned(),
-            });
+            row.push(expected.label().to_owned());
         }
         let internal_streamed = events.iter().any(is_internal_comment);
         assert_eq!(

@@ -26,18 +26,7 @@ fn base() -> Option<String> {
 }
 
 async fn token(base: &str, realm: &str, client: &str, form: &[(&str, &str)]) -> String {
-    let res = reqwest::Client::new()
-        .post(format!("{base}/realms/{realm}/protocol/openid-connect/token"))
-        .basic_auth(client, Some(format!("{client}-secret")))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    let body: Value = res.json().await.unwrap();
-    body["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("token from {realm}/{client}: {body}"))
-        .to_owned()
+    casewire_e2e::provider_token(base, realm, client, form).await
 }
 
 async fn user_token(base: &str, realm: &str, client: &str, user: &str) -> String {
