@@ -15,8 +15,11 @@ use crate::error::DomainError;
 use crate::event::*;
 use crate::types::CaseKey;
 
+// The OpenAPI document states these bounds too (`#[schema(...)]` on the
+// command payloads wants literals); a test holds the two together.
 const MAX_TITLE: usize = 200;
 const MAX_TEXT: usize = 20_000;
+const MAX_CODE: usize = 64;
 // What grows per case is bounded, so one case (and every fold, cache entry
 // and detail of it) stays a bounded size whatever its clients send.
 const MAX_TAGS: usize = 32;
@@ -452,7 +455,7 @@ impl Case {
                 })
             }
             CaseCommand::Resolve(c) => {
-                let code = text("resolution", &c.resolution, 64, true)?;
+                let code = text("resolution", &c.resolution, MAX_CODE, true)?;
                 if !def.resolution_codes.is_empty() && !def.resolution_codes.contains(&code) {
                     return Err(DomainError::UnknownResolution(code));
                 }
@@ -962,6 +965,48 @@ mod tests {
             }),
             "CW-UNKNOWN-RESOLUTION",
         );
+    }
+
+    #[test]
+    fn command_schemas_state_the_bounds_that_handle_enforces() {
+        use utoipa::PartialSchema;
+        let schema = |s: utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>| serde_json::to_value(s).unwrap();
+        let (open, revise) = (schema(OpenCase::schema()), schema(ReviseDetails::schema()));
+        let (comment, resolve) = (schema(CommentOnCase::schema()), schema(ResolveCase::schema()));
+        let bounds = [
+            (&open["properties"]["title"], Some(1), MAX_TITLE),
+            (&open["properties"]["description"], None, MAX_TEXT),
+            (&revise["properties"]["title"], Some(1), MAX_TITLE),
+            (&revise["properties"]["description"], None, MAX_TEXT),
+            (&comment["properties"]["body"], Some(1), MAX_TEXT),
+            (&resolve["properties"]["resolution"], Some(1), MAX_CODE),
+            (&resolve["properties"]["note"], None, MAX_TEXT),
+        ];
+        for (property, min, max) in bounds {
+            assert_eq!(property["maxLength"], json!(max), "{property}");
+            assert_eq!(property["minLength"].as_u64(), min, "{property}");
+            // What must not be blank says so with a pattern.
+            assert_eq!(property.get("pattern").is_some(), min.is_some(), "{property}");
+        }
+        assert_eq!(open["properties"]["tags"]["maxItems"], json!(MAX_TAGS));
+    }
+
+    #[test]
+    fn the_not_blank_pattern_admits_exactly_what_text_keeps() {
+        // The pattern names Rust's whitespace (`trim`) one by one: engines
+        // disagree on what `\s` is.
+        use utoipa::PartialSchema;
+        let open = serde_json::to_value(OpenCase::schema()).unwrap();
+        let pattern = &open["properties"]["title"]["pattern"];
+        let validator = crate::types::tests::validator(json!({"type": "string", "pattern": pattern}));
+        let mut admitted = 0;
+        for s in crate::types::tests::samples() {
+            let kept = text("title", &s, usize::MAX, true).is_ok();
+            let admits = validator.is_valid(&json!(s));
+            assert_eq!(admits, kept, "{s:?}");
+            admitted += usize::from(admits);
+        }
+        assert!(admitted > 1000);
     }
 
     #[test]

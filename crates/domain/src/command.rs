@@ -12,6 +12,7 @@ use crate::types::{EmailAddress, QueueName, Tag, UserRef};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Requester {
+    /// Free text.
     #[serde(default)]
     pub name: Option<String>,
     pub email: EmailAddress,
@@ -21,22 +22,41 @@ pub struct Requester {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OpenCase {
-    /// Definition id; the newest version is used.
+    /// Definition id (a definition id is a slug of a-z, 0-9 and `-`); the
+    /// newest version is used. It must name a definition imported into the
+    /// tenant, else 422 `CW-VALIDATION`.
+    #[schema(pattern = r"^[a-z0-9-]+$", min_length = 1)]
     pub definition: String,
+    /// 1 to 200 characters once trimmed: not empty and not only whitespace
+    /// (the pattern asks for one character that is not whitespace).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub title: String,
+    /// At most 20,000 characters once trimmed.
     #[serde(default)]
+    #[schema(max_length = 20000)]
     pub description: Option<String>,
-    /// Case data, validated against the definition's JSON Schema.
+    /// Case data, validated against the definition's JSON Schema (else 422
+    /// `CW-SCHEMA-VIOLATION`).
     #[serde(default = "empty_object")]
     #[schema(value_type = Object)]
     pub data: Value,
+    /// A priority id of the definition (else 422 `CW-UNKNOWN-PRIORITY`);
+    /// the definition's default when absent.
     #[serde(default)]
+    #[schema(min_length = 1)]
     pub priority: Option<String>,
+    /// The definition's default queue when absent.
     #[serde(default)]
     pub queue: Option<QueueName>,
     #[serde(default)]
     pub requester: Option<Requester>,
+    /// At most 32 tags; repeated ones are merged.
     #[serde(default)]
+    #[schema(max_items = 32)]
     pub tags: Vec<Tag>,
     /// Visible only to the assignee, the queue's managers and admins.
     #[serde(default)]
@@ -48,14 +68,25 @@ fn empty_object() -> Value {
 }
 
 /// Change title, description or data. Omitted fields stay as they are; data
-/// is replaced whole.
+/// is replaced whole. Nothing to change is 409 `CW-NO-CHANGE`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReviseDetails {
+    /// 1 to 200 characters once trimmed: not empty and not only whitespace
+    /// (the pattern asks for one character that is not whitespace).
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub title: Option<String>,
+    /// At most 20,000 characters once trimmed.
     #[serde(default)]
+    #[schema(max_length = 20000)]
     pub description: Option<String>,
+    /// Validated against the definition's JSON Schema (else 422
+    /// `CW-SCHEMA-VIOLATION`).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub data: Option<Value>,
@@ -84,6 +115,8 @@ pub struct RouteCase {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MoveToStage {
+    /// A stage id of the case's definition (else 422 `CW-UNKNOWN-STAGE`).
+    #[schema(min_length = 1)]
     pub stage: String,
 }
 
@@ -91,6 +124,9 @@ pub struct MoveToStage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PrioritizeCase {
+    /// A priority id of the case's definition (else 422
+    /// `CW-UNKNOWN-PRIORITY`).
+    #[schema(min_length = 1)]
     pub priority: String,
 }
 
@@ -112,8 +148,17 @@ pub struct CommentOnCase {
     /// Chosen by the API when absent, so a redelivered command keeps it.
     #[serde(default)]
     pub comment_id: Option<Uuid>,
+    /// A comment of the case (else 422 `CW-UNKNOWN-COMMENT`).
     #[serde(default)]
     pub parent_id: Option<Uuid>,
+    /// 1 to 20,000 characters once trimmed: not empty and not only
+    /// whitespace (the pattern asks for one character that is not
+    /// whitespace).
+    #[schema(
+        min_length = 1,
+        max_length = 20000,
+        pattern = r"[^\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub body: String,
     #[serde(default)]
     pub visibility: Visibility,
@@ -164,8 +209,11 @@ pub struct FileFacts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AttachFile {
+    /// A complete file you may read and that is not being swept (else 422
+    /// `CW-VALIDATION`).
     pub file_id: Uuid,
-    /// Set by the API from the file's record; clients leave it out.
+    /// Set by the API from the file's record, whatever a client sent:
+    /// read-only (the OpenAPI document says so), clients leave it out.
     #[serde(default)]
     pub file: Option<FileFacts>,
 }
@@ -181,8 +229,19 @@ pub struct DetachFile {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResolveCase {
+    /// 1 to 64 characters once trimmed: not empty and not only whitespace
+    /// (the pattern asks for one character that is not whitespace). When
+    /// the definition lists resolution codes, one of them (else 422
+    /// `CW-UNKNOWN-RESOLUTION`).
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"[^\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub resolution: String,
+    /// At most 20,000 characters once trimmed.
     #[serde(default)]
+    #[schema(max_length = 20000)]
     pub note: Option<String>,
 }
 

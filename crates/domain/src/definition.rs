@@ -17,7 +17,9 @@ use crate::types::{KeyPrefix, QueueName};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StageDef {
-    /// Stable id, used in commands and events.
+    /// Stable id, used in commands and events; not empty, and unique
+    /// among the stages.
+    #[schema(min_length = 1)]
     pub id: String,
     /// Display name; defaults to the id.
     #[serde(default)]
@@ -33,12 +35,18 @@ pub struct StageDef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PriorityDef {
+    /// Not empty, and unique among the priorities.
+    #[schema(min_length = 1)]
     pub id: String,
     #[serde(default)]
     pub name: Option<String>,
+    /// A duration: digits and a unit, `m`, `h`, `d` or `w`.
     #[serde(default)]
+    #[schema(pattern = r"^[0-9]+[mhdw]$")]
     pub first_response: Option<String>,
+    /// A duration: digits and a unit, `m`, `h`, `d` or `w`.
     #[serde(default)]
+    #[schema(pattern = r"^[0-9]+[mhdw]$")]
     pub resolution: Option<String>,
 }
 
@@ -52,15 +60,25 @@ pub struct AccessDef {
     pub work: Vec<String>,
 }
 
-/// A versioned case definition.
+/// A versioned case definition. Besides what its schema says, the stages
+/// and priorities it names (`initialStage`, `transitions`,
+/// `terminalStages`, `reopenStage`, `defaultPriority`) must be its own, a
+/// terminal stage has no transitions out, and `schema` must compile: else
+/// 422 `CW-INVALID-DEFINITION`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CaseDefinition {
-    /// Stable id such as `insurance-claim`.
+    /// Stable id such as `insurance-claim`: a slug of a-z, 0-9 and `-`.
+    #[schema(pattern = r"^[a-z0-9-]+$", min_length = 1)]
     pub id: String,
     /// Assigned by the store on import; ignored in the source file.
     #[serde(default)]
     pub version: u32,
+    /// Not empty and not only whitespace.
+    #[schema(
+        min_length = 1,
+        pattern = r"[^\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
@@ -70,7 +88,11 @@ pub struct CaseDefinition {
     #[serde(default = "empty_object_schema")]
     #[schema(value_type = Object)]
     pub schema: Value,
+    /// At least one.
+    #[schema(min_items = 1)]
     pub stages: Vec<StageDef>,
+    /// One of the stages.
+    #[schema(min_length = 1)]
     pub initial_stage: String,
     /// Allowed moves: from stage id to the stage ids it may move to.
     #[serde(default)]
@@ -83,7 +105,11 @@ pub struct CaseDefinition {
     /// to the initial stage.
     #[serde(default)]
     pub reopen_stage: Option<String>,
+    /// At least one: `defaultPriority` is one of them.
+    #[schema(min_items = 1)]
     pub priorities: Vec<PriorityDef>,
+    /// One of the priorities.
+    #[schema(min_length = 1)]
     pub default_priority: String,
     pub default_queue: QueueName,
     /// Resolution codes `resolve` accepts; empty means any non-empty code.

@@ -5,19 +5,41 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::DomainError;
 
+/// The `description` of a schema from the lines of a doc comment, trimmed
+/// as utoipa trims the doc comments it reads itself.
+fn doc_description(lines: &[&str]) -> String {
+    lines.iter().map(|l| l.trim()).collect::<Vec<_>>().join("\n")
+}
+
 macro_rules! string_newtype {
-    ($(#[$meta:meta])* $name:ident, $field:literal, $check:expr) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+    (
+        $(#[doc = $doc:literal])*
+        $name:ident,
+        $field:literal,
+        schema(pattern = $pattern:literal, min_length = $min:literal, max_length = $max:expr $(,)?),
+        $check:expr
+    ) => {
+        $(#[doc = $doc])*
+        ///
+        /// Its schema (`pattern`, `minLength`, `maxLength`) admits only
+        /// values that `parse` accepts, written without the surrounding
+        /// whitespace that `parse` trims.
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
-        #[schema(value_type = String)]
         pub struct $name(String);
 
         impl $name {
+            /// The ECMA-262 pattern of the schema: every string it matches
+            /// (within the length bounds) parses.
+            pub const PATTERN: &'static str = $pattern;
+            /// The schema's `minLength`.
+            pub const MIN_LENGTH: usize = $min;
+            /// The schema's `maxLength`, if any.
+            pub const MAX_LENGTH: Option<usize> = $max;
+
             /// Parses and normalises the value, or says what is wrong with it.
             pub fn parse(raw: impl AsRef<str>) -> Result<Self, DomainError> {
                 let check: fn(&str) -> Result<String, String> = $check;
@@ -31,6 +53,21 @@ macro_rules! string_newtype {
                 &self.0
             }
         }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                use utoipa::openapi::schema::{ObjectBuilder, Type};
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some(doc_description(&[$($doc),*])))
+                    .pattern(Some(Self::PATTERN))
+                    .min_length(Some(Self::MIN_LENGTH))
+                    .max_length(Self::MAX_LENGTH)
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
 
         impl TryFrom<String> for $name {
             type Error = DomainError;
@@ -79,6 +116,7 @@ string_newtype!(
     /// A key prefix such as `CLM`: 2 to 6 upper-case ASCII letters.
     KeyPrefix,
     "keyPrefix",
+    schema(pattern = r"^[A-Z]{2,6}$", min_length = 2, max_length = Some(6)),
     |s| {
         if (2..=6).contains(&s.len()) && s.chars().all(|c| c.is_ascii_uppercase()) {
             Ok(s.to_owned())
@@ -89,9 +127,11 @@ string_newtype!(
 );
 
 string_newtype!(
-    /// A human case key such as `CLM-000123`.
+    /// A human case key such as `CLM-000123`: a key prefix, `-`, and at
+    /// least six digits.
     CaseKey,
     "key",
+    schema(pattern = r"^[A-Z]{2,6}-[0-9]{6,}$", min_length = 9, max_length = None),
     |s| {
         let Some((prefix, number)) = s.split_once('-') else {
             return Err("must look like PREFIX-000123".into());
@@ -113,23 +153,35 @@ impl CaseKey {
 }
 
 string_newtype!(
-    /// A queue name such as `support` or `claims.motor`.
+    /// A queue name such as `support` or `claims.motor`: 1 to 64 of a-z,
+    /// 0-9, `-`, `_` and `.`.
     QueueName,
     "queue",
+    schema(pattern = r"^[a-z0-9._-]+$", min_length = 1, max_length = Some(64)),
     |s| slug(s, 64)
 );
 
 string_newtype!(
-    /// A tag: lower-case slug, at most 40 characters.
+    /// A tag: 1 to 40 of a-z, 0-9, `-`, `_` and `.`. Upper-case letters are
+    /// lower-cased (and so is the Kelvin sign `K`, U+212A, to `k`).
     Tag,
     "tag",
+    schema(pattern = r"^[A-Za-z0-9._\u212A-]+$", min_length = 1, max_length = Some(40)),
     |s| slug(&s.to_lowercase(), 40)
 );
 
 string_newtype!(
-    /// An e-mail address, lower-cased, checked for one `@` and a dotted domain.
+    /// An e-mail address, lower-cased: a non-empty local part, one `@`, and
+    /// a domain with a `.` that neither starts nor ends with `.`; no
+    /// whitespace. At most 254 bytes of UTF-8: the pattern admits any
+    /// ASCII address up to 254 characters and any other up to 63.
     EmailAddress,
     "email",
+    schema(
+        pattern = r"^(?=[\x00-\x7F]*$|[\s\S]{0,63}$)[^@\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+@[^@.\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^@\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*\.[^@\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^@.\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]$",
+        min_length = 5,
+        max_length = Some(254),
+    ),
     |s| {
         let s = s.to_lowercase();
         let Some((local, domain)) = s.split_once('@') else {
@@ -147,9 +199,17 @@ string_newtype!(
 );
 
 string_newtype!(
-    /// A user reference (the token's `preferred_username` or `sub`).
+    /// A user reference (the token's `preferred_username` or `sub`): 1 to
+    /// 128 bytes of UTF-8 without control characters. The pattern admits
+    /// any printable ASCII reference up to 128 characters and any other up
+    /// to 32.
     UserRef,
     "user",
+    schema(
+        pattern = r"^(?=[\x20-\x7E]*$|[\s\S]{0,32}$)[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000](?:[^\x00-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?$",
+        min_length = 1,
+        max_length = Some(128),
+    ),
     |s| {
         if s.is_empty() || s.len() > 128 || s.chars().any(char::is_control) {
             Err("must be 1 to 128 printable characters".into())
@@ -160,8 +220,159 @@ string_newtype!(
 );
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use serde_json::{Value, json};
+    use utoipa::PartialSchema;
+
+    /// A JSON Schema validator for a schema utoipa builds.
+    pub(crate) fn validator(schema: impl serde::Serialize) -> jsonschema::Validator {
+        jsonschema::validator_for(&serde_json::to_value(schema).unwrap()).unwrap()
+    }
+
+    /// Strings to hold a schema against its rule: every character of the
+    /// first planes alone, and pseudo-random strings (a fixed xorshift, so
+    /// runs agree) over alphabets that reach each rule's edges.
+    pub(crate) fn samples() -> Vec<String> {
+        let mut out: Vec<String> = (0..0x3400u32).filter_map(char::from_u32).map(String::from).collect();
+        let alphabets: [&[char]; 7] = [
+            &['A', 'B', 'Z', 'a', 'z', '0', '9', '-', '_', '.', '@', '/', '\\'],
+            &[
+                'a', 'b', '.', '@', ' ', '\t', '\u{85}', '\u{a0}', '\u{3000}', '\u{feff}', '\u{1c}',
+            ],
+            &['a', 'é', '中', '😀', '.', '@', '\u{212a}', '\u{130}', '\u{23a}', 'K'],
+            &['\u{0}', '\u{1}', '\u{7f}', '\u{9f}', 'a', '@', '.', '-'],
+            &['C', 'L', 'M', '-', '0', '1', '9', ' '],
+            &['!', '~', ' ', 'q', '%', '{', '}', '@', '.'],
+            &['a', 'é', '😀'],
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for len in [
+            2, 3, 5, 6, 8, 9, 10, 31, 32, 33, 40, 41, 63, 64, 65, 66, 100, 127, 128, 129, 254, 255,
+        ] {
+            for alphabet in alphabets {
+                for _ in 0..40 {
+                    let s: String = (0..len)
+                        .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                        .collect();
+                    // The same with a `@` and a `.` in the middle, and as a key.
+                    let mid = s.chars().count() / 2;
+                    let at: String = s
+                        .chars()
+                        .enumerate()
+                        .map(|(i, c)| match i {
+                            i if i == mid / 2 => '@',
+                            i if i == mid => '.',
+                            _ => c,
+                        })
+                        .collect();
+                    out.extend([s, at]);
+                }
+            }
+        }
+        out.extend(
+            [
+                "CLM-000123",
+                "CLM-0001234",
+                "CLMXYZ-000001",
+                "CLMXYZW-000001",
+                "C-000001",
+                "CLM-00012",
+                "CLM-000123-1",
+                "ann@example.com",
+                "Ann@Example.COM",
+                "a@b.c",
+                "a@b..c",
+                "a@.b",
+                "a@b.",
+                "a@@b.c",
+                "José Müller",
+                "日本語ユーザー",
+            ]
+            .map(String::from),
+        );
+        out.push("a".repeat(128));
+        out.push(format!("{}@example.org", "a".repeat(242)));
+        out.push(format!("{}@example.org", "é".repeat(60)));
+        out
+    }
+
+    /// Every sample the type's schema admits, `parse` accepts as it is.
+    fn schema_admits_only_what_parse_accepts<T: PartialSchema>(
+        samples: &[String],
+        parse: impl Fn(&str) -> bool,
+    ) -> usize {
+        let validator = validator(T::schema());
+        let mut admitted = 0;
+        for s in samples {
+            if validator.is_valid(&json!(s)) {
+                assert!(parse(s), "the schema admits {s:?}, which parse refuses");
+                admitted += 1;
+            }
+        }
+        admitted
+    }
+
+    #[test]
+    fn each_schema_admits_only_values_that_parse() {
+        let s = samples();
+        assert!(schema_admits_only_what_parse_accepts::<KeyPrefix>(&s, |s| KeyPrefix::parse(s).is_ok()) > 10);
+        assert!(schema_admits_only_what_parse_accepts::<CaseKey>(&s, |s| CaseKey::parse(s).is_ok()) > 1);
+        assert!(schema_admits_only_what_parse_accepts::<QueueName>(&s, |s| QueueName::parse(s).is_ok()) > 10);
+        assert!(schema_admits_only_what_parse_accepts::<Tag>(&s, |s| Tag::parse(s).is_ok()) > 10);
+        assert!(schema_admits_only_what_parse_accepts::<EmailAddress>(&s, |s| EmailAddress::parse(s).is_ok()) > 10);
+        assert!(schema_admits_only_what_parse_accepts::<UserRef>(&s, |s| UserRef::parse(s).is_ok()) > 100);
+    }
+
+    #[test]
+    fn each_schema_admits_what_parse_accepts_in_its_written_form() {
+        let [prefix, key, queue, tag, user, email] = [
+            KeyPrefix::schema(),
+            CaseKey::schema(),
+            QueueName::schema(),
+            Tag::schema(),
+            UserRef::schema(),
+            EmailAddress::schema(),
+        ]
+        .map(validator);
+        let admits = |v: &jsonschema::Validator, s: &str| v.is_valid(&json!(s));
+        // Parse trims; the schema asks for the value without the padding.
+        // Apart from that, what the schema leaves out is what regex can not
+        // say: the byte length of long non-ASCII values.
+        for s in samples().iter().filter(|s| s.trim() == s.as_str()) {
+            assert_eq!(admits(&prefix, s), KeyPrefix::parse(s).is_ok(), "{s:?}");
+            assert_eq!(admits(&key, s), CaseKey::parse(s).is_ok(), "{s:?}");
+            assert_eq!(admits(&queue, s), QueueName::parse(s).is_ok(), "{s:?}");
+            assert_eq!(admits(&tag, s), Tag::parse(s).is_ok(), "{s:?}");
+            if s.is_ascii() || s.chars().count() <= 32 {
+                assert_eq!(admits(&user, s), UserRef::parse(s).is_ok(), "{s:?}");
+            }
+            if s.is_ascii() || s.chars().count() <= 63 {
+                assert_eq!(admits(&email, s), EmailAddress::parse(s).is_ok(), "{s:?}");
+            }
+        }
+        assert!(admits(&tag, "\u{212a}"), "the Kelvin sign lower-cases to k");
+        assert_eq!(Tag::parse("\u{212a}").unwrap().as_str(), "k");
+    }
+
+    #[test]
+    fn schemas_carry_their_bounds() {
+        let tag = serde_json::to_value(Tag::schema()).unwrap();
+        assert_eq!(
+            (tag["minLength"].clone(), tag["maxLength"].clone()),
+            (json!(1), json!(40))
+        );
+        assert_eq!(tag["pattern"], Tag::PATTERN);
+        let key = serde_json::to_value(CaseKey::schema()).unwrap();
+        assert_eq!(key.get("maxLength"), None::<&Value>);
+        assert!(key["description"].as_str().unwrap().starts_with("A human case key"));
+    }
 
     #[test]
     fn keys_are_zero_padded_and_parse_back() {

@@ -23,6 +23,41 @@ use crate::error::{ApiError, ErrorBody, json_body, required_json};
 use crate::state::AppState;
 use crate::submit::{Accepted, submit};
 
+/// The hyphenated form of a UUID, as an ECMA-262 pattern.
+pub const UUID_PATTERN: &str = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
+/// How paths (and `caseId`) name a case: its id (a UUID) or its key such as
+/// `CMP-000042`. Anything else names no case: 404.
+#[derive(Debug)]
+pub struct CaseRef;
+
+impl utoipa::PartialSchema for CaseRef {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        use utoipa::openapi::{Ref, RefOr};
+        AnyOfBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "A case's id (a UUID) or its key (such as `CMP-000042`); anything else names no case (404).",
+            ))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+                    .pattern(Some(UUID_PATTERN)),
+            )
+            .item(RefOr::Ref(Ref::from_schema_name("CaseKey")))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for CaseRef {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        use utoipa::PartialSchema as _;
+        schemas.push(("CaseKey".into(), CaseKey::schema()));
+    }
+}
+
 /// Finds a case id from a UUID or a human key such as `CMP-000042`.
 pub async fn resolve_case(state: &AppState, tenant: &str, raw: &str) -> Result<Uuid, ApiError> {
     if let Ok(id) = raw.parse::<Uuid>() {
@@ -80,7 +115,7 @@ macro_rules! task_endpoint {
         #[utoipa::path(
             post, path = concat!("/api/v1", $route), tag = "cases", request_body = $body,
             params(
-                ("id" = String, Path, description = "Case id or key"),
+                ("id" = CaseRef, Path, description = "Case id or key"),
                 ("Prefer" = Option<String>, Header, description = "`wait=N` (RFC 7240)")
             ),
             responses(
@@ -193,7 +228,7 @@ task_endpoint!(
 /// sha256 come from the file's record.
 #[utoipa::path(
     post, path = "/api/v1/cases/{id}/attachments", tag = "cases", request_body = AttachFile,
-    params(("id" = String, Path, description = "Case id or key"), ("Prefer" = Option<String>, Header)),
+    params(("id" = CaseRef, Path, description = "Case id or key"), ("Prefer" = Option<String>, Header)),
     responses((status = 202, body = Accepted), (status = 200, body = Case), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = []))
 )]
@@ -212,7 +247,7 @@ pub async fn attach(
 /// Remove an attachment; the file stays in the case's history.
 #[utoipa::path(
     delete, path = "/api/v1/cases/{id}/attachments/{fileId}", tag = "cases",
-    params(("id" = String, Path, description = "Case id or key"), ("fileId" = Uuid, Path), ("Prefer" = Option<String>, Header)),
+    params(("id" = CaseRef, Path, description = "Case id or key"), ("fileId" = Uuid, Path), ("Prefer" = Option<String>, Header)),
     responses((status = 202, body = Accepted), (status = 200, body = Case), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = []))
 )]
@@ -231,7 +266,7 @@ pub async fn detach(
 /// Remove a tag.
 #[utoipa::path(
     delete, path = "/api/v1/cases/{id}/tags/{tag}", tag = "cases",
-    params(("id" = String, Path, description = "Case id or key"), ("tag" = String, Path), ("Prefer" = Option<String>, Header)),
+    params(("id" = CaseRef, Path, description = "Case id or key"), ("tag" = Tag, Path), ("Prefer" = Option<String>, Header)),
     responses((status = 202, body = Accepted), (status = 200, body = Case), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = []))
 )]
@@ -264,11 +299,41 @@ pub struct ListParams {
     /// Full-text search over key, title, description, comments, tags and requester.
     pub q: Option<String>,
     /// `updatedAt`, `createdAt` or `key`; prefix `-` for descending. Default `-updatedAt`.
+    #[param(inline, value_type = Option<ListSort>)]
     pub sort: Option<String>,
+    /// Page size: 1 to `api.max_page_size` (200 unless configured; the
+    /// document states the configured maximum). Default
+    /// `api.default_page_size` (25 unless configured).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
-    /// `nextCursor` of the previous page.
+    /// `nextCursor` of the previous page: opaque, and only a cursor this API
+    /// issued (else 400 `CW-BAD-CURSOR`). Cursors are unpadded base64url, 68
+    /// characters or more.
+    #[param(pattern = "^[A-Za-z0-9_-]+$", min_length = 68)]
     pub cursor: Option<String>,
 }
+
+/// The orders of the case list: a sort key, prefixed with `-` for
+/// descending.
+#[derive(Debug)]
+pub struct ListSort;
+
+impl ListSort {
+    /// Every value `sort` takes.
+    pub const VALUES: [&'static str; 6] = ["updatedAt", "-updatedAt", "createdAt", "-createdAt", "key", "-key"];
+}
+
+impl utoipa::PartialSchema for ListSort {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(ListSort::VALUES))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ListSort {}
 
 /// A page of cases.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -292,21 +357,7 @@ pub async fn list_cases(
 ) -> Result<HttpResponse, ApiError> {
     let p = params.into_inner();
     let api = &state.platform.config.api;
-    let (descending, sort_name) = match p.sort.as_deref() {
-        Some(s) => s.strip_prefix('-').map_or((false, s), |rest| (true, rest)),
-        None => (true, "updatedAt"),
-    };
-    let sort = match sort_name {
-        "updatedAt" => SortKey::UpdatedAt,
-        "createdAt" => SortKey::CreatedAt,
-        "key" => SortKey::Key,
-        other => {
-            return Err(
-                ApiError::bad_parameter(format!("sort '{other}' is not one of updatedAt, createdAt, key"))
-                    .with_details(serde_json::json!({"field": "sort"})),
-            );
-        }
-    };
+    let (sort, descending) = parse_sort(p.sort.as_deref())?;
     let limit = p.limit.unwrap_or(api.default_page_size);
     if limit == 0 || limit > api.max_page_size {
         return Err(
@@ -348,12 +399,33 @@ pub async fn list_cases(
     }))
 }
 
+/// `sort` of the case list: the key, and whether descending (`-key`).
+pub(crate) fn parse_sort(raw: Option<&str>) -> Result<(SortKey, bool), ApiError> {
+    let (descending, sort_name) = match raw {
+        Some(s) => s.strip_prefix('-').map_or((false, s), |rest| (true, rest)),
+        None => (true, "updatedAt"),
+    };
+    let sort = match sort_name {
+        "updatedAt" => SortKey::UpdatedAt,
+        "createdAt" => SortKey::CreatedAt,
+        "key" => SortKey::Key,
+        other => {
+            return Err(
+                ApiError::bad_parameter(format!("sort '{other}' is not one of updatedAt, createdAt, key"))
+                    .with_details(serde_json::json!({"field": "sort"})),
+            );
+        }
+    };
+    Ok((sort, descending))
+}
+
 /// Query of the case detail.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct DetailParams {
     /// RFC 3339 time: the case as it was then, rebuilt from its events.
+    #[param(value_type = Option<DateTime<Utc>>)]
     pub as_of: Option<String>,
 }
 
@@ -371,7 +443,7 @@ fn etag_matches(req: &HttpRequest, etag: &str) -> bool {
 /// The case detail. Its revision is the ETag; `If-None-Match` gives 304.
 #[utoipa::path(
     get, path = "/api/v1/cases/{id}", tag = "cases",
-    params(("id" = String, Path, description = "Case id or key"), DetailParams, ("If-None-Match" = Option<String>, Header)),
+    params(("id" = CaseRef, Path, description = "Case id or key"), DetailParams, ("If-None-Match" = Option<String>, Header)),
     responses((status = 200, body = Case), (status = 304, description = "Not modified"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
@@ -433,7 +505,7 @@ pub struct History {
 /// The case's events, oldest first, as CloudEvents.
 #[utoipa::path(
     get, path = "/api/v1/cases/{id}/history", tag = "cases",
-    params(("id" = String, Path, description = "Case id or key")),
+    params(("id" = CaseRef, Path, description = "Case id or key")),
     responses((status = 200, body = History), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]

@@ -8,7 +8,6 @@ use casewire_ports::Action;
 use casewire_ports::{CancelResult, CommandRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Auth;
@@ -20,7 +19,7 @@ use crate::state::AppState;
 use crate::submit::{Accepted, submit};
 
 /// A command in the generic envelope.
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GenericCommand {
     /// Client-chosen id; resending the same id does not run the command twice.
@@ -32,9 +31,72 @@ pub struct GenericCommand {
     pub command_type: String,
     /// The command's payload.
     #[serde(default)]
-    #[schema(value_type = Object)]
     pub data: Value,
 }
+
+/// One branch per command type: its `type`, the schema of its `data`, and
+/// what `caseId` it takes. `data` is required (a missing one is `null`,
+/// which no payload accepts), and so is `caseId` but for `case.open`.
+impl utoipa::PartialSchema for GenericCommand {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            AdditionalProperties, KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type,
+        };
+        use utoipa::openapi::{Ref, RefOr};
+        let uuid = |nullable: bool| {
+            let object = ObjectBuilder::new().format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)));
+            if nullable {
+                object.schema_type(
+                    [Type::String, Type::Null]
+                        .into_iter()
+                        .collect::<utoipa::openapi::schema::SchemaType>(),
+                )
+            } else {
+                object.schema_type(Type::String)
+            }
+        };
+        let mut one_of = OneOfBuilder::new().description(Some(
+            "A command in the generic envelope: `type` names the command (see `/api/v1/commands/description`), \
+             `data` is its payload, `caseId` the case's id or key (for `case.open`, an optional UUID for the new case) \
+             and `commandId` a client-chosen id: resending the same id does not run the command twice.",
+        ));
+        for (name, payload) in CaseCommand::CATALOGUE {
+            let opens = *name == "case.open";
+            let case_id: RefOr<_> = if opens {
+                uuid(true)
+                    .pattern(Some(crate::routes::cases::UUID_PATTERN))
+                    .description(Some("An id for the new case (else 400); a new one when absent."))
+                    .into()
+            } else {
+                RefOr::Ref(Ref::from_schema_name("CaseRef"))
+            };
+            let mut branch = ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .title(Some(*name))
+                .property("commandId", uuid(true))
+                .property("caseId", case_id)
+                .property(
+                    "type",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some([*name])),
+                )
+                .property("data", RefOr::Ref(Ref::from_schema_name(*payload)))
+                .required("type")
+                .required("data")
+                .additional_properties(Some(AdditionalProperties::<utoipa::openapi::schema::Schema>::FreeForm(
+                    false,
+                )));
+            if !opens {
+                branch = branch.required("caseId");
+            }
+            one_of = one_of.item(branch);
+        }
+        one_of.into()
+    }
+}
+
+impl utoipa::ToSchema for GenericCommand {}
 
 /// Submit any command.
 #[utoipa::path(

@@ -37,14 +37,15 @@ pub async fn list_definitions(state: Data<AppState>, auth: Auth) -> Result<HttpR
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct VersionParam {
-    /// A version; the newest when absent.
+    /// A version (versions count from 1); the newest when absent.
+    #[param(minimum = 1)]
     pub version: Option<u32>,
 }
 
 /// One definition.
 #[utoipa::path(
     get, path = "/api/v1/definitions/{id}", tag = "definitions",
-    params(("id" = String, Path), VersionParam),
+    params(("id" = String, Path, pattern = "^[a-z0-9-]+$", description = "A definition id: a slug of a-z, 0-9 and `-`"), VersionParam),
     responses((status = 200, body = CaseDefinition), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
@@ -83,7 +84,11 @@ pub async fn import(state: &AppState, tenant: &str, source: &str) -> Result<Case
 /// Import a definition (YAML or JSON body). Each import is a new version.
 #[utoipa::path(
     post, path = "/api/v1/definitions", tag = "definitions",
-    request_body(content = String, content_type = "application/yaml", description = "The definition in YAML or JSON"),
+    request_body(
+        content((String = "application/yaml"), (CaseDefinition = "application/json")),
+        description = "The definition in YAML, or in JSON (which is YAML too); the content type is not looked at. \
+            Its rules are those of `CaseDefinition`, cross-references included (else 422 `CW-INVALID-DEFINITION`)."
+    ),
     responses((status = 201, body = CaseDefinition), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = []))
 )]

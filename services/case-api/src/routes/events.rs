@@ -23,10 +23,15 @@ use crate::state::{AppState, StreamSlot};
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct StreamParams {
-    /// First position to deliver (inclusive). Absent: only new events. To
-    /// resume, pass the last `position` you saw plus one.
+    /// First position to deliver (inclusive; positions count from 1, and 0
+    /// means 1). Absent: only new events. To resume, pass the last
+    /// `position` you saw plus one.
+    #[param(minimum = 0)]
     pub from: Option<u64>,
-    /// Seconds between heartbeats while idle (default from config).
+    /// Seconds between heartbeats while idle (default
+    /// `stream.heartbeat_secs`, 15 unless configured). Any value is
+    /// accepted and clamped to 1..=300: 0 means 1, more than 300 means 300.
+    #[param(minimum = 0)]
     pub heartbeat: Option<u64>,
 }
 

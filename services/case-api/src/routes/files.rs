@@ -71,7 +71,7 @@ pub fn upload_key(tenant: &str, id: Uuid) -> String {
 }
 
 /// Whether `content_type` (parameters ignored) is on the allow-list.
-fn type_allowed(allowed: &[String], content_type: &str) -> bool {
+pub(crate) fn type_allowed(allowed: &[String], content_type: &str) -> bool {
     let essence = content_type
         .split(';')
         .next()
@@ -205,15 +205,17 @@ fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
 
 /// `x-checksum-sha256` as lower-case hex; S3 clients send base64, others hex.
 fn announced_sha256(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    let Some(raw) = header_str(req, "x-checksum-sha256") else {
-        return Ok(None);
-    };
+    header_str(req, "x-checksum-sha256").map(parse_sha256).transpose()
+}
+
+/// A SHA-256 in hex or base64, as lower-case hex.
+pub(crate) fn parse_sha256(raw: &str) -> Result<String, ApiError> {
     let bad = || {
         ApiError::bad_parameter("x-checksum-sha256 must be a SHA-256 in hex or base64")
             .with_details(serde_json::json!({"field": "x-checksum-sha256"}))
     };
     if raw.len() == 64 && raw.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Ok(Some(raw.to_ascii_lowercase()));
+        return Ok(raw.to_ascii_lowercase());
     }
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(raw)
@@ -221,14 +223,14 @@ fn announced_sha256(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     if bytes.len() != 32 {
         return Err(bad());
     }
-    Ok(Some(hex::encode(bytes)))
+    Ok(hex::encode(bytes))
 }
 
 /// The file name from `x-file-name` (percent-encoded UTF-8 allowed) or
 /// `Content-Disposition: ...; filename="..."`, cut to its last path part.
 fn file_name(req: &HttpRequest) -> Result<String, ApiError> {
     let raw = header_str(req, "x-file-name")
-        .map(|n| percent_encoding::percent_decode_str(n).decode_utf8_lossy().into_owned())
+        .map(decode_file_name)
         .or_else(|| {
             req.headers()
                 .get(header::CONTENT_DISPOSITION)
@@ -242,8 +244,15 @@ fn file_name(req: &HttpRequest) -> Result<String, ApiError> {
     clean_name(&raw)
 }
 
+/// An `x-file-name`: percent-encoded UTF-8, decoded (lossy).
+pub(crate) fn decode_file_name(header: &str) -> String {
+    percent_encoding::percent_decode_str(header)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 /// The last path part of a client's file name, checked.
-fn clean_name(raw: &str) -> Result<String, ApiError> {
+pub(crate) fn clean_name(raw: &str) -> Result<String, ApiError> {
     let name = raw.rsplit(['/', '\\']).next().unwrap_or_default().trim();
     if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
         return Err(
@@ -309,11 +318,18 @@ async fn readable(state: &AppState, who: &Principal, id: &str) -> Result<FileRec
     post, path = "/api/v1/files", tag = "files",
     params(
         ("Content-Type" = String, Header, description = "The file's type; must be allowed and match the bytes"),
-        ("x-file-name" = String, Header, description = "The file name (percent-encoded UTF-8 allowed)"),
-        ("x-file-id" = Option<Uuid>, Header, description = "A client-chosen id; default a new one"),
-        ("x-checksum-sha256" = Option<String>, Header, description = "SHA-256 of the body, hex or base64"),
+        ("x-file-name" = String, Header, max_length = 255,
+            pattern = r"^(?:[ -~]*[/\\])?(?:%(?:[89ABabD-Fd-f][0-9A-Fa-f]|[Cc][013-9A-Fa-f])(?: |%(?:[89ABabD-Fd-f][0-9A-Fa-f]|[Cc][013-9A-Fa-f]))*)?[!-$&-.0-\[\]-~](?:(?:[ -$&-.0-\[\]-~]|%(?:[89ABabD-Fd-f][0-9A-Fa-f]|[Cc][013-9A-Fa-f]))*(?:[!-$&-.0-\[\]-~]|%(?:[89ABabD-Fd-f][0-9A-Fa-f]|[Cc][013-9A-Fa-f])))?$",
+            description = "The file name: percent-encoded UTF-8 allowed; the part after the last `/` or `\\` is kept, and it must be 1 to 255 bytes once decoded and trimmed, without control characters (else 400). \
+                The pattern admits a last part of printable ASCII (no `%`) and percent-escapes of bytes 0x80 and up (but 0xC2, which begins the C1 control characters), with an ASCII character that is not a space and no space at its ends. \
+                Without this header, the `filename` of a `Content-Disposition` header is used."),
+        ("x-file-id" = Option<Uuid>, Header, description = "A client-chosen id; default a new one (else 400). An id taken is 409."),
+        ("x-checksum-sha256" = Option<String>, Header, pattern = r"^(?:[0-9A-Fa-f]{64}|[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=)$",
+            description = "SHA-256 of the body: 64 hex digits, or the 32 bytes in padded base64 (else 400); a body with another SHA-256 is 422 `CW-CHECKSUM-MISMATCH`"),
     ),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "The bytes. `application/octet-stream` takes any bytes; any other type of `storage.allowed_types` is taken when the bytes are of that type (else 415 `CW-CONTENT-MISMATCH`). \
+            `multipart/form-data` is taken too: optional text fields `fileId`, `name` and `sha256` (64 hex digits) first, then the part `file`."),
     responses(
         (status = 201, body = FileRecord), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
@@ -634,8 +650,54 @@ pub async fn download_url(state: Data<AppState>, auth: Auth, id: Path<String>) -
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UploadRequest {
+    /// The file name: the part after the last `/` or `\` is kept, and it must
+    /// be 1 to 255 bytes of UTF-8 once trimmed, without control characters
+    /// (else 400). The pattern admits a last part of printable ASCII up to
+    /// 255 characters or of any characters up to 63, without whitespace at
+    /// its ends.
+    #[schema(
+        max_length = 255,
+        pattern = r"^(?:[\s\S]*[/\\])?(?=[\x20-\x7E]*$|[\s\S]{0,63}$)[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000/\\](?:[^\x00-\x1F\x7F-\x9F/\\]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000/\\])?$"
+    )]
     pub name: String,
+    /// A type of `storage.allowed_types` (else 415), parameters after `;`
+    /// ignored; the pattern is the configured list, matched without regard
+    /// to case.
     pub content_type: String,
+}
+
+/// An ECMA-262 pattern of the content types [`type_allowed`] accepts from
+/// `allowed`: each `type/subtype` exactly and each `type/*` with any
+/// subtype, either without regard to ASCII case, optionally followed by
+/// `;` and parameters. What it admits is printable ASCII, since the type
+/// goes into headers.
+pub fn allowed_types_pattern(allowed: &[String]) -> String {
+    fn caseless(s: &str) -> String {
+        s.chars()
+            .map(|c| match c {
+                c if c.is_ascii_alphabetic() => format!("[{}{}]", c.to_ascii_uppercase(), c.to_ascii_lowercase()),
+                '^' | '$' | '\\' | '.' | '*' | '+' | '?' | '(' | ')' | '[' | ']' | '{' | '}' | '|' | '/' => {
+                    format!("\\{c}")
+                }
+                c => c.to_string(),
+            })
+            .collect()
+    }
+    let types: Vec<String> = allowed
+        .iter()
+        // What no trimmed type before a `;` can equal matches nothing.
+        .filter(|a| a.trim() == a.as_str() && !a.contains(';'))
+        .filter_map(|a| match a.strip_suffix("/*") {
+            // Any subtype: what comes before the first `/` is all that counts.
+            Some(major) if major.contains('/') => None,
+            Some(major) => Some(format!("{}(?:\\/[!-:<-~]*)?", caseless(major))),
+            None => Some(caseless(a)),
+        })
+        .collect();
+    if types.is_empty() {
+        return r"[^\s\S]".into();
+    }
+    format!("^(?:{})(?:;[ -~]*)?$", types.join("|"))
 }
 
 /// Ask for a presigned upload: `PUT` the bytes to `url` with the same
