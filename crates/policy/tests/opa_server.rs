@@ -153,12 +153,12 @@ fn defs() -> casewire_ports::DefinitionAccessMap {
     [
         (
             "customer-complaint".to_owned(),
-            casewire_ports::DefinitionAccess {
+            casewire_domain::definition::AccessDef {
                 view: vec!["/queues/complaints".into(), "/queues/support".into()],
                 work: vec!["/queues/complaints".into()],
             },
         ),
-        ("ticket".to_owned(), casewire_ports::DefinitionAccess::default()),
+        ("ticket".to_owned(), casewire_domain::definition::AccessDef::default()),
     ]
     .into_iter()
     .collect()

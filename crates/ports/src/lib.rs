@@ -50,8 +50,7 @@ pub use error::{BusError, StoreError};
 pub use event_store::{EventRecord, EventStore, NewEvent};
 pub use file_catalog::{FileCatalog, FileRecord, FileState};
 pub use policy::{
-    Clause, Decision, DefinitionAccess, DefinitionAccessMap, PolicyEngine, PolicyError, Resource, Subject,
-    VisibilityFilter, policy_input,
+    Clause, Decision, DefinitionAccessMap, PolicyEngine, PolicyError, Resource, Subject, VisibilityFilter, policy_input,
 };
 pub use projection::{CaseProjection, CaseQuery, CaseSummary, Cursor, Page, SortKey};
 pub use read_store::ReadStore;

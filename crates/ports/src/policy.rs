@@ -122,19 +122,11 @@ impl VisibilityFilter {
     }
 }
 
-/// Who may see and who may work the cases of one definition: group paths
-/// (`/queues/claims`), from the definition's newest version. Both empty:
-/// the definition restricts no one.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DefinitionAccess {
-    pub view: Vec<String>,
-    pub work: Vec<String>,
-}
-
-/// The access of every definition of a tenant, by definition id: the data
-/// the policy needs to enforce definition access groups, in decisions and
-/// in list filters alike.
-pub type DefinitionAccessMap = BTreeMap<String, DefinitionAccess>;
+/// The access groups (`view`, `work`: group paths such as `/queues/claims`)
+/// of every definition of a tenant, from each one's newest version, by
+/// definition id: the data the policy needs to enforce definition access
+/// groups, in decisions and in list filters alike.
+pub type DefinitionAccessMap = BTreeMap<String, casewire_domain::definition::AccessDef>;
 
 /// What a policy evaluation can fail with.
 #[derive(Debug, Clone, PartialEq, Error)]

@@ -6,8 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use casewire_oidc::{DevIssuer, JwksVerifier};
 use casewire_ports::{
-    BlobStore, CommandOutcome, DefinitionAccess, DefinitionAccessMap, PolicyEngine, ReadStore, StartFrom, StoreError,
-    Topic,
+    BlobStore, CommandOutcome, DefinitionAccessMap, PolicyEngine, ReadStore, StartFrom, StoreError, Topic,
 };
 use casewire_runtime::Platform;
 use tokio::sync::oneshot;
@@ -120,13 +119,7 @@ impl AccessCache {
             .list_definitions(tenant)
             .await?
             .into_iter()
-            .map(|d| {
-                let access = DefinitionAccess {
-                    view: d.access.view,
-                    work: d.access.work,
-                };
-                (d.id, access)
-            })
+            .map(|d| (d.id, d.access))
             .collect();
         let map = Arc::new(map);
         if let Ok(mut tenants) = self.tenants.lock() {

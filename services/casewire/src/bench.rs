@@ -491,7 +491,8 @@ pub async fn run(mut base: Config, args: BenchArgs) -> anyhow::Result<()> {
 /// one list filter, on one thread, next to the cost of evaluating a
 /// constant rule with the same input (the engine's own overhead).
 pub async fn policy(dir: &std::path::Path, decisions: u32) -> anyhow::Result<()> {
-    use casewire_ports::{DefinitionAccess, PolicyEngine, Resource, Subject};
+    use casewire_domain::definition::AccessDef;
+    use casewire_ports::{PolicyEngine, Resource, Subject};
     let policy = casewire_policy::RegoPolicy::load(Some(dir))?;
     // The demo tenant's definitions, as the API passes them.
     let definitions: casewire_ports::DefinitionAccessMap = [
@@ -512,7 +513,7 @@ pub async fn policy(dir: &std::path::Path, decisions: u32) -> anyhow::Result<()>
         let groups = |g: Vec<&str>| g.into_iter().map(str::to_owned).collect();
         (
             id.to_owned(),
-            DefinitionAccess {
+            AccessDef {
                 view: groups(view),
                 work: groups(work),
             },
