@@ -1,6 +1,9 @@
 //! The command consumer.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable as _};
 
 use casewire_domain::ErrorCode;
 use casewire_ports::envelope::event_to_json;
@@ -218,31 +221,27 @@ impl Engine {
         let Ok(env) = CommandEnvelope::from_json(&msg.payload) else {
             return;
         };
+        // The reason is an internal error (store or broker messages): it
+        // goes to the log and the dead-letter headers, never to the client,
+        // like any other 500.
         let rejection = Rejection::new(
             ErrorCode::DeadLettered,
             "the command could not be handled and was set aside for an operator; nothing was changed",
-        )
-        .with_details(serde_json::json!({"reason": reason}));
+        );
+        tracing::error!(command_id = %env.command_id, case_id = %env.case_id, reason, "Dead-lettered a command; rejecting it");
         // The failure was not transient, but this write may meet an outage
         // that began since: try a few times, then leave it to the log.
-        let mut backoff = std::time::Duration::from_millis(100);
-        for attempt in 1..=5 {
-            match self
-                .finish(&env, OutcomeStatus::Rejected, None, Some(rejection.clone()))
-                .await
-            {
-                Ok(_) => {
-                    tracing::error!(command_id = %env.command_id, case_id = %env.case_id, reason, "Dead-lettered a command; it is rejected");
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, attempt, "Could not record a dead-lettered command; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                }
-            }
+        let recorded = (|| self.finish(&env, OutcomeStatus::Rejected, None, Some(rejection.clone())))
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(100))
+                    .with_max_times(4),
+            )
+            .notify(|e, _| tracing::warn!(error = %e, "Could not record a dead-lettered command; retrying"))
+            .await;
+        if let Err(e) = recorded {
+            tracing::error!(command_id = %env.command_id, error = %e, "A dead-lettered command stays unfinished in the command log");
         }
-        tracing::error!(command_id = %env.command_id, "A dead-lettered command stays unfinished in the command log");
     }
 
     /// Handles one bus message; a message that is not a command is
