@@ -203,6 +203,7 @@ async fn start_serving(platform: Platform, shutdown: CancellationToken, files_on
         dev_issuer: dev_issuer.clone(),
         waiters: Waiters::default(),
         streams: StreamSlots::default(),
+        openapi: std::sync::Arc::new(docs::for_config(&cfg)),
         access: AccessCache::default(),
         cases: std::sync::Arc::default(),
     };

@@ -141,6 +141,8 @@ pub struct AppState {
     pub dev_issuer: Option<DevIssuer>,
     pub waiters: Waiters,
     pub streams: StreamSlots,
+    /// `/api/v1/openapi.json`, with this configuration's limits.
+    pub openapi: Arc<serde_json::Value>,
     /// Definition access groups, for the policy.
     pub access: AccessCache,
     /// Case states for the early check of incoming commands.

@@ -85,21 +85,18 @@ pub struct ApiDoc;
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta", responses((status = 200, description = "OpenAPI 3.1 document")))]
 #[get("/openapi.json")]
 pub async fn openapi_json(state: Data<AppState>) -> HttpResponse {
-    let config = &state.platform.config;
-    if config.api.max_page_size == DEFAULTS.api.max_page_size
-        && config.storage.allowed_types == DEFAULTS.storage.allowed_types
-    {
-        return HttpResponse::Ok().json(&*DOCUMENT);
-    }
-    HttpResponse::Ok().json(configured(DOCUMENT.clone(), config))
+    HttpResponse::Ok().json(&*state.openapi)
 }
 
-/// The default configuration, which [`DOCUMENT`] states.
-static DEFAULTS: LazyLock<Config> = LazyLock::new(Config::default);
+/// The document for `config`, built once per server (it is served as is).
+pub fn for_config(config: &Config) -> Value {
+    configured(DOCUMENT.clone(), config)
+}
 
-/// The document as served: utoipa's, plus the statuses every operation of
-/// a kind can answer, for the default configuration (built once).
-static DOCUMENT: LazyLock<Value> = LazyLock::new(|| configured(document(), &DEFAULTS));
+/// utoipa's document plus the statuses every operation of a kind can
+/// answer, for the default configuration (built once): what paths and
+/// methods exist, and the schemas the descriptions inline.
+static DOCUMENT: LazyLock<Value> = LazyLock::new(|| configured(document(), &Config::default()));
 
 /// The document with the limits the configuration sets: the largest page
 /// of the case list (`api.max_page_size`) and the file types a presigned
@@ -491,7 +488,7 @@ mod tests {
         let mut config = Config::default();
         config.api.max_page_size = 50;
         config.storage.allowed_types = vec!["image/*".into(), "application/pdf".into()];
-        let doc = configured(document(), &config);
+        let doc = for_config(&config);
         let limit = parameter(&doc, "/api/v1/cases", "get", "limit");
         assert!(limit.is_valid(&json!(50)) && !limit.is_valid(&json!(51)));
         let content_type = schema_at(&doc, "/components/schemas/UploadRequest/properties/contentType");
