@@ -114,6 +114,8 @@ pub struct MongoEventStore {
     raw: Collection<Document>,
     counters: Collection<Document>,
     gap_grace: Duration,
+    /// The bound of every operation (`MongoSettings::operation_timeout`).
+    timeout: Duration,
 }
 
 impl MongoEventStore {
@@ -125,6 +127,7 @@ impl MongoEventStore {
             raw: db.collection("events"),
             counters: db.collection("counters"),
             gap_grace: settings.gap_grace,
+            timeout: settings.operation_timeout,
         };
         ensure_indexes(
             &store.raw,
@@ -133,6 +136,7 @@ impl MongoEventStore {
                 index("position", doc! {"last": 1}, true),
                 index("command", doc! {"events.commandId": 1}, false),
             ],
+            store.timeout,
         )
         .await?;
         let head = store.head().await?;
@@ -140,7 +144,7 @@ impl MongoEventStore {
             .counters
             .update_one(doc! {"_id": POSITION_COUNTER}, doc! {"$max": {"seq": i64_of(head)}})
             .upsert(true)
-            .bounded()
+            .bounded(store.timeout)
             .await?;
         Ok(store)
     }
@@ -156,7 +160,7 @@ impl MongoEventStore {
                 .counters
                 .find_one_and_update(doc! {"_id": counter}, doc! {"$inc": {"seq": i64_of(by)}})
                 .return_document(ReturnDocument::After)
-                .bounded()
+                .bounded(self.timeout)
                 .await?;
             if let Some(d) = bumped {
                 return u64_of(d.get_i64("seq").map_err(corrupt)?);
@@ -165,7 +169,7 @@ impl MongoEventStore {
                 .counters
                 .update_one(doc! {"_id": counter}, doc! {"$setOnInsert": {"seq": 0_i64}})
                 .upsert(true)
-                .within()
+                .within(self.timeout)
                 .await?;
             match created {
                 Ok(_) => {}
@@ -181,7 +185,11 @@ impl MongoEventStore {
         if let Some(limit) = limit {
             find = find.limit(limit);
         }
-        find.bounded().await?.try_collect().bounded().await
+        find.bounded(self.timeout)
+            .await?
+            .try_collect()
+            .bounded(self.timeout)
+            .await
     }
 
     /// Marks positions that a losing writer allocated as never to be used,
@@ -199,7 +207,7 @@ impl MongoEventStore {
             at: mongodb::bson::DateTime::now(),
             events: Vec::new(),
         };
-        if let Err(e) = self.commits.insert_one(&marker).bounded().await {
+        if let Err(e) = self.commits.insert_one(&marker).bounded(self.timeout).await {
             tracing::warn!(first, last, error = %e, "Could not mark unused positions; readers wait out the grace period");
         }
     }
@@ -209,7 +217,7 @@ impl MongoEventStore {
             .commits
             .find_one(doc! {"tenant": tenant, "caseId": case_id.to_string()})
             .sort(doc! {"last": -1})
-            .bounded()
+            .bounded(self.timeout)
             .await?;
         Ok(match newest.and_then(|c| c.revisions.last().copied()) {
             Some(r) => u64_of(r)?,
@@ -253,7 +261,7 @@ impl EventStore for MongoEventStore {
                 })
                 .collect(),
         };
-        match self.commits.insert_one(&commit).within().await? {
+        match self.commits.insert_one(&commit).within(self.timeout).await? {
             Ok(_) => {}
             Err(e) if is_duplicate_key(&e) => {
                 self.fill_hole(first, last).await;
@@ -356,7 +364,7 @@ impl EventStore for MongoEventStore {
             .find_one(doc! {})
             .sort(doc! {"last": -1})
             .projection(doc! {"last": 1})
-            .bounded()
+            .bounded(self.timeout)
             .await?;
         match newest {
             Some(d) => u64_of(d.get_i64("last").map_err(corrupt)?),
@@ -370,6 +378,6 @@ impl EventStore for MongoEventStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        crate::ping(self.commits.client()).await
+        crate::ping(self.commits.client(), self.timeout).await
     }
 }

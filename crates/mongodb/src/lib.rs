@@ -17,7 +17,6 @@
 //!   checkpoints, the command log.
 
 use std::future::{Future, IntoFuture};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use casewire_ports::StoreError;
@@ -131,8 +130,6 @@ pub async fn connect(settings: &MongoSettings) -> Result<Database, StoreError> {
     options.min_pool_size = Some(settings.min_pool_size);
     options.server_selection_timeout = Some(settings.server_selection_timeout);
     options.connect_timeout = Some(settings.connect_timeout);
-    let millis = u64::try_from(settings.operation_timeout.as_millis()).unwrap_or(u64::MAX);
-    OPERATION_TIMEOUT_MS.store(millis.max(1), Ordering::Relaxed);
     let database = options
         .default_database
         .clone()
@@ -141,36 +138,26 @@ pub async fn connect(settings: &MongoSettings) -> Result<Database, StoreError> {
     Ok(client.database(&database))
 }
 
-/// The operation timeout of the last `connect` (one per process in
-/// practice): every adapter call goes through [`Bounded::bounded`].
-static OPERATION_TIMEOUT_MS: AtomicU64 = AtomicU64::new(30_000);
-
-/// A driver operation bounded by the operation timeout, its error mapped.
+/// A driver operation bounded by the store's operation timeout
+/// (`MongoSettings::operation_timeout`), its error mapped.
 pub(crate) trait Bounded<T>: IntoFuture<Output = mongodb::error::Result<T>> + Sized {
-    /// Runs it; past the timeout it is `Unavailable`, like a lost server.
-    fn bounded(self) -> impl Future<Output = Result<T, StoreError>> + Send
+    /// Runs it; past `limit` it is `Unavailable`, like a lost server.
+    fn bounded(self, limit: Duration) -> impl Future<Output = Result<T, StoreError>> + Send
     where
         Self::IntoFuture: Send,
         T: Send,
     {
-        let limit = Duration::from_millis(OPERATION_TIMEOUT_MS.load(Ordering::Relaxed));
-        let operation = self.into_future();
-        async move {
-            match tokio::time::timeout(limit, operation).await {
-                Ok(result) => result.map_err(map_err),
-                Err(_) => Err(timed_out(limit)),
-            }
-        }
+        let within = self.within(limit);
+        async move { within.await?.map_err(map_err) }
     }
 
     /// Runs it within the timeout, handing back the driver's own result for
     /// callers that look at its error (a duplicate key is an answer).
-    fn within(self) -> impl Future<Output = Result<mongodb::error::Result<T>, StoreError>> + Send
+    fn within(self, limit: Duration) -> impl Future<Output = Result<mongodb::error::Result<T>, StoreError>> + Send
     where
         Self::IntoFuture: Send,
         T: Send,
     {
-        let limit = Duration::from_millis(OPERATION_TIMEOUT_MS.load(Ordering::Relaxed));
         let operation = self.into_future();
         async move {
             tokio::time::timeout(limit, operation)
@@ -222,11 +209,11 @@ pub(crate) fn is_duplicate_key(e: &Error) -> bool {
 }
 
 /// Asks the server for `ping`: the health check of both stores.
-pub(crate) async fn ping(client: &mongodb::Client) -> Result<(), StoreError> {
+pub(crate) async fn ping(client: &mongodb::Client, limit: Duration) -> Result<(), StoreError> {
     client
         .database("admin")
         .run_command(mongodb::bson::doc! {"ping": 1})
-        .bounded()
+        .bounded(limit)
         .await?;
     Ok(())
 }
@@ -250,8 +237,9 @@ pub(crate) fn u64_of(n: i64) -> Result<u64, StoreError> {
 pub(crate) async fn ensure_indexes(
     collection: &mongodb::Collection<mongodb::bson::Document>,
     indexes: Vec<mongodb::IndexModel>,
+    limit: Duration,
 ) -> Result<(), StoreError> {
-    collection.create_indexes(indexes).bounded().await?;
+    collection.create_indexes(indexes).bounded(limit).await?;
     Ok(())
 }
 

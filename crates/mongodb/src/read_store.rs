@@ -17,6 +17,8 @@
 //! loser gets E11000), timeline entries and accepted commands are inserted
 //! once.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use casewire_domain::{Case, CaseDefinition};
 use casewire_ports::projection::{searchable_text, sortable_time};
@@ -33,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
-use crate::{Bounded as _, corrupt, ensure_indexes, i64_of, index, is_duplicate_key, map_err, u64_of};
+use crate::{Bounded as _, MongoSettings, corrupt, ensure_indexes, i64_of, index, is_duplicate_key, map_err, u64_of};
 
 fn to_json<T: Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(corrupt)
@@ -248,13 +250,16 @@ pub struct MongoReadStore {
     checkpoints: Collection<Document>,
     commands: Collection<CommandDoc>,
     files: Collection<Document>,
+    /// The bound of every operation (`MongoSettings::operation_timeout`).
+    timeout: Duration,
 }
 
 impl MongoReadStore {
     /// Opens the store and creates its indexes.
-    pub async fn open(db: &Database) -> Result<Self, StoreError> {
+    pub async fn open(db: &Database, settings: &MongoSettings) -> Result<Self, StoreError> {
         let store = MongoReadStore {
             db: db.clone(),
+            timeout: settings.operation_timeout,
             cases: db.collection("cases"),
             timeline: db.collection("timeline"),
             definitions: db.collection("definitions"),
@@ -282,26 +287,31 @@ impl MongoReadStore {
                 ),
                 index("creator", doc! {"tenant": 1, "createdBy": 1, "updatedAt": 1}, false),
             ],
+            store.timeout,
         )
         .await?;
         ensure_indexes(
             &store.timeline,
             vec![index("case", doc! {"tenant": 1, "caseId": 1, "revision": 1}, false)],
+            store.timeout,
         )
         .await?;
         ensure_indexes(
             &store.definitions,
             vec![index("definition", doc! {"tenant": 1, "id": 1, "version": -1}, true)],
+            store.timeout,
         )
         .await?;
         ensure_indexes(
             &store.db.collection("commands"),
             vec![index("unfinished", doc! {"caseId": 1, "tenant": 1, "status": 1}, false)],
+            store.timeout,
         )
         .await?;
         ensure_indexes(
             &store.files,
             vec![index("sweep", doc! {"state": 1, "uploadedAt": 1}, false)],
+            store.timeout,
         )
         .await?;
         store.upgrade_layout().await?;
@@ -316,14 +326,14 @@ impl MongoReadStore {
         let stored = self
             .checkpoints
             .find_one(marker.clone())
-            .bounded()
+            .bounded(self.timeout)
             .await?
             .and_then(|d| d.get_i64("version").ok())
             .unwrap_or(0);
         if stored >= PROJECTION_VERSION {
             return Ok(());
         }
-        if self.cases.estimated_document_count().bounded().await? > 0 {
+        if self.cases.estimated_document_count().bounded(self.timeout).await? > 0 {
             tracing::warn!(
                 from = stored,
                 to = PROJECTION_VERSION,
@@ -334,7 +344,7 @@ impl MongoReadStore {
         self.checkpoints
             .update_one(marker, doc! {"$set": {"version": PROJECTION_VERSION}})
             .upsert(true)
-            .bounded()
+            .bounded(self.timeout)
             .await?;
         Ok(())
     }
@@ -344,7 +354,7 @@ impl MongoReadStore {
             .cases
             .find_one(filter)
             .projection(doc! {"doc": 1})
-            .bounded()
+            .bounded(self.timeout)
             .await?;
         found.map(|d| from_json(d.get_str("doc").map_err(corrupt)?)).transpose()
     }
@@ -352,7 +362,7 @@ impl MongoReadStore {
     async fn find_command(&self, id: Uuid) -> Result<Option<CommandRecord>, StoreError> {
         self.commands
             .find_one(doc! {"_id": id.to_string()})
-            .bounded()
+            .bounded(self.timeout)
             .await?
             .map(CommandDoc::record)
             .transpose()
@@ -371,7 +381,7 @@ impl CaseProjection for MongoReadStore {
             "revision": i64_of(event.revision),
             "record": to_json(event)?,
         };
-        match self.timeline.insert_one(entry).within().await? {
+        match self.timeline.insert_one(entry).within(self.timeout).await? {
             Ok(_) => {}
             Err(e) if is_duplicate_key(&e) => {}
             Err(e) => return Err(map_err(e)),
@@ -409,7 +419,7 @@ impl CaseProjection for MongoReadStore {
                 doc! {"$set": fields},
             )
             .upsert(true)
-            .within()
+            .within(self.timeout)
             .await?;
         match result {
             Ok(_) => Ok(true),
@@ -482,10 +492,10 @@ impl CaseProjection for MongoReadStore {
             .sort(doc! {field: dir, "id": dir})
             .limit(i64_of(limit as u64 + 1))
             .projection(doc! {"summary": 1})
-            .bounded()
+            .bounded(self.timeout)
             .await?;
         let mut items = Vec::new();
-        while let Some(d) = cursor.try_next().bounded().await? {
+        while let Some(d) = cursor.try_next().bounded(self.timeout).await? {
             items.push(from_json::<CaseSummary>(d.get_str("summary").map_err(corrupt)?)?);
         }
         Ok(Page::of_overfetch(items, limit, query.sort))
@@ -496,10 +506,10 @@ impl CaseProjection for MongoReadStore {
             .timeline
             .find(doc! {"tenant": tenant, "caseId": id.to_string()})
             .sort(doc! {"revision": 1})
-            .bounded()
+            .bounded(self.timeout)
             .await?
             .try_collect()
-            .bounded()
+            .bounded(self.timeout)
             .await?;
         docs.iter()
             .map(|d| from_json(d.get_str("record").map_err(corrupt)?))
@@ -507,11 +517,11 @@ impl CaseProjection for MongoReadStore {
     }
 
     async fn reset_projections(&self) -> Result<(), StoreError> {
-        self.cases.delete_many(doc! {}).bounded().await?;
-        self.timeline.delete_many(doc! {}).bounded().await?;
+        self.cases.delete_many(doc! {}).bounded(self.timeout).await?;
+        self.timeline.delete_many(doc! {}).bounded(self.timeout).await?;
         self.checkpoints
             .delete_many(doc! {"_id": Regex { pattern: "^projector".into(), options: String::new() }})
-            .bounded()
+            .bounded(self.timeout)
             .await?;
         Ok(())
     }
@@ -520,7 +530,12 @@ impl CaseProjection for MongoReadStore {
 #[async_trait]
 impl CommandLog for MongoReadStore {
     async fn insert_command(&self, record: &CommandRecord) -> Result<(), StoreError> {
-        match self.commands.insert_one(CommandDoc::of(record)?).within().await? {
+        match self
+            .commands
+            .insert_one(CommandDoc::of(record)?)
+            .within(self.timeout)
+            .await?
+        {
             Ok(_) => Ok(()),
             // Accepted before (a client retry): the first record stands.
             Err(e) if is_duplicate_key(&e) => Ok(()),
@@ -539,7 +554,7 @@ impl CommandLog for MongoReadStore {
                 doc! {"_id": id.to_string(), "status": {"$in": ["pending", "processing"]}},
                 doc! {"$set": {"status": "processing"}},
             )
-            .bounded()
+            .bounded(self.timeout)
             .await?;
         if claimed.is_some() {
             return Ok(ClaimResult::Claimed);
@@ -561,7 +576,7 @@ impl CommandLog for MongoReadStore {
                 doc! {"$set": {"status": "cancelled", "finishedAt": time_text(chrono::Utc::now())}},
             )
             .return_document(ReturnDocument::After)
-            .bounded()
+            .bounded(self.timeout)
             .await?;
         if let Some(doc) = cancelled {
             return Ok(CancelResult::Cancelled(doc.record()?));
@@ -582,7 +597,7 @@ impl CommandLog for MongoReadStore {
                 "status": {"$in": [status_str(CommandStatus::Pending), status_str(CommandStatus::Processing)]},
             })
             .projection(doc! {"_id": 1})
-            .bounded()
+            .bounded(self.timeout)
             .await?;
         Ok(found.is_some())
     }
@@ -591,7 +606,7 @@ impl CommandLog for MongoReadStore {
         self.commands
             .replace_one(doc! {"_id": record.id.to_string()}, CommandDoc::of(record)?)
             .upsert(true)
-            .bounded()
+            .bounded(self.timeout)
             .await?;
         Ok(())
     }
@@ -600,7 +615,7 @@ impl CommandLog for MongoReadStore {
 #[async_trait]
 impl FileCatalog for MongoReadStore {
     async fn insert_file(&self, file: &FileRecord) -> Result<(), StoreError> {
-        self.files.insert_one(file_doc(file)?).bounded().await?;
+        self.files.insert_one(file_doc(file)?).bounded(self.timeout).await?;
         Ok(())
     }
 
@@ -611,7 +626,7 @@ impl FileCatalog for MongoReadStore {
                 doc! {"_id": case_id(&file.tenant, file.id), "state": "pending"},
                 file_doc(file)?,
             )
-            .bounded()
+            .bounded(self.timeout)
             .await?;
         Ok(r.matched_count == 1)
     }
@@ -619,7 +634,7 @@ impl FileCatalog for MongoReadStore {
     async fn get_file(&self, tenant: &str, id: Uuid) -> Result<Option<FileRecord>, StoreError> {
         self.files
             .find_one(doc! {"_id": case_id(tenant, id)})
-            .bounded()
+            .bounded(self.timeout)
             .await?
             .map(|d| file_of(&d))
             .transpose()
@@ -632,7 +647,7 @@ impl FileCatalog for MongoReadStore {
                 doc! {"_id": case_id(tenant, id), "state": {"$in": ["uploaded", "pinned"]}},
                 doc! {"$set": {"state": "pinned"}},
             )
-            .bounded()
+            .bounded(self.timeout)
             .await?;
         Ok(r.matched_count == 1)
     }
@@ -644,7 +659,7 @@ impl FileCatalog for MongoReadStore {
                 doc! {"_id": case_id(tenant, id), "state": "pinned", "cases": {"$size": 0}, "detachedAt": Bson::Null},
                 doc! {"$set": {"state": "uploaded", "uploadedAt": sortable_time(now)}},
             )
-            .bounded()
+            .bounded(self.timeout)
             .await?;
         Ok(r.matched_count == 1)
     }
@@ -664,7 +679,7 @@ impl FileCatalog for MongoReadStore {
                     doc! {"_id": &key},
                     doc! {"$addToSet": {"cases": case.to_string()}, "$set": {"detachedAt": Bson::Null}},
                 )
-                .bounded()
+                .bounded(self.timeout)
                 .await?;
             // An attachment is a pin, even if the API's pin was lost.
             self.files
@@ -672,7 +687,7 @@ impl FileCatalog for MongoReadStore {
                     doc! {"_id": &key, "state": "uploaded"},
                     doc! {"$set": {"state": "pinned"}},
                 )
-                .bounded()
+                .bounded(self.timeout)
                 .await?;
         } else {
             let r = self
@@ -681,7 +696,7 @@ impl FileCatalog for MongoReadStore {
                     doc! {"_id": &key, "cases": case.to_string()},
                     doc! {"$pull": {"cases": case.to_string()}},
                 )
-                .bounded()
+                .bounded(self.timeout)
                 .await?;
             // Only the removal that emptied the list stamps the time, so a
             // redelivered removal keeps the first one.
@@ -691,7 +706,7 @@ impl FileCatalog for MongoReadStore {
                         doc! {"_id": &key, "cases": {"$size": 0}},
                         doc! {"$set": {"detachedAt": time_text(at)}},
                     )
-                    .bounded()
+                    .bounded(self.timeout)
                     .await?;
             }
         }
@@ -711,10 +726,10 @@ impl FileCatalog for MongoReadStore {
             ]})
             .sort(doc! {"uploadedAt": 1})
             .limit(i64_of(limit as u64))
-            .bounded()
+            .bounded(self.timeout)
             .await?
             .try_collect()
-            .bounded()
+            .bounded(self.timeout)
             .await?;
         let mut claimed = Vec::new();
         for d in candidates {
@@ -725,7 +740,7 @@ impl FileCatalog for MongoReadStore {
                     doc! {"_id": d.get("_id").cloned().unwrap_or(Bson::Null), "state": {"$in": ["uploaded", "pending", "sweeping"]}},
                     doc! {"$set": {"state": "sweeping"}},
                 )
-                .bounded()
+                .bounded(self.timeout)
                 .await?;
             if r.matched_count == 1 {
                 let mut f = file_of(&d)?;
@@ -748,10 +763,10 @@ impl FileCatalog for MongoReadStore {
                 {"state": "purging"},
             ]})
             .limit(i64_of(limit as u64))
-            .bounded()
+            .bounded(self.timeout)
             .await?
             .try_collect()
-            .bounded()
+            .bounded(self.timeout)
             .await?;
         let mut claimed = Vec::new();
         for d in candidates {
@@ -765,7 +780,7 @@ impl FileCatalog for MongoReadStore {
                     ]},
                     doc! {"$set": {"state": "purging"}},
                 )
-                .bounded()
+                .bounded(self.timeout)
                 .await?;
             if r.matched_count == 1 {
                 let mut f = file_of(&d)?;
@@ -779,7 +794,7 @@ impl FileCatalog for MongoReadStore {
     async fn mark_purged(&self, tenant: &str, id: Uuid) -> Result<(), StoreError> {
         self.files
             .update_one(doc! {"_id": case_id(tenant, id)}, doc! {"$set": {"state": "purged"}})
-            .bounded()
+            .bounded(self.timeout)
             .await?;
         Ok(())
     }
@@ -787,7 +802,7 @@ impl FileCatalog for MongoReadStore {
     async fn delete_file(&self, tenant: &str, id: Uuid) -> Result<(), StoreError> {
         self.files
             .delete_one(doc! {"_id": case_id(tenant, id)})
-            .bounded()
+            .bounded(self.timeout)
             .await?;
         Ok(())
     }
@@ -804,7 +819,7 @@ impl DefinitionStore for MongoReadStore {
                 .find_one(doc! {"tenant": tenant, "id": &definition.id})
                 .sort(doc! {"version": -1})
                 .projection(doc! {"version": 1})
-                .bounded()
+                .bounded(self.timeout)
                 .await?;
             let last = match newest {
                 Some(d) => d.get_i64("version").map_err(corrupt)?,
@@ -819,7 +834,7 @@ impl DefinitionStore for MongoReadStore {
                 "version": i64::from(def.version),
                 "doc": to_json(&def)?,
             };
-            match self.definitions.insert_one(entry).within().await? {
+            match self.definitions.insert_one(entry).within(self.timeout).await? {
                 Ok(_) => return Ok(def),
                 Err(e) if is_duplicate_key(&e) => continue,
                 Err(e) => return Err(map_err(e)),
@@ -845,7 +860,7 @@ impl DefinitionStore for MongoReadStore {
             .definitions
             .find_one(filter)
             .sort(doc! {"version": -1})
-            .bounded()
+            .bounded(self.timeout)
             .await?;
         found.map(|d| from_json(d.get_str("doc").map_err(corrupt)?)).transpose()
     }
@@ -855,10 +870,10 @@ impl DefinitionStore for MongoReadStore {
             .definitions
             .find(doc! {"tenant": tenant})
             .sort(doc! {"id": 1, "version": -1})
-            .bounded()
+            .bounded(self.timeout)
             .await?
             .try_collect()
-            .bounded()
+            .bounded(self.timeout)
             .await?;
         let mut out: Vec<CaseDefinition> = Vec::new();
         for d in docs {
@@ -875,7 +890,11 @@ impl DefinitionStore for MongoReadStore {
 #[async_trait]
 impl Checkpoints for MongoReadStore {
     async fn checkpoint(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
-        let found = self.checkpoints.find_one(doc! {"_id": consumer}).bounded().await?;
+        let found = self
+            .checkpoints
+            .find_one(doc! {"_id": consumer})
+            .bounded(self.timeout)
+            .await?;
         found
             .map(|d| u64_of(d.get_i64("position").map_err(corrupt)?))
             .transpose()
@@ -885,7 +904,7 @@ impl Checkpoints for MongoReadStore {
         self.checkpoints
             .update_one(doc! {"_id": consumer}, doc! {"$set": {"position": i64_of(position)}})
             .upsert(true)
-            .bounded()
+            .bounded(self.timeout)
             .await?;
         Ok(())
     }
@@ -894,7 +913,7 @@ impl Checkpoints for MongoReadStore {
 #[async_trait]
 impl ReadStore for MongoReadStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        crate::ping(self.db.client()).await
+        crate::ping(self.db.client(), self.timeout).await
     }
 }
 

@@ -54,7 +54,7 @@ async fn passes_the_event_store_contract() {
 async fn fresh_read_store() -> Option<Arc<MongoReadStore>> {
     let s = settings()?;
     let db = casewire_mongodb::connect(&s).await.unwrap();
-    Some(Arc::new(MongoReadStore::open(&db).await.unwrap()))
+    Some(Arc::new(MongoReadStore::open(&db, &s).await.unwrap()))
 }
 
 casewire_ports::read_store_contract!(fresh_read_store);
@@ -181,6 +181,30 @@ async fn reopening_repairs_a_counter_that_is_behind() {
         .await
         .unwrap();
     assert_eq!(next[0].position, first[0].position + 1);
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_unavailable_after_the_operation_timeout() {
+    // It accepts connections and says nothing: server selection alone would
+    // wait its whole (here long) timeout, the operation bound does not.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let mut s = MongoSettings::new(format!("mongodb://{addr}/?directConnection=true"));
+    s.server_selection_timeout = Duration::from_secs(60);
+    s.connect_timeout = Duration::from_secs(60);
+    s.operation_timeout = Duration::from_millis(300);
+    let db = casewire_mongodb::connect(&s).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(20), MongoEventStore::open(&db, &s)).await {
+        Ok(Err(StoreError::Unavailable(why))) => assert!(why.contains("300 ms"), "{why}"),
+        Ok(other) => panic!("expected Unavailable, got {other:?}"),
+        Err(_) => panic!("the operation was not bounded"),
+    }
 }
 
 #[tokio::test]

@@ -87,9 +87,9 @@ async fn open_stores(
     };
     let reads: Arc<dyn ReadStore> = match store_adapter("store.read", &reads_url)? {
         AdapterUrl::MongoDb(url) => {
-            let (_, db) = database(&url).await?;
+            let (settings, db) = database(&url).await?;
             Arc::new(
-                MongoReadStore::open(&db)
+                MongoReadStore::open(&db, &settings)
                     .await
                     .with_context(|| format!("opening the read store at {}", url.masked()))?,
             )

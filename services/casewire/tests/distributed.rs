@@ -140,7 +140,7 @@ impl Deployment {
                 let db = casewire_mongodb::connect(&settings).await.unwrap();
                 (
                     Arc::new(casewire_mongodb::MongoEventStore::open(&db, &settings).await.unwrap()),
-                    Arc::new(casewire_mongodb::MongoReadStore::open(&db).await.unwrap()),
+                    Arc::new(casewire_mongodb::MongoReadStore::open(&db, &settings).await.unwrap()),
                 )
             }
             None => (
