@@ -531,6 +531,29 @@ async fn tokens_are_required_and_checked() {
         .await
         .unwrap();
     assert_eq!(wrong.status().as_u16(), 401);
+    // A realm serves its own tenant's users only, and only the demo
+    // tenants are realms.
+    let other_realm = http
+        .post(disco["token_endpoint"].as_str().unwrap())
+        .form(&[("grant_type", "password"), ("username", "gina"), ("password", "gina")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_realm.status().as_u16(), 401, "gina is globex's");
+    let gina = casewire::client::Client::login(&app.url(), "gina", "gina")
+        .await
+        .unwrap();
+    let r = gina.get("/api/v1/cases").await.unwrap();
+    assert_eq!(r.status.as_u16(), 200, "from the globex realm: {}", r.body);
+    let nowhere = http
+        .get(format!(
+            "{}/dev-auth/realms/initech/.well-known/openid-configuration",
+            app.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nowhere.status().as_u16(), 404);
     app.stop().await;
 }
 
