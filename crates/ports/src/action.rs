@@ -164,11 +164,14 @@ mod tests {
     fn the_policy_names_every_action_it_decides() {
         // The shipped policy is the other side of this vocabulary: every
         // action must appear in it, or no rule can ever allow it.
-        let policy = include_str!("../../../policies/casewire/authz.rego");
+        let source = include_str!("../../../policies/casewire/authz.rego");
+        // In rules, not in the comments that document the input.
+        let rules: Vec<&str> = source.lines().filter(|l| !l.trim_start().starts_with('#')).collect();
+        let rules = rules.join("\n");
         for action in Action::ALL {
             assert!(
-                policy.contains(&format!("\"{action}\"")),
-                "{action} is not in authz.rego"
+                rules.contains(&format!("\"{action}\"")),
+                "{action} is in no rule of authz.rego"
             );
         }
     }
