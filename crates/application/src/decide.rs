@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 
-use casewire_domain::types::CaseKey;
+use casewire_domain::types::TenantId;
 use casewire_domain::{Case, CaseCommand, CaseDefinition, CaseEvent, Decision, DomainError};
 use casewire_ports::{CommandEnvelope, EventStore, ReadStore, StoreError};
 use lru::LruCache;
@@ -11,10 +11,17 @@ use uuid::Uuid;
 /// A decision and what it was made against.
 #[derive(Debug, Clone)]
 pub struct Decided {
-    /// The case before the command.
-    pub case: Case,
+    /// The case before the command; `None` before it is opened.
+    pub case: Option<Case>,
     pub definition: CaseDefinition,
     pub events: Vec<CaseEvent>,
+}
+
+impl Decided {
+    /// The revision the events append to: 0 for a case not opened yet.
+    pub fn revision(&self) -> u64 {
+        self.case.as_ref().map_or(0, |c| c.revision)
+    }
 }
 
 /// Recently seen case states. Streams only grow, so a cached state plus
@@ -29,13 +36,13 @@ pub struct CaseCache {
 
 #[derive(Debug)]
 struct Weighed {
-    cases: LruCache<(String, Uuid), (Case, usize)>,
+    cases: LruCache<(TenantId, Uuid), (Case, usize)>,
     weight: usize,
     budget: usize,
 }
 
 impl Weighed {
-    fn put(&mut self, key: (String, Uuid), case: Case) {
+    fn put(&mut self, key: (TenantId, Uuid), case: Case) {
         let weight = case.weight();
         if weight > self.budget {
             return;
@@ -73,19 +80,25 @@ impl CaseCache {
         self.inner.lock().map_or((0, 0), |w| (w.cases.len(), w.weight))
     }
 
-    /// The current state of a case: cached state + newer events.
-    pub async fn current(&self, events: &dyn EventStore, tenant: &str, case_id: Uuid) -> Result<Case, StoreError> {
-        let key = (tenant.to_owned(), case_id);
+    /// The current state of a case: cached state + newer events; `None`
+    /// while it is not opened.
+    pub async fn current(
+        &self,
+        events: &dyn EventStore,
+        tenant: &TenantId,
+        case_id: Uuid,
+    ) -> Result<Option<Case>, StoreError> {
+        let key = (tenant.clone(), case_id);
         let mut case = self
             .inner
             .lock()
             .ok()
-            .and_then(|mut c| c.cases.get(&key).map(|(case, _)| case.clone()))
-            .unwrap_or_default();
-        for record in events.load_after(tenant, case_id, case.revision).await? {
-            case.apply(&record.meta(), &record.case_event()?);
+            .and_then(|mut c| c.cases.get(&key).map(|(case, _)| case.clone()));
+        let revision = case.as_ref().map_or(0, |c| c.revision);
+        for record in events.load_after(tenant, case_id, revision).await? {
+            case = Case::fold(case, &record.meta(), &record.case_event()?);
         }
-        if case.exists()
+        if let Some(case) = &case
             && let Ok(mut c) = self.inner.lock()
         {
             // Keep the newest state when two callers race.
@@ -112,38 +125,33 @@ pub async fn decide(
     envelope: &CommandEnvelope,
 ) -> Result<Result<Decided, DomainError>, StoreError> {
     let case = cache.current(events, &envelope.tenant, envelope.case_id).await?;
-    let definition = match (&envelope.command, case.exists()) {
+    let definition = match (&envelope.command, &case) {
         (CaseCommand::Open(open), _) => reads.get_definition(&envelope.tenant, &open.definition, None).await?,
-        (_, true) => {
+        (_, Some(case)) => {
             reads
                 .get_definition(&envelope.tenant, &case.definition_id, Some(case.definition_version))
                 .await?
         }
-        (_, false) => return Ok(Err(DomainError::NotFound)),
+        (_, None) => return Ok(Err(DomainError::NotFound)),
     };
     let Some(definition) = definition else {
-        let id = match &envelope.command {
-            CaseCommand::Open(open) => open.definition.clone(),
-            _ => format!("{}@{}", case.definition_id, case.definition_version),
+        let id = match (&envelope.command, &case) {
+            (CaseCommand::Open(open), _) => open.definition.clone(),
+            (_, Some(case)) => format!("{}@{}", case.definition_id, case.definition_version),
+            (_, None) => return Ok(Err(DomainError::NotFound)),
         };
         return Ok(Err(DomainError::invalid(
             "definition",
             format!("unknown case definition '{id}'"),
         )));
     };
-    let key = match &envelope.case_key {
-        Some(k) => match CaseKey::parse(k) {
-            Ok(k) => Some(k),
-            Err(e) => return Ok(Err(e)),
-        },
-        None => None,
-    };
-    let result = case.handle(
+    let result = Case::decide(
+        case.as_ref(),
         &envelope.command,
         &Decision {
             definition: &definition,
             actor: &envelope.actor,
-            key: key.as_ref(),
+            key: envelope.case_key.as_ref(),
         },
     );
     Ok(result.map(|events| Decided {
@@ -158,13 +166,41 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    use casewire_domain::CaseStatus;
+    use casewire_domain::types::{CaseKey, QueueName};
+
     fn case_of(body_len: usize) -> Case {
         Case {
             id: Uuid::now_v7(),
+            tenant: tenant(),
+            key: CaseKey::parse("CMP-000001").unwrap(),
+            definition_id: "complaint".into(),
+            definition_version: 1,
+            title: String::new(),
             description: "x".repeat(body_len),
+            data: Default::default(),
+            stage: "new".into(),
+            status: CaseStatus::Open,
+            priority: "normal".into(),
+            queue: QueueName::parse("support").unwrap(),
+            assignee: None,
+            requester: None,
+            tags: vec![],
+            links: vec![],
+            comments: vec![],
+            attachments: vec![],
+            resolution: None,
+            confidential: false,
+            created_by: String::new(),
+            created_at: None,
+            updated_at: None,
+            closed_at: None,
             revision: 1,
-            ..Case::default()
         }
+    }
+
+    fn tenant() -> TenantId {
+        TenantId::parse("t").unwrap()
     }
 
     #[test]
@@ -173,7 +209,7 @@ mod tests {
         let mut inner = cache.inner.lock().unwrap();
         for _ in 0..1_000 {
             let case = case_of(10_000);
-            inner.put(("t".into(), case.id), case);
+            inner.put((tenant(), case.id), case);
         }
         assert!(inner.weight <= 100_000, "{}", inner.weight);
         assert!(
@@ -186,11 +222,11 @@ mod tests {
         // A case heavier than the whole budget is not cached at all.
         let huge = case_of(200_000);
         let id = huge.id;
-        inner.put(("t".into(), id), huge);
-        assert!(inner.cases.peek(&("t".to_owned(), id)).is_none());
+        inner.put((tenant(), id), huge);
+        assert!(inner.cases.peek(&(tenant(), id)).is_none());
         for _ in 0..1_000 {
             let case = case_of(0);
-            inner.put(("t".into(), case.id), case);
+            inner.put((tenant(), case.id), case);
         }
         assert!(inner.cases.len() > 100, "light cases: many more fit");
     }

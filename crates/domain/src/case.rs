@@ -9,11 +9,11 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::command::{CaseCommand, LinkRelation, Requester, Visibility};
+use crate::command::{CaseCommand, LinkRelation, OpenCase, Requester, Visibility};
 use crate::definition::CaseDefinition;
 use crate::error::DomainError;
 use crate::event::*;
-use crate::types::CaseKey;
+use crate::types::{CaseKey, QueueName, Tag, TenantId};
 
 // The OpenAPI document states these bounds too (`#[schema(...)]` on the
 // command payloads wants literals); a test holds the two together.
@@ -91,13 +91,20 @@ pub struct Resolution {
     pub at: DateTime<Utc>,
 }
 
+// A case that has not been opened yet has no state at all (`Option<Case>`
+// is `None`), so every `Case` has a tenant, a key and a queue, each a valid
+// one. The typed fields keep the plain-string schema of the JSON they
+// serialise to: the published document is what it was. (Doc comments here
+// are schema descriptions in that document.)
 /// The case: aggregate state and, serialised, the case detail.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Case {
     pub id: Uuid,
-    pub tenant: String,
-    pub key: String,
+    #[schema(value_type = String)]
+    pub tenant: TenantId,
+    #[schema(value_type = String)]
+    pub key: CaseKey,
     pub definition_id: String,
     pub definition_version: u32,
     pub title: String,
@@ -107,10 +114,12 @@ pub struct Case {
     pub stage: String,
     pub status: CaseStatus,
     pub priority: String,
-    pub queue: String,
+    #[schema(value_type = String)]
+    pub queue: QueueName,
     pub assignee: Option<String>,
     pub requester: Option<Requester>,
-    pub tags: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub tags: Vec<Tag>,
     pub links: Vec<CaseLink>,
     pub comments: Vec<Comment>,
     /// Files attached now (removed ones stay in the history).
@@ -142,14 +151,14 @@ impl Case {
     /// A rough size in bytes of this state in memory, for caches bounded
     /// by size: a case with 2,000 comments weighs what it holds.
     pub fn weight(&self) -> usize {
-        let strings = self.tenant.len() + self.key.len() + self.title.len() + self.description.len();
+        let strings = self.tenant.as_str().len() + self.key.as_str().len() + self.title.len() + self.description.len();
         let comments: usize = self.comments.iter().map(|c| 160 + c.body.len() + c.author.len()).sum();
         let attachments: usize = self
             .attachments
             .iter()
             .map(|a| 160 + a.name.len() + a.sha256.len())
             .sum();
-        let tags: usize = self.tags.iter().map(|t| 24 + t.len()).sum();
+        let tags: usize = self.tags.iter().map(|t| 24 + t.as_str().len()).sum();
         512 + strings + json_weight(&self.data) + comments + attachments + tags + 64 * self.links.len()
     }
 }
@@ -170,7 +179,7 @@ pub struct Decision<'a> {
 #[derive(Debug, Clone)]
 pub struct EventMeta<'a> {
     pub case_id: Uuid,
-    pub tenant: &'a str,
+    pub tenant: &'a TenantId,
     pub revision: u64,
     pub time: DateTime<Utc>,
     pub actor: &'a str,
@@ -188,72 +197,126 @@ fn text(field: &str, value: &str, max: usize, required: bool) -> Result<String, 
 }
 
 impl Case {
-    /// Whether the case has been opened.
-    pub fn exists(&self) -> bool {
-        self.revision > 0
+    /// Folds a whole stream into a state; `None` until the case is opened.
+    pub fn replay<'a>(events: impl IntoIterator<Item = (EventMeta<'a>, &'a CaseEvent)>) -> Option<Case> {
+        events
+            .into_iter()
+            .fold(None, |case, (meta, event)| Case::fold(case, &meta, event))
     }
 
-    /// Folds a whole stream into a state.
-    pub fn replay<'a>(events: impl IntoIterator<Item = (EventMeta<'a>, &'a CaseEvent)>) -> Case {
-        let mut case = Case::default();
-        for (meta, event) in events {
-            case.apply(&meta, event);
+    /// Folds one event into a state that may not exist yet: `Opened` makes
+    /// the case; any other event changes an existing one. Never fails, like
+    /// [`Case::apply`]: an event of a case that was never opened (which no
+    /// decision produces) leaves it unopened.
+    pub fn fold(case: Option<Case>, meta: &EventMeta<'_>, event: &CaseEvent) -> Option<Case> {
+        match (case, event) {
+            (Some(mut case), event) => {
+                case.apply(meta, event);
+                Some(case)
+            }
+            (None, CaseEvent::Opened(opened)) => Some(Case::opened(meta, opened)),
+            (None, _) => None,
         }
-        case
     }
 
-    /// Decides what a command causes. Every rule of the case lives here.
+    /// Decides a command against the case, or against no case yet (`None`):
+    /// only `open` makes one, and only when there is none.
+    pub fn decide(
+        case: Option<&Case>,
+        command: &CaseCommand,
+        ctx: &Decision<'_>,
+    ) -> Result<Vec<CaseEvent>, DomainError> {
+        match (case, command) {
+            (None, CaseCommand::Open(open)) => Case::open(open, ctx),
+            (None, _) => Err(DomainError::NotFound),
+            (Some(case), command) => case.handle(command, ctx),
+        }
+    }
+
+    /// The rules of `open`, which has no state to check against.
+    fn open(open: &OpenCase, ctx: &Decision<'_>) -> Result<Vec<CaseEvent>, DomainError> {
+        let def = ctx.definition;
+        let key = ctx
+            .key
+            .ok_or_else(|| DomainError::invalid("key", "no key was allocated for the new case"))?;
+        if open.definition != def.id {
+            return Err(DomainError::invalid(
+                "definition",
+                "does not match the loaded definition",
+            ));
+        }
+        let title = text("title", &open.title, MAX_TITLE, true)?;
+        let description = text(
+            "description",
+            open.description.as_deref().unwrap_or(""),
+            MAX_TEXT,
+            false,
+        )?;
+        def.validate_data(&open.data)?;
+        let priority = match &open.priority {
+            Some(p) if !def.has_priority(p) => return Err(DomainError::UnknownPriority(p.clone())),
+            Some(p) => p.clone(),
+            None => def.default_priority.clone(),
+        };
+        if open.tags.len() > MAX_TAGS {
+            return Err(DomainError::invalid("tags", format!("at most {MAX_TAGS} tags")));
+        }
+        let mut tags = open.tags.clone();
+        tags.sort();
+        tags.dedup();
+        Ok(vec![CaseEvent::Opened(CaseOpened {
+            key: key.clone(),
+            definition_id: def.id.clone(),
+            definition_version: def.version,
+            title,
+            description,
+            data: open.data.clone(),
+            stage: def.initial_stage.clone(),
+            priority,
+            queue: open.queue.as_ref().unwrap_or(&def.default_queue).clone(),
+            requester: open.requester.clone(),
+            tags,
+            confidential: open.confidential,
+        })])
+    }
+
+    /// The state of a case from its `Opened` event.
+    fn opened(meta: &EventMeta<'_>, e: &CaseOpened) -> Case {
+        Case {
+            id: meta.case_id,
+            tenant: meta.tenant.clone(),
+            key: e.key.clone(),
+            definition_id: e.definition_id.clone(),
+            definition_version: e.definition_version,
+            title: e.title.clone(),
+            description: e.description.clone(),
+            data: e.data.clone(),
+            stage: e.stage.clone(),
+            status: CaseStatus::Open,
+            priority: e.priority.clone(),
+            queue: e.queue.clone(),
+            assignee: None,
+            requester: e.requester.clone(),
+            tags: e.tags.clone(),
+            links: Vec::new(),
+            comments: Vec::new(),
+            attachments: Vec::new(),
+            resolution: None,
+            confidential: e.confidential,
+            created_by: meta.actor.to_owned(),
+            created_at: Some(meta.time),
+            updated_at: Some(meta.time),
+            closed_at: None,
+            revision: meta.revision,
+        }
+    }
+
+    /// Decides what a command causes to this (existing) case. Every rule of
+    /// the case lives here and in [`Case::open`].
     pub fn handle(&self, command: &CaseCommand, ctx: &Decision<'_>) -> Result<Vec<CaseEvent>, DomainError> {
         let def = ctx.definition;
-        if let CaseCommand::Open(open) = command {
-            if self.exists() {
-                return Err(DomainError::AlreadyExists);
-            }
-            let key = ctx
-                .key
-                .ok_or_else(|| DomainError::invalid("key", "no key was allocated for the new case"))?;
-            if open.definition != def.id {
-                return Err(DomainError::invalid(
-                    "definition",
-                    "does not match the loaded definition",
-                ));
-            }
-            let title = text("title", &open.title, MAX_TITLE, true)?;
-            let description = text(
-                "description",
-                open.description.as_deref().unwrap_or(""),
-                MAX_TEXT,
-                false,
-            )?;
-            def.validate_data(&open.data)?;
-            let priority = match &open.priority {
-                Some(p) if !def.has_priority(p) => return Err(DomainError::UnknownPriority(p.clone())),
-                Some(p) => p.clone(),
-                None => def.default_priority.clone(),
-            };
-            if open.tags.len() > MAX_TAGS {
-                return Err(DomainError::invalid("tags", format!("at most {MAX_TAGS} tags")));
-            }
-            let mut tags: Vec<String> = open.tags.iter().map(|t| t.as_str().to_owned()).collect();
-            tags.sort();
-            tags.dedup();
-            return Ok(vec![CaseEvent::Opened(CaseOpened {
-                key: key.as_str().to_owned(),
-                definition_id: def.id.clone(),
-                definition_version: def.version,
-                title,
-                description,
-                data: open.data.clone(),
-                stage: def.initial_stage.clone(),
-                priority,
-                queue: open.queue.as_ref().unwrap_or(&def.default_queue).as_str().to_owned(),
-                requester: open.requester.clone(),
-                tags,
-                confidential: open.confidential,
-            })]);
-        }
-        if !self.exists() {
-            return Err(DomainError::NotFound);
+        if let CaseCommand::Open(_) = command {
+            return Err(DomainError::AlreadyExists);
         }
         match (self.status, command) {
             (CaseStatus::Closed, CaseCommand::Reopen(_)) => {}
@@ -324,14 +387,14 @@ impl Case {
                 None => return Err(DomainError::NoChange("the case has no assignee".into())),
             },
             CaseCommand::Route(c) => {
-                if self.queue == c.queue.as_str() {
+                if self.queue == c.queue {
                     return Err(DomainError::NoChange(format!(
                         "the case is already in queue {}",
                         c.queue
                     )));
                 }
                 CaseEvent::Routed(CaseRouted {
-                    queue: c.queue.as_str().to_owned(),
+                    queue: c.queue.clone(),
                     previous: self.queue.clone(),
                 })
             }
@@ -393,23 +456,19 @@ impl Case {
                 })
             }
             CaseCommand::Tag(c) => {
-                if self.tags.iter().any(|t| t == c.tag.as_str()) {
+                if self.tags.contains(&c.tag) {
                     return Err(DomainError::NoChange(format!("the case is already tagged {}", c.tag)));
                 }
                 if self.tags.len() >= MAX_TAGS {
                     return Err(DomainError::limit("tags", MAX_TAGS));
                 }
-                CaseEvent::Tagged(TagChanged {
-                    tag: c.tag.as_str().to_owned(),
-                })
+                CaseEvent::Tagged(TagChanged { tag: c.tag.clone() })
             }
             CaseCommand::Untag(c) => {
-                if !self.tags.iter().any(|t| t == c.tag.as_str()) {
+                if !self.tags.contains(&c.tag) {
                     return Err(DomainError::NoChange(format!("the case is not tagged {}", c.tag)));
                 }
-                CaseEvent::Untagged(TagChanged {
-                    tag: c.tag.as_str().to_owned(),
-                })
+                CaseEvent::Untagged(TagChanged { tag: c.tag.clone() })
             }
             CaseCommand::Attach(c) => {
                 if self.attachments.iter().any(|a| a.file_id == c.file_id) {
@@ -494,7 +553,7 @@ impl Case {
         match event {
             CaseEvent::Opened(e) => {
                 self.id = meta.case_id;
-                self.tenant = meta.tenant.to_owned();
+                self.tenant = meta.tenant.clone();
                 self.key = e.key.clone();
                 self.definition_id = e.definition_id.clone();
                 self.definition_version = e.definition_version;
@@ -590,41 +649,46 @@ mod tests {
     use super::*;
     use crate::command::*;
     use crate::definition::tests::sample;
-    use crate::types::{KeyPrefix, QueueName, Tag, UserRef};
+    use crate::types::{KeyPrefix, UserRef};
     use serde_json::json;
 
     struct Scenario {
         def: CaseDefinition,
-        case: Case,
+        state: Option<Case>,
         id: Uuid,
     }
 
     fn given(commands: &[CaseCommand]) -> Scenario {
         let mut s = Scenario {
             def: sample(),
-            case: Case::default(),
+            state: None,
             id: Uuid::now_v7(),
         };
         for c in commands {
             let events = s.when(c).unwrap_or_else(|e| panic!("given {c:?} failed: {e}"));
+            let tenant = TenantId::parse("acme").unwrap();
             for e in events {
                 let meta = EventMeta {
                     case_id: s.id,
-                    tenant: "acme",
-                    revision: s.case.revision + 1,
+                    tenant: &tenant,
+                    revision: s.state.as_ref().map_or(0, |c| c.revision) + 1,
                     time: Utc::now(),
                     actor: "alice",
                 };
-                s.case.apply(&meta, &e);
+                s.state = Case::fold(s.state.take(), &meta, &e);
             }
         }
         s
     }
 
     impl Scenario {
+        fn case(&self) -> &Case {
+            self.state.as_ref().expect("the case was opened")
+        }
         fn when(&self, command: &CaseCommand) -> Result<Vec<CaseEvent>, DomainError> {
             let key = CaseKey::new(&KeyPrefix::parse("CMP").unwrap(), 1);
-            self.case.handle(
+            Case::decide(
+                self.state.as_ref(),
                 command,
                 &Decision {
                     definition: &self.def,
@@ -685,13 +749,13 @@ mod tests {
     #[test]
     fn open_uses_definition_defaults() {
         let s = given(&[open()]);
-        assert_eq!(s.case.key, "CMP-000001");
-        assert_eq!(s.case.stage, "new");
-        assert_eq!(s.case.priority, "normal");
-        assert_eq!(s.case.queue, "complaints");
-        assert_eq!(s.case.tags, vec!["vip"]);
-        assert_eq!(s.case.revision, 1);
-        assert_eq!(s.case.created_by, "alice");
+        assert_eq!(s.case().key.as_str(), "CMP-000001");
+        assert_eq!(s.case().stage, "new");
+        assert_eq!(s.case().priority, "normal");
+        assert_eq!(s.case().queue.as_str(), "complaints");
+        assert_eq!(s.case().tags, vec![Tag::parse("vip").unwrap()]);
+        assert_eq!(s.case().revision, 1);
+        assert_eq!(s.case().created_by, "alice");
     }
 
     #[test]
@@ -764,7 +828,7 @@ mod tests {
     #[test]
     fn assign_and_reassign() {
         let s = given(&[open(), assign("bob")]);
-        assert_eq!(s.case.assignee.as_deref(), Some("bob"));
+        assert_eq!(s.case().assignee.as_deref(), Some("bob"));
         s.then_rejects(assign("bob"), "CW-NO-CHANGE");
         let e = s.then_one(assign("carol"));
         assert_eq!(
@@ -780,7 +844,7 @@ mod tests {
     fn unassign_needs_an_assignee() {
         given(&[open()]).then_rejects(CaseCommand::Unassign(UnassignCase {}), "CW-NO-CHANGE");
         let s = given(&[open(), assign("bob"), CaseCommand::Unassign(UnassignCase {})]);
-        assert_eq!(s.case.assignee, None);
+        assert_eq!(s.case().assignee, None);
     }
 
     #[test]
@@ -791,14 +855,14 @@ mod tests {
             })
         };
         let s = given(&[open(), route("refunds")]);
-        assert_eq!(s.case.queue, "refunds");
+        assert_eq!(s.case().queue.as_str(), "refunds");
         s.then_rejects(route("refunds"), "CW-NO-CHANGE");
     }
 
     #[test]
     fn stages_follow_the_transitions() {
         let s = given(&[open(), stage("investigating"), stage("waiting")]);
-        assert_eq!(s.case.stage, "waiting");
+        assert_eq!(s.case().stage, "waiting");
         s.then_rejects(stage("new"), "CW-TRANSITION-NOT-ALLOWED");
         s.then_rejects(stage("nowhere"), "CW-UNKNOWN-STAGE");
         s.then_rejects(stage("waiting"), "CW-NO-CHANGE");
@@ -813,7 +877,7 @@ mod tests {
     fn prioritize_checks_the_definition() {
         let p = |x: &str| CaseCommand::Prioritize(PrioritizeCase { priority: x.into() });
         let s = given(&[open(), p("high")]);
-        assert_eq!(s.case.priority, "high");
+        assert_eq!(s.case().priority, "high");
         s.then_rejects(p("high"), "CW-NO-CHANGE");
         s.then_rejects(p("whenever"), "CW-UNKNOWN-PRIORITY");
     }
@@ -822,9 +886,9 @@ mod tests {
     fn comments_thread_by_parent() {
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
         let s = given(&[open(), comment(a, None), comment(b, Some(a))]);
-        assert_eq!(s.case.comments.len(), 2);
-        assert_eq!(s.case.comments[1].parent_id, Some(a));
-        assert_eq!(s.case.comments[1].visibility, Visibility::Public);
+        assert_eq!(s.case().comments.len(), 2);
+        assert_eq!(s.case().comments[1].parent_id, Some(a));
+        assert_eq!(s.case().comments[1].visibility, Visibility::Public);
         s.then_rejects(comment(Uuid::now_v7(), Some(Uuid::now_v7())), "CW-UNKNOWN-COMMENT");
         s.then_rejects(comment(a, None), "CW-NO-CHANGE");
         s.then_rejects(
@@ -851,7 +915,7 @@ mod tests {
             })
         };
         let s = given(&[open(), tag("refund"), untag("vip")]);
-        assert_eq!(s.case.tags, vec!["refund"]);
+        assert_eq!(s.case().tags, vec![Tag::parse("refund").unwrap()]);
         s.then_rejects(tag("refund"), "CW-NO-CHANGE");
         s.then_rejects(untag("vip"), "CW-NO-CHANGE");
     }
@@ -868,7 +932,7 @@ mod tests {
         let attach = |f: Option<FileFacts>| CaseCommand::Attach(AttachFile { file_id: file, file: f });
         let detach = CaseCommand::Detach(DetachFile { file_id: file });
         let s = given(&[open(), attach(Some(facts.clone()))]);
-        let a = &s.case.attachments[0];
+        let a = &s.case().attachments[0];
         assert_eq!(
             (a.name.as_str(), a.size, a.sha256.as_str()),
             ("damage.jpg", 1234, facts.sha256.as_str())
@@ -876,7 +940,7 @@ mod tests {
         s.then_rejects(attach(Some(facts.clone())), "CW-NO-CHANGE");
         given(&[open()]).then_rejects(attach(None), "CW-VALIDATION");
         let s = given(&[open(), attach(Some(facts)), detach.clone()]);
-        assert!(s.case.attachments.is_empty());
+        assert!(s.case().attachments.is_empty());
         s.then_rejects(detach, "CW-NO-CHANGE");
     }
 
@@ -890,7 +954,7 @@ mod tests {
             })
         };
         let s = given(&[open(), link(target)]);
-        assert_eq!(s.case.links.len(), 1);
+        assert_eq!(s.case().links.len(), 1);
         s.then_rejects(link(target), "CW-NO-CHANGE");
         s.then_rejects(link(s.id), "CW-VALIDATION");
     }
@@ -900,7 +964,7 @@ mod tests {
         let mut history = vec![open()];
         history.extend((0..MAX_COMMENTS).map(|_| comment(Uuid::now_v7(), None)));
         let s = given(&history);
-        assert_eq!(s.case.comments.len(), MAX_COMMENTS);
+        assert_eq!(s.case().comments.len(), MAX_COMMENTS);
         s.then_rejects(comment(Uuid::now_v7(), None), "CW-LIMIT-REACHED");
         let err = s.when(&comment(Uuid::now_v7(), None)).unwrap_err();
         assert_eq!(err.details(), json!({"what": "comments", "limit": MAX_COMMENTS}));
@@ -928,15 +992,15 @@ mod tests {
     #[test]
     fn resolve_close_reopen_lifecycle() {
         let s = given(&[open(), stage("done"), resolve()]);
-        assert_eq!(s.case.status, CaseStatus::Resolved);
-        assert_eq!(s.case.resolution.as_ref().map(|r| r.code.as_str()), Some("fixed"));
+        assert_eq!(s.case().status, CaseStatus::Resolved);
+        assert_eq!(s.case().resolution.as_ref().map(|r| r.code.as_str()), Some("fixed"));
         s.then_rejects(resolve(), "CW-CASE-NOT-OPEN");
         s.then_rejects(assign("bob"), "CW-CASE-NOT-OPEN");
         // Comments are still welcome on a resolved case.
         assert!(s.when(&comment(Uuid::now_v7(), None)).is_ok());
 
         let s = given(&[open(), stage("done"), resolve(), CaseCommand::Close(CloseCase {})]);
-        assert_eq!(s.case.status, CaseStatus::Closed);
+        assert_eq!(s.case().status, CaseStatus::Closed);
         s.then_rejects(comment(Uuid::now_v7(), None), "CW-CASE-CLOSED");
         s.then_rejects(assign("bob"), "CW-CASE-CLOSED");
 

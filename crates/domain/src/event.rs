@@ -7,12 +7,16 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::command::{LinkRelation, Requester, Visibility};
+use crate::types::{CaseKey, QueueName, Tag};
 
 /// The case came into being.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CaseOpened {
-    pub key: String,
+    // The schema stays a plain string, as the JSON is: these serialise as
+    // their text, and the published document does not change.
+    #[schema(value_type = String)]
+    pub key: CaseKey,
     pub definition_id: String,
     pub definition_version: u32,
     pub title: String,
@@ -21,9 +25,11 @@ pub struct CaseOpened {
     pub data: Value,
     pub stage: String,
     pub priority: String,
-    pub queue: String,
+    #[schema(value_type = String)]
+    pub queue: QueueName,
     pub requester: Option<Requester>,
-    pub tags: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub tags: Vec<Tag>,
     /// Absent in events written before confidentiality existed: not confidential.
     #[serde(default)]
     pub confidential: bool,
@@ -55,8 +61,10 @@ pub struct CaseUnassigned {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CaseRouted {
-    pub queue: String,
-    pub previous: String,
+    #[schema(value_type = String)]
+    pub queue: QueueName,
+    #[schema(value_type = String)]
+    pub previous: QueueName,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -86,7 +94,8 @@ pub struct CommentAdded {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TagChanged {
-    pub tag: String,
+    #[schema(value_type = String)]
+    pub tag: Tag,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

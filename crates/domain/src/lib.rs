@@ -5,7 +5,7 @@
 //!
 //! # Layout
 //! - [`types`]: validated newtypes (`CaseKey`, `KeyPrefix`, `QueueName`,
-//!   `Tag`, `EmailAddress`) — parse, don't validate.
+//!   `Tag`, `TenantId`, `EmailAddress`, `UserRef`) — parse, don't validate.
 //! - [`definition`]: versioned case definitions (YAML) and their validation.
 //! - [`command`]: the commands a case accepts, named with domain verbs.
 //! - [`event`]: the facts they produce, in the past tense.

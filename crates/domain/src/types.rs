@@ -93,6 +93,19 @@ macro_rules! string_newtype {
                 &self.0
             }
         }
+
+        // Compares with the text, so a check reads `case.queue == "support"`.
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
     };
 }
 
@@ -160,6 +173,34 @@ string_newtype!(
     schema(pattern = r"^[a-z0-9._-]+$", min_length = 1, max_length = Some(64)),
     |s| slug(s, 64)
 );
+
+string_newtype!(
+    /// A tenant such as `casewire` or `globex`: 1 to 63 of a-z, 0-9 and
+    /// `-`, starting with a letter or digit. Tenants become parts of S3
+    /// bucket names (`<bucket>-<tenant>`) and of realm URLs, which allow no
+    /// more than this.
+    TenantId,
+    "tenant",
+    schema(pattern = r"^[a-z0-9][a-z0-9-]*$", min_length = 1, max_length = Some(63)),
+    |s| {
+        let ok = (1..=63).contains(&s.len())
+            && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if ok {
+            Ok(s.to_owned())
+        } else {
+            Err("must be 1 to 63 of a-z, 0-9 and '-', starting with a letter or digit".into())
+        }
+    }
+);
+
+impl TenantId {
+    /// `casewire`, the tenant of a fresh install, of demo data and of the
+    /// dev issuer's main realm.
+    pub fn default_tenant() -> Self {
+        TenantId("casewire".to_owned())
+    }
+}
 
 string_newtype!(
     /// A tag: 1 to 40 of a-z, 0-9, `-`, `_` and `.`. Upper-case letters are
@@ -326,17 +367,19 @@ pub(crate) mod tests {
         assert!(schema_admits_only_what_parse_accepts::<CaseKey>(&s, |s| CaseKey::parse(s).is_ok()) > 1);
         assert!(schema_admits_only_what_parse_accepts::<QueueName>(&s, |s| QueueName::parse(s).is_ok()) > 10);
         assert!(schema_admits_only_what_parse_accepts::<Tag>(&s, |s| Tag::parse(s).is_ok()) > 10);
+        assert!(schema_admits_only_what_parse_accepts::<TenantId>(&s, |s| TenantId::parse(s).is_ok()) > 10);
         assert!(schema_admits_only_what_parse_accepts::<EmailAddress>(&s, |s| EmailAddress::parse(s).is_ok()) > 10);
         assert!(schema_admits_only_what_parse_accepts::<UserRef>(&s, |s| UserRef::parse(s).is_ok()) > 100);
     }
 
     #[test]
     fn each_schema_admits_what_parse_accepts_in_its_written_form() {
-        let [prefix, key, queue, tag, user, email] = [
+        let [prefix, key, queue, tag, tenant, user, email] = [
             KeyPrefix::schema(),
             CaseKey::schema(),
             QueueName::schema(),
             Tag::schema(),
+            TenantId::schema(),
             UserRef::schema(),
             EmailAddress::schema(),
         ]
@@ -350,6 +393,7 @@ pub(crate) mod tests {
             assert_eq!(admits(&key, s), CaseKey::parse(s).is_ok(), "{s:?}");
             assert_eq!(admits(&queue, s), QueueName::parse(s).is_ok(), "{s:?}");
             assert_eq!(admits(&tag, s), Tag::parse(s).is_ok(), "{s:?}");
+            assert_eq!(admits(&tenant, s), TenantId::parse(s).is_ok(), "{s:?}");
             if s.is_ascii() || s.chars().count() <= 32 {
                 assert_eq!(admits(&user, s), UserRef::parse(s).is_ok(), "{s:?}");
             }
@@ -404,5 +448,24 @@ pub(crate) mod tests {
         assert!(QueueName::parse("").is_err());
         let err = serde_json::from_str::<QueueName>("\"Bad Queue\"").unwrap_err();
         assert!(err.to_string().contains("queue"));
+    }
+
+    #[test]
+    fn tenants_are_lower_case_slugs_that_fit_a_bucket_name() {
+        for good in ["casewire", "globex", "t", "9lives", "acme-eu", &"a".repeat(63)] {
+            assert_eq!(TenantId::parse(good).unwrap().as_str(), good);
+        }
+        assert_eq!(TenantId::parse(" acme ").unwrap().as_str(), "acme");
+        let too_long = "a".repeat(64);
+        for bad in ["", "-acme", "Acme", "ac_me", "ac.me", "ac/me", "a b", too_long.as_str()] {
+            assert!(TenantId::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+        let err = serde_json::from_str::<TenantId>("\"Acme\"").unwrap_err();
+        assert!(err.to_string().contains("tenant"));
+        assert_eq!(
+            serde_json::to_string(&TenantId::parse("acme").unwrap()).unwrap(),
+            "\"acme\""
+        );
+        assert_eq!(TenantId::parse("casewire").unwrap(), TenantId::default_tenant());
     }
 }

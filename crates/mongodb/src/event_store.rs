@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{Bounded as _, MongoSettings, corrupt, ensure_indexes, i64_of, index, is_duplicate_key, map_err, u64_of};
+use casewire_domain::types::TenantId;
 
 /// One append: the events of one command on one case.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,7 +89,7 @@ impl CommitDoc {
                 Ok(EventRecord {
                     id: uuid(&e.id)?,
                     position: first + i as u64,
-                    tenant: self.tenant.clone(),
+                    tenant: TenantId::parse(&self.tenant).map_err(corrupt)?,
                     case_id,
                     revision: u64_of(revision)?,
                     event_type: e.event_type,
@@ -212,10 +213,10 @@ impl MongoEventStore {
         }
     }
 
-    async fn stream_revision(&self, tenant: &str, case_id: Uuid) -> Result<u64, StoreError> {
+    async fn stream_revision(&self, tenant: &TenantId, case_id: Uuid) -> Result<u64, StoreError> {
         let newest = self
             .commits
-            .find_one(doc! {"tenant": tenant, "caseId": case_id.to_string()})
+            .find_one(doc! {"tenant": tenant.as_str(), "caseId": case_id.to_string()})
             .sort(doc! {"last": -1})
             .bounded(self.timeout)
             .await?;
@@ -230,7 +231,7 @@ impl MongoEventStore {
 impl EventStore for MongoEventStore {
     async fn append(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         case_id: Uuid,
         expected: u64,
         events: Vec<NewEvent>,
@@ -244,7 +245,7 @@ impl EventStore for MongoEventStore {
         let commit = CommitDoc {
             first: i64_of(first),
             last: i64_of(last),
-            tenant: tenant.to_owned(),
+            tenant: tenant.to_string(),
             case_id: case_id.to_string(),
             revisions: (1..=n).map(|i| i64_of(expected + i)).collect(),
             at: mongodb::bson::DateTime::now(),
@@ -295,10 +296,10 @@ impl EventStore for MongoEventStore {
             .collect())
     }
 
-    async fn load_after(&self, tenant: &str, case_id: Uuid, after: u64) -> Result<Vec<EventRecord>, StoreError> {
+    async fn load_after(&self, tenant: &TenantId, case_id: Uuid, after: u64) -> Result<Vec<EventRecord>, StoreError> {
         let commits = self
             .commits(
-                doc! {"tenant": tenant, "caseId": case_id.to_string(), "revisions": {"$gt": i64_of(after)}},
+                doc! {"tenant": tenant.as_str(), "caseId": case_id.to_string(), "revisions": {"$gt": i64_of(after)}},
                 None,
             )
             .await?;
@@ -372,7 +373,7 @@ impl EventStore for MongoEventStore {
         }
     }
 
-    async fn allocate_key(&self, tenant: &str, prefix: &str) -> Result<u64, StoreError> {
+    async fn allocate_key(&self, tenant: &TenantId, prefix: &str) -> Result<u64, StoreError> {
         // A key prefix is upper-case letters only, so the last '/' ends the tenant.
         self.bump(&format!("key/{tenant}/{prefix}"), 1).await
     }

@@ -20,6 +20,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use casewire_domain::types::{CaseKey, QueueName, Tag, TenantId};
 use casewire_domain::{Case, CaseDefinition};
 use casewire_ports::projection::{searchable_text, sortable_time};
 use casewire_ports::{
@@ -113,7 +114,7 @@ fn visibility(clauses: &[Clause]) -> Document {
 fn file_doc(f: &FileRecord) -> Result<Document, StoreError> {
     Ok(doc! {
         "_id": case_id(&f.tenant, f.id),
-        "tenant": &f.tenant,
+        "tenant": f.tenant.as_str(),
         "id": f.id.to_string(),
         "name": &f.name,
         "contentType": &f.content_type,
@@ -146,7 +147,7 @@ fn file_of(d: &Document) -> Result<FileRecord, StoreError> {
         .collect::<Result<Vec<_>, _>>()?;
     Ok(FileRecord {
         id: text("id")?.parse().map_err(corrupt)?,
-        tenant: text("tenant")?,
+        tenant: TenantId::parse(text("tenant")?).map_err(corrupt)?,
         name: text("name")?,
         content_type: text("contentType")?,
         size: u64_of(d.get_i64("size").map_err(corrupt)?)?,
@@ -159,7 +160,7 @@ fn file_of(d: &Document) -> Result<FileRecord, StoreError> {
     })
 }
 
-fn case_id(tenant: &str, id: Uuid) -> String {
+fn case_id(tenant: &TenantId, id: Uuid) -> String {
     format!("{tenant}:{id}")
 }
 
@@ -207,7 +208,7 @@ impl CommandDoc {
     fn of(r: &CommandRecord) -> Result<Self, StoreError> {
         Ok(CommandDoc {
             id: r.id.to_string(),
-            tenant: r.tenant.clone(),
+            tenant: r.tenant.to_string(),
             case_id: r.case_id.to_string(),
             command_type: r.command_type.clone(),
             status: r.status,
@@ -222,7 +223,7 @@ impl CommandDoc {
     fn record(self) -> Result<CommandRecord, StoreError> {
         Ok(CommandRecord {
             id: self.id.parse().map_err(corrupt)?,
-            tenant: self.tenant,
+            tenant: TenantId::parse(&self.tenant).map_err(corrupt)?,
             case_id: self.case_id.parse().map_err(corrupt)?,
             command_type: self.command_type,
             status: self.status,
@@ -376,7 +377,7 @@ impl CaseProjection for MongoReadStore {
         // redelivery finds the entry there (ignored) and writes the case.
         let entry = doc! {
             "_id": format!("{}:{}:{:020}", event.tenant, event.case_id, event.revision),
-            "tenant": &event.tenant,
+            "tenant": event.tenant.as_str(),
             "caseId": event.case_id.to_string(),
             "revision": i64_of(event.revision),
             "record": to_json(event)?,
@@ -388,17 +389,17 @@ impl CaseProjection for MongoReadStore {
         }
         let summary = CaseSummary::of(case);
         let fields = doc! {
-            "tenant": &case.tenant,
+            "tenant": case.tenant.as_str(),
             "id": case.id.to_string(),
-            "key": &case.key,
+            "key": case.key.as_str(),
             "definitionId": &case.definition_id,
             "title": &case.title,
             "stage": &case.stage,
             "status": case.status.as_str(),
             "priority": &case.priority,
-            "queue": &case.queue,
+            "queue": case.queue.as_str(),
             "assignee": case.assignee.as_deref().map_or(Bson::Null, |a| Bson::String(a.to_owned())),
-            "tags": &case.tags,
+            "tags": case.tags.iter().map(Tag::as_str).collect::<Vec<_>>(),
             "createdAt": sortable_time(summary.created_at),
             "updatedAt": sortable_time(summary.updated_at),
             "revision": i64_of(case.revision),
@@ -428,27 +429,28 @@ impl CaseProjection for MongoReadStore {
         }
     }
 
-    async fn get_case(&self, tenant: &str, id: Uuid) -> Result<Option<Case>, StoreError> {
+    async fn get_case(&self, tenant: &TenantId, id: Uuid) -> Result<Option<Case>, StoreError> {
         self.one_case(doc! {"_id": case_id(tenant, id)}).await
     }
 
-    async fn get_case_by_key(&self, tenant: &str, key: &str) -> Result<Option<Case>, StoreError> {
-        self.one_case(doc! {"tenant": tenant, "key": key}).await
+    async fn get_case_by_key(&self, tenant: &TenantId, key: &CaseKey) -> Result<Option<Case>, StoreError> {
+        self.one_case(doc! {"tenant": tenant.as_str(), "key": key.as_str()})
+            .await
     }
 
-    async fn list_cases(&self, tenant: &str, query: &CaseQuery) -> Result<Page<CaseSummary>, StoreError> {
-        let mut filter = doc! {"tenant": tenant};
+    async fn list_cases(&self, tenant: &TenantId, query: &CaseQuery) -> Result<Page<CaseSummary>, StoreError> {
+        let mut filter = doc! {"tenant": tenant.as_str()};
         for (field, value) in [
-            ("stage", &query.stage),
-            ("queue", &query.queue),
-            ("assignee", &query.assignee),
-            ("priority", &query.priority),
-            ("status", &query.status),
-            ("definitionId", &query.definition),
-            ("tags", &query.tag),
+            ("stage", query.stage.as_deref()),
+            ("queue", query.queue.as_ref().map(QueueName::as_str)),
+            ("assignee", query.assignee.as_deref()),
+            ("priority", query.priority.as_deref()),
+            ("status", query.status.as_deref()),
+            ("definitionId", query.definition.as_deref()),
+            ("tags", query.tag.as_ref().map(Tag::as_str)),
         ] {
             if let Some(v) = value {
-                filter.insert(field, v.as_str());
+                filter.insert(field, v);
             }
         }
         let mut and = Vec::new();
@@ -501,10 +503,10 @@ impl CaseProjection for MongoReadStore {
         Ok(Page::of_overfetch(items, limit, query.sort))
     }
 
-    async fn timeline(&self, tenant: &str, id: Uuid) -> Result<Vec<EventRecord>, StoreError> {
+    async fn timeline(&self, tenant: &TenantId, id: Uuid) -> Result<Vec<EventRecord>, StoreError> {
         let docs: Vec<Document> = self
             .timeline
-            .find(doc! {"tenant": tenant, "caseId": id.to_string()})
+            .find(doc! {"tenant": tenant.as_str(), "caseId": id.to_string()})
             .sort(doc! {"revision": 1})
             .bounded(self.timeout)
             .await?
@@ -587,13 +589,13 @@ impl CommandLog for MongoReadStore {
         })
     }
 
-    async fn has_unfinished_commands(&self, tenant: &str, case_id: Uuid) -> Result<bool, StoreError> {
+    async fn has_unfinished_commands(&self, tenant: &TenantId, case_id: Uuid) -> Result<bool, StoreError> {
         let found = self
             .db
             .collection::<Document>("commands")
             .find_one(doc! {
                 "caseId": case_id.to_string(),
-                "tenant": tenant,
+                "tenant": tenant.as_str(),
                 "status": {"$in": [status_str(CommandStatus::Pending), status_str(CommandStatus::Processing)]},
             })
             .projection(doc! {"_id": 1})
@@ -631,7 +633,7 @@ impl FileCatalog for MongoReadStore {
         Ok(r.matched_count == 1)
     }
 
-    async fn get_file(&self, tenant: &str, id: Uuid) -> Result<Option<FileRecord>, StoreError> {
+    async fn get_file(&self, tenant: &TenantId, id: Uuid) -> Result<Option<FileRecord>, StoreError> {
         self.files
             .find_one(doc! {"_id": case_id(tenant, id)})
             .bounded(self.timeout)
@@ -640,7 +642,7 @@ impl FileCatalog for MongoReadStore {
             .transpose()
     }
 
-    async fn pin_file(&self, tenant: &str, id: Uuid) -> Result<bool, StoreError> {
+    async fn pin_file(&self, tenant: &TenantId, id: Uuid) -> Result<bool, StoreError> {
         let r = self
             .files
             .update_one(
@@ -652,7 +654,12 @@ impl FileCatalog for MongoReadStore {
         Ok(r.matched_count == 1)
     }
 
-    async fn unpin_file(&self, tenant: &str, id: Uuid, now: chrono::DateTime<chrono::Utc>) -> Result<bool, StoreError> {
+    async fn unpin_file(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
         let r = self
             .files
             .update_one(
@@ -666,7 +673,7 @@ impl FileCatalog for MongoReadStore {
 
     async fn link_file(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         id: Uuid,
         case: Uuid,
         attached: bool,
@@ -791,7 +798,7 @@ impl FileCatalog for MongoReadStore {
         Ok(claimed)
     }
 
-    async fn mark_purged(&self, tenant: &str, id: Uuid) -> Result<(), StoreError> {
+    async fn mark_purged(&self, tenant: &TenantId, id: Uuid) -> Result<(), StoreError> {
         self.files
             .update_one(doc! {"_id": case_id(tenant, id)}, doc! {"$set": {"state": "purged"}})
             .bounded(self.timeout)
@@ -799,7 +806,7 @@ impl FileCatalog for MongoReadStore {
         Ok(())
     }
 
-    async fn delete_file(&self, tenant: &str, id: Uuid) -> Result<(), StoreError> {
+    async fn delete_file(&self, tenant: &TenantId, id: Uuid) -> Result<(), StoreError> {
         self.files
             .delete_one(doc! {"_id": case_id(tenant, id)})
             .bounded(self.timeout)
@@ -810,13 +817,17 @@ impl FileCatalog for MongoReadStore {
 
 #[async_trait]
 impl DefinitionStore for MongoReadStore {
-    async fn put_definition(&self, tenant: &str, definition: &CaseDefinition) -> Result<CaseDefinition, StoreError> {
+    async fn put_definition(
+        &self,
+        tenant: &TenantId,
+        definition: &CaseDefinition,
+    ) -> Result<CaseDefinition, StoreError> {
         // Two imports of the same id race for the next version; the unique
         // index lets one win and the other takes the version after it.
         for _ in 0..5 {
             let newest = self
                 .definitions
-                .find_one(doc! {"tenant": tenant, "id": &definition.id})
+                .find_one(doc! {"tenant": tenant.as_str(), "id": &definition.id})
                 .sort(doc! {"version": -1})
                 .projection(doc! {"version": 1})
                 .bounded(self.timeout)
@@ -829,7 +840,7 @@ impl DefinitionStore for MongoReadStore {
             def.version = u32::try_from(last + 1).map_err(corrupt)?;
             let entry = doc! {
                 "_id": format!("{tenant}:{}:{}", def.id, def.version),
-                "tenant": tenant,
+                "tenant": tenant.as_str(),
                 "id": &def.id,
                 "version": i64::from(def.version),
                 "doc": to_json(&def)?,
@@ -848,11 +859,11 @@ impl DefinitionStore for MongoReadStore {
 
     async fn get_definition(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         id: &str,
         version: Option<u32>,
     ) -> Result<Option<CaseDefinition>, StoreError> {
-        let mut filter = doc! {"tenant": tenant, "id": id};
+        let mut filter = doc! {"tenant": tenant.as_str(), "id": id};
         if let Some(v) = version {
             filter.insert("version", i64::from(v));
         }
@@ -865,10 +876,10 @@ impl DefinitionStore for MongoReadStore {
         found.map(|d| from_json(d.get_str("doc").map_err(corrupt)?)).transpose()
     }
 
-    async fn list_definitions(&self, tenant: &str) -> Result<Vec<CaseDefinition>, StoreError> {
+    async fn list_definitions(&self, tenant: &TenantId) -> Result<Vec<CaseDefinition>, StoreError> {
         let docs: Vec<Document> = self
             .definitions
-            .find(doc! {"tenant": tenant})
+            .find(doc! {"tenant": tenant.as_str()})
             .sort(doc! {"id": 1, "version": -1})
             .bounded(self.timeout)
             .await?

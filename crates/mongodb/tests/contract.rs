@@ -57,6 +57,11 @@ async fn fresh_read_store() -> Option<Arc<MongoReadStore>> {
     Some(Arc::new(MongoReadStore::open(&db, &s).await.unwrap()))
 }
 
+/// The tenant of the tests below.
+fn t() -> casewire_domain::types::TenantId {
+    casewire_domain::types::TenantId::parse("t").unwrap()
+}
+
 casewire_ports::read_store_contract!(fresh_read_store);
 
 #[tokio::test]
@@ -67,7 +72,7 @@ async fn readers_wait_at_a_young_hole_and_step_over_an_old_one() {
     let patient = MongoEventStore::open(&db, &s).await.unwrap();
     let case = Uuid::now_v7();
     let first = patient
-        .append("t", case, 0, vec![event(Uuid::now_v7(), serde_json::json!({}))])
+        .append(&t(), case, 0, vec![event(Uuid::now_v7(), serde_json::json!({}))])
         .await
         .unwrap();
     // A writer that allocated a position and has not inserted yet (or died).
@@ -76,7 +81,7 @@ async fn readers_wait_at_a_young_hole_and_step_over_an_old_one() {
         .await
         .unwrap();
     let after = patient
-        .append("t", case, 1, vec![event(Uuid::now_v7(), serde_json::json!({}))])
+        .append(&t(), case, 1, vec![event(Uuid::now_v7(), serde_json::json!({}))])
         .await
         .unwrap();
     assert_eq!(after[0].position, first[0].position + 2, "the hole is between them");
@@ -104,19 +109,19 @@ async fn a_lost_race_leaves_no_partial_commit() {
     let case = Uuid::now_v7();
     let c1 = Uuid::now_v7();
     store
-        .append("t", case, 0, vec![event(c1, serde_json::json!({"n": 1}))])
+        .append(&t(), case, 0, vec![event(c1, serde_json::json!({"n": 1}))])
         .await
         .unwrap();
     // Three events whose second collides (revision 2 exists after this).
     let c2 = Uuid::now_v7();
     store
-        .append("t", case, 1, vec![event(c2, serde_json::json!({"n": 2}))])
+        .append(&t(), case, 1, vec![event(c2, serde_json::json!({"n": 2}))])
         .await
         .unwrap();
     let c3 = Uuid::now_v7();
     let err = store
         .append(
-            "t",
+            &t(),
             case,
             1,
             vec![
@@ -132,7 +137,7 @@ async fn a_lost_race_leaves_no_partial_commit() {
         store.find_by_command(c3).await.unwrap().is_empty(),
         "nothing of the loser is stored"
     );
-    assert_eq!(store.load("t", case).await.unwrap().len(), 2);
+    assert_eq!(store.load(&t(), case).await.unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -145,10 +150,10 @@ async fn data_keeps_keys_and_numbers_that_bson_updates_refuse() {
     });
     let case = Uuid::now_v7();
     store
-        .append("t", case, 0, vec![event(Uuid::now_v7(), data.clone())])
+        .append(&t(), case, 0, vec![event(Uuid::now_v7(), data.clone())])
         .await
         .unwrap();
-    assert_eq!(store.load("t", case).await.unwrap()[0].data, data);
+    assert_eq!(store.load(&t(), case).await.unwrap()[0].data, data);
 }
 
 #[tokio::test]
@@ -158,7 +163,7 @@ async fn reopening_repairs_a_counter_that_is_behind() {
     let store = MongoEventStore::open(&db, &s).await.unwrap();
     let first = store
         .append(
-            "t",
+            &t(),
             Uuid::now_v7(),
             0,
             vec![event(Uuid::now_v7(), serde_json::json!({}))],
@@ -173,7 +178,7 @@ async fn reopening_repairs_a_counter_that_is_behind() {
     let store = MongoEventStore::open(&db, &s).await.unwrap();
     let next = store
         .append(
-            "t",
+            &t(),
             Uuid::now_v7(),
             0,
             vec![event(Uuid::now_v7(), serde_json::json!({}))],

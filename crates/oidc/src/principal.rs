@@ -1,5 +1,6 @@
 //! The caller, as the rest of the platform sees it.
 
+use casewire_domain::types::TenantId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -56,7 +57,7 @@ pub struct Principal {
     pub email: Option<String>,
     pub roles: Vec<String>,
     pub groups: Vec<String>,
-    pub tenant: String,
+    pub tenant: TenantId,
     pub issuer: String,
     /// When the token expires (`exp`, seconds since the epoch): long-lived
     /// connections (streams) end then.
@@ -88,6 +89,9 @@ pub enum ClaimsError {
     Missing,
     /// The tenant claim names another tenant than the issuer's.
     TenantMismatch { claimed: String, issuer_tenant: String },
+    /// The issuer's tenant is not a valid tenant name (config validation
+    /// refuses such issuers, so this is a token of an unchecked issuer).
+    InvalidTenant(String),
 }
 
 impl Principal {
@@ -127,7 +131,8 @@ impl Principal {
                 issuer_tenant: tenant.to_owned(),
             });
         }
-        let tenant = tenant.to_owned();
+        let tenant = TenantId::parse(tenant)
+            .map_err(|e| ClaimsError::InvalidTenant(format!("issuer tenant '{tenant}': {e}")))?;
         let expires_at = claims.get("exp").and_then(Value::as_i64);
         Ok(Principal {
             expires_at,
@@ -168,7 +173,7 @@ mod tests {
         assert_eq!(p.name, "alice");
         assert_eq!(p.roles, vec!["case-worker", "integration"]);
         assert_eq!(p.groups, vec!["/queues/support"]);
-        assert_eq!(p.tenant, "acme");
+        assert_eq!(p.tenant.as_str(), "acme");
         assert_eq!(p.email, None, "an address without email_verified does not count");
         let mut verified = claims.clone();
         verified["email_verified"] = serde_json::json!(true);
@@ -190,8 +195,18 @@ mod tests {
         );
         let with_tenant = json!({"sub": "s", "iss": "https://x/realms/r", "tenant": "globex"});
         assert_eq!(
-            Principal::from_claims(&with_tenant, &mapping, "globex").unwrap().tenant,
+            Principal::from_claims(&with_tenant, &mapping, "globex")
+                .unwrap()
+                .tenant
+                .as_str(),
             "globex"
+        );
+        assert!(
+            matches!(
+                Principal::from_claims(&json!({"sub": "s", "iss": "i"}), &mapping, "Not A Tenant"),
+                Err(ClaimsError::InvalidTenant(_))
+            ),
+            "an issuer tenant that is no tenant name is refused"
         );
         assert_eq!(
             Principal::from_claims(&with_tenant, &mapping, "r"),

@@ -266,6 +266,7 @@ impl JwksVerifier {
             crate::ClaimsError::TenantMismatch { claimed, issuer_tenant } => {
                 AuthError::TenantMismatch { claimed, issuer_tenant }
             }
+            crate::ClaimsError::InvalidTenant(e) => AuthError::Invalid(e),
         })
     }
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use actix_web::web::{Data, Json, Path as UrlPath};
 use actix_web::{App, HttpResponse, HttpServer, post};
+use casewire_domain::types::{QueueName, TenantId};
 use casewire_policy::RegoPolicy;
 use casewire_policy::opa::OpaServer;
 use casewire_ports::Action;
@@ -78,14 +79,14 @@ fn subject(username: &str, roles: &[&str], groups: &[&str]) -> Subject {
         email: Some(format!("{username}@example.com")),
         roles: roles.iter().map(|s| (*s).to_owned()).collect(),
         groups: groups.iter().map(|s| (*s).to_owned()).collect(),
-        tenant: "acme".into(),
+        tenant: TenantId::parse("acme").unwrap(),
     }
 }
 
 fn case(queue: &str, confidential: bool) -> Resource {
     Resource {
-        tenant: "acme".into(),
-        queue: queue.into(),
+        tenant: TenantId::parse("acme").unwrap(),
+        queue: QueueName::parse(queue).unwrap(),
         assignee: None,
         requester: None,
         created_by: "someone".into(),

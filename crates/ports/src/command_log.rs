@@ -2,6 +2,7 @@
 //! `GET /api/v1/commands/{id}`, cancel, and the engine's claim.
 
 use async_trait::async_trait;
+use casewire_domain::types::TenantId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -40,7 +41,8 @@ impl CommandStatus {
 #[serde(rename_all = "camelCase")]
 pub struct CommandRecord {
     pub id: Uuid,
-    pub tenant: String,
+    #[schema(value_type = String)]
+    pub tenant: TenantId,
     pub case_id: Uuid,
     #[serde(rename = "type")]
     pub command_type: String,
@@ -90,7 +92,7 @@ pub trait CommandLog: Send + Sync + 'static {
     /// Cancels a command if, and only if, it is still pending.
     async fn cancel_command(&self, id: Uuid) -> Result<CancelResult, StoreError>;
     /// Whether any command of the case is still pending or processing.
-    async fn has_unfinished_commands(&self, tenant: &str, case_id: Uuid) -> Result<bool, StoreError>;
+    async fn has_unfinished_commands(&self, tenant: &TenantId, case_id: Uuid) -> Result<bool, StoreError>;
     /// Records a command's final state (processed or rejected), inserting it if unknown.
     async fn finish_command(&self, record: &CommandRecord) -> Result<(), StoreError>;
 }

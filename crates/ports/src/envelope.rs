@@ -4,6 +4,7 @@
 //! and `actor`, plus `position` (the global event-store position) on events.
 
 use casewire_domain::CaseCommand;
+use casewire_domain::types::{CaseKey, TenantId};
 use chrono::{DateTime, Utc};
 use cloudevents::event::ExtensionValue;
 use cloudevents::{AttributesReader, Data, Event, EventBuilder, EventBuilderV10};
@@ -30,6 +31,11 @@ fn ext_str(event: &Event, name: &str) -> Result<String, EnvelopeError> {
         Some(ExtensionValue::Boolean(b)) => Ok(b.to_string()),
         None => Err(EnvelopeError(format!("missing extension '{name}'"))),
     }
+}
+
+/// The `tenant` extension, which must name a valid tenant.
+fn ext_tenant(event: &Event) -> Result<TenantId, EnvelopeError> {
+    TenantId::parse(ext_str(event, "tenant")?).map_err(err)
 }
 
 fn ext_uuid(event: &Event, name: &str) -> Result<Uuid, EnvelopeError> {
@@ -66,7 +72,7 @@ pub fn event_to_cloud(record: &EventRecord) -> Event {
         .subject(record.case_id.to_string())
         .time(record.time)
         .data("application/json", record.data.clone())
-        .extension("tenant", record.tenant.clone())
+        .extension("tenant", record.tenant.to_string())
         .extension("revision", as_i64(record.revision))
         .extension("position", as_i64(record.position))
         .extension("correlationid", record.correlation_id.to_string())
@@ -88,7 +94,7 @@ pub fn event_from_json(bytes: &[u8]) -> Result<EventRecord, EnvelopeError> {
     Ok(EventRecord {
         id: event.id().parse().map_err(err)?,
         position: ext_int(&event, "position")?,
-        tenant: ext_str(&event, "tenant")?,
+        tenant: ext_tenant(&event)?,
         case_id: event
             .subject()
             .ok_or_else(|| EnvelopeError("missing subject".into()))?
@@ -112,11 +118,11 @@ pub fn event_from_json(bytes: &[u8]) -> Result<EventRecord, EnvelopeError> {
 pub struct CommandEnvelope {
     pub command_id: Uuid,
     pub case_id: Uuid,
-    pub tenant: String,
+    pub tenant: TenantId,
     pub actor: String,
     pub correlation_id: Uuid,
     /// The human key allocated by the API for `case.open`.
-    pub case_key: Option<String>,
+    pub case_key: Option<CaseKey>,
     pub issued_at: DateTime<Utc>,
     pub command: CaseCommand,
 }
@@ -132,11 +138,11 @@ impl CommandEnvelope {
             .subject(self.case_id.to_string())
             .time(self.issued_at)
             .data("application/json", payload.get("data").cloned().unwrap_or(Value::Null))
-            .extension("tenant", self.tenant.clone())
+            .extension("tenant", self.tenant.to_string())
             .extension("actor", self.actor.clone())
             .extension("correlationid", self.correlation_id.to_string());
         if let Some(key) = &self.case_key {
-            builder = builder.extension("casekey", key.clone());
+            builder = builder.extension("casekey", key.to_string());
         }
         let event = builder.build().unwrap_or_default();
         serde_json::to_vec(&event).unwrap_or_default()
@@ -159,10 +165,14 @@ impl CommandEnvelope {
                 .ok_or_else(|| EnvelopeError("missing subject".into()))?
                 .parse()
                 .map_err(err)?,
-            tenant: ext_str(&event, "tenant")?,
+            tenant: ext_tenant(&event)?,
             actor: ext_str(&event, "actor")?,
             correlation_id: ext_uuid(&event, "correlationid")?,
-            case_key: ext_str(&event, "casekey").ok(),
+            case_key: ext_str(&event, "casekey")
+                .ok()
+                .map(CaseKey::parse)
+                .transpose()
+                .map_err(err)?,
             issued_at: event.time().copied().unwrap_or_else(Utc::now),
             command,
         })
@@ -194,7 +204,8 @@ impl From<OutcomeStatus> for CommandStatus {
 pub struct CommandOutcome {
     pub command_id: Uuid,
     pub case_id: Uuid,
-    pub tenant: String,
+    #[schema(value_type = String)]
+    pub tenant: TenantId,
     pub status: OutcomeStatus,
     /// Case revision after the command, when processed.
     pub revision: Option<u64>,
@@ -212,7 +223,7 @@ impl CommandOutcome {
             .subject(self.command_id.to_string())
             .time(Utc::now())
             .data("application/json", serde_json::to_value(self).unwrap_or(Value::Null))
-            .extension("tenant", self.tenant.clone())
+            .extension("tenant", self.tenant.to_string())
             .extension("causationid", self.command_id.to_string())
             .build()
             .unwrap_or_default();
@@ -237,7 +248,7 @@ mod tests {
         let record = EventRecord {
             id: Uuid::now_v7(),
             position: 7,
-            tenant: "acme".into(),
+            tenant: TenantId::parse("acme").unwrap(),
             case_id: Uuid::now_v7(),
             revision: 3,
             event_type: "casewire.case.assigned.v1".into(),
@@ -266,10 +277,10 @@ mod tests {
         let env = CommandEnvelope {
             command_id: Uuid::now_v7(),
             case_id: Uuid::now_v7(),
-            tenant: "acme".into(),
+            tenant: TenantId::parse("acme").unwrap(),
             actor: "alice".into(),
             correlation_id: Uuid::now_v7(),
-            case_key: Some("CMP-000001".into()),
+            case_key: Some(CaseKey::parse("CMP-000001").unwrap()),
             issued_at: Utc::now(),
             command: CaseCommand::Assign(AssignCase {
                 assignee: UserRef::parse("bob").unwrap(),
@@ -281,7 +292,7 @@ mod tests {
         let outcome = CommandOutcome {
             command_id: env.command_id,
             case_id: env.case_id,
-            tenant: "acme".into(),
+            tenant: TenantId::parse("acme").unwrap(),
             status: OutcomeStatus::Rejected,
             revision: None,
             error: Some(Rejection::new(casewire_domain::ErrorCode::NoChange, "assigned already")),

@@ -3,7 +3,8 @@
 //! command id are re-published after a crash instead of deciding again.
 
 use async_trait::async_trait;
-use casewire_domain::{CaseEvent, EventMeta};
+use casewire_domain::types::TenantId;
+use casewire_domain::{Case, CaseEvent, EventMeta};
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -53,7 +54,7 @@ pub struct EventRecord {
     pub id: Uuid,
     /// Global, gapless-or-not but strictly increasing position; 1-based.
     pub position: u64,
-    pub tenant: String,
+    pub tenant: TenantId,
     pub case_id: Uuid,
     /// 1-based revision within the case's stream.
     pub revision: u64,
@@ -84,15 +85,16 @@ impl EventRecord {
     }
 }
 
-/// Rebuilds a case from its events, optionally only those up to a time.
-pub fn replay(events: &[EventRecord], until: Option<DateTime<Utc>>) -> Result<casewire_domain::Case, StoreError> {
-    let mut case = casewire_domain::Case::default();
+/// Rebuilds a case from its events, optionally only those up to a time;
+/// `None` when it was not opened (by then).
+pub fn replay(events: &[EventRecord], until: Option<DateTime<Utc>>) -> Result<Option<Case>, StoreError> {
+    let mut case = None;
     for record in events {
         if until.is_some_and(|t| record.time > t) {
             break;
         }
         let event = record.case_event()?;
-        case.apply(&record.meta(), &event);
+        case = Case::fold(case, &record.meta(), &event);
     }
     Ok(case)
 }
@@ -103,15 +105,15 @@ pub trait EventStore: Send + Sync + 'static {
     /// Appends events to a case's stream if its revision is `expected`; fails with `Conflict` otherwise.
     async fn append(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         case_id: Uuid,
         expected: u64,
         events: Vec<NewEvent>,
     ) -> Result<Vec<EventRecord>, StoreError>;
     /// Loads one case's events with a revision above `after`, oldest first.
-    async fn load_after(&self, tenant: &str, case_id: Uuid, after: u64) -> Result<Vec<EventRecord>, StoreError>;
+    async fn load_after(&self, tenant: &TenantId, case_id: Uuid, after: u64) -> Result<Vec<EventRecord>, StoreError>;
     /// Loads one case's whole stream, oldest first.
-    async fn load(&self, tenant: &str, case_id: Uuid) -> Result<Vec<EventRecord>, StoreError> {
+    async fn load(&self, tenant: &TenantId, case_id: Uuid) -> Result<Vec<EventRecord>, StoreError> {
         self.load_after(tenant, case_id, 0).await
     }
     /// Reads up to `limit` events of every case with position >= `from`, in position order.
@@ -121,7 +123,7 @@ pub trait EventStore: Send + Sync + 'static {
     /// The newest position in use (no event is above it), 0 when empty.
     async fn head(&self) -> Result<u64, StoreError>;
     /// Allocates the next number of a key prefix within a tenant: 1, 2, 3... never twice.
-    async fn allocate_key(&self, tenant: &str, prefix: &str) -> Result<u64, StoreError>;
+    async fn allocate_key(&self, tenant: &TenantId, prefix: &str) -> Result<u64, StoreError>;
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
     /// A receiver of the head position, if this adapter can notify in-process; otherwise readers poll.

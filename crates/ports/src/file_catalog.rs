@@ -2,6 +2,7 @@
 //! the `BlobStore`), their pins and case links, and the sweeper's claims.
 
 use async_trait::async_trait;
+use casewire_domain::types::TenantId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -14,7 +15,8 @@ use crate::StoreError;
 #[serde(rename_all = "camelCase")]
 pub struct FileRecord {
     pub id: Uuid,
-    pub tenant: String,
+    #[schema(value_type = String)]
+    pub tenant: TenantId,
     pub name: String,
     pub content_type: String,
     pub size: u64,
@@ -74,20 +76,20 @@ pub trait FileCatalog: Send + Sync + 'static {
     /// if it is still pending; returns whether it was.
     async fn complete_file(&self, file: &FileRecord) -> Result<bool, StoreError>;
     /// A file of the tenant.
-    async fn get_file(&self, tenant: &str, id: Uuid) -> Result<Option<FileRecord>, StoreError>;
+    async fn get_file(&self, tenant: &TenantId, id: Uuid) -> Result<Option<FileRecord>, StoreError>;
     /// Marks a file as wanted by a case (before an attach is accepted), so the
     /// sweeper never takes it. False when the file is gone or being swept.
-    async fn pin_file(&self, tenant: &str, id: Uuid) -> Result<bool, StoreError>;
+    async fn pin_file(&self, tenant: &TenantId, id: Uuid) -> Result<bool, StoreError>;
     /// Undoes the pin of a rejected attach: a pinned file no case ever held
     /// becomes `uploaded` again, as if uploaded at `now` (so the sweeper
     /// gives a concurrent, accepted attach of the same file a whole TTL to
     /// be projected). False when the file is held by a case or not pinned.
-    async fn unpin_file(&self, tenant: &str, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    async fn unpin_file(&self, tenant: &TenantId, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
     /// Adds (`attached`) or removes a case link, idempotently; the
     /// projector calls it for `attachment-added` / `attachment-removed`.
     async fn link_file(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         id: Uuid,
         case_id: Uuid,
         attached: bool,
@@ -102,7 +104,7 @@ pub trait FileCatalog: Send + Sync + 'static {
     /// claimed file can no longer be pinned.
     async fn claim_detached_files(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<Vec<FileRecord>, StoreError>;
     /// Marks a claimed file as purged (its bytes are gone, its record stays).
-    async fn mark_purged(&self, tenant: &str, id: Uuid) -> Result<(), StoreError>;
+    async fn mark_purged(&self, tenant: &TenantId, id: Uuid) -> Result<(), StoreError>;
     /// Forgets a file (its bytes are gone).
-    async fn delete_file(&self, tenant: &str, id: Uuid) -> Result<(), StoreError>;
+    async fn delete_file(&self, tenant: &TenantId, id: Uuid) -> Result<(), StoreError>;
 }

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use casewire_domain::types::{QueueName, TenantId};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -19,15 +20,15 @@ pub struct Subject {
     pub email: Option<String>,
     pub roles: Vec<String>,
     pub groups: Vec<String>,
-    pub tenant: String,
+    pub tenant: TenantId,
 }
 
 /// The case an action is about (absent for tenant-wide actions).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Resource {
-    pub tenant: String,
-    pub queue: String,
+    pub tenant: TenantId,
+    pub queue: QueueName,
     pub assignee: Option<String>,
     /// The requester's e-mail address.
     pub requester: Option<String>,
@@ -71,7 +72,8 @@ pub struct Decision {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Clause {
-    /// The case's queue is one of these.
+    /// The case's queue is one of these. Plain strings, as the policy
+    /// answers them: a name that is no valid queue matches no case.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub queue: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
@@ -99,7 +101,9 @@ where
 impl Clause {
     /// Whether a case matches this clause (for filtering in memory, e.g. streams).
     pub fn matches(&self, r: &Resource) -> bool {
-        self.queue.as_ref().is_none_or(|q| q.contains(&r.queue))
+        self.queue
+            .as_ref()
+            .is_none_or(|q| q.iter().any(|q| q == r.queue.as_str()))
             && self.confidential.is_none_or(|c| c == r.confidential)
             && self.assignee.as_ref().is_none_or(|a| r.assignee.as_ref() == Some(a))
             && self.requester.as_ref().is_none_or(|e| r.requester.as_ref() == Some(e))
@@ -111,7 +115,7 @@ impl Clause {
 /// The cases a subject may see: those of `tenant` matching any clause.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VisibilityFilter {
-    pub tenant: String,
+    pub tenant: TenantId,
     pub clauses: Vec<Clause>,
 }
 
@@ -215,7 +219,7 @@ mod tests {
             email: None,
             roles: vec![],
             groups: vec![],
-            tenant: "t".into(),
+            tenant: TenantId::parse("t").unwrap(),
         };
         let v = serde_json::to_value(&s).unwrap();
         assert!(v.get("email").is_none(), "{v}");

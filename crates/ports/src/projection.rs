@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use casewire_domain::Case;
 use casewire_domain::command::Visibility;
+use casewire_domain::types::{CaseKey, QueueName, Tag, TenantId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -49,10 +50,10 @@ impl Cursor {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CaseQuery {
     pub stage: Option<String>,
-    pub queue: Option<String>,
+    pub queue: Option<QueueName>,
     pub assignee: Option<String>,
     pub priority: Option<String>,
-    pub tag: Option<String>,
+    pub tag: Option<Tag>,
     pub status: Option<String>,
     pub definition: Option<String>,
     /// Full-text words; every word must match (prefix match).
@@ -74,15 +75,19 @@ pub struct CaseQuery {
 #[serde(rename_all = "camelCase")]
 pub struct CaseSummary {
     pub id: Uuid,
-    pub key: String,
+    // Plain strings in the schema, as in the JSON.
+    #[schema(value_type = String)]
+    pub key: CaseKey,
     pub definition_id: String,
     pub title: String,
     pub stage: String,
     pub status: String,
     pub priority: String,
-    pub queue: String,
+    #[schema(value_type = String)]
+    pub queue: QueueName,
     pub assignee: Option<String>,
-    pub tags: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub tags: Vec<Tag>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub revision: u64,
@@ -113,7 +118,7 @@ impl CaseSummary {
         match key {
             SortKey::UpdatedAt => sortable_time(self.updated_at),
             SortKey::CreatedAt => sortable_time(self.created_at),
-            SortKey::Key => self.key.clone(),
+            SortKey::Key => self.key.to_string(),
         }
     }
 }
@@ -123,7 +128,7 @@ impl CaseSummary {
 /// `with_internal: false` leaves internal comments out (the public index).
 pub fn searchable_text(case: &Case, with_internal: bool) -> Vec<&str> {
     let mut text = vec![case.key.as_str(), case.title.as_str(), case.description.as_str()];
-    text.extend(case.tags.iter().map(String::as_str));
+    text.extend(case.tags.iter().map(Tag::as_str));
     text.extend(
         case.comments
             .iter()
@@ -177,13 +182,13 @@ pub trait CaseProjection: Send + Sync + 'static {
     /// Stores a case's new state and its event's timeline entry, only if `case.revision` is newer; returns whether it applied.
     async fn apply_case(&self, case: &Case, event: &EventRecord) -> Result<bool, StoreError>;
     /// The case detail.
-    async fn get_case(&self, tenant: &str, id: Uuid) -> Result<Option<Case>, StoreError>;
+    async fn get_case(&self, tenant: &TenantId, id: Uuid) -> Result<Option<Case>, StoreError>;
     /// The case detail by human key.
-    async fn get_case_by_key(&self, tenant: &str, key: &str) -> Result<Option<Case>, StoreError>;
+    async fn get_case_by_key(&self, tenant: &TenantId, key: &CaseKey) -> Result<Option<Case>, StoreError>;
     /// One page of the case list.
-    async fn list_cases(&self, tenant: &str, query: &CaseQuery) -> Result<Page<CaseSummary>, StoreError>;
+    async fn list_cases(&self, tenant: &TenantId, query: &CaseQuery) -> Result<Page<CaseSummary>, StoreError>;
     /// The events of one case, oldest first.
-    async fn timeline(&self, tenant: &str, id: Uuid) -> Result<Vec<EventRecord>, StoreError>;
+    async fn timeline(&self, tenant: &TenantId, id: Uuid) -> Result<Vec<EventRecord>, StoreError>;
     /// Deletes every case projection and the projector checkpoints (for replay).
     async fn reset_projections(&self) -> Result<(), StoreError>;
 }

@@ -6,6 +6,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use casewire_domain::types::TenantId;
 use casewire_oidc::{ClaimMapping, TrustedIssuer};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -485,8 +486,9 @@ pub struct Config {
     pub mode: Option<Mode>,
     /// Where the embedded runtime keeps its files.
     pub data_dir: PathBuf,
-    /// The tenant of demo data and of tokens that name none.
-    pub default_tenant: String,
+    /// The tenant of demo data and of tokens that name none; parsed when
+    /// the configuration is read, so a bad name stops the start.
+    pub default_tenant: TenantId,
     pub api: ApiConfig,
     pub management: ManagementConfig,
     pub store: StoreConfig,
@@ -505,7 +507,7 @@ impl Default for Config {
         Config {
             mode: None,
             data_dir: PathBuf::from("./data"),
-            default_tenant: "casewire".into(),
+            default_tenant: TenantId::default_tenant(),
             api: ApiConfig::default(),
             management: ManagementConfig::default(),
             store: StoreConfig::default(),
@@ -582,6 +584,16 @@ impl Config {
                 "auth.issuers: '{}' is bound to no tenant; set its tenant, or use a Keycloak URL .../realms/<realm>",
                 unbound.issuer
             ));
+        }
+        // Tokens of an issuer carry its tenant into every case and bucket
+        // name, so it must be a valid one before any token arrives.
+        for issuer in &self.auth.issuers {
+            if let Some(Err(e)) = issuer.tenant().map(TenantId::parse) {
+                return bad(format!(
+                    "auth.issuers: '{}' serves an invalid tenant: {e}",
+                    issuer.issuer
+                ));
+            }
         }
         if self.mode.is_some() && !self.dev_issuer_enabled() && self.auth.issuers.is_empty() {
             return bad("no token issuer: configure auth.issuers (or run the dev issuer in dev mode)".into());
@@ -676,9 +688,6 @@ impl Config {
         if !matches!(self.log.format.as_str(), "json" | "pretty" | "auto") {
             return bad(format!("log.format = {}: use auto, json or pretty", self.log.format));
         }
-        if self.default_tenant.is_empty() {
-            return bad("default_tenant must not be empty".into());
-        }
         Ok(())
     }
 
@@ -722,6 +731,10 @@ mod tests {
             jail.create_file("bad.toml", "[api]\nmax_wiat_secs = 5\n")?;
             let err = Config::load(Some(Path::new("bad.toml"))).unwrap_err().to_string();
             assert!(err.contains("max_wiat_secs"), "{err}");
+
+            jail.create_file("tenant.toml", "default_tenant = \"Acme Corp\"\n")?;
+            let err = Config::load(Some(Path::new("tenant.toml"))).unwrap_err().to_string();
+            assert!(err.contains("tenant"), "a bad default tenant stops the start: {err}");
             Ok(())
         });
         let mut c = Config {
@@ -773,6 +786,9 @@ mod tests {
         c.auth.issuers.push(issuer("https://login.example.com/"));
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("bound to no tenant"), "{err}");
+        c.auth.issuers[1].tenant = Some("Acme Corp".into());
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("invalid tenant"), "{err}");
         c.auth.issuers[1].tenant = Some("acme".into());
         assert!(c.validate().is_ok());
     }

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::db::{Db, Durability, map_err};
+use casewire_domain::types::TenantId;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -56,7 +57,7 @@ fn row_to_record(row: &Row<'_>) -> rusqlite::Result<EventRecord> {
     Ok(EventRecord {
         position: row.get::<_, i64>(0)?.try_into().map_err(corrupt)?,
         id: uuid(1)?,
-        tenant: row.get(2)?,
+        tenant: TenantId::parse(row.get::<_, String>(2)?).map_err(corrupt)?,
         case_id: uuid(3)?,
         revision: row.get::<_, i64>(4)?.try_into().map_err(corrupt)?,
         event_type: row.get(5)?,
@@ -99,7 +100,7 @@ impl SqliteEventStore {
 impl EventStore for SqliteEventStore {
     async fn append(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         case_id: Uuid,
         expected: u64,
         events: Vec<NewEvent>,
@@ -114,7 +115,7 @@ impl EventStore for SqliteEventStore {
                 let actual: i64 = tx
                     .query_row(
                         "SELECT COALESCE(MAX(revision), 0) FROM events WHERE tenant = ?1 AND case_id = ?2",
-                        params![tenant, case_id.to_string()],
+                        params![tenant.as_str(), case_id.to_string()],
                         |r| r.get(0),
                     )
                     .map_err(map_err)?;
@@ -134,7 +135,7 @@ impl EventStore for SqliteEventStore {
                         let revision = expected + 1 + i as u64;
                         stmt.execute(params![
                             e.id.to_string(),
-                            tenant,
+                            tenant.as_str(),
                             case_id.to_string(),
                             i64_of(revision),
                             e.event_type,
@@ -170,13 +171,13 @@ impl EventStore for SqliteEventStore {
         Ok(records)
     }
 
-    async fn load_after(&self, tenant: &str, case_id: Uuid, after: u64) -> Result<Vec<EventRecord>, StoreError> {
+    async fn load_after(&self, tenant: &TenantId, case_id: Uuid, after: u64) -> Result<Vec<EventRecord>, StoreError> {
         self.query(
             format!(
                 "SELECT {COLUMNS} FROM events WHERE tenant = ?1 AND case_id = ?2 AND revision > ?3 ORDER BY revision"
             ),
             vec![
-                tenant.to_owned().into(),
+                tenant.to_string().into(),
                 case_id.to_string().into(),
                 i64_of(after).into(),
             ],
@@ -213,7 +214,7 @@ impl EventStore for SqliteEventStore {
             .await
     }
 
-    async fn allocate_key(&self, tenant: &str, prefix: &str) -> Result<u64, StoreError> {
+    async fn allocate_key(&self, tenant: &TenantId, prefix: &str) -> Result<u64, StoreError> {
         let (tenant, prefix) = (tenant.to_owned(), prefix.to_owned());
         self.db
             .write(move |conn| {
@@ -221,7 +222,7 @@ impl EventStore for SqliteEventStore {
                     .query_row(
                         "INSERT INTO key_sequences (tenant, prefix, last) VALUES (?1, ?2, 1)
                          ON CONFLICT (tenant, prefix) DO UPDATE SET last = last + 1 RETURNING last",
-                        params![tenant, prefix],
+                        params![tenant.as_str(), prefix],
                         |r| r.get(0),
                     )
                     .map_err(map_err)?;
@@ -258,6 +259,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.db");
         let case = Uuid::now_v7();
+        let t = TenantId::parse("t").unwrap();
         {
             let store = SqliteEventStore::open(&path, Durability::Full).unwrap();
             let e = NewEvent {
@@ -269,11 +271,11 @@ mod tests {
                 command_id: Uuid::now_v7(),
                 correlation_id: Uuid::now_v7(),
             };
-            store.append("t", case, 0, vec![e]).await.unwrap();
-            store.allocate_key("t", "ABC").await.unwrap();
+            store.append(&t, case, 0, vec![e]).await.unwrap();
+            store.allocate_key(&t, "ABC").await.unwrap();
         }
         let store = SqliteEventStore::open(&path, Durability::Full).unwrap();
-        assert_eq!(store.load("t", case).await.unwrap().len(), 1);
-        assert_eq!(store.allocate_key("t", "ABC").await.unwrap(), 2);
+        assert_eq!(store.load(&t, case).await.unwrap().len(), 1);
+        assert_eq!(store.allocate_key(&t, "ABC").await.unwrap(), 2);
     }
 }

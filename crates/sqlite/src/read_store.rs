@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use async_trait::async_trait;
+use casewire_domain::types::{CaseKey, QueueName, TenantId};
 use casewire_domain::{Case, CaseDefinition};
 use casewire_ports::projection::{searchable_text, sortable_time};
 use casewire_ports::{
@@ -151,7 +152,7 @@ fn add_detached_at(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
             let file: FileRecord = serde_json::from_str(&record).map_err(corrupt)?;
             tx.execute(
                 "UPDATE files SET detached_at = ?3 WHERE tenant = ?1 AND id = ?2",
-                params![file.tenant, file.id.to_string(), detached_key(&file)],
+                params![file.tenant.as_str(), file.id.to_string(), detached_key(&file)],
             )
             .map_err(map_err)?;
         }
@@ -352,7 +353,7 @@ impl SqliteReadStore {
                 for f in &claimed {
                     tx.execute(
                         "UPDATE files SET state = ?3, record = ?4 WHERE tenant = ?1 AND id = ?2",
-                        params![f.tenant, f.id.to_string(), to.as_str(), to_json(f)?],
+                        params![f.tenant.as_str(), f.id.to_string(), to.as_str(), to_json(f)?],
                     )
                     .map_err(map_err)?;
                 }
@@ -366,11 +367,11 @@ impl SqliteReadStore {
     /// says whether it applied. False when the file does not exist.
     async fn update_file(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         id: Uuid,
         change: impl FnOnce(&mut FileRecord) -> bool + Send + 'static,
     ) -> Result<bool, StoreError> {
-        let (tenant, id) = (tenant.to_owned(), id.to_string());
+        let (tenant, id) = (tenant.to_string(), id.to_string());
         self.db
             .write(move |conn| {
                 let tx = conn
@@ -407,8 +408,8 @@ impl SqliteReadStore {
             .await
     }
 
-    async fn one_case(&self, sql: &'static str, tenant: &str, arg: String) -> Result<Option<Case>, StoreError> {
-        let tenant = tenant.to_owned();
+    async fn one_case(&self, sql: &'static str, tenant: &TenantId, arg: String) -> Result<Option<Case>, StoreError> {
+        let tenant = tenant.to_string();
         self.db
             .read(move |conn| {
                 let doc: Option<String> = conn
@@ -433,7 +434,7 @@ impl CaseProjection for SqliteReadStore {
         let body = search_body(case, true);
         let public_body = search_body(case, false);
         let case = case.clone();
-        let event_tenant = event.tenant.clone();
+        let event_tenant = event.tenant.to_string();
         let event_case = event.case_id.to_string();
         let event_revision = i64::try_from(event.revision).unwrap_or(i64::MAX);
         self.db
@@ -460,15 +461,15 @@ impl CaseProjection for SqliteReadStore {
                             created_by = excluded.created_by
                          WHERE excluded.revision > cases.revision",
                         params![
-                            case.tenant,
+                            case.tenant.as_str(),
                             case.id.to_string(),
-                            case.key,
+                            case.key.as_str(),
                             case.definition_id,
                             case.title,
                             case.stage,
                             case.status.as_str(),
                             case.priority,
-                            case.queue,
+                            case.queue.as_str(),
                             case.assignee,
                             sortable_time(summary.created_at),
                             sortable_time(summary.updated_at),
@@ -488,13 +489,13 @@ impl CaseProjection for SqliteReadStore {
                 let seq: i64 = tx
                     .query_row(
                         "SELECT seq FROM cases WHERE tenant = ?1 AND id = ?2",
-                        params![case.tenant, case.id.to_string()],
+                        params![case.tenant.as_str(), case.id.to_string()],
                         |r| r.get(0),
                     )
                     .map_err(map_err)?;
                 tx.execute("DELETE FROM case_tags WHERE seq = ?1", [seq]).map_err(map_err)?;
                 for tag in &case.tags {
-                    tx.execute("INSERT OR IGNORE INTO case_tags (seq, tag) VALUES (?1, ?2)", params![seq, tag])
+                    tx.execute("INSERT OR IGNORE INTO case_tags (seq, tag) VALUES (?1, ?2)", params![seq, tag.as_str()])
                         .map_err(map_err)?;
                 }
                 tx.execute("DELETE FROM cases_fts WHERE rowid = ?1", [seq]).map_err(map_err)?;
@@ -509,7 +510,7 @@ impl CaseProjection for SqliteReadStore {
             .await
     }
 
-    async fn get_case(&self, tenant: &str, id: Uuid) -> Result<Option<Case>, StoreError> {
+    async fn get_case(&self, tenant: &TenantId, id: Uuid) -> Result<Option<Case>, StoreError> {
         self.one_case(
             "SELECT doc FROM cases WHERE tenant = ?1 AND id = ?2",
             tenant,
@@ -518,34 +519,34 @@ impl CaseProjection for SqliteReadStore {
         .await
     }
 
-    async fn get_case_by_key(&self, tenant: &str, key: &str) -> Result<Option<Case>, StoreError> {
+    async fn get_case_by_key(&self, tenant: &TenantId, key: &CaseKey) -> Result<Option<Case>, StoreError> {
         self.one_case(
             "SELECT doc FROM cases WHERE tenant = ?1 AND key = ?2",
             tenant,
-            key.to_owned(),
+            key.to_string(),
         )
         .await
     }
 
-    async fn list_cases(&self, tenant: &str, query: &CaseQuery) -> Result<Page<CaseSummary>, StoreError> {
+    async fn list_cases(&self, tenant: &TenantId, query: &CaseQuery) -> Result<Page<CaseSummary>, StoreError> {
         let mut sql = String::from("SELECT summary FROM cases c WHERE c.tenant = ?");
-        let mut args: Vec<SqlValue> = vec![tenant.to_owned().into()];
+        let mut args: Vec<SqlValue> = vec![tenant.to_string().into()];
         for (column, value) in [
-            ("stage", &query.stage),
-            ("queue", &query.queue),
-            ("assignee", &query.assignee),
-            ("priority", &query.priority),
-            ("status", &query.status),
-            ("definition_id", &query.definition),
+            ("stage", query.stage.as_deref()),
+            ("queue", query.queue.as_ref().map(QueueName::as_str)),
+            ("assignee", query.assignee.as_deref()),
+            ("priority", query.priority.as_deref()),
+            ("status", query.status.as_deref()),
+            ("definition_id", query.definition.as_deref()),
         ] {
             if let Some(v) = value {
                 sql.push_str(&format!(" AND c.{column} = ?"));
-                args.push(v.clone().into());
+                args.push(v.to_string().into());
             }
         }
         if let Some(tag) = &query.tag {
             sql.push_str(" AND EXISTS (SELECT 1 FROM case_tags t WHERE t.tag = ? AND t.seq = c.seq)");
-            args.push(tag.clone().into());
+            args.push(tag.to_string().into());
         }
         if let Some(text) = &query.text {
             match fts_query(text) {
@@ -591,8 +592,8 @@ impl CaseProjection for SqliteReadStore {
             .await
     }
 
-    async fn timeline(&self, tenant: &str, id: Uuid) -> Result<Vec<EventRecord>, StoreError> {
-        let tenant = tenant.to_owned();
+    async fn timeline(&self, tenant: &TenantId, id: Uuid) -> Result<Vec<EventRecord>, StoreError> {
+        let tenant = tenant.to_string();
         self.db
             .read(move |conn| {
                 let mut stmt = conn
@@ -629,7 +630,7 @@ impl CaseProjection for SqliteReadStore {
 impl CommandLog for SqliteReadStore {
     async fn insert_command(&self, record: &CommandRecord) -> Result<(), StoreError> {
         let (id, status, json) = (record.id.to_string(), status_str(record.status), to_json(record)?);
-        let (tenant, case_id) = (record.tenant.clone(), record.case_id.to_string());
+        let (tenant, case_id) = (record.tenant.to_string(), record.case_id.to_string());
         self.db
             .write(move |conn| {
                 conn.execute(
@@ -723,8 +724,8 @@ impl CommandLog for SqliteReadStore {
             .await
     }
 
-    async fn has_unfinished_commands(&self, tenant: &str, case_id: Uuid) -> Result<bool, StoreError> {
-        let tenant = tenant.to_owned();
+    async fn has_unfinished_commands(&self, tenant: &TenantId, case_id: Uuid) -> Result<bool, StoreError> {
+        let tenant = tenant.to_string();
         self.db
             .read(move |conn| {
                 conn.prepare_cached(
@@ -740,7 +741,7 @@ impl CommandLog for SqliteReadStore {
 
     async fn finish_command(&self, record: &CommandRecord) -> Result<(), StoreError> {
         let (id, status, json) = (record.id.to_string(), status_str(record.status), to_json(record)?);
-        let (tenant, case_id) = (record.tenant.clone(), record.case_id.to_string());
+        let (tenant, case_id) = (record.tenant.to_string(), record.case_id.to_string());
         self.db
             .write(move |conn| {
                 conn.execute(
@@ -758,7 +759,7 @@ impl CommandLog for SqliteReadStore {
 #[async_trait]
 impl FileCatalog for SqliteReadStore {
     async fn insert_file(&self, file: &FileRecord) -> Result<(), StoreError> {
-        let (tenant, id, record) = (file.tenant.clone(), file.id.to_string(), to_json(file)?);
+        let (tenant, id, record) = (file.tenant.to_string(), file.id.to_string(), to_json(file)?);
         let (state, uploaded_at, detached_at) =
             (file.state.as_str(), sortable_time(file.uploaded_at), detached_key(file));
         self.db
@@ -785,8 +786,8 @@ impl FileCatalog for SqliteReadStore {
         .await
     }
 
-    async fn get_file(&self, tenant: &str, id: Uuid) -> Result<Option<FileRecord>, StoreError> {
-        let (tenant, id) = (tenant.to_owned(), id.to_string());
+    async fn get_file(&self, tenant: &TenantId, id: Uuid) -> Result<Option<FileRecord>, StoreError> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
         self.db
             .read(move |conn| {
                 let record: Option<String> = conn
@@ -800,7 +801,7 @@ impl FileCatalog for SqliteReadStore {
             .await
     }
 
-    async fn pin_file(&self, tenant: &str, id: Uuid) -> Result<bool, StoreError> {
+    async fn pin_file(&self, tenant: &TenantId, id: Uuid) -> Result<bool, StoreError> {
         self.update_file(tenant, id, |f| {
             if !matches!(f.state, FileState::Uploaded | FileState::Pinned) {
                 return false;
@@ -811,7 +812,7 @@ impl FileCatalog for SqliteReadStore {
         .await
     }
 
-    async fn unpin_file(&self, tenant: &str, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn unpin_file(&self, tenant: &TenantId, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
         self.update_file(tenant, id, move |f| {
             if f.state != FileState::Pinned || !f.cases.is_empty() || f.detached_at.is_some() {
                 return false;
@@ -825,7 +826,7 @@ impl FileCatalog for SqliteReadStore {
 
     async fn link_file(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         id: Uuid,
         case_id: Uuid,
         attached: bool,
@@ -874,7 +875,7 @@ impl FileCatalog for SqliteReadStore {
         .await
     }
 
-    async fn mark_purged(&self, tenant: &str, id: Uuid) -> Result<(), StoreError> {
+    async fn mark_purged(&self, tenant: &TenantId, id: Uuid) -> Result<(), StoreError> {
         self.update_file(tenant, id, |f| {
             f.state = FileState::Purged;
             true
@@ -883,8 +884,8 @@ impl FileCatalog for SqliteReadStore {
         .map(|_| ())
     }
 
-    async fn delete_file(&self, tenant: &str, id: Uuid) -> Result<(), StoreError> {
-        let (tenant, id) = (tenant.to_owned(), id.to_string());
+    async fn delete_file(&self, tenant: &TenantId, id: Uuid) -> Result<(), StoreError> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
         self.db
             .write(move |conn| {
                 conn.execute("DELETE FROM files WHERE tenant = ?1 AND id = ?2", params![tenant, id])
@@ -897,8 +898,12 @@ impl FileCatalog for SqliteReadStore {
 
 #[async_trait]
 impl DefinitionStore for SqliteReadStore {
-    async fn put_definition(&self, tenant: &str, definition: &CaseDefinition) -> Result<CaseDefinition, StoreError> {
-        let tenant = tenant.to_owned();
+    async fn put_definition(
+        &self,
+        tenant: &TenantId,
+        definition: &CaseDefinition,
+    ) -> Result<CaseDefinition, StoreError> {
+        let tenant = tenant.to_string();
         let mut def = definition.clone();
         self.db
             .write(move |conn| {
@@ -926,11 +931,11 @@ impl DefinitionStore for SqliteReadStore {
 
     async fn get_definition(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         id: &str,
         version: Option<u32>,
     ) -> Result<Option<CaseDefinition>, StoreError> {
-        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        let (tenant, id) = (tenant.to_string(), id.to_owned());
         self.db
             .read(move |conn| {
                 let doc: Option<String> = match version {
@@ -955,8 +960,8 @@ impl DefinitionStore for SqliteReadStore {
             .await
     }
 
-    async fn list_definitions(&self, tenant: &str) -> Result<Vec<CaseDefinition>, StoreError> {
-        let tenant = tenant.to_owned();
+    async fn list_definitions(&self, tenant: &TenantId) -> Result<Vec<CaseDefinition>, StoreError> {
+        let tenant = tenant.to_string();
         self.db
             .read(move |conn| {
                 let mut stmt = conn
@@ -1090,7 +1095,7 @@ CREATE INDEX IF NOT EXISTS commands_unfinished ON commands (case_id, tenant) WHE
         };
         FileRecord {
             id: Uuid::now_v7(),
-            tenant: "casewire".into(),
+            tenant: TenantId::default_tenant(),
             name: "old.pdf".into(),
             content_type: "application/pdf".into(),
             size: 3,
@@ -1115,7 +1120,7 @@ CREATE INDEX IF NOT EXISTS commands_unfinished ON commands (case_id, tenant) WHE
                 conn.execute(
                     "INSERT INTO files (tenant, id, state, uploaded_at, record) VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![
-                        f.tenant,
+                        f.tenant.as_str(),
                         f.id.to_string(),
                         f.state.as_str(),
                         sortable_time(f.uploaded_at),
@@ -1131,7 +1136,10 @@ CREATE INDEX IF NOT EXISTS commands_unfinished ON commands (case_id, tenant) WHE
             .unwrap();
         }
         let store = SqliteReadStore::open(&path, Durability::Normal).expect("the old layout opens");
-        assert_eq!(store.get_file("casewire", held.id).await.unwrap(), Some(held.clone()));
+        assert_eq!(
+            store.get_file(&TenantId::default_tenant(), held.id).await.unwrap(),
+            Some(held.clone())
+        );
         assert_eq!(store.checkpoint("notifier").await.unwrap(), Some(9));
         // The new column was filled in: the retention rule finds the old detach.
         let cutoff = Utc::now() - chrono::Duration::minutes(60);
@@ -1139,7 +1147,13 @@ CREATE INDEX IF NOT EXISTS commands_unfinished ON commands (case_id, tenant) WHE
         assert_eq!(due.iter().map(|f| f.id).collect::<Vec<_>>(), vec![detached.id]);
         drop(store);
         let store = SqliteReadStore::open(&path, Durability::Normal).expect("and opens again");
-        assert!(store.get_file("casewire", detached.id).await.unwrap().is_some());
+        assert!(
+            store
+                .get_file(&TenantId::default_tenant(), detached.id)
+                .await
+                .unwrap()
+                .is_some()
+        );
         let layout: i64 = store
             .db
             .read(|c| {
@@ -1167,7 +1181,10 @@ CREATE INDEX IF NOT EXISTS commands_unfinished ON commands (case_id, tenant) WHE
                 .unwrap();
         }
         let store = SqliteReadStore::open(&path, Durability::Normal).expect("opens");
-        assert_eq!(store.get_file("casewire", file.id).await.unwrap(), Some(file));
+        assert_eq!(
+            store.get_file(&TenantId::default_tenant(), file.id).await.unwrap(),
+            Some(file)
+        );
     }
 
     #[test]

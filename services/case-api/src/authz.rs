@@ -3,6 +3,7 @@
 //! is 404 (its existence never leaks, least of all across tenants), a denied
 //! action on a visible case is 403 `CW-FORBIDDEN`.
 
+use casewire_domain::types::TenantId;
 use std::time::Instant;
 
 use casewire_domain::command::Visibility;
@@ -133,11 +134,7 @@ pub fn is_internal_comment(record: &EventRecord) -> bool {
 
 /// The current state of a case from the event log (never behind, unlike
 /// the projection), or 404.
-pub async fn current_case(state: &AppState, tenant: &str, id: Uuid) -> Result<Case, ApiError> {
+pub async fn current_case(state: &AppState, tenant: &TenantId, id: Uuid) -> Result<Case, ApiError> {
     let case = state.cases.current(&*state.platform.events, tenant, id).await?;
-    if case.exists() {
-        Ok(case)
-    } else {
-        Err(ApiError::not_found("case"))
-    }
+    case.ok_or_else(|| ApiError::not_found("case"))
 }

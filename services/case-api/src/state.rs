@@ -1,6 +1,7 @@
 //! Shared state of the API workers, and the outcome listener that wakes
 //! requests waiting with `Prefer: wait`.
 
+use casewire_domain::types::TenantId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -48,19 +49,19 @@ impl Waiters {
 /// every connection of the process.
 #[derive(Debug, Default, Clone)]
 pub struct StreamSlots {
-    open: Arc<Mutex<HashMap<(String, String), usize>>>,
+    open: Arc<Mutex<HashMap<(TenantId, String), usize>>>,
 }
 
 /// One open stream; its slot is freed when the stream is dropped.
 #[derive(Debug)]
 pub struct StreamSlot {
     slots: StreamSlots,
-    key: (String, String),
+    key: (TenantId, String),
 }
 
 impl StreamSlots {
     /// Takes a slot for `key`, unless it already holds `max`.
-    pub fn take(&self, key: (String, String), max: usize) -> Option<StreamSlot> {
+    pub fn take(&self, key: (TenantId, String), max: usize) -> Option<StreamSlot> {
         let mut open = self.open.lock().ok()?;
         let held = open.entry(key.clone()).or_default();
         if *held >= max {
@@ -94,7 +95,7 @@ impl Drop for StreamSlot {
 /// hidden from group-based staff, never shown).
 #[derive(Debug, Default, Clone)]
 pub struct AccessCache {
-    tenants: Arc<Mutex<HashMap<String, Fetched>>>,
+    tenants: Arc<Mutex<HashMap<TenantId, Fetched>>>,
 }
 
 /// A tenant's map and when it was read.
@@ -104,7 +105,7 @@ impl AccessCache {
     const TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
     /// The map of `tenant`, from the cache or the read store.
-    pub async fn of(&self, reads: &dyn ReadStore, tenant: &str) -> Result<Arc<DefinitionAccessMap>, StoreError> {
+    pub async fn of(&self, reads: &dyn ReadStore, tenant: &TenantId) -> Result<Arc<DefinitionAccessMap>, StoreError> {
         if let Some((at, map)) = self.tenants.lock().ok().and_then(|t| t.get(tenant).cloned())
             && at.elapsed() < Self::TTL
         {
@@ -114,7 +115,11 @@ impl AccessCache {
     }
 
     /// Reads `tenant`'s definitions again (after an import).
-    pub async fn refresh(&self, reads: &dyn ReadStore, tenant: &str) -> Result<Arc<DefinitionAccessMap>, StoreError> {
+    pub async fn refresh(
+        &self,
+        reads: &dyn ReadStore,
+        tenant: &TenantId,
+    ) -> Result<Arc<DefinitionAccessMap>, StoreError> {
         let map: DefinitionAccessMap = reads
             .list_definitions(tenant)
             .await?
@@ -123,7 +128,7 @@ impl AccessCache {
             .collect();
         let map = Arc::new(map);
         if let Ok(mut tenants) = self.tenants.lock() {
-            tenants.insert(tenant.to_owned(), (std::time::Instant::now(), map.clone()));
+            tenants.insert(tenant.clone(), (std::time::Instant::now(), map.clone()));
         }
         Ok(map)
     }

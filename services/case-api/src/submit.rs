@@ -9,7 +9,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse};
 use casewire_application::decide;
 use casewire_domain::command::FileFacts;
-use casewire_domain::types::CaseKey;
+use casewire_domain::types::{CaseKey, TenantId};
 use casewire_domain::{Case, CaseCommand, ErrorCode};
 use casewire_oidc::Principal;
 use casewire_ports::Action;
@@ -34,7 +34,8 @@ pub struct Accepted {
     pub command_id: Uuid,
     pub case_id: Uuid,
     /// The allocated human key, for `case.open`.
-    pub key: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub key: Option<CaseKey>,
     pub status: CommandStatus,
 }
 
@@ -105,7 +106,9 @@ async fn submit_in_span(
         tenant: principal.tenant.clone(),
         actor: principal.name.clone(),
         correlation_id,
-        case_key: is_open.then(|| PROBE_KEY.to_owned()),
+        // A probe key that did not parse would make the domain refuse the
+        // open ("no key was allocated"), never a panic.
+        case_key: is_open.then(|| CaseKey::parse(PROBE_KEY).ok()).flatten(),
         issued_at: Utc::now(),
         command,
     };
@@ -140,7 +143,7 @@ async fn submit_in_span(
     };
     if let (true, Some(prefix)) = (is_open, &prefix) {
         let n = platform.events.allocate_key(&envelope.tenant, prefix.as_str()).await?;
-        envelope.case_key = Some(CaseKey::new(prefix, n).as_str().to_owned());
+        envelope.case_key = Some(CaseKey::new(prefix, n));
     }
     // Pinned only once the decision passed: a refused attach keeps nothing
     // from the sweeper. (The engine unpins one it rejects later.)
@@ -283,7 +286,7 @@ const PENDING_OPEN_WAIT: Duration = Duration::from_secs(5);
 
 /// The case a command is for, waiting for a pipelined `open` to land: a
 /// command is only ever authorized against the case's real state.
-async fn case_for_command(state: &AppState, tenant: &str, case_id: Uuid) -> Result<Case, ApiError> {
+async fn case_for_command(state: &AppState, tenant: &TenantId, case_id: Uuid) -> Result<Case, ApiError> {
     let deadline = Instant::now() + PENDING_OPEN_WAIT;
     loop {
         match authz::current_case(state, tenant, case_id).await {
@@ -351,10 +354,7 @@ async fn authorize_command(
     };
     let resource = Resource {
         tenant: principal.tenant.clone(),
-        queue: open.queue.as_ref().map_or_else(
-            || definition.default_queue.as_str().to_owned(),
-            |q| q.as_str().to_owned(),
-        ),
+        queue: open.queue.as_ref().unwrap_or(&definition.default_queue).clone(),
         assignee: None,
         requester: open.requester.as_ref().map(|r| r.email.as_str().to_owned()),
         created_by: principal.name.clone(),
@@ -424,7 +424,7 @@ async fn wait_for_outcome(
 /// 200/201 can read its own write; falls back to the event store.
 async fn visible_case(
     state: &AppState,
-    tenant: &str,
+    tenant: &TenantId,
     id: Uuid,
     revision: u64,
     deadline: Instant,
@@ -438,7 +438,7 @@ async fn visible_case(
         }
         if Instant::now() >= deadline {
             let events = state.platform.events.load(tenant, id).await?;
-            return Ok(replay(&events, None)?);
+            return replay(&events, None)?.ok_or_else(|| ApiError::not_found("case"));
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

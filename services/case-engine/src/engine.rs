@@ -189,10 +189,7 @@ impl Engine {
                 .iter()
                 .map(|e| NewEvent::from_domain(e, now, &env.actor, env.command_id, env.correlation_id))
                 .collect();
-            match events
-                .append(&env.tenant, env.case_id, decided.case.revision, new)
-                .await
-            {
+            match events.append(&env.tenant, env.case_id, decided.revision(), new).await {
                 Ok(records) => {
                     metrics::counter!("casewire_events_appended_total").increment(records.len() as u64);
                     self.publish_events(&records).await?;

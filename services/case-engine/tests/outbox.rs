@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use casewire_case_engine::Engine;
 use casewire_domain::CaseCommand;
 use casewire_domain::command::{CommentOnCase, OpenCase, Visibility};
+use casewire_domain::types::{CaseKey, TenantId};
 use casewire_ports::envelope::event_from_json;
 use casewire_ports::{
     CommandEnvelope, CommandOutcome, CommandRecord, CommandStatus, EventRecord, EventStore, NewEvent, OutcomeStatus,
@@ -25,6 +26,11 @@ use uuid::Uuid;
 
 const DEF: &str = "id: ticket\nname: Ticket\nkeyPrefix: TKT\nstages: [{id: new}, {id: done}]\ninitialStage: new\ntransitions: {new: [done]}\nterminalStages: [done]\npriorities: [{id: normal}]\ndefaultPriority: normal\ndefaultQueue: support\n";
 
+/// The tenant every command of these tests is for.
+fn tenant() -> TenantId {
+    TenantId::parse("casewire").unwrap()
+}
+
 async fn platform(dir: &std::path::Path) -> Platform {
     let config = Config {
         data_dir: dir.to_path_buf(),
@@ -32,7 +38,7 @@ async fn platform(dir: &std::path::Path) -> Platform {
     };
     let platform = Platform::open(config).await.unwrap();
     let def = casewire_domain::CaseDefinition::parse_yaml(DEF).unwrap();
-    platform.reads.put_definition("casewire", &def).await.unwrap();
+    platform.reads.put_definition(&tenant(), &def).await.unwrap();
     platform
 }
 
@@ -72,7 +78,7 @@ impl FaultyEvents {
 impl EventStore for FaultyEvents {
     async fn append(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         case_id: Uuid,
         expected: u64,
         events: Vec<NewEvent>,
@@ -88,7 +94,7 @@ impl EventStore for FaultyEvents {
             Fault::BrokenAppends => Err(StoreError::Backend("the disk is on fire".into())),
         }
     }
-    async fn load_after(&self, tenant: &str, case_id: Uuid, after: u64) -> Result<Vec<EventRecord>, StoreError> {
+    async fn load_after(&self, tenant: &TenantId, case_id: Uuid, after: u64) -> Result<Vec<EventRecord>, StoreError> {
         self.inner.load_after(tenant, case_id, after).await
     }
     async fn read_all(&self, from: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
@@ -100,7 +106,7 @@ impl EventStore for FaultyEvents {
     async fn head(&self) -> Result<u64, StoreError> {
         self.inner.head().await
     }
-    async fn allocate_key(&self, tenant: &str, prefix: &str) -> Result<u64, StoreError> {
+    async fn allocate_key(&self, tenant: &TenantId, prefix: &str) -> Result<u64, StoreError> {
         self.inner.allocate_key(tenant, prefix).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
@@ -113,10 +119,10 @@ fn envelope(case_id: Uuid, command: CaseCommand, key: Option<&str>) -> CommandEn
     CommandEnvelope {
         command_id: id,
         case_id,
-        tenant: "casewire".into(),
+        tenant: tenant(),
         actor: "alice".into(),
         correlation_id: id,
-        case_key: key.map(str::to_owned),
+        case_key: key.map(|k| CaseKey::parse(k).unwrap()),
         issued_at: Utc::now(),
         command,
     }
@@ -191,7 +197,7 @@ async fn a_crash_between_append_and_publish_gives_exactly_one_decision() {
     );
     drop(sub);
     assert_eq!(
-        platform.events.load("casewire", case_id).await.unwrap().len(),
+        platform.events.load(&tenant(), case_id).await.unwrap().len(),
         1,
         "the append happened"
     );
@@ -218,7 +224,7 @@ async fn a_crash_between_append_and_publish_gives_exactly_one_decision() {
     shutdown.cancel();
     engine.await.unwrap().unwrap();
 
-    let stored = platform.events.load("casewire", case_id).await.unwrap();
+    let stored = platform.events.load(&tenant(), case_id).await.unwrap();
     assert_eq!(stored.len(), 1, "no second decision");
     let published: Vec<_> = drain(&platform, Topic::Events)
         .await
@@ -247,7 +253,7 @@ async fn redelivering_a_finished_command_never_decides_twice() {
     assert_eq!(first.status, OutcomeStatus::Processed);
     assert_eq!(again.status, OutcomeStatus::Processed);
     assert_eq!(again.revision, first.revision);
-    assert_eq!(platform.events.load("casewire", case_id).await.unwrap().len(), 2);
+    assert_eq!(platform.events.load(&tenant(), case_id).await.unwrap().len(), 2);
 
     // A rejected command stays rejected, with its reason, on redelivery.
     let bad = envelope(case_id, open(), Some("TKT-000002"));
@@ -295,7 +301,7 @@ async fn concurrent_writers_of_one_case_reload_and_retry() {
         outcomes.iter().all(|o| o.status == OutcomeStatus::Processed),
         "{outcomes:?}"
     );
-    let stream = platform.events.load("casewire", case_id).await.unwrap();
+    let stream = platform.events.load(&tenant(), case_id).await.unwrap();
     assert_eq!(stream.len(), 41);
     let revisions: Vec<u64> = stream.iter().map(|e| e.revision).collect();
     assert_eq!(revisions, (1..=41).collect::<Vec<_>>(), "gapless, no duplicates");
@@ -386,7 +392,7 @@ async fn a_dead_lettered_command_ends_rejected_and_does_not_hold_its_case() {
         (outcome.command_id, outcome.status),
         (next.command_id, OutcomeStatus::Processed)
     );
-    assert_eq!(platform.events.load("casewire", case_id).await.unwrap().len(), 2);
+    assert_eq!(platform.events.load(&tenant(), case_id).await.unwrap().len(), 2);
     shutdown.cancel();
     running.await.unwrap().unwrap();
 }

@@ -84,6 +84,7 @@ async fn sqlite_baseline(
     };
     let raw = SqliteEventStore::open(&dir.join("raw-events.db"), durability)?;
     let streams: Vec<Uuid> = (0..clients).map(|_| Uuid::now_v7()).collect();
+    let bench_tenant = casewire_domain::types::TenantId::parse("bench")?;
     let started = Instant::now();
     for n in 0..total {
         let cmd = Uuid::now_v7();
@@ -96,7 +97,7 @@ async fn sqlite_baseline(
             command_id: cmd,
             correlation_id: cmd,
         };
-        raw.append("bench", streams[n % clients], (n / clients) as u64, vec![event])
+        raw.append(&bench_tenant, streams[n % clients], (n / clients) as u64, vec![event])
             .await?;
     }
     Ok(Baseline {
@@ -526,11 +527,11 @@ pub async fn policy(dir: &std::path::Path, decisions: u32) -> anyhow::Result<()>
         email: Some("alice@example.com".into()),
         roles: vec!["case-worker".into()],
         groups: vec!["/queues/support".into()],
-        tenant: "casewire".into(),
+        tenant: casewire_domain::types::TenantId::default_tenant(),
     };
     let resource = Resource {
-        tenant: "casewire".into(),
-        queue: "support".into(),
+        tenant: casewire_domain::types::TenantId::default_tenant(),
+        queue: casewire_domain::types::QueueName::parse("support")?,
         assignee: Some("bob".into()),
         requester: Some("ann@example.com".into()),
         created_by: "bot".into(),
@@ -771,7 +772,7 @@ pub async fn files(mut base: Config, args: FileBenchArgs) -> anyhow::Result<()> 
     }
     // On S3, also the plain SDK: one PutObject / GetObject per file.
     let raw = match storage.expose().starts_with("s3://") {
-        true => Some(raw_s3(storage.expose(), tenant, &body, args.count).await?),
+        true => Some(raw_s3(storage.expose(), tenant.as_str(), &body, args.count).await?),
         false => None,
     };
     platform.stop().await?;

@@ -273,7 +273,13 @@ async fn assert_exactly_once(d: &Deployment, accepted: &[Uuid], cases: &[String]
     let mut total = 0;
     let mut event_ids = HashSet::new();
     for case in cases {
-        let stream = events.load("casewire", case.parse().unwrap()).await.unwrap();
+        let stream = events
+            .load(
+                &casewire_domain::types::TenantId::default_tenant(),
+                case.parse().unwrap(),
+            )
+            .await
+            .unwrap();
         let revisions: Vec<u64> = stream.iter().map(|e| e.revision).collect();
         assert_eq!(
             revisions,

@@ -15,6 +15,7 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use casewire_domain::types::TenantId;
 use casewire_domain::{Case, CaseEvent};
 use casewire_ports::envelope::event_from_json;
 use casewire_ports::{EventRecord, StoreError, Topic};
@@ -34,7 +35,7 @@ pub struct Projector {
     /// Recently projected cases. Used only when exactly one revision behind
     /// the incoming event and dropped whenever the store refuses a write, so
     /// it saves reading and decoding the detail without ever going stale.
-    cache: Arc<Mutex<LruCache<(String, Uuid), Case>>>,
+    cache: Arc<Mutex<LruCache<(TenantId, Uuid), Case>>>,
 }
 
 /// What a replay did.
@@ -56,7 +57,7 @@ impl Projector {
         }
     }
 
-    fn cached(&self, key: &(String, Uuid), revision: u64) -> Option<Case> {
+    fn cached(&self, key: &(TenantId, Uuid), revision: u64) -> Option<Case> {
         let mut cache = self.cache.lock().ok()?;
         cache.get(key).filter(|c| c.revision + 1 == revision).cloned()
     }
@@ -77,43 +78,56 @@ impl Projector {
             .await
     }
 
+    /// Stores the case as of `record`. A case that is still not opened
+    /// after one of its events has a stream that does not begin with
+    /// `Opened`: corrupt, and no state to store.
+    async fn store(&self, case: Option<&Case>, record: &EventRecord) -> Result<bool, StoreError> {
+        let case = case.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "event {} of case {} comes before the case was opened",
+                record.revision, record.case_id
+            ))
+        })?;
+        self.platform.reads.apply_case(case, record).await
+    }
+
     /// Applies one event; returns whether anything changed.
     pub async fn project(&self, record: &EventRecord) -> Result<bool, StoreError> {
         let key = (record.tenant.clone(), record.case_id);
-        let current = match self.cached(&key, record.revision) {
-            Some(case) => case,
-            None => self
-                .platform
-                .reads
-                .get_case(&record.tenant, record.case_id)
-                .await?
-                .unwrap_or_default(),
+        let mut case = match self.cached(&key, record.revision) {
+            Some(case) => Some(case),
+            None => self.platform.reads.get_case(&record.tenant, record.case_id).await?,
         };
-        if record.revision <= current.revision {
+        let have = case.as_ref().map_or(0, |c| c.revision);
+        if record.revision <= have {
             return Ok(false);
         }
-        let mut case = current;
         let mut stored = true;
-        if record.revision == case.revision + 1 {
+        if record.revision == have + 1 {
             let event = record.case_event()?;
             self.link_file(record, &event).await?;
-            case.apply(&record.meta(), &event);
-            stored = self.platform.reads.apply_case(&case, record).await?;
+            case = Case::fold(case, &record.meta(), &event);
+            stored = self.store(case.as_ref(), record).await?;
         } else {
             // A gap: fill it from the source of truth.
-            tracing::warn!(case_id = %record.case_id, have = case.revision, got = record.revision, "Filling a revision gap from the event store");
+            tracing::warn!(case_id = %record.case_id, have, got = record.revision, "Filling a revision gap from the event store");
             let missing = self
                 .platform
                 .events
-                .load_after(&record.tenant, record.case_id, case.revision)
+                .load_after(&record.tenant, record.case_id, have)
                 .await?;
             for earlier in missing.iter().filter(|e| e.revision <= record.revision) {
                 let event = earlier.case_event()?;
                 self.link_file(earlier, &event).await?;
-                case.apply(&earlier.meta(), &event);
-                stored &= self.platform.reads.apply_case(&case, earlier).await?;
+                case = Case::fold(case, &earlier.meta(), &event);
+                stored &= self.store(case.as_ref(), earlier).await?;
             }
         }
+        let Some(case) = case else {
+            // The event store had none of the missing events: nothing to
+            // store or cache until they arrive.
+            return Ok(false);
+        };
         if let Ok(mut cache) = self.cache.lock() {
             if stored {
                 cache.put(key, case);

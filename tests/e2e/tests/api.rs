@@ -848,7 +848,7 @@ async fn commands_can_be_tracked_and_cancelled_only_while_pending() {
         app.app
             .platform
             .events
-            .load("casewire", cancelled_case.parse().unwrap())
+            .load(&app.app.platform.config.default_tenant, cancelled_case.parse().unwrap())
             .await
             .unwrap()
             .is_empty()

@@ -491,7 +491,13 @@ async fn an_s3_outage_during_an_upload_is_a_503_and_leaves_no_record() {
             "{body}"
         );
     }
-    let record = app.app.platform.reads.get_file("casewire", file_id).await.unwrap();
+    let record = app
+        .app
+        .platform
+        .reads
+        .get_file(&app.app.platform.config.default_tenant, file_id)
+        .await
+        .unwrap();
     assert_eq!(record, None, "no record of a file whose bytes were not stored");
     assert_eq!(
         get(&app, "alice", &format!("/api/v1/files/{file_id}/info"), None)

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use uuid::Uuid;
 
+use super::{fresh_tenant, tenant_id};
 use crate::{CancelResult, ClaimResult, CommandLog, CommandRecord, CommandStatus};
 
 /// One named test per behaviour below, on a fresh store from `factory`.
@@ -35,7 +36,7 @@ macro_rules! command_log_contract {
 fn record(status: CommandStatus) -> CommandRecord {
     CommandRecord {
         id: Uuid::now_v7(),
-        tenant: format!("t-{}", Uuid::now_v7().simple()),
+        tenant: fresh_tenant(),
         case_id: Uuid::now_v7(),
         command_type: "case.assign".into(),
         status,
@@ -152,7 +153,7 @@ pub async fn unfinished_commands_are_scoped_by_tenant<S: CommandLog>(store: Arc<
     let a = pending(&*store).await;
     assert!(
         !store
-            .has_unfinished_commands("other-tenant", a.case_id)
+            .has_unfinished_commands(&tenant_id("other-tenant"), a.case_id)
             .await
             .expect("unfinished")
     );

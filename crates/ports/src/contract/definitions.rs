@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use casewire_domain::CaseDefinition;
-use uuid::Uuid;
+use casewire_domain::types::TenantId;
 
+use super::{fresh_tenant, tenant_id};
 use crate::DefinitionStore;
 
 /// One named test per behaviour below, on a fresh store from `factory`.
@@ -32,8 +33,8 @@ pub(super) fn definition() -> CaseDefinition {
 
 /// A fresh tenant holding two versions of "contract", named "Contract" and
 /// "Contract v2"; returns the tenant and both as stored.
-pub(super) async fn two_versions<S: DefinitionStore>(store: &S) -> (String, CaseDefinition, CaseDefinition) {
-    let tenant = format!("t-{}", Uuid::now_v7().simple());
+pub(super) async fn two_versions<S: DefinitionStore>(store: &S) -> (TenantId, CaseDefinition, CaseDefinition) {
+    let tenant = fresh_tenant();
     let def = definition();
     let v1 = store.put_definition(&tenant, &def).await.expect("put");
     let mut changed = def;
@@ -67,12 +68,18 @@ pub async fn definitions_are_scoped_by_tenant<S: DefinitionStore>(store: Arc<S>)
     two_versions(&*store).await;
     assert!(
         store
-            .get_definition("other-tenant", "contract", None)
+            .get_definition(&tenant_id("other-tenant"), "contract", None)
             .await
             .expect("get")
             .is_none()
     );
-    assert!(store.list_definitions("other-tenant").await.expect("list").is_empty());
+    assert!(
+        store
+            .list_definitions(&tenant_id("other-tenant"))
+            .await
+            .expect("list")
+            .is_empty()
+    );
 }
 
 /// The list holds each definition once, at its newest version.

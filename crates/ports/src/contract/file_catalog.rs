@@ -10,7 +10,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
+use super::{fresh_tenant, tenant_id};
 use crate::{FileCatalog, FileRecord, FileState};
+use casewire_domain::types::TenantId;
 
 /// One named test per behaviour below, on a fresh store from `factory`.
 #[macro_export]
@@ -52,15 +54,15 @@ fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(t.timestamp_micros()).expect("a representable time")
 }
 
-fn tenant() -> String {
-    format!("t-{}", Uuid::now_v7().simple())
+fn tenant() -> TenantId {
+    fresh_tenant()
 }
 
 /// An uploaded file of `tenant`, uploaded `age_minutes` ago.
-fn file(tenant: &str, age_minutes: i64) -> FileRecord {
+fn file(tenant: &TenantId, age_minutes: i64) -> FileRecord {
     FileRecord {
         id: Uuid::now_v7(),
-        tenant: tenant.into(),
+        tenant: tenant.clone(),
         name: "Scan 1 (final).pdf".into(),
         content_type: "application/pdf".into(),
         size: 5_000_000_000,
@@ -74,21 +76,21 @@ fn file(tenant: &str, age_minutes: i64) -> FileRecord {
 }
 
 /// `file(tenant, age_minutes)`, inserted.
-async fn inserted<S: FileCatalog>(store: &S, tenant: &str, age_minutes: i64) -> FileRecord {
+async fn inserted<S: FileCatalog>(store: &S, tenant: &TenantId, age_minutes: i64) -> FileRecord {
     let f = file(tenant, age_minutes);
     store.insert_file(&f).await.expect("insert");
     f
 }
 
 /// An old file, inserted and pinned.
-async fn pinned<S: FileCatalog>(store: &S, tenant: &str) -> FileRecord {
+async fn pinned<S: FileCatalog>(store: &S, tenant: &TenantId) -> FileRecord {
     let f = inserted(store, tenant, 120).await;
     assert!(store.pin_file(tenant, f.id).await.expect("pin"));
     f
 }
 
 /// A pinned file attached to a case and detached again `minutes_ago`.
-async fn detached<S: FileCatalog>(store: &S, tenant: &str, minutes_ago: i64) -> FileRecord {
+async fn detached<S: FileCatalog>(store: &S, tenant: &TenantId, minutes_ago: i64) -> FileRecord {
     let f = pinned(store, tenant).await;
     let (case, at) = (Uuid::now_v7(), micros(Utc::now() - Duration::minutes(minutes_ago)));
     store.link_file(tenant, f.id, case, true, at).await.expect("link");
@@ -96,7 +98,7 @@ async fn detached<S: FileCatalog>(store: &S, tenant: &str, minutes_ago: i64) -> 
     f
 }
 
-async fn state_of<S: FileCatalog>(store: &S, tenant: &str, id: Uuid) -> Option<FileState> {
+async fn state_of<S: FileCatalog>(store: &S, tenant: &TenantId, id: Uuid) -> Option<FileState> {
     store.get_file(tenant, id).await.expect("get").map(|f| f.state)
 }
 
@@ -128,7 +130,7 @@ pub async fn a_file_round_trips<S: FileCatalog>(store: Arc<S>) {
 pub async fn files_are_scoped_by_tenant<S: FileCatalog>(store: Arc<S>) {
     let old = inserted(&*store, &tenant(), 120).await;
     assert_eq!(
-        store.get_file("other", old.id).await.expect("get"),
+        store.get_file(&tenant_id("other"), old.id).await.expect("get"),
         None,
         "scoped by tenant"
     );
@@ -153,7 +155,10 @@ pub async fn pinning_an_unknown_file_fails<S: FileCatalog>(store: Arc<S>) {
 /// Another tenant can not pin it.
 pub async fn pinning_is_scoped_by_tenant<S: FileCatalog>(store: Arc<S>) {
     let f = inserted(&*store, &tenant(), 120).await;
-    assert!(!store.pin_file("other", f.id).await.expect("pin"), "not across tenants");
+    assert!(
+        !store.pin_file(&tenant_id("other"), f.id).await.expect("pin"),
+        "not across tenants"
+    );
 }
 
 /// Repeated adds and removes of links change nothing more.
@@ -244,7 +249,7 @@ pub async fn the_sweeper_leaves_young_and_pinned_files<S: FileCatalog>(store: Ar
 }
 
 /// A presigned upload's record, pending, uploaded `age_minutes` ago.
-async fn pending_upload<S: FileCatalog>(store: &S, tenant: &str, age_minutes: i64) -> FileRecord {
+async fn pending_upload<S: FileCatalog>(store: &S, tenant: &TenantId, age_minutes: i64) -> FileRecord {
     let mut pending = file(tenant, age_minutes);
     pending.state = FileState::Pending;
     store.insert_file(&pending).await.expect("insert");
@@ -338,7 +343,10 @@ pub async fn unpinning_is_scoped_by_tenant<S: FileCatalog>(store: Arc<S>) {
     let lonely = pinned(&*store, &t).await;
     let at = micros(Utc::now());
     assert!(
-        !store.unpin_file("other", lonely.id, at).await.expect("unpin"),
+        !store
+            .unpin_file(&tenant_id("other"), lonely.id, at)
+            .await
+            .expect("unpin"),
         "not across tenants"
     );
     assert_eq!(state_of(&*store, &t, lonely.id).await, Some(FileState::Pinned));

@@ -32,6 +32,17 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use crate::*;
+use casewire_domain::types::TenantId;
+
+/// A tenant of the suites, which write only valid ones.
+pub fn tenant_id(name: &str) -> TenantId {
+    TenantId::parse(name).expect("a valid tenant")
+}
+
+/// A fresh tenant, so that tests sharing a store do not meet.
+pub fn fresh_tenant() -> TenantId {
+    tenant_id(&format!("t-{}", Uuid::now_v7().simple()))
+}
 
 /// Says why an infra-backed test did not run, for tests that need a
 /// server (`tests/run` starts them). Under `tests/run`
@@ -145,7 +156,8 @@ fn new_event(command_id: Uuid, n: u32) -> NewEvent {
 
 /// The `EventStore` promises.
 pub async fn event_store_contract<S: EventStore>(store: Arc<S>) {
-    let tenant = "contract";
+    let tenant = tenant_id("contract");
+    let tenant = &tenant;
     let case = Uuid::now_v7();
     let other = Uuid::now_v7();
     let c1 = Uuid::now_v7();
@@ -196,7 +208,11 @@ pub async fn event_store_contract<S: EventStore>(store: Arc<S>) {
     assert_eq!(stream[0].data, serde_json::json!({"tag": "t1"}), "data round-trips");
     assert_eq!(stream[0].command_id, c1);
     assert!(
-        store.load("another-tenant", case).await.expect("load").is_empty(),
+        store
+            .load(&tenant_id("another-tenant"), case)
+            .await
+            .expect("load")
+            .is_empty(),
         "streams are scoped by tenant"
     );
     assert!(store.load(tenant, Uuid::now_v7()).await.expect("load").is_empty());
@@ -226,18 +242,21 @@ pub async fn event_store_contract<S: EventStore>(store: Arc<S>) {
     assert_eq!(store.allocate_key(tenant, &prefix).await.expect("key"), 1);
     assert_eq!(store.allocate_key(tenant, &prefix).await.expect("key"), 2);
     assert_eq!(
-        store.allocate_key("another-tenant", &prefix).await.expect("key"),
+        store
+            .allocate_key(&tenant_id("another-tenant"), &prefix)
+            .await
+            .expect("key"),
         1,
         "keys are per tenant"
     );
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let store = store.clone();
-        let prefix = prefix.clone();
+        let (prefix, tenant) = (prefix.clone(), tenant.clone());
         tasks.push(tokio::spawn(async move {
             let mut got = Vec::new();
             for _ in 0..25 {
-                got.push(store.allocate_key(tenant, &prefix).await.expect("key"));
+                got.push(store.allocate_key(&tenant, &prefix).await.expect("key"));
             }
             got
         }));
@@ -258,11 +277,11 @@ pub async fn event_store_contract<S: EventStore>(store: Arc<S>) {
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let store = store.clone();
-        let fresh = fresh.clone();
+        let (fresh, tenant) = (fresh.clone(), tenant.clone());
         tasks.push(tokio::spawn(async move {
             let mut got = Vec::new();
             for _ in 0..5 {
-                got.push(store.allocate_key(tenant, &fresh).await.expect("key"));
+                got.push(store.allocate_key(&tenant, &fresh).await.expect("key"));
             }
             got
         }));
@@ -282,9 +301,9 @@ pub async fn event_store_contract<S: EventStore>(store: Arc<S>) {
     let racy = Uuid::now_v7();
     let mut tasks = Vec::new();
     for n in 0..4 {
-        let store = store.clone();
+        let (store, tenant) = (store.clone(), tenant.clone());
         tasks.push(tokio::spawn(async move {
-            store.append(tenant, racy, 0, vec![new_event(Uuid::now_v7(), n)]).await
+            store.append(&tenant, racy, 0, vec![new_event(Uuid::now_v7(), n)]).await
         }));
     }
     let mut wins = 0;

@@ -6,11 +6,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use casewire_domain::command::{Requester, Visibility};
-use casewire_domain::types::EmailAddress;
+use casewire_domain::types::{CaseKey, EmailAddress, QueueName, Tag, TenantId};
 use casewire_domain::{Case, CaseStatus, Comment};
 use chrono::{TimeZone, Utc};
 use uuid::Uuid;
 
+use super::{fresh_tenant, tenant_id};
 use crate::{CaseProjection, CaseQuery, CaseSummary, Clause, Cursor, EventRecord, Resource, SortKey};
 
 /// One named test per behaviour below, on a fresh store from `factory`.
@@ -57,13 +58,13 @@ macro_rules! case_projection_contract {
 /// "support" below 10 (10), assignee alice for odd numbers (10), priority
 /// "high" and confidential for multiples of 5 (4), tags and "printers" in
 /// the title for multiples of 3 (7), definition "even" for even numbers (10).
-fn case(tenant: &str, n: u32, revision: u64) -> Case {
+fn case(tenant: &TenantId, n: u32, revision: u64) -> Case {
     let created =
         Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap_or_default() + chrono::Duration::minutes(n.into());
     Case {
         id: Uuid::now_v7(),
-        tenant: tenant.into(),
-        key: format!("CON-{n:06}"),
+        tenant: tenant.clone(),
+        key: CaseKey::parse(format!("CON-{n:06}")).expect("key"),
         definition_id: if n.is_multiple_of(2) {
             "even".into()
         } else {
@@ -87,14 +88,14 @@ fn case(tenant: &str, n: u32, revision: u64) -> Case {
         } else {
             "normal".into()
         },
-        queue: if n < 10 { "support".into() } else { "billing".into() },
+        queue: QueueName::parse(if n < 10 { "support" } else { "billing" }).expect("queue"),
         assignee: (n % 2 == 1).then(|| "alice".to_owned()),
         requester: n.is_multiple_of(3).then(|| Requester {
             name: None,
             email: EmailAddress::parse(format!("r{}@example.com", n % 2)).expect("email"),
         }),
         tags: if n.is_multiple_of(3) {
-            vec!["hardware".into(), "vip".into()]
+            vec![Tag::parse("hardware").expect("tag"), Tag::parse("vip").expect("tag")]
         } else {
             vec![]
         },
@@ -132,8 +133,8 @@ fn record_for(c: &Case) -> EventRecord {
 }
 
 /// A fresh tenant holding the twenty cases of [`case`], at revision 1.
-async fn seeded<S: CaseProjection>(store: &S) -> (String, Vec<Case>) {
-    let tenant = format!("t-{}", Uuid::now_v7().simple());
+async fn seeded<S: CaseProjection>(store: &S) -> (TenantId, Vec<Case>) {
+    let tenant = fresh_tenant();
     let cases: Vec<Case> = (0..20).map(|n| case(&tenant, n, 1)).collect();
     for c in &cases {
         assert!(
@@ -156,6 +157,10 @@ async fn apply_renamed<S: CaseProjection>(store: &S, c: &Case) -> Case {
     newer
 }
 
+fn queue(name: &str) -> QueueName {
+    QueueName::parse(name).expect("queue")
+}
+
 /// A list query with room for every seeded case on one page.
 fn query(f: impl FnOnce(&mut CaseQuery)) -> CaseQuery {
     let mut q = CaseQuery {
@@ -167,7 +172,7 @@ fn query(f: impl FnOnce(&mut CaseQuery)) -> CaseQuery {
 }
 
 /// Every page of a list, following the cursors.
-async fn all_pages<S: CaseProjection>(store: &S, tenant: &str, mut q: CaseQuery) -> Vec<CaseSummary> {
+async fn all_pages<S: CaseProjection>(store: &S, tenant: &TenantId, mut q: CaseQuery) -> Vec<CaseSummary> {
     let mut out = Vec::new();
     loop {
         let page = store.list_cases(tenant, &q).await.expect("list");
@@ -181,7 +186,7 @@ async fn all_pages<S: CaseProjection>(store: &S, tenant: &str, mut q: CaseQuery)
 }
 
 /// How many seeded cases `f`'s query lists.
-async fn count<S: CaseProjection>(store: &S, tenant: &str, f: impl FnOnce(&mut CaseQuery)) -> usize {
+async fn count<S: CaseProjection>(store: &S, tenant: &TenantId, f: impl FnOnce(&mut CaseQuery)) -> usize {
     all_pages(store, tenant, query(f)).await.len()
 }
 
@@ -226,7 +231,7 @@ pub async fn a_case_is_found_by_its_key<S: CaseProjection>(store: Arc<S>) {
     assert_eq!(found.map(|c| c.id), Some(newer.id));
     assert!(
         store
-            .get_case_by_key(&tenant, "NOPE-000001")
+            .get_case_by_key(&tenant, &CaseKey::parse("NOPE-000001").expect("key"))
             .await
             .expect("by key")
             .is_none(),
@@ -239,12 +244,16 @@ pub async fn details_are_scoped_by_tenant<S: CaseProjection>(store: Arc<S>) {
     let (_, cases) = seeded(&*store).await;
     let c = &cases[1];
     assert!(
-        store.get_case("other-tenant", c.id).await.expect("get").is_none(),
+        store
+            .get_case(&tenant_id("other-tenant"), c.id)
+            .await
+            .expect("get")
+            .is_none(),
         "details are scoped by tenant"
     );
     assert!(
         store
-            .get_case_by_key("other-tenant", &c.key)
+            .get_case_by_key(&tenant_id("other-tenant"), &c.key)
             .await
             .expect("by key")
             .is_none(),
@@ -270,7 +279,10 @@ pub async fn the_timeline_has_one_entry_per_applied_revision<S: CaseProjection>(
 /// Another tenant sees no timeline.
 pub async fn timelines_are_scoped_by_tenant<S: CaseProjection>(store: Arc<S>) {
     let (_, cases) = seeded(&*store).await;
-    let timeline = store.timeline("other-tenant", cases[1].id).await.expect("timeline");
+    let timeline = store
+        .timeline(&tenant_id("other-tenant"), cases[1].id)
+        .await
+        .expect("timeline");
     assert!(timeline.is_empty());
 }
 
@@ -289,7 +301,7 @@ pub async fn lists_filter_by_stage<S: CaseProjection>(store: Arc<S>) {
 /// `queue` filters.
 pub async fn lists_filter_by_queue<S: CaseProjection>(store: Arc<S>) {
     let (tenant, _) = seeded(&*store).await;
-    assert_eq!(count(&*store, &tenant, |q| q.queue = Some("support".into())).await, 10);
+    assert_eq!(count(&*store, &tenant, |q| q.queue = Some(queue("support"))).await, 10);
 }
 
 /// `assignee` filters.
@@ -307,7 +319,10 @@ pub async fn lists_filter_by_priority<S: CaseProjection>(store: Arc<S>) {
 /// `tag` filters.
 pub async fn lists_filter_by_tag<S: CaseProjection>(store: Arc<S>) {
     let (tenant, _) = seeded(&*store).await;
-    assert_eq!(count(&*store, &tenant, |q| q.tag = Some("vip".into())).await, 7);
+    assert_eq!(
+        count(&*store, &tenant, |q| q.tag = Some(Tag::parse("vip").expect("tag"))).await,
+        7
+    );
 }
 
 /// `definition` filters.
@@ -329,8 +344,8 @@ pub async fn lists_filter_by_status<S: CaseProjection>(store: Arc<S>) {
 pub async fn list_filters_combine<S: CaseProjection>(store: Arc<S>) {
     let (tenant, _) = seeded(&*store).await;
     let n = count(&*store, &tenant, |q| {
-        q.queue = Some("billing".into());
-        q.tag = Some("hardware".into());
+        q.queue = Some(queue("billing"));
+        q.tag = Some(Tag::parse("hardware").expect("tag"));
     })
     .await;
     assert_eq!(n, 3, "filters combine");
@@ -340,7 +355,7 @@ pub async fn list_filters_combine<S: CaseProjection>(store: Arc<S>) {
 pub async fn lists_are_scoped_by_tenant<S: CaseProjection>(store: Arc<S>) {
     seeded(&*store).await;
     assert_eq!(
-        count(&*store, "other-tenant-x", |_| {}).await,
+        count(&*store, &tenant_id("other-tenant-x"), |_| {}).await,
         0,
         "lists are scoped by tenant"
     );
@@ -474,7 +489,7 @@ pub async fn visibility_clauses_match_clause_matches_in_memory<S: CaseProjection
 pub async fn visibility_clauses_combine_with_filters<S: CaseProjection>(store: Arc<S>) {
     let (tenant, _) = seeded(&*store).await;
     let n = count(&*store, &tenant, |q| {
-        q.queue = Some("support".into());
+        q.queue = Some(queue("support"));
         q.visible = Some(vec![Clause {
             confidential: Some(true),
             ..Clause::default()
@@ -486,7 +501,7 @@ pub async fn visibility_clauses_combine_with_filters<S: CaseProjection>(store: A
 
 /// A seeded tenant whose case 1 is renamed and holds an internal comment
 /// ("zanzibar note") and a public one ("quokka reply").
-async fn with_comments<S: CaseProjection>(store: &S) -> String {
+async fn with_comments<S: CaseProjection>(store: &S) -> TenantId {
     let (tenant, cases) = seeded(store).await;
     let mut commented = apply_renamed(store, &cases[1]).await;
     commented.revision = 3;
@@ -513,7 +528,7 @@ async fn with_comments<S: CaseProjection>(store: &S) -> String {
 }
 
 /// How many cases a search for `word` finds, public text only or all of it.
-async fn search<S: CaseProjection>(store: &S, tenant: &str, word: &str, public_only: bool) -> usize {
+async fn search<S: CaseProjection>(store: &S, tenant: &TenantId, word: &str, public_only: bool) -> usize {
     count(store, tenant, |q| {
         q.text = Some(word.into());
         q.public_text_only = public_only;

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use chrono::Utc;
 use uuid::Uuid;
 
+use casewire_domain::types::TenantId;
+
 use crate::{CommandRecord, CommandStatus, FileRecord, FileState, ReadStore};
 
 /// One named test per behaviour below, on a fresh store from `factory`.
@@ -25,8 +27,8 @@ macro_rules! read_store_composite_contract {
     };
 }
 
-fn tenant() -> String {
-    format!("t-{}", Uuid::now_v7().simple())
+fn tenant() -> TenantId {
+    super::fresh_tenant()
 }
 
 /// `ping` succeeds on a working backend.

@@ -5,7 +5,7 @@ use actix_web::http::header;
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpRequest, HttpResponse, delete, get, post};
 use casewire_domain::command::*;
-use casewire_domain::types::{CaseKey, Tag};
+use casewire_domain::types::{CaseKey, QueueName, Tag, TenantId};
 use casewire_domain::{Case, CaseCommand, ErrorCode};
 use casewire_ports::Action;
 use casewire_ports::envelope::event_to_json;
@@ -59,7 +59,7 @@ impl utoipa::ToSchema for CaseRef {
 }
 
 /// Finds a case id from a UUID or a human key such as `CMP-000042`.
-pub async fn resolve_case(state: &AppState, tenant: &str, raw: &str) -> Result<Uuid, ApiError> {
+pub async fn resolve_case(state: &AppState, tenant: &TenantId, raw: &str) -> Result<Uuid, ApiError> {
     if let Ok(id) = raw.parse::<Uuid>() {
         return Ok(id);
     }
@@ -67,7 +67,7 @@ pub async fn resolve_case(state: &AppState, tenant: &str, raw: &str) -> Result<U
     state
         .platform
         .reads
-        .get_case_by_key(tenant, key.as_str())
+        .get_case_by_key(tenant, &key)
         .await?
         .map(|c| c.id)
         .ok_or_else(|| ApiError::not_found("case"))
@@ -376,12 +376,21 @@ pub async fn list_cases(
     // Only a search can touch comments; skip the decision otherwise.
     let searching = p.q.as_deref().is_some_and(|q| !q.trim().is_empty());
     let public_text_only = searching && !authz::allowed(&state, &auth, authz::READ_INTERNAL).await?;
+    let (Some(queue), Some(tag_filter)) = (
+        filter_value(p.queue, QueueName::parse),
+        filter_value(p.tag.map(|t| t.to_lowercase()), Tag::parse),
+    ) else {
+        return Ok(HttpResponse::Ok().json(CasePage {
+            items: vec![],
+            next_cursor: None,
+        }));
+    };
     let query = CaseQuery {
         stage: p.stage,
-        queue: p.queue,
+        queue,
         assignee: p.assignee.map(|a| if a == "me" { auth.name.clone() } else { a }),
         priority: p.priority,
-        tag: p.tag.map(|t| t.to_lowercase()),
+        tag: tag_filter,
         status: p.status,
         definition: p.definition,
         text: p.q.filter(|q| !q.trim().is_empty()),
@@ -397,6 +406,20 @@ pub async fn list_cases(
         items: page.items,
         next_cursor: page.next_cursor,
     }))
+}
+
+/// A list filter as its type: `Some(None)` for no filter, `None` for one
+/// that no case can match. That is a text the type refuses, or one that
+/// parsing would change (it trims): the store compared the text as given,
+/// so a padded queue found nothing, and still does.
+fn filter_value<T: AsRef<str>>(
+    raw: Option<String>,
+    parse: impl Fn(String) -> Result<T, casewire_domain::DomainError>,
+) -> Option<Option<T>> {
+    match raw {
+        None => Some(None),
+        Some(raw) => parse(raw.clone()).ok().filter(|v| v.as_ref() == raw).map(Some),
+    }
 }
 
 /// `sort` of the case list: the key, and whether descending (`-key`).
@@ -473,7 +496,7 @@ pub async fn get_case(
                 })?
                 .with_timezone(&Utc);
             let events = state.platform.events.load(&auth.tenant, case_id).await?;
-            Some(replay(&events, Some(at))?).filter(Case::exists)
+            replay(&events, Some(at))?
         }
         None => Some(now.clone()),
     };
@@ -526,4 +549,30 @@ pub async fn history(state: Data<AppState>, auth: Auth, id: Path<String>) -> Res
             .map(event_to_json)
             .collect(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn list_filters_that_no_case_can_match_are_told_apart_from_no_filter() {
+        assert_eq!(filter_value(None, QueueName::parse), Some(None));
+        assert_eq!(
+            filter_value(Some("support".into()), QueueName::parse),
+            Some(Some(QueueName::parse("support").unwrap()))
+        );
+        for unmatched in ["Bad Queue", "", " support"] {
+            assert_eq!(
+                filter_value(Some(unmatched.into()), QueueName::parse),
+                None,
+                "{unmatched:?}"
+            );
+        }
+        assert_eq!(
+            filter_value(Some("vip".into()), Tag::parse),
+            Some(Some(Tag::parse("vip").unwrap()))
+        );
+    }
 }

@@ -3,6 +3,7 @@
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpResponse, get, post};
 use casewire_domain::CaseDefinition;
+use casewire_domain::types::TenantId;
 use casewire_ports::Action;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -67,7 +68,7 @@ pub async fn get_definition(
 }
 
 /// Imports a definition and stores it as the next version of its id.
-pub async fn import(state: &AppState, tenant: &str, source: &str) -> Result<CaseDefinition, ApiError> {
+pub async fn import(state: &AppState, tenant: &TenantId, source: &str) -> Result<CaseDefinition, ApiError> {
     // Parsing and compiling the schema is CPU work of unbounded size: off
     // the async threads, so one large import does not stall other requests.
     let owned = source.to_owned();

@@ -2,6 +2,7 @@
 //! the caller may see (the policy's filter, as for lists), with heartbeats,
 //! resumable from a position.
 
+use casewire_domain::types::TenantId;
 use std::time::{Duration, Instant};
 
 use actix_web::web::{Bytes, Data, Query};
@@ -37,7 +38,7 @@ pub struct StreamParams {
 
 struct Cursor {
     state: AppState,
-    tenant: String,
+    tenant: TenantId,
     /// The policy's filter, taken when the stream opened.
     visible: VisibilityFilter,
     /// Whether internal comments may be streamed to this caller.
@@ -95,7 +96,7 @@ impl Cursor {
                         .cases
                         .current(&*self.state.platform.events, &self.tenant, record.case_id)
                         .await?;
-                    if !self.visible.admits(&Resource::of(&case)) {
+                    if !case.is_some_and(|c| self.visible.admits(&Resource::of(&c))) {
                         continue;
                     }
                     serde_json::to_writer(&mut out, &event_to_json(record)).map_err(|e| ApiError::internal(&e))?;

@@ -3,6 +3,7 @@
 //! follows the policy of the cases it is attached to; a file no case holds
 //! is its uploader's alone. Anything the caller may not see is 404.
 
+use casewire_domain::types::TenantId;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -59,14 +60,14 @@ impl From<BlobError> for ApiError {
 }
 
 /// Where a tenant's file lives in the blob store.
-pub fn blob_key(tenant: &str, id: Uuid) -> String {
+pub fn blob_key(tenant: &TenantId, id: Uuid) -> String {
     format!("{tenant}/{id}")
 }
 
 /// Where a presigned upload's bytes land before `complete` copies them to
 /// [`blob_key`]. The file's own key is never handed out for writing, so a
 /// URL still valid after `complete` can not change bytes a case holds.
-pub fn upload_key(tenant: &str, id: Uuid) -> String {
+pub fn upload_key(tenant: &TenantId, id: Uuid) -> String {
     format!("{tenant}/uploads/{id}")
 }
 
