@@ -544,50 +544,94 @@ pub async fn policy(dir: &std::path::Path, decisions: u32) -> anyhow::Result<()>
         Some(casewire_ports::Action::CaseAssign),
         Some(&resource),
     );
-    let per_eval = |started: Instant| started.elapsed().as_secs_f64() / f64::from(decisions);
+    let per_eval = |started: Instant, n: u32| started.elapsed().as_secs_f64() / f64::from(n);
     let started = Instant::now();
     for _ in 0..decisions {
         policy.eval("data.casewire.authz.is_admin", input.clone())?;
     }
-    let baseline = per_eval(started);
+    let baseline = per_eval(started, decisions);
+    let action = casewire_ports::Action::CaseAssign;
     let started = Instant::now();
     for _ in 0..decisions {
-        let d = policy
+        let d = policy.decide_in_full(&subject, &definitions, action, Some(&resource))?;
+        anyhow::ensure!(d.allow, "the bench's decision should be an allow");
+    }
+    let full_decision = per_eval(started, decisions);
+    let started = Instant::now();
+    for _ in 0..decisions {
+        policy.filter_in_full(&subject, &definitions)?;
+    }
+    let full_filter = per_eval(started, decisions);
+    let fast = policy.fast_path(Duration::from_secs(60));
+    // Cases that differ in everything the policy reads, so the fast path
+    // cannot profit from having seen one before.
+    let resources: Vec<Resource> = (0..64)
+        .map(|n| Resource {
+            queue: ["support", "claims", "it", "other"][n % 4].into(),
+            assignee: (n % 3 == 0).then(|| "alice".into()),
+            confidential: n % 5 == 0,
+            definition: ["customer-complaint", "insurance-claim", "it-service-request"][n % 3].into(),
+            created_by: format!("user-{n}"),
+            ..resource.clone()
+        })
+        .collect();
+    let started = Instant::now();
+    for n in 0..decisions {
+        policy
             .decide(
                 &subject,
                 &definitions,
-                casewire_ports::Action::CaseAssign,
-                Some(&resource),
+                action,
+                Some(&resources[n as usize % resources.len()]),
             )
             .await?;
-        anyhow::ensure!(d.allow, "the bench's decision should be an allow");
     }
-    let decision_secs = per_eval(started);
+    let fast_decision = per_eval(started, decisions);
     let started = Instant::now();
     for _ in 0..decisions {
         policy.filter(&subject, &definitions).await?;
     }
-    let filter_secs = per_eval(started);
+    let fast_filter = per_eval(started, decisions);
+    // A new subject each time: what the first request of a principal costs.
+    let compiles = (decisions / 20).max(10);
+    let started = Instant::now();
+    for n in 0..compiles {
+        let newcomer = Subject {
+            sub: format!("id-newcomer-{n}"),
+            ..subject.clone()
+        };
+        policy.filter(&newcomer, &definitions).await?;
+    }
+    let compile = per_eval(started, compiles);
     println!(
         "Casewire policy bench: {decisions} evaluations each, one thread, policies from {}",
         dir.display()
     );
+    let row = |what: &str, secs: f64| println!("  {what:<38} {:>9.2} µs {:>11.0}/s", secs * 1e6, 1.0 / secs);
+    row("decision, full evaluation (case.assign)", full_decision);
+    row("list filter, full evaluation", full_filter);
+    if fast {
+        row("decision, from the grants (64 cases)", fast_decision);
+        row("list filter, from the grants", fast_filter);
+        row("grants of a new subject (cache miss)", compile);
+    } else {
+        println!("  the policy has no grants that agree with it: every decision is a full evaluation");
+    }
+    row("baseline: one trivial rule (same run)", baseline);
     println!(
-        "  decision (case.assign)        {:>9.1} µs   {:>9.0}/s",
-        decision_secs * 1e6,
-        1.0 / decision_secs
+        "  ratio full decision / baseline         {:>9.2}",
+        full_decision / baseline
     );
-    println!(
-        "  list filter                   {:>9.1} µs   {:>9.0}/s",
-        filter_secs * 1e6,
-        1.0 / filter_secs
-    );
-    println!(
-        "  baseline: one trivial rule    {:>9.1} µs   {:>9.0}/s (same run)",
-        baseline * 1e6,
-        1.0 / baseline
-    );
-    println!("  ratio decision / baseline     {:>9.2}", decision_secs / baseline);
+    if fast {
+        println!(
+            "  ratio grants decision / full           {:>9.4}",
+            fast_decision / full_decision
+        );
+        println!(
+            "  ratio grants filter / full             {:>9.4}",
+            fast_filter / full_filter
+        );
+    }
     policy_over_http(dir, decisions.clamp(100, 2_000)).await
 }
 
