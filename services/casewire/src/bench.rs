@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use casewire_ports::{CaseQuery, EventStore, NewEvent, SortKey};
+use casewire_ports::{EventStore, NewEvent};
 use casewire_runtime::Config;
 use casewire_sqlite::{Durability, SqliteEventStore};
 use serde_json::json;
@@ -36,6 +36,12 @@ pub struct BenchArgs {
     /// rdkafka produce→consume on the same broker.
     #[arg(long)]
     pub bus: Option<String>,
+    /// Open loop: offer commands at this fixed rate (commands/s, spread
+    /// over the clients) instead of as fast as the clients go. Latencies
+    /// then count from each command's scheduled time, so a stall shows in
+    /// the percentiles instead of slowing the offer down.
+    #[arg(long)]
+    pub rate: Option<f64>,
     #[command(subcommand)]
     pub what: Option<BenchWhat>,
 }
@@ -291,19 +297,38 @@ pub async fn run(mut base: Config, args: BenchArgs) -> anyhow::Result<()> {
     let case_ids: Arc<Mutex<Vec<String>>> = Arc::default();
     let per_client = (args.commands / args.clients).div_ceil(SEQUENCE) * SEQUENCE;
     let total = per_client * args.clients;
+    if let Some(rate) = args.rate {
+        anyhow::ensure!(
+            rate.is_finite() && rate > 0.0,
+            "--rate must be a positive number of commands/s"
+        );
+    }
     let started = Instant::now();
     let mut clients = Vec::new();
     for worker in 0..args.clients {
         let client = Client::new(&platform.url(), &platform.token("alice")?);
         let (sent, case_ids) = (sent.clone(), case_ids.clone());
+        let (rate, lanes) = (args.rate, args.clients);
         clients.push(tokio::spawn(async move {
             let mut accept_latencies = Vec::with_capacity(per_client);
+            let mut k = 0usize;
             for n in 0..per_client / SEQUENCE {
                 // A realistic case life: open, then nine commands, sent
-                // back to back without waiting for their outcomes.
+                // back to back without waiting for their outcomes (closed
+                // loop), or each at its scheduled time (open loop).
                 let mut id = String::new();
                 for (step, (path, body)) in sequence(worker, n).into_iter().enumerate() {
-                    let t = Instant::now();
+                    let t = match rate {
+                        Some(rate) => {
+                            // The clients take turns: command k of client w is
+                            // the (k * clients + w)-th of the whole offer.
+                            let due = started + Duration::from_secs_f64((k * lanes + worker) as f64 / rate);
+                            tokio::time::sleep_until(due.into()).await;
+                            due
+                        }
+                        None => Instant::now(),
+                    };
+                    k += 1;
                     let r = if step == 0 {
                         client.post("/api/v1/cases", &body).await?
                     } else if body.is_null() {
@@ -341,8 +366,8 @@ pub async fn run(mut base: Config, args: BenchArgs) -> anyhow::Result<()> {
         }));
     }
 
-    // The watcher reads the projection directly, a page of summaries at a
-    // time, and stamps each command when its revision shows.
+    // The watcher reads the projection directly: each case with a command
+    // not yet seen, and stamps each command when its revision shows.
     let reads = platform.platform.reads.clone();
     let tenant = platform.platform.config.default_tenant.clone();
     let watcher = {
@@ -351,27 +376,25 @@ pub async fn run(mut base: Config, args: BenchArgs) -> anyhow::Result<()> {
             let deadline = Instant::now() + Duration::from_secs(600);
             loop {
                 let pass = Instant::now();
+                let ids = case_ids.lock().await.clone();
+                let pending: std::collections::BTreeSet<usize> = sent
+                    .lock()
+                    .await
+                    .iter()
+                    .filter(|s| s.visible_at.is_none())
+                    .map(|s| s.case)
+                    .collect();
                 let mut revisions = std::collections::HashMap::new();
-                let mut query = CaseQuery {
-                    limit: 500,
-                    sort: SortKey::Key,
-                    ..CaseQuery::default()
-                };
-                loop {
-                    let page = reads.list_cases(&tenant, &query).await?;
-                    for c in &page.items {
-                        revisions.insert(c.id.to_string(), c.revision);
-                    }
-                    match page.next_cursor.as_deref().and_then(casewire_ports::Cursor::decode) {
-                        Some(c) => query.after = Some(c),
-                        None => break,
+                for case in pending {
+                    let id = Uuid::parse_str(&ids[case])?;
+                    if let Some(c) = reads.get_case(&tenant, id).await? {
+                        revisions.insert(case, c.revision);
                     }
                 }
                 let now = Instant::now();
-                let ids = case_ids.lock().await.clone();
                 let mut guard = sent.lock().await;
                 for s in guard.iter_mut().filter(|s| s.visible_at.is_none()) {
-                    if revisions.get(&ids[s.case]).is_some_and(|r| *r >= s.revision) {
+                    if revisions.get(&s.case).is_some_and(|r| *r >= s.revision) {
                         s.visible_at = Some(now);
                     }
                 }
@@ -385,8 +408,8 @@ pub async fn run(mut base: Config, args: BenchArgs) -> anyhow::Result<()> {
                     "commands did not become visible within 10 minutes"
                 );
                 // Looking must not starve what is measured: a slow store
-                // (a list pass of 100 ms) is asked at most a third of the time.
-                tokio::time::sleep((pass.elapsed() * 2).max(Duration::from_millis(10))).await;
+                // (a pass of 30 ms) is asked at most a third of the time.
+                tokio::time::sleep((pass.elapsed() * 2).max(Duration::from_millis(1))).await;
             }
         })
     };
@@ -441,6 +464,7 @@ pub async fn run(mut base: Config, args: BenchArgs) -> anyhow::Result<()> {
             "{}",
             json!({
                 "runtime": runtime, "clients": args.clients, "commands": total,
+                "mode": if args.rate.is_some() { "open" } else { "closed" }, "offeredPerSec": args.rate,
                 "acceptedPerSec": accepted_rate, "visiblePerSec": visible_rate,
                 "acceptMs": {"p50": ms(percentile(&accept_latencies, 0.5)), "p99": ms(percentile(&accept_latencies, 0.99))},
                 "acceptToVisibleMs": {"p50": ms(percentile(&visibility, 0.5)), "p99": ms(percentile(&visibility, 0.99)), "max": ms(visibility.last().copied().unwrap_or_default())},
@@ -452,7 +476,14 @@ pub async fn run(mut base: Config, args: BenchArgs) -> anyhow::Result<()> {
             })
         );
     } else {
-        println!("Casewire bench: {runtime}, {} clients, {total} commands", args.clients);
+        let mode = match args.rate {
+            Some(rate) => format!("open loop at {rate:.0} commands/s offered"),
+            None => "closed loop".to_owned(),
+        };
+        println!(
+            "Casewire bench: {runtime}, {} clients, {total} commands, {mode}",
+            args.clients
+        );
         println!(
             "  accepted (HTTP 202)        {accepted_rate:>9.1} commands/s   accept latency p50 {:.2} ms, p99 {:.2} ms",
             ms(percentile(&accept_latencies, 0.5)),
