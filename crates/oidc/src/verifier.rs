@@ -71,11 +71,21 @@ struct IssuerKeys {
     last_fetch: Option<Instant>,
 }
 
+/// Tokens remembered as verified, per process. A Keycloak access token
+/// lives minutes, so this holds every active user's several times over.
+const VERIFIED_TOKENS: usize = 8192;
+
+/// Tokens that verified, with the principal they map to, each until its
+/// `exp`. An RS256 signature check costs tens of microseconds and every
+/// request carries one; a client sends the same token until it expires.
+type VerifiedTokens = Mutex<lru::LruCache<String, Arc<Principal>>>;
+
 /// Verifies bearer tokens. Cheap to clone.
 #[derive(Clone)]
 pub struct JwksVerifier {
     issuers: Arc<Vec<TrustedIssuer>>,
     cache: Arc<Mutex<HashMap<String, IssuerKeys>>>,
+    verified: Arc<VerifiedTokens>,
     /// One lock per issuer: concurrent misses on one issuer fetch once, and
     /// a slow issuer does not hold up the others' refreshes.
     refresh_locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
@@ -110,6 +120,9 @@ impl JwksVerifier {
         JwksVerifier {
             issuers: Arc::new(issuers),
             cache: Arc::default(),
+            verified: Arc::new(Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(VERIFIED_TOKENS).unwrap_or(std::num::NonZeroUsize::MIN),
+            ))),
             refresh_locks: Arc::default(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
@@ -179,8 +192,13 @@ impl JwksVerifier {
             let entry = cache.entry(trusted.issuer.clone()).or_default();
             entry.last_fetch = Some(Instant::now());
             if let Ok(keys) = &result {
-                // Replace, so keys the issuer dropped stop verifying.
+                // Replace, so keys the issuer dropped stop verifying, and
+                // forget what they verified.
+                let dropped = entry.keys.keys().any(|kid| !keys.contains_key(kid));
                 entry.keys = keys.clone();
+                if dropped && let Ok(mut verified) = self.verified.lock() {
+                    verified.clear();
+                }
             }
         }
         result.map(|_| ())
@@ -216,8 +234,37 @@ impl JwksVerifier {
         Self::parse_jwks(&jwks)
     }
 
-    /// Verifies a bearer token and maps its claims.
+    /// Verifies a bearer token and maps its claims; a token that verified
+    /// before is answered from memory until its `exp`.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        if let Some(principal) = self.remembered(token) {
+            return Ok(principal);
+        }
+        let principal = self.verify_now(token).await?;
+        if let Ok(mut verified) = self.verified.lock() {
+            verified.put(token.to_owned(), Arc::new(principal.clone()));
+        }
+        Ok(principal)
+    }
+
+    /// The principal of a token verified before, if it has not expired.
+    fn remembered(&self, token: &str) -> Option<Principal> {
+        let mut verified = self.verified.lock().ok()?;
+        let principal = verified.get(token)?.clone();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        // Strictly before `exp`: at expiry the full check decides, leeway
+        // and all, and tells the client why.
+        if principal.expires_at.is_some_and(|exp| exp > 0 && now < exp as u64) {
+            Some((*principal).clone())
+        } else {
+            verified.pop(token);
+            None
+        }
+    }
+
+    async fn verify_now(&self, token: &str) -> Result<Principal, AuthError> {
         let header = decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
         if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
             return Err(AuthError::Algorithm(format!("{:?}", header.alg)));

@@ -334,6 +334,37 @@ async fn an_expired_token_is_refused() {
 }
 
 #[tokio::test]
+async fn a_remembered_token_is_refused_once_it_expires() {
+    let Some(base) = base() else { return };
+    let iss = issuer(&base, "casewire");
+    let v = verifier(&[&iss], "casewire", Duration::ZERO);
+    // The token lives one second: verify it within that second, so the
+    // verifier remembers it (a slow start just takes another token).
+    let mut remembered = None;
+    for _ in 0..5 {
+        let t = service_token(&iss, "short-lived").await;
+        if v.verify(&t).await.is_ok() {
+            remembered = Some(t);
+            break;
+        }
+    }
+    let t = remembered.expect("a one-second token verified within its second");
+    let exp = decode_part(&t, 1)["exp"].as_u64().unwrap();
+    loop {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        if now > exp {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let err = v.verify(&t).await.unwrap_err();
+    assert!(
+        matches!(&err, AuthError::Invalid(m) if m.contains("Expired")),
+        "the same verifier checks it in full again: {err:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_token_for_another_audience_is_refused() {
     let Some(base) = base() else { return };
     let iss = issuer(&base, "casewire");

@@ -245,6 +245,11 @@ pub struct BusConfig {
     pub properties: std::collections::BTreeMap<String, String>,
     /// Handling attempts of one message before it goes to the dead-letter topic.
     pub max_attempts: u32,
+    /// The most messages a consumer hands its service at once (what the
+    /// subscription holds, never waiting for more): the engine publishes a
+    /// batch's events and outcomes and commits it once, the projector
+    /// saves its checkpoint once. 1 handles one message at a time.
+    pub max_batch: usize,
 }
 
 impl Default for BusConfig {
@@ -258,6 +263,7 @@ impl Default for BusConfig {
             idempotent_producer: true,
             properties: Default::default(),
             max_attempts: 5,
+            max_batch: 256,
         }
     }
 }
@@ -274,6 +280,7 @@ impl fmt::Debug for BusConfig {
             .field("idempotent_producer", &self.idempotent_producer)
             .field("properties", &properties)
             .field("max_attempts", &self.max_attempts)
+            .field("max_batch", &self.max_batch)
             .finish()
     }
 }
@@ -672,8 +679,10 @@ impl Config {
         if !self.bus.url.is_empty() {
             AdapterUrl::parse("bus.url", &self.bus.url, &[Scheme::Sqlite, Scheme::Kafka])?;
         }
-        if self.bus.partitions < 1 || self.bus.replication < 1 || self.bus.max_attempts < 1 {
-            return bad("bus.partitions, bus.replication and bus.max_attempts must be at least 1".into());
+        if self.bus.partitions < 1 || self.bus.replication < 1 || self.bus.max_attempts < 1 || self.bus.max_batch < 1 {
+            return bad(
+                "bus.partitions, bus.replication, bus.max_attempts and bus.max_batch must be at least 1".into(),
+            );
         }
         self.validate_bounds()?;
         if self.api.max_body_bytes < 1024 {

@@ -40,7 +40,12 @@ const POLL: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone)]
 pub struct SqliteBus {
     db: Db,
-    notify: Arc<Notify>,
+    /// One per topic, so a publish wakes only that topic's subscribers.
+    notify: Arc<[Notify; Topic::ALL.len()]>,
+}
+
+fn topic_index(topic: Topic) -> usize {
+    Topic::ALL.iter().position(|t| *t == topic).unwrap_or(0)
 }
 
 fn bus_err(e: StoreError) -> BusError {
@@ -61,7 +66,7 @@ impl SqliteBus {
     pub fn open(path: &Path, durability: Durability) -> Result<Self, StoreError> {
         Ok(SqliteBus {
             db: Db::open(path, durability, SCHEMA)?,
-            notify: Arc::new(Notify::new()),
+            notify: Arc::new(std::array::from_fn(|_| Notify::new())),
         })
     }
 }
@@ -87,7 +92,7 @@ impl Bus for SqliteBus {
             })
             .await
             .map_err(bus_err)?;
-        self.notify.notify_waiters();
+        self.notify[topic_index(topic)].notify_waiters();
         Ok(())
     }
 
@@ -172,7 +177,7 @@ const OUTCOMES_KEPT: i64 = 10_000;
 
 struct SqliteSubscription {
     db: Db,
-    notify: Arc<Notify>,
+    notify: Arc<[Notify; Topic::ALL.len()]>,
     group: Option<String>,
     topic: Topic,
     /// Offset of the last message fetched into the buffer.
@@ -189,7 +194,7 @@ impl Subscription for SqliteSubscription {
             }
             // Register for wake-ups before looking, so a publish between the
             // look and the wait is not missed.
-            let notified = self.notify.notified();
+            let notified = self.notify[topic_index(self.topic)].notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let (topic, cursor) = (self.topic, self.cursor);

@@ -12,7 +12,7 @@ use casewire_ports::{
     OutcomeStatus, Rejection, StoreError, Topic,
 };
 use casewire_runtime::Platform;
-use casewire_runtime::consumer::{Failure, consume};
+use casewire_runtime::consumer::{Failure, consume_batches};
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -48,6 +48,17 @@ impl EngineError {
     }
 }
 
+/// What a batch of commands sends once it is decided: every event record
+/// in the order it was appended, and every outcome. Published together,
+/// one bus write per topic per batch; the commit comes after, so a crash
+/// before the publish redelivers the batch and the command log's outbox
+/// (the events found by command) sends them then.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    events: Vec<EventRecord>,
+    outcomes: Vec<(String, Vec<u8>)>,
+}
+
 /// Decides commands. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -64,8 +75,11 @@ impl Engine {
         }
     }
 
-    async fn publish_events(&self, records: &[EventRecord]) -> Result<(), EngineError> {
-        let messages = records
+    /// Sends what the outbox holds: events first, so an outcome never
+    /// announces a revision whose events are not on the bus.
+    pub async fn flush(&self, outbox: Outbox) -> Result<(), EngineError> {
+        let messages: Vec<_> = outbox
+            .events
             .iter()
             .map(|r| {
                 (
@@ -75,11 +89,13 @@ impl Engine {
             })
             .collect();
         self.platform.bus.publish(Topic::Events, messages).await?;
+        self.platform.bus.publish(Topic::Outcomes, outbox.outcomes).await?;
         Ok(())
     }
 
     async fn finish(
         &self,
+        outbox: &mut Outbox,
         env: &CommandEnvelope,
         status: OutcomeStatus,
         revision: Option<u64>,
@@ -118,29 +134,35 @@ impl Engine {
             };
             self.platform.reads.finish_command(&record).await?;
         }
-        self.platform
-            .bus
-            .publish(Topic::Outcomes, vec![(env.command_id.to_string(), outcome.to_json())])
-            .await?;
+        outbox.outcomes.push((env.command_id.to_string(), outcome.to_json()));
         metrics::counter!("casewire_commands_handled_total", "outcome" => format!("{status:?}").to_lowercase())
             .increment(1);
         Ok(outcome)
     }
 
-    /// Handles one command to its outcome. Safe to call again for the same
-    /// command: a repeat never decides twice.
+    /// Handles one command to its outcome and publishes it. Safe to call
+    /// again for the same command: a repeat never decides twice.
     pub async fn handle(&self, env: &CommandEnvelope) -> Result<CommandOutcome, EngineError> {
+        let mut outbox = Outbox::default();
+        let outcome = self.decide_into(&mut outbox, env).await?;
+        self.flush(outbox).await?;
+        Ok(outcome)
+    }
+
+    /// Decides one command to its outcome, leaving what it sends in
+    /// `outbox`.
+    async fn decide_into(&self, outbox: &mut Outbox, env: &CommandEnvelope) -> Result<CommandOutcome, EngineError> {
         let reads = &self.platform.reads;
         let events = &self.platform.events;
         match reads.claim_command(env.command_id).await? {
             ClaimResult::Cancelled => {
                 tracing::info!("Skipped a cancelled command");
-                return self.finish(env, OutcomeStatus::Cancelled, None, None).await;
+                return self.finish(outbox, env, OutcomeStatus::Cancelled, None, None).await;
             }
             ClaimResult::Finished(record) => {
                 // Decided before; its events may not have reached the bus.
                 let caused = events.find_by_command(env.command_id).await?;
-                self.publish_events(&caused).await?;
+                outbox.events.extend(caused);
                 let status = match record.status {
                     CommandStatus::Rejected => OutcomeStatus::Rejected,
                     CommandStatus::Cancelled => OutcomeStatus::Cancelled,
@@ -148,7 +170,7 @@ impl Engine {
                         OutcomeStatus::Processed
                     }
                 };
-                return self.finish(env, status, record.revision, record.error).await;
+                return self.finish(outbox, env, status, record.revision, record.error).await;
             }
             ClaimResult::Claimed | ClaimResult::Unknown => {}
         }
@@ -169,9 +191,10 @@ impl Engine {
                     events = caused.len(),
                     "Found the events of a command decided elsewhere or before a restart"
                 );
-                self.publish_events(&caused).await?;
+                let revision = last.revision;
+                outbox.events.extend(caused);
                 return self
-                    .finish(env, OutcomeStatus::Processed, Some(last.revision), None)
+                    .finish(outbox, env, OutcomeStatus::Processed, Some(revision), None)
                     .await;
             }
             let decided = match decided {
@@ -179,7 +202,13 @@ impl Engine {
                 Err(rejection) => {
                     tracing::info!(code = rejection.code().as_str(), reason = %rejection, "Rejected a command");
                     return self
-                        .finish(env, OutcomeStatus::Rejected, None, Some(Rejection::from(&rejection)))
+                        .finish(
+                            outbox,
+                            env,
+                            OutcomeStatus::Rejected,
+                            None,
+                            Some(Rejection::from(&rejection)),
+                        )
                         .await;
                 }
             };
@@ -192,9 +221,9 @@ impl Engine {
             match events.append(&env.tenant, env.case_id, decided.revision(), new).await {
                 Ok(records) => {
                     metrics::counter!("casewire_events_appended_total").increment(records.len() as u64);
-                    self.publish_events(&records).await?;
                     let revision = records.last().map(|r| r.revision);
-                    return self.finish(env, OutcomeStatus::Processed, revision, None).await;
+                    outbox.events.extend(records);
+                    return self.finish(outbox, env, OutcomeStatus::Processed, revision, None).await;
                 }
                 Err(StoreError::Conflict { expected, actual }) if attempt < retries => {
                     attempt += 1;
@@ -203,7 +232,9 @@ impl Engine {
                 Err(StoreError::Conflict { .. }) => {
                     let rejection = Rejection::new(ErrorCode::Conflict, "the case kept changing; try again")
                         .with_details(serde_json::json!({"attempts": attempt + 1}));
-                    return self.finish(env, OutcomeStatus::Rejected, None, Some(rejection)).await;
+                    return self
+                        .finish(outbox, env, OutcomeStatus::Rejected, None, Some(rejection))
+                        .await;
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -228,7 +259,19 @@ impl Engine {
         tracing::error!(command_id = %env.command_id, case_id = %env.case_id, reason, "Dead-lettered a command; rejecting it");
         // The failure was not transient, but this write may meet an outage
         // that began since: try a few times, then leave it to the log.
-        let recorded = (|| self.finish(&env, OutcomeStatus::Rejected, None, Some(rejection.clone())))
+        let finish_and_send = || async {
+            let mut outbox = Outbox::default();
+            self.finish(
+                &mut outbox,
+                &env,
+                OutcomeStatus::Rejected,
+                None,
+                Some(rejection.clone()),
+            )
+            .await?;
+            self.flush(outbox).await
+        };
+        let recorded = finish_and_send
             .retry(
                 ExponentialBuilder::default()
                     .with_min_delay(Duration::from_millis(100))
@@ -244,32 +287,49 @@ impl Engine {
     /// Handles one bus message; a message that is not a command is
     /// `Unreadable`, and the consumer loop dead-letters it at once.
     pub async fn handle_message(&self, msg: &BusMessage) -> Result<(), EngineError> {
-        let env = CommandEnvelope::from_json(&msg.payload).map_err(|e| EngineError::Unreadable(e.to_string()))?;
-        let span = tracing::info_span!(
-            "command",
-            case_id = %env.case_id,
-            command_id = %env.command_id,
-            correlation_id = %env.correlation_id,
-            command = env.command.name()
-        );
-        self.handle(&env).instrument(span).await.map(|_| ())
+        self.handle_batch(std::slice::from_ref(msg)).await
+    }
+
+    /// Handles a batch of bus messages in order, then publishes all their
+    /// events and outcomes at once. Any failure fails the whole batch; the
+    /// consumer loop then retries it, or hands it over one by one, and a
+    /// command decided before the failure is found by its events then.
+    pub async fn handle_batch(&self, msgs: &[BusMessage]) -> Result<(), EngineError> {
+        let envelopes = msgs
+            .iter()
+            .map(|m| CommandEnvelope::from_json(&m.payload).map_err(|e| EngineError::Unreadable(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut outbox = Outbox::default();
+        for env in &envelopes {
+            let span = tracing::info_span!(
+                "command",
+                case_id = %env.case_id,
+                command_id = %env.command_id,
+                correlation_id = %env.correlation_id,
+                command = env.command.name()
+            );
+            self.decide_into(&mut outbox, env).instrument(span).await?;
+        }
+        self.flush(outbox).await
     }
 }
 
 /// Runs the engine until `shutdown`: one consumer in the `case-engine`
-/// group, handling its partitions' commands one at a time, which makes it
-/// the single writer of every case it owns.
+/// group, handling its partitions' commands in order, a batch at a time,
+/// which makes it the single writer of every case it owns.
 pub async fn run(platform: Platform, shutdown: CancellationToken) -> anyhow::Result<()> {
     let engine = Engine::new(platform.clone());
-    consume(
+    let max_batch = platform.config.bus.max_batch;
+    consume_batches(
         &platform,
         GROUP,
         Topic::Commands,
         shutdown,
-        |msg| {
+        max_batch,
+        |batch| {
             let engine = engine.clone();
             async move {
-                match engine.handle_message(&msg).await {
+                match engine.handle_batch(&batch).await {
                     Ok(()) => Ok(()),
                     Err(e @ EngineError::Unreadable(_)) => Err(Failure::Poison(e.to_string())),
                     Err(e) if e.is_transient() => Err(Failure::Transient(e.to_string())),

@@ -50,6 +50,9 @@ enum Fault {
     CrashAfterAppend,
     /// Fail every append with an error that waiting does not cure.
     BrokenAppends,
+    /// Let this many appends through, then append one more and fail as a
+    /// process that died right after it would.
+    CrashAfterAppends(usize),
 }
 
 /// The real event store, with faults injected into `append` (tests only:
@@ -92,6 +95,14 @@ impl EventStore for FaultyEvents {
                 Err(StoreError::Backend("simulated crash after the append".into()))
             }
             Fault::BrokenAppends => Err(StoreError::Backend("the disk is on fire".into())),
+            Fault::CrashAfterAppends(0) => {
+                self.set(Fault::CrashAfterAppend);
+                self.append(tenant, case_id, expected, events).await
+            }
+            Fault::CrashAfterAppends(n) => {
+                self.set(Fault::CrashAfterAppends(n - 1));
+                self.inner.append(tenant, case_id, expected, events).await
+            }
         }
     }
     async fn load_after(&self, tenant: &TenantId, case_id: Uuid, after: u64) -> Result<Vec<EventRecord>, StoreError> {
@@ -395,4 +406,135 @@ async fn a_dead_lettered_command_ends_rejected_and_does_not_hold_its_case() {
     assert_eq!(platform.events.load(&tenant(), case_id).await.unwrap().len(), 2);
     shutdown.cancel();
     running.await.unwrap().unwrap();
+}
+
+/// Publishes commands and takes them back as one engine would, in one batch.
+async fn publish_and_take(platform: &Platform, commands: &[CommandEnvelope]) -> Vec<casewire_ports::BusMessage> {
+    let messages = commands.iter().map(|c| (c.case_id.to_string(), c.to_json())).collect();
+    platform.bus.publish(Topic::Commands, messages).await.unwrap();
+    let mut sub = platform
+        .bus
+        .subscribe(
+            Some(casewire_case_engine::engine::GROUP),
+            Topic::Commands,
+            StartFrom::Earliest,
+        )
+        .await
+        .unwrap();
+    let mut batch = Vec::new();
+    while batch.len() < commands.len() {
+        batch.push(sub.next().await.unwrap());
+    }
+    batch
+}
+
+/// Runs a fresh engine until every command has an outcome; returns them.
+async fn run_until_outcomes(platform: &Platform, commands: &[CommandEnvelope]) -> Vec<CommandOutcome> {
+    let mut outcomes = platform
+        .bus
+        .subscribe(None, Topic::Outcomes, StartFrom::Earliest)
+        .await
+        .unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let engine = tokio::spawn(casewire_case_engine::run(platform.clone(), shutdown.clone()));
+    let mut seen: Vec<CommandOutcome> = Vec::new();
+    while !commands
+        .iter()
+        .all(|c| seen.iter().any(|o| o.command_id == c.command_id))
+    {
+        let m = tokio::time::timeout(Duration::from_secs(20), outcomes.next())
+            .await
+            .expect("every command gets an outcome")
+            .unwrap();
+        seen.push(CommandOutcome::from_json(&m.payload).unwrap());
+    }
+    shutdown.cancel();
+    engine.await.unwrap().unwrap();
+    seen
+}
+
+#[tokio::test]
+async fn a_crash_in_the_middle_of_a_batch_gives_exactly_one_decision_per_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut platform = platform(dir.path()).await;
+    // Three cases, an open and two comments each: nine commands, one batch.
+    let mut commands = Vec::new();
+    for n in 1..=3 {
+        let case_id = Uuid::now_v7();
+        commands.push(envelope(case_id, open(), Some(&format!("TKT-00000{n}"))));
+        commands.push(envelope(case_id, comment(1), None));
+        commands.push(envelope(case_id, comment(2), None));
+    }
+    let batch = publish_and_take(&platform, &commands).await;
+
+    // The engine dies after the fifth append of the batch: five commands
+    // decided (and finished in the command log), nothing published, the
+    // batch not committed.
+    FaultyEvents::wrap(&mut platform, Fault::CrashAfterAppends(4));
+    let doomed = Engine::new(platform.clone());
+    assert!(
+        doomed.handle_batch(&batch).await.is_err(),
+        "the simulated crash surfaces"
+    );
+    let stored_before: usize = {
+        let mut n = 0;
+        for c in commands.iter().step_by(3) {
+            n += platform.events.load("casewire", c.case_id).await.unwrap().len();
+        }
+        n
+    };
+    assert_eq!(stored_before, 5, "five decisions were stored before the crash");
+    assert!(
+        drain(&platform, Topic::Events).await.is_empty(),
+        "nothing was published"
+    );
+
+    // A fresh engine gets the whole uncommitted batch again.
+    let outcomes = run_until_outcomes(&platform, &commands).await;
+    assert!(
+        outcomes.iter().all(|o| o.status == OutcomeStatus::Processed),
+        "{outcomes:?}"
+    );
+    let mut stored = Vec::new();
+    for c in commands.iter().step_by(3) {
+        let stream = platform.events.load("casewire", c.case_id).await.unwrap();
+        let revisions: Vec<u64> = stream.iter().map(|e| e.revision).collect();
+        assert_eq!(revisions, vec![1, 2, 3], "one decision per command, gapless");
+        stored.extend(stream.into_iter().map(|e| e.id));
+    }
+    let mut published: Vec<Uuid> = drain(&platform, Topic::Events)
+        .await
+        .iter()
+        .map(|p| event_from_json(p).unwrap().id)
+        .collect();
+    published.sort();
+    stored.sort();
+    assert_eq!(published, stored, "each stored event published exactly once");
+    for c in &commands {
+        let record = platform.reads.get_command(c.command_id).await.unwrap().unwrap();
+        assert_eq!(record.status, CommandStatus::Processed, "{record:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_poison_message_in_a_batch_is_parked_and_the_rest_go_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = platform(dir.path()).await;
+    let case_id = Uuid::now_v7();
+    let first = envelope(case_id, open(), Some("TKT-000001"));
+    let last = envelope(case_id, comment(1), None);
+    let messages = vec![
+        (case_id.to_string(), first.to_json()),
+        (case_id.to_string(), b"{not a command".to_vec()),
+        (case_id.to_string(), last.to_json()),
+    ];
+    platform.bus.publish(Topic::Commands, messages).await.unwrap();
+    let outcomes = run_until_outcomes(&platform, &[first.clone(), last.clone()]).await;
+    assert!(
+        outcomes.iter().all(|o| o.status == OutcomeStatus::Processed),
+        "{outcomes:?}"
+    );
+    assert_eq!(platform.events.load("casewire", case_id).await.unwrap().len(), 2);
+    let parked = drain(&platform, Topic::Dlq).await;
+    assert_eq!(parked, vec![b"{not a command".to_vec()], "only the poison is parked");
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use casewire_ports::{CaseQuery, EventStore, NewEvent, SortKey};
+use casewire_ports::{EventStore, NewEvent};
 use casewire_runtime::Config;
 use casewire_sqlite::{Durability, SqliteEventStore};
 use serde_json::json;
@@ -36,6 +36,12 @@ pub struct BenchArgs {
     /// rdkafka produce→consume on the same broker.
     #[arg(long)]
     pub bus: Option<String>,
+    /// Open loop: offer commands at this fixed rate (commands/s, spread
+    /// over the clients) instead of as fast as the clients go. Latencies
+    /// then count from each command's scheduled time, so a stall shows in
+    /// the percentiles instead of slowing the offer down.
+    #[arg(long)]
+    pub rate: Option<f64>,
     #[command(subcommand)]
     pub what: Option<BenchWhat>,
 }
@@ -292,19 +298,38 @@ pub async fn run(mut base: Config, args: BenchArgs) -> anyhow::Result<()> {
     let case_ids: Arc<Mutex<Vec<String>>> = Arc::default();
     let per_client = (args.commands / args.clients).div_ceil(SEQUENCE) * SEQUENCE;
     let total = per_client * args.clients;
+    if let Some(rate) = args.rate {
+        anyhow::ensure!(
+            rate.is_finite() && rate > 0.0,
+            "--rate must be a positive number of commands/s"
+        );
+    }
     let started = Instant::now();
     let mut clients = Vec::new();
     for worker in 0..args.clients {
         let client = Client::new(&platform.url(), &platform.token("alice")?);
         let (sent, case_ids) = (sent.clone(), case_ids.clone());
+        let (rate, lanes) = (args.rate, args.clients);
         clients.push(tokio::spawn(async move {
             let mut accept_latencies = Vec::with_capacity(per_client);
+            let mut k = 0usize;
             for n in 0..per_client / SEQUENCE {
                 // A realistic case life: open, then nine commands, sent
-                // back to back without waiting for their outcomes.
+                // back to back without waiting for their outcomes (closed
+                // loop), or each at its scheduled time (open loop).
                 let mut id = String::new();
                 for (step, (path, body)) in sequence(worker, n).into_iter().enumerate() {
-                    let t = Instant::now();
+                    let t = match rate {
+                        Some(rate) => {
+                            // The clients take turns: command k of client w is
+                            // the (k * clients + w)-th of the whole offer.
+                            let due = started + Duration::from_secs_f64((k * lanes + worker) as f64 / rate);
+                            tokio::time::sleep_until(due.into()).await;
+                            due
+                        }
+                        None => Instant::now(),
+                    };
+                    k += 1;
                     let r = if step == 0 {
                         client.post("/api/v1/cases", &body).await?
                     } else if body.is_null() {
@@ -342,8 +367,8 @@ pub async fn run(mut base: Config, args: BenchArgs) -> anyhow::Result<()> {
         }));
     }
 
-    // The watcher reads the projection directly, a page of summaries at a
-    // time, and stamps each command when its revision shows.
+    // The watcher reads the projection directly: each case with a command
+    // not yet seen, and stamps each command when its revision shows.
     let reads = platform.platform.reads.clone();
     let tenant = platform.platform.config.default_tenant.clone();
     let watcher = {
@@ -352,27 +377,25 @@ pub async fn run(mut base: Config, args: BenchArgs) -> anyhow::Result<()> {
             let deadline = Instant::now() + Duration::from_secs(600);
             loop {
                 let pass = Instant::now();
+                let ids = case_ids.lock().await.clone();
+                let pending: std::collections::BTreeSet<usize> = sent
+                    .lock()
+                    .await
+                    .iter()
+                    .filter(|s| s.visible_at.is_none())
+                    .map(|s| s.case)
+                    .collect();
                 let mut revisions = std::collections::HashMap::new();
-                let mut query = CaseQuery {
-                    limit: 500,
-                    sort: SortKey::Key,
-                    ..CaseQuery::default()
-                };
-                loop {
-                    let page = reads.list_cases(&tenant, &query).await?;
-                    for c in &page.items {
-                        revisions.insert(c.id.to_string(), c.revision);
-                    }
-                    match page.next_cursor.as_deref().and_then(casewire_ports::Cursor::decode) {
-                        Some(c) => query.after = Some(c),
-                        None => break,
+                for case in pending {
+                    let id = Uuid::parse_str(&ids[case])?;
+                    if let Some(c) = reads.get_case(&tenant, id).await? {
+                        revisions.insert(case, c.revision);
                     }
                 }
                 let now = Instant::now();
-                let ids = case_ids.lock().await.clone();
                 let mut guard = sent.lock().await;
                 for s in guard.iter_mut().filter(|s| s.visible_at.is_none()) {
-                    if revisions.get(&ids[s.case]).is_some_and(|r| *r >= s.revision) {
+                    if revisions.get(&s.case).is_some_and(|r| *r >= s.revision) {
                         s.visible_at = Some(now);
                     }
                 }
@@ -386,8 +409,8 @@ pub async fn run(mut base: Config, args: BenchArgs) -> anyhow::Result<()> {
                     "commands did not become visible within 10 minutes"
                 );
                 // Looking must not starve what is measured: a slow store
-                // (a list pass of 100 ms) is asked at most a third of the time.
-                tokio::time::sleep((pass.elapsed() * 2).max(Duration::from_millis(10))).await;
+                // (a pass of 30 ms) is asked at most a third of the time.
+                tokio::time::sleep((pass.elapsed() * 2).max(Duration::from_millis(1))).await;
             }
         })
     };
@@ -442,6 +465,7 @@ pub async fn run(mut base: Config, args: BenchArgs) -> anyhow::Result<()> {
             "{}",
             json!({
                 "runtime": runtime, "clients": args.clients, "commands": total,
+                "mode": if args.rate.is_some() { "open" } else { "closed" }, "offeredPerSec": args.rate,
                 "acceptedPerSec": accepted_rate, "visiblePerSec": visible_rate,
                 "acceptMs": {"p50": ms(percentile(&accept_latencies, 0.5)), "p99": ms(percentile(&accept_latencies, 0.99))},
                 "acceptToVisibleMs": {"p50": ms(percentile(&visibility, 0.5)), "p99": ms(percentile(&visibility, 0.99)), "max": ms(visibility.last().copied().unwrap_or_default())},
@@ -453,7 +477,14 @@ pub async fn run(mut base: Config, args: BenchArgs) -> anyhow::Result<()> {
             })
         );
     } else {
-        println!("Casewire bench: {runtime}, {} clients, {total} commands", args.clients);
+        let mode = match args.rate {
+            Some(rate) => format!("open loop at {rate:.0} commands/s offered"),
+            None => "closed loop".to_owned(),
+        };
+        println!(
+            "Casewire bench: {runtime}, {} clients, {total} commands, {mode}",
+            args.clients
+        );
         println!(
             "  accepted (HTTP 202)        {accepted_rate:>9.1} commands/s   accept latency p50 {:.2} ms, p99 {:.2} ms",
             ms(percentile(&accept_latencies, 0.5)),
@@ -545,50 +576,94 @@ pub async fn policy(dir: &std::path::Path, decisions: u32) -> anyhow::Result<()>
         Some(casewire_ports::Action::CaseAssign),
         Some(&resource),
     );
-    let per_eval = |started: Instant| started.elapsed().as_secs_f64() / f64::from(decisions);
+    let per_eval = |started: Instant, n: u32| started.elapsed().as_secs_f64() / f64::from(n);
     let started = Instant::now();
     for _ in 0..decisions {
         policy.eval("data.casewire.authz.is_admin", input.clone())?;
     }
-    let baseline = per_eval(started);
+    let baseline = per_eval(started, decisions);
+    let action = casewire_ports::Action::CaseAssign;
     let started = Instant::now();
     for _ in 0..decisions {
-        let d = policy
+        let d = policy.decide_in_full(&subject, &definitions, action, Some(&resource))?;
+        anyhow::ensure!(d.allow, "the bench's decision should be an allow");
+    }
+    let full_decision = per_eval(started, decisions);
+    let started = Instant::now();
+    for _ in 0..decisions {
+        policy.filter_in_full(&subject, &definitions)?;
+    }
+    let full_filter = per_eval(started, decisions);
+    let fast = policy.fast_path(Duration::from_secs(60));
+    // Cases that differ in everything the policy reads, so the fast path
+    // cannot profit from having seen one before.
+    let resources: Vec<Resource> = (0..64)
+        .map(|n| Resource {
+            queue: ["support", "claims", "it", "other"][n % 4].into(),
+            assignee: (n % 3 == 0).then(|| "alice".into()),
+            confidential: n % 5 == 0,
+            definition: ["customer-complaint", "insurance-claim", "it-service-request"][n % 3].into(),
+            created_by: format!("user-{n}"),
+            ..resource.clone()
+        })
+        .collect();
+    let started = Instant::now();
+    for n in 0..decisions {
+        policy
             .decide(
                 &subject,
                 &definitions,
-                casewire_ports::Action::CaseAssign,
-                Some(&resource),
+                action,
+                Some(&resources[n as usize % resources.len()]),
             )
             .await?;
-        anyhow::ensure!(d.allow, "the bench's decision should be an allow");
     }
-    let decision_secs = per_eval(started);
+    let fast_decision = per_eval(started, decisions);
     let started = Instant::now();
     for _ in 0..decisions {
         policy.filter(&subject, &definitions).await?;
     }
-    let filter_secs = per_eval(started);
+    let fast_filter = per_eval(started, decisions);
+    // A new subject each time: what the first request of a principal costs.
+    let compiles = (decisions / 20).max(10);
+    let started = Instant::now();
+    for n in 0..compiles {
+        let newcomer = Subject {
+            sub: format!("id-newcomer-{n}"),
+            ..subject.clone()
+        };
+        policy.filter(&newcomer, &definitions).await?;
+    }
+    let compile = per_eval(started, compiles);
     println!(
         "Casewire policy bench: {decisions} evaluations each, one thread, policies from {}",
         dir.display()
     );
+    let row = |what: &str, secs: f64| println!("  {what:<38} {:>9.2} µs {:>11.0}/s", secs * 1e6, 1.0 / secs);
+    row("decision, full evaluation (case.assign)", full_decision);
+    row("list filter, full evaluation", full_filter);
+    if fast {
+        row("decision, from the grants (64 cases)", fast_decision);
+        row("list filter, from the grants", fast_filter);
+        row("grants of a new subject (cache miss)", compile);
+    } else {
+        println!("  the policy has no grants that agree with it: every decision is a full evaluation");
+    }
+    row("baseline: one trivial rule (same run)", baseline);
     println!(
-        "  decision (case.assign)        {:>9.1} µs   {:>9.0}/s",
-        decision_secs * 1e6,
-        1.0 / decision_secs
+        "  ratio full decision / baseline         {:>9.2}",
+        full_decision / baseline
     );
-    println!(
-        "  list filter                   {:>9.1} µs   {:>9.0}/s",
-        filter_secs * 1e6,
-        1.0 / filter_secs
-    );
-    println!(
-        "  baseline: one trivial rule    {:>9.1} µs   {:>9.0}/s (same run)",
-        baseline * 1e6,
-        1.0 / baseline
-    );
-    println!("  ratio decision / baseline     {:>9.2}", decision_secs / baseline);
+    if fast {
+        println!(
+            "  ratio grants decision / full           {:>9.4}",
+            fast_decision / full_decision
+        );
+        println!(
+            "  ratio grants filter / full             {:>9.4}",
+            fast_filter / full_filter
+        );
+    }
     policy_over_http(dir, decisions.clamp(100, 2_000)).await
 }
 

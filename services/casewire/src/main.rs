@@ -298,10 +298,9 @@ async fn replay(config: Config, projection: &str) -> anyhow::Result<()> {
     let platform = Platform::open(config).await?;
     let head = platform.events.head().await?;
     eprintln!("Replaying {head} events into the '{projection}' projection...");
-    let report = casewire_projector::replay(&platform, 10_000, |done, total| {
-        eprintln!("  {done}/{total} events");
-    })
-    .await?;
+    let progress = ReplayProgress::new(head);
+    let report = casewire_projector::replay(&platform, 5_000, |done, total| progress.show(done, total)).await?;
+    progress.finish();
     let rate = report.events as f64 / report.elapsed.as_secs_f64().max(1e-9);
     println!(
         "Replayed {} events of {} cases in {:.2} s ({rate:.0} events/s)",
@@ -310,6 +309,56 @@ async fn replay(config: Config, projection: &str) -> anyhow::Result<()> {
         report.elapsed.as_secs_f64()
     );
     Ok(())
+}
+
+/// A replay's progress: a bar with rate and ETA on a terminal, otherwise a
+/// line every few seconds (logs and CI keep a readable record).
+struct ReplayProgress {
+    bar: indicatif::ProgressBar,
+    started: std::time::Instant,
+    last_line: std::cell::Cell<std::time::Instant>,
+}
+
+impl ReplayProgress {
+    fn new(total: u64) -> Self {
+        use std::io::IsTerminal as _;
+        let bar = if std::io::stderr().is_terminal() {
+            indicatif::ProgressBar::new(total).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "  {bar:40} {human_pos}/{human_len} events, {per_sec}, ETA {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            )
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        let now = std::time::Instant::now();
+        ReplayProgress {
+            bar,
+            started: now,
+            last_line: std::cell::Cell::new(now),
+        }
+    }
+
+    fn show(&self, done: u64, total: u64) {
+        if !self.bar.is_hidden() {
+            self.bar.set_length(total.max(done));
+            self.bar.set_position(done);
+            return;
+        }
+        if self.last_line.get().elapsed() < std::time::Duration::from_secs(2) {
+            return;
+        }
+        self.last_line.set(std::time::Instant::now());
+        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+        let rate = done as f64 / secs;
+        let eta = total.saturating_sub(done) as f64 / rate.max(1e-9);
+        eprintln!("  {done}/{total} events, {rate:.0} events/s, ETA {eta:.0} s");
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 async fn import_definitions(config: Config, dir: &Path) -> anyhow::Result<()> {

@@ -20,7 +20,7 @@ use casewire_domain::{Case, CaseEvent};
 use casewire_ports::envelope::event_from_json;
 use casewire_ports::{EventRecord, StoreError, Topic};
 use casewire_runtime::Platform;
-use casewire_runtime::consumer::{Failure, consume};
+use casewire_runtime::consumer::{Failure, consume_batches};
 use lru::LruCache;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -141,31 +141,37 @@ impl Projector {
     }
 }
 
-/// Runs the projector until `shutdown`.
+/// Runs the projector until `shutdown`, a batch at a time: each event
+/// projected in order, then one checkpoint for the batch.
 pub async fn run(platform: Platform, shutdown: CancellationToken) -> anyhow::Result<()> {
     let projector = Projector::new(platform.clone());
-    consume(
+    let max_batch = platform.config.bus.max_batch;
+    consume_batches(
         &platform,
         GROUP,
         Topic::Events,
         shutdown,
-        |msg| {
+        max_batch,
+        |batch| {
             let (projector, platform) = (projector.clone(), platform.clone());
             async move {
-                let record =
-                    event_from_json(&msg.payload).map_err(|e| Failure::Poison(format!("not an event: {e}")))?;
                 let failure = |e: StoreError| match e {
                     StoreError::Unavailable(_) => Failure::Transient(e.to_string()),
                     StoreError::Conflict { .. } | StoreError::Corrupt(_) | StoreError::Backend(_) => {
                         Failure::Permanent(e.to_string())
                     }
                 };
-                projector.project(&record).await.map_err(failure)?;
-                platform
-                    .reads
-                    .save_checkpoint(GROUP, record.position)
-                    .await
-                    .map_err(failure)
+                let mut last = None;
+                for msg in &batch {
+                    let record =
+                        event_from_json(&msg.payload).map_err(|e| Failure::Poison(format!("not an event: {e}")))?;
+                    projector.project(&record).await.map_err(failure)?;
+                    last = Some(record.position);
+                }
+                match last {
+                    Some(position) => platform.reads.save_checkpoint(GROUP, position).await.map_err(failure),
+                    None => Ok(()),
+                }
             }
         },
         // A dead event leaves its case behind; the next event of the case
