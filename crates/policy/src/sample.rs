@@ -5,6 +5,7 @@
 //! draw from here, so both explore the same space.
 
 use casewire_domain::definition::AccessDef;
+use casewire_domain::types::{QueueName, TenantId};
 use casewire_ports::{Action, DefinitionAccessMap, Resource, Subject};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -33,13 +34,15 @@ const GROUPS: &[&str] = &[
 ];
 const USERS: &[&str] = &["alice", "bob", "carol", "dave"];
 const EMAILS: &[&str] = &["alice@example.com", "bob@example.com", "ann@example.org"];
-const QUEUES: &[&str] = &["support", "claims", "it", "other", "*"];
+const QUEUES: &[&str] = &["support", "claims", "it", "other", "claims.motor"];
 const DEFINITIONS: &[&str] = &["complaint", "claim", "it-request"];
 
 /// Draws policy inputs from a seed.
 #[derive(Debug)]
 pub struct Sampler {
     rng: StdRng,
+    tenants: Vec<TenantId>,
+    queues: Vec<QueueName>,
 }
 
 impl Sampler {
@@ -47,6 +50,8 @@ impl Sampler {
     pub fn new(seed: u64) -> Self {
         Sampler {
             rng: StdRng::seed_from_u64(seed),
+            tenants: TENANTS.iter().filter_map(|t| TenantId::parse(t).ok()).collect(),
+            queues: QUEUES.iter().filter_map(|q| QueueName::parse(q).ok()).collect(),
         }
     }
 
@@ -61,6 +66,13 @@ impl Sampler {
         from.choose(&mut self.rng).copied().unwrap_or_default().to_owned()
     }
 
+    fn tenant(&mut self) -> TenantId {
+        self.tenants
+            .choose(&mut self.rng)
+            .cloned()
+            .unwrap_or_else(TenantId::default_tenant)
+    }
+
     /// A subject and its tenant's definitions.
     pub fn subject_and_definitions(&mut self) -> (Subject, DefinitionAccessMap) {
         let subject = Subject {
@@ -69,7 +81,7 @@ impl Sampler {
             email: self.rng.gen_bool(0.6).then(|| self.one_of(EMAILS)),
             roles: self.some_of(ROLES, 0.25),
             groups: self.some_of(GROUPS, 0.3),
-            tenant: self.one_of(TENANTS),
+            tenant: self.tenant(),
         };
         let mut definitions = DefinitionAccessMap::new();
         if self.rng.gen_bool(0.85) {
@@ -100,13 +112,14 @@ impl Sampler {
         let tenant = if self.rng.gen_bool(0.85) {
             subject.tenant.clone()
         } else {
-            self.one_of(TENANTS)
+            self.tenant()
         };
+        let queue = self.queues.choose(&mut self.rng).cloned()?;
         let mut definitions: Vec<&str> = DEFINITIONS.to_vec();
         definitions.push("unknown");
         Some(Resource {
             tenant,
-            queue: self.one_of(QUEUES),
+            queue,
             assignee: self.rng.gen_bool(0.6).then(|| self.one_of(USERS)),
             requester: self.rng.gen_bool(0.6).then(|| self.one_of(EMAILS)),
             created_by: self.one_of(USERS),

@@ -479,7 +479,7 @@ async fn a_crash_in_the_middle_of_a_batch_gives_exactly_one_decision_per_command
     let stored_before: usize = {
         let mut n = 0;
         for c in commands.iter().step_by(3) {
-            n += platform.events.load("casewire", c.case_id).await.unwrap().len();
+            n += platform.events.load(&tenant(), c.case_id).await.unwrap().len();
         }
         n
     };
@@ -497,7 +497,7 @@ async fn a_crash_in_the_middle_of_a_batch_gives_exactly_one_decision_per_command
     );
     let mut stored = Vec::new();
     for c in commands.iter().step_by(3) {
-        let stream = platform.events.load("casewire", c.case_id).await.unwrap();
+        let stream = platform.events.load(&tenant(), c.case_id).await.unwrap();
         let revisions: Vec<u64> = stream.iter().map(|e| e.revision).collect();
         assert_eq!(revisions, vec![1, 2, 3], "one decision per command, gapless");
         stored.extend(stream.into_iter().map(|e| e.id));
@@ -534,7 +534,7 @@ async fn a_poison_message_in_a_batch_is_parked_and_the_rest_go_through() {
         outcomes.iter().all(|o| o.status == OutcomeStatus::Processed),
         "{outcomes:?}"
     );
-    assert_eq!(platform.events.load("casewire", case_id).await.unwrap().len(), 2);
+    assert_eq!(platform.events.load(&tenant(), case_id).await.unwrap().len(), 2);
     let parked = drain(&platform, Topic::Dlq).await;
     assert_eq!(parked, vec![b"{not a command".to_vec()], "only the poison is parked");
 }

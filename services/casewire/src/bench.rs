@@ -597,9 +597,13 @@ pub async fn policy(dir: &std::path::Path, decisions: u32) -> anyhow::Result<()>
     let fast = policy.fast_path(Duration::from_secs(60));
     // Cases that differ in everything the policy reads, so the fast path
     // cannot profit from having seen one before.
+    let queues = ["support", "claims", "it", "other"]
+        .into_iter()
+        .map(casewire_domain::types::QueueName::parse)
+        .collect::<Result<Vec<_>, _>>()?;
     let resources: Vec<Resource> = (0..64)
         .map(|n| Resource {
-            queue: ["support", "claims", "it", "other"][n % 4].into(),
+            queue: queues[n % 4].clone(),
             assignee: (n % 3 == 0).then(|| "alice".into()),
             confidential: n % 5 == 0,
             definition: ["customer-complaint", "insurance-claim", "it-service-request"][n % 3].into(),
