@@ -1,6 +1,7 @@
 //! One decision: load, decide, report. No side effects besides the cache.
 
-use std::sync::Mutex;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
 
 use casewire_domain::types::TenantId;
 use casewire_domain::{Case, CaseCommand, CaseDefinition, CaseEvent, Decision, DomainError};
@@ -13,7 +14,7 @@ use uuid::Uuid;
 pub struct Decided {
     /// The case before the command; `None` before it is opened.
     pub case: Option<Case>,
-    pub definition: CaseDefinition,
+    pub definition: Arc<CaseDefinition>,
     pub events: Vec<CaseEvent>,
 }
 
@@ -29,10 +30,18 @@ impl Decided {
 /// saves replaying long streams, and is never a source of staleness. It is
 /// bounded by the cases' weight in bytes, not their number: ten thousand
 /// cases with two thousand comments each would be gigabytes.
+///
+/// It also keeps the definition versions the cases use: a version never
+/// changes once imported, so a cached one is never stale, and its data
+/// schema is compiled once instead of on every open.
 #[derive(Debug)]
 pub struct CaseCache {
     inner: Mutex<Weighed>,
+    definitions: Mutex<LruCache<(TenantId, String, u32), Arc<CaseDefinition>>>,
 }
+
+/// Definition versions kept: every version in use of a large tenant.
+const DEFINITIONS_KEPT: usize = 1024;
 
 #[derive(Debug)]
 struct Weighed {
@@ -72,7 +81,37 @@ impl CaseCache {
                 weight: 0,
                 budget,
             }),
+            definitions: Mutex::new(LruCache::new(
+                NonZeroUsize::new(DEFINITIONS_KEPT).unwrap_or(NonZeroUsize::MIN),
+            )),
         }
+    }
+
+    /// A definition: version `version`, or the newest when `None`. A given
+    /// version comes from the cache after its first load; the newest is
+    /// always asked of the store (an import anywhere may have made a newer
+    /// one), and then shared with the cached copy of that version.
+    pub async fn definition(
+        &self,
+        reads: &dyn ReadStore,
+        tenant: &TenantId,
+        id: &str,
+        version: Option<u32>,
+    ) -> Result<Option<Arc<CaseDefinition>>, StoreError> {
+        if let Some(v) = version {
+            let key = (tenant.clone(), id.to_owned(), v);
+            if let Some(found) = self.definitions.lock().ok().and_then(|mut d| d.get(&key).cloned()) {
+                return Ok(Some(found));
+            }
+        }
+        let Some(loaded) = reads.get_definition(tenant, id, version).await? else {
+            return Ok(None);
+        };
+        let key = (tenant.clone(), id.to_owned(), loaded.version);
+        let Ok(mut kept) = self.definitions.lock() else {
+            return Ok(Some(Arc::new(loaded)));
+        };
+        Ok(Some(kept.get_or_insert(key, || Arc::new(loaded)).clone()))
     }
 
     /// How many cases it holds and what they weigh.
@@ -126,10 +165,19 @@ pub async fn decide(
 ) -> Result<Result<Decided, DomainError>, StoreError> {
     let case = cache.current(events, &envelope.tenant, envelope.case_id).await?;
     let definition = match (&envelope.command, &case) {
-        (CaseCommand::Open(open), _) => reads.get_definition(&envelope.tenant, &open.definition, None).await?,
+        (CaseCommand::Open(open), _) => {
+            cache
+                .definition(reads, &envelope.tenant, &open.definition, None)
+                .await?
+        }
         (_, Some(case)) => {
-            reads
-                .get_definition(&envelope.tenant, &case.definition_id, Some(case.definition_version))
+            cache
+                .definition(
+                    reads,
+                    &envelope.tenant,
+                    &case.definition_id,
+                    Some(case.definition_version),
+                )
                 .await?
         }
         (_, None) => return Ok(Err(DomainError::NotFound)),
@@ -229,5 +277,40 @@ mod tests {
             inner.put((tenant(), case.id), case);
         }
         assert!(inner.cases.len() > 100, "light cases: many more fit");
+    }
+
+    #[tokio::test]
+    async fn a_definition_version_is_loaded_once_and_the_newest_is_always_asked() {
+        use casewire_ports::DefinitionStore as _;
+        let dir = tempfile::tempdir().unwrap();
+        let reads =
+            casewire_sqlite::SqliteReadStore::open(&dir.path().join("read.db"), casewire_sqlite::Durability::Normal)
+                .unwrap();
+        let t = tenant();
+        let yaml = "id: t\nname: T\nkeyPrefix: TT\nschema: {type: object, required: [a]}\nstages: [{id: new}]\ninitialStage: new\npriorities: [{id: normal}]\ndefaultPriority: normal\ndefaultQueue: support\n";
+        let def = CaseDefinition::parse_yaml(yaml).unwrap();
+        reads.put_definition(&t, &def).await.unwrap();
+        let cache = CaseCache::default();
+
+        let first = cache.definition(&reads, &t, "t", Some(1)).await.unwrap().unwrap();
+        let again = cache.definition(&reads, &t, "t", Some(1)).await.unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "one load, one compiled schema, shared");
+        let newest = cache.definition(&reads, &t, "t", None).await.unwrap().unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &newest),
+            "the newest is the cached copy of its version"
+        );
+        assert!(
+            first.validate_data(&serde_json::json!({})).is_err(),
+            "the schema applies"
+        );
+
+        // A new import: the newest is asked of the store, never cached.
+        let mut changed = def;
+        changed.name = "T v2".into();
+        reads.put_definition(&t, &changed).await.unwrap();
+        let newest = cache.definition(&reads, &t, "t", None).await.unwrap().unwrap();
+        assert_eq!((newest.version, newest.name.as_str()), (2, "T v2"));
+        assert!(cache.definition(&reads, &t, "nope", None).await.unwrap().is_none());
     }
 }

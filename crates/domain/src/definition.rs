@@ -117,6 +117,34 @@ pub struct CaseDefinition {
     pub resolution_codes: Vec<String>,
     #[serde(default)]
     pub access: AccessDef,
+    /// `schema`, compiled on first use and shared by clones (not part of
+    /// the document).
+    #[serde(skip)]
+    #[schema(ignore)]
+    compiled: CompiledSchema,
+}
+
+/// A definition's data schema compiled once: compiling costs far more than
+/// validating, and the definitions a process works with are few and never
+/// change (an import makes a new version).
+#[derive(Clone, Default)]
+struct CompiledSchema(std::sync::Arc<std::sync::OnceLock<Result<std::sync::Arc<jsonschema::Validator>, String>>>);
+
+impl PartialEq for CompiledSchema {
+    /// Derived from `schema`, which the definitions' equality compares.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for CompiledSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "compiled"
+        } else {
+            "not yet compiled"
+        })
+    }
 }
 
 /// Walks the YAML events (which never expands anything) and refuses the
@@ -242,7 +270,15 @@ impl CaseDefinition {
 
     /// Validates case data against the definition's schema.
     pub fn validate_data(&self, data: &Value) -> Result<(), DomainError> {
-        let validator = jsonschema::validator_for(&self.schema)
+        let validator = self
+            .compiled
+            .0
+            .get_or_init(|| {
+                jsonschema::validator_for(&self.schema)
+                    .map(std::sync::Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
             .map_err(|e| DomainError::InvalidDefinition(format!("schema does not compile: {e}")))?;
         let errors: Vec<String> = validator
             .iter_errors(data)

@@ -137,7 +137,7 @@ async fn submit_in_span(
         }
     }
     let prefix = match decided {
-        Ok(decided) => Some(decided.definition.key_prefix),
+        Ok(decided) => Some(decided.definition.key_prefix.clone()),
         Err(_) if deferred => None,
         Err(e) => return Err(e.into()),
     };
