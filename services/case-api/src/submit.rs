@@ -288,7 +288,12 @@ const PENDING_OPEN_WAIT: Duration = Duration::from_secs(5);
 /// command is only ever authorized against the case's real state.
 async fn case_for_command(state: &AppState, tenant: &TenantId, case_id: Uuid) -> Result<Case, ApiError> {
     let deadline = Instant::now() + PENDING_OPEN_WAIT;
+    // Woken by appends where the store tells (embedded), else by a timer.
+    let mut head = state.platform.events.watch_head();
     loop {
+        if let Some(head) = head.as_mut() {
+            head.borrow_and_update();
+        }
         match authz::current_case(state, tenant, case_id).await {
             Ok(case) => return Ok(case),
             Err(e) if e.code != ErrorCode::NotFound => return Err(e),
@@ -305,7 +310,21 @@ async fn case_for_command(state: &AppState, tenant: &TenantId, case_id: Uuid) ->
                         "the case is still being opened; retry shortly",
                     ));
                 }
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                let closed = match head.as_mut() {
+                    // A rejected open appends nothing: look again after a
+                    // while even without an append.
+                    Some(head) => matches!(
+                        tokio::time::timeout(Duration::from_millis(25), head.changed()).await,
+                        Ok(Err(_))
+                    ),
+                    None => {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        false
+                    }
+                };
+                if closed {
+                    head = None;
+                }
             }
         }
     }
