@@ -181,6 +181,18 @@ impl Page<CaseSummary> {
 pub trait CaseProjection: Send + Sync + 'static {
     /// Stores a case's new state and its event's timeline entry, only if `case.revision` is newer; returns whether it applied.
     async fn apply_case(&self, case: &Case, event: &EventRecord) -> Result<bool, StoreError>;
+    /// Stores a batch of `(state, event)` pairs in order, several per case
+    /// allowed, as [`apply_case`](Self::apply_case) would one by one; returns
+    /// whether each applied. Adapters that can do it in one transaction
+    /// write every timeline entry and only each case's last state, which
+    /// leaves the same result.
+    async fn apply_cases(&self, batch: &[(Case, EventRecord)]) -> Result<Vec<bool>, StoreError> {
+        let mut applied = Vec::with_capacity(batch.len());
+        for (case, event) in batch {
+            applied.push(self.apply_case(case, event).await?);
+        }
+        Ok(applied)
+    }
     /// The case detail.
     async fn get_case(&self, tenant: &TenantId, id: Uuid) -> Result<Option<Case>, StoreError>;
     /// The case detail by human key.

@@ -424,90 +424,189 @@ impl SqliteReadStore {
     }
 }
 
+/// A timeline entry, serialised outside the write lock.
+struct TimelineRow {
+    tenant: String,
+    case_id: String,
+    revision: i64,
+    record: String,
+}
+
+impl TimelineRow {
+    fn of(event: &EventRecord) -> Result<Self, StoreError> {
+        Ok(TimelineRow {
+            tenant: event.tenant.to_string(),
+            case_id: event.case_id.to_string(),
+            revision: i64::try_from(event.revision).unwrap_or(i64::MAX),
+            record: to_json(event)?,
+        })
+    }
+
+    fn insert(&self, tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+        tx.prepare_cached("INSERT OR IGNORE INTO timeline (tenant, case_id, revision, record) VALUES (?1, ?2, ?3, ?4)")
+            .and_then(|mut stmt| stmt.execute(params![self.tenant, self.case_id, self.revision, self.record]))
+            .map(|_| ())
+            .map_err(map_err)
+    }
+}
+
+/// A case's row, tags and search text, serialised outside the write lock.
+struct CaseRow {
+    case: Case,
+    created_at: String,
+    updated_at: String,
+    summary: String,
+    doc: String,
+    body: String,
+    public_body: String,
+}
+
+impl CaseRow {
+    fn of(case: &Case) -> Result<Self, StoreError> {
+        let summary = CaseSummary::of(case);
+        Ok(CaseRow {
+            created_at: sortable_time(summary.created_at),
+            updated_at: sortable_time(summary.updated_at),
+            summary: to_json(&summary)?,
+            doc: to_json(case)?,
+            body: search_body(case, true),
+            public_body: search_body(case, false),
+            case: case.clone(),
+        })
+    }
+
+    /// Writes the case if its revision is newer than the stored one;
+    /// returns whether it did.
+    fn upsert(&self, tx: &rusqlite::Transaction<'_>) -> Result<bool, StoreError> {
+        let case = &self.case;
+        let changed = tx
+            .prepare_cached(
+                "INSERT INTO cases (tenant, id, key, definition_id, title, stage, status, priority, queue, assignee,
+                                    created_at, updated_at, revision, summary, doc,
+                                    confidential, requester_email, created_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                 ON CONFLICT (tenant, id) DO UPDATE SET
+                    key = excluded.key, definition_id = excluded.definition_id, title = excluded.title,
+                    stage = excluded.stage, status = excluded.status, priority = excluded.priority,
+                    queue = excluded.queue, assignee = excluded.assignee, created_at = excluded.created_at,
+                    updated_at = excluded.updated_at, revision = excluded.revision,
+                    summary = excluded.summary, doc = excluded.doc,
+                    confidential = excluded.confidential, requester_email = excluded.requester_email,
+                    created_by = excluded.created_by
+                 WHERE excluded.revision > cases.revision",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    case.tenant.as_str(),
+                    case.id.to_string(),
+                    case.key.as_str(),
+                    case.definition_id,
+                    case.title,
+                    case.stage,
+                    case.status.as_str(),
+                    case.priority,
+                    case.queue.as_str(),
+                    case.assignee,
+                    self.created_at,
+                    self.updated_at,
+                    i64::try_from(case.revision).unwrap_or(i64::MAX),
+                    self.summary,
+                    self.doc,
+                    case.confidential,
+                    case.requester.as_ref().map(|r| r.email.as_str().to_owned()),
+                    case.created_by,
+                ])
+            })
+            .map_err(map_err)?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        self.index(tx)?;
+        Ok(true)
+    }
+
+    /// The case's tags and search text, replaced.
+    fn index(&self, tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+        let case = &self.case;
+        let run = |sql: &str, values: &[&dyn rusqlite::ToSql]| {
+            tx.prepare_cached(sql)
+                .and_then(|mut stmt| stmt.execute(values))
+                .map_err(map_err)
+        };
+        let seq: i64 = tx
+            .prepare_cached("SELECT seq FROM cases WHERE tenant = ?1 AND id = ?2")
+            .and_then(|mut stmt| stmt.query_row(params![case.tenant.as_str(), case.id.to_string()], |r| r.get(0)))
+            .map_err(map_err)?;
+        run("DELETE FROM case_tags WHERE seq = ?1", &[&seq])?;
+        for tag in &case.tags {
+            run(
+                "INSERT OR IGNORE INTO case_tags (seq, tag) VALUES (?1, ?2)",
+                &[&seq, &tag.as_str()],
+            )?;
+        }
+        run("DELETE FROM cases_fts WHERE rowid = ?1", &[&seq])?;
+        run(
+            "INSERT INTO cases_fts (rowid, body, public_body) VALUES (?1, ?2, ?3)",
+            &[&seq, &self.body, &self.public_body],
+        )?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl CaseProjection for SqliteReadStore {
     async fn apply_case(&self, case: &Case, event: &EventRecord) -> Result<bool, StoreError> {
-        let doc = to_json(case)?;
-        let summary = CaseSummary::of(case);
-        let summary_json = to_json(&summary)?;
-        let record = to_json(event)?;
-        let body = search_body(case, true);
-        let public_body = search_body(case, false);
-        let case = case.clone();
-        let event_tenant = event.tenant.to_string();
-        let event_case = event.case_id.to_string();
-        let event_revision = i64::try_from(event.revision).unwrap_or(i64::MAX);
+        let row = CaseRow::of(case)?;
+        let entry = TimelineRow::of(event)?;
         self.db
             .write(move |conn| {
                 let tx = conn.transaction().map_err(map_err)?;
-                tx.execute(
-                    "INSERT OR IGNORE INTO timeline (tenant, case_id, revision, record) VALUES (?1, ?2, ?3, ?4)",
-                    params![event_tenant, event_case, event_revision, record],
-                )
-                .map_err(map_err)?;
-                let changed = tx
-                    .execute(
-                        "INSERT INTO cases (tenant, id, key, definition_id, title, stage, status, priority, queue, assignee,
-                                            created_at, updated_at, revision, summary, doc,
-                                            confidential, requester_email, created_by)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
-                         ON CONFLICT (tenant, id) DO UPDATE SET
-                            key = excluded.key, definition_id = excluded.definition_id, title = excluded.title,
-                            stage = excluded.stage, status = excluded.status, priority = excluded.priority,
-                            queue = excluded.queue, assignee = excluded.assignee, created_at = excluded.created_at,
-                            updated_at = excluded.updated_at, revision = excluded.revision,
-                            summary = excluded.summary, doc = excluded.doc,
-                            confidential = excluded.confidential, requester_email = excluded.requester_email,
-                            created_by = excluded.created_by
-                         WHERE excluded.revision > cases.revision",
-                        params![
-                            case.tenant.as_str(),
-                            case.id.to_string(),
-                            case.key.as_str(),
-                            case.definition_id,
-                            case.title,
-                            case.stage,
-                            case.status.as_str(),
-                            case.priority,
-                            case.queue.as_str(),
-                            case.assignee,
-                            sortable_time(summary.created_at),
-                            sortable_time(summary.updated_at),
-                            i64::try_from(case.revision).unwrap_or(i64::MAX),
-                            summary_json,
-                            doc,
-                            case.confidential,
-                            case.requester.as_ref().map(|r| r.email.as_str().to_owned()),
-                            case.created_by,
-                        ],
-                    )
-                    .map_err(map_err)?;
-                if changed == 0 {
-                    tx.commit().map_err(map_err)?;
-                    return Ok(false);
-                }
-                let seq: i64 = tx
-                    .query_row(
-                        "SELECT seq FROM cases WHERE tenant = ?1 AND id = ?2",
-                        params![case.tenant.as_str(), case.id.to_string()],
-                        |r| r.get(0),
-                    )
-                    .map_err(map_err)?;
-                tx.execute("DELETE FROM case_tags WHERE seq = ?1", [seq]).map_err(map_err)?;
-                for tag in &case.tags {
-                    tx.execute("INSERT OR IGNORE INTO case_tags (seq, tag) VALUES (?1, ?2)", params![seq, tag.as_str()])
-                        .map_err(map_err)?;
-                }
-                tx.execute("DELETE FROM cases_fts WHERE rowid = ?1", [seq]).map_err(map_err)?;
-                tx.execute(
-                    "INSERT INTO cases_fts (rowid, body, public_body) VALUES (?1, ?2, ?3)",
-                    params![seq, body, public_body],
-                )
-                    .map_err(map_err)?;
+                entry.insert(&tx)?;
+                let applied = row.upsert(&tx)?;
                 tx.commit().map_err(map_err)?;
-                Ok(true)
+                Ok(applied)
             })
             .await
+    }
+
+    /// One transaction: every timeline entry, and each case's last state.
+    async fn apply_cases(&self, batch: &[(Case, EventRecord)]) -> Result<Vec<bool>, StoreError> {
+        let mut last = std::collections::HashMap::new();
+        for (n, (case, _)) in batch.iter().enumerate() {
+            last.insert((case.tenant.clone(), case.id), n);
+        }
+        let mut entries = Vec::with_capacity(batch.len());
+        let mut rows = Vec::with_capacity(last.len());
+        for (n, (case, event)) in batch.iter().enumerate() {
+            entries.push(TimelineRow::of(event)?);
+            if last.get(&(case.tenant.clone(), case.id)) == Some(&n) {
+                rows.push((n, CaseRow::of(case)?));
+            }
+        }
+        let applied_last = self
+            .db
+            .write(move |conn| {
+                let tx = conn.transaction().map_err(map_err)?;
+                for entry in &entries {
+                    entry.insert(&tx)?;
+                }
+                let mut applied = std::collections::HashMap::new();
+                for (n, row) in &rows {
+                    applied.insert(*n, row.upsert(&tx)?);
+                }
+                tx.commit().map_err(map_err)?;
+                Ok(applied)
+            })
+            .await?;
+        Ok(batch
+            .iter()
+            .map(|(case, _)| {
+                last.get(&(case.tenant.clone(), case.id))
+                    .and_then(|n| applied_last.get(n))
+                    .copied()
+                    .unwrap_or(false)
+            })
+            .collect())
     }
 
     async fn get_case(&self, tenant: &TenantId, id: Uuid) -> Result<Option<Case>, StoreError> {

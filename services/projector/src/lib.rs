@@ -10,7 +10,7 @@
 //! - [`Projector`]: applies one event (with a small cache of case states);
 //!   [`run`]: the consumer loop; [`replay`]: the rebuild.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +27,9 @@ use uuid::Uuid;
 
 /// The consumer group and checkpoint name.
 pub const GROUP: &str = "projector";
+
+/// Events a replay reads and writes at a time: one transaction each.
+const REPLAY_BATCH: usize = 5000;
 
 /// Applies events to the read models.
 #[derive(Debug, Clone)]
@@ -82,13 +85,74 @@ impl Projector {
     /// after one of its events has a stream that does not begin with
     /// `Opened`: corrupt, and no state to store.
     async fn store(&self, case: Option<&Case>, record: &EventRecord) -> Result<bool, StoreError> {
-        let case = case.ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "event {} of case {} comes before the case was opened",
-                record.revision, record.case_id
-            ))
-        })?;
+        let case = case.ok_or_else(|| before_opened(record))?;
         self.platform.reads.apply_case(case, record).await
+    }
+
+    /// The stored state of a case as the event before `revision` left it:
+    /// from the cache when it holds exactly that, else from the store.
+    async fn before(&self, key: &(TenantId, Uuid), revision: u64) -> Result<Option<Case>, StoreError> {
+        match self.cached(key, revision) {
+            Some(case) => Ok(Some(case)),
+            None => self.platform.reads.get_case(&key.0, key.1).await,
+        }
+    }
+
+    /// Applies a batch of events: each case folded in memory, then every
+    /// timeline entry and each case's last state written in one go (one
+    /// transaction where the store can). Redelivered events are skipped;
+    /// a gap sends what is pending, then fills it one event at a time.
+    pub async fn project_batch(&self, records: &[EventRecord]) -> Result<(), StoreError> {
+        let mut states: HashMap<(TenantId, Uuid), Option<Case>> = HashMap::new();
+        let mut pending: Vec<(Case, EventRecord)> = Vec::new();
+        for record in records {
+            let key = (record.tenant.clone(), record.case_id);
+            let current = match states.remove(&key) {
+                Some(state) => state,
+                None => self.before(&key, record.revision).await?,
+            };
+            let have = current.as_ref().map_or(0, |c| c.revision);
+            if record.revision <= have {
+                states.insert(key, current);
+                continue;
+            }
+            if record.revision > have + 1 {
+                self.write(&mut pending).await?;
+                self.project(record).await?;
+                continue;
+            }
+            let event = record.case_event()?;
+            self.link_file(record, &event).await?;
+            let next = Case::fold(current, &record.meta(), &event);
+            let Some(state) = &next else {
+                return Err(before_opened(record));
+            };
+            pending.push((state.clone(), record.clone()));
+            states.insert(key, next);
+        }
+        self.write(&mut pending).await
+    }
+
+    /// Stores what a batch folded so far and keeps the cache in step.
+    async fn write(&self, pending: &mut Vec<(Case, EventRecord)>) -> Result<(), StoreError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let applied = self.platform.reads.apply_cases(pending).await?;
+        metrics::counter!("casewire_projector_events_total").increment(pending.len() as u64);
+        if let Ok(mut cache) = self.cache.lock() {
+            for ((case, _), stored) in pending.drain(..).zip(applied) {
+                let key = (case.tenant.clone(), case.id);
+                if stored {
+                    cache.put(key, case);
+                } else {
+                    // Someone else moved the case on; read it fresh next time.
+                    cache.pop(&key);
+                }
+            }
+        }
+        pending.clear();
+        Ok(())
     }
 
     /// Applies one event; returns whether anything changed.
@@ -141,6 +205,15 @@ impl Projector {
     }
 }
 
+/// A case that is still not opened after one of its events has a stream
+/// that does not begin with `Opened`: corrupt, and no state to store.
+fn before_opened(record: &EventRecord) -> StoreError {
+    StoreError::Corrupt(format!(
+        "event {} of case {} comes before the case was opened",
+        record.revision, record.case_id
+    ))
+}
+
 /// Runs the projector until `shutdown`, a batch at a time: each event
 /// projected in order, then one checkpoint for the batch.
 pub async fn run(platform: Platform, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -161,15 +234,18 @@ pub async fn run(platform: Platform, shutdown: CancellationToken) -> anyhow::Res
                         Failure::Permanent(e.to_string())
                     }
                 };
-                let mut last = None;
-                for msg in &batch {
-                    let record =
-                        event_from_json(&msg.payload).map_err(|e| Failure::Poison(format!("not an event: {e}")))?;
-                    projector.project(&record).await.map_err(failure)?;
-                    last = Some(record.position);
-                }
-                match last {
-                    Some(position) => platform.reads.save_checkpoint(GROUP, position).await.map_err(failure),
+                let records = batch
+                    .iter()
+                    .map(|msg| event_from_json(&msg.payload))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| Failure::Poison(format!("not an event: {e}")))?;
+                projector.project_batch(&records).await.map_err(failure)?;
+                match records.last() {
+                    Some(last) => platform
+                        .reads
+                        .save_checkpoint(GROUP, last.position)
+                        .await
+                        .map_err(failure),
                     None => Ok(()),
                 }
             }
@@ -195,7 +271,7 @@ pub async fn replay(
     let mut cases = HashSet::new();
     let (mut from, mut done) = (1, 0u64);
     loop {
-        let batch = platform.events.read_all(from, 1000).await?;
+        let batch = platform.events.read_all(from, REPLAY_BATCH).await?;
         let Some(last) = batch.last() else {
             if from > head {
                 break;
@@ -207,13 +283,14 @@ pub async fn replay(
             continue;
         };
         from = last.position + 1;
+        projector.project_batch(&batch).await?;
         for record in &batch {
-            projector.project(record).await?;
             cases.insert((record.tenant.clone(), record.case_id));
-            done += 1;
-            if progress_every > 0 && done.is_multiple_of(progress_every) {
-                progress(done, head);
-            }
+        }
+        let before = done;
+        done += batch.len() as u64;
+        if progress_every > 0 && done / progress_every > before / progress_every {
+            progress(done, head);
         }
         platform.reads.save_checkpoint(GROUP, last.position).await?;
     }

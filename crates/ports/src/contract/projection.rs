@@ -25,6 +25,8 @@ macro_rules! case_projection_contract {
             a_case_is_found_by_its_key,
             details_are_scoped_by_tenant,
             the_timeline_has_one_entry_per_applied_revision,
+            a_batch_stores_each_cases_last_state_and_every_timeline_entry,
+            a_batch_leaves_newer_stored_states_alone,
             timelines_are_scoped_by_tenant,
             the_list_shows_every_case_of_the_tenant,
             lists_filter_by_stage,
@@ -274,6 +276,58 @@ pub async fn the_timeline_has_one_entry_per_applied_revision<S: CaseProjection>(
     let newer = apply_renamed(&*store, &cases[1]).await;
     let timeline = store.timeline(&tenant, newer.id).await.expect("timeline");
     assert_eq!(timeline.iter().map(|e| e.revision).collect::<Vec<_>>(), vec![1, 2]);
+}
+
+/// A batch of several revisions of one case and one of another: every
+/// timeline entry, and each case as of its last revision.
+pub async fn a_batch_stores_each_cases_last_state_and_every_timeline_entry<S: CaseProjection>(store: Arc<S>) {
+    let tenant = fresh_tenant();
+    let first = case(&tenant, 1, 1);
+    let states: Vec<Case> = (1..=3)
+        .map(|revision| {
+            let mut c = first.clone();
+            c.revision = revision;
+            c.title = format!("Title at revision {revision}");
+            c
+        })
+        .collect();
+    let other = case(&tenant, 2, 1);
+    let mut batch: Vec<(Case, EventRecord)> = states.iter().map(|c| (c.clone(), record_for(c))).collect();
+    batch.insert(1, (other.clone(), record_for(&other)));
+    let applied = store.apply_cases(&batch).await.expect("apply a batch");
+    assert_eq!(applied, vec![true; 4], "every entry belongs to a state that applied");
+    let stored = store
+        .get_case(&tenant, states[2].id)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!((stored.revision, stored.title.as_str()), (3, "Title at revision 3"));
+    let timeline = store.timeline(&tenant, states[0].id).await.expect("timeline");
+    assert_eq!(timeline.iter().map(|e| e.revision).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert!(store.get_case(&tenant, other.id).await.expect("get").is_some());
+}
+
+/// A batch older than what is stored changes no state, and says so.
+pub async fn a_batch_leaves_newer_stored_states_alone<S: CaseProjection>(store: Arc<S>) {
+    let tenant = fresh_tenant();
+    let newest = case(&tenant, 1, 3);
+    assert!(store.apply_case(&newest, &record_for(&newest)).await.expect("apply"));
+    let older: Vec<(Case, EventRecord)> = (1..=2)
+        .map(|revision| {
+            let mut c = newest.clone();
+            c.revision = revision;
+            c.title = "Stale".into();
+            let record = record_for(&c);
+            (c, record)
+        })
+        .collect();
+    assert_eq!(store.apply_cases(&older).await.expect("apply"), vec![false, false]);
+    let stored = store.get_case(&tenant, newest.id).await.expect("get").expect("stored");
+    assert_eq!((stored.revision, stored.title.as_str()), (3, newest.title.as_str()));
+    assert_eq!(
+        store.apply_cases(&[]).await.expect("an empty batch"),
+        Vec::<bool>::new()
+    );
 }
 
 /// Another tenant sees no timeline.
