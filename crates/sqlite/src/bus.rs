@@ -14,7 +14,7 @@ use casewire_ports::{Bus, BusError, BusMessage, StartFrom, StoreError, Subscript
 use rusqlite::{OptionalExtension, params};
 use tokio::sync::Notify;
 
-use crate::db::{Db, Durability, map_err};
+use crate::db::{Cached, Db, Durability, map_err};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
@@ -109,7 +109,7 @@ impl Bus for SqliteBus {
             .read(move |conn| {
                 let committed: Option<i64> = match &g {
                     Some(g) => conn
-                        .query_row(
+                        .query_row_cached(
                             "SELECT committed FROM group_offsets WHERE grp = ?1 AND topic = ?2",
                             params![g, topic.name()],
                             |r| r.get(0),
@@ -122,7 +122,7 @@ impl Bus for SqliteBus {
                     (Some(c), _) => Ok(c),
                     (None, StartFrom::Earliest) => Ok(0),
                     (None, StartFrom::Latest) => conn
-                        .query_row("SELECT COALESCE(MAX(offset), 0) FROM messages", [], |r| r.get(0))
+                        .query_row_cached("SELECT COALESCE(MAX(offset), 0) FROM messages", [], |r| r.get(0))
                         .map_err(map_err),
                 }
             })
@@ -152,14 +152,14 @@ impl Bus for SqliteBus {
         self.db
             .write(|conn| {
                 let committed = conn
-                    .execute(
+                    .execute_cached(
                         "DELETE FROM messages WHERE topic <> 'casewire.outcomes' AND offset <= (
                             SELECT MIN(committed) FROM group_offsets g WHERE g.topic = messages.topic)",
                         [],
                     )
                     .map_err(map_err)?;
                 let outcomes = conn
-                    .execute(
+                    .execute_cached(
                         "DELETE FROM messages WHERE topic = 'casewire.outcomes' AND offset <
                             (SELECT MAX(offset) FROM messages WHERE topic = 'casewire.outcomes') - ?1",
                         [OUTCOMES_KEPT],
@@ -249,7 +249,7 @@ impl Subscription for SqliteSubscription {
         let (topic, offset) = (message.topic, message.offset);
         self.db
             .write(move |conn| {
-                conn.execute(
+                conn.execute_cached(
                     "INSERT INTO group_offsets (grp, topic, committed) VALUES (?1, ?2, ?3)
                      ON CONFLICT (grp, topic) DO UPDATE SET committed = MAX(committed, excluded.committed)",
                     params![group, topic.name(), offset],

@@ -11,7 +11,7 @@ use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::db::{Db, Durability, map_err};
+use crate::db::{Cached, Db, Durability, map_err};
 use casewire_domain::types::TenantId;
 
 const SCHEMA: &str = "
@@ -113,7 +113,7 @@ impl EventStore for SqliteEventStore {
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(map_err)?;
                 let actual: i64 = tx
-                    .query_row(
+                    .query_row_cached(
                         "SELECT COALESCE(MAX(revision), 0) FROM events WHERE tenant = ?1 AND case_id = ?2",
                         params![tenant.as_str(), case_id.to_string()],
                         |r| r.get(0),
@@ -205,7 +205,7 @@ impl EventStore for SqliteEventStore {
         self.db
             .read(|conn| {
                 let head: Option<i64> = conn
-                    .query_row("SELECT MAX(position) FROM events", [], |r| r.get(0))
+                    .query_row_cached("SELECT MAX(position) FROM events", [], |r| r.get(0))
                     .optional()
                     .map_err(map_err)?
                     .flatten();
@@ -219,7 +219,7 @@ impl EventStore for SqliteEventStore {
         self.db
             .write(move |conn| {
                 let n: i64 = conn
-                    .query_row(
+                    .query_row_cached(
                         "INSERT INTO key_sequences (tenant, prefix, last) VALUES (?1, ?2, 1)
                          ON CONFLICT (tenant, prefix) DO UPDATE SET last = last + 1 RETURNING last",
                         params![tenant.as_str(), prefix],

@@ -19,7 +19,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use uuid::Uuid;
 
-use crate::db::{Db, Durability, map_err};
+use crate::db::{Cached, Db, Durability, map_err};
 
 /// The projections: derived from the event log, so a layout change drops
 /// and rebuilds them (the projector starts again from position 0) instead of
@@ -132,7 +132,7 @@ const MIGRATIONS: &[(i64, Migration)] = &[
 /// filled in from each record.
 fn add_detached_at(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
     let has_column: bool = tx
-        .query_row(
+        .query_row_cached(
             "SELECT EXISTS (SELECT 1 FROM pragma_table_info('files') WHERE name = 'detached_at')",
             [],
             |r| r.get(0),
@@ -150,7 +150,7 @@ fn add_detached_at(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
             .map_err(map_err)?;
         for record in records {
             let file: FileRecord = serde_json::from_str(&record).map_err(corrupt)?;
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE files SET detached_at = ?3 WHERE tenant = ?1 AND id = ?2",
                 params![file.tenant.as_str(), file.id.to_string(), detached_key(&file)],
             )
@@ -170,7 +170,7 @@ fn migrate(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
         .unwrap_or(0);
     for (to, step) in MIGRATIONS.iter().filter(|(to, _)| *to > version) {
         step(tx)?;
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO store_layout (only, version) VALUES (1, ?1)
              ON CONFLICT (only) DO UPDATE SET version = excluded.version",
             [to],
@@ -310,7 +310,7 @@ impl SqliteReadStore {
                      DROP TABLE IF EXISTS timeline; DELETE FROM checkpoints WHERE consumer LIKE 'projector%';",
                 )
                 .map_err(map_err)?;
-                tx.execute(
+                tx.execute_cached(
                     "INSERT INTO projection_layout (only, version) VALUES (1, ?1)
                      ON CONFLICT (only) DO UPDATE SET version = excluded.version",
                     [PROJECTION_VERSION],
@@ -351,7 +351,7 @@ impl SqliteReadStore {
                     }
                 }
                 for f in &claimed {
-                    tx.execute(
+                    tx.execute_cached(
                         "UPDATE files SET state = ?3, record = ?4 WHERE tenant = ?1 AND id = ?2",
                         params![f.tenant.as_str(), f.id.to_string(), to.as_str(), to_json(f)?],
                     )
@@ -378,7 +378,7 @@ impl SqliteReadStore {
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(map_err)?;
                 let record: Option<String> = tx
-                    .query_row(
+                    .query_row_cached(
                         "SELECT record FROM files WHERE tenant = ?1 AND id = ?2",
                         params![tenant, id],
                         |r| r.get(0),
@@ -390,7 +390,7 @@ impl SqliteReadStore {
                 if !change(&mut file) {
                     return Ok(false);
                 }
-                tx.execute(
+                tx.execute_cached(
                     "UPDATE files SET state = ?3, detached_at = ?4, record = ?5, uploaded_at = ?6 WHERE tenant = ?1 AND id = ?2",
                     params![
                         tenant,
@@ -732,7 +732,7 @@ impl CommandLog for SqliteReadStore {
         let (tenant, case_id) = (record.tenant.to_string(), record.case_id.to_string());
         self.db
             .write(move |conn| {
-                conn.execute(
+                conn.execute_cached(
                     "INSERT OR IGNORE INTO commands (id, tenant, case_id, status, record) VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![id, tenant, case_id, status, json],
                 )
@@ -746,7 +746,7 @@ impl CommandLog for SqliteReadStore {
         self.db
             .read(move |conn| {
                 let rec: Option<String> = conn
-                    .query_row("SELECT record FROM commands WHERE id = ?1", [id.to_string()], |r| {
+                    .query_row_cached("SELECT record FROM commands WHERE id = ?1", [id.to_string()], |r| {
                         r.get(0)
                     })
                     .optional()
@@ -763,7 +763,7 @@ impl CommandLog for SqliteReadStore {
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(map_err)?;
                 let rec: Option<String> = tx
-                    .query_row("SELECT record FROM commands WHERE id = ?1", [id.to_string()], |r| {
+                    .query_row_cached("SELECT record FROM commands WHERE id = ?1", [id.to_string()], |r| {
                         r.get(0)
                     })
                     .optional()
@@ -775,7 +775,7 @@ impl CommandLog for SqliteReadStore {
                 let result = match rec.status {
                     CommandStatus::Pending | CommandStatus::Processing => {
                         rec.status = CommandStatus::Processing;
-                        tx.execute(
+                        tx.execute_cached(
                             "UPDATE commands SET status = ?2, record = ?3 WHERE id = ?1",
                             params![id.to_string(), status_str(rec.status), to_json(&rec)?],
                         )
@@ -798,7 +798,7 @@ impl CommandLog for SqliteReadStore {
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(map_err)?;
                 let rec: Option<String> = tx
-                    .query_row("SELECT record FROM commands WHERE id = ?1", [id.to_string()], |r| {
+                    .query_row_cached("SELECT record FROM commands WHERE id = ?1", [id.to_string()], |r| {
                         r.get(0)
                     })
                     .optional()
@@ -812,7 +812,7 @@ impl CommandLog for SqliteReadStore {
                 }
                 rec.status = CommandStatus::Cancelled;
                 rec.finished_at = Some(chrono::Utc::now());
-                tx.execute(
+                tx.execute_cached(
                     "UPDATE commands SET status = ?2, record = ?3 WHERE id = ?1",
                     params![id.to_string(), status_str(rec.status), to_json(&rec)?],
                 )
@@ -843,7 +843,7 @@ impl CommandLog for SqliteReadStore {
         let (tenant, case_id) = (record.tenant.to_string(), record.case_id.to_string());
         self.db
             .write(move |conn| {
-                conn.execute(
+                conn.execute_cached(
                     "INSERT INTO commands (id, tenant, case_id, status, record) VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT (id) DO UPDATE SET status = excluded.status, record = excluded.record",
                     params![id, tenant, case_id, status, json],
@@ -863,7 +863,7 @@ impl FileCatalog for SqliteReadStore {
             (file.state.as_str(), sortable_time(file.uploaded_at), detached_key(file));
         self.db
             .write(move |conn| {
-                conn.execute(
+                conn.execute_cached(
                     "INSERT INTO files (tenant, id, state, uploaded_at, detached_at, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     params![tenant, id, state, uploaded_at, detached_at, record],
                 )
@@ -987,7 +987,7 @@ impl FileCatalog for SqliteReadStore {
         let (tenant, id) = (tenant.to_string(), id.to_string());
         self.db
             .write(move |conn| {
-                conn.execute("DELETE FROM files WHERE tenant = ?1 AND id = ?2", params![tenant, id])
+                conn.execute_cached("DELETE FROM files WHERE tenant = ?1 AND id = ?2", params![tenant, id])
                     .map_err(map_err)?;
                 Ok(())
             })
@@ -1010,14 +1010,14 @@ impl DefinitionStore for SqliteReadStore {
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(map_err)?;
                 let last: i64 = tx
-                    .query_row(
+                    .query_row_cached(
                         "SELECT COALESCE(MAX(version), 0) FROM definitions WHERE tenant = ?1 AND id = ?2",
                         params![tenant, def.id],
                         |r| r.get(0),
                     )
                     .map_err(map_err)?;
                 def.version = u32::try_from(last + 1).map_err(corrupt)?;
-                tx.execute(
+                tx.execute_cached(
                     "INSERT INTO definitions (tenant, id, version, doc) VALUES (?1, ?2, ?3, ?4)",
                     params![tenant, def.id, def.version, to_json(&def)?],
                 )
@@ -1039,14 +1039,14 @@ impl DefinitionStore for SqliteReadStore {
             .read(move |conn| {
                 let doc: Option<String> = match version {
                     Some(v) => conn
-                        .query_row(
+                        .query_row_cached(
                             "SELECT doc FROM definitions WHERE tenant = ?1 AND id = ?2 AND version = ?3",
                             params![tenant, id, v],
                             |r| r.get(0),
                         )
                         .optional(),
                     None => conn
-                        .query_row(
+                        .query_row_cached(
                             "SELECT doc FROM definitions WHERE tenant = ?1 AND id = ?2 ORDER BY version DESC LIMIT 1",
                             params![tenant, id],
                             |r| r.get(0),
@@ -1088,7 +1088,7 @@ impl Checkpoints for SqliteReadStore {
         self.db
             .read(move |conn| {
                 let p: Option<i64> = conn
-                    .query_row(
+                    .query_row_cached(
                         "SELECT position FROM checkpoints WHERE consumer = ?1",
                         [consumer],
                         |r| r.get(0),
@@ -1104,7 +1104,7 @@ impl Checkpoints for SqliteReadStore {
         let consumer = consumer.to_owned();
         self.db
             .write(move |conn| {
-                conn.execute(
+                conn.execute_cached(
                     "INSERT INTO checkpoints (consumer, position) VALUES (?1, ?2)
                      ON CONFLICT (consumer) DO UPDATE SET position = excluded.position",
                     params![consumer, i64::try_from(position).unwrap_or(i64::MAX)],
@@ -1216,7 +1216,7 @@ CREATE INDEX IF NOT EXISTS commands_unfinished ON commands (case_id, tenant) WHE
             let conn = rusqlite::Connection::open(&path).unwrap();
             conn.execute_batch(RELEASE_2026_11_23_SCHEMA).unwrap();
             for f in [&detached, &held] {
-                conn.execute(
+                conn.execute_cached(
                     "INSERT INTO files (tenant, id, state, uploaded_at, record) VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![
                         f.tenant.as_str(),
@@ -1228,7 +1228,7 @@ CREATE INDEX IF NOT EXISTS commands_unfinished ON commands (case_id, tenant) WHE
                 )
                 .unwrap();
             }
-            conn.execute(
+            conn.execute_cached(
                 "INSERT INTO checkpoints (consumer, position) VALUES ('notifier', 9)",
                 [],
             )
