@@ -95,4 +95,21 @@ pub trait CommandLog: Send + Sync + 'static {
     async fn has_unfinished_commands(&self, tenant: &TenantId, case_id: Uuid) -> Result<bool, StoreError>;
     /// Records a command's final state (processed or rejected), inserting it if unknown.
     async fn finish_command(&self, record: &CommandRecord) -> Result<(), StoreError>;
+    /// [`claim_command`](Self::claim_command) for each of `ids`, in order;
+    /// adapters that can do it in one transaction do.
+    async fn claim_commands(&self, ids: &[Uuid]) -> Result<Vec<ClaimResult>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.claim_command(*id).await?);
+        }
+        Ok(out)
+    }
+    /// [`finish_command`](Self::finish_command) for each record, in order;
+    /// adapters that can do it in one transaction do.
+    async fn finish_commands(&self, records: &[CommandRecord]) -> Result<(), StoreError> {
+        for record in records {
+            self.finish_command(record).await?;
+        }
+        Ok(())
+    }
 }

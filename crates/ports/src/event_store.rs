@@ -100,6 +100,16 @@ pub fn replay(events: &[EventRecord], until: Option<DateTime<Utc>>) -> Result<Op
 }
 
 /// Append-only event storage.
+/// One stream's part of [`EventStore::append_batch`].
+#[derive(Debug, Clone)]
+pub struct Append {
+    pub tenant: TenantId,
+    pub case_id: Uuid,
+    /// The stream's revision before these events.
+    pub expected: u64,
+    pub events: Vec<NewEvent>,
+}
+
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
     /// Appends events to a case's stream if its revision is `expected`; fails with `Conflict` otherwise.
@@ -110,6 +120,22 @@ pub trait EventStore: Send + Sync + 'static {
         expected: u64,
         events: Vec<NewEvent>,
     ) -> Result<Vec<EventRecord>, StoreError>;
+    /// Appends to several streams, each as [`append`](Self::append) would,
+    /// in order (two parts for one case follow each other: the second
+    /// expects the revision the first leaves). Adapters that can make it
+    /// one transaction do, and then a `Conflict` stores none of it;
+    /// otherwise the parts before the conflicting one stay stored, which
+    /// callers must allow for (the engine finds them by command).
+    async fn append_batch(&self, batch: Vec<Append>) -> Result<Vec<Vec<EventRecord>>, StoreError> {
+        let mut out = Vec::with_capacity(batch.len());
+        for part in batch {
+            out.push(
+                self.append(&part.tenant, part.case_id, part.expected, part.events)
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
     /// Loads one case's events with a revision above `after`, oldest first.
     async fn load_after(&self, tenant: &TenantId, case_id: Uuid, after: u64) -> Result<Vec<EventRecord>, StoreError>;
     /// Loads one case's whole stream, oldest first.

@@ -47,7 +47,7 @@ pub use command_log::{CancelResult, ClaimResult, CommandLog, CommandRecord, Comm
 pub use definitions::DefinitionStore;
 pub use envelope::{CommandEnvelope, CommandOutcome, OutcomeStatus};
 pub use error::{BusError, StoreError};
-pub use event_store::{EventRecord, EventStore, NewEvent};
+pub use event_store::{Append, EventRecord, EventStore, NewEvent};
 pub use file_catalog::{FileCatalog, FileRecord, FileState};
 pub use policy::{
     Clause, Decision, DefinitionAccessMap, PolicyEngine, PolicyError, Resource, Subject, VisibilityFilter, policy_input,

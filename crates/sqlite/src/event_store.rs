@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use async_trait::async_trait;
-use casewire_ports::{EventRecord, EventStore, NewEvent, StoreError};
+use casewire_ports::{Append, EventRecord, EventStore, NewEvent, StoreError};
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -96,6 +96,64 @@ impl SqliteEventStore {
     }
 }
 
+/// Appends one stream's part inside `tx`, checking its revision first.
+fn append_in(tx: &rusqlite::Transaction<'_>, part: Append) -> Result<Vec<EventRecord>, StoreError> {
+    let Append {
+        tenant,
+        case_id,
+        expected,
+        events,
+    } = part;
+    let actual: i64 = tx
+        .query_row_cached(
+            "SELECT COALESCE(MAX(revision), 0) FROM events WHERE tenant = ?1 AND case_id = ?2",
+            params![tenant.as_str(), case_id.to_string()],
+            |r| r.get(0),
+        )
+        .map_err(map_err)?;
+    let actual = u64::try_from(actual).unwrap_or(0);
+    if actual != expected {
+        return Err(StoreError::Conflict { expected, actual });
+    }
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO events (id, tenant, case_id, revision, event_type, data, time, actor, command_id, correlation_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .map_err(map_err)?;
+    let mut out = Vec::with_capacity(events.len());
+    for (i, e) in events.into_iter().enumerate() {
+        let revision = expected + 1 + i as u64;
+        stmt.execute(params![
+            e.id.to_string(),
+            tenant.as_str(),
+            case_id.to_string(),
+            i64_of(revision),
+            e.event_type,
+            e.data.to_string(),
+            e.time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            e.actor,
+            e.command_id.to_string(),
+            e.correlation_id.to_string(),
+        ])
+        .map_err(map_err)?;
+        out.push(EventRecord {
+            id: e.id,
+            position: u64::try_from(tx.last_insert_rowid()).unwrap_or(0),
+            tenant: tenant.clone(),
+            case_id,
+            revision,
+            event_type: e.event_type,
+            data: e.data,
+            time: e.time,
+            actor: e.actor,
+            command_id: e.command_id,
+            correlation_id: e.correlation_id,
+        });
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl EventStore for SqliteEventStore {
     async fn append(
@@ -105,70 +163,36 @@ impl EventStore for SqliteEventStore {
         expected: u64,
         events: Vec<NewEvent>,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        let tenant = tenant.to_owned();
-        let records = self
+        let part = Append {
+            tenant: tenant.clone(),
+            case_id,
+            expected,
+            events,
+        };
+        let mut out = self.append_batch(vec![part]).await?;
+        out.pop().ok_or_else(|| StoreError::Backend("no append result".into()))
+    }
+
+    /// One transaction: a conflict in any part stores none of them.
+    async fn append_batch(&self, batch: Vec<Append>) -> Result<Vec<Vec<EventRecord>>, StoreError> {
+        let out = self
             .db
             .write(move |conn| {
                 let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(map_err)?;
-                let actual: i64 = tx
-                    .query_row_cached(
-                        "SELECT COALESCE(MAX(revision), 0) FROM events WHERE tenant = ?1 AND case_id = ?2",
-                        params![tenant.as_str(), case_id.to_string()],
-                        |r| r.get(0),
-                    )
-                    .map_err(map_err)?;
-                let actual = u64::try_from(actual).unwrap_or(0);
-                if actual != expected {
-                    return Err(StoreError::Conflict { expected, actual });
-                }
-                let mut out = Vec::with_capacity(events.len());
-                {
-                    let mut stmt = tx
-                        .prepare_cached(
-                            "INSERT INTO events (id, tenant, case_id, revision, event_type, data, time, actor, command_id, correlation_id)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                        )
-                        .map_err(map_err)?;
-                    for (i, e) in events.into_iter().enumerate() {
-                        let revision = expected + 1 + i as u64;
-                        stmt.execute(params![
-                            e.id.to_string(),
-                            tenant.as_str(),
-                            case_id.to_string(),
-                            i64_of(revision),
-                            e.event_type,
-                            e.data.to_string(),
-                            e.time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                            e.actor,
-                            e.command_id.to_string(),
-                            e.correlation_id.to_string(),
-                        ])
-                        .map_err(map_err)?;
-                        out.push(EventRecord {
-                            id: e.id,
-                            position: u64::try_from(tx.last_insert_rowid()).unwrap_or(0),
-                            tenant: tenant.clone(),
-                            case_id,
-                            revision,
-                            event_type: e.event_type,
-                            data: e.data,
-                            time: e.time,
-                            actor: e.actor,
-                            command_id: e.command_id,
-                            correlation_id: e.correlation_id,
-                        });
-                    }
-                }
+                let out = batch
+                    .into_iter()
+                    .map(|part| append_in(&tx, part))
+                    .collect::<Result<Vec<_>, _>>()?;
                 tx.commit().map_err(map_err)?;
                 Ok(out)
             })
             .await?;
-        if let Some(last) = records.last() {
-            self.head.send_replace(last.position);
+        if let Some(last) = out.iter().flatten().map(|r| r.position).max() {
+            self.head.send_replace(last);
         }
-        Ok(records)
+        Ok(out)
     }
 
     async fn load_after(&self, tenant: &TenantId, case_id: Uuid, after: u64) -> Result<Vec<EventRecord>, StoreError> {

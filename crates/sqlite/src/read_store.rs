@@ -757,36 +757,23 @@ impl CommandLog for SqliteReadStore {
     }
 
     async fn claim_command(&self, id: Uuid) -> Result<ClaimResult, StoreError> {
+        let mut claimed = self.claim_commands(&[id]).await?;
+        claimed
+            .pop()
+            .ok_or_else(|| StoreError::Backend("no claim result".into()))
+    }
+
+    /// One transaction for the whole batch.
+    async fn claim_commands(&self, ids: &[Uuid]) -> Result<Vec<ClaimResult>, StoreError> {
+        let ids = ids.to_vec();
         self.db
             .write(move |conn| {
                 let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(map_err)?;
-                let rec: Option<String> = tx
-                    .query_row_cached("SELECT record FROM commands WHERE id = ?1", [id.to_string()], |r| {
-                        r.get(0)
-                    })
-                    .optional()
-                    .map_err(map_err)?;
-                let Some(rec) = rec else {
-                    return Ok(ClaimResult::Unknown);
-                };
-                let mut rec: CommandRecord = serde_json::from_str(&rec).map_err(corrupt)?;
-                let result = match rec.status {
-                    CommandStatus::Pending | CommandStatus::Processing => {
-                        rec.status = CommandStatus::Processing;
-                        tx.execute_cached(
-                            "UPDATE commands SET status = ?2, record = ?3 WHERE id = ?1",
-                            params![id.to_string(), status_str(rec.status), to_json(&rec)?],
-                        )
-                        .map_err(map_err)?;
-                        ClaimResult::Claimed
-                    }
-                    CommandStatus::Cancelled => ClaimResult::Cancelled,
-                    CommandStatus::Processed | CommandStatus::Rejected => ClaimResult::Finished(rec),
-                };
+                let results = ids.iter().map(|id| claim_in(&tx, *id)).collect::<Result<Vec<_>, _>>()?;
                 tx.commit().map_err(map_err)?;
-                Ok(result)
+                Ok(results)
             })
             .await
     }
@@ -839,20 +826,66 @@ impl CommandLog for SqliteReadStore {
     }
 
     async fn finish_command(&self, record: &CommandRecord) -> Result<(), StoreError> {
-        let (id, status, json) = (record.id.to_string(), status_str(record.status), to_json(record)?);
-        let (tenant, case_id) = (record.tenant.to_string(), record.case_id.to_string());
+        self.finish_commands(std::slice::from_ref(record)).await
+    }
+
+    /// One transaction for the whole batch.
+    async fn finish_commands(&self, records: &[CommandRecord]) -> Result<(), StoreError> {
+        let rows = records
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.id.to_string(),
+                    status_str(r.status),
+                    to_json(r)?,
+                    r.tenant.to_string(),
+                    r.case_id.to_string(),
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         self.db
             .write(move |conn| {
-                conn.execute_cached(
-                    "INSERT INTO commands (id, tenant, case_id, status, record) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (id) DO UPDATE SET status = excluded.status, record = excluded.record",
-                    params![id, tenant, case_id, status, json],
-                )
-                .map_err(map_err)?;
-                Ok(())
+                let tx = conn.transaction().map_err(map_err)?;
+                for (id, status, json, tenant, case_id) in &rows {
+                    tx.execute_cached(
+                        "INSERT INTO commands (id, tenant, case_id, status, record) VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (id) DO UPDATE SET status = excluded.status, record = excluded.record",
+                        params![id, tenant, case_id, status, json],
+                    )
+                    .map_err(map_err)?;
+                }
+                tx.commit().map_err(map_err)
             })
             .await
     }
+}
+
+/// Claims one command inside `tx`: a pending or processing one becomes
+/// processing and is the caller's to decide.
+fn claim_in(tx: &rusqlite::Transaction<'_>, id: Uuid) -> Result<ClaimResult, StoreError> {
+    let rec: Option<String> = tx
+        .query_row_cached("SELECT record FROM commands WHERE id = ?1", [id.to_string()], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(map_err)?;
+    let Some(rec) = rec else {
+        return Ok(ClaimResult::Unknown);
+    };
+    let mut rec: CommandRecord = serde_json::from_str(&rec).map_err(corrupt)?;
+    Ok(match rec.status {
+        CommandStatus::Pending | CommandStatus::Processing => {
+            rec.status = CommandStatus::Processing;
+            tx.execute_cached(
+                "UPDATE commands SET status = ?2, record = ?3 WHERE id = ?1",
+                params![id.to_string(), status_str(rec.status), to_json(&rec)?],
+            )
+            .map_err(map_err)?;
+            ClaimResult::Claimed
+        }
+        CommandStatus::Cancelled => ClaimResult::Cancelled,
+        CommandStatus::Processed | CommandStatus::Rejected => ClaimResult::Finished(rec),
+    })
 }
 
 #[async_trait]

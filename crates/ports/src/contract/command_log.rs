@@ -28,6 +28,7 @@ macro_rules! command_log_contract {
             cancelling_an_unknown_command_finds_nothing,
             claiming_an_unknown_command_says_unknown,
             finishing_an_unknown_command_inserts_it,
+            claims_and_finishes_in_a_batch_answer_each_in_order,
         );
     };
 }
@@ -199,4 +200,31 @@ pub async fn finishing_an_unknown_command_inserts_it<S: CommandLog>(store: Arc<S
         .await
         .expect("finish an unknown command inserts it");
     assert_eq!(status_of(&*store, c.id).await, Some(CommandStatus::Rejected));
+}
+
+/// A batch of claims answers each command as one claim would, in order; a
+/// batch of finishes records each.
+pub async fn claims_and_finishes_in_a_batch_answer_each_in_order<S: CommandLog>(store: Arc<S>) {
+    let a = pending(&*store).await;
+    let done = pending(&*store).await;
+    store.finish_command(&processed(&done)).await.expect("finish");
+    let unknown = Uuid::now_v7();
+    let claims = store.claim_commands(&[a.id, done.id, unknown]).await.expect("claims");
+    assert!(matches!(claims[0], ClaimResult::Claimed), "{claims:?}");
+    assert!(
+        matches!(&claims[1], ClaimResult::Finished(r) if r.revision == Some(3)),
+        "{claims:?}"
+    );
+    assert!(matches!(claims[2], ClaimResult::Unknown), "{claims:?}");
+    assert_eq!(claims.len(), 3);
+    assert_eq!(status_of(&*store, a.id).await, Some(CommandStatus::Processing));
+
+    let b = pending(&*store).await;
+    store
+        .finish_commands(&[processed(&a), processed(&b)])
+        .await
+        .expect("finishes");
+    assert_eq!(status_of(&*store, a.id).await, Some(CommandStatus::Processed));
+    assert_eq!(status_of(&*store, b.id).await, Some(CommandStatus::Processed));
+    store.finish_commands(&[]).await.expect("an empty batch");
 }

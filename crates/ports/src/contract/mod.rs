@@ -315,6 +315,31 @@ pub async fn event_store_contract<S: EventStore>(store: Arc<S>) {
         }
     }
     assert_eq!(wins, 1, "exactly one concurrent writer wins");
+
+    // A batch: two parts for one stream chain, one for another, in order.
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let part = |case_id: Uuid, expected: u64, n: usize| crate::Append {
+        tenant: tenant.clone(),
+        case_id,
+        expected,
+        events: (0..n).map(|i| new_event(Uuid::now_v7(), i as u32)).collect(),
+    };
+    let out = store
+        .append_batch(vec![part(a, 0, 1), part(b, 0, 1), part(a, 1, 2)])
+        .await
+        .expect("a batch");
+    let revisions: Vec<Vec<u64>> = out.iter().map(|p| p.iter().map(|e| e.revision).collect()).collect();
+    assert_eq!(revisions, vec![vec![1], vec![1], vec![2, 3]], "each part as one append");
+    assert_eq!(store.load(tenant, a).await.expect("load").len(), 3);
+    match store.append_batch(vec![part(a, 1, 1)]).await {
+        Err(StoreError::Conflict { expected: 1, actual: 3 }) => {}
+        other => panic!("expected a stale part to conflict, got {other:?}"),
+    }
+    assert_eq!(
+        store.load(tenant, a).await.expect("load").len(),
+        3,
+        "and to append nothing"
+    );
     store.ping().await.expect("ping");
 }
 
