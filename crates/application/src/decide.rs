@@ -164,6 +164,18 @@ pub async fn decide(
     envelope: &CommandEnvelope,
 ) -> Result<Result<Decided, DomainError>, StoreError> {
     let case = cache.current(events, &envelope.tenant, envelope.case_id).await?;
+    decide_on(case, reads, cache, envelope).await
+}
+
+/// [`decide`] against a given state of the case (`None`: not opened),
+/// for callers that hold newer state than the store (a batch deciding
+/// several commands of one case before appending any).
+pub async fn decide_on(
+    case: Option<Case>,
+    reads: &dyn ReadStore,
+    cache: &CaseCache,
+    envelope: &CommandEnvelope,
+) -> Result<Result<Decided, DomainError>, StoreError> {
     let definition = match (&envelope.command, &case) {
         (CaseCommand::Open(open), _) => {
             cache

@@ -9,4 +9,4 @@
 
 pub mod decide;
 
-pub use decide::{CaseCache, DEFAULT_CACHE_BYTES, Decided, decide};
+pub use decide::{CaseCache, DEFAULT_CACHE_BYTES, Decided, decide, decide_on};

@@ -1,23 +1,26 @@
 //! The command consumer.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable as _};
 
-use casewire_domain::ErrorCode;
+use casewire_domain::types::TenantId;
+use casewire_domain::{Case, ErrorCode, EventMeta};
 use casewire_ports::envelope::event_to_json;
 use casewire_ports::{
-    BusMessage, ClaimResult, CommandEnvelope, CommandOutcome, CommandRecord, CommandStatus, EventRecord, NewEvent,
-    OutcomeStatus, Rejection, StoreError, Topic,
+    Append, BusMessage, ClaimResult, CommandEnvelope, CommandOutcome, CommandRecord, CommandStatus, EventRecord,
+    NewEvent, OutcomeStatus, Rejection, StoreError, Topic,
 };
 use casewire_runtime::Platform;
 use casewire_runtime::consumer::{Failure, consume_batches};
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use uuid::Uuid;
 
-use casewire_application::{CaseCache, decide};
+use casewire_application::{CaseCache, decide, decide_on};
 
 /// The consumer group every engine instance joins.
 pub const GROUP: &str = "case-engine";
@@ -101,6 +104,24 @@ impl Engine {
         revision: Option<u64>,
         error: Option<Rejection>,
     ) -> Result<CommandOutcome, EngineError> {
+        let (outcome, record) = self.conclude(outbox, env, status, revision, error).await?;
+        if let Some(record) = record {
+            self.platform.reads.finish_command(&record).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Everything of [`finish`](Self::finish) but the command log write:
+    /// the outcome goes to the outbox, and the record to write (none for a
+    /// cancelled command) is returned, so a batch writes them all at once.
+    async fn conclude(
+        &self,
+        outbox: &mut Outbox,
+        env: &CommandEnvelope,
+        status: OutcomeStatus,
+        revision: Option<u64>,
+        error: Option<Rejection>,
+    ) -> Result<(CommandOutcome, Option<CommandRecord>), EngineError> {
         let outcome = CommandOutcome {
             command_id: env.command_id,
             case_id: env.case_id,
@@ -119,25 +140,22 @@ impl Engine {
                 .unpin_file(&env.tenant, attach.file_id, Utc::now())
                 .await?;
         }
-        if status != OutcomeStatus::Cancelled {
-            let record = CommandRecord {
-                id: env.command_id,
-                tenant: env.tenant.clone(),
-                case_id: env.case_id,
-                command_type: env.command.name().to_owned(),
-                status: CommandStatus::from(status),
-                actor: env.actor.clone(),
-                accepted_at: env.issued_at,
-                finished_at: Some(Utc::now()),
-                revision,
-                error,
-            };
-            self.platform.reads.finish_command(&record).await?;
-        }
+        let record = (status != OutcomeStatus::Cancelled).then(|| CommandRecord {
+            id: env.command_id,
+            tenant: env.tenant.clone(),
+            case_id: env.case_id,
+            command_type: env.command.name().to_owned(),
+            status: CommandStatus::from(status),
+            actor: env.actor.clone(),
+            accepted_at: env.issued_at,
+            finished_at: Some(Utc::now()),
+            revision,
+            error,
+        });
         outbox.outcomes.push((env.command_id.to_string(), outcome.to_json()));
         metrics::counter!("casewire_commands_handled_total", "outcome" => format!("{status:?}").to_lowercase())
             .increment(1);
-        Ok(outcome)
+        Ok((outcome, record))
     }
 
     /// Handles one command to its outcome and publishes it. Safe to call
@@ -300,6 +318,9 @@ impl Engine {
             .map(|m| CommandEnvelope::from_json(&m.payload).map_err(|e| EngineError::Unreadable(e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
         let mut outbox = Outbox::default();
+        if envelopes.len() > 1 && self.decide_batch(&mut outbox, &envelopes).await? {
+            return self.flush(outbox).await;
+        }
         for env in &envelopes {
             let span = tracing::info_span!(
                 "command",
@@ -312,6 +333,113 @@ impl Engine {
         }
         self.flush(outbox).await
     }
+
+    /// Decides a batch of fresh commands with one claim, one append and one
+    /// finish transaction (where the stores batch): each decided in memory
+    /// against the case as the batch's earlier commands left it. `false`
+    /// when the batch is not that plain case (a redelivered or cancelled
+    /// command, events already caused by one, a revision conflict): then
+    /// nothing of it was appended or finished, the outbox is untouched, and
+    /// the caller takes the commands one by one, outbox checks and all.
+    async fn decide_batch(&self, outbox: &mut Outbox, envs: &[CommandEnvelope]) -> Result<bool, EngineError> {
+        let ids: Vec<Uuid> = envs.iter().map(|e| e.command_id).collect();
+        let claims = self.platform.reads.claim_commands(&ids).await?;
+        if claims
+            .iter()
+            .any(|c| !matches!(c, ClaimResult::Claimed | ClaimResult::Unknown))
+        {
+            return Ok(false);
+        }
+        let Some(plan) = self.plan(envs).await? else {
+            return Ok(false);
+        };
+        let appended = match self.platform.events.append_batch(plan.appends).await {
+            Ok(appended) => appended,
+            Err(StoreError::Conflict { .. }) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        let mut revisions = vec![None; envs.len()];
+        for (i, part) in plan.owners.into_iter().zip(appended) {
+            metrics::counter!("casewire_events_appended_total").increment(part.len() as u64);
+            revisions[i] = part.last().map(|r| r.revision);
+            outbox.events.extend(part);
+        }
+        let mut rejections = plan.rejections;
+        let mut records = Vec::with_capacity(envs.len());
+        for (i, env) in envs.iter().enumerate() {
+            let (status, error) = match rejections.remove(&i) {
+                Some(rejection) => (OutcomeStatus::Rejected, Some(rejection)),
+                None => (OutcomeStatus::Processed, None),
+            };
+            let (_, record) = self.conclude(outbox, env, status, revisions[i], error).await?;
+            records.extend(record);
+        }
+        self.platform.reads.finish_commands(&records).await?;
+        Ok(true)
+    }
+
+    /// Decides each command of a batch against the state the batch's
+    /// earlier commands left its case in; `None` if one of them has
+    /// caused events already (decided before a crash or elsewhere).
+    async fn plan(&self, envs: &[CommandEnvelope]) -> Result<Option<Plan>, EngineError> {
+        let (events, reads) = (&self.platform.events, &self.platform.reads);
+        let mut states: HashMap<(TenantId, Uuid), Option<Case>> = HashMap::new();
+        let mut plan = Plan::default();
+        for (i, env) in envs.iter().enumerate() {
+            if !events.find_by_command(env.command_id).await?.is_empty() {
+                return Ok(None);
+            }
+            let key = (env.tenant.clone(), env.case_id);
+            let case = match states.remove(&key) {
+                Some(state) => state,
+                None => self.cache.current(&**events, &env.tenant, env.case_id).await?,
+            };
+            let decided = match decide_on(case.clone(), &**reads, &self.cache, env).await? {
+                Ok(decided) => decided,
+                Err(rejection) => {
+                    tracing::info!(command_id = %env.command_id, code = rejection.code().as_str(), reason = %rejection, "Rejected a command");
+                    plan.rejections.insert(i, Rejection::from(&rejection));
+                    states.insert(key, case);
+                    continue;
+                }
+            };
+            let now = Utc::now();
+            let expected = decided.revision();
+            let mut next = decided.case;
+            for (n, event) in decided.events.iter().enumerate() {
+                let meta = EventMeta {
+                    case_id: env.case_id,
+                    tenant: &env.tenant,
+                    revision: expected + 1 + n as u64,
+                    time: now,
+                    actor: &env.actor,
+                };
+                next = Case::fold(next, &meta, event);
+            }
+            states.insert(key, next);
+            plan.appends.push(Append {
+                tenant: env.tenant.clone(),
+                case_id: env.case_id,
+                expected,
+                events: decided
+                    .events
+                    .iter()
+                    .map(|e| NewEvent::from_domain(e, now, &env.actor, env.command_id, env.correlation_id))
+                    .collect(),
+            });
+            plan.owners.push(i);
+        }
+        Ok(Some(plan))
+    }
+}
+
+/// What a batch will append and reject.
+#[derive(Default)]
+struct Plan {
+    appends: Vec<Append>,
+    /// The command (its index in the batch) of each append.
+    owners: Vec<usize>,
+    rejections: HashMap<usize, Rejection>,
 }
 
 /// Runs the engine until `shutdown`: one consumer in the `case-engine`

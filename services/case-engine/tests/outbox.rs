@@ -60,6 +60,8 @@ enum Fault {
 struct FaultyEvents {
     inner: Arc<dyn EventStore>,
     fault: Mutex<Fault>,
+    /// Batched appends passed whole to the store (without a fault set).
+    batches: std::sync::atomic::AtomicUsize,
 }
 
 impl FaultyEvents {
@@ -67,6 +69,7 @@ impl FaultyEvents {
         let faulty = Arc::new(FaultyEvents {
             inner: platform.events.clone(),
             fault: Mutex::new(fault),
+            batches: std::sync::atomic::AtomicUsize::new(0),
         });
         platform.events = faulty.clone();
         faulty
@@ -119,6 +122,21 @@ impl EventStore for FaultyEvents {
     }
     async fn allocate_key(&self, tenant: &TenantId, prefix: &str) -> Result<u64, StoreError> {
         self.inner.allocate_key(tenant, prefix).await
+    }
+    async fn append_batch(&self, batch: Vec<casewire_ports::Append>) -> Result<Vec<Vec<EventRecord>>, StoreError> {
+        if *self.fault.lock().unwrap() != Fault::None {
+            // One by one, so the fault can strike in the middle.
+            let mut out = Vec::new();
+            for part in batch {
+                out.push(
+                    self.append(&part.tenant, part.case_id, part.expected, part.events)
+                        .await?,
+                );
+            }
+            return Ok(out);
+        }
+        self.batches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.append_batch(batch).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
@@ -537,4 +555,41 @@ async fn a_poison_message_in_a_batch_is_parked_and_the_rest_go_through() {
     assert_eq!(platform.events.load(&tenant(), case_id).await.unwrap().len(), 2);
     let parked = drain(&platform, Topic::Dlq).await;
     assert_eq!(parked, vec![b"{not a command".to_vec()], "only the poison is parked");
+}
+
+#[tokio::test]
+async fn a_batch_is_decided_in_memory_and_appended_in_one_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut platform = platform(dir.path()).await;
+    let counted = FaultyEvents::wrap(&mut platform, Fault::None);
+    // Three cases, an open and two comments each, and an open of a case
+    // that exists (rejected): ten commands, taken as one batch.
+    let mut commands = Vec::new();
+    for n in 1..=3 {
+        let case_id = Uuid::now_v7();
+        commands.push(envelope(case_id, open(), Some(&format!("TKT-00000{n}"))));
+        commands.push(envelope(case_id, comment(1), None));
+        commands.push(envelope(case_id, comment(2), None));
+    }
+    let again = envelope(commands[0].case_id, open(), Some("TKT-000009"));
+    commands.insert(4, again.clone());
+    let batch = publish_and_take(&platform, &commands).await;
+    Engine::new(platform.clone()).handle_batch(&batch).await.unwrap();
+
+    assert_eq!(
+        counted.batches.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one append for the batch"
+    );
+    for c in commands.iter().filter(|c| c.command_id != again.command_id).step_by(3) {
+        let stream = platform.events.load(&tenant(), c.case_id).await.unwrap();
+        let revisions: Vec<u64> = stream.iter().map(|e| e.revision).collect();
+        assert_eq!(revisions, vec![1, 2, 3], "each against the state the one before left");
+    }
+    let rejected = platform.reads.get_command(again.command_id).await.unwrap().unwrap();
+    assert_eq!(rejected.status, CommandStatus::Rejected, "{rejected:?}");
+    let published = drain(&platform, Topic::Events).await;
+    assert_eq!(published.len(), 9, "every event once");
+    let outcomes = drain(&platform, Topic::Outcomes).await;
+    assert_eq!(outcomes.len(), 10, "an outcome per command");
 }
