@@ -78,23 +78,25 @@ struct Baseline {
     p99_ms: Option<f64>,
 }
 
-async fn sqlite_baseline(
+/// The raw SQLite event store, one append per transaction and then the
+/// same appends `BATCH` to a transaction: what the engine could do at best
+/// without batching and with it.
+async fn sqlite_baselines(
     base: &Config,
     dir: &std::path::Path,
     clients: usize,
     total: usize,
-) -> anyhow::Result<Baseline> {
+) -> anyhow::Result<Vec<Baseline>> {
+    const BATCH: usize = 256;
     let durability = match base.store.durability {
         casewire_runtime::config::Durability::Normal => Durability::Normal,
         casewire_runtime::config::Durability::Full => Durability::Full,
     };
     let raw = SqliteEventStore::open(&dir.join("raw-events.db"), durability)?;
-    let streams: Vec<Uuid> = (0..clients).map(|_| Uuid::now_v7()).collect();
     let bench_tenant = casewire_domain::types::TenantId::parse("bench")?;
-    let started = Instant::now();
-    for n in 0..total {
+    let event = |n: usize| {
         let cmd = Uuid::now_v7();
-        let event = NewEvent {
+        NewEvent {
             id: Uuid::now_v7(),
             event_type: "casewire.case.comment-added.v1".into(),
             data: json!({"commentId": Uuid::now_v7(), "parentId": null, "body": format!("bench comment {n}"), "visibility": "internal", "author": "alice"}),
@@ -102,17 +104,38 @@ async fn sqlite_baseline(
             actor: "alice".into(),
             command_id: cmd,
             correlation_id: cmd,
-        };
-        raw.append(&bench_tenant, streams[n % clients], (n / clients) as u64, vec![event])
-            .await?;
+        }
+    };
+    let mut out = Vec::new();
+    for batch in [1, BATCH] {
+        let streams: Vec<Uuid> = (0..clients).map(|_| Uuid::now_v7()).collect();
+        let started = Instant::now();
+        let mut n = 0;
+        while n < total {
+            let parts = (n..(n + batch).min(total))
+                .map(|i| casewire_ports::Append {
+                    tenant: bench_tenant.clone(),
+                    case_id: streams[i % clients],
+                    expected: (i / clients) as u64,
+                    events: vec![event(i)],
+                })
+                .collect::<Vec<_>>();
+            n += parts.len();
+            raw.append_batch(parts).await?;
+        }
+        out.push(Baseline {
+            what: if batch == 1 {
+                "raw SQLite append, one per transaction"
+            } else {
+                "raw SQLite append, 256 per transaction"
+            },
+            unit: "appends/s",
+            per_sec: total as f64 / started.elapsed().as_secs_f64(),
+            p50_ms: None,
+            p99_ms: None,
+        });
     }
-    Ok(Baseline {
-        what: "raw SQLite event-store append",
-        unit: "appends/s",
-        per_sec: total as f64 / started.elapsed().as_secs_f64(),
-        p50_ms: None,
-        p99_ms: None,
-    })
+    Ok(out)
 }
 
 /// The MongoDB server's raw bulk-write rate: `insert_many` of 100
@@ -162,7 +185,9 @@ async fn mongodb_baseline(url: &str, clients: usize, total: usize) -> anyhow::Re
 
 /// One hop through the broker: an idempotent acks=all producer and a
 /// consumer, messages the size of a command, latency from send to receipt.
-async fn kafka_baseline(url: &str, total: usize) -> anyhow::Result<Baseline> {
+/// `pipelined`: every send queued at once and awaited together (what a
+/// batching publisher can do); otherwise each awaited before the next.
+async fn kafka_baseline(url: &str, total: usize, pipelined: bool) -> anyhow::Result<Baseline> {
     use rdkafka::Message;
     use rdkafka::consumer::{Consumer, StreamConsumer};
     use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -196,25 +221,39 @@ async fn kafka_baseline(url: &str, total: usize) -> anyhow::Result<Baseline> {
         Ok::<_, anyhow::Error>((latencies, Instant::now()))
     });
     let first_send = Instant::now();
-    let sends = (0..total).map(|n| {
+    let send = |n: usize| {
         let producer = producer.clone();
         let topic = topic.clone();
         async move {
             let payload = json!({"sentNanos": origin.elapsed().as_nanos() as u64, "body": format!("bench comment {n}"), "pad": "x".repeat(400)}).to_string();
             let key = format!("case-{}", n % 64);
             producer
-                .send(FutureRecord::to(&topic).key(&key).payload(&payload), Duration::from_secs(30))
+                .send(
+                    FutureRecord::to(&topic).key(&key).payload(&payload),
+                    Duration::from_secs(30),
+                )
                 .await
+                .map(|_| ())
                 .map_err(|(e, _)| anyhow::anyhow!(e))
         }
-    });
-    for r in futures::future::join_all(sends).await {
-        r?;
+    };
+    if pipelined {
+        for r in futures::future::join_all((0..total).map(send)).await {
+            r?;
+        }
+    } else {
+        for n in 0..total {
+            send(n).await?;
+        }
     }
     let (mut latencies, last) = receiver.await??;
     latencies.sort();
     Ok(Baseline {
-        what: "raw rdkafka produce->consume, one hop",
+        what: if pipelined {
+            "raw rdkafka produce->consume, one hop, pipelined"
+        } else {
+            "raw rdkafka produce->consume, one hop, one at a time"
+        },
         unit: "messages/s",
         per_sec: total as f64 / (last - first_send).as_secs_f64(),
         p50_ms: Some(ms(percentile(&latencies, 0.5))),
@@ -440,12 +479,13 @@ pub async fn run(mut base: Config, args: BenchArgs) -> anyhow::Result<()> {
     };
     let replay_rate = replayed.events as f64 / replayed.elapsed.as_secs_f64().max(1e-9);
 
-    let mut baselines = vec![match &mongodb {
-        Some(url) => mongodb_baseline(url, args.clients, total).await?,
-        None => sqlite_baseline(&base, dir.path(), args.clients, total).await?,
-    }];
+    let mut baselines = match &mongodb {
+        Some(url) => vec![mongodb_baseline(url, args.clients, total).await?],
+        None => sqlite_baselines(&base, dir.path(), args.clients, total).await?,
+    };
     if let Some(url) = args.bus.as_deref().filter(|u| u.starts_with("kafka://")) {
-        baselines.push(kafka_baseline(url, total).await?);
+        baselines.push(kafka_baseline(url, total, true).await?);
+        baselines.push(kafka_baseline(url, total.min(1000), false).await?);
     }
     if let Some(url) = &mongodb {
         casewire_mongodb::connect(&casewire_mongodb::MongoSettings::new(url))
