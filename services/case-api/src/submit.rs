@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse};
-use casewire_application::decide;
+use casewire_application::{decide, decide_on};
 use casewire_domain::command::FileFacts;
 use casewire_domain::types::{CaseKey, TenantId};
 use casewire_domain::{Case, CaseCommand, ErrorCode};
@@ -91,7 +91,7 @@ async fn submit_in_span(
         c.comment_id.get_or_insert_with(Uuid::now_v7);
     }
     let is_open = matches!(command, CaseCommand::Open(_));
-    authorize_command(state, principal, case_id, &command).await?;
+    let authorized = authorize_command(state, principal, case_id, &command).await?;
     let attaching = match &mut command {
         CaseCommand::Attach(attach) => {
             attach.file = Some(file_to_attach(state, principal, attach.file_id).await?);
@@ -119,7 +119,10 @@ async fn submit_in_span(
     // taken again once nothing is in flight, because the in-flight command
     // may have finished between the first decision and that look. (An open
     // can only fail that way when the case exists: final.)
-    let mut decided = decide(&*platform.events, &*platform.reads, &state.cases, &envelope).await?;
+    let mut decided = match authorized {
+        Some(case) => decide_on(Some(case), &*platform.reads, &state.cases, &envelope).await?,
+        None => decide(&*platform.events, &*platform.reads, &state.cases, &envelope).await?,
+    };
     let mut deferred = false;
     if let Err(e) = &decided
         && !is_open
@@ -332,12 +335,14 @@ async fn case_for_command(state: &AppState, tenant: &TenantId, case_id: Uuid) ->
 
 /// Asks the policy whether the caller may issue `command`: 404 when the case
 /// is not visible to them, 403 `CW-FORBIDDEN` when the action is denied.
+/// Returns the case it authorized against (none for an open), so the
+/// early check decides on the same state without loading it again.
 async fn authorize_command(
     state: &AppState,
     principal: &Principal,
     case_id: Uuid,
     command: &CaseCommand,
-) -> Result<(), ApiError> {
+) -> Result<Option<Case>, ApiError> {
     let action = Action::of(command);
     let CaseCommand::Open(open) = command else {
         let case = case_for_command(state, &principal.tenant, case_id).await?;
@@ -358,7 +363,7 @@ async fn authorize_command(
                     .with_details(serde_json::json!({"field": "target"})));
             }
         }
-        return Ok(());
+        return Ok(Some(case));
     };
     // The case to be: where it will live and who it will be for.
     let definition = state
@@ -369,7 +374,7 @@ async fn authorize_command(
     let Some(definition) = definition else {
         // Can never succeed, and definitions are no secret: the domain's
         // 422 says more than a 403 would.
-        return Ok(());
+        return Ok(None);
     };
     let resource = Resource {
         tenant: principal.tenant.clone(),
@@ -382,7 +387,7 @@ async fn authorize_command(
         confidential: open.confidential,
     };
     if authz::decide(state, principal, action, Some(&resource)).await?.allow {
-        Ok(())
+        Ok(None)
     } else {
         Err(authz::forbidden(action))
     }
