@@ -116,6 +116,10 @@ impl KafkaSettings {
     }
 }
 
+/// The consumers' default `fetch.wait.max.ms` (a `bus.properties` entry
+/// overrides it).
+const FETCH_WAIT_MAX_MS: &str = "20";
+
 fn unavailable(e: KafkaError) -> BusError {
     BusError::Unavailable(e.to_string())
 }
@@ -264,6 +268,13 @@ impl Bus for KafkaBus {
             // that long after a member is killed; handlers here take far
             // less than 30 s between polls.
             .set("max.poll.interval.ms", "30000");
+        // How long the broker may hold a fetch that finds nothing new. Every
+        // command crosses two hops (commands, then events), and a broker
+        // that answers only when this expires (tansu does) added the full
+        // wait to each: librdkafka's 500 ms made accept→visible a second.
+        if !self.settings.properties.contains_key("fetch.wait.max.ms") {
+            config.set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS);
+        }
         let consumer: StreamConsumer = match group {
             Some(g) => {
                 config
