@@ -118,7 +118,7 @@ impl KafkaSettings {
 
 /// The consumers' default `fetch.wait.max.ms` (a `bus.properties` entry
 /// overrides it).
-const FETCH_WAIT_MAX_MS: &str = "20";
+pub const FETCH_WAIT_MAX_MS: &str = "20";
 
 fn unavailable(e: KafkaError) -> BusError {
     BusError::Unavailable(e.to_string())

@@ -206,6 +206,8 @@ async fn kafka_baseline(url: &str, total: usize, pipelined: bool) -> anyhow::Res
         .set("bootstrap.servers", &settings.bootstrap_servers)
         .set("group.id", format!("{}raw", settings.topic_prefix))
         .set("auto.offset.reset", "earliest")
+        // The platform's consumers' setting, so both wait on the broker alike.
+        .set("fetch.wait.max.ms", casewire_kafka::FETCH_WAIT_MAX_MS)
         .create()?;
     consumer.subscribe(&[&topic])?;
     let origin = Instant::now();
