@@ -272,8 +272,8 @@ impl Bus for KafkaBus {
         // command crosses two hops (commands, then events), and a broker
         // that answers only when this expires (tansu does) added the full
         // wait to each: librdkafka's 500 ms made accept→visible a second.
-        // Not lower: at 20 ms, half the kill -9 runs on tansu 0.6 ended in
-        // a consumer group that never settled after the rebalance (0 of 4
+        // Not lower: at 20 ms, 3 of 5 kill -9 runs on tansu 0.6 ended with
+        // a consumer group that never settled after the rebalance (0 of 5
         // at 100 ms, 0 of 3 at 500 ms).
         if !self.settings.properties.contains_key("fetch.wait.max.ms") {
             config.set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS);
