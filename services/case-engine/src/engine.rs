@@ -15,7 +15,7 @@ use casewire_ports::{
 };
 use casewire_runtime::Platform;
 use casewire_runtime::consumer::{Failure, consume_batches};
-use chrono::Utc;
+use chrono::{SubsecRound as _, Utc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -321,6 +321,9 @@ impl Engine {
         if envelopes.len() > 1 && self.decide_batch(&mut outbox, &envelopes).await? {
             return self.flush(outbox).await;
         }
+        // Rejections the batch recorded are found final one by one, and
+        // their outcomes announced again from there.
+        let mut outbox = Outbox::default();
         for env in &envelopes {
             let span = tracing::info_span!(
                 "command",
@@ -337,12 +340,19 @@ impl Engine {
     /// Decides a batch of fresh commands with one claim, one append and one
     /// finish transaction (where the stores batch): each decided in memory
     /// against the case as the batch's earlier commands left it. `false`
-    /// when the batch is not that plain case (a redelivered or cancelled
-    /// command, events already caused by one, a revision conflict): then
-    /// nothing of it was appended or finished, the outbox is untouched, and
-    /// the caller takes the commands one by one, outbox checks and all.
+    /// when the batch is not that plain case (a command twice, a redelivered
+    /// or cancelled one, events already caused by one, a revision
+    /// conflict): then nothing of it was appended (its rejections may be
+    /// recorded), and the caller takes the commands one by one, with a
+    /// fresh outbox, outbox checks and all.
     async fn decide_batch(&self, outbox: &mut Outbox, envs: &[CommandEnvelope]) -> Result<bool, EngineError> {
         let ids: Vec<Uuid> = envs.iter().map(|e| e.command_id).collect();
+        // A command twice in one batch (a replayed dead letter, a producer
+        // without idempotence): only one by one does the second find the
+        // first finished.
+        if ids.iter().collect::<std::collections::HashSet<_>>().len() != ids.len() {
+            return Ok(false);
+        }
         let claims = self.platform.reads.claim_commands(&ids).await?;
         if claims
             .iter()
@@ -353,25 +363,35 @@ impl Engine {
         let Some(plan) = self.plan(envs).await? else {
             return Ok(false);
         };
+        // The rejections are recorded first: were anything after this to
+        // fail, a retry must find them final, not decide them again after
+        // the batch's later commands (whose events may be stored by then).
+        let mut rejections: Vec<_> = plan.rejections.into_iter().collect();
+        rejections.sort_by_key(|(i, _)| *i);
+        let mut rejected = Vec::with_capacity(rejections.len());
+        for (i, rejection) in rejections {
+            let (_, record) = self
+                .conclude(outbox, &envs[i], OutcomeStatus::Rejected, None, Some(rejection))
+                .await?;
+            rejected.extend(record);
+        }
+        self.platform.reads.finish_commands(&rejected).await?;
         let appended = match self.platform.events.append_batch(plan.appends).await {
             Ok(appended) => appended,
             Err(StoreError::Conflict { .. }) => return Ok(false),
             Err(e) => return Err(e.into()),
         };
         let mut revisions = vec![None; envs.len()];
-        for (i, part) in plan.owners.into_iter().zip(appended) {
+        for (i, part) in plan.owners.iter().zip(appended) {
             metrics::counter!("casewire_events_appended_total").increment(part.len() as u64);
-            revisions[i] = part.last().map(|r| r.revision);
+            revisions[*i] = part.last().map(|r| r.revision);
             outbox.events.extend(part);
         }
-        let mut rejections = plan.rejections;
-        let mut records = Vec::with_capacity(envs.len());
-        for (i, env) in envs.iter().enumerate() {
-            let (status, error) = match rejections.remove(&i) {
-                Some(rejection) => (OutcomeStatus::Rejected, Some(rejection)),
-                None => (OutcomeStatus::Processed, None),
-            };
-            let (_, record) = self.conclude(outbox, env, status, revisions[i], error).await?;
+        let mut records = Vec::with_capacity(plan.owners.len());
+        for i in plan.owners {
+            let (_, record) = self
+                .conclude(outbox, &envs[i], OutcomeStatus::Processed, revisions[i], None)
+                .await?;
             records.extend(record);
         }
         self.platform.reads.finish_commands(&records).await?;
@@ -386,14 +406,17 @@ impl Engine {
         let mut states: HashMap<(TenantId, Uuid), Option<Case>> = HashMap::new();
         let mut plan = Plan::default();
         for (i, env) in envs.iter().enumerate() {
-            if !events.find_by_command(env.command_id).await?.is_empty() {
-                return Ok(None);
-            }
             let key = (env.tenant.clone(), env.case_id);
             let case = match states.remove(&key) {
                 Some(state) => state,
                 None => self.cache.current(&**events, &env.tenant, env.case_id).await?,
             };
+            // After the load, as in `decide_into`: an append of this
+            // command by another engine either happened before (found
+            // here) or comes after the load (and our append conflicts).
+            if !events.find_by_command(env.command_id).await?.is_empty() {
+                return Ok(None);
+            }
             let decided = match decide_on(case.clone(), &**reads, &self.cache, env).await? {
                 Ok(decided) => decided,
                 Err(rejection) => {
@@ -403,7 +426,9 @@ impl Engine {
                     continue;
                 }
             };
-            let now = Utc::now();
+            // As stored (`NewEvent::from_domain` keeps microseconds), so the
+            // state folded here is the state a reload would give.
+            let now = Utc::now().trunc_subsecs(6);
             let expected = decided.revision();
             let mut next = decided.case;
             for (n, event) in decided.events.iter().enumerate() {

@@ -593,3 +593,18 @@ async fn a_batch_is_decided_in_memory_and_appended_in_one_go() {
     let outcomes = drain(&platform, Topic::Outcomes).await;
     assert_eq!(outcomes.len(), 10, "an outcome per command");
 }
+
+#[tokio::test]
+async fn a_command_twice_in_one_batch_is_decided_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = platform(dir.path()).await;
+    let case_id = Uuid::now_v7();
+    let open = envelope(case_id, open(), Some("TKT-000001"));
+    let twice = envelope(case_id, comment(1), None);
+    let batch = publish_and_take(&platform, &[open, twice.clone(), twice.clone()]).await;
+    Engine::new(platform.clone()).handle_batch(&batch).await.unwrap();
+    let stream = platform.events.load(&tenant(), case_id).await.unwrap();
+    assert_eq!(stream.len(), 2, "the open and one comment");
+    let record = platform.reads.get_command(twice.command_id).await.unwrap().unwrap();
+    assert_eq!(record.status, CommandStatus::Processed, "{record:?}");
+}
