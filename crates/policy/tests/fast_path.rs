@@ -54,3 +54,14 @@ fn a_policy_without_grants_is_evaluated_in_full() {
     let error = policy.check_fast_path(1, 1).unwrap_err();
     assert!(error.contains("grants: not defined"), "{error}");
 }
+
+#[test]
+fn the_shipped_policy_from_its_directory_takes_the_fast_path_and_an_edited_one_does_not() {
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    assert!(RegoPolicy::load(Some(&shipped)).unwrap().fast_path(WAIT));
+    // Even an edit that leaves the grants right: a sample cannot prove it.
+    let dir = tempfile::tempdir().unwrap();
+    let edited = format!("{}\n# a comment of the operator's\n", casewire_policy::BUILT_IN);
+    std::fs::write(dir.path().join("authz.rego"), edited).unwrap();
+    assert!(!RegoPolicy::load(Some(dir.path())).unwrap().fast_path(WAIT));
+}
