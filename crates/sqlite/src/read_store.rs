@@ -784,16 +784,9 @@ impl CommandLog for SqliteReadStore {
                 let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(map_err)?;
-                let rec: Option<String> = tx
-                    .query_row_cached("SELECT record FROM commands WHERE id = ?1", [id.to_string()], |r| {
-                        r.get(0)
-                    })
-                    .optional()
-                    .map_err(map_err)?;
-                let Some(rec) = rec else {
+                let Some(mut rec) = command_in(&tx, id)? else {
                     return Ok(CancelResult::NotFound);
                 };
-                let mut rec: CommandRecord = serde_json::from_str(&rec).map_err(corrupt)?;
                 if rec.status != CommandStatus::Pending {
                     return Ok(CancelResult::NotPending(rec));
                 }
@@ -860,19 +853,23 @@ impl CommandLog for SqliteReadStore {
     }
 }
 
-/// Claims one command inside `tx`: a pending or processing one becomes
-/// processing and is the caller's to decide.
-fn claim_in(tx: &rusqlite::Transaction<'_>, id: Uuid) -> Result<ClaimResult, StoreError> {
+/// A command's record, read inside `tx`.
+fn command_in(tx: &rusqlite::Transaction<'_>, id: Uuid) -> Result<Option<CommandRecord>, StoreError> {
     let rec: Option<String> = tx
         .query_row_cached("SELECT record FROM commands WHERE id = ?1", [id.to_string()], |r| {
             r.get(0)
         })
         .optional()
         .map_err(map_err)?;
-    let Some(rec) = rec else {
+    rec.map(|r| serde_json::from_str(&r).map_err(corrupt)).transpose()
+}
+
+/// Claims one command inside `tx`: a pending or processing one becomes
+/// processing and is the caller's to decide.
+fn claim_in(tx: &rusqlite::Transaction<'_>, id: Uuid) -> Result<ClaimResult, StoreError> {
+    let Some(mut rec) = command_in(tx, id)? else {
         return Ok(ClaimResult::Unknown);
     };
-    let mut rec: CommandRecord = serde_json::from_str(&rec).map_err(corrupt)?;
     Ok(match rec.status {
         CommandStatus::Pending | CommandStatus::Processing => {
             rec.status = CommandStatus::Processing;
