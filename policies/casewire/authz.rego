@@ -316,9 +316,9 @@ decision := {"allow": allow, "visible": visible}
 # version, and then decides each action in Rust from it, in about a
 # microsecond instead of a full evaluation. So `grants` must say exactly
 # what `decision` says: a property test compares the two on random
-# subjects, cases and actions, and the API checks a sample whenever it
-# loads a policy, falling back to full evaluation if they disagree. A
-# policy without `grants` is always evaluated in full.
+# subjects, cases and actions. Only this file, unchanged, is decided from
+# its grants; once you edit it, every decision is a full evaluation (a
+# sample could not prove your grants still match your rules).
 #
 # grants = {
 #   "visible":  the filter's clauses (a case of the subject's tenant is

@@ -9,10 +9,10 @@
 //! bounded cache, and a decision is a few clause matches.
 //!
 //! The grants must say what `decision` and `filter` say. Nothing in Rego
-//! enforces that, so [`self_check`] compares both ways on a seeded sample
-//! whenever a policy is loaded, and a policy whose grants disagree (or
-//! that has none) is evaluated in full. The property test in
-//! `tests/fast_path.rs` runs the same comparison on 10,000 random inputs.
+//! enforces that, so only the shipped policy, byte for byte, decides from
+//! them: the property test in `tests/fast_path.rs` compares both ways on
+//! 10,000 random inputs (`RegoPolicy::check_fast_path`). Any other policy
+//! is evaluated in full.
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};

@@ -18,7 +18,7 @@ pub mod sample;
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -44,16 +44,8 @@ thread_local! {
     static ENGINE: RefCell<Option<(u64, regorus::Engine)>> = const { RefCell::new(None) };
 }
 
-/// Random inputs the grants are compared with full evaluation on, in the
-/// background, each time a policy is loaded (about 0.1 s of one core in a
-/// release build). The property test compares 10,000.
-const LOAD_CHECK_SAMPLES: usize = 200;
-/// Why a policy other than the shipped one is evaluated in full.
-const NOT_SHIPPED: &str = "not the shipped policy";
 /// How a check says the policy has no `grants` rule at all.
 const MISSING: &str = "not defined";
-/// Fixed, so a given policy is always judged the same way.
-const LOAD_CHECK_SEED: u64 = 0x0C45_E1D1;
 
 /// A loaded policy: the compiled engine and what it was built from.
 struct Loaded {
@@ -61,64 +53,27 @@ struct Loaded {
     engine: regorus::Engine,
     /// Newest modification time of the files, to notice changes.
     stamp: Option<SystemTime>,
-    /// Whether the policy's `grants` agree with its decisions, once a
-    /// background thread has compared them; until then, and if they do
-    /// not, every decision is a full evaluation (see [`grants`]).
-    check: Arc<OnceLock<Result<(), String>>>,
-    /// The policy is the shipped one, byte for byte: the only one whose
-    /// grants the 10,000-case property test vouches for. A sampled check
-    /// cannot prove another policy's grants equal to its rules, so any
-    /// other policy is evaluated in full.
+    /// The policy is the shipped one, byte for byte, and so decides from
+    /// its grants (see [`grants`]): the 10,000-case property test vouches
+    /// for exactly this text. A sampled check at load could not prove an
+    /// edited policy's grants equal to its rules, so any other policy is
+    /// evaluated in full.
     shipped: bool,
 }
 
 impl Loaded {
-    fn new(engine: regorus::Engine, stamp: Option<SystemTime>, shipped: bool) -> Self {
-        Loaded {
-            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
-            engine,
-            stamp,
-            check: Arc::new(OnceLock::new()),
-            shipped,
-        }
-    }
-
-    fn fast(&self) -> bool {
-        matches!(self.check.get(), Some(Ok(())))
-    }
-
-    /// Compares the grants with full evaluation on a thread of its own, so
-    /// loading a policy never waits for it.
-    fn start_check(self: &Arc<Self>, origin: String) {
-        if !self.shipped {
+    fn new(engine: regorus::Engine, stamp: Option<SystemTime>, shipped: bool, origin: &str) -> Self {
+        if !shipped {
             tracing::info!(
                 policy = origin,
                 "A policy other than the shipped one: every decision is a full evaluation"
             );
-            let _ = self.check.set(Err(NOT_SHIPPED.into()));
-            return;
         }
-        let loaded = self.clone();
-        let spawned = std::thread::Builder::new().name("policy-check".into()).spawn(move || {
-            let result = check_fast_path(&loaded, LOAD_CHECK_SAMPLES, LOAD_CHECK_SEED);
-            match &result {
-                Ok(()) => tracing::debug!(policy = origin, "Decisions come from the policy's grants"),
-                // A policy of one's own need not have grants: it is
-                // merely slower.
-                Err(reason) if reason.contains(MISSING) => tracing::info!(
-                    policy = origin,
-                    "The policy has no grants rule: every decision is a full evaluation"
-                ),
-                Err(reason) => tracing::warn!(
-                    policy = origin,
-                    %reason,
-                    "The policy's grants disagree with its decisions: every decision is a full evaluation"
-                ),
-            }
-            let _ = loaded.check.set(result);
-        });
-        if let Err(error) = spawned {
-            let _ = self.check.set(Err(format!("could not start the check: {error}")));
+        Loaded {
+            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+            engine,
+            stamp,
+            shipped,
         }
     }
 }
@@ -193,7 +148,12 @@ fn load_dir(dir: &Path) -> Result<Loaded, String> {
         sources.push((f.display().to_string(), text));
     }
     let shipped = sources.len() == 1 && sources[0].1 == BUILT_IN;
-    Ok(Loaded::new(compile(&sources)?, newest_stamp(&files), shipped))
+    Ok(Loaded::new(
+        compile(&sources)?,
+        newest_stamp(&files),
+        shipped,
+        &dir.display().to_string(),
+    ))
 }
 
 impl RegoPolicy {
@@ -205,13 +165,12 @@ impl RegoPolicy {
                 compile(&[("built-in/authz.rego".into(), BUILT_IN.into())]).map_err(PolicyError::Invalid)?,
                 None,
                 true,
+                "built-in",
             ),
         };
-        let loaded = Arc::new(loaded);
-        loaded.start_check(dir.map_or("built-in".into(), |d| d.display().to_string()));
         Ok(RegoPolicy {
             dir: dir.map(Path::to_owned),
-            loaded: RwLock::new(loaded),
+            loaded: RwLock::new(Arc::new(loaded)),
             grants: grants::GrantsCache::new(),
         })
     }
@@ -227,10 +186,8 @@ impl RegoPolicy {
         }
         match load_dir(dir) {
             Ok(loaded) => {
-                let loaded = Arc::new(loaded);
-                loaded.start_check(dir.display().to_string());
                 if let Ok(mut slot) = self.loaded.write() {
-                    *slot = loaded;
+                    *slot = Arc::new(loaded);
                 }
                 tracing::info!(dir = %dir.display(), "Reloaded the policies");
                 true
@@ -242,7 +199,6 @@ impl RegoPolicy {
                         generation: current.generation,
                         engine: current.engine.clone(),
                         stamp,
-                        check: current.check.clone(),
                         shipped: current.shipped,
                     });
                 }
@@ -278,16 +234,10 @@ impl RegoPolicy {
         eval_with(&self.current(), rule, input)
     }
 
-    /// Whether decisions come from the policy's grants: it has them, and
-    /// they agreed with its decisions when it was loaded. Waits up to
-    /// `timeout` for that check to finish; `false` if it has not.
-    pub fn fast_path(&self, timeout: Duration) -> bool {
-        let loaded = self.current();
-        let deadline = std::time::Instant::now() + timeout;
-        while loaded.check.get().is_none() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        loaded.fast()
+    /// Whether decisions come from the policy's grants: it is the shipped
+    /// policy, byte for byte.
+    pub fn fast_path(&self) -> bool {
+        self.current().shipped
     }
 
     /// Compares the grants of the policy in force with its full
@@ -325,7 +275,7 @@ impl RegoPolicy {
         definitions: &DefinitionAccessMap,
     ) -> Result<Option<Arc<grants::Grants>>, PolicyError> {
         let loaded = self.current();
-        if !loaded.fast() {
+        if !loaded.shipped {
             return Ok(None);
         }
         // Everything the rule reads besides constants: the cache key.

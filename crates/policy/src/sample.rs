@@ -1,8 +1,8 @@
 //! Seeded random policy inputs: subjects shaped like Keycloak's (default
 //! roles, several roles, queue groups, with and without a verified
 //! e-mail), definitions with and without access groups, and cases of
-//! either tenant. The fast path's load-time check and its property test
-//! draw from here, so both explore the same space.
+//! either tenant: what `RegoPolicy::check_fast_path` (and so the fast
+//! path's property test) compares both ways on.
 
 use casewire_domain::definition::AccessDef;
 use casewire_domain::types::{QueueName, TenantId};
