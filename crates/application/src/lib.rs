@@ -6,7 +6,11 @@
 //! # Layout
 //! - [`decide`]: loading a case (through the cache) and its definition, and
 //!   running `Case::handle`; the cache of case states, bounded by weight.
+//! - [`access`]: what every way in needs to show events as the REST API
+//!   does: the per-tenant access groups the policy reads, internal comments.
 
+pub mod access;
 pub mod decide;
 
+pub use access::{AccessCache, is_internal_comment};
 pub use decide::{CaseCache, DEFAULT_CACHE_BYTES, Decided, decide, decide_on};

@@ -95,6 +95,18 @@ pub enum ClaimsError {
 }
 
 impl Principal {
+    /// The policy's view of this caller, the same for every way in.
+    pub fn subject(&self) -> casewire_ports::Subject {
+        casewire_ports::Subject {
+            sub: self.sub.clone(),
+            username: self.name.clone(),
+            email: self.email.clone(),
+            roles: self.roles.clone(),
+            groups: self.groups.clone(),
+            tenant: self.tenant.clone(),
+        }
+    }
+
     /// Builds the principal from verified claims of an issuer bound to
     /// `tenant`.
     pub fn from_claims(claims: &Value, mapping: &ClaimMapping, tenant: &str) -> Result<Principal, ClaimsError> {

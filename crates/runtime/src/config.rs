@@ -357,6 +357,48 @@ impl Default for StreamConfig {
     }
 }
 
+/// The WebSocket publisher (`GET /api/v1/ws`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WsConfig {
+    /// Listen address; port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// The URL clients use (behind a proxy), e.g. `wss://cases.example.com`;
+    /// defaults to `ws://<bound address>`.
+    pub public_url: Option<String>,
+    /// Seconds a socket without an `Authorization` header has to send its
+    /// `auth` message before it is closed with 4401.
+    pub auth_timeout_secs: u64,
+    /// Seconds between pings; a socket that answers nothing for two of
+    /// them is closed as dead.
+    pub ping_secs: u64,
+    /// Events queued for one socket before it is told it fell behind
+    /// (4509, with the position to resume after) and closed.
+    pub buffer: usize,
+    /// Sockets one caller (tenant and subject) may hold in this process;
+    /// one more is closed with 4429.
+    pub max_per_principal: usize,
+    /// Sockets this process holds at most; one more is closed with 1013.
+    pub max_sockets: usize,
+    /// Subscriptions one socket may hold.
+    pub max_subscriptions: usize,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        WsConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            public_url: None,
+            auth_timeout_secs: 5,
+            ping_secs: 20,
+            buffer: 1024,
+            max_per_principal: 16,
+            max_sockets: 20_000,
+            max_subscriptions: 32,
+        }
+    }
+}
+
 /// Files: where their bytes go and what uploads may be.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -503,6 +545,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub engine: EngineConfig,
     pub stream: StreamConfig,
+    pub ws: WsConfig,
     pub policy: PolicyConfig,
     pub storage: StorageConfig,
     pub demo: DemoConfig,
@@ -522,6 +565,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             engine: EngineConfig::default(),
             stream: StreamConfig::default(),
+            ws: WsConfig::default(),
             policy: PolicyConfig::default(),
             storage: StorageConfig::default(),
             demo: DemoConfig::default(),
@@ -612,8 +656,14 @@ impl Config {
     /// a clock can add is refused here, instead of panicking on first use.
     fn validate_bounds(&self) -> Result<(), ConfigError> {
         const DAY: u64 = 24 * 3600;
-        let checks: [(&str, u64, u64, u64); 4] = [
+        let checks: [(&str, u64, u64, u64); 9] = [
             ("api.max_wait_secs", self.api.max_wait_secs, 0, 3600),
+            ("ws.auth_timeout_secs", self.ws.auth_timeout_secs, 1, 300),
+            ("ws.ping_secs", self.ws.ping_secs, 1, 3600),
+            // A buffer of 0 would close every socket at its first event.
+            ("ws.buffer", self.ws.buffer as u64, 1, 1 << 20),
+            ("ws.max_per_principal", self.ws.max_per_principal as u64, 1, 1 << 20),
+            ("ws.max_subscriptions", self.ws.max_subscriptions as u64, 1, 4096),
             // S3 presigned URLs live at most 7 days.
             ("storage.presign_ttl_secs", self.storage.presign_ttl_secs, 1, 7 * DAY),
             ("auth.leeway_secs", self.auth.leeway_secs, 0, 3600),

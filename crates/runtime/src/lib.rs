@@ -7,6 +7,7 @@
 //!   `CASEWIRE__SECTION__FIELD` environment variables; validated at start.
 //! - [`adapter_url`]: `AdapterUrl` — a URL parsed once into the adapter its
 //!   scheme names.
+//! - [`identity`]: the token verifier every way in builds from the config.
 //! - [`platform`]: `Platform` — the opened adapters.
 //! - [`consumer`]: the retry / dead-letter / commit loop every service runs.
 //! - [`telemetry`]: JSON or human logs through `tracing`.
@@ -17,6 +18,7 @@
 pub mod adapter_url;
 pub mod config;
 pub mod consumer;
+pub mod identity;
 pub mod management;
 pub mod platform;
 pub mod telemetry;

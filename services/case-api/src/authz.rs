@@ -7,9 +7,9 @@ use casewire_domain::types::TenantId;
 use std::time::Instant;
 
 use casewire_domain::command::Visibility;
-use casewire_domain::{Case, CaseEvent, ErrorCode};
+use casewire_domain::{Case, ErrorCode};
 use casewire_oidc::Principal;
-use casewire_ports::{Action, Decision, EventRecord, PolicyError, Resource, Subject, VisibilityFilter};
+use casewire_ports::{Action, Decision, PolicyError, Resource, Subject, VisibilityFilter};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -21,14 +21,7 @@ pub const READ_INTERNAL: Action = Action::CaseCommentReadInternal;
 
 /// The policy's view of the caller.
 pub fn subject(p: &Principal) -> Subject {
-    Subject {
-        sub: p.sub.clone(),
-        username: p.name.clone(),
-        email: p.email.clone(),
-        roles: p.roles.clone(),
-        groups: p.groups.clone(),
-        tenant: p.tenant.clone(),
-    }
+    p.subject()
 }
 
 impl From<PolicyError> for ApiError {
@@ -124,13 +117,7 @@ pub fn hide_internal_comments(case: &mut Case) {
     case.comments.retain(|c| c.visibility == Visibility::Public);
 }
 
-/// Whether an event is an internal comment.
-pub fn is_internal_comment(record: &EventRecord) -> bool {
-    matches!(
-        record.case_event(),
-        Ok(CaseEvent::CommentAdded(c)) if c.visibility == Visibility::Internal
-    )
-}
+pub use casewire_application::is_internal_comment;
 
 /// The current state of a case from the event log (never behind, unlike
 /// the projection), or 404.

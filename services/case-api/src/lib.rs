@@ -21,7 +21,7 @@ pub mod submit;
 pub mod sweeper;
 
 use std::net::{SocketAddr, TcpListener};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -29,14 +29,15 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::web::{self, Data};
 use actix_web::{App, HttpResponse, HttpServer};
 use anyhow::Context;
-use casewire_oidc::{DevIssuer, JwksVerifier, TrustedIssuer};
-use casewire_runtime::{Config, Mode, Platform};
+use casewire_oidc::DevIssuer;
+use casewire_runtime::Platform;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{ApiError, json_error};
 use crate::routes::{cases, commands, definitions, dev_auth, docs, events, files};
-use crate::state::{AccessCache, AppState, StreamSlots, Waiters, listen_for_outcomes};
+use crate::state::{AppState, StreamSlots, Waiters, listen_for_outcomes};
+use casewire_application::AccessCache;
 
 /// A running API.
 #[derive(Debug)]
@@ -123,46 +124,6 @@ fn files_scope(scope: actix_web::Scope) -> actix_web::Scope {
         .service(files::head_file)
 }
 
-/// The token verifier: the configured issuers, and the dev issuer's realms
-/// when it runs (one trusted issuer per demo tenant, seeded with its key).
-fn verifier(cfg: &Config, public_url: &str) -> anyhow::Result<(Option<DevIssuer>, JwksVerifier)> {
-    let dev_issuer = if cfg.dev_issuer_enabled() {
-        // Config validation already refused it outside dev mode and off
-        // loopback; this is the last line, not the first.
-        anyhow::ensure!(
-            cfg.mode == Some(Mode::Dev),
-            "the dev issuer refuses to start outside dev mode"
-        );
-        let realms = format!("{public_url}{}", dev_auth::REALMS_PATH);
-        Some(DevIssuer::load_or_create(&cfg.data_dir, &realms, &cfg.auth.audience)?)
-    } else {
-        None
-    };
-    let mut issuers = cfg.auth.issuers.clone();
-    if let Some(dev) = &dev_issuer {
-        for tenant in DevIssuer::tenants() {
-            let issuer = dev.issuer_for(tenant);
-            issuers.push(TrustedIssuer {
-                jwks_uri: Some(format!("{issuer}/protocol/openid-connect/certs")),
-                issuer,
-                audiences: vec![cfg.auth.audience.clone()],
-                tenant: Some(tenant.to_owned()),
-            });
-        }
-    }
-    let verifier = JwksVerifier::new(
-        issuers,
-        cfg.auth.claims.clone(),
-        Duration::from_secs(cfg.auth.leeway_secs),
-    );
-    if let Some(dev) = &dev_issuer {
-        for tenant in DevIssuer::tenants() {
-            verifier.seed(&dev.issuer_for(tenant), dev.jwks())?;
-        }
-    }
-    Ok((dev_issuer, verifier))
-}
-
 /// Binds the API and management ports and starts serving. Port 0 picks
 /// free ports; the bound addresses are in the result.
 pub async fn start(platform: Platform, shutdown: CancellationToken) -> anyhow::Result<ApiServer> {
@@ -192,7 +153,7 @@ async fn start_serving(platform: Platform, shutdown: CancellationToken, files_on
         .trim_end_matches('/')
         .to_owned();
 
-    let (dev_issuer, verifier) = verifier(&cfg, &public_url)?;
+    let (dev_issuer, verifier) = casewire_runtime::identity::verifier(&cfg, &public_url)?;
     let policy = platform.policy(&shutdown)?;
     let blobs = platform.blobs().await?;
     let state = AppState {

@@ -5,10 +5,9 @@ use casewire_domain::types::TenantId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use casewire_application::AccessCache;
 use casewire_oidc::{DevIssuer, JwksVerifier};
-use casewire_ports::{
-    BlobStore, CommandOutcome, DefinitionAccessMap, PolicyEngine, ReadStore, StartFrom, StoreError, Topic,
-};
+use casewire_ports::{BlobStore, CommandOutcome, PolicyEngine, StartFrom, Topic};
 use casewire_runtime::Platform;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -85,52 +84,6 @@ impl Drop for StreamSlot {
                 open.remove(&self.key);
             }
         }
-    }
-}
-
-/// The access groups of each tenant's definitions, as the policy needs
-/// them on every decision. Kept for a few seconds: an import in this
-/// process replaces its tenant's entry at once; one in another process is
-/// seen within `TTL` (until then that definition's restricted cases stay
-/// hidden from group-based staff, never shown).
-#[derive(Debug, Default, Clone)]
-pub struct AccessCache {
-    tenants: Arc<Mutex<HashMap<TenantId, Fetched>>>,
-}
-
-/// A tenant's map and when it was read.
-type Fetched = (std::time::Instant, Arc<DefinitionAccessMap>);
-
-impl AccessCache {
-    const TTL: std::time::Duration = std::time::Duration::from_secs(5);
-
-    /// The map of `tenant`, from the cache or the read store.
-    pub async fn of(&self, reads: &dyn ReadStore, tenant: &TenantId) -> Result<Arc<DefinitionAccessMap>, StoreError> {
-        if let Some((at, map)) = self.tenants.lock().ok().and_then(|t| t.get(tenant).cloned())
-            && at.elapsed() < Self::TTL
-        {
-            return Ok(map);
-        }
-        self.refresh(reads, tenant).await
-    }
-
-    /// Reads `tenant`'s definitions again (after an import).
-    pub async fn refresh(
-        &self,
-        reads: &dyn ReadStore,
-        tenant: &TenantId,
-    ) -> Result<Arc<DefinitionAccessMap>, StoreError> {
-        let map: DefinitionAccessMap = reads
-            .list_definitions(tenant)
-            .await?
-            .into_iter()
-            .map(|d| (d.id, d.access))
-            .collect();
-        let map = Arc::new(map);
-        if let Ok(mut tenants) = self.tenants.lock() {
-            tenants.insert(tenant.clone(), (std::time::Instant::now(), map.clone()));
-        }
-        Ok(map)
     }
 }
 

@@ -326,6 +326,7 @@ pub async fn run(mut base: Config, args: BenchArgs) -> anyhow::Result<()> {
     config.data_dir = dir.path().join("platform");
     config.api.bind.set_port(0);
     config.management.bind.set_port(0);
+    config.ws.bind.set_port(0);
     config.demo.enabled = false;
     if let Some(bus) = &args.bus {
         config.bus.url = casewire_runtime::config::SecretUrl::new(bus.clone());
@@ -734,6 +735,7 @@ async fn policy_over_http(dir: &std::path::Path, requests: u32) -> anyhow::Resul
         };
         config.api.bind.set_port(0);
         config.management.bind.set_port(0);
+        config.ws.bind.set_port(0);
         config.demo.enabled = false;
         config.log.level = "warn".into();
         config.policy.dir = Some(policy_dir);
@@ -811,6 +813,7 @@ pub async fn files(mut base: Config, args: FileBenchArgs) -> anyhow::Result<()> 
     base.data_dir = dir.path().join("platform");
     base.api.bind.set_port(0);
     base.management.bind.set_port(0);
+    base.ws.bind.set_port(0);
     base.demo.enabled = false;
     base.storage.max_upload_bytes = base.storage.max_upload_bytes.max((args.size_mb as u64 + 1) << 20);
     if let Some(url) = &args.storage {

@@ -1,9 +1,10 @@
-//! The embedded runtime: api, case-engine and projector in one process over
+//! The embedded runtime: api, case-engine, projector and ws-publisher in one process over
 //! the SQLite adapters and the in-process bus.
 
 use anyhow::Context;
 use casewire_case_api::ApiServer;
 use casewire_runtime::{Config, Platform};
+use casewire_ws_publisher::WsServer;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -12,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 pub struct Services {
     pub engine: bool,
     pub projector: bool,
+    pub ws: bool,
 }
 
 impl Default for Services {
@@ -19,6 +21,7 @@ impl Default for Services {
         Services {
             engine: true,
             projector: true,
+            ws: true,
         }
     }
 }
@@ -27,6 +30,8 @@ impl Default for Services {
 #[derive(Debug)]
 pub struct Embedded {
     pub api: ApiServer,
+    /// The WebSocket publisher, unless turned off.
+    pub ws: Option<WsServer>,
     pub platform: Platform,
     pub shutdown: CancellationToken,
     /// The services besides the API; each task yields its name with its end.
@@ -85,8 +90,16 @@ impl Embedded {
             retention(platform.clone(), shutdown.child_token()),
         );
         let api = casewire_case_api::start(platform.clone(), shutdown.child_token()).await?;
+        // The API's verifier: the dev issuer's realms are known to it.
+        let ws = if services.ws {
+            let verifier = api.state.verifier.clone();
+            Some(casewire_ws_publisher::start(platform.clone(), verifier, shutdown.child_token()).await?)
+        } else {
+            None
+        };
         Ok(Embedded {
             api,
+            ws,
             platform,
             shutdown,
             tasks,
@@ -133,6 +146,11 @@ impl Embedded {
                 Ok((name, Err(e))) => tracing::warn!(service = name, error = %e, "Service stopped with an error"),
                 Err(e) => tracing::warn!(error = %e, "Service task failed"),
             }
+        }
+        if let Some(ws) = self.ws
+            && let Err(e) = ws.wait().await
+        {
+            tracing::warn!(error = %e, "The WebSocket publisher stopped with an error");
         }
         self.api.wait().await
     }

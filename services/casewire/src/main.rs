@@ -99,6 +99,8 @@ enum Service {
     StorageApi,
     CaseEngine,
     Projector,
+    /// The WebSocket publisher (`GET /api/v1/ws`).
+    WsPublisher,
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -140,6 +142,7 @@ async fn dev(mut config: Config, port: Option<u16>, no_demo: bool, bus: Option<S
         config.api.bind.set_port(port);
         if port == 0 {
             config.management.bind.set_port(0);
+            config.ws.bind.set_port(0);
         }
     }
     if no_demo {
@@ -161,6 +164,9 @@ async fn dev(mut config: Config, port: Option<u16>, no_demo: bool, bus: Option<S
     std::fs::write(runtime_file(&data_dir), serde_json::to_vec_pretty(&info)?).context("writing runtime.json")?;
     println!("API         {url}/api/v1");
     println!("Management  {mgmt}/health/ready");
+    if let Some(ws) = &platform.ws {
+        println!("WebSocket   {}", ws.url);
+    }
     let logins: Vec<String> = casewire_oidc::dev::DEMO_USERS
         .iter()
         .map(|u| format!("{}/{} ({})", u.username, u.password, u.description))
@@ -246,11 +252,12 @@ async fn serve(config: Config, service: Service) -> anyhow::Result<()> {
             println!("Management  http://{}/health/ready", api.management_addr);
             api.wait().await
         }
-        Service::CaseEngine | Service::Projector => {
+        Service::CaseEngine | Service::Projector | Service::WsPublisher => {
             let (addr, management) = casewire_runtime::management::start(platform.clone(), shutdown.clone())?;
             println!("Management  http://{addr}/health/ready");
             let result = match service {
                 Service::CaseEngine => casewire_case_engine::run(platform, shutdown.clone()).await,
+                Service::WsPublisher => casewire_ws_publisher::run(platform, shutdown.clone()).await,
                 Service::Projector | Service::CaseApi | Service::StorageApi => {
                     casewire_projector::run(platform, shutdown.clone()).await
                 }

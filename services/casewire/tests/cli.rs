@@ -197,6 +197,7 @@ fn definitions_import_and_helpful_errors() {
             .env("CASEWIRE__DATA_DIR", dir.path())
             .env("CASEWIRE__API__BIND", "127.0.0.1:0")
             .env("CASEWIRE__MANAGEMENT__BIND", "127.0.0.1:0")
+            .env("CASEWIRE__WS__BIND", "127.0.0.1:0")
             .envs(env.iter().copied())
             .output()
             .unwrap();
@@ -343,6 +344,7 @@ async fn serve_storage_api_serves_files_and_nothing_else() {
         .env("CASEWIRE__MODE", "dev")
         .env("CASEWIRE__API__BIND", "127.0.0.1:0")
         .env("CASEWIRE__MANAGEMENT__BIND", "127.0.0.1:0")
+        .env("CASEWIRE__WS__BIND", "127.0.0.1:0")
         .env("CASEWIRE__LOG__LEVEL", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

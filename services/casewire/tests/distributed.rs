@@ -182,6 +182,7 @@ impl Deployment {
             .env("CASEWIRE__BUS__MESSAGE_TIMEOUT_MS", "3000")
             .env("CASEWIRE__API__BIND", "127.0.0.1:0")
             .env("CASEWIRE__MANAGEMENT__BIND", "127.0.0.1:0")
+            .env("CASEWIRE__WS__BIND", "127.0.0.1:0")
             .env(
                 "CASEWIRE__LOG__LEVEL",
                 std::env::var("CASEWIRE_TEST_CHILD_LOG").unwrap_or_else(|_| "warn".into()),

@@ -5,6 +5,8 @@
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod ws;
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -28,6 +30,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     };
     config.api.bind.set_port(0);
     config.management.bind.set_port(0);
+    config.ws.bind.set_port(0);
     config.demo.enabled = false;
     config.mode = Some(casewire_runtime::Mode::Dev);
     // The harness logs in through the dev issuer, also beside the issuers

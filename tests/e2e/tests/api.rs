@@ -708,6 +708,7 @@ async fn prefer_wait_returns_the_case_or_the_rejection() {
     let app = TestApp::spawn_with(Services {
         engine: false,
         projector: true,
+        ws: true,
     })
     .await;
     let c = app.client("alice");
@@ -765,6 +766,7 @@ async fn commands_can_be_tracked_and_cancelled_only_while_pending() {
     let app = TestApp::spawn_with(Services {
         engine: false,
         projector: true,
+        ws: true,
     })
     .await;
     let c = app.client("alice");
@@ -1090,6 +1092,7 @@ async fn pipelined_commands_are_judged_after_the_ones_before_them() {
     let app = TestApp::spawn_with(Services {
         engine: false,
         projector: true,
+        ws: true,
     })
     .await;
     let c = app.client("alice");

@@ -1,5 +1,5 @@
 //! The authorization matrix: every demo role × every way to reach a case
-//! (detail, list, history, a command, the NDJSON stream) × {own tenant,
+//! (detail, list, history, a command, the NDJSON stream, the WebSocket) × {own tenant,
 //! other tenant} × {normal, confidential}, over HTTP against the embedded
 //! platform with the shipped policy. The expectations are written out by
 //! hand below — not derived from the policy — so a policy change that
@@ -30,7 +30,7 @@ const MATRIX: &[(&str, &str, Access, Access)] = &[
     ("gina", "case-admin of the other tenant (globex)", Work, Work),
 ];
 
-const ACTIONS: [&str; 5] = ["detail", "list", "history", "command", "stream"];
+const ACTIONS: [&str; 6] = ["detail", "list", "history", "command", "stream", "websocket"];
 
 fn tenant_of(user: &str) -> &'static str {
     if user == "gina" { "globex" } else { "casewire" }
@@ -67,6 +67,8 @@ fn is_internal_comment(event: &Value) -> bool {
 #[tokio::test]
 async fn the_authorization_matrix_holds_over_rest_and_the_stream() {
     let app = TestApp::spawn().await;
+    let python = casewire_e2e::ws::python();
+    let ws_url = app.app.ws.as_ref().unwrap().url.clone();
     let (bob, gina) = (app.client("bob"), app.client("gina"));
     for (name, yaml) in casewire::DEMO_DEFINITIONS {
         let r = gina.import_definition(yaml).await.unwrap();
@@ -109,6 +111,11 @@ async fn the_authorization_matrix_holds_over_rest_and_the_stream() {
             .map(|i| i["id"].as_str().unwrap().to_owned())
             .collect();
         let (streamed, events) = streamed_cases(&app, user).await;
+        // The WebSocket, from position 0, through a Python client.
+        let (ws_seen, ws_events) = match &python {
+            Some(py) => casewire_e2e::ws::ws_cases(py, &ws_url, &app.app.token(user).unwrap()).await,
+            None => (streamed.clone(), events.clone()),
+        };
         let mut row = vec![user.to_owned(), role.to_owned()];
         for ((tenant, is_confidential), id) in &cases {
             let own = *tenant == tenant_of(user);
@@ -121,6 +128,7 @@ async fn the_authorization_matrix_holds_over_rest_and_the_stream() {
             let tag = format!("by-{user}");
             // Requesters read public comments only, wherever comments show.
             let reads_internal = user != "dave";
+            assert_eq!(ws_seen.contains(id), expected != Hidden, "{cell}: websocket");
             if casewire_e2e::assert_cell(&c, &cell, id, expected, (&listed, &streamed), &tag, reads_internal).await {
                 expected_tags.entry(id.clone()).or_default().push(tag);
             }
@@ -133,6 +141,14 @@ async fn the_authorization_matrix_holds_over_rest_and_the_stream() {
             user != "dave",
             "{user}: internal comments in the stream"
         );
+        assert_eq!(
+            ws_events.iter().any(is_internal_comment),
+            user != "dave",
+            "{user}: internal comments over the WebSocket"
+        );
+        // The same events, in the same order, as the NDJSON stream.
+        let ids = |evs: &[Value]| evs.iter().map(|e| e["id"].clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&ws_events), ids(&events), "{user}: WebSocket and stream agree");
         table.push(row);
     }
     // Nothing refused was written: each case carries exactly the tags of

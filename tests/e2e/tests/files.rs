@@ -757,6 +757,7 @@ async fn a_refused_attach_pins_nothing_and_one_rejected_later_unpins() {
     let app = TestApp::spawn_with(casewire::embedded::Services {
         engine: false,
         projector: true,
+        ws: true,
     })
     .await;
     let alice = app.client("alice");

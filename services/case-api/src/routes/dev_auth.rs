@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::state::AppState;
 
 /// Where the dev issuer's realms live.
-pub const REALMS_PATH: &str = "/dev-auth/realms";
+pub const REALMS_PATH: &str = casewire_runtime::identity::DEV_REALMS_PATH;
 /// The scope its routes are mounted on.
 pub const REALM_SCOPE: &str = "/dev-auth/realms/{realm}";
 
