@@ -52,6 +52,12 @@ pub enum BenchWhat {
     /// File upload and download MB/s through the API, against the blob store
     /// itself (the same adapter and server, no HTTP) in the same run.
     Files(FileBenchArgs),
+    /// WebSocket fan-out: sockets held, events/s delivered, event→socket
+    /// latency and memory per 1k sockets, against the raw event read.
+    Ws(crate::bench_ws::WsBenchArgs),
+    /// The client side of `bench ws`, which it starts itself.
+    #[command(hide = true)]
+    WsClients(crate::bench_ws::WsClientsArgs),
 }
 
 /// `casewire bench files`.

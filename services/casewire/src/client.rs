@@ -36,6 +36,11 @@ impl Client {
         }
     }
 
+    /// The bearer token it sends (for the WebSocket, which takes the same).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     /// Fetches a dev token through the dev issuer's password grant.
     pub async fn login(base: &str, user: &str, password: &str) -> anyhow::Result<Client> {
         // Each demo tenant is a realm of its own.

@@ -8,9 +8,11 @@
 //! - [`demo`]: definitions and ~50 demo cases created through commands.
 //! - [`bench`]: `casewire bench` — end-to-end throughput and latency with a
 //!   raw store baseline from the same run.
+//! - [`bench_ws`]: `casewire bench ws` — WebSocket fan-out.
 //! - `main.rs`: the CLI (clap).
 
 pub mod bench;
+pub mod bench_ws;
 pub mod client;
 pub mod demo;
 pub mod embedded;

@@ -433,6 +433,14 @@ async fn main() -> anyhow::Result<()> {
             what: Some(casewire::bench::BenchWhat::Files(files)),
             ..
         }) => casewire::bench::files(config, files).await,
+        Command::Bench(casewire::bench::BenchArgs {
+            what: Some(casewire::bench::BenchWhat::Ws(args)),
+            ..
+        }) => casewire::bench_ws::run(config, args).await,
+        Command::Bench(casewire::bench::BenchArgs {
+            what: Some(casewire::bench::BenchWhat::WsClients(args)),
+            ..
+        }) => casewire::bench_ws::clients(args).await,
         Command::Bench(args) => casewire::bench::run(config, args).await,
         Command::Policy {
             command: PolicyCommand::Test { dir },

@@ -192,7 +192,11 @@ impl Deployment {
             .stderr(log)
             .spawn()
             .unwrap();
-        let n = if service == "case-api" { 2 } else { 1 };
+        let n = if matches!(service, "case-api" | "ws-publisher") {
+            2
+        } else {
+            1
+        };
         let stdout = child.stdout.take().unwrap();
         let lines: Vec<String> = BufReader::new(stdout).lines().take(n).map(Result::unwrap).collect();
         assert_eq!(lines.len(), n, "{service} printed its addresses");
@@ -735,4 +739,143 @@ async fn a_database_outage_under_load_loses_no_accepted_command() {
             "the {name} process survived the outage without a restart"
         );
     }
+}
+
+/// A WebSocket client of the test: every event frame's (position, id).
+struct Socket {
+    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+impl Socket {
+    /// Connects, subscribes to everything after `after`, and returns the
+    /// events of the catch-up.
+    async fn resume(url: &str, token: &str, after: u64) -> (Socket, Vec<(u64, String)>) {
+        use futures::SinkExt;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let mut socket = Socket { ws };
+        let sub = json!({"type": "subscribe", "id": "all", "after": after}).to_string();
+        socket.ws.send(sub.into()).await.unwrap();
+        let mut caught_up = Vec::new();
+        loop {
+            match socket.next(Duration::from_secs(30)).await {
+                Some(Ok(v)) if v["type"] == "event" => caught_up.push(Self::key(&v)),
+                Some(Ok(v)) if v["type"] == "subscribed" => return (socket, caught_up),
+                Some(Ok(_)) => {}
+                other => panic!("resuming: {other:?}"),
+            }
+        }
+    }
+
+    fn key(v: &Value) -> (u64, String) {
+        (
+            v["position"].as_u64().unwrap(),
+            v["event"]["id"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// The next text frame as JSON; `Err` when the socket ended.
+    async fn next(&mut self, limit: Duration) -> Option<Result<Value, String>> {
+        use futures::StreamExt;
+        loop {
+            let frame = tokio::time::timeout(limit, self.ws.next()).await.ok()?;
+            return Some(match frame {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => Ok(serde_json::from_str(&t).unwrap()),
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(c))) => Err(format!("closed: {c:?}")),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => Err(e.to_string()),
+                None => Err("ended".into()),
+            });
+        }
+    }
+}
+
+/// `serve ws-publisher` for the deployment whose API is `api`: the same
+/// dev issuer, so the API's tokens verify.
+fn serve_ws(d: &Deployment, api: &Proc) -> (Proc, String) {
+    let base = api.lines[0]
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches("/api/v1")
+        .to_owned();
+    let ws = d.serve_with("ws-publisher", &[("CASEWIRE__API__PUBLIC_URL", &base)]);
+    let url = ws.lines[1].split_whitespace().nth(1).unwrap().to_owned();
+    (ws, url)
+}
+
+#[tokio::test]
+async fn kill_9_of_the_ws_publisher_under_load_and_the_client_resumes_without_gap_or_duplicate() {
+    let Some(kafka) = kafka() else { return };
+    let _turn = UNDER_LOAD.lock().await;
+    let d = Deployment::new(&kafka);
+    let api = d.serve("case-api");
+    let _engine = d.serve("case-engine");
+    let _projector = d.serve("projector");
+    let c = d.client(&api, "carol");
+    import_definitions(&c).await;
+    let cases = open_cases(&c, 3).await;
+    let token = c.token().to_owned();
+    let (mut publisher, url) = serve_ws(&d, &api);
+
+    // Comments flow the whole time; the publisher dies in the middle.
+    let total = 60;
+    let writer = {
+        let (c, cases) = (c.clone(), cases.clone());
+        tokio::spawn(async move {
+            for i in 0..total {
+                let body = json!({"body": format!("update {i}"), "visibility": "public"});
+                let r = c
+                    .post_wait(&format!("/api/v1/cases/{}/comments", cases[i % 3]), &body)
+                    .await
+                    .unwrap();
+                assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let (mut socket, mut got) = Socket::resume(&url, &token, 0).await;
+    while got.len() < 20 {
+        match socket.next(Duration::from_secs(30)).await {
+            Some(Ok(v)) if v["type"] == "event" => got.push(Socket::key(&v)),
+            Some(Ok(_)) => {}
+            other => panic!("before the kill: {other:?}"),
+        }
+    }
+    publisher.child.kill().unwrap(); // SIGKILL
+    let _ = publisher.child.wait();
+    // The client sees its socket end, then resumes at a new publisher
+    // after the last position it saw.
+    loop {
+        match socket.next(Duration::from_secs(30)).await {
+            Some(Ok(v)) if v["type"] == "event" => got.push(Socket::key(&v)),
+            Some(Ok(_)) => {}
+            _ => break,
+        }
+    }
+    let (_publisher, url) = serve_ws(&d, &api);
+    let last = got.last().unwrap().0;
+    let (mut socket, caught_up) = Socket::resume(&url, &token, last).await;
+    got.extend(caught_up);
+    writer.await.unwrap();
+    while let Some(Ok(v)) = socket.next(Duration::from_secs(3)).await {
+        if v["type"] == "event" {
+            got.push(Socket::key(&v));
+        }
+    }
+
+    // Exactly the log: every event once, in position order.
+    let (events, _) = d.stores().await;
+    let log: Vec<(u64, String)> = events
+        .read_all(1, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| (e.position, e.id.to_string()))
+        .collect();
+    assert_eq!(log.len(), 3 + total, "3 opens and the comments are stored");
+    assert_eq!(got, log, "the client saw every event once, in order, across the kill");
 }

@@ -31,6 +31,9 @@ pub const PATH: &str = "/api/v1/ws";
 /// Largest frame a client may send; its messages are small.
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 
+/// What a socket reads into at once.
+const READ_BUFFER: usize = 4096;
+
 /// How long one frame may take to go out before the client counts as dead.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -109,7 +112,10 @@ struct Sub {
 
 /// Reads the bearer token of the upgrade request, refusing other paths and
 /// tokens in the URL (they end up in proxy logs and browser history).
-#[allow(clippy::result_large_err, reason = "the error type tungstenite's handshake callback takes")]
+#[allow(
+    clippy::result_large_err,
+    reason = "the error type tungstenite's handshake callback takes"
+)]
 fn check_upgrade(req: &Request) -> Result<Option<String>, ErrorResponse> {
     let refuse = |status: StatusCode, code: &str, message: &str| {
         let body = serde_json::json!({"code": code, "message": message}).to_string();
@@ -155,13 +161,21 @@ fn check_upgrade(req: &Request) -> Result<Option<String>, ErrorResponse> {
 }
 
 /// Serves one TCP connection until its socket closes.
-#[allow(clippy::result_large_err, reason = "the error type tungstenite's handshake callback takes")]
+#[allow(
+    clippy::result_large_err,
+    reason = "the error type tungstenite's handshake callback takes"
+)]
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     let open = shared.open.fetch_add(1, Ordering::AcqRel) + 1;
     metrics::gauge!("casewire_ws_sockets").increment(1.0);
     let _open = OpenGuard(shared.clone());
     let mut header_token = None;
+    // Small buffers: tungstenite's default 128 KiB read buffer per socket
+    // would be 1.3 GB at 10,000 sockets, for clients that send a few
+    // short messages.
     let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
         .max_message_size(Some(MAX_CLIENT_MESSAGE))
         .max_frame_size(Some(MAX_CLIENT_MESSAGE));
     let upgrade = tokio_tungstenite::accept_hdr_async_with_config(
