@@ -270,7 +270,7 @@ async fn hold(
             continue;
         }
         n += 1;
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             let v: Value = serde_json::from_str(&t)?;
             if let Some(time) = v["event"]["time"].as_str()
                 && let Ok(at) = chrono::DateTime::parse_from_rfc3339(time)
