@@ -34,6 +34,7 @@ pub mod envelope;
 pub mod error;
 pub mod event_store;
 pub mod file_catalog;
+pub mod notification;
 pub mod policy;
 pub mod projection;
 pub mod read_store;
@@ -49,6 +50,10 @@ pub use envelope::{CommandEnvelope, CommandOutcome, OutcomeStatus};
 pub use error::{BusError, StoreError};
 pub use event_store::{Append, EventRecord, EventStore, NewEvent};
 pub use file_catalog::{FileCatalog, FileRecord, FileState};
+pub use notification::{
+    Channel, Delivery, DeliveryState, InboxItem, NotificationStore, Person, Preferences, QuietHours, WebhookAttempt,
+    WebhookSubscription,
+};
 pub use policy::{
     Clause, Decision, DefinitionAccessMap, PolicyEngine, PolicyError, Resource, Subject, VisibilityFilter, policy_input,
 };

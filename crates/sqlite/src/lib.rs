@@ -9,6 +9,8 @@
 //! - [`event_store`]: `SqliteEventStore` (events, key sequences).
 //! - [`read_store`]: `SqliteReadStore` (cases + FTS5, tags, timeline,
 //!   definitions, checkpoints, command log).
+//! - [`notification_store`]: `SqliteNotificationStore` (deliveries, inbox,
+//!   preferences, people, watches, webhooks).
 //! - [`bus`]: `SqliteBus`, the in-process bus driven by a durable table, so
 //!   a restart loses no message and consumer groups resume where they
 //!   committed.
@@ -16,9 +18,11 @@
 pub mod bus;
 pub mod db;
 pub mod event_store;
+pub mod notification_store;
 pub mod read_store;
 
 pub use bus::SqliteBus;
 pub use db::Durability;
 pub use event_store::SqliteEventStore;
+pub use notification_store::SqliteNotificationStore;
 pub use read_store::SqliteReadStore;

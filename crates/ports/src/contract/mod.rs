@@ -21,6 +21,7 @@ pub mod checkpoints;
 pub mod command_log;
 pub mod definitions;
 pub mod file_catalog;
+pub mod notification;
 pub mod projection;
 pub mod read_store;
 
