@@ -1,0 +1,79 @@
+//! The rules: who hears of an event. Built in, per kind:
+//!
+//! | kind | event | who |
+//! |---|---|---|
+//! | `assigned` | assigned | the new assignee |
+//! | `queue` | opened, routed | the people whose groups include `/queues/<queue>` |
+//! | `comment` | a public comment | the requester (by e-mail) |
+//! | `resolved` | resolved | the requester (by e-mail) |
+//! | `watch` | anything | the case's watchers |
+//!
+//! Nobody hears of their own action, and each person hears of an event
+//! once, by the first rule that names them. Whether they may see the case
+//! at all is the caller's check (the policy), not the rules'.
+
+use casewire_domain::command::Visibility;
+use casewire_domain::{Case, CaseEvent};
+use casewire_ports::Person;
+
+/// Who an intent is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    /// A person known to the platform, by user name.
+    User(String),
+    /// Someone outside it (a requester), by e-mail address.
+    Address(String),
+}
+
+/// One person to tell about one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intent {
+    pub recipient: Recipient,
+    pub kind: &'static str,
+}
+
+/// The queue group a person belongs to when they work a queue.
+pub fn queue_group(queue: &str) -> String {
+    format!("/queues/{queue}")
+}
+
+/// The intents of `event` (by `actor`) on `case` as it is after it;
+/// `people` is the tenant's directory, `watchers` the case's.
+pub fn intents(event: &CaseEvent, actor: &str, case: &Case, people: &[Person], watchers: &[String]) -> Vec<Intent> {
+    let mut out: Vec<Intent> = Vec::new();
+    let mut add = |recipient: Recipient, kind: &'static str| {
+        let own = match &recipient {
+            Recipient::User(name) => name == actor,
+            Recipient::Address(a) => people
+                .iter()
+                .any(|p| p.username == actor && p.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(a))),
+        };
+        if !own && !out.iter().any(|i| i.recipient == recipient) {
+            out.push(Intent { recipient, kind });
+        }
+    };
+    match event {
+        CaseEvent::Assigned(a) => add(Recipient::User(a.assignee.clone()), "assigned"),
+        CaseEvent::Opened(_) | CaseEvent::Routed(_) => {
+            let group = queue_group(case.queue.as_str());
+            for p in people.iter().filter(|p| p.groups.contains(&group)) {
+                add(Recipient::User(p.username.clone()), "queue");
+            }
+        }
+        CaseEvent::CommentAdded(c) if c.visibility == Visibility::Public => {
+            if let Some(r) = &case.requester {
+                add(Recipient::Address(r.email.as_str().to_owned()), "comment");
+            }
+        }
+        CaseEvent::Resolved(_) => {
+            if let Some(r) = &case.requester {
+                add(Recipient::Address(r.email.as_str().to_owned()), "resolved");
+            }
+        }
+        _ => {}
+    }
+    for w in watchers {
+        add(Recipient::User(w.clone()), "watch");
+    }
+    out
+}
