@@ -166,6 +166,9 @@ pub struct StoreConfig {
     pub events: SecretUrl,
     /// `sqlite://<path>` or `mongodb://...` (may be the same URL as `events`).
     pub read: SecretUrl,
+    /// Notifications, preferences and webhooks: `sqlite://<path>` (default
+    /// `notify.db` in the data dir). Processes that share it share a disk.
+    pub notify: SecretUrl,
     /// SQLite: how commits reach the disk.
     pub durability: Durability,
     /// MongoDB: database, pool and timeouts.
@@ -399,6 +402,58 @@ impl Default for WsConfig {
     }
 }
 
+/// The notify-publisher.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// `smtp://host:port` (plain, for a local relay), `smtp+starttls://` or
+    /// `smtps://`, with `user:password@` if the server wants a login.
+    /// Unset: e-mail deliveries wait, and the readiness check says so.
+    pub smtp_url: Option<SecretUrl>,
+    /// The `From` of notification e-mails.
+    pub from: String,
+    /// The right-hand side of `Message-ID`s, so replies can be threaded.
+    pub message_id_domain: String,
+    /// The base of links in messages (the portal); default the API's URL.
+    pub link_base: Option<String>,
+    /// Webhook targets on private, loopback or link-local addresses are
+    /// refused unless this is on (SSRF).
+    pub allow_private_targets: bool,
+    /// How long one webhook call may take, in ms.
+    pub webhook_timeout_ms: u64,
+    /// Failed e-mails and webhook calls are retried with exponential
+    /// backoff and jitter for this many hours, then given up.
+    pub retry_hours: u64,
+    /// How often due deliveries are looked for, in ms.
+    pub send_every_ms: u64,
+    /// Kinds that bypass quiet hours, digests and mutes.
+    pub critical_kinds: Vec<String>,
+    /// Kinds nobody is told of.
+    pub disabled_kinds: Vec<String>,
+    /// Events older than this (seconds) notify nobody: a new consumer
+    /// group starts at the oldest retained event, and people must not hear
+    /// of last month.
+    pub skip_older_than_secs: u64,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            smtp_url: None,
+            from: "Casewire <noreply@casewire.local>".into(),
+            message_id_domain: "casewire.local".into(),
+            link_base: None,
+            allow_private_targets: false,
+            webhook_timeout_ms: 10_000,
+            retry_hours: 24,
+            send_every_ms: 1_000,
+            critical_kinds: Vec::new(),
+            disabled_kinds: Vec::new(),
+            skip_older_than_secs: 24 * 3600,
+        }
+    }
+}
+
 /// Files: where their bytes go and what uploads may be.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -546,6 +601,7 @@ pub struct Config {
     pub engine: EngineConfig,
     pub stream: StreamConfig,
     pub ws: WsConfig,
+    pub notify: NotifyConfig,
     pub policy: PolicyConfig,
     pub storage: StorageConfig,
     pub demo: DemoConfig,
@@ -566,6 +622,7 @@ impl Default for Config {
             engine: EngineConfig::default(),
             stream: StreamConfig::default(),
             ws: WsConfig::default(),
+            notify: NotifyConfig::default(),
             policy: PolicyConfig::default(),
             storage: StorageConfig::default(),
             demo: DemoConfig::default(),
@@ -686,6 +743,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         self.validate_auth()?;
+        if !self.store.notify.is_empty() {
+            AdapterUrl::parse("store.notify", &self.store.notify, &[Scheme::Sqlite])?;
+        }
         for (name, url) in [("store.events", &self.store.events), ("store.read", &self.store.read)] {
             if !url.is_empty() {
                 AdapterUrl::parse(name, url, &[Scheme::Sqlite, Scheme::MongoDb])?;

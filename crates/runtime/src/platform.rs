@@ -9,8 +9,8 @@ use casewire_kafka::{KafkaBus, KafkaSettings};
 use casewire_mongodb::{MongoEventStore, MongoReadStore, MongoSettings};
 use casewire_policy::RegoPolicy;
 use casewire_policy::opa::OpaServer;
-use casewire_ports::{BlobStore, Bus, EventStore, PolicyEngine, ReadStore};
-use casewire_sqlite::{Durability, SqliteBus, SqliteEventStore, SqliteReadStore};
+use casewire_ports::{BlobStore, Bus, EventStore, NotificationStore, PolicyEngine, ReadStore};
+use casewire_sqlite::{Durability, SqliteBus, SqliteEventStore, SqliteNotificationStore, SqliteReadStore};
 use tokio_util::sync::CancellationToken;
 
 use crate::adapter_url::{AdapterUrl, Scheme};
@@ -23,6 +23,8 @@ pub struct Platform {
     pub events: Arc<dyn EventStore>,
     pub reads: Arc<dyn ReadStore>,
     pub bus: Arc<dyn Bus>,
+    /// Notifications, preferences, people, watches and webhooks.
+    pub notifications: Arc<dyn NotificationStore>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -130,10 +132,17 @@ impl Platform {
             AdapterUrl::Sqlite(path) => Arc::new(SqliteBus::open(&path, durability)?),
             other => anyhow::bail!("bus.url can not be a {:?} adapter", other.scheme()),
         };
+        let notify_url = config.store_url(&config.store.notify, "notify.db");
+        let notifications: Arc<dyn NotificationStore> =
+            match AdapterUrl::parse("store.notify", &notify_url, &[Scheme::Sqlite])? {
+                AdapterUrl::Sqlite(path) => Arc::new(SqliteNotificationStore::open(&path, durability)?),
+                other => anyhow::bail!("store.notify can not be a {:?} adapter", other.scheme()),
+            };
         Ok(Platform {
             events,
             reads,
             bus,
+            notifications,
             config: Arc::new(config),
         })
     }

@@ -44,6 +44,7 @@ impl FromRequest for Auth {
             let state = state.ok_or_else(|| ApiError::internal(&"application state missing"))?;
             let token = token.ok_or(AuthError::Missing)??;
             let principal = state.verifier.verify(&token).await?;
+            state.people.saw(&*state.platform.notifications, &principal).await;
             Ok(Auth(principal))
         })
     }

@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{ApiError, json_error};
-use crate::routes::{cases, commands, definitions, dev_auth, docs, events, files};
+use crate::routes::{cases, commands, definitions, dev_auth, docs, events, files, me, webhooks};
 use crate::state::{AppState, StreamSlots, Waiters, listen_for_outcomes};
 use casewire_application::AccessCache;
 
@@ -167,6 +167,7 @@ async fn start_serving(platform: Platform, shutdown: CancellationToken, files_on
         openapi: std::sync::Arc::new(docs::for_config(&cfg)),
         access: AccessCache::default(),
         cases: std::sync::Arc::default(),
+        people: state::PeopleSeen::default(),
     };
     tokio::spawn(sweeper::run(state.clone(), shutdown.clone()));
     tokio::spawn({
@@ -232,7 +233,19 @@ async fn start_serving(platform: Platform, shutdown: CancellationToken, files_on
                         .service(definitions::post_definition)
                         .service(events::stream)
                         .service(cases::attach)
-                        .service(cases::detach),
+                        .service(cases::detach)
+                        .service(me::watch)
+                        .service(me::unwatch)
+                        .service(me::get_preferences)
+                        .service(me::put_preferences)
+                        .service(me::inbox)
+                        .service(me::mark_all_read)
+                        .service(me::mark_read)
+                        .service(webhooks::create)
+                        .service(webhooks::list)
+                        .service(webhooks::remove)
+                        .service(webhooks::rotate)
+                        .service(webhooks::deliveries),
                 )
             });
         if with_dev_auth {

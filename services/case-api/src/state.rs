@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use casewire_application::AccessCache;
 use casewire_oidc::{DevIssuer, JwksVerifier};
-use casewire_ports::{BlobStore, CommandOutcome, PolicyEngine, StartFrom, Topic};
+use casewire_oidc::Principal;
+use casewire_ports::{BlobStore, CommandOutcome, NotificationStore, Person, PolicyEngine, StartFrom, Topic};
 use casewire_runtime::Platform;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -87,6 +88,48 @@ impl Drop for StreamSlot {
     }
 }
 
+/// Who signed in, as the notification rules need them (queue members,
+/// addresses) and the policy needs them to judge what they may hear of.
+/// A person is written to the directory when first seen in this process
+/// or when their claims changed, not on every request.
+#[derive(Debug, Default, Clone)]
+pub struct PeopleSeen {
+    seen: Arc<Mutex<HashMap<(TenantId, String), u64>>>,
+}
+
+impl PeopleSeen {
+    /// Records `p` in the directory unless this process already did with
+    /// the same claims.
+    pub async fn saw(&self, store: &dyn NotificationStore, p: &Principal) {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&p.name, &p.email, &p.roles, &p.groups).hash(&mut h);
+        let fingerprint = h.finish();
+        let key = (p.tenant.clone(), p.sub.clone());
+        if self.seen.lock().ok().and_then(|s| s.get(&key).copied()) == Some(fingerprint) {
+            return;
+        }
+        let person = Person {
+            tenant: p.tenant.clone(),
+            username: p.name.clone(),
+            sub: p.sub.clone(),
+            email: p.email.clone(),
+            roles: p.roles.clone(),
+            groups: p.groups.clone(),
+            seen_at: chrono::Utc::now(),
+        };
+        match store.upsert_person(&person).await {
+            Ok(()) => {
+                if let Ok(mut s) = self.seen.lock() {
+                    s.insert(key, fingerprint);
+                }
+            }
+            // Not worth failing the request: the next one tries again.
+            Err(e) => tracing::warn!(error = %e, "Could not record a person in the directory"),
+        }
+    }
+}
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -105,6 +148,8 @@ pub struct AppState {
     pub access: AccessCache,
     /// Case states for the early check of incoming commands.
     pub cases: Arc<casewire_application::CaseCache>,
+    /// People seen signing in (the notification directory).
+    pub people: PeopleSeen,
 }
 
 impl std::fmt::Debug for AppState {

@@ -1,4 +1,4 @@
-//! The embedded runtime: api, case-engine, projector and ws-publisher in one process over
+//! The embedded runtime: api, case-engine, projector, ws-publisher and notify-publisher in one process over
 //! the SQLite adapters and the in-process bus.
 
 use anyhow::Context;
@@ -14,6 +14,7 @@ pub struct Services {
     pub engine: bool,
     pub projector: bool,
     pub ws: bool,
+    pub notify: bool,
 }
 
 impl Default for Services {
@@ -22,6 +23,7 @@ impl Default for Services {
             engine: true,
             projector: true,
             ws: true,
+            notify: true,
         }
     }
 }
@@ -90,6 +92,16 @@ impl Embedded {
             retention(platform.clone(), shutdown.child_token()),
         );
         let api = casewire_case_api::start(platform.clone(), shutdown.child_token()).await?;
+        if services.notify {
+            // Links point at the API as bound (port 0 picks one).
+            let links = casewire_notify_publisher::link_base(&platform, Some(&api.public_url));
+            let clock = std::sync::Arc::new(casewire_notify_publisher::SystemClock);
+            spawn(
+                &mut tasks,
+                "notify-publisher",
+                casewire_notify_publisher::run_with(platform.clone(), clock, links, shutdown.child_token()),
+            );
+        }
         // The API's verifier: the dev issuer's realms are known to it.
         let ws = if services.ws {
             let verifier = api.state.verifier.clone();

@@ -101,6 +101,8 @@ enum Service {
     Projector,
     /// The WebSocket publisher (`GET /api/v1/ws`).
     WsPublisher,
+    /// Notifications: in-app, e-mail, webhooks.
+    NotifyPublisher,
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -252,12 +254,13 @@ async fn serve(config: Config, service: Service) -> anyhow::Result<()> {
             println!("Management  http://{}/health/ready", api.management_addr);
             api.wait().await
         }
-        Service::CaseEngine | Service::Projector | Service::WsPublisher => {
+        Service::CaseEngine | Service::Projector | Service::WsPublisher | Service::NotifyPublisher => {
             let (addr, management) = casewire_runtime::management::start(platform.clone(), shutdown.clone())?;
             println!("Management  http://{addr}/health/ready");
             let result = match service {
                 Service::CaseEngine => casewire_case_engine::run(platform, shutdown.clone()).await,
                 Service::WsPublisher => casewire_ws_publisher::run(platform, shutdown.clone()).await,
+                Service::NotifyPublisher => casewire_notify_publisher::run(platform, shutdown.clone()).await,
                 Service::Projector | Service::CaseApi | Service::StorageApi => {
                     casewire_projector::run(platform, shutdown.clone()).await
                 }

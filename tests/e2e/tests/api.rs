@@ -709,6 +709,7 @@ async fn prefer_wait_returns_the_case_or_the_rejection() {
         engine: false,
         projector: true,
         ws: true,
+        notify: true,
     })
     .await;
     let c = app.client("alice");
@@ -767,6 +768,7 @@ async fn commands_can_be_tracked_and_cancelled_only_while_pending() {
         engine: false,
         projector: true,
         ws: true,
+        notify: true,
     })
     .await;
     let c = app.client("alice");
@@ -1093,6 +1095,7 @@ async fn pipelined_commands_are_judged_after_the_ones_before_them() {
         engine: false,
         projector: true,
         ws: true,
+        notify: true,
     })
     .await;
     let c = app.client("alice");

@@ -758,6 +758,7 @@ async fn a_refused_attach_pins_nothing_and_one_rejected_later_unpins() {
         engine: false,
         projector: true,
         ws: true,
+        notify: true,
     })
     .await;
     let alice = app.client("alice");

@@ -16,7 +16,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::routes::{cases, commands, definitions, events, files};
+use crate::routes::{cases, commands, definitions, events, files, me, webhooks};
 use crate::state::AppState;
 use crate::submit::Accepted;
 
@@ -52,6 +52,8 @@ impl Modify for BearerAuth {
         command_descriptions, event_descriptions, openapi_json,
         definitions::list_definitions, definitions::get_definition, definitions::post_definition,
         events::stream,
+        me::get_preferences, me::put_preferences, me::inbox, me::mark_read, me::mark_all_read, me::watch, me::unwatch,
+        webhooks::create, webhooks::list, webhooks::remove, webhooks::rotate, webhooks::deliveries,
     ),
     components(schemas(
         casewire_domain::types::CaseKey, casewire_domain::types::KeyPrefix, casewire_domain::types::QueueName,
@@ -67,12 +69,17 @@ impl Modify for BearerAuth {
         CaseEvent, CaseOpened, DetailsRevised, CaseAssigned, CaseUnassigned, CaseRouted, StageChanged,
         CasePrioritized, CommentAdded, TagChanged, CaseLinked, CaseResolved, CaseClosed, CaseReopened,
         AttachmentAdded, AttachmentRemoved,
+        casewire_ports::Preferences, casewire_ports::QuietHours, casewire_ports::Channel, casewire_ports::InboxItem,
+        me::InboxPage, me::Marked, casewire_ports::WebhookSubscription, casewire_ports::WebhookAttempt,
+        webhooks::NewWebhook, webhooks::WebhookWithSecret, webhooks::WebhookList, webhooks::AttemptList,
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "cases", description = "Open and work cases"),
         (name = "commands", description = "Generic commands, their state and cancellation"),
         (name = "definitions", description = "Case definitions"),
+        (name = "notifications", description = "Your preferences, inbox and watched cases"),
+        (name = "webhooks", description = "The tenant's webhook subscriptions, signed per Standard Webhooks"),
         (name = "events", description = "The live event stream"),
         (name = "files", description = "Uploads, downloads and presigned URLs; attach files with /cases/{id}/attachments"),
         (name = "meta", description = "Descriptions of the API itself"),

@@ -7,3 +7,5 @@ pub mod dev_auth;
 pub mod docs;
 pub mod events;
 pub mod files;
+pub mod me;
+pub mod webhooks;

@@ -1,0 +1,288 @@
+//! Planning: each event becomes deliveries — per person the rules name and
+//! the policy lets see the case, per channel they chose, at the time their
+//! quiet hours and digests allow — and one per matching webhook. They are
+//! recorded under keys unique per (event, recipient, channel) before
+//! anything is sent, so redelivery and replays plan nothing twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use casewire_application::{AccessCache, CaseCache, is_internal_comment};
+use casewire_domain::types::TenantId;
+use casewire_domain::{Case, CaseEvent};
+use casewire_notify::render::{Rendered, render};
+use casewire_notify::{Recipient, intents, slot};
+use casewire_ports::envelope::event_to_json;
+use casewire_ports::{
+    Action, Channel, Delivery, DeliveryState, EventRecord, Person, PolicyEngine, Preferences, Resource, StoreError,
+    Subject,
+};
+use casewire_runtime::Platform;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+/// What planning needs besides the event.
+pub struct Planner {
+    pub platform: Platform,
+    /// Where links in messages point: `<base>/cases/<id>`.
+    pub link_base: String,
+    pub policy: Arc<dyn PolicyEngine>,
+    pub access: AccessCache,
+    pub cases: CaseCache,
+}
+
+impl std::fmt::Debug for Planner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Planner").finish_non_exhaustive()
+    }
+}
+
+/// Why planning failed: worth a retry, or not.
+#[derive(Debug)]
+pub enum PlanError {
+    Store(StoreError),
+    Policy(String),
+}
+
+impl From<StoreError> for PlanError {
+    fn from(e: StoreError) -> Self {
+        PlanError::Store(e)
+    }
+}
+
+fn subject(p: &Person) -> Subject {
+    Subject {
+        sub: p.sub.clone(),
+        username: p.username.clone(),
+        email: p.email.clone(),
+        roles: p.roles.clone(),
+        groups: p.groups.clone(),
+        tenant: p.tenant.clone(),
+    }
+}
+
+/// The key of a delivery: one per event, recipient and channel.
+pub fn key(record: &EventRecord, recipient: &str, channel: Channel) -> String {
+    format!("{}:{}:{}", record.id, recipient, channel.as_str())
+}
+
+impl Planner {
+    /// The deliveries of a batch of events, at `now`.
+    pub async fn plan(&self, records: &[EventRecord], now: DateTime<Utc>) -> Result<Vec<Delivery>, PlanError> {
+        let cfg = &self.platform.config.notify;
+        let mut people: HashMap<TenantId, Vec<Person>> = HashMap::new();
+        let mut out = Vec::new();
+        for record in records {
+            let age = now - record.time;
+            if age.num_seconds() > i64::try_from(cfg.skip_older_than_secs).unwrap_or(i64::MAX) {
+                metrics::counter!("casewire_notifications_skipped_total", "reason" => "old").increment(1);
+                continue;
+            }
+            let Some(case) = self
+                .cases
+                .current(&*self.platform.events, &record.tenant, record.case_id)
+                .await?
+            else {
+                continue;
+            };
+            if !people.contains_key(&record.tenant) {
+                let known = self.platform.notifications.people(&record.tenant).await?;
+                people.insert(record.tenant.clone(), known);
+            }
+            let known = people.get(&record.tenant).map_or(&[][..], Vec::as_slice);
+            out.extend(self.for_people(record, &case, known, now).await?);
+            out.extend(self.for_webhooks(record, &case, now).await?);
+        }
+        Ok(out)
+    }
+
+    /// The deliveries to people the rules name.
+    async fn for_people(
+        &self,
+        record: &EventRecord,
+        case: &Case,
+        people: &[Person],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Delivery>, PlanError> {
+        let cfg = &self.platform.config.notify;
+        let event = record.case_event()?;
+        let watchers = self
+            .platform
+            .notifications
+            .watchers(&record.tenant, record.case_id)
+            .await?;
+        let mut out = Vec::new();
+        for intent in intents(&event, &record.actor, case, people, &watchers) {
+            if cfg.disabled_kinds.iter().any(|k| k == intent.kind) {
+                continue;
+            }
+            let critical = cfg.critical_kinds.iter().any(|k| k == intent.kind);
+            let message = self.message(intent.kind, record, &event, case)?;
+            match &intent.recipient {
+                Recipient::User(name) => {
+                    let Some(person) = people.iter().find(|p| &p.username == name) else {
+                        tracing::debug!(user = %name, "Not notified: never seen signing in");
+                        continue;
+                    };
+                    if !self.may_hear(person, record, case).await? {
+                        continue;
+                    }
+                    let prefs = self
+                        .platform
+                        .notifications
+                        .preferences(&record.tenant, name)
+                        .await?
+                        .unwrap_or_default();
+                    if !critical && prefs.muted_cases.contains(&case.id) {
+                        continue;
+                    }
+                    for &channel in prefs.channels_for(intent.kind) {
+                        let address = match channel {
+                            Channel::InApp => None,
+                            Channel::Email if self.email_on() => person.email.clone(),
+                            Channel::Email | Channel::Webhook => continue,
+                        };
+                        if channel == Channel::Email && address.is_none() {
+                            continue;
+                        }
+                        let d = delivery(record, name, channel, address, intent.kind, &message, &prefs, critical, now);
+                        out.push(d);
+                    }
+                }
+                Recipient::Address(email) if self.email_on() => {
+                    let prefs = Preferences::default();
+                    let d = delivery(
+                        record,
+                        email,
+                        Channel::Email,
+                        Some(email.clone()),
+                        intent.kind,
+                        &message,
+                        &prefs,
+                        critical,
+                        now,
+                    );
+                    out.push(d);
+                }
+                Recipient::Address(_) => {}
+            }
+        }
+        Ok(out)
+    }
+
+    fn email_on(&self) -> bool {
+        self.platform.config.notify.smtp_url.is_some()
+    }
+
+    /// Whether the policy lets `person` see the case, and this event on it
+    /// (internal comments need their own permission): what the REST API
+    /// would show them, no more.
+    async fn may_hear(&self, person: &Person, record: &EventRecord, case: &Case) -> Result<bool, PlanError> {
+        if person.tenant != case.tenant {
+            return Ok(false);
+        }
+        let definitions = self.access.of(&*self.platform.reads, &person.tenant).await?;
+        let subject = subject(person);
+        let resource = Resource::of(case);
+        let decide = |action| self.policy.decide(&subject, &definitions, action, Some(&resource));
+        let read = decide(Action::CaseRead).await.map_err(|e| PlanError::Policy(e.to_string()))?;
+        if !read.visible {
+            return Ok(false);
+        }
+        if is_internal_comment(record) {
+            let internal = decide(Action::CaseCommentReadInternal)
+                .await
+                .map_err(|e| PlanError::Policy(e.to_string()))?;
+            return Ok(internal.allow);
+        }
+        Ok(true)
+    }
+
+    /// The message of `kind` about this event.
+    fn message(&self, kind: &str, record: &EventRecord, event: &CaseEvent, case: &Case) -> Result<Rendered, PlanError> {
+        let base = &self.link_base;
+        let mut ctx = json!({
+            "case": {
+                "key": case.key.as_str(), "title": case.title, "stage": case.stage,
+                "priority": case.priority, "queue": case.queue.as_str(),
+            },
+            "actor": record.actor,
+            "event": event.name(),
+            "link": format!("{}/cases/{}", base.trim_end_matches('/'), case.id),
+        });
+        match event {
+            CaseEvent::CommentAdded(c) => ctx["body"] = json!(c.body),
+            CaseEvent::Resolved(r) => {
+                ctx["resolution"] = json!(r.resolution);
+                ctx["note"] = json!(r.note);
+            }
+            _ => {}
+        }
+        render(kind, &ctx).map_err(|e| PlanError::Policy(format!("rendering {kind}: {e}")))
+    }
+
+    /// One delivery per enabled webhook of the tenant whose filter takes the event.
+    async fn for_webhooks(&self, record: &EventRecord, _case: &Case, now: DateTime<Utc>) -> Result<Vec<Delivery>, PlanError> {
+        let subs = self.platform.notifications.webhooks(&record.tenant).await?;
+        let event = event_to_json(record);
+        let out = subs
+            .into_iter()
+            .filter(|s| s.enabled && (s.events.is_empty() || s.events.contains(&record.event_type)))
+            .map(|s| {
+                let id = s.id.to_string();
+                Delivery {
+                    key: key(record, &id, Channel::Webhook),
+                    tenant: record.tenant.clone(),
+                    channel: Channel::Webhook,
+                    recipient: id,
+                    address: Some(s.url),
+                    case_id: record.case_id,
+                    event_id: record.id,
+                    kind: "webhook".into(),
+                    payload: event.clone(),
+                    not_before: now,
+                    digest: false,
+                    attempts: 0,
+                    state: DeliveryState::Pending,
+                    last_error: None,
+                    created_at: now,
+                    sent_at: None,
+                }
+            })
+            .collect();
+        Ok(out)
+    }
+}
+
+#[allow(clippy::too_many_arguments, reason = "one delivery's every field, named at the one call site pair")]
+fn delivery(
+    record: &EventRecord,
+    recipient: &str,
+    channel: Channel,
+    address: Option<String>,
+    kind: &str,
+    message: &Rendered,
+    prefs: &Preferences,
+    critical: bool,
+    now: DateTime<Utc>,
+) -> Delivery {
+    let at = slot(prefs, channel, critical, now);
+    Delivery {
+        key: key(record, recipient, channel),
+        tenant: record.tenant.clone(),
+        channel,
+        recipient: recipient.to_owned(),
+        address,
+        case_id: record.case_id,
+        event_id: record.id,
+        kind: kind.to_owned(),
+        payload: serde_json::to_value(message).unwrap_or(Value::Null),
+        not_before: at.not_before,
+        digest: at.digest,
+        attempts: 0,
+        state: DeliveryState::Pending,
+        last_error: None,
+        created_at: now,
+        sent_at: None,
+    }
+}

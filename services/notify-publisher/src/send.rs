@@ -1,0 +1,308 @@
+//! Sending: due deliveries go out — into the inbox, by e-mail (digests as
+//! one message), or to a webhook, signed — and are marked sent, retried
+//! with exponential backoff and jitter, or given up. A crash between a
+//! send and its mark sends it again with the same `webhook-id` and
+//! `Message-ID`, by which receivers recognise a repeat.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use casewire_notify::render::{Rendered, render_digest};
+use casewire_notify::webhook::{check_target, signature_header};
+use casewire_ports::{Channel, Delivery, InboxItem, NotificationStore, StoreError, WebhookAttempt};
+use casewire_runtime::Platform;
+use chrono::{DateTime, Utc};
+use lettre::message::header::{Header, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::Clock;
+
+/// Deliveries handled per look.
+const PER_PASS: usize = 200;
+
+/// `Auto-Submitted: auto-generated` (RFC 3834): auto-responders and
+/// ticket systems must not answer it.
+#[derive(Debug, Clone)]
+struct AutoSubmitted;
+
+impl Header for AutoSubmitted {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted)
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "auto-generated".to_owned())
+    }
+}
+
+/// What went wrong with one send.
+enum SendError {
+    /// Try again later.
+    Retry(String),
+    /// Never going to work (410, a refused target, no address).
+    Give(String),
+}
+
+/// The sender.
+pub struct Sender {
+    pub platform: Platform,
+    pub clock: Arc<dyn Clock>,
+    pub http: reqwest::Client,
+    pub smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
+}
+
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender").finish_non_exhaustive()
+    }
+}
+
+/// A stable id from a delivery key (inbox ids, `Message-ID`s).
+fn digest_of(text: &str) -> String {
+    hex::encode(&Sha256::digest(text.as_bytes())[..16])
+}
+
+impl Sender {
+    fn store(&self) -> &dyn NotificationStore {
+        &*self.platform.notifications
+    }
+
+    /// One pass over what is due; returns how many were handled.
+    pub async fn pass(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let due = self.store().due(now, PER_PASS).await?;
+        let mut done: HashSet<String> = HashSet::new();
+        for d in &due {
+            if done.contains(&d.key) {
+                continue;
+            }
+            let (keys, result) = match d.channel {
+                Channel::InApp => (vec![d.key.clone()], self.inbox(d).await),
+                Channel::Email if d.digest => self.digest(d, now).await?,
+                Channel::Email => (vec![d.key.clone()], self.email(d, std::slice::from_ref(d)).await),
+                Channel::Webhook => (vec![d.key.clone()], self.webhook(d, now).await),
+            };
+            self.conclude(d, &keys, result, now).await?;
+            done.extend(keys);
+        }
+        Ok(done.len())
+    }
+
+    async fn conclude(
+        &self,
+        d: &Delivery,
+        keys: &[String],
+        result: Result<(), SendError>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let channel = d.channel.as_str();
+        match result {
+            Ok(()) => {
+                metrics::counter!("casewire_notifications_sent_total", "channel" => channel).increment(keys.len() as u64);
+                self.store().mark_sent(keys, now).await
+            }
+            Err(SendError::Give(why)) => {
+                metrics::counter!("casewire_notifications_dead_total", "channel" => channel).increment(keys.len() as u64);
+                tracing::warn!(key = %d.key, channel, reason = %why, "Gave up a notification");
+                for k in keys {
+                    self.store().mark_dead(k, &why).await?;
+                }
+                Ok(())
+            }
+            Err(SendError::Retry(why)) => {
+                metrics::counter!("casewire_notifications_failed_total", "channel" => channel).increment(1);
+                let limit = chrono::Duration::hours(i64::try_from(self.platform.config.notify.retry_hours).unwrap_or(24));
+                for k in keys {
+                    if now - d.created_at > limit {
+                        self.store().mark_dead(k, &format!("retried for {limit}: {why}")).await?;
+                    } else {
+                        self.store().retry(k, now + backoff(d.attempts), &why).await?;
+                    }
+                }
+                tracing::info!(key = %d.key, channel, attempts = d.attempts + 1, reason = %why, "A notification will be retried");
+                Ok(())
+            }
+        }
+    }
+
+    async fn inbox(&self, d: &Delivery) -> Result<(), SendError> {
+        let message: Rendered =
+            serde_json::from_value(d.payload.clone()).map_err(|e| SendError::Give(format!("unreadable: {e}")))?;
+        let item = InboxItem {
+            // The same key always makes the same item: a repeat adds nothing.
+            id: Uuid::new_v5(&Uuid::NAMESPACE_OID, d.key.as_bytes()),
+            tenant: d.tenant.clone(),
+            user: d.recipient.clone(),
+            case_id: d.case_id,
+            event_id: d.event_id,
+            kind: d.kind.clone(),
+            title: message.subject,
+            body: message.text,
+            created_at: d.created_at,
+            read_at: None,
+        };
+        self.store()
+            .record(vec![], vec![item])
+            .await
+            .map(|_| ())
+            .map_err(|e| SendError::Retry(e.to_string()))
+    }
+
+    /// The recipient's digest items that are due, as one e-mail.
+    async fn digest(&self, d: &Delivery, now: DateTime<Utc>) -> Result<(Vec<String>, Result<(), SendError>), StoreError> {
+        let items: Vec<Delivery> = self
+            .store()
+            .pending_for(&d.tenant, &d.recipient, Channel::Email)
+            .await?
+            .into_iter()
+            .filter(|i| i.digest && i.not_before <= now)
+            .collect();
+        let keys = items.iter().map(|i| i.key.clone()).collect();
+        Ok((keys, self.email(d, &items).await))
+    }
+
+    /// One e-mail to `d`'s address: `items` rendered, or their digest.
+    async fn email(&self, d: &Delivery, items: &[Delivery]) -> Result<(), SendError> {
+        let Some(smtp) = &self.smtp else {
+            return Err(SendError::Retry("no SMTP server is configured (notify.smtp_url)".into()));
+        };
+        let rendered: Vec<Rendered> = items
+            .iter()
+            .filter_map(|i| serde_json::from_value(i.payload.clone()).ok())
+            .collect();
+        let message = match rendered.as_slice() {
+            [one] => one.clone(),
+            many => render_digest(many).map_err(|e| SendError::Give(e.to_string()))?,
+        };
+        let cfg = &self.platform.config.notify;
+        let to: Mailbox = d
+            .address
+            .as_deref()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e| SendError::Give(format!("bad address: {e}")))?;
+        let from: Mailbox = cfg.from.parse().map_err(|e| SendError::Give(format!("notify.from: {e}")))?;
+        let keys: Vec<&str> = items.iter().map(|i| i.key.as_str()).collect();
+        let email = Message::builder()
+            .from(from)
+            .to(to)
+            .subject(message.subject)
+            .message_id(Some(format!("<{}@{}>", digest_of(&keys.join(" ")), cfg.message_id_domain)))
+            // Every notification of a case threads under one root.
+            .references(format!("<case-{}@{}>", d.case_id, cfg.message_id_domain))
+            .header(AutoSubmitted)
+            .multipart(MultiPart::alternative_plain_html(message.text, message.html))
+            .map_err(|e| SendError::Give(e.to_string()))?;
+        smtp.send(email).await.map(|_| ()).map_err(|e| {
+            if e.is_permanent() {
+                SendError::Give(e.to_string())
+            } else {
+                SendError::Retry(e.to_string())
+            }
+        })
+    }
+
+    /// One signed POST to a webhook; a 410 disables the subscription.
+    async fn webhook(&self, d: &Delivery, now: DateTime<Utc>) -> Result<(), SendError> {
+        let subs = self
+            .store()
+            .webhooks(&d.tenant)
+            .await
+            .map_err(|e| SendError::Retry(e.to_string()))?;
+        let Some(mut sub) = subs.into_iter().find(|s| s.id.to_string() == d.recipient) else {
+            return Err(SendError::Give("the subscription was deleted".into()));
+        };
+        if !sub.enabled {
+            return Err(SendError::Give("the subscription is disabled".into()));
+        }
+        let allow = self.platform.config.notify.allow_private_targets;
+        check_target(&sub.url, allow)
+            .await
+            .map_err(|e| SendError::Give(e.to_string()))?;
+        let body = serde_json::to_vec(&d.payload).unwrap_or_default();
+        let timestamp = now.timestamp();
+        let signature =
+            signature_header(&sub.secrets, &d.key, timestamp, &body).map_err(|e| SendError::Give(e.to_string()))?;
+        let response = self
+            .http
+            .post(&sub.url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &d.key)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(body)
+            .send()
+            .await;
+        let (status, error) = match &response {
+            Ok(r) => (Some(r.status().as_u16()), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let attempt = WebhookAttempt {
+            subscription: sub.id,
+            message_id: d.key.clone(),
+            attempt: d.attempts + 1,
+            at: now,
+            status,
+            error: error.clone(),
+        };
+        self.store()
+            .log_attempt(&attempt)
+            .await
+            .map_err(|e| SendError::Retry(e.to_string()))?;
+        match status {
+            Some(200..=299) => Ok(()),
+            Some(410) => {
+                sub.enabled = false;
+                sub.disabled_reason = Some(format!("the endpoint answered 410 Gone at {now}"));
+                self.store()
+                    .put_webhook(&sub)
+                    .await
+                    .map_err(|e| SendError::Retry(e.to_string()))?;
+                tracing::warn!(subscription = %sub.id, url = %sub.url, "A webhook answered 410; disabled it");
+                Err(SendError::Give("410 Gone: the subscription is disabled".into()))
+            }
+            Some(code) => Err(SendError::Retry(format!("HTTP {code}"))),
+            None => Err(SendError::Retry(error.unwrap_or_default())),
+        }
+    }
+}
+
+/// 5 s, 10 s, 20 s ... capped at an hour, each ±20 %, so endpoints that
+/// failed together are not retried together.
+pub fn backoff(attempts: u32) -> chrono::Duration {
+    let base = 5.0 * 2f64.powi(i32::try_from(attempts.min(20)).unwrap_or(20));
+    let capped = base.min(3600.0);
+    let jitter = 0.8 + rand::random::<f64>() * 0.4;
+    chrono::Duration::milliseconds((capped * jitter * 1000.0) as i64)
+}
+
+/// Sends what is due until `shutdown`, every `notify.send_every_ms` or
+/// when woken.
+pub async fn run(sender: Sender, wake: Arc<tokio::sync::Notify>, shutdown: tokio_util::sync::CancellationToken) {
+    let every = Duration::from_millis(sender.platform.config.notify.send_every_ms.max(10));
+    loop {
+        loop {
+            match sender.pass().await {
+                Ok(n) if n >= PER_PASS => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Sending notifications failed; will retry");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
