@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use casewire_application::AccessCache;
-use casewire_oidc::{DevIssuer, JwksVerifier};
 use casewire_oidc::Principal;
+use casewire_oidc::{DevIssuer, JwksVerifier};
 use casewire_ports::{BlobStore, CommandOutcome, NotificationStore, Person, PolicyEngine, StartFrom, Topic};
 use casewire_runtime::Platform;
 use tokio::sync::oneshot;

@@ -72,7 +72,12 @@ pub fn link_base(platform: &Platform, api_url: Option<&str>) -> String {
         .link_base
         .clone()
         .or_else(|| api_url.map(|u| format!("{}/api/v1", u.trim_end_matches('/'))))
-        .or_else(|| cfg.api.public_url.as_ref().map(|u| format!("{}/api/v1", u.trim_end_matches('/'))))
+        .or_else(|| {
+            cfg.api
+                .public_url
+                .as_ref()
+                .map(|u| format!("{}/api/v1", u.trim_end_matches('/')))
+        })
         .unwrap_or_else(|| format!("http://{}/api/v1", cfg.api.bind))
 }
 

@@ -145,7 +145,17 @@ impl Planner {
                         if channel == Channel::Email && address.is_none() {
                             continue;
                         }
-                        let d = delivery(record, name, channel, address, intent.kind, &message, &prefs, critical, now);
+                        let d = delivery(
+                            record,
+                            name,
+                            channel,
+                            address,
+                            intent.kind,
+                            &message,
+                            &prefs,
+                            critical,
+                            now,
+                        );
                         out.push(d);
                     }
                 }
@@ -185,7 +195,9 @@ impl Planner {
         let subject = subject(person);
         let resource = Resource::of(case);
         let decide = |action| self.policy.decide(&subject, &definitions, action, Some(&resource));
-        let read = decide(Action::CaseRead).await.map_err(|e| PlanError::Policy(e.to_string()))?;
+        let read = decide(Action::CaseRead)
+            .await
+            .map_err(|e| PlanError::Policy(e.to_string()))?;
         if !read.visible {
             return Ok(false);
         }
@@ -222,7 +234,12 @@ impl Planner {
     }
 
     /// One delivery per enabled webhook of the tenant whose filter takes the event.
-    async fn for_webhooks(&self, record: &EventRecord, _case: &Case, now: DateTime<Utc>) -> Result<Vec<Delivery>, PlanError> {
+    async fn for_webhooks(
+        &self,
+        record: &EventRecord,
+        _case: &Case,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Delivery>, PlanError> {
         let subs = self.platform.notifications.webhooks(&record.tenant).await?;
         let event = event_to_json(record);
         let out = subs
@@ -254,7 +271,10 @@ impl Planner {
     }
 }
 
-#[allow(clippy::too_many_arguments, reason = "one delivery's every field, named at the one call site pair")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one delivery's every field, named at the one call site pair"
+)]
 fn delivery(
     record: &EventRecord,
     recipient: &str,

@@ -106,11 +106,13 @@ impl Sender {
         let channel = d.channel.as_str();
         match result {
             Ok(()) => {
-                metrics::counter!("casewire_notifications_sent_total", "channel" => channel).increment(keys.len() as u64);
+                metrics::counter!("casewire_notifications_sent_total", "channel" => channel)
+                    .increment(keys.len() as u64);
                 self.store().mark_sent(keys, now).await
             }
             Err(SendError::Give(why)) => {
-                metrics::counter!("casewire_notifications_dead_total", "channel" => channel).increment(keys.len() as u64);
+                metrics::counter!("casewire_notifications_dead_total", "channel" => channel)
+                    .increment(keys.len() as u64);
                 tracing::warn!(key = %d.key, channel, reason = %why, "Gave up a notification");
                 for k in keys {
                     self.store().mark_dead(k, &why).await?;
@@ -119,10 +121,13 @@ impl Sender {
             }
             Err(SendError::Retry(why)) => {
                 metrics::counter!("casewire_notifications_failed_total", "channel" => channel).increment(1);
-                let limit = chrono::Duration::hours(i64::try_from(self.platform.config.notify.retry_hours).unwrap_or(24));
+                let limit =
+                    chrono::Duration::hours(i64::try_from(self.platform.config.notify.retry_hours).unwrap_or(24));
                 for k in keys {
                     if now - d.created_at > limit {
-                        self.store().mark_dead(k, &format!("retried for {limit}: {why}")).await?;
+                        self.store()
+                            .mark_dead(k, &format!("retried for {limit}: {why}"))
+                            .await?;
                     } else {
                         self.store().retry(k, now + backoff(d.attempts), &why).await?;
                     }
@@ -157,7 +162,11 @@ impl Sender {
     }
 
     /// The recipient's digest items that are due, as one e-mail.
-    async fn digest(&self, d: &Delivery, now: DateTime<Utc>) -> Result<(Vec<String>, Result<(), SendError>), StoreError> {
+    async fn digest(
+        &self,
+        d: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<String>, Result<(), SendError>), StoreError> {
         let items: Vec<Delivery> = self
             .store()
             .pending_for(&d.tenant, &d.recipient, Channel::Email)
@@ -172,7 +181,9 @@ impl Sender {
     /// One e-mail to `d`'s address: `items` rendered, or their digest.
     async fn email(&self, d: &Delivery, items: &[Delivery]) -> Result<(), SendError> {
         let Some(smtp) = &self.smtp else {
-            return Err(SendError::Retry("no SMTP server is configured (notify.smtp_url)".into()));
+            return Err(SendError::Retry(
+                "no SMTP server is configured (notify.smtp_url)".into(),
+            ));
         };
         let rendered: Vec<Rendered> = items
             .iter()
@@ -189,13 +200,20 @@ impl Sender {
             .unwrap_or_default()
             .parse()
             .map_err(|e| SendError::Give(format!("bad address: {e}")))?;
-        let from: Mailbox = cfg.from.parse().map_err(|e| SendError::Give(format!("notify.from: {e}")))?;
+        let from: Mailbox = cfg
+            .from
+            .parse()
+            .map_err(|e| SendError::Give(format!("notify.from: {e}")))?;
         let keys: Vec<&str> = items.iter().map(|i| i.key.as_str()).collect();
         let email = Message::builder()
             .from(from)
             .to(to)
             .subject(message.subject)
-            .message_id(Some(format!("<{}@{}>", digest_of(&keys.join(" ")), cfg.message_id_domain)))
+            .message_id(Some(format!(
+                "<{}@{}>",
+                digest_of(&keys.join(" ")),
+                cfg.message_id_domain
+            )))
             // Every notification of a case threads under one root.
             .references(format!("<case-{}@{}>", d.case_id, cfg.message_id_domain))
             .header(AutoSubmitted)

@@ -42,17 +42,27 @@ pub async fn get_preferences(state: Data<AppState>, auth: Auth) -> Result<HttpRe
     security(("bearer" = []))
 )]
 #[put("/me/preferences")]
-pub async fn put_preferences(state: Data<AppState>, auth: Auth, body: Json<Preferences>) -> Result<HttpResponse, ApiError> {
+pub async fn put_preferences(
+    state: Data<AppState>,
+    auth: Auth,
+    body: Json<Preferences>,
+) -> Result<HttpResponse, ApiError> {
     let prefs = body.into_inner();
     if !casewire_notify::schedule::valid_time_zone(&prefs.time_zone) {
-        return Err(invalid("timeZone", format!("timeZone: {} is not an IANA time zone", prefs.time_zone)));
+        return Err(invalid(
+            "timeZone",
+            format!("timeZone: {} is not an IANA time zone", prefs.time_zone),
+        ));
     }
     if prefs.digest_minutes.is_some_and(|m| !(1..=1440).contains(&m)) {
         return Err(invalid("digestMinutes", "digestMinutes: 1 to 1440"));
     }
     let all = prefs.channels.values().flatten().chain(&prefs.default_channels);
     if all.clone().any(|c| *c == Channel::Webhook) {
-        return Err(invalid("channels", "channels: a person's channels are inapp and email; webhooks are per tenant"));
+        return Err(invalid(
+            "channels",
+            "channels: a person's channels are inapp and email; webhooks are per tenant",
+        ));
     }
     if prefs.muted_cases.len() > 1000 {
         return Err(invalid("mutedCases", "mutedCases: at most 1000"));

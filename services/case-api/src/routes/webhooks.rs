@@ -126,7 +126,11 @@ pub async fn list(state: Data<AppState>, auth: Auth) -> Result<HttpResponse, Api
 #[delete("/webhooks/{id}")]
 pub async fn remove(state: Data<AppState>, auth: Auth, id: Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let sub = find(&state, &auth, *id).await?;
-    state.platform.notifications.delete_webhook(&auth.tenant, sub.id).await?;
+    state
+        .platform
+        .notifications
+        .delete_webhook(&auth.tenant, sub.id)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

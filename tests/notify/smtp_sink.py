@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""An SMTP server for the tests (aiosmtpd): every message it receives is
+written to DIR as <n>.json ({"from", "to", "data"}), so a test counts and
+reads what was sent. Prints "ready" once listening; runs until killed.
+
+    smtp_sink.py PORT DIR
+"""
+
+import asyncio
+import itertools
+import json
+import pathlib
+import sys
+
+from aiosmtpd.controller import Controller
+
+port, out = int(sys.argv[1]), pathlib.Path(sys.argv[2])
+out.mkdir(parents=True, exist_ok=True)
+counter = itertools.count(1)
+
+
+class Sink:
+    async def handle_DATA(self, server, session, envelope):
+        n = next(counter)
+        record = {
+            "from": envelope.mail_from,
+            "to": envelope.rcpt_tos,
+            "data": envelope.content.decode("utf-8", errors="replace"),
+        }
+        tmp = out / f".{n}.tmp"
+        tmp.write_text(json.dumps(record))
+        tmp.rename(out / f"{n}.json")
+        return "250 OK"
+
+
+controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+controller.start()
+print("ready", flush=True)
+try:
+    asyncio.get_event_loop().run_forever()
+finally:
+    controller.stop()
