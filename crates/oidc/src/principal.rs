@@ -95,6 +95,19 @@ pub enum ClaimsError {
 }
 
 impl Principal {
+    /// This caller as the notification directory keeps them.
+    pub fn person(&self, seen_at: chrono::DateTime<chrono::Utc>) -> casewire_ports::Person {
+        casewire_ports::Person {
+            tenant: self.tenant.clone(),
+            username: self.name.clone(),
+            sub: self.sub.clone(),
+            email: self.email.clone(),
+            roles: self.roles.clone(),
+            groups: self.groups.clone(),
+            seen_at,
+        }
+    }
+
     /// The policy's view of this caller, the same for every way in.
     pub fn subject(&self) -> casewire_ports::Subject {
         casewire_ports::Subject {

@@ -18,16 +18,19 @@ pub enum Topic {
     Outcomes,
     /// Poison messages.
     Dlq,
+    /// New in-app notifications, keyed by user, for the WebSocket push.
+    Notifications,
 }
 
 impl Topic {
     /// Every topic.
-    pub const ALL: [Topic; 5] = [
+    pub const ALL: [Topic; 6] = [
         Topic::Commands,
         Topic::Events,
         Topic::Tasks,
         Topic::Outcomes,
         Topic::Dlq,
+        Topic::Notifications,
     ];
 
     /// The topic's name without any deployment prefix.
@@ -38,6 +41,7 @@ impl Topic {
             Topic::Tasks => "casewire.tasks",
             Topic::Outcomes => "casewire.outcomes",
             Topic::Dlq => "casewire.dlq",
+            Topic::Notifications => "casewire.notifications",
         }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use casewire_application::AccessCache;
 use casewire_oidc::Principal;
 use casewire_oidc::{DevIssuer, JwksVerifier};
-use casewire_ports::{BlobStore, CommandOutcome, NotificationStore, Person, PolicyEngine, StartFrom, Topic};
+use casewire_ports::{BlobStore, CommandOutcome, NotificationStore, PolicyEngine, StartFrom, Topic};
 use casewire_runtime::Platform;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -109,15 +109,7 @@ impl PeopleSeen {
         if self.seen.lock().ok().and_then(|s| s.get(&key).copied()) == Some(fingerprint) {
             return;
         }
-        let person = Person {
-            tenant: p.tenant.clone(),
-            username: p.name.clone(),
-            sub: p.sub.clone(),
-            email: p.email.clone(),
-            roles: p.roles.clone(),
-            groups: p.groups.clone(),
-            seen_at: chrono::Utc::now(),
-        };
+        let person = p.person(chrono::Utc::now());
         match store.upsert_person(&person).await {
             Ok(()) => {
                 if let Ok(mut s) = self.seen.lock() {

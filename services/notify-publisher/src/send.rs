@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use casewire_notify::render::{Rendered, render_digest};
 use casewire_notify::webhook::{check_target, signature_header};
-use casewire_ports::{Channel, Delivery, InboxItem, NotificationStore, StoreError, WebhookAttempt};
+use casewire_ports::{Channel, Delivery, InboxItem, NotificationStore, StoreError, Topic, WebhookAttempt};
 use casewire_runtime::Platform;
 use chrono::{DateTime, Utc};
 use lettre::message::header::{Header, HeaderName, HeaderValue};
@@ -155,10 +155,21 @@ impl Sender {
             read_at: None,
         };
         self.store()
-            .record(vec![], vec![item])
+            .record(vec![], vec![item.clone()])
             .await
-            .map(|_| ())
-            .map_err(|e| SendError::Retry(e.to_string()))
+            .map_err(|e| SendError::Retry(e.to_string()))?;
+        // The WebSocket pushes it to the user's open sockets. Best effort:
+        // the inbox has it either way.
+        let push = serde_json::to_vec(&item).unwrap_or_default();
+        if let Err(e) = self
+            .platform
+            .bus
+            .publish(Topic::Notifications, vec![(item.user.clone(), push)])
+            .await
+        {
+            tracing::debug!(error = %e, "Could not announce an in-app notification");
+        }
+        Ok(())
     }
 
     /// The recipient's digest items that are due, as one e-mail.

@@ -56,6 +56,15 @@ impl Delivery {
     }
 }
 
+/// What the hub hands a socket.
+#[derive(Debug, Clone)]
+pub enum Push {
+    /// An event of the socket's tenant, to be judged and filtered.
+    Event(Arc<Delivery>),
+    /// A new in-app notification of the socket's user (its JSON).
+    Notification(Arc<str>),
+}
+
 /// A socket's place in the hub.
 #[derive(Debug)]
 pub struct Registration {
@@ -63,7 +72,7 @@ pub struct Registration {
     /// Every event up to here was sent before the socket registered; the
     /// queue starts after it.
     pub position: u64,
-    pub rx: mpsc::Receiver<Arc<Delivery>>,
+    pub rx: mpsc::Receiver<Push>,
     /// Set when the queue overflowed: the hub dropped the socket.
     pub behind: Arc<AtomicBool>,
 }
@@ -71,7 +80,8 @@ pub struct Registration {
 #[derive(Debug)]
 struct Entry {
     tenant: TenantId,
-    tx: mpsc::Sender<Arc<Delivery>>,
+    user: String,
+    tx: mpsc::Sender<Push>,
     behind: Arc<AtomicBool>,
 }
 
@@ -108,10 +118,10 @@ impl Hub {
         self.inner.lock().map_or(0, |i| i.position)
     }
 
-    /// Adds a socket of `tenant`. Taken under the same lock as the fan-out,
-    /// so the socket gets every event after the returned position, and
-    /// none before.
-    pub fn register(&self, tenant: TenantId) -> Registration {
+    /// Adds a socket of `user` of `tenant`. Taken under the same lock as
+    /// the fan-out, so the socket gets every event after the returned
+    /// position, and none before.
+    pub fn register(&self, tenant: TenantId, user: &str) -> Registration {
         let (tx, rx) = mpsc::channel(self.buffer);
         let behind = Arc::new(AtomicBool::new(false));
         let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -121,6 +131,7 @@ impl Hub {
             id,
             Entry {
                 tenant,
+                user: user.to_owned(),
                 tx,
                 behind: behind.clone(),
             },
@@ -151,7 +162,7 @@ impl Hub {
         let mut dropped = Vec::new();
         for d in &deliveries {
             for (id, entry) in inner.sockets.iter().filter(|(_, e)| e.tenant == d.tenant) {
-                if entry.tx.try_send(d.clone()).is_err() {
+                if entry.tx.try_send(Push::Event(d.clone())).is_err() {
                     entry.behind.store(true, Ordering::Release);
                     dropped.push(*id);
                 }
@@ -162,6 +173,66 @@ impl Hub {
             }
         }
         inner.position = inner.position.max(last);
+    }
+}
+
+impl Hub {
+    /// Hands a notification to every socket of its user.
+    pub fn notify_user(&self, tenant: &TenantId, user: &str, json: Arc<str>) {
+        let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut dropped = Vec::new();
+        for (id, entry) in inner
+            .sockets
+            .iter()
+            .filter(|(_, e)| e.tenant == *tenant && e.user == user)
+        {
+            if entry.tx.try_send(Push::Notification(json.clone())).is_err() {
+                entry.behind.store(true, Ordering::Release);
+                dropped.push(*id);
+            }
+        }
+        for id in dropped {
+            inner.sockets.remove(&id);
+        }
+    }
+}
+
+/// Pushes new in-app notifications (`casewire.notifications`, every
+/// process reads them all) to their users' sockets.
+pub async fn notifications(platform: Platform, hub: Arc<Hub>, shutdown: CancellationToken) {
+    loop {
+        let sub = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            sub = platform.bus.subscribe(None, Topic::Notifications, StartFrom::Latest) => sub,
+        };
+        let mut sub = match sub {
+            Ok(sub) => sub,
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not listen for notifications; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        loop {
+            let msg = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                msg = sub.next() => msg,
+            };
+            let msg = match msg {
+                Ok(msg) => msg,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Lost the notifications topic; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break;
+                }
+            };
+            let Ok(item) = serde_json::from_slice::<casewire_ports::InboxItem>(&msg.payload) else {
+                tracing::debug!("Ignored an unreadable notification");
+                continue;
+            };
+            let json: Arc<str> = String::from_utf8_lossy(&msg.payload).into();
+            hub.notify_user(&item.tenant, &item.user, json);
+        }
     }
 }
 
@@ -275,10 +346,12 @@ mod tests {
         })
     }
 
-    fn drain(rx: &mut mpsc::Receiver<Arc<Delivery>>) -> Vec<u64> {
+    fn drain(rx: &mut mpsc::Receiver<Push>) -> Vec<u64> {
         let mut out = Vec::new();
-        while let Ok(d) = rx.try_recv() {
-            out.push(d.position);
+        while let Ok(p) = rx.try_recv() {
+            if let Push::Event(d) = p {
+                out.push(d.position);
+            }
         }
         out
     }
@@ -287,7 +360,7 @@ mod tests {
     fn a_socket_gets_every_event_after_its_registration_and_none_before() {
         let hub = Hub::new(10, 16);
         hub.publish(vec![at(11, "acme"), at(12, "acme")]);
-        let mut r = hub.register(tenant("acme"));
+        let mut r = hub.register(tenant("acme"), "ann");
         assert_eq!(r.position, 12);
         hub.publish(vec![at(13, "acme")]);
         assert_eq!(drain(&mut r.rx), vec![13]);
@@ -296,8 +369,8 @@ mod tests {
     #[test]
     fn events_go_only_to_sockets_of_their_tenant() {
         let hub = Hub::new(0, 16);
-        let mut acme = hub.register(tenant("acme"));
-        let mut globex = hub.register(tenant("globex"));
+        let mut acme = hub.register(tenant("acme"), "ann");
+        let mut globex = hub.register(tenant("globex"), "gus");
         hub.publish(vec![at(1, "acme"), at(2, "globex"), at(3, "acme")]);
         assert_eq!(drain(&mut acme.rx), vec![1, 3]);
         assert_eq!(drain(&mut globex.rx), vec![2]);
@@ -307,8 +380,8 @@ mod tests {
     #[test]
     fn a_full_queue_drops_only_that_socket_and_flags_it() {
         let hub = Hub::new(0, 2);
-        let mut slow = hub.register(tenant("acme"));
-        let mut fast = hub.register(tenant("acme"));
+        let mut slow = hub.register(tenant("acme"), "ann");
+        let mut fast = hub.register(tenant("acme"), "ann");
         for p in 1..=5 {
             hub.publish(vec![at(p, "acme")]);
             // The fast one keeps up; the slow one reads nothing.
@@ -322,5 +395,20 @@ mod tests {
         hub.unregister(fast.id);
         hub.publish(vec![at(6, "acme")]);
         assert!(drain(&mut fast.rx).is_empty());
+    }
+
+    #[test]
+    fn a_notification_reaches_only_its_users_sockets() {
+        let hub = Hub::new(0, 4);
+        let mut ann = hub.register(tenant("acme"), "ann");
+        let mut bob = hub.register(tenant("acme"), "bob");
+        let mut other_ann = hub.register(tenant("globex"), "ann");
+        hub.notify_user(&tenant("acme"), "ann", "{}".into());
+        assert!(matches!(ann.rx.try_recv(), Ok(Push::Notification(_))));
+        assert!(bob.rx.try_recv().is_err());
+        assert!(
+            other_ann.rx.try_recv().is_err(),
+            "another tenant's ann is another person"
+        );
     }
 }

@@ -87,6 +87,11 @@ pub async fn start(
         Duration::from_millis(cfg.stream.poll_ms.max(1)),
         shutdown.clone(),
     ));
+    tokio::spawn(hub::notifications(
+        platform.clone(),
+        shared.hub.clone(),
+        shutdown.clone(),
+    ));
     let task = tokio::spawn(accept(listener, shared.clone(), shutdown, tail));
     tracing::info!(ws = %addr, position, "WebSocket publisher listening");
     Ok(WsServer {

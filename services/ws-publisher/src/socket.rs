@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::{Delivery, Hub, Registration};
+use crate::hub::{Delivery, Hub, Push, Registration};
 use crate::protocol::{ClientMessage, CloseCode, Filter, ServerMessage, event_frame};
 
 /// The path of the upgrade.
@@ -234,7 +234,9 @@ async fn session(shared: &Arc<Shared>, ws: &mut WebSocketStream<TcpStream>, toke
         *n += 1;
     }
     let _slot = PrincipalGuard(shared.clone(), key);
-    let registration = shared.hub.register(session.principal.tenant.clone());
+    let registration = shared
+        .hub
+        .register(session.principal.tenant.clone(), &session.principal.name);
     let id = registration.id;
     let mut conn = Conn {
         shared: shared.clone(),
@@ -319,6 +321,15 @@ async fn authenticate(shared: &Shared, token: &str) -> Result<Session, Stop> {
     if visible.tenant != principal.tenant {
         return Err(unavailable(&"the policy's filter names another tenant"));
     }
+    // The notification directory learns of people who only use the socket.
+    if let Err(e) = shared
+        .platform
+        .notifications
+        .upsert_person(&principal.person(chrono::Utc::now()))
+        .await
+    {
+        tracing::debug!(error = %e, "Could not record a person in the directory");
+    }
     let expires_at = principal.expires_at.map(|exp| {
         let left = exp - chrono::Utc::now().timestamp();
         Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0))
@@ -383,7 +394,10 @@ impl Conn<'_> {
                 }
                 frame = self.ws.next() => self.on_frame(frame).await?,
                 delivery = registration.rx.recv() => match delivery {
-                    Some(d) => self.deliver(&d).await?,
+                    Some(Push::Event(d)) => self.deliver(&d).await?,
+                    Some(Push::Notification(json)) => {
+                        self.send(Message::text(format!(r#"{{"type":"notification","notification":{json}}}"#))).await?;
+                    }
                     None if registration.behind.load(Ordering::Acquire) => return Err(self.behind()),
                     None => return Err(stop(CloseCode::GoingAway, "the hub stopped")),
                 },

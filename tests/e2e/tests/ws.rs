@@ -365,3 +365,37 @@ async fn sockets_are_limited_per_caller_and_per_process() {
     assert!(metrics.contains("casewire_ws_sockets"), "open sockets are a gauge");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn new_in_app_notifications_are_pushed_to_their_user_only() {
+    let Some(py) = python() else { return };
+    let app = TestApp::spawn_configured(|c| c.notify.send_every_ms = 100).await;
+    let mut alice = connect(&py, &app, "alice").await;
+    let mut bob = connect(&py, &app, "bob").await;
+    let case = open(&app, "carol", "claims").await;
+    let r = app
+        .client("carol")
+        .post_wait(&format!("/api/v1/cases/{case}/assign"), &json!({"assignee": "alice"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+    let pushed = alice.expect("notification").await;
+    assert_eq!(pushed["notification"]["kind"], "assigned");
+    assert_eq!(pushed["notification"]["caseId"], case.as_str());
+    // Bob (manager of claims) hears of the new case in his queue, not of
+    // alice's assignment.
+    let bobs: Vec<Value> = bob
+        .drain(Duration::from_secs(2))
+        .await
+        .into_iter()
+        .filter_map(|f| match f {
+            Frame::Text(v) if v["type"] == "notification" => Some(v),
+            _ => None,
+        })
+        .collect();
+    assert!(bobs.iter().all(|n| n["notification"]["user"] == "bob"), "{bobs:?}");
+    assert!(bobs.iter().all(|n| n["notification"]["kind"] != "assigned"), "{bobs:?}");
+    alice.stop().await;
+    bob.stop().await;
+    app.stop().await;
+}
