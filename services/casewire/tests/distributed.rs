@@ -879,3 +879,152 @@ async fn kill_9_of_the_ws_publisher_under_load_and_the_client_resumes_without_ga
     assert_eq!(log.len(), 3 + total, "3 opens and the comments are stored");
     assert_eq!(got, log, "the client saw every event once, in order, across the kill");
 }
+
+/// A Python helper of `tests/notify` (an SMTP sink or a webhook receiver)
+/// on a free port, writing what it receives into `dir`.
+fn notify_helper(python: &str, script: &str, dir: &std::path::Path) -> (Proc, u16) {
+    let port = free_port();
+    let mut child = Command::new(python)
+        .arg(format!("{}/../../tests/notify/{script}", env!("CARGO_MANIFEST_DIR")))
+        .arg(port.to_string())
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready", "{script}");
+    (Proc { child, lines: vec![] }, port)
+}
+
+/// The ids a helper saw (Message-ID of each e-mail, or webhook-id of each
+/// request), with repeats.
+fn seen_ids(dir: &std::path::Path) -> Vec<String> {
+    let mut ids = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().filter_map(Result::ok) {
+        let path = entry.path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if path.extension().is_some_and(|e| e == "json") {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            let data = v["data"].as_str().unwrap_or_default();
+            let id = data
+                .lines()
+                .find_map(|l| l.strip_prefix("Message-ID: "))
+                .unwrap_or_default();
+            ids.push(id.to_owned());
+        } else if path.file_name().is_some_and(|n| n == "received.jsonl") {
+            for l in text.lines() {
+                let v: Value = serde_json::from_str(l).unwrap();
+                assert_eq!(v["verified"], true, "every webhook verifies: {v}");
+                ids.push(v["id"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    ids
+}
+
+#[tokio::test]
+async fn kill_9_of_the_notify_publisher_under_load_loses_no_notification() {
+    let Some(kafka) = kafka() else { return };
+    let Ok(python) = std::env::var("CASEWIRE_TEST_PYTHON") else {
+        skip("set CASEWIRE_TEST_PYTHON to a python3 with aiosmtpd and standardwebhooks (tests/run does)");
+        return;
+    };
+    let _turn = UNDER_LOAD.lock().await;
+    let d = Deployment::new(&kafka);
+    let (mail_dir, hook_dir) = (d.logs.join("mail"), d.logs.join("hooks"));
+    let (_sink, smtp_port) = notify_helper(&python, "smtp_sink.py", &mail_dir);
+    let (_receiver, hook_port) = notify_helper(&python, "webhook_receiver.py", &hook_dir);
+    let smtp = format!("smtp://127.0.0.1:{smtp_port}");
+    let env = [
+        ("CASEWIRE__NOTIFY__SMTP_URL", smtp.as_str()),
+        ("CASEWIRE__NOTIFY__ALLOW_PRIVATE_TARGETS", "true"),
+        ("CASEWIRE__NOTIFY__SEND_EVERY_MS", "100"),
+    ];
+    let api = d.serve_with("case-api", &env);
+    let _engine = d.serve("case-engine");
+    let _projector = d.serve("projector");
+    let mut publisher = d.serve_with("notify-publisher", &env);
+    let (carol, alice) = (d.client(&api, "carol"), d.client(&api, "alice"));
+    import_definitions(&carol).await;
+    assert_eq!(alice.get("/api/v1/me/preferences").await.unwrap().status.as_u16(), 200);
+    let hook = json!({"url": format!("http://127.0.0.1:{hook_port}/hook"), "events": ["casewire.case.assigned.v1"]});
+    let r = carol.post("/api/v1/webhooks", &hook).await.unwrap();
+    assert_eq!(r.status.as_u16(), 201, "{}", r.body);
+    std::fs::write(hook_dir.join("secrets"), r.body["secret"].as_str().unwrap()).unwrap();
+
+    // 40 assignments to alice: each one in-app, one e-mail and one webhook.
+    let cases = open_cases(&carol, 4).await;
+    let total = 40;
+    let writer = {
+        let (carol, cases) = (carol.clone(), cases.clone());
+        tokio::spawn(async move {
+            for i in 0..total {
+                let who = if (i / 4) % 2 == 0 { "alice" } else { "erin" };
+                let r = carol
+                    .post_wait(
+                        &format!("/api/v1/cases/{}/assign", cases[i % 4]),
+                        &json!({"assignee": who}),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while seen_ids(&hook_dir).len() < 10 {
+        assert!(Instant::now() < deadline, "no webhook deliveries");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    publisher.child.kill().unwrap(); // SIGKILL
+    let _ = publisher.child.wait();
+    eprintln!("killed the notify-publisher with SIGKILL");
+    let _publisher = d.serve_with("notify-publisher", &env);
+    writer.await.unwrap();
+
+    // Every assignment once at the receiver and, for alice's, in her
+    // mailbox, beside the four new cases in her queue (complaints).
+    let expect_hooks = total;
+    let expect_mail = total / 2 + 4;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (hooks, mail) = (seen_ids(&hook_dir), seen_ids(&mail_dir));
+        let distinct = |v: &[String]| v.iter().collect::<HashSet<_>>().len();
+        if distinct(&hooks) == expect_hooks && distinct(&mail) == expect_mail {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let (hooks, mail) = (seen_ids(&hook_dir), seen_ids(&mail_dir));
+            eprintln!(
+                "webhooks: {} received, {} distinct; e-mails: {} received, {} distinct",
+                hooks.len(),
+                distinct(&hooks),
+                mail.len(),
+                distinct(&mail)
+            );
+            // On the wire a message is at least once, with a stable id: a
+            // kill between the server's acceptance and the publisher's
+            // record repeats that one message (same webhook-id, same
+            // Message-ID), at most one per channel per kill.
+            assert!(hooks.len() - distinct(&hooks) <= 1, "{hooks:?}");
+            assert!(mail.len() - distinct(&mail) <= 1, "{mail:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lost notifications: {} of {expect_hooks} webhooks, {} of {expect_mail} e-mails",
+            distinct(&hooks),
+            distinct(&mail)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let inbox = alice.get("/api/v1/me/notifications?limit=200").await.unwrap().body;
+    let assigned = inbox["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == "assigned")
+        .count();
+    assert_eq!(assigned, total / 2, "one in-app notification per assignment");
+}
