@@ -60,6 +60,22 @@ pub struct AccessDef {
     pub work: Vec<String>,
 }
 
+/// The kinds of notification the rules know (see the notify crate).
+pub const NOTIFICATION_KINDS: [&str; 5] = ["assigned", "queue", "comment", "resolved", "watch"];
+
+/// A definition's say in notifications about its cases, on top of the
+/// platform's configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotificationRules {
+    /// Kinds nobody is told of for these cases.
+    #[serde(default)]
+    pub disabled: Vec<String>,
+    /// Kinds that go out at once, past quiet hours, digests and mutes.
+    #[serde(default)]
+    pub critical: Vec<String>,
+}
+
 /// A versioned case definition. Besides what its schema says, the stages
 /// and priorities it names (`initialStage`, `transitions`,
 /// `terminalStages`, `reopenStage`, `defaultPriority`) must be its own, a
@@ -117,6 +133,10 @@ pub struct CaseDefinition {
     pub resolution_codes: Vec<String>,
     #[serde(default)]
     pub access: AccessDef,
+    /// Kinds of notification (`assigned`, `queue`, `comment`, `resolved`,
+    /// `watch`) turned off or made critical for these cases.
+    #[serde(default)]
+    pub notifications: NotificationRules,
     /// `schema`, compiled on first use and shared by clones (not part of
     /// the document).
     #[serde(skip)]
@@ -260,6 +280,18 @@ impl CaseDefinition {
         if !priorities.contains(self.default_priority.as_str()) {
             return bad(format!("defaultPriority '{}' is not a priority", self.default_priority));
         }
+        let rules = &self.notifications;
+        if let Some(k) = rules
+            .disabled
+            .iter()
+            .chain(&rules.critical)
+            .find(|k| !NOTIFICATION_KINDS.contains(&k.as_str()))
+        {
+            return bad(format!(
+                "notifications: '{k}' is not a kind ({})",
+                NOTIFICATION_KINDS.join(", ")
+            ));
+        }
         if !self.schema.is_object() {
             return bad("schema must be a JSON Schema object".into());
         }
@@ -390,6 +422,10 @@ access:
         expect_invalid(
             &SAMPLE.replace("initialStage: new", "initialStage: nope"),
             "initialStage",
+        );
+        expect_invalid(
+            &format!("{SAMPLE}notifications:\n  critical: [everything]\n"),
+            "not a kind",
         );
         expect_invalid(
             &SAMPLE.replace("waiting: [investigating]", "waiting: [gone]"),

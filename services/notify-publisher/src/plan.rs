@@ -111,12 +111,25 @@ impl Planner {
             .notifications
             .watchers(&record.tenant, record.case_id)
             .await?;
+        // The definition may turn kinds off or make them critical for its cases.
+        let rules = self
+            .cases
+            .definition(
+                &*self.platform.reads,
+                &case.tenant,
+                &case.definition_id,
+                Some(case.definition_version),
+            )
+            .await?
+            .map(|d| d.notifications.clone())
+            .unwrap_or_default();
         let mut out = Vec::new();
         for intent in intents(&event, &record.actor, case, people, &watchers) {
-            if cfg.disabled_kinds.iter().any(|k| k == intent.kind) {
+            let named = |list: &[String]| list.iter().any(|k| k == intent.kind);
+            if named(&cfg.disabled_kinds) || named(&rules.disabled) {
                 continue;
             }
-            let critical = cfg.critical_kinds.iter().any(|k| k == intent.kind);
+            let critical = named(&cfg.critical_kinds) || named(&rules.critical);
             let message = self.message(intent.kind, record, &event, case)?;
             match &intent.recipient {
                 Recipient::User(name) => {

@@ -984,6 +984,18 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/files/{id}/url"),
     ("post", "/api/v1/files/uploads"),
     ("post", "/api/v1/files/uploads/{id}/complete"),
+    ("get", "/api/v1/me/preferences"),
+    ("put", "/api/v1/me/preferences"),
+    ("get", "/api/v1/me/notifications"),
+    ("post", "/api/v1/me/notifications/{id}/read"),
+    ("post", "/api/v1/me/notifications/read-all"),
+    ("put", "/api/v1/cases/{id}/watch"),
+    ("delete", "/api/v1/cases/{id}/watch"),
+    ("get", "/api/v1/webhooks"),
+    ("post", "/api/v1/webhooks"),
+    ("delete", "/api/v1/webhooks/{id}"),
+    ("post", "/api/v1/webhooks/{id}/rotate"),
+    ("get", "/api/v1/webhooks/{id}/deliveries"),
 ];
 
 #[tokio::test]

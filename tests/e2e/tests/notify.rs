@@ -569,3 +569,65 @@ async fn a_timestamp_five_minutes_off_is_refused_by_the_receiver_and_retried() {
     assert_eq!(retry["id"], got["id"], "a retry keeps its webhook-id");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_definition_turns_kinds_off_or_critical_and_a_mute_silences_a_case() {
+    let clock = Arc::new(ManualClock(Mutex::new(today_at(23, 0))));
+    let app = with_clock(|c| configure(None, c), clock).await;
+    let (alice, carol) = (sign_in(&app, "alice").await, app.client("carol"));
+    let yaml = format!(
+        "{}\nnotifications:\n  disabled: [queue]\n  critical: [assigned]\n",
+        casewire::DEMO_DEFINITIONS[0].1.trim_end()
+    );
+    let r = carol.import_definition(&yaml).await.unwrap();
+    assert_eq!(r.status.as_u16(), 201, "{}", r.body);
+    let noisy = open(&carol, "support", false).await;
+    let put = |prefs: Value| {
+        let alice = alice.clone();
+        async move {
+            alice
+                .send(reqwest::Method::PUT, "/api/v1/me/preferences", Some(&prefs), None)
+                .await
+                .unwrap()
+                .status
+                .as_u16()
+        }
+    };
+    // Asleep (quiet hours now), and the noisy case muted.
+    let prefs =
+        json!({"timeZone": "UTC", "quietHours": {"start": "22:00:00", "end": "07:00:00"}, "mutedCases": [noisy]});
+    assert_eq!(put(prefs).await, 200);
+    let r = alice
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/cases/{noisy}/watch"),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 204);
+    step(
+        &carol,
+        &noisy,
+        "comments",
+        json!({"body": "muted", "visibility": "public"}),
+    )
+    .await;
+    let urgent = open(&carol, "support", false).await;
+    step(&carol, &urgent, "assign", json!({"assignee": "alice"})).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let items = inbox(&alice).await;
+    let kinds: Vec<&str> = items["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["assigned"],
+        "no queue (off in the definition), no watch (muted), the assignment past quiet hours"
+    );
+    app.stop().await;
+}
