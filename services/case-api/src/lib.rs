@@ -196,6 +196,8 @@ async fn start_serving(platform: Platform, shutdown: CancellationToken, files_on
                     .error_handler(|e, _| json_error(e).into()),
             )
             .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::bad_parameter(e.to_string()).into()))
+            // A path id that is not a UUID names nothing: the JSON 404.
+            .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::not_found("resource").into()))
             .app_data(web::FormConfig::default().error_handler(|e, _| ApiError::bad_parameter(e.to_string()).into()))
             .app_data(web::PayloadConfig::new(max_body))
             .wrap(from_fn(observe))
