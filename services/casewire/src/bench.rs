@@ -811,16 +811,23 @@ async fn policy_over_http(dir: &std::path::Path, requests: u32) -> anyhow::Resul
     Ok(())
 }
 
-/// `casewire bench files`: MB/s through the API against the blob store.
-pub async fn files(mut base: Config, args: FileBenchArgs) -> anyhow::Result<()> {
-    use futures::StreamExt;
-    anyhow::ensure!(args.size_mb > 0 && args.count > 0, "need a size and a count");
+/// A temporary data dir for a bench's own platform, on free ports and
+/// without demo data; the platform lives as long as the dir.
+pub fn fresh_platform_dir(base: &mut Config) -> anyhow::Result<tempfile::TempDir> {
     let dir = tempfile::tempdir().context("creating a temporary data dir")?;
     base.data_dir = dir.path().join("platform");
     base.api.bind.set_port(0);
     base.management.bind.set_port(0);
     base.ws.bind.set_port(0);
     base.demo.enabled = false;
+    Ok(dir)
+}
+
+/// `casewire bench files`: MB/s through the API against the blob store.
+pub async fn files(mut base: Config, args: FileBenchArgs) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    anyhow::ensure!(args.size_mb > 0 && args.count > 0, "need a size and a count");
+    let _dir = fresh_platform_dir(&mut base)?;
     base.storage.max_upload_bytes = base.storage.max_upload_bytes.max((args.size_mb as u64 + 1) << 20);
     if let Some(url) = &args.storage {
         base.storage.url = casewire_runtime::config::SecretUrl::new(url.clone());

@@ -81,12 +81,7 @@ async fn raw_read(platform: &casewire_runtime::Platform) -> anyhow::Result<(usiz
 /// Runs the benchmark.
 pub async fn run(mut base: casewire_runtime::Config, args: WsBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.sockets > 0 && args.events > 0, "need sockets and events");
-    let dir = tempfile::tempdir().context("creating a temporary data dir")?;
-    base.data_dir = dir.path().join("platform");
-    base.api.bind.set_port(0);
-    base.management.bind.set_port(0);
-    base.ws.bind.set_port(0);
-    base.demo.enabled = false;
+    let _dir = crate::bench::fresh_platform_dir(&mut base)?;
     base.ws.max_per_principal = args.sockets;
     base.ws.max_sockets = args.sockets + 16;
     let platform = Embedded::start(base, Services::default()).await?;

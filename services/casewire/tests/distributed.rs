@@ -89,6 +89,18 @@ struct Proc {
     lines: Vec<String>,
 }
 
+impl Proc {
+    /// The base URL an API process printed first (`API  <base>/api/v1`).
+    fn base_url(&self) -> String {
+        self.lines[0]
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .trim_end_matches("/api/v1")
+            .to_owned()
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -204,12 +216,7 @@ impl Deployment {
     }
 
     fn client(&self, api: &Proc, user: &str) -> Client {
-        let base = api.lines[0]
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .trim_end_matches("/api/v1")
-            .to_owned();
+        let base = api.base_url();
         let info: Value = serde_json::from_slice(&std::fs::read(self.data.join("runtime.json")).unwrap()).unwrap();
         let issuer =
             casewire_oidc::DevIssuer::load_or_create(&self.data, info["realms"].as_str().unwrap(), "casewire").unwrap();
@@ -796,12 +803,7 @@ impl Socket {
 /// `serve ws-publisher` for the deployment whose API is `api`: the same
 /// dev issuer, so the API's tokens verify.
 fn serve_ws(d: &Deployment, api: &Proc) -> (Proc, String) {
-    let base = api.lines[0]
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .trim_end_matches("/api/v1")
-        .to_owned();
+    let base = api.base_url();
     let ws = d.serve_with("ws-publisher", &[("CASEWIRE__API__PUBLIC_URL", &base)]);
     let url = ws.lines[1].split_whitespace().nth(1).unwrap().to_owned();
     (ws, url)

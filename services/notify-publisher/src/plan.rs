@@ -131,7 +131,7 @@ impl Planner {
             }
             let critical = named(&cfg.critical_kinds) || named(&rules.critical);
             let message = self.message(intent.kind, record, &event, case)?;
-            match &intent.recipient {
+            let (recipient, prefs, routes) = match &intent.recipient {
                 Recipient::User(name) => {
                     let Some(person) = people.iter().find(|p| &p.username == name) else {
                         tracing::debug!(user = %name, "Not notified: never seen signing in");
@@ -149,45 +149,38 @@ impl Planner {
                     if !critical && prefs.muted_cases.contains(&case.id) {
                         continue;
                     }
-                    for &channel in prefs.channels_for(intent.kind) {
-                        let address = match channel {
-                            Channel::InApp => None,
-                            Channel::Email if self.email_on() => person.email.clone(),
-                            Channel::Email | Channel::Webhook => continue,
-                        };
-                        if channel == Channel::Email && address.is_none() {
-                            continue;
-                        }
-                        let d = delivery(
-                            record,
-                            name,
-                            channel,
-                            address,
-                            intent.kind,
-                            &message,
-                            &prefs,
-                            critical,
-                            now,
-                        );
-                        out.push(d);
-                    }
+                    let routes: Vec<(Channel, Option<String>)> = prefs
+                        .channels_for(intent.kind)
+                        .iter()
+                        .filter_map(|&channel| match channel {
+                            Channel::InApp => Some((channel, None)),
+                            Channel::Email if self.email_on() => person.email.clone().map(|a| (channel, Some(a))),
+                            Channel::Email | Channel::Webhook => None,
+                        })
+                        .collect();
+                    (name.clone(), prefs, routes)
                 }
-                Recipient::Address(email) if self.email_on() => {
-                    let prefs = Preferences::default();
-                    let d = delivery(
-                        record,
-                        email,
-                        Channel::Email,
-                        Some(email.clone()),
-                        intent.kind,
-                        &message,
-                        &prefs,
-                        critical,
-                        now,
-                    );
-                    out.push(d);
-                }
-                Recipient::Address(_) => {}
+                // Someone without an account: e-mail, at once.
+                Recipient::Address(email) if self.email_on() => (
+                    email.clone(),
+                    Preferences::default(),
+                    vec![(Channel::Email, Some(email.clone()))],
+                ),
+                Recipient::Address(_) => continue,
+            };
+            for (channel, address) in routes {
+                let d = delivery(
+                    record,
+                    &recipient,
+                    channel,
+                    address,
+                    intent.kind,
+                    &message,
+                    &prefs,
+                    critical,
+                    now,
+                );
+                out.push(d);
             }
         }
         Ok(out)

@@ -200,15 +200,28 @@ impl Hub {
 /// Pushes new in-app notifications (`casewire.notifications`, every
 /// process reads them all) to their users' sockets.
 pub async fn notifications(platform: Platform, hub: Arc<Hub>, shutdown: CancellationToken) {
+    follow(&platform, Topic::Notifications, &shutdown, |payload| {
+        let Ok(item) = serde_json::from_slice::<casewire_ports::InboxItem>(payload) else {
+            tracing::debug!("Ignored an unreadable notification");
+            return;
+        };
+        hub.notify_user(&item.tenant, &item.user, String::from_utf8_lossy(payload).into());
+    })
+    .await;
+}
+
+/// Reads `topic` as a private reader from now on, handing each payload to
+/// `on_message`, resubscribing after a lost bus, until `shutdown`.
+async fn follow(platform: &Platform, topic: Topic, shutdown: &CancellationToken, mut on_message: impl FnMut(&[u8])) {
     loop {
         let sub = tokio::select! {
             _ = shutdown.cancelled() => return,
-            sub = platform.bus.subscribe(None, Topic::Notifications, StartFrom::Latest) => sub,
+            sub = platform.bus.subscribe(None, topic, StartFrom::Latest) => sub,
         };
         let mut sub = match sub {
             Ok(sub) => sub,
             Err(e) => {
-                tracing::warn!(error = %e, "Could not listen for notifications; retrying");
+                tracing::warn!(error = %e, topic = topic.name(), "Could not listen on the bus; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
@@ -218,20 +231,14 @@ pub async fn notifications(platform: Platform, hub: Arc<Hub>, shutdown: Cancella
                 _ = shutdown.cancelled() => return,
                 msg = sub.next() => msg,
             };
-            let msg = match msg {
-                Ok(msg) => msg,
+            match msg {
+                Ok(msg) => on_message(&msg.payload),
                 Err(e) => {
-                    tracing::warn!(error = %e, "Lost the notifications topic; retrying");
+                    tracing::warn!(error = %e, topic = topic.name(), "Lost the bus; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     break;
                 }
-            };
-            let Ok(item) = serde_json::from_slice::<casewire_ports::InboxItem>(&msg.payload) else {
-                tracing::debug!("Ignored an unreadable notification");
-                continue;
-            };
-            let json: Arc<str> = String::from_utf8_lossy(&msg.payload).into();
-            hub.notify_user(&item.tenant, &item.user, json);
+            }
         }
     }
 }
@@ -298,36 +305,8 @@ async fn read(platform: &Platform, cases: &CaseCache, next: u64) -> anyhow::Resu
 
 /// Turns messages on `casewire.events` into wake-ups of the tail.
 async fn listen(platform: Platform, wake: Arc<Notify>, shutdown: CancellationToken) {
-    loop {
-        let sub = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            sub = platform.bus.subscribe(None, Topic::Events, StartFrom::Latest) => sub,
-        };
-        let mut sub = match sub {
-            Ok(sub) => sub,
-            Err(e) => {
-                tracing::warn!(error = %e, "The WebSocket hub could not listen on the bus; polling meanwhile");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        loop {
-            let msg = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                msg = sub.next() => msg,
-            };
-            match msg {
-                Ok(_) => wake.notify_one(),
-                Err(e) => {
-                    tracing::warn!(error = %e, "The WebSocket hub lost the bus; polling meanwhile");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    break;
-                }
-            }
-        }
-    }
+    follow(&platform, Topic::Events, &shutdown, |_| wake.notify_one()).await;
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
