@@ -17,6 +17,7 @@
 //! loser gets E11000), timeline entries and accepted commands are inserted
 //! once.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -360,33 +361,9 @@ impl MongoReadStore {
         found.map(|d| from_json(d.get_str("doc").map_err(corrupt)?)).transpose()
     }
 
-    async fn find_command(&self, id: Uuid) -> Result<Option<CommandRecord>, StoreError> {
-        self.commands
-            .find_one(doc! {"_id": id.to_string()})
-            .bounded(self.timeout)
-            .await?
-            .map(CommandDoc::record)
-            .transpose()
-    }
-}
-
-#[async_trait]
-impl CaseProjection for MongoReadStore {
-    async fn apply_case(&self, case: &Case, event: &EventRecord) -> Result<bool, StoreError> {
-        // The timeline entry first: if we crash before the case is written,
-        // redelivery finds the entry there (ignored) and writes the case.
-        let entry = doc! {
-            "_id": format!("{}:{}:{:020}", event.tenant, event.case_id, event.revision),
-            "tenant": event.tenant.as_str(),
-            "caseId": event.case_id.to_string(),
-            "revision": i64_of(event.revision),
-            "record": to_json(event)?,
-        };
-        match self.timeline.insert_one(entry).within(self.timeout).await? {
-            Ok(_) => {}
-            Err(e) if is_duplicate_key(&e) => {}
-            Err(e) => return Err(map_err(e)),
-        }
+    /// Stores a case's state if its revision is newer than the stored
+    /// one; returns whether it did.
+    async fn put_case(&self, case: &Case) -> Result<bool, StoreError> {
         let summary = CaseSummary::of(case);
         let fields = doc! {
             "tenant": case.tenant.as_str(),
@@ -427,6 +404,109 @@ impl CaseProjection for MongoReadStore {
             Err(e) if is_duplicate_key(&e) => Ok(false),
             Err(e) => Err(map_err(e)),
         }
+    }
+
+    async fn find_command(&self, id: Uuid) -> Result<Option<CommandRecord>, StoreError> {
+        self.commands
+            .find_one(doc! {"_id": id.to_string()})
+            .bounded(self.timeout)
+            .await?
+            .map(CommandDoc::record)
+            .transpose()
+    }
+}
+
+/// Timeline entries per `insert_many`: well under the 16 MiB message.
+const INSERT_CHUNK: usize = 1_000;
+
+/// A timeline document: `_id` = tenant, case and zero-padded revision.
+fn timeline_entry(event: &EventRecord) -> Result<Document, StoreError> {
+    Ok(doc! {
+        "_id": format!("{}:{}:{:020}", event.tenant, event.case_id, event.revision),
+        "tenant": event.tenant.as_str(),
+        "caseId": event.case_id.to_string(),
+        "revision": i64_of(event.revision),
+        "record": to_json(event)?,
+    })
+}
+
+/// An unordered `insert_many` whose only failures are entries already
+/// stored: everything else went in.
+fn only_duplicates(e: &mongodb::error::Error) -> bool {
+    const DUPLICATE_KEY: i32 = 11000;
+    match e.kind.as_ref() {
+        mongodb::error::ErrorKind::InsertMany(m) => {
+            m.write_concern_error.is_none()
+                && m.write_errors
+                    .as_ref()
+                    .is_some_and(|errors| errors.iter().all(|w| w.code == DUPLICATE_KEY))
+        }
+        _ => is_duplicate_key(e),
+    }
+}
+
+#[async_trait]
+impl CaseProjection for MongoReadStore {
+    async fn apply_case(&self, case: &Case, event: &EventRecord) -> Result<bool, StoreError> {
+        // The timeline entry first: if we crash before the case is written,
+        // redelivery finds the entry there (ignored) and writes the case.
+        match self
+            .timeline
+            .insert_one(timeline_entry(event)?)
+            .within(self.timeout)
+            .await?
+        {
+            Ok(_) => {}
+            Err(e) if is_duplicate_key(&e) => {}
+            Err(e) => return Err(map_err(e)),
+        }
+        self.put_case(case).await
+    }
+
+    /// Every timeline entry in one `insert_many`, then each case's last
+    /// state: the same result as one by one, in far fewer round trips.
+    async fn apply_cases(&self, batch: &[(Case, EventRecord)]) -> Result<Vec<bool>, StoreError> {
+        let events: Vec<EventRecord> = batch.iter().map(|(_, e)| e.clone()).collect();
+        self.add_timeline(&events).await?;
+        let mut last = HashMap::new();
+        for (n, (case, _)) in batch.iter().enumerate() {
+            last.insert((case.tenant.clone(), case.id), n);
+        }
+        let mut applied = HashMap::new();
+        for (key, n) in &last {
+            applied.insert(key.clone(), self.put_case(&batch[*n].0).await?);
+        }
+        Ok(batch
+            .iter()
+            .map(|(case, _)| applied.get(&(case.tenant.clone(), case.id)).copied().unwrap_or(false))
+            .collect())
+    }
+
+    /// Unordered `insert_many`s; entries already there are duplicates,
+    /// which is fine.
+    async fn add_timeline(&self, events: &[EventRecord]) -> Result<(), StoreError> {
+        for chunk in events.chunks(INSERT_CHUNK) {
+            let docs = chunk.iter().map(timeline_entry).collect::<Result<Vec<_>, _>>()?;
+            match self
+                .timeline
+                .insert_many(docs)
+                .ordered(false)
+                .within(self.timeout)
+                .await?
+            {
+                Ok(_) => {}
+                Err(e) if only_duplicates(&e) => {}
+                Err(e) => return Err(map_err(e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn put_cases(&self, cases: &[Case]) -> Result<(), StoreError> {
+        for case in cases {
+            self.put_case(case).await?;
+        }
+        Ok(())
     }
 
     async fn get_case(&self, tenant: &TenantId, id: Uuid) -> Result<Option<Case>, StoreError> {

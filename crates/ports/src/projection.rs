@@ -193,6 +193,14 @@ pub trait CaseProjection: Send + Sync + 'static {
         }
         Ok(applied)
     }
+    /// Replay's bulk write of timeline entries, in any order; an entry
+    /// already stored is left as it is. Replay writes the whole log this
+    /// way and the case states once each at the end ([`put_cases`](Self::put_cases)),
+    /// instead of a state per event.
+    async fn add_timeline(&self, events: &[EventRecord]) -> Result<(), StoreError>;
+    /// Replay's bulk write of case states with their tags and search text,
+    /// each only if its revision is newer than the stored one.
+    async fn put_cases(&self, cases: &[Case]) -> Result<(), StoreError>;
     /// The case detail.
     async fn get_case(&self, tenant: &TenantId, id: Uuid) -> Result<Option<Case>, StoreError>;
     /// The case detail by human key.

@@ -79,7 +79,7 @@ impl Bus for SqliteBus {
         }
         self.db
             .write(move |conn| {
-                let tx = conn.transaction().map_err(map_err)?;
+                let tx = conn.savepoint().map_err(map_err)?;
                 {
                     let mut stmt = tx
                         .prepare_cached("INSERT INTO messages (topic, key, payload) VALUES (?1, ?2, ?3)")

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use casewire_ports::{Append, EventRecord, EventStore, NewEvent, StoreError};
-use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, Row, params};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -97,7 +97,7 @@ impl SqliteEventStore {
 }
 
 /// Appends one stream's part inside `tx`, checking its revision first.
-fn append_in(tx: &rusqlite::Transaction<'_>, part: Append) -> Result<Vec<EventRecord>, StoreError> {
+fn append_in(tx: &rusqlite::Connection, part: Append) -> Result<Vec<EventRecord>, StoreError> {
     let Append {
         tenant,
         case_id,
@@ -178,9 +178,7 @@ impl EventStore for SqliteEventStore {
         let out = self
             .db
             .write(move |conn| {
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(map_err)?;
+                let tx = conn.savepoint().map_err(map_err)?;
                 let out = batch
                     .into_iter()
                     .map(|part| append_in(&tx, part))

@@ -13,7 +13,7 @@ use casewire_ports::notification::{
     WebhookSubscription,
 };
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -98,9 +98,7 @@ impl SqliteNotificationStore {
         let key = key.to_owned();
         self.db
             .write(move |conn| {
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(map_err)?;
+                let tx = conn.savepoint().map_err(map_err)?;
                 let doc: Option<String> = tx
                     .query_row_cached("SELECT doc FROM deliveries WHERE key = ?1", [&key], |r| r.get(0))
                     .optional()
@@ -150,8 +148,7 @@ impl NotificationStore for SqliteNotificationStore {
     async fn record(&self, deliveries: Vec<Delivery>, inbox: Vec<InboxItem>) -> Result<usize, StoreError> {
         self.db
             .write(move |conn| {
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                let tx = conn.savepoint()
                     .map_err(map_err)?;
                 let mut new = 0;
                 for d in &deliveries {
@@ -312,8 +309,7 @@ impl NotificationStore for SqliteNotificationStore {
         let (tenant, user) = (tenant.as_str().to_owned(), user.to_owned());
         self.db
             .write(move |conn| {
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                let tx = conn.savepoint()
                     .map_err(map_err)?;
                 let docs: Vec<(String, String)> = {
                     let mut stmt = tx

@@ -78,8 +78,12 @@ impl Engine {
         }
     }
 
-    /// Sends what the outbox holds: events first, so an outcome never
-    /// announces a revision whose events are not on the bus.
+    /// Sends what the outbox holds: both topics at once, one wait for the
+    /// broker instead of two in a row. An outcome may so arrive before its
+    /// events; nothing reads one as a promise about the other (a waiting
+    /// API reads the projection until it shows the revision), and if the
+    /// events' send fails the batch is redelivered and the outbox sends
+    /// them again before the offset moves.
     pub async fn flush(&self, outbox: Outbox) -> Result<(), EngineError> {
         let messages: Vec<_> = outbox
             .events
@@ -91,8 +95,11 @@ impl Engine {
                 )
             })
             .collect();
-        self.platform.bus.publish(Topic::Events, messages).await?;
-        self.platform.bus.publish(Topic::Outcomes, outbox.outcomes).await?;
+        let bus = &self.platform.bus;
+        tokio::try_join!(
+            bus.publish(Topic::Events, messages),
+            bus.publish(Topic::Outcomes, outbox.outcomes)
+        )?;
         Ok(())
     }
 

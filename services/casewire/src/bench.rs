@@ -55,6 +55,9 @@ pub enum BenchWhat {
     /// WebSocket fan-out: sockets held, events/s delivered, event→socket
     /// latency and memory per 1k sockets, against the raw event read.
     Ws(crate::bench_ws::WsBenchArgs),
+    /// The rebuild of every read model from a generated log of `--cases`
+    /// cases, against the raw read of the same log.
+    Replay(crate::bench_replay::ReplayBenchArgs),
     /// The client side of `bench ws`, which it starts itself.
     #[command(hide = true)]
     WsClients(crate::bench_ws::WsClientsArgs),

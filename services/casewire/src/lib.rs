@@ -12,6 +12,7 @@
 //! - `main.rs`: the CLI (clap).
 
 pub mod bench;
+pub mod bench_replay;
 pub mod bench_ws;
 pub mod client;
 pub mod demo;

@@ -8,12 +8,16 @@
 //!
 //! # Layout
 //! - [`Projector`]: applies one event (with a small cache of case states);
-//!   [`run`]: the consumer loop; [`replay`]: the rebuild.
+//!   [`run`]: the consumer loop; [`replay`](replay()): the rebuild, in its
+//!   own module.
 
-use std::collections::{HashMap, HashSet};
+mod replay;
+
+pub use replay::{ReplayReport, replay, replay_holding};
+
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use casewire_domain::types::TenantId;
 use casewire_domain::{Case, CaseEvent};
@@ -28,9 +32,6 @@ use uuid::Uuid;
 /// The consumer group and checkpoint name.
 pub const GROUP: &str = "projector";
 
-/// Events a replay reads and writes at a time: one transaction each.
-const REPLAY_BATCH: usize = 5000;
-
 /// Applies events to the read models.
 #[derive(Debug, Clone)]
 pub struct Projector {
@@ -39,14 +40,6 @@ pub struct Projector {
     /// the incoming event and dropped whenever the store refuses a write, so
     /// it saves reading and decoding the detail without ever going stale.
     cache: Arc<Mutex<LruCache<(TenantId, Uuid), Case>>>,
-}
-
-/// What a replay did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplayReport {
-    pub events: u64,
-    pub cases: u64,
-    pub elapsed: Duration,
 }
 
 impl Projector {
@@ -63,22 +56,6 @@ impl Projector {
     fn cached(&self, key: &(TenantId, Uuid), revision: u64) -> Option<Case> {
         let mut cache = self.cache.lock().ok()?;
         cache.get(key).filter(|c| c.revision + 1 == revision).cloned()
-    }
-
-    /// Keeps the files' case links in step with attachment events. Called
-    /// only for events the case has not seen yet (before the case is
-    /// stored, so a crash in between repeats an idempotent link), never for
-    /// redeliveries, which could re-add a link removed since.
-    async fn link_file(&self, record: &EventRecord, event: &CaseEvent) -> Result<(), StoreError> {
-        let (file, attached) = match event {
-            CaseEvent::AttachmentAdded(a) => (a.file_id, true),
-            CaseEvent::AttachmentRemoved(r) => (r.file_id, false),
-            _ => return Ok(()),
-        };
-        self.platform
-            .reads
-            .link_file(&record.tenant, file, record.case_id, attached, record.time)
-            .await
     }
 
     /// Stores the case as of `record`. A case that is still not opened
@@ -122,7 +99,7 @@ impl Projector {
                 continue;
             }
             let event = record.case_event()?;
-            self.link_file(record, &event).await?;
+            link_file(&self.platform, record, &event).await?;
             let next = Case::fold(current, &record.meta(), &event);
             let Some(state) = &next else {
                 return Err(before_opened(record));
@@ -169,7 +146,7 @@ impl Projector {
         let mut stored = true;
         if record.revision == have + 1 {
             let event = record.case_event()?;
-            self.link_file(record, &event).await?;
+            link_file(&self.platform, record, &event).await?;
             case = Case::fold(case, &record.meta(), &event);
             stored = self.store(case.as_ref(), record).await?;
         } else {
@@ -182,7 +159,7 @@ impl Projector {
                 .await?;
             for earlier in missing.iter().filter(|e| e.revision <= record.revision) {
                 let event = earlier.case_event()?;
-                self.link_file(earlier, &event).await?;
+                link_file(&self.platform, earlier, &event).await?;
                 case = Case::fold(case, &earlier.meta(), &event);
                 stored &= self.store(case.as_ref(), earlier).await?;
             }
@@ -205,9 +182,25 @@ impl Projector {
     }
 }
 
+/// Keeps the files' case links in step with attachment events. Called
+/// only for events the case has not seen yet (before the case is stored,
+/// so a crash in between repeats an idempotent link), never for
+/// redeliveries, which could re-add a link removed since.
+pub(crate) async fn link_file(platform: &Platform, record: &EventRecord, event: &CaseEvent) -> Result<(), StoreError> {
+    let (file, attached) = match event {
+        CaseEvent::AttachmentAdded(a) => (a.file_id, true),
+        CaseEvent::AttachmentRemoved(r) => (r.file_id, false),
+        _ => return Ok(()),
+    };
+    platform
+        .reads
+        .link_file(&record.tenant, file, record.case_id, attached, record.time)
+        .await
+}
+
 /// A case that is still not opened after one of its events has a stream
 /// that does not begin with `Opened`: corrupt, and no state to store.
-fn before_opened(record: &EventRecord) -> StoreError {
+pub(crate) fn before_opened(record: &EventRecord) -> StoreError {
     StoreError::Corrupt(format!(
         "event {} of case {} comes before the case was opened",
         record.revision, record.case_id
@@ -255,48 +248,4 @@ pub async fn run(platform: Platform, shutdown: CancellationToken) -> anyhow::Res
         |_, _| async {},
     )
     .await
-}
-
-/// Rebuilds every projection from the event store, reporting progress
-/// every `progress_every` events through `progress`.
-pub async fn replay(
-    platform: &Platform,
-    progress_every: u64,
-    mut progress: impl FnMut(u64, u64),
-) -> Result<ReplayReport, StoreError> {
-    let started = Instant::now();
-    let projector = Projector::new(platform.clone());
-    let head = platform.events.head().await?;
-    platform.reads.reset_projections().await?;
-    let mut cases = HashSet::new();
-    let (mut from, mut done) = (1, 0u64);
-    loop {
-        let batch = platform.events.read_all(from, REPLAY_BATCH).await?;
-        let Some(last) = batch.last() else {
-            if from > head {
-                break;
-            }
-            // A position below the head is not readable yet: a store with a
-            // concurrent global order (MongoDB) holds readers at a hole until
-            // its writer lands or the grace period passes.
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            continue;
-        };
-        from = last.position + 1;
-        projector.project_batch(&batch).await?;
-        for record in &batch {
-            cases.insert((record.tenant.clone(), record.case_id));
-        }
-        let before = done;
-        done += batch.len() as u64;
-        if progress_every > 0 && done / progress_every > before / progress_every {
-            progress(done, head);
-        }
-        platform.reads.save_checkpoint(GROUP, last.position).await?;
-    }
-    Ok(ReplayReport {
-        events: done,
-        cases: cases.len() as u64,
-        elapsed: started.elapsed(),
-    })
 }

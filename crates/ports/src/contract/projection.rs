@@ -27,6 +27,9 @@ macro_rules! case_projection_contract {
             the_timeline_has_one_entry_per_applied_revision,
             a_batch_stores_each_cases_last_state_and_every_timeline_entry,
             a_batch_leaves_newer_stored_states_alone,
+            bulk_timeline_entries_read_back_in_order_and_a_repeat_changes_nothing,
+            bulk_states_are_listed_and_searchable,
+            bulk_states_never_replace_a_newer_one,
             timelines_are_scoped_by_tenant,
             the_list_shows_every_case_of_the_tenant,
             lists_filter_by_stage,
@@ -328,6 +331,68 @@ pub async fn a_batch_leaves_newer_stored_states_alone<S: CaseProjection>(store: 
         store.apply_cases(&[]).await.expect("an empty batch"),
         Vec::<bool>::new()
     );
+}
+
+/// `add_timeline` takes entries in any order and ignores those already
+/// stored; the timeline reads them back by revision.
+pub async fn bulk_timeline_entries_read_back_in_order_and_a_repeat_changes_nothing<S: CaseProjection>(store: Arc<S>) {
+    let tenant = fresh_tenant();
+    let first = case(&tenant, 1, 1);
+    let entries: Vec<EventRecord> = [3, 1, 2]
+        .into_iter()
+        .map(|revision| {
+            let mut c = first.clone();
+            c.revision = revision;
+            record_for(&c)
+        })
+        .collect();
+    store.add_timeline(&entries).await.expect("add");
+    store.add_timeline(&entries[..2]).await.expect("add again");
+    store.add_timeline(&[]).await.expect("add nothing");
+    let timeline = store.timeline(&tenant, first.id).await.expect("timeline");
+    assert_eq!(timeline.iter().map(|e| e.revision).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(timeline[1].id, entries[2].id, "the entry of revision 2 as added");
+}
+
+/// Cases written by `put_cases` are read back, listed, filtered by tag
+/// and found by their text, like applied ones.
+pub async fn bulk_states_are_listed_and_searchable<S: CaseProjection>(store: Arc<S>) {
+    let tenant = fresh_tenant();
+    let cases: Vec<Case> = (0..20).map(|n| case(&tenant, n, 4)).collect();
+    store.put_cases(&cases).await.expect("put");
+    store.put_cases(&[]).await.expect("put nothing");
+    let stored = store
+        .get_case(&tenant, cases[3].id)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(stored, cases[3]);
+    assert_eq!(count(&*store, &tenant, |_| {}).await, 20);
+    assert_eq!(count(&*store, &tenant, |q| q.text = Some("printers".into())).await, 7);
+    assert_eq!(
+        count(&*store, &tenant, |q| q.tag = Some(Tag::parse("vip").expect("tag"))).await,
+        count(&*store, &tenant, |q| q.text = Some("printers".into())).await,
+        "the tagged cases are the printer ones"
+    );
+}
+
+/// `put_cases` writes a state only over an older one.
+pub async fn bulk_states_never_replace_a_newer_one<S: CaseProjection>(store: Arc<S>) {
+    let tenant = fresh_tenant();
+    let newest = case(&tenant, 1, 3);
+    assert!(store.apply_case(&newest, &record_for(&newest)).await.expect("apply"));
+    let mut older = newest.clone();
+    older.revision = 2;
+    older.title = "Stale".into();
+    let mut fresh = case(&tenant, 2, 1);
+    store.put_cases(&[older, fresh.clone()]).await.expect("put");
+    let stored = store.get_case(&tenant, newest.id).await.expect("get").expect("stored");
+    assert_eq!((stored.revision, stored.title.as_str()), (3, newest.title.as_str()));
+    fresh.revision = 2;
+    fresh.title = "Moved on".into();
+    store.put_cases(&[fresh.clone()]).await.expect("put newer");
+    let stored = store.get_case(&tenant, fresh.id).await.expect("get").expect("stored");
+    assert_eq!((stored.revision, stored.title.as_str()), (2, "Moved on"));
 }
 
 /// Another tenant sees no timeline.
