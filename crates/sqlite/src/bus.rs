@@ -79,7 +79,7 @@ impl Bus for SqliteBus {
         }
         self.db
             .write(move |conn| {
-                let tx = conn.savepoint().map_err(map_err)?;
+                let tx = &*conn;
                 {
                     let mut stmt = tx
                         .prepare_cached("INSERT INTO messages (topic, key, payload) VALUES (?1, ?2, ?3)")
@@ -88,7 +88,7 @@ impl Bus for SqliteBus {
                         stmt.execute(params![topic.name(), key, payload]).map_err(map_err)?;
                     }
                 }
-                tx.commit().map_err(map_err)
+                Ok(())
             })
             .await
             .map_err(bus_err)?;

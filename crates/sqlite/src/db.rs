@@ -191,37 +191,24 @@ fn open_conn(path: &Path, durability: Durability, read_only: bool) -> Result<Con
     Ok(conn)
 }
 
-/// One transaction for the group, a savepoint per write; everyone is
-/// answered after the commit (or told why there was none).
+/// One `BEGIN IMMEDIATE … COMMIT` for the group; everyone is answered
+/// after the commit (or told why there was none).
 fn run_group(conn: &mut MutexGuard<'_, Connection>, mut group: Vec<Box<dyn Pending>>) {
     metrics::histogram!("casewire_sqlite_group_size").record(group.len() as f64);
-    if let [write] = group.as_mut_slice() {
-        // Alone: its own transaction, as if there were no grouping. A
-        // savepoint inside a transaction copies every page it changes to
-        // a sub-journal first, which a replay's large writes felt.
-        write.run(&mut *conn);
-        for write in group {
-            write.finish(Ok(()));
-        }
-        return;
-    }
-    let mut outcome = conn.execute_cached("BEGIN IMMEDIATE", []).map(|_| ()).map_err(map_err);
+    let exec = |conn: &Connection, sql: &str| conn.execute_cached(sql, []).map(|_| ()).map_err(map_err);
+    let mut outcome = exec(conn, "BEGIN IMMEDIATE");
     if outcome.is_ok() {
-        for write in &mut group {
-            let step = conn.execute_cached("SAVEPOINT write", []).and_then(|_| {
-                if write.run(&mut *conn) {
-                    conn.execute_cached("RELEASE write", [])
-                } else {
-                    conn.execute_cached("ROLLBACK TO write", [])
-                        .and_then(|_| conn.execute_cached("RELEASE write", []))
-                }
-            });
-            if let Err(e) = step {
-                outcome = Err(map_err(e));
-                break;
+        outcome = match group.as_mut_slice() {
+            // Alone, the transaction is the write's own: no savepoint,
+            // which would copy every page it changes to a sub-journal
+            // first (a replay's large writes felt that). A failed write
+            // is rolled back whole and answered with its own error.
+            [write] => {
+                let end = if write.run(conn) { "COMMIT" } else { "ROLLBACK" };
+                exec(conn, end)
             }
-        }
-        outcome = outcome.and_then(|()| conn.execute_cached("COMMIT", []).map(|_| ()).map_err(map_err));
+            writes => in_savepoints(conn, writes).and_then(|()| exec(conn, "COMMIT")),
+        };
         if outcome.is_err() && !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
         }
@@ -229,6 +216,21 @@ fn run_group(conn: &mut MutexGuard<'_, Connection>, mut group: Vec<Box<dyn Pendi
     for write in group {
         write.finish(outcome.clone());
     }
+}
+
+/// Runs each write of a group in a savepoint of its own, so that one that
+/// fails (a revision conflict) takes back its own changes only.
+fn in_savepoints(conn: &mut Connection, writes: &mut [Box<dyn Pending>]) -> Result<(), StoreError> {
+    for write in writes {
+        conn.execute_cached("SAVEPOINT write", []).map_err(map_err)?;
+        let end = if write.run(conn) {
+            "RELEASE write"
+        } else {
+            "ROLLBACK TO write; RELEASE write"
+        };
+        conn.execute_batch(end).map_err(map_err)?;
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for Db {
@@ -253,7 +255,7 @@ impl Db {
         // a few hundred cases of a replay's write, so the writer gets 32 MiB
         // (an upper bound, allocated as used).
         writer.execute_batch("PRAGMA cache_size = -32768").map_err(map_err)?;
-        // Savepoints of grouped writes journal the pages they change; in
+        // Savepoints of grouped writes journal the pages they change: in
         // memory, not in a temporary file.
         writer.execute_batch("PRAGMA temp_store = MEMORY").map_err(map_err)?;
         // Commits never checkpoint; the thread below does (see there).
@@ -291,11 +293,11 @@ impl Db {
         result
     }
 
-    /// Runs `f` on the write connection inside a transaction shared with
-    /// the writes queued at the same time; answers after the commit. `f`
-    /// runs in a savepoint of its own, so an error rolls back its changes
-    /// only; it nests its own steps with `conn.savepoint()`, never
-    /// `transaction()`.
+    /// Runs `f` on the write connection inside an immediate transaction,
+    /// shared with the writes queued at the same time; answers after the
+    /// commit. `f` is atomic (alone, the transaction is its own; grouped,
+    /// it runs in a savepoint), so an error takes back its changes only.
+    /// `f` never begins or ends a transaction itself.
     pub async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
@@ -395,6 +397,15 @@ mod tests {
         assert_eq!(rows, 200);
     }
 
+    fn table(dir: &tempfile::TempDir) -> Db {
+        Db::open(
+            &dir.path().join("t.db"),
+            Durability::Normal,
+            "CREATE TABLE t (x INTEGER);",
+        )
+        .unwrap()
+    }
+
     fn insert(n: i64, fail: bool) -> impl FnOnce(&mut Connection) -> Result<i64, StoreError> + Send + 'static {
         move |c: &mut Connection| {
             c.execute("INSERT INTO t VALUES (?1)", [n]).map_err(map_err)?;
@@ -410,12 +421,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn writes_queued_together_share_a_commit_and_a_failure_stays_its_own() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(
-            &dir.path().join("t.db"),
-            Durability::Normal,
-            "CREATE TABLE t (x INTEGER);",
-        )
-        .unwrap();
+        let db = table(&dir);
         let queued = db.clone();
         let tasks = db
             .write_now(move |_| {
@@ -458,17 +464,29 @@ mod tests {
     #[tokio::test]
     async fn a_lone_write_is_committed_when_answered() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(
-            &dir.path().join("t.db"),
-            Durability::Normal,
-            "CREATE TABLE t (x INTEGER);",
-        )
-        .unwrap();
+        let db = table(&dir);
         assert_eq!(db.write(insert(7, false)).await, Ok(7));
         let n: i64 = db
             .read(|c| c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).map_err(map_err))
             .await
             .unwrap();
         assert_eq!(n, 1, "a reader sees it: committed");
+    }
+
+    /// A write on its own that fails after a statement leaves nothing of
+    /// it: the transaction is its own, even for a closure that opens none.
+    #[tokio::test]
+    async fn a_lone_write_that_fails_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = table(&dir);
+        assert!(matches!(
+            db.write(insert(5, true)).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        let n: i64 = db
+            .read(|c| c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).map_err(map_err))
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "the failed write's insert was rolled back");
     }
 }

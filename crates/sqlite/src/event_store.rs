@@ -178,12 +178,11 @@ impl EventStore for SqliteEventStore {
         let out = self
             .db
             .write(move |conn| {
-                let tx = conn.savepoint().map_err(map_err)?;
+                let tx = &*conn;
                 let out = batch
                     .into_iter()
-                    .map(|part| append_in(&tx, part))
+                    .map(|part| append_in(tx, part))
                     .collect::<Result<Vec<_>, _>>()?;
-                tx.commit().map_err(map_err)?;
                 Ok(out)
             })
             .await?;

@@ -98,7 +98,7 @@ impl SqliteNotificationStore {
         let key = key.to_owned();
         self.db
             .write(move |conn| {
-                let tx = conn.savepoint().map_err(map_err)?;
+                let tx = &*conn;
                 let doc: Option<String> = tx
                     .query_row_cached("SELECT doc FROM deliveries WHERE key = ?1", [&key], |r| r.get(0))
                     .optional()
@@ -113,7 +113,7 @@ impl SqliteNotificationStore {
                     params![key, state_name(d.state), micros(d.not_before), to_json(&d)?],
                 )
                 .map_err(map_err)?;
-                tx.commit().map_err(map_err)
+                Ok(())
             })
             .await
     }
@@ -148,8 +148,7 @@ impl NotificationStore for SqliteNotificationStore {
     async fn record(&self, deliveries: Vec<Delivery>, inbox: Vec<InboxItem>) -> Result<usize, StoreError> {
         self.db
             .write(move |conn| {
-                let tx = conn.savepoint()
-                    .map_err(map_err)?;
+                let tx = &*conn;
                 let mut new = 0;
                 for d in &deliveries {
                     new += tx
@@ -181,7 +180,6 @@ impl NotificationStore for SqliteNotificationStore {
                     )
                     .map_err(map_err)?;
                 }
-                tx.commit().map_err(map_err)?;
                 Ok(new)
             })
             .await
@@ -309,8 +307,7 @@ impl NotificationStore for SqliteNotificationStore {
         let (tenant, user) = (tenant.as_str().to_owned(), user.to_owned());
         self.db
             .write(move |conn| {
-                let tx = conn.savepoint()
-                    .map_err(map_err)?;
+                let tx = &*conn;
                 let docs: Vec<(String, String)> = {
                     let mut stmt = tx
                         .prepare_cached(
@@ -333,7 +330,6 @@ impl NotificationStore for SqliteNotificationStore {
                     )
                     .map_err(map_err)?;
                 }
-                tx.commit().map_err(map_err)?;
                 Ok(docs.len() as u64)
             })
             .await

@@ -335,7 +335,7 @@ impl SqliteReadStore {
         let (cutoff, limit) = (sortable_time(cutoff), i64::try_from(limit).unwrap_or(i64::MAX));
         self.db
             .write(move |conn| {
-                let tx = conn.savepoint().map_err(map_err)?;
+                let tx = &*conn;
                 let mut claimed = Vec::new();
                 {
                     let mut stmt = tx.prepare_cached(select).map_err(map_err)?;
@@ -355,7 +355,6 @@ impl SqliteReadStore {
                     )
                     .map_err(map_err)?;
                 }
-                tx.commit().map_err(map_err)?;
                 Ok(claimed)
             })
             .await
@@ -372,8 +371,7 @@ impl SqliteReadStore {
         let (tenant, id) = (tenant.to_string(), id.to_string());
         self.db
             .write(move |conn| {
-                let tx = conn.savepoint()
-                    .map_err(map_err)?;
+                let tx = &*conn;
                 let record: Option<String> = tx
                     .query_row_cached(
                         "SELECT record FROM files WHERE tenant = ?1 AND id = ?2",
@@ -399,7 +397,6 @@ impl SqliteReadStore {
                     ],
                 )
                 .map_err(map_err)?;
-                tx.commit().map_err(map_err)?;
                 Ok(true)
             })
             .await
@@ -579,10 +576,9 @@ impl CaseProjection for SqliteReadStore {
         let entry = TimelineRow::of(event)?;
         self.db
             .write(move |conn| {
-                let tx = conn.savepoint().map_err(map_err)?;
-                entry.insert(&tx)?;
-                let applied = row.upsert(&tx)?;
-                tx.commit().map_err(map_err)?;
+                let tx = &*conn;
+                entry.insert(tx)?;
+                let applied = row.upsert(tx)?;
                 Ok(applied)
             })
             .await
@@ -605,15 +601,14 @@ impl CaseProjection for SqliteReadStore {
         let applied_last = self
             .db
             .write(move |conn| {
-                let tx = conn.savepoint().map_err(map_err)?;
+                let tx = &*conn;
                 for entry in &entries {
-                    entry.insert(&tx)?;
+                    entry.insert(tx)?;
                 }
                 let mut applied = std::collections::HashMap::new();
                 for (n, row) in &rows {
-                    applied.insert(*n, row.upsert(&tx)?);
+                    applied.insert(*n, row.upsert(tx)?);
                 }
-                tx.commit().map_err(map_err)?;
                 Ok(applied)
             })
             .await?;
@@ -633,11 +628,11 @@ impl CaseProjection for SqliteReadStore {
         let entries = events.iter().map(TimelineRow::of).collect::<Result<Vec<_>, _>>()?;
         self.db
             .write(move |conn| {
-                let tx = conn.savepoint().map_err(map_err)?;
+                let tx = &*conn;
                 for entry in &entries {
-                    entry.insert(&tx)?;
+                    entry.insert(tx)?;
                 }
-                tx.commit().map_err(map_err)
+                Ok(())
             })
             .await
     }
@@ -649,11 +644,11 @@ impl CaseProjection for SqliteReadStore {
             let rows = chunk.iter().map(CaseRow::of).collect::<Result<Vec<_>, _>>()?;
             self.db
                 .write(move |conn| {
-                    let tx = conn.savepoint().map_err(map_err)?;
+                    let tx = &*conn;
                     for row in &rows {
-                        row.upsert(&tx)?;
+                        row.upsert(tx)?;
                     }
-                    tx.commit().map_err(map_err)
+                    Ok(())
                 })
                 .await?;
         }
@@ -817,9 +812,8 @@ impl CommandLog for SqliteReadStore {
         let ids = ids.to_vec();
         self.db
             .write(move |conn| {
-                let tx = conn.savepoint().map_err(map_err)?;
-                let results = ids.iter().map(|id| claim_in(&tx, *id)).collect::<Result<Vec<_>, _>>()?;
-                tx.commit().map_err(map_err)?;
+                let tx = &*conn;
+                let results = ids.iter().map(|id| claim_in(tx, *id)).collect::<Result<Vec<_>, _>>()?;
                 Ok(results)
             })
             .await
@@ -828,8 +822,8 @@ impl CommandLog for SqliteReadStore {
     async fn cancel_command(&self, id: Uuid) -> Result<CancelResult, StoreError> {
         self.db
             .write(move |conn| {
-                let tx = conn.savepoint().map_err(map_err)?;
-                let Some(mut rec) = command_in(&tx, id)? else {
+                let tx = &*conn;
+                let Some(mut rec) = command_in(tx, id)? else {
                     return Ok(CancelResult::NotFound);
                 };
                 if rec.status != CommandStatus::Pending {
@@ -842,7 +836,6 @@ impl CommandLog for SqliteReadStore {
                     params![id.to_string(), status_str(rec.status), to_json(&rec)?],
                 )
                 .map_err(map_err)?;
-                tx.commit().map_err(map_err)?;
                 Ok(CancelResult::Cancelled(rec))
             })
             .await
@@ -883,7 +876,7 @@ impl CommandLog for SqliteReadStore {
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.db
             .write(move |conn| {
-                let tx = conn.savepoint().map_err(map_err)?;
+                let tx = &*conn;
                 for (id, status, json, tenant, case_id) in &rows {
                     tx.execute_cached(
                         "INSERT INTO commands (id, tenant, case_id, status, record) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -892,7 +885,7 @@ impl CommandLog for SqliteReadStore {
                     )
                     .map_err(map_err)?;
                 }
-                tx.commit().map_err(map_err)
+                Ok(())
             })
             .await
     }
@@ -1081,7 +1074,7 @@ impl DefinitionStore for SqliteReadStore {
         let mut def = definition.clone();
         self.db
             .write(move |conn| {
-                let tx = conn.savepoint().map_err(map_err)?;
+                let tx = &*conn;
                 let last: i64 = tx
                     .query_row_cached(
                         "SELECT COALESCE(MAX(version), 0) FROM definitions WHERE tenant = ?1 AND id = ?2",
@@ -1095,7 +1088,6 @@ impl DefinitionStore for SqliteReadStore {
                     params![tenant, def.id, def.version, to_json(&def)?],
                 )
                 .map_err(map_err)?;
-                tx.commit().map_err(map_err)?;
                 Ok(def)
             })
             .await
