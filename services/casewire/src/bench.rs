@@ -147,6 +147,44 @@ async fn sqlite_baselines(
     Ok(out)
 }
 
+/// The HTTP floor: `clients` concurrent clients, the bench's own, asking
+/// the API port for a path no route takes: the same server, workers and
+/// middleware (metrics, a log line per 4xx like the one per accepted
+/// command), but no token check and no store. No command can be accepted
+/// faster than the round trip it rides on, so this bounds the closed-loop
+/// rate from above on the same machine.
+async fn http_baseline(url: &str, token: &str, clients: usize, total: usize) -> anyhow::Result<Baseline> {
+    let per_client = total.div_ceil(clients);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let client = Client::new(url, token);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(per_client);
+            for _ in 0..per_client {
+                let t = Instant::now();
+                let r = client.get("/api/v1/bench-floor").await?;
+                anyhow::ensure!(r.status.as_u16() == 404, "/api/v1/bench-floor answered {}", r.status);
+                latencies.push(t.elapsed());
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await??);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    Ok(Baseline {
+        what: "HTTP round trip, no work (a 404 on the API port)",
+        unit: "requests/s",
+        per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50_ms: Some(ms(percentile(&latencies, 0.5))),
+        p99_ms: Some(ms(percentile(&latencies, 0.99))),
+    })
+}
+
 /// The MongoDB server's raw bulk-write rate: `insert_many` of 100
 /// event-sized documents per call from `clients` concurrent writers, into a
 /// scratch collection of the bench database.
@@ -482,6 +520,7 @@ pub async fn run(mut base: Config, args: BenchArgs) -> anyhow::Result<()> {
     let accepted_rate = total as f64 / (last_accept - started).as_secs_f64();
     let visible_rate = total as f64 / (last_visible - started).as_secs_f64();
     drop(sent);
+    let http = http_baseline(&platform.url(), &platform.token("alice")?, args.clients, total).await?;
     platform.stop().await?;
 
     // Replay: rebuild the projection from the events this run wrote.
@@ -495,6 +534,7 @@ pub async fn run(mut base: Config, args: BenchArgs) -> anyhow::Result<()> {
         Some(url) => vec![mongodb_baseline(url, args.clients, total).await?],
         None => sqlite_baselines(&base, dir.path(), args.clients, total).await?,
     };
+    baselines.push(http);
     if let Some(url) = args.bus.as_deref().filter(|u| u.starts_with("kafka://")) {
         baselines.push(kafka_baseline(url, total, true).await?);
         baselines.push(kafka_baseline(url, total.min(1000), false).await?);
