@@ -182,11 +182,14 @@ work_actions := {
 	"case.reviseDetails", "case.assign", "case.unassign", "case.route", "case.moveToStage", "case.prioritize",
 	"case.comment.internal", "case.comment.public", "case.tag", "case.untag", "case.link",
 	"case.resolve", "case.close", "case.reopen", "case.attach", "case.detach",
+	"task.create", "task.work", "task.manage", "task.external",
 }
 
+# Integrations run external-task workers: they lock and finish the tasks of
+# the cases they see, and create tasks, but do not claim people's work.
 integration_actions := {
 	"case.reviseDetails", "case.comment.internal", "case.comment.public", "case.tag", "case.untag", "case.link",
-	"case.attach",
+	"case.attach", "task.create", "task.external",
 }
 
 # Who may change a visible case.

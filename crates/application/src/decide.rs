@@ -212,6 +212,9 @@ pub async fn decide_on(
             definition: &definition,
             actor: &envelope.actor,
             key: envelope.case_key.as_ref(),
+            // The clock is read here, outside the domain; the events carry
+            // the absolute times it yields, so a replay needs no clock.
+            now: chrono::Utc::now(),
         },
     );
     Ok(result.map(|events| Decided {
@@ -249,6 +252,7 @@ mod tests {
             links: vec![],
             comments: vec![],
             attachments: vec![],
+            tasks: vec![],
             resolution: None,
             confidential: false,
             created_by: String::new(),

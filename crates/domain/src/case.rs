@@ -125,6 +125,9 @@ pub struct Case {
     /// Files attached now (removed ones stay in the history).
     #[serde(default)]
     pub attachments: Vec<Attachment>,
+    /// Human and external tasks, ended ones included.
+    #[serde(default)]
+    pub tasks: Vec<crate::task::Task>,
     pub resolution: Option<Resolution>,
     /// Visible only to the assignee, the queue's managers and admins.
     #[serde(default)]
@@ -173,6 +176,9 @@ pub struct Decision<'a> {
     pub actor: &'a str,
     /// The human key allocated for an `open`; ignored otherwise.
     pub key: Option<&'a CaseKey>,
+    /// The time of the decision: task locks and retry timeouts count from
+    /// it (the domain reads no clock).
+    pub now: DateTime<Utc>,
 }
 
 /// Envelope facts that `apply` records on the state.
@@ -301,6 +307,7 @@ impl Case {
             links: Vec::new(),
             comments: Vec::new(),
             attachments: Vec::new(),
+            tasks: Vec::new(),
             resolution: None,
             confidential: e.confidential,
             created_by: meta.actor.to_owned(),
@@ -329,13 +336,17 @@ impl Case {
                 | CaseCommand::Route(_)
                 | CaseCommand::MoveToStage(_)
                 | CaseCommand::Prioritize(_)
-                | CaseCommand::Resolve(_),
+                | CaseCommand::Resolve(_)
+                | CaseCommand::CreateTask(_),
             ) => {
                 return Err(DomainError::CaseNotOpen {
                     status: self.status.as_str().into(),
                 });
             }
             _ => {}
+        }
+        if let Some(events) = self.handle_task(command, ctx) {
+            return events;
         }
         let event = match command {
             CaseCommand::Open(_) => return Err(DomainError::AlreadyExists),
@@ -531,6 +542,18 @@ impl Case {
                 }
                 CaseEvent::Closed(CaseClosed {})
             }
+            CaseCommand::CreateTask(_)
+            | CaseCommand::ClaimTask(_)
+            | CaseCommand::UnclaimTask(_)
+            | CaseCommand::AssignTask(_)
+            | CaseCommand::CompleteTask(_)
+            | CaseCommand::CancelTask(_)
+            | CaseCommand::LockTask(_)
+            | CaseCommand::ExtendTaskLock(_)
+            | CaseCommand::UnlockTask(_)
+            | CaseCommand::FailTask(_)
+            | CaseCommand::RaiseTaskError(_)
+            | CaseCommand::SetTaskRetries(_) => unreachable!("task commands are decided by handle_task"),
             CaseCommand::Reopen(c) => {
                 if self.status == CaseStatus::Open {
                     return Err(DomainError::CaseAlreadyOpen);
@@ -547,9 +570,35 @@ impl Case {
         Ok(vec![event])
     }
 
+    /// The task commands' rules (in [`crate::task`]); `None` for a command
+    /// that is not about a task.
+    fn handle_task(&self, command: &CaseCommand, ctx: &Decision<'_>) -> Option<Result<Vec<CaseEvent>, DomainError>> {
+        let one = |r: Result<CaseEvent, DomainError>| Some(r.map(|e| vec![e]));
+        match command {
+            CaseCommand::CreateTask(c) => one(self.create_task(c)),
+            CaseCommand::ClaimTask(c) => one(self.claim_task(c, ctx)),
+            CaseCommand::UnclaimTask(c) => one(self.unclaim_task(c)),
+            CaseCommand::AssignTask(c) => one(self.assign_task(c)),
+            CaseCommand::CompleteTask(c) => one(self.complete_task(c, ctx)),
+            CaseCommand::CancelTask(c) => one(self.cancel_task(c)),
+            CaseCommand::LockTask(c) => one(self.lock_task(c, ctx)),
+            CaseCommand::ExtendTaskLock(c) => one(self.extend_task_lock(c, ctx)),
+            CaseCommand::UnlockTask(c) => one(self.unlock_task(c)),
+            CaseCommand::FailTask(c) => Some(self.fail_task(c, ctx)),
+            CaseCommand::RaiseTaskError(c) => one(self.raise_task_error(c)),
+            CaseCommand::SetTaskRetries(c) => one(self.set_task_retries(c)),
+            _ => None,
+        }
+    }
+
     /// Folds one event into the state. Holds no rule and never fails: the
     /// event already happened.
     pub fn apply(&mut self, meta: &EventMeta<'_>, event: &CaseEvent) {
+        if self.apply_task(meta, event) {
+            self.revision = meta.revision;
+            self.updated_at = Some(meta.time);
+            return;
+        }
         match event {
             CaseEvent::Opened(e) => {
                 self.id = meta.case_id;
@@ -636,6 +685,18 @@ impl Case {
                     self.stage = stage.clone();
                 }
             }
+            // Folded by apply_task above.
+            CaseEvent::TaskCreated(_)
+            | CaseEvent::TaskAssigned(_)
+            | CaseEvent::TaskCompleted(_)
+            | CaseEvent::TaskCancelled(_)
+            | CaseEvent::TaskLocked(_)
+            | CaseEvent::TaskLockExtended(_)
+            | CaseEvent::TaskUnlocked(_)
+            | CaseEvent::TaskFailed(_)
+            | CaseEvent::IncidentRaised(_)
+            | CaseEvent::TaskErrorRaised(_)
+            | CaseEvent::TaskRetriesSet(_) => {}
         }
         self.revision = meta.revision;
         self.updated_at = Some(meta.time);
@@ -686,16 +747,45 @@ mod tests {
             self.state.as_ref().expect("the case was opened")
         }
         fn when(&self, command: &CaseCommand) -> Result<Vec<CaseEvent>, DomainError> {
+            self.when_by(command, "alice", Utc::now())
+        }
+        /// The command from `actor` at `now`.
+        fn when_by(
+            &self,
+            command: &CaseCommand,
+            actor: &str,
+            now: DateTime<Utc>,
+        ) -> Result<Vec<CaseEvent>, DomainError> {
             let key = CaseKey::new(&KeyPrefix::parse("CMP").unwrap(), 1);
             Case::decide(
                 self.state.as_ref(),
                 command,
                 &Decision {
                     definition: &self.def,
-                    actor: "alice",
+                    actor,
                     key: Some(&key),
+                    now,
                 },
             )
+        }
+        /// Folds what the command causes into the state; fails the test
+        /// when it is rejected.
+        fn and(&mut self, command: CaseCommand, actor: &str, now: DateTime<Utc>) -> Vec<CaseEvent> {
+            let events = self
+                .when_by(&command, actor, now)
+                .unwrap_or_else(|e| panic!("{command:?} failed: {e}"));
+            let tenant = TenantId::parse("acme").unwrap();
+            for e in &events {
+                let meta = EventMeta {
+                    case_id: self.id,
+                    tenant: &tenant,
+                    revision: self.case().revision + 1,
+                    time: now,
+                    actor,
+                };
+                self.state = Case::fold(self.state.take(), &meta, e);
+            }
+            events
         }
         fn then_rejects(&self, command: CaseCommand, code: &str) {
             match self.when(&command) {
@@ -1091,5 +1181,346 @@ mod tests {
         assert!(err.to_string().contains("unknown field"), "{err}");
         let ok: CaseCommand = serde_json::from_value(json!({"type": "case.close", "data": {}})).unwrap();
         assert_eq!(ok.name(), "case.close");
+    }
+
+    mod tasks {
+        //! The task rules, given/when/then like the case's.
+        use super::*;
+        use crate::task::*;
+        use chrono::Duration;
+
+        fn external(id: Uuid) -> CaseCommand {
+            CaseCommand::CreateTask(CreateTask {
+                task_id: Some(id),
+                kind: TaskKind::External,
+                name: "Fraud score".into(),
+                description: None,
+                form: None,
+                queue: None,
+                assignee: None,
+                due: None,
+                topic: Some("fraud-score".into()),
+                variables: Some(json!({"amount": 1200})),
+                priority: 5,
+                cause: None,
+            })
+        }
+        fn human(id: Uuid, assignee: Option<&str>) -> CaseCommand {
+            CaseCommand::CreateTask(CreateTask {
+                task_id: Some(id),
+                kind: TaskKind::Human,
+                name: "Collect police report".into(),
+                description: None,
+                form: Some(json!({"type": "object", "required": ["reportNumber"],
+                    "properties": {"reportNumber": {"type": "string", "minLength": 3}}})),
+                queue: Some(QueueName::parse("claims").unwrap()),
+                assignee: assignee.map(|a| UserRef::parse(a).unwrap()),
+                due: None,
+                topic: None,
+                variables: None,
+                priority: 0,
+                cause: None,
+            })
+        }
+        fn lock(id: Uuid, worker: &str, ms: u64) -> CaseCommand {
+            CaseCommand::LockTask(LockTask {
+                task_id: id,
+                worker_id: worker.into(),
+                lock_duration: ms,
+            })
+        }
+        fn fail(id: Uuid, worker: &str, retries: u32, timeout: u64) -> CaseCommand {
+            CaseCommand::FailTask(FailTask {
+                task_id: id,
+                worker_id: worker.into(),
+                error_message: Some("scoring service down".into()),
+                error_details: None,
+                retries,
+                retry_timeout: timeout,
+            })
+        }
+        fn complete(id: Uuid, worker: Option<&str>, output: serde_json::Value) -> CaseCommand {
+            CaseCommand::CompleteTask(CompleteTask {
+                task_id: id,
+                worker_id: worker.map(str::to_owned),
+                output: Some(output),
+            })
+        }
+        fn task(s: &Scenario, id: Uuid) -> Task {
+            s.case().task(id).unwrap().clone()
+        }
+
+        #[test]
+        fn an_external_task_is_created_waiting_with_its_variables() {
+            let id = Uuid::now_v7();
+            let s = given(&[open(), external(id)]);
+            let t = task(&s, id);
+            assert_eq!((t.kind, t.state), (TaskKind::External, TaskState::Created));
+            assert_eq!(t.topic.as_deref(), Some("fraud-score"));
+            assert_eq!(t.variables, json!({"amount": 1200}));
+            assert!(t.is_lockable(Utc::now()));
+        }
+
+        #[test]
+        fn an_external_task_needs_a_topic_and_a_form_must_compile() {
+            let s = given(&[open()]);
+            let CaseCommand::CreateTask(mut c) = external(Uuid::now_v7()) else {
+                unreachable!()
+            };
+            c.topic = None;
+            s.then_rejects(CaseCommand::CreateTask(c), "CW-VALIDATION");
+            let CaseCommand::CreateTask(mut h) = human(Uuid::now_v7(), None) else {
+                unreachable!()
+            };
+            h.form = Some(json!({"type": 12}));
+            s.then_rejects(CaseCommand::CreateTask(h), "CW-VALIDATION");
+        }
+
+        #[test]
+        fn creating_the_same_task_twice_changes_nothing() {
+            let id = Uuid::now_v7();
+            let s = given(&[open(), external(id)]);
+            s.then_rejects(external(id), "CW-NO-CHANGE");
+        }
+
+        #[test]
+        fn a_second_worker_can_not_lock_a_locked_task_until_the_lock_expires() {
+            let id = Uuid::now_v7();
+            let mut s = given(&[open(), external(id)]);
+            let now = Utc::now();
+            s.and(lock(id, "w1", 60_000), "svc", now);
+            assert!(matches!(
+                s.when_by(&lock(id, "w2", 60_000), "svc", now + Duration::seconds(10)),
+                Err(DomainError::TaskLocked { .. })
+            ));
+            // After the expiry, w2 takes it, and w1 may no longer complete.
+            s.and(lock(id, "w2", 60_000), "svc", now + Duration::seconds(61));
+            assert!(matches!(
+                s.when_by(&complete(id, Some("w1"), json!({})), "svc", now + Duration::seconds(62)),
+                Err(DomainError::TaskLocked { .. })
+            ));
+            s.and(
+                complete(id, Some("w2"), json!({"score": 0.3})),
+                "svc",
+                now + Duration::seconds(62),
+            );
+            let t = task(&s, id);
+            assert_eq!(t.state, TaskState::Completed);
+            assert_eq!(t.output, Some(json!({"score": 0.3})));
+            assert!(t.lock.is_none());
+        }
+
+        #[test]
+        fn the_last_locker_completes_after_its_lock_expired_if_nobody_else_locked() {
+            let id = Uuid::now_v7();
+            let mut s = given(&[open(), external(id)]);
+            let now = Utc::now();
+            s.and(lock(id, "w1", 1_000), "svc", now);
+            s.and(complete(id, Some("w1"), json!({})), "svc", now + Duration::seconds(5));
+            assert_eq!(task(&s, id).state, TaskState::Completed);
+        }
+
+        #[test]
+        fn completing_an_unlocked_external_task_is_refused() {
+            let id = Uuid::now_v7();
+            let s = given(&[open(), external(id)]);
+            s.then_rejects(complete(id, Some("w1"), json!({})), "CW-TASK-LOCKED");
+        }
+
+        #[test]
+        fn a_failure_with_retries_frees_the_task_after_the_timeout() {
+            let id = Uuid::now_v7();
+            let mut s = given(&[open(), external(id)]);
+            let now = Utc::now();
+            s.and(lock(id, "w1", 60_000), "svc", now);
+            s.and(fail(id, "w1", 2, 5_000), "svc", now);
+            let t = task(&s, id);
+            assert_eq!(t.retries, Some(2));
+            assert!(t.lock.is_none());
+            assert!(!t.is_lockable(now + Duration::seconds(1)), "within the retry timeout");
+            assert!(t.is_lockable(now + Duration::seconds(6)));
+            assert_eq!(t.failure.unwrap().message.as_deref(), Some("scoring service down"));
+        }
+
+        #[test]
+        fn retries_to_zero_raise_an_incident_and_setting_retries_resolves_it() {
+            let id = Uuid::now_v7();
+            let mut s = given(&[open(), external(id)]);
+            let now = Utc::now();
+            s.and(lock(id, "w1", 60_000), "svc", now);
+            let events = s.and(fail(id, "w1", 0, 0), "svc", now);
+            assert_eq!(
+                events.iter().map(CaseEvent::name).collect::<Vec<_>>(),
+                ["task-failed", "incident-raised"]
+            );
+            let t = task(&s, id);
+            assert!(t.incident.is_some());
+            assert!(!t.is_lockable(now + Duration::hours(1)));
+            assert!(matches!(
+                s.when_by(&lock(id, "w1", 1_000), "svc", now),
+                Err(DomainError::TaskState { .. })
+            ));
+            s.and(
+                CaseCommand::SetTaskRetries(SetTaskRetries {
+                    task_id: id,
+                    retries: 3,
+                }),
+                "alice",
+                now,
+            );
+            let t = task(&s, id);
+            assert!(t.incident.is_none());
+            assert_eq!(t.retries, Some(3));
+            assert!(t.is_lockable(now));
+        }
+
+        #[test]
+        fn a_business_error_ends_the_task_with_its_code() {
+            let id = Uuid::now_v7();
+            let mut s = given(&[open(), external(id)]);
+            let now = Utc::now();
+            s.and(lock(id, "w1", 60_000), "svc", now);
+            s.and(
+                CaseCommand::RaiseTaskError(RaiseTaskError {
+                    task_id: id,
+                    worker_id: "w1".into(),
+                    error_code: "suspected-fraud".into(),
+                    error_message: None,
+                    variables: Some(json!({"score": 0.97})),
+                }),
+                "svc",
+                now,
+            );
+            let t = task(&s, id);
+            assert_eq!(t.state, TaskState::Errored);
+            assert_eq!(t.error.unwrap().error_code, "suspected-fraud");
+            s.then_rejects(lock(id, "w2", 1_000), "CW-TASK-STATE");
+        }
+
+        #[test]
+        fn extend_lock_needs_the_holder_and_a_live_lock_and_unlock_frees() {
+            let id = Uuid::now_v7();
+            let mut s = given(&[open(), external(id)]);
+            let now = Utc::now();
+            s.and(lock(id, "w1", 10_000), "svc", now);
+            let extend = |w: &str, ms| {
+                CaseCommand::ExtendTaskLock(ExtendTaskLock {
+                    task_id: id,
+                    worker_id: w.into(),
+                    new_duration: ms,
+                })
+            };
+            assert!(matches!(
+                s.when_by(&extend("w2", 60_000), "svc", now),
+                Err(DomainError::TaskLocked { .. })
+            ));
+            s.and(extend("w1", 60_000), "svc", now + Duration::seconds(5));
+            assert_eq!(task(&s, id).lock.unwrap().expires_at, now + Duration::seconds(65));
+            assert!(matches!(
+                s.when_by(&extend("w1", 1_000), "svc", now + Duration::seconds(70)),
+                Err(DomainError::TaskLocked { .. })
+            ));
+            s.and(CaseCommand::UnlockTask(TaskRef { task_id: id }), "svc", now);
+            assert!(task(&s, id).is_lockable(now));
+        }
+
+        #[test]
+        fn a_lock_duration_out_of_range_is_refused() {
+            let id = Uuid::now_v7();
+            let s = given(&[open(), external(id)]);
+            s.then_rejects(lock(id, "w1", 0), "CW-VALIDATION");
+            s.then_rejects(lock(id, "w1", MAX_LOCK_MS + 1), "CW-VALIDATION");
+        }
+
+        #[test]
+        fn a_human_task_is_claimed_and_completed_with_output_that_fits_its_form() {
+            let id = Uuid::now_v7();
+            let mut s = given(&[open(), human(id, None)]);
+            let now = Utc::now();
+            s.and(CaseCommand::ClaimTask(TaskRef { task_id: id }), "bob", now);
+            assert_eq!(task(&s, id).state, TaskState::Claimed);
+            assert_eq!(task(&s, id).assignee.as_deref(), Some("bob"));
+            // Someone else may neither claim nor complete it.
+            assert!(matches!(
+                s.when_by(&CaseCommand::ClaimTask(TaskRef { task_id: id }), "carol", now),
+                Err(DomainError::TaskState { .. })
+            ));
+            assert!(matches!(
+                s.when_by(&complete(id, None, json!({"reportNumber": "PR-1234"})), "carol", now),
+                Err(DomainError::TaskLocked { .. })
+            ));
+            assert!(matches!(
+                s.when_by(&complete(id, None, json!({"reportNumber": 7})), "bob", now),
+                Err(DomainError::SchemaViolation { .. })
+            ));
+            s.and(complete(id, None, json!({"reportNumber": "PR-1234"})), "bob", now);
+            let t = task(&s, id);
+            assert_eq!(t.state, TaskState::Completed);
+            assert_eq!(t.ended_by.as_deref(), Some("bob"));
+            s.then_rejects(
+                CaseCommand::CancelTask(CancelTask {
+                    task_id: id,
+                    reason: None,
+                }),
+                "CW-TASK-STATE",
+            );
+        }
+
+        #[test]
+        fn unclaim_and_reassign_move_a_human_task_between_people() {
+            let id = Uuid::now_v7();
+            let mut s = given(&[open(), human(id, Some("bob"))]);
+            let now = Utc::now();
+            // A task meant for bob is bob's to claim.
+            assert!(matches!(
+                s.when_by(&CaseCommand::ClaimTask(TaskRef { task_id: id }), "carol", now),
+                Err(DomainError::TaskLocked { .. })
+            ));
+            s.and(CaseCommand::ClaimTask(TaskRef { task_id: id }), "bob", now);
+            s.and(CaseCommand::UnclaimTask(TaskRef { task_id: id }), "bob", now);
+            let t = task(&s, id);
+            assert_eq!((t.state, t.assignee), (TaskState::Created, None));
+            s.and(
+                CaseCommand::AssignTask(AssignTask {
+                    task_id: id,
+                    assignee: Some(UserRef::parse("carol").unwrap()),
+                }),
+                "alice",
+                now,
+            );
+            s.and(CaseCommand::ClaimTask(TaskRef { task_id: id }), "carol", now);
+            assert_eq!(task(&s, id).state, TaskState::Claimed);
+        }
+
+        #[test]
+        fn workers_do_not_claim_and_people_do_not_lock() {
+            let (h, e) = (Uuid::now_v7(), Uuid::now_v7());
+            let s = given(&[open(), human(h, None), external(e)]);
+            s.then_rejects(CaseCommand::ClaimTask(TaskRef { task_id: e }), "CW-VALIDATION");
+            s.then_rejects(lock(h, "w1", 1_000), "CW-VALIDATION");
+            s.then_rejects(lock(Uuid::now_v7(), "w1", 1_000), "CW-UNKNOWN-TASK");
+        }
+
+        #[test]
+        fn a_resolved_case_takes_no_new_task_and_a_closed_one_no_task_command() {
+            let id = Uuid::now_v7();
+            let s = given(&[open(), external(id), resolve()]);
+            s.then_rejects(external(Uuid::now_v7()), "CW-CASE-NOT-OPEN");
+            // Work already running may still finish.
+            s.then_rejects(complete(id, Some("w1"), json!({})), "CW-TASK-LOCKED");
+            let closed = given(&[open(), external(id), resolve(), CaseCommand::Close(CloseCase {})]);
+            closed.then_rejects(lock(id, "w1", 1_000), "CW-CASE-CLOSED");
+        }
+
+        #[test]
+        fn task_events_round_trip_through_their_wire_form() {
+            let id = Uuid::now_v7();
+            let mut s = given(&[open(), external(id)]);
+            let events = s.and(lock(id, "w1", 1_000), "svc", Utc::now());
+            for e in events {
+                let back = CaseEvent::from_parts(&e.cloud_event_type(), e.data()).unwrap();
+                assert_eq!(back, e);
+            }
+        }
     }
 }

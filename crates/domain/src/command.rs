@@ -6,6 +6,10 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::task::{
+    AssignTask, CancelTask, CompleteTask, CreateTask, ExtendTaskLock, FailTask, LockTask, RaiseTaskError,
+    SetTaskRetries, TaskRef,
+};
 use crate::types::{EmailAddress, QueueName, Tag, UserRef};
 
 /// The person a case is for.
@@ -295,6 +299,30 @@ pub enum CaseCommand {
     Close(CloseCase),
     #[serde(rename = "case.reopen")]
     Reopen(ReopenCase),
+    #[serde(rename = "task.create")]
+    CreateTask(CreateTask),
+    #[serde(rename = "task.claim")]
+    ClaimTask(TaskRef),
+    #[serde(rename = "task.unclaim")]
+    UnclaimTask(TaskRef),
+    #[serde(rename = "task.assign")]
+    AssignTask(AssignTask),
+    #[serde(rename = "task.complete")]
+    CompleteTask(CompleteTask),
+    #[serde(rename = "task.cancel")]
+    CancelTask(CancelTask),
+    #[serde(rename = "task.lock")]
+    LockTask(LockTask),
+    #[serde(rename = "task.extendLock")]
+    ExtendTaskLock(ExtendTaskLock),
+    #[serde(rename = "task.unlock")]
+    UnlockTask(TaskRef),
+    #[serde(rename = "task.fail")]
+    FailTask(FailTask),
+    #[serde(rename = "task.raiseError")]
+    RaiseTaskError(RaiseTaskError),
+    #[serde(rename = "task.setRetries")]
+    SetTaskRetries(SetTaskRetries),
 }
 
 impl CaseCommand {
@@ -317,6 +345,18 @@ impl CaseCommand {
             CaseCommand::Resolve(_) => "case.resolve",
             CaseCommand::Close(_) => "case.close",
             CaseCommand::Reopen(_) => "case.reopen",
+            CaseCommand::CreateTask(_) => "task.create",
+            CaseCommand::ClaimTask(_) => "task.claim",
+            CaseCommand::UnclaimTask(_) => "task.unclaim",
+            CaseCommand::AssignTask(_) => "task.assign",
+            CaseCommand::CompleteTask(_) => "task.complete",
+            CaseCommand::CancelTask(_) => "task.cancel",
+            CaseCommand::LockTask(_) => "task.lock",
+            CaseCommand::ExtendTaskLock(_) => "task.extendLock",
+            CaseCommand::UnlockTask(_) => "task.unlock",
+            CaseCommand::FailTask(_) => "task.fail",
+            CaseCommand::RaiseTaskError(_) => "task.raiseError",
+            CaseCommand::SetTaskRetries(_) => "task.setRetries",
         }
     }
 
@@ -338,5 +378,17 @@ impl CaseCommand {
         ("case.resolve", "ResolveCase"),
         ("case.close", "CloseCase"),
         ("case.reopen", "ReopenCase"),
+        ("task.create", "CreateTask"),
+        ("task.claim", "TaskRef"),
+        ("task.unclaim", "TaskRef"),
+        ("task.assign", "AssignTask"),
+        ("task.complete", "CompleteTask"),
+        ("task.cancel", "CancelTask"),
+        ("task.lock", "LockTask"),
+        ("task.extendLock", "ExtendTaskLock"),
+        ("task.unlock", "TaskRef"),
+        ("task.fail", "FailTask"),
+        ("task.raiseError", "RaiseTaskError"),
+        ("task.setRetries", "SetTaskRetries"),
     ];
 }

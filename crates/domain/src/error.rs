@@ -57,6 +57,17 @@ pub enum DomainError {
     /// attachments) as a case may.
     #[error("a case holds at most {limit} {what}")]
     LimitReached { what: &'static str, limit: usize },
+    /// The case has no task with this id.
+    #[error("unknown task '{0}'")]
+    UnknownTask(String),
+    /// The task is not in a state that allows the command (ended, or
+    /// claimed by someone, or with an open incident).
+    #[error("task {task} is {state}")]
+    TaskState { task: String, state: String },
+    /// Another worker or person holds the task (or nobody locked it, for
+    /// a worker's complete, fail or extend).
+    #[error("task {task} is held by {}", .worker.as_deref().unwrap_or("no worker"))]
+    TaskLocked { task: String, worker: Option<String> },
 }
 
 impl DomainError {
@@ -79,6 +90,9 @@ impl DomainError {
             DomainError::NoChange(_) => ErrorCode::NoChange,
             DomainError::InvalidDefinition(_) => ErrorCode::InvalidDefinition,
             DomainError::LimitReached { .. } => ErrorCode::LimitReached,
+            DomainError::UnknownTask(_) => ErrorCode::UnknownTask,
+            DomainError::TaskState { .. } => ErrorCode::TaskState,
+            DomainError::TaskLocked { .. } => ErrorCode::TaskLocked,
         }
     }
 
@@ -96,7 +110,10 @@ impl DomainError {
             | DomainError::CaseNotResolved
             | DomainError::CaseAlreadyOpen
             | DomainError::NoChange(_)
-            | DomainError::LimitReached { .. } => true,
+            | DomainError::LimitReached { .. }
+            | DomainError::UnknownTask(_)
+            | DomainError::TaskState { .. }
+            | DomainError::TaskLocked { .. } => true,
             DomainError::Validation { .. }
             | DomainError::SchemaViolation { .. }
             | DomainError::UnknownStage(_)
@@ -119,6 +136,9 @@ impl DomainError {
             | DomainError::UnknownComment(v) => json!({"value": v}),
             DomainError::CaseNotOpen { status } => json!({"status": status}),
             DomainError::LimitReached { what, limit } => json!({"what": what, "limit": limit}),
+            DomainError::UnknownTask(v) => json!({"taskId": v}),
+            DomainError::TaskState { task, state } => json!({"taskId": task, "state": state}),
+            DomainError::TaskLocked { task, worker } => json!({"taskId": task, "heldBy": worker}),
             DomainError::NotFound
             | DomainError::AlreadyExists
             | DomainError::CaseClosed

@@ -23,6 +23,7 @@ pub enum ErrorCode {
     Forbidden,
     // 404
     NotFound,
+    UnknownTask,
     // 405
     MethodNotAllowed,
     // 409
@@ -39,6 +40,8 @@ pub enum ErrorCode {
     CasePending,
     UploadMissing,
     Rejected,
+    TaskState,
+    TaskLocked,
     // 410
     Gone,
     // 413
@@ -78,6 +81,7 @@ impl ErrorCode {
         ErrorCode::TokenExpired,
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
+        ErrorCode::UnknownTask,
         ErrorCode::MethodNotAllowed,
         ErrorCode::Conflict,
         ErrorCode::TransitionNotAllowed,
@@ -92,6 +96,8 @@ impl ErrorCode {
         ErrorCode::CasePending,
         ErrorCode::UploadMissing,
         ErrorCode::Rejected,
+        ErrorCode::TaskState,
+        ErrorCode::TaskLocked,
         ErrorCode::Gone,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
@@ -136,6 +142,9 @@ impl ErrorCode {
             ErrorCode::CasePending => "CW-CASE-PENDING",
             ErrorCode::UploadMissing => "CW-UPLOAD-MISSING",
             ErrorCode::Rejected => "CW-REJECTED",
+            ErrorCode::UnknownTask => "CW-UNKNOWN-TASK",
+            ErrorCode::TaskState => "CW-TASK-STATE",
+            ErrorCode::TaskLocked => "CW-TASK-LOCKED",
             ErrorCode::Gone => "CW-GONE",
             ErrorCode::PayloadTooLarge => "CW-PAYLOAD-TOO-LARGE",
             ErrorCode::UnsupportedMediaType => "CW-UNSUPPORTED-MEDIA-TYPE",
@@ -165,7 +174,7 @@ impl ErrorCode {
             // reconnect with the same token would get.
             ErrorCode::Unauthenticated | ErrorCode::TokenExpired => 401,
             ErrorCode::Forbidden => 403,
-            ErrorCode::NotFound => 404,
+            ErrorCode::NotFound | ErrorCode::UnknownTask => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Conflict
             | ErrorCode::TransitionNotAllowed
@@ -179,7 +188,9 @@ impl ErrorCode {
             | ErrorCode::Cancelled
             | ErrorCode::CasePending
             | ErrorCode::UploadMissing
-            | ErrorCode::Rejected => 409,
+            | ErrorCode::Rejected
+            | ErrorCode::TaskState
+            | ErrorCode::TaskLocked => 409,
             ErrorCode::Gone => 410,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType | ErrorCode::ContentMismatch => 415,
@@ -246,6 +257,13 @@ impl ErrorCode {
             ErrorCode::UploadMissing => "Completing a presigned upload before its bytes arrived.",
             ErrorCode::Rejected => {
                 "A rejection whose code this version does not know (from a newer version), or that had none."
+            }
+            ErrorCode::UnknownTask => "The case has no task with this id.",
+            ErrorCode::TaskState => {
+                "The task is not in a state that allows this: it ended, someone claimed it, or it has an incident."
+            }
+            ErrorCode::TaskLocked => {
+                "Another worker or person holds the task; or, for a worker's complete, failure or extension,                  its lock was not taken (or has expired) by this worker."
             }
             ErrorCode::Gone => "The file's bytes were purged by the retention rule; its record stays.",
             ErrorCode::PayloadTooLarge => {
@@ -356,41 +374,44 @@ mod tests {
             ErrorCode::TokenExpired => 4,
             ErrorCode::Forbidden => 5,
             ErrorCode::NotFound => 6,
-            ErrorCode::MethodNotAllowed => 7,
-            ErrorCode::Conflict => 8,
-            ErrorCode::TransitionNotAllowed => 9,
-            ErrorCode::NoChange => 10,
-            ErrorCode::CaseClosed => 11,
-            ErrorCode::CaseNotOpen => 12,
-            ErrorCode::CaseNotResolved => 13,
-            ErrorCode::CaseAlreadyOpen => 14,
-            ErrorCode::LimitReached => 15,
-            ErrorCode::NotPending => 16,
-            ErrorCode::Cancelled => 17,
-            ErrorCode::CasePending => 18,
-            ErrorCode::UploadMissing => 19,
-            ErrorCode::Rejected => 20,
-            ErrorCode::Gone => 21,
-            ErrorCode::PayloadTooLarge => 22,
-            ErrorCode::UnsupportedMediaType => 23,
-            ErrorCode::ContentMismatch => 24,
-            ErrorCode::RangeNotSatisfiable => 25,
-            ErrorCode::Validation => 26,
-            ErrorCode::SchemaViolation => 27,
-            ErrorCode::UnknownStage => 28,
-            ErrorCode::UnknownPriority => 29,
-            ErrorCode::UnknownResolution => 30,
-            ErrorCode::UnknownComment => 31,
-            ErrorCode::InvalidDefinition => 32,
-            ErrorCode::ChecksumMismatch => 33,
-            ErrorCode::TooManyStreams => 34,
-            ErrorCode::Internal => 35,
-            ErrorCode::DeadLettered => 36,
-            ErrorCode::PresignUnsupported => 37,
-            ErrorCode::Unavailable => 38,
+            ErrorCode::UnknownTask => 7,
+            ErrorCode::MethodNotAllowed => 8,
+            ErrorCode::Conflict => 9,
+            ErrorCode::TransitionNotAllowed => 10,
+            ErrorCode::NoChange => 11,
+            ErrorCode::CaseClosed => 12,
+            ErrorCode::CaseNotOpen => 13,
+            ErrorCode::CaseNotResolved => 14,
+            ErrorCode::CaseAlreadyOpen => 15,
+            ErrorCode::LimitReached => 16,
+            ErrorCode::NotPending => 17,
+            ErrorCode::Cancelled => 18,
+            ErrorCode::CasePending => 19,
+            ErrorCode::UploadMissing => 20,
+            ErrorCode::Rejected => 21,
+            ErrorCode::TaskState => 22,
+            ErrorCode::TaskLocked => 23,
+            ErrorCode::Gone => 24,
+            ErrorCode::PayloadTooLarge => 25,
+            ErrorCode::UnsupportedMediaType => 26,
+            ErrorCode::ContentMismatch => 27,
+            ErrorCode::RangeNotSatisfiable => 28,
+            ErrorCode::Validation => 29,
+            ErrorCode::SchemaViolation => 30,
+            ErrorCode::UnknownStage => 31,
+            ErrorCode::UnknownPriority => 32,
+            ErrorCode::UnknownResolution => 33,
+            ErrorCode::UnknownComment => 34,
+            ErrorCode::InvalidDefinition => 35,
+            ErrorCode::ChecksumMismatch => 36,
+            ErrorCode::TooManyStreams => 37,
+            ErrorCode::Internal => 38,
+            ErrorCode::DeadLettered => 39,
+            ErrorCode::PresignUnsupported => 40,
+            ErrorCode::Unavailable => 41,
         }
     }
-    const VARIANTS: usize = 39;
+    const VARIANTS: usize = 42;
 
     #[test]
     fn all_holds_every_variant_once() {

@@ -7,6 +7,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::command::{LinkRelation, Requester, Visibility};
+pub use crate::task::{
+    IncidentRaised, TaskAssigned, TaskCancelled, TaskCompleted, TaskCreated, TaskErrorRaised, TaskFailed, TaskLocked,
+    TaskRetriesSet, TaskUnlocked,
+};
 use crate::types::{CaseKey, QueueName, Tag};
 
 /// The case came into being.
@@ -179,6 +183,28 @@ pub enum CaseEvent {
     Closed(CaseClosed),
     #[serde(rename = "reopened")]
     Reopened(CaseReopened),
+    #[serde(rename = "task-created")]
+    TaskCreated(TaskCreated),
+    #[serde(rename = "task-assigned")]
+    TaskAssigned(TaskAssigned),
+    #[serde(rename = "task-completed")]
+    TaskCompleted(TaskCompleted),
+    #[serde(rename = "task-cancelled")]
+    TaskCancelled(TaskCancelled),
+    #[serde(rename = "task-locked")]
+    TaskLocked(TaskLocked),
+    #[serde(rename = "task-lock-extended")]
+    TaskLockExtended(TaskLocked),
+    #[serde(rename = "task-unlocked")]
+    TaskUnlocked(TaskUnlocked),
+    #[serde(rename = "task-failed")]
+    TaskFailed(TaskFailed),
+    #[serde(rename = "incident-raised")]
+    IncidentRaised(IncidentRaised),
+    #[serde(rename = "task-error-raised")]
+    TaskErrorRaised(TaskErrorRaised),
+    #[serde(rename = "task-retries-set")]
+    TaskRetriesSet(TaskRetriesSet),
 }
 
 impl CaseEvent {
@@ -201,6 +227,17 @@ impl CaseEvent {
             CaseEvent::Resolved(_) => "resolved",
             CaseEvent::Closed(_) => "closed",
             CaseEvent::Reopened(_) => "reopened",
+            CaseEvent::TaskCreated(_) => "task-created",
+            CaseEvent::TaskAssigned(_) => "task-assigned",
+            CaseEvent::TaskCompleted(_) => "task-completed",
+            CaseEvent::TaskCancelled(_) => "task-cancelled",
+            CaseEvent::TaskLocked(_) => "task-locked",
+            CaseEvent::TaskLockExtended(_) => "task-lock-extended",
+            CaseEvent::TaskUnlocked(_) => "task-unlocked",
+            CaseEvent::TaskFailed(_) => "task-failed",
+            CaseEvent::IncidentRaised(_) => "incident-raised",
+            CaseEvent::TaskErrorRaised(_) => "task-error-raised",
+            CaseEvent::TaskRetriesSet(_) => "task-retries-set",
         }
     }
 
@@ -244,5 +281,16 @@ impl CaseEvent {
         ("resolved", "CaseResolved"),
         ("closed", "CaseClosed"),
         ("reopened", "CaseReopened"),
+        ("task-created", "TaskCreated"),
+        ("task-assigned", "TaskAssigned"),
+        ("task-completed", "TaskCompleted"),
+        ("task-cancelled", "TaskCancelled"),
+        ("task-locked", "TaskLocked"),
+        ("task-lock-extended", "TaskLocked"),
+        ("task-unlocked", "TaskUnlocked"),
+        ("task-failed", "TaskFailed"),
+        ("incident-raised", "IncidentRaised"),
+        ("task-error-raised", "TaskErrorRaised"),
+        ("task-retries-set", "TaskRetriesSet"),
     ];
 }

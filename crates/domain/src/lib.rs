@@ -10,6 +10,8 @@
 //! - [`command`]: the commands a case accepts, named with domain verbs.
 //! - [`event`]: the facts they produce, in the past tense.
 //! - [`case`]: the aggregate state, `handle` (every rule) and `apply` (none).
+//! - [`task`]: human and external tasks of a case, their commands, events
+//!   and rules.
 //! - [`error`]: typed rejections with stable codes.
 //! - [`error_code`]: the one table of stable error codes, their HTTP status
 //!   and meaning.
@@ -20,6 +22,7 @@ pub mod definition;
 pub mod error;
 pub mod error_code;
 pub mod event;
+pub mod task;
 pub mod types;
 
 pub use case::{Attachment, Case, CaseStatus, Comment, Decision, EventMeta};
@@ -28,3 +31,4 @@ pub use definition::CaseDefinition;
 pub use error::DomainError;
 pub use error_code::ErrorCode;
 pub use event::CaseEvent;
+pub use task::{Task, TaskKind, TaskState};

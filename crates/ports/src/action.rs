@@ -42,6 +42,17 @@ pub enum Action {
     DefinitionImport,
     EventsStream,
     FileUpload,
+    /// Create a task on a case.
+    TaskCreate,
+    /// Claim, unclaim and complete a human task (the domain checks that
+    /// it is the subject's to take).
+    TaskWork,
+    /// Assign and cancel tasks, and set an external task's retries (which
+    /// resolves its incident).
+    TaskManage,
+    /// A worker's side of an external task: lock, extend, unlock,
+    /// complete, fail, raise a business error; and fetching tasks to lock.
+    TaskExternal,
 }
 
 impl Action {
@@ -73,6 +84,10 @@ impl Action {
         Action::DefinitionImport,
         Action::EventsStream,
         Action::FileUpload,
+        Action::TaskCreate,
+        Action::TaskWork,
+        Action::TaskManage,
+        Action::TaskExternal,
     ];
 
     /// The name the policy sees.
@@ -104,6 +119,10 @@ impl Action {
             Action::DefinitionImport => "definition.import",
             Action::EventsStream => "events.stream",
             Action::FileUpload => "file.upload",
+            Action::TaskCreate => "task.create",
+            Action::TaskWork => "task.work",
+            Action::TaskManage => "task.manage",
+            Action::TaskExternal => "task.external",
         }
     }
 
@@ -132,6 +151,14 @@ impl Action {
             C::Resolve(_) => Action::CaseResolve,
             C::Close(_) => Action::CaseClose,
             C::Reopen(_) => Action::CaseReopen,
+            C::CreateTask(_) => Action::TaskCreate,
+            C::ClaimTask(_) | C::UnclaimTask(_) => Action::TaskWork,
+            C::CompleteTask(c) if c.worker_id.is_some() => Action::TaskExternal,
+            C::CompleteTask(_) => Action::TaskWork,
+            C::AssignTask(_) | C::CancelTask(_) | C::SetTaskRetries(_) => Action::TaskManage,
+            C::LockTask(_) | C::ExtendTaskLock(_) | C::UnlockTask(_) | C::FailTask(_) | C::RaiseTaskError(_) => {
+                Action::TaskExternal
+            }
         }
     }
 }

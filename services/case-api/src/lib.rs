@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{ApiError, json_error};
-use crate::routes::{cases, commands, definitions, dev_auth, docs, events, files, me, webhooks};
+use crate::routes::{cases, commands, definitions, dev_auth, docs, events, files, me, tasks, webhooks};
 use crate::state::{AppState, StreamSlots, Waiters, listen_for_outcomes};
 use casewire_application::AccessCache;
 
@@ -222,6 +222,13 @@ async fn start_serving(platform: Platform, shutdown: CancellationToken, files_on
                         .service(cases::resolve)
                         .service(cases::close)
                         .service(cases::reopen)
+                        .service(tasks::create_task)
+                        .service(tasks::claim_task)
+                        .service(tasks::unclaim_task)
+                        .service(tasks::assign_task)
+                        .service(tasks::complete_task)
+                        .service(tasks::cancel_task)
+                        .service(tasks::set_task_retries)
                         .service(cases::get_case)
                         // Literal paths before `/commands/{id}`.
                         .service(docs::command_descriptions)

@@ -36,6 +36,9 @@ pub struct Accepted {
     /// The allocated human key, for `case.open`.
     #[schema(value_type = Option<String>)]
     pub key: Option<CaseKey>,
+    /// The new task's id, for `task.create`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<Uuid>,
     pub status: CommandStatus,
 }
 
@@ -90,6 +93,14 @@ async fn submit_in_span(
     if let CaseCommand::Comment(c) = &mut command {
         c.comment_id.get_or_insert_with(Uuid::now_v7);
     }
+    let task_id = match &mut command {
+        CaseCommand::CreateTask(c) => {
+            // Only the engine's automation names a causing event.
+            c.cause = None;
+            Some(*c.task_id.get_or_insert_with(Uuid::now_v7))
+        }
+        _ => None,
+    };
     let is_open = matches!(command, CaseCommand::Open(_));
     let authorized = authorize_command(state, principal, case_id, &command).await?;
     let attaching = match &mut command {
@@ -209,6 +220,7 @@ async fn submit_in_span(
         command_id,
         case_id,
         key: envelope.case_key.clone().filter(|_| is_open),
+        task_id,
         status: CommandStatus::Pending,
     };
     let (Some(wait), Some(waiter)) = (wait, waiter) else {

@@ -67,6 +67,7 @@ fn decide_case(def: &CaseDefinition, tenant: &TenantId, n: usize) -> anyhow::Res
             definition: def,
             actor: "alice",
             key: Some(&key),
+            now: Utc::now(),
         };
         let decided = Case::decide(case.as_ref(), &command, &ctx).map_err(|e| anyhow::anyhow!("{e}"))?;
         let command_id = Uuid::now_v7();

@@ -996,6 +996,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/webhooks/{id}"),
     ("post", "/api/v1/webhooks/{id}/rotate"),
     ("get", "/api/v1/webhooks/{id}/deliveries"),
+    ("post", "/api/v1/cases/{id}/tasks"),
+    ("post", "/api/v1/cases/{id}/tasks/{taskId}/claim"),
+    ("post", "/api/v1/cases/{id}/tasks/{taskId}/unclaim"),
+    ("post", "/api/v1/cases/{id}/tasks/{taskId}/assign"),
+    ("post", "/api/v1/cases/{id}/tasks/{taskId}/complete"),
+    ("post", "/api/v1/cases/{id}/tasks/{taskId}/cancel"),
+    ("post", "/api/v1/cases/{id}/tasks/{taskId}/retries"),
 ];
 
 #[tokio::test]
@@ -1042,7 +1049,11 @@ async fn openapi_and_descriptions_cover_every_endpoint() {
         .json()
         .await
         .unwrap();
-    assert_eq!(commands.as_object().unwrap().len(), 16);
+    assert_eq!(commands.as_object().unwrap().len(), 28);
+    assert_eq!(
+        commands["task.lock"]["required"],
+        json!(["taskId", "workerId", "lockDuration"])
+    );
     assert_eq!(commands["case.attach"]["required"], json!(["fileId"]));
     assert_eq!(commands["case.assign"]["required"], json!(["assignee"]));
     assert!(!commands.to_string().contains("$ref"), "descriptions stand alone");
@@ -1055,6 +1066,7 @@ async fn openapi_and_descriptions_cover_every_endpoint() {
         .await
         .unwrap();
     assert!(events["casewire.case.opened.v1"]["properties"]["key"].is_object());
+    assert!(events["casewire.case.incident-raised.v1"]["properties"]["taskId"].is_object());
     app.stop().await;
 }
 

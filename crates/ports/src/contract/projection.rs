@@ -107,6 +107,7 @@ fn case(tenant: &TenantId, n: u32, revision: u64) -> Case {
         links: vec![],
         comments: vec![],
         attachments: vec![],
+        tasks: vec![],
         resolution: None,
         confidential: n.is_multiple_of(5),
         created_by: if n.is_multiple_of(4) {

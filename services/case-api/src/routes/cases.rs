@@ -97,7 +97,7 @@ pub async fn open_case(
     submit(&state, &auth, &req, Uuid::now_v7(), CaseCommand::Open(open), None).await
 }
 
-async fn task(
+pub(crate) async fn task(
     state: &AppState,
     auth: &Auth,
     req: &HttpRequest,

@@ -140,6 +140,7 @@ pub async fn post_command(
                 command_id: existing.id,
                 case_id: existing.case_id,
                 key: None,
+                task_id: None,
                 status: existing.status,
             }));
         }

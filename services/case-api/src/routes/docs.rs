@@ -16,7 +16,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::routes::{cases, commands, definitions, events, files, me, webhooks};
+use crate::routes::{cases, commands, definitions, events, files, me, tasks, webhooks};
 use crate::state::AppState;
 use crate::submit::Accepted;
 
@@ -54,6 +54,8 @@ impl Modify for BearerAuth {
         events::stream,
         me::get_preferences, me::put_preferences, me::inbox, me::mark_read, me::mark_all_read, me::watch, me::unwatch,
         webhooks::create, webhooks::list, webhooks::remove, webhooks::rotate, webhooks::deliveries,
+        tasks::create_task, tasks::claim_task, tasks::unclaim_task, tasks::assign_task, tasks::complete_task,
+        tasks::cancel_task, tasks::set_task_retries,
     ),
     components(schemas(
         casewire_domain::types::CaseKey, casewire_domain::types::KeyPrefix, casewire_domain::types::QueueName,
@@ -72,6 +74,16 @@ impl Modify for BearerAuth {
         casewire_ports::Preferences, casewire_ports::QuietHours, casewire_ports::Channel, casewire_ports::InboxItem,
         me::InboxPage, me::Marked, casewire_ports::WebhookSubscription, casewire_ports::WebhookAttempt,
         webhooks::NewWebhook, webhooks::WebhookWithSecret, webhooks::WebhookList, webhooks::AttemptList,
+        casewire_domain::Task, casewire_domain::TaskKind, casewire_domain::TaskState, casewire_domain::task::TaskLock,
+        casewire_domain::task::TaskFailure, casewire_domain::task::Incident, casewire_domain::task::TaskErrorRaised,
+        casewire_domain::task::CreateTask, casewire_domain::task::TaskRef, casewire_domain::task::AssignTask,
+        casewire_domain::task::CompleteTask, casewire_domain::task::CancelTask, casewire_domain::task::LockTask,
+        casewire_domain::task::ExtendTaskLock, casewire_domain::task::FailTask, casewire_domain::task::RaiseTaskError,
+        casewire_domain::task::SetTaskRetries,
+        casewire_domain::task::TaskCreated, casewire_domain::task::TaskAssigned, casewire_domain::task::TaskCompleted,
+        casewire_domain::task::TaskCancelled, casewire_domain::task::TaskLocked, casewire_domain::task::TaskUnlocked,
+        casewire_domain::task::TaskFailed, casewire_domain::task::IncidentRaised, casewire_domain::task::TaskRetriesSet,
+        tasks::TaskAssignee, tasks::TaskOutput, tasks::TaskCancellation, tasks::TaskRetries, tasks::NoBody,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -79,6 +91,7 @@ impl Modify for BearerAuth {
         (name = "commands", description = "Generic commands, their state and cancellation"),
         (name = "definitions", description = "Case definitions"),
         (name = "notifications", description = "Your preferences, inbox and watched cases"),
+        (name = "tasks", description = "Human and external tasks of a case"),
         (name = "webhooks", description = "The tenant's webhook subscriptions, signed per Standard Webhooks"),
         (name = "events", description = "The live event stream"),
         (name = "files", description = "Uploads, downloads and presigned URLs; attach files with /cases/{id}/attachments"),

@@ -8,4 +8,5 @@ pub mod docs;
 pub mod events;
 pub mod files;
 pub mod me;
+pub mod tasks;
 pub mod webhooks;
