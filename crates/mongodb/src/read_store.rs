@@ -22,12 +22,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use casewire_domain::types::{CaseKey, QueueName, Tag, TenantId};
-use casewire_domain::{Case, CaseDefinition};
+use casewire_domain::{Case, CaseDefinition, TaskState};
 use casewire_ports::projection::{searchable_text, sortable_time};
 use casewire_ports::{
     CancelResult, CaseProjection, CaseQuery, CaseSummary, Checkpoints, ClaimResult, Clause, CommandLog, CommandRecord,
     CommandStatus, DefinitionStore, EventRecord, FileCatalog, FileRecord, FileState, Page, ReadStore, SortKey,
-    StoreError,
+    StoreError, TASK_SCAN_CASES, TaskItem, TaskQuery,
 };
 use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, Regex, doc};
@@ -288,6 +288,17 @@ impl MongoReadStore {
                     false,
                 ),
                 index("creator", doc! {"tenant": 1, "createdBy": 1, "updatedAt": 1}, false),
+                index(
+                    "task-topic",
+                    doc! {"tenant": 1, "tasks.topic": 1, "tasks.state": 1},
+                    false,
+                ),
+                index(
+                    "task-assignee",
+                    doc! {"tenant": 1, "tasks.assignee": 1, "tasks.state": 1},
+                    false,
+                ),
+                index("task-id", doc! {"tenant": 1, "tasks.id": 1}, false),
             ],
             store.timeout,
         )
@@ -385,6 +396,15 @@ impl MongoReadStore {
             "confidential": case.confidential,
             "requesterEmail": case.requester.as_ref().map_or(Bson::Null, |r| Bson::String(r.email.as_str().to_owned())),
             "createdBy": &case.created_by,
+            // What a task query narrows the cases by; the tasks themselves
+            // are read from `doc`.
+            "tasks": case.tasks.iter().map(|t| doc! {
+                "id": t.id.to_string(),
+                "kind": serde_json::to_value(t.kind).ok().and_then(|v| v.as_str().map(str::to_owned)),
+                "state": t.state.as_str(),
+                "topic": t.topic.as_deref().map_or(Bson::Null, |x| Bson::String(x.to_owned())),
+                "assignee": t.assignee.as_deref().map_or(Bson::Null, |x| Bson::String(x.to_owned())),
+            }).collect::<Vec<_>>(),
             "summary": to_json(&summary)?,
             "doc": to_json(case)?,
         };
@@ -596,6 +616,56 @@ impl CaseProjection for MongoReadStore {
         docs.iter()
             .map(|d| from_json(d.get_str("record").map_err(corrupt)?))
             .collect()
+    }
+
+    async fn list_tasks(&self, tenant: &TenantId, query: &TaskQuery) -> Result<Vec<TaskItem>, StoreError> {
+        let mut task = Document::new();
+        if let Some(id) = query.task_id {
+            task.insert("id", id.to_string());
+        }
+        if let Some(kind) = query.kind {
+            let kind = serde_json::to_value(kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned));
+            task.insert("kind", kind);
+        }
+        if let Some(states) = &query.states {
+            task.insert(
+                "state",
+                doc! {"$in": states.iter().map(|s| s.as_str()).collect::<Vec<_>>()},
+            );
+        }
+        if query.lockable_at.is_some() {
+            task.insert("state", TaskState::Created.as_str());
+        }
+        if let Some(topics) = &query.topics {
+            task.insert("topic", doc! {"$in": topics.clone()});
+        }
+        if let Some(assignee) = &query.assignee {
+            task.insert("assignee", assignee.as_str());
+        }
+        let mut filter = doc! {"tenant": tenant.as_str(), "tasks": {"$elemMatch": task}};
+        if let Some(id) = query.case_id {
+            filter.insert("id", id.to_string());
+        }
+        if let Some(clauses) = &query.visible {
+            filter.insert("$and", vec![visibility(clauses)]);
+        }
+        let docs: Vec<Document> = self
+            .cases
+            .find(filter)
+            .limit(i64_of(TASK_SCAN_CASES as u64))
+            .projection(doc! {"doc": 1})
+            .bounded(self.timeout)
+            .await?
+            .try_collect()
+            .bounded(self.timeout)
+            .await?;
+        let cases = docs
+            .iter()
+            .map(|d| from_json::<Case>(d.get_str("doc").map_err(corrupt)?))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(query.select(cases))
     }
 
     async fn reset_projections(&self) -> Result<(), StoreError> {

@@ -57,6 +57,8 @@ pub use notification::{
 pub use policy::{
     Clause, Decision, DefinitionAccessMap, PolicyEngine, PolicyError, Resource, Subject, VisibilityFilter, policy_input,
 };
-pub use projection::{CaseProjection, CaseQuery, CaseSummary, Cursor, Page, SortKey};
+pub use projection::{
+    CaseProjection, CaseQuery, CaseSummary, Cursor, Page, SortKey, TASK_SCAN_CASES, TaskItem, TaskQuery,
+};
 pub use read_store::ReadStore;
 pub use rejection::Rejection;

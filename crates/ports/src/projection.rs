@@ -3,9 +3,9 @@
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use casewire_domain::Case;
 use casewire_domain::command::Visibility;
 use casewire_domain::types::{CaseKey, QueueName, Tag, TenantId};
+use casewire_domain::{Case, Task, TaskKind, TaskState};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -176,6 +176,86 @@ impl Page<CaseSummary> {
     }
 }
 
+/// Tasks across cases: the task inbox and a worker's fetch. `None` means
+/// "any"; the adapters narrow the cases with the fields they index, and
+/// [`TaskQuery::matches`] decides each task, so every adapter answers the
+/// same.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskQuery {
+    pub task_id: Option<Uuid>,
+    pub case_id: Option<Uuid>,
+    pub kind: Option<TaskKind>,
+    pub states: Option<Vec<TaskState>>,
+    /// External tasks of any of these topics.
+    pub topics: Option<Vec<String>>,
+    pub assignee: Option<String>,
+    pub queue: Option<QueueName>,
+    /// Only tasks a worker may lock at this time (waiting, no incident,
+    /// past their retry timeout, lock free or expired).
+    pub lockable_at: Option<DateTime<Utc>>,
+    /// The policy's visibility clauses for the cases, as in [`CaseQuery`].
+    pub visible: Option<Vec<Clause>>,
+    /// At most this many, highest priority first, then oldest.
+    pub limit: usize,
+}
+
+impl TaskQuery {
+    /// Whether `task` is one the query asks for (the case-level filters,
+    /// tenant and visibility, are the adapter's).
+    pub fn matches(&self, task: &Task) -> bool {
+        self.task_id.is_none_or(|id| task.id == id)
+            && self.kind.is_none_or(|k| task.kind == k)
+            && self.states.as_ref().is_none_or(|s| s.contains(&task.state))
+            && self
+                .topics
+                .as_ref()
+                .is_none_or(|t| task.topic.as_ref().is_some_and(|topic| t.contains(topic)))
+            && self.assignee.as_ref().is_none_or(|a| task.assignee.as_ref() == Some(a))
+            && self.queue.as_ref().is_none_or(|q| task.queue.as_ref() == Some(q))
+            && self.lockable_at.is_none_or(|now| task.is_lockable(now))
+    }
+
+    /// Picks the matching tasks of `cases` in the answer's order, at most
+    /// `limit` (at least 1).
+    pub fn select(&self, cases: Vec<Case>) -> Vec<TaskItem> {
+        let mut items: Vec<TaskItem> = cases
+            .into_iter()
+            .flat_map(|case| {
+                let summary = CaseSummary::of(&case);
+                case.tasks
+                    .into_iter()
+                    .filter(|t| self.matches(t))
+                    .map(move |task| TaskItem {
+                        case: summary.clone(),
+                        task,
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        items.sort_by(|a, b| {
+            b.task
+                .priority
+                .cmp(&a.task.priority)
+                .then(a.task.created_at.cmp(&b.task.created_at))
+                .then(a.task.id.cmp(&b.task.id))
+        });
+        items.truncate(self.limit.max(1));
+        items
+    }
+}
+
+/// A task with the case it belongs to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskItem {
+    pub case: CaseSummary,
+    pub task: Task,
+}
+
+/// Cases an adapter reads to answer one task query: enough that a page of
+/// tasks is rarely short, bounded so a query stays cheap.
+pub const TASK_SCAN_CASES: usize = 1_000;
+
 /// The query side of cases: what the projector writes and the API reads.
 #[async_trait]
 pub trait CaseProjection: Send + Sync + 'static {
@@ -211,4 +291,7 @@ pub trait CaseProjection: Send + Sync + 'static {
     async fn timeline(&self, tenant: &TenantId, id: Uuid) -> Result<Vec<EventRecord>, StoreError>;
     /// Deletes every case projection and the projector checkpoints (for replay).
     async fn reset_projections(&self) -> Result<(), StoreError>;
+    /// Tasks across the tenant's cases ([`TaskQuery::select`] over the
+    /// cases with a matching task, at most [`TASK_SCAN_CASES`] of them).
+    async fn list_tasks(&self, tenant: &TenantId, query: &TaskQuery) -> Result<Vec<TaskItem>, StoreError>;
 }

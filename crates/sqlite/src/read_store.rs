@@ -7,12 +7,12 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use casewire_domain::types::{CaseKey, QueueName, TenantId};
-use casewire_domain::{Case, CaseDefinition};
+use casewire_domain::{Case, CaseDefinition, TaskKind, TaskState};
 use casewire_ports::projection::{searchable_text, sortable_time};
 use casewire_ports::{
     CancelResult, CaseProjection, CaseQuery, CaseSummary, Checkpoints, ClaimResult, Clause, CommandLog, CommandRecord,
     CommandStatus, DefinitionStore, EventRecord, FileCatalog, FileRecord, FileState, Page, ReadStore, SortKey,
-    StoreError,
+    StoreError, TASK_SCAN_CASES, TaskItem, TaskQuery,
 };
 use chrono::{DateTime, Utc};
 use rusqlite::types::Value as SqlValue;
@@ -61,6 +61,18 @@ CREATE TABLE IF NOT EXISTS case_tags (
     tag TEXT NOT NULL,
     PRIMARY KEY (tag, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS case_tasks (
+    seq INTEGER NOT NULL,
+    task_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    topic TEXT,
+    assignee TEXT,
+    PRIMARY KEY (seq, task_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS case_tasks_topic ON case_tasks (topic, state);
+CREATE INDEX IF NOT EXISTS case_tasks_assignee ON case_tasks (assignee, state);
+CREATE INDEX IF NOT EXISTS case_tasks_id ON case_tasks (task_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS cases_fts USING fts5 (body, public_body, tokenize = 'unicode61 remove_diacritics 2');
 CREATE TABLE IF NOT EXISTS timeline (
     tenant TEXT NOT NULL,
@@ -71,9 +83,9 @@ CREATE TABLE IF NOT EXISTS timeline (
 ) WITHOUT ROWID;
 ";
 
-/// The layout version of [`PROJECTIONS`]: 2 added confidentiality,
+/// The layout version of [`PROJECTIONS`]: 3 added the task index; 2 added confidentiality,
 /// requester and creator columns and the public search column.
-const PROJECTION_VERSION: i64 = 2;
+const PROJECTION_VERSION: i64 = 3;
 
 /// What every read store has before any migration: the two layout records.
 const SCHEMA: &str = "
@@ -307,6 +319,7 @@ impl SqliteReadStore {
                 }
                 tx.execute_batch(
                     "DROP TABLE IF EXISTS cases; DROP TABLE IF EXISTS case_tags; DROP TABLE IF EXISTS cases_fts;
+                     DROP TABLE IF EXISTS case_tasks;
                      DROP TABLE IF EXISTS timeline; DELETE FROM checkpoints WHERE consumer LIKE 'projector%';",
                 )
                 .map_err(map_err)?;
@@ -554,6 +567,22 @@ impl CaseRow {
         if replaced {
             run("DELETE FROM case_tags WHERE seq = ?1", &[&seq])?;
             run("DELETE FROM cases_fts WHERE rowid = ?1", &[&seq])?;
+            if !self.case.tasks.is_empty() {
+                run("DELETE FROM case_tasks WHERE seq = ?1", &[&seq])?;
+            }
+        }
+        for task in &self.case.tasks {
+            run(
+                "INSERT INTO case_tasks (seq, task_id, kind, state, topic, assignee) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                &[
+                    &seq,
+                    &task.id.to_string(),
+                    &task_kind(task.kind),
+                    &task.state.as_str(),
+                    &task.topic,
+                    &task.assignee,
+                ],
+            )?;
         }
         for tag in &self.case.tags {
             run(
@@ -756,11 +785,67 @@ impl CaseProjection for SqliteReadStore {
             .await
     }
 
+    async fn list_tasks(&self, tenant: &TenantId, query: &TaskQuery) -> Result<Vec<TaskItem>, StoreError> {
+        let mut sql = String::from(
+            "SELECT c.doc FROM cases c WHERE c.tenant = ? AND c.seq IN (SELECT t.seq FROM case_tasks t WHERE 1",
+        );
+        let mut args: Vec<SqlValue> = vec![tenant.to_string().into()];
+        let mut any_of = |sql: &mut String, column: &str, values: Vec<String>| {
+            sql.push_str(&format!(" AND t.{column} IN ({})", vec!["?"; values.len()].join(", ")));
+            args.extend(values.into_iter().map(SqlValue::from));
+        };
+        if let Some(id) = query.task_id {
+            any_of(&mut sql, "task_id", vec![id.to_string()]);
+        }
+        if let Some(kind) = query.kind {
+            any_of(&mut sql, "kind", vec![task_kind(kind).to_owned()]);
+        }
+        if let Some(states) = &query.states {
+            any_of(
+                &mut sql,
+                "state",
+                states.iter().map(|s| s.as_str().to_owned()).collect(),
+            );
+        }
+        if let Some(topics) = &query.topics {
+            any_of(&mut sql, "topic", topics.clone());
+        }
+        if let Some(assignee) = &query.assignee {
+            any_of(&mut sql, "assignee", vec![assignee.clone()]);
+        }
+        if query.lockable_at.is_some() {
+            any_of(&mut sql, "state", vec![TaskState::Created.as_str().to_owned()]);
+        }
+        sql.push(')');
+        if let Some(id) = query.case_id {
+            sql.push_str(" AND c.id = ?");
+            args.push(id.to_string().into());
+        }
+        if let Some(clauses) = &query.visible {
+            push_visibility(&mut sql, &mut args, clauses);
+        }
+        sql.push_str(&format!(" ORDER BY c.seq LIMIT {TASK_SCAN_CASES}"));
+        let query = query.clone();
+        self.db
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(&sql).map_err(map_err)?;
+                let rows = stmt
+                    .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(0))
+                    .map_err(map_err)?;
+                let mut cases = Vec::new();
+                for row in rows {
+                    cases.push(serde_json::from_str::<Case>(&row.map_err(map_err)?).map_err(corrupt)?);
+                }
+                Ok(query.select(cases))
+            })
+            .await
+    }
+
     async fn reset_projections(&self) -> Result<(), StoreError> {
         self.db
             .write(|conn| {
                 conn.execute_batch(
-                    "DELETE FROM cases; DELETE FROM case_tags; DELETE FROM cases_fts; DELETE FROM timeline;
+                    "DELETE FROM cases; DELETE FROM case_tags; DELETE FROM cases_fts; DELETE FROM timeline; DELETE FROM case_tasks;
                      DELETE FROM checkpoints WHERE consumer LIKE 'projector%';",
                 )
                 .map_err(map_err)
@@ -1187,6 +1272,13 @@ impl ReadStore for SqliteReadStore {
         self.db
             .read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err))
             .await
+    }
+}
+
+fn task_kind(kind: TaskKind) -> &'static str {
+    match kind {
+        TaskKind::Human => "human",
+        TaskKind::External => "external",
     }
 }
 

@@ -6,13 +6,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use casewire_domain::command::{Requester, Visibility};
+use casewire_domain::task::{Incident, TaskLock};
 use casewire_domain::types::{CaseKey, EmailAddress, QueueName, Tag, TenantId};
-use casewire_domain::{Case, CaseStatus, Comment};
+use casewire_domain::{Case, CaseStatus, Comment, Task, TaskKind, TaskState};
 use chrono::{TimeZone, Utc};
 use uuid::Uuid;
 
 use super::{fresh_tenant, tenant_id};
-use crate::{CaseProjection, CaseQuery, CaseSummary, Clause, Cursor, EventRecord, Resource, SortKey};
+use crate::{CaseProjection, CaseQuery, CaseSummary, Clause, Cursor, EventRecord, Resource, SortKey, TaskQuery};
 
 /// One named test per behaviour below, on a fresh store from `factory`.
 #[macro_export]
@@ -55,6 +56,12 @@ macro_rules! case_projection_contract {
             pages_by_key_cover_every_case_once_in_order,
             reset_clears_the_case_list,
             reset_clears_the_timeline,
+            tasks_are_found_by_topic_and_state,
+            lockable_tasks_leave_out_locked_retrying_and_incident_ones,
+            tasks_are_found_by_id_and_assignee,
+            task_lists_follow_the_visibility_clauses,
+            task_lists_are_scoped_by_tenant,
+            a_task_list_follows_the_newest_state_of_its_case,
         );
     };
 }
@@ -744,4 +751,207 @@ pub async fn reset_clears_the_timeline<S: CaseProjection>(store: Arc<S>) {
         store.timeline(&tenant, newer.id).await.expect("timeline").is_empty(),
         "reset clears the timeline"
     );
+}
+
+// --- Tasks ------------------------------------------------------------------
+
+fn task(kind: TaskKind, topic: Option<&str>, priority: i64) -> Task {
+    Task {
+        id: Uuid::now_v7(),
+        kind,
+        name: "contract task".into(),
+        description: None,
+        state: TaskState::Created,
+        form: None,
+        queue: None,
+        assignee: None,
+        due: None,
+        topic: topic.map(str::to_owned),
+        variables: serde_json::json!({}),
+        priority,
+        retries: None,
+        lock: None,
+        retry_at: None,
+        failure: None,
+        incident: None,
+        error: None,
+        output: None,
+        cause: None,
+        created_by: "contract".into(),
+        created_at: Utc::now(),
+        ended_by: None,
+        ended_at: None,
+    }
+}
+
+/// The seeded cases, where case `n` holds an external task of topic
+/// `score` (priority `n`) and, for even `n`, a human task for alice.
+async fn seeded_with_tasks<S: CaseProjection>(store: &S) -> (TenantId, Vec<Case>) {
+    let tenant = fresh_tenant();
+    let mut cases = Vec::new();
+    for n in 0..20u32 {
+        let mut c = case(&tenant, n, 1);
+        c.tasks.push(task(TaskKind::External, Some("score"), i64::from(n)));
+        if n.is_multiple_of(2) {
+            let mut human = task(TaskKind::Human, None, 0);
+            human.assignee = Some("alice".into());
+            c.tasks.push(human);
+        }
+        assert!(store.apply_case(&c, &record_for(&c)).await.expect("apply"));
+        cases.push(c);
+    }
+    (tenant, cases)
+}
+
+fn tasks_query(f: impl FnOnce(&mut TaskQuery)) -> TaskQuery {
+    let mut q = TaskQuery {
+        limit: 100,
+        ..TaskQuery::default()
+    };
+    f(&mut q);
+    q
+}
+
+/// Tasks are found by topic and state, highest priority first.
+pub async fn tasks_are_found_by_topic_and_state<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, _) = seeded_with_tasks(&*store).await;
+    let got = store
+        .list_tasks(
+            &tenant,
+            &tasks_query(|q| {
+                q.topics = Some(vec!["score".into()]);
+                q.states = Some(vec![TaskState::Created]);
+                q.limit = 5;
+            }),
+        )
+        .await
+        .expect("list");
+    let priorities: Vec<i64> = got.iter().map(|t| t.task.priority).collect();
+    assert_eq!(priorities, vec![19, 18, 17, 16, 15], "the five highest, in order");
+    let none = store
+        .list_tasks(&tenant, &tasks_query(|q| q.topics = Some(vec!["other".into()])))
+        .await
+        .expect("list");
+    assert!(none.is_empty());
+}
+
+/// A lockable query leaves out tasks locked until later, waiting out a
+/// retry timeout, or with an incident; an expired lock is lockable.
+pub async fn lockable_tasks_leave_out_locked_retrying_and_incident_ones<S: CaseProjection>(store: Arc<S>) {
+    let tenant = fresh_tenant();
+    let now = Utc::now();
+    let mut c = case(&tenant, 1, 1);
+    let free = task(TaskKind::External, Some("score"), 0);
+    let mut locked = task(TaskKind::External, Some("score"), 0);
+    locked.lock = Some(TaskLock {
+        worker_id: "w".into(),
+        expires_at: now + chrono::Duration::minutes(5),
+    });
+    let mut expired = task(TaskKind::External, Some("score"), 0);
+    expired.lock = Some(TaskLock {
+        worker_id: "w".into(),
+        expires_at: now - chrono::Duration::minutes(5),
+    });
+    let mut retrying = task(TaskKind::External, Some("score"), 0);
+    retrying.retry_at = Some(now + chrono::Duration::minutes(5));
+    let mut incident = task(TaskKind::External, Some("score"), 0);
+    incident.incident = Some(Incident { message: None, at: now });
+    let mut done = task(TaskKind::External, Some("score"), 0);
+    done.state = TaskState::Completed;
+    c.tasks = vec![free.clone(), locked, expired.clone(), retrying, incident, done];
+    store.apply_case(&c, &record_for(&c)).await.expect("apply");
+    let mut got: Vec<Uuid> = store
+        .list_tasks(&tenant, &tasks_query(|q| q.lockable_at = Some(now)))
+        .await
+        .expect("list")
+        .iter()
+        .map(|t| t.task.id)
+        .collect();
+    got.sort();
+    let mut want = vec![free.id, expired.id];
+    want.sort();
+    assert_eq!(got, want);
+}
+
+/// A task is found by its id alone, and human tasks by their assignee.
+pub async fn tasks_are_found_by_id_and_assignee<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, cases) = seeded_with_tasks(&*store).await;
+    let wanted = &cases[7].tasks[0];
+    let got = store
+        .list_tasks(&tenant, &tasks_query(|q| q.task_id = Some(wanted.id)))
+        .await
+        .expect("list");
+    assert_eq!(got.len(), 1);
+    assert_eq!((&got[0].task, got[0].case.id), (wanted, cases[7].id));
+    let alices = store
+        .list_tasks(&tenant, &tasks_query(|q| q.assignee = Some("alice".into())))
+        .await
+        .expect("list");
+    assert_eq!(alices.len(), 10);
+    assert!(alices.iter().all(|t| t.task.kind == TaskKind::Human));
+}
+
+/// Only tasks of cases the clauses admit are listed.
+pub async fn task_lists_follow_the_visibility_clauses<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, cases) = seeded_with_tasks(&*store).await;
+    for clauses in clause_sets() {
+        let mut got: Vec<Uuid> = store
+            .list_tasks(
+                &tenant,
+                &tasks_query(|q| {
+                    q.kind = Some(TaskKind::External);
+                    q.visible = Some(clauses.clone());
+                }),
+            )
+            .await
+            .expect("list")
+            .iter()
+            .map(|t| t.case.id)
+            .collect();
+        got.sort();
+        let mut want: Vec<Uuid> = cases
+            .iter()
+            .filter(|c| clauses.iter().any(|cl| cl.matches(&Resource::of(c))))
+            .map(|c| c.id)
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "{clauses:?}");
+    }
+}
+
+/// Another tenant's tasks are never listed.
+pub async fn task_lists_are_scoped_by_tenant<S: CaseProjection>(store: Arc<S>) {
+    let (_, cases) = seeded_with_tasks(&*store).await;
+    let other = fresh_tenant();
+    let got = store
+        .list_tasks(&other, &tasks_query(|q| q.task_id = Some(cases[0].tasks[0].id)))
+        .await
+        .expect("list");
+    assert!(got.is_empty());
+}
+
+/// A newer state of the case replaces its tasks in the lists.
+pub async fn a_task_list_follows_the_newest_state_of_its_case<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, cases) = seeded_with_tasks(&*store).await;
+    let mut newer = cases[3].clone();
+    newer.revision = 2;
+    newer.tasks[0].state = TaskState::Completed;
+    store.apply_case(&newer, &record_for(&newer)).await.expect("apply");
+    let open = store
+        .list_tasks(
+            &tenant,
+            &tasks_query(|q| {
+                q.task_id = Some(newer.tasks[0].id);
+                q.states = Some(vec![TaskState::Created]);
+            }),
+        )
+        .await
+        .expect("list");
+    assert!(open.is_empty(), "the completed task is no longer waiting");
+    let done = store
+        .list_tasks(&tenant, &tasks_query(|q| q.states = Some(vec![TaskState::Completed])))
+        .await
+        .expect("list");
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].task.state, TaskState::Completed);
 }
