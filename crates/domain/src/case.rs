@@ -1336,7 +1336,7 @@ mod tests {
             s.and(fail(id, "w1", 2, 5_000), "svc", now);
             let t = task(&s, id);
             assert_eq!(t.retries, Some(2));
-            assert!(t.lock.is_none());
+            assert_eq!(t.lock.as_ref().map(|l| l.expires_at), Some(now + Duration::seconds(5)));
             assert!(!t.is_lockable(now + Duration::seconds(1)), "within the retry timeout");
             assert!(t.is_lockable(now + Duration::seconds(6)));
             assert_eq!(t.failure.unwrap().message.as_deref(), Some("scoring service down"));

@@ -854,7 +854,12 @@ impl Task {
             }
             CaseEvent::TaskUnlocked(_) => self.lock = None,
             CaseEvent::TaskFailed(e) => {
-                self.lock = None;
+                // The worker keeps the task until the retry time, as in
+                // Camunda: it may still complete it, nobody else may lock it.
+                self.lock = Some(TaskLock {
+                    worker_id: e.worker_id.clone(),
+                    expires_at: e.retry_at.unwrap_or(meta.time),
+                });
                 self.retries = Some(e.retries);
                 self.retry_at = e.retry_at;
                 self.failure = Some(TaskFailure {

@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{ApiError, json_error};
-use crate::routes::{cases, commands, definitions, dev_auth, docs, events, files, me, tasks, webhooks};
+use crate::routes::{cases, commands, definitions, dev_auth, docs, events, external_task, files, me, tasks, webhooks};
 use crate::state::{AppState, StreamSlots, Waiters, listen_for_outcomes};
 use casewire_application::AccessCache;
 
@@ -257,6 +257,15 @@ async fn start_serving(platform: Platform, shutdown: CancellationToken, files_on
                         .service(webhooks::deliveries),
                 )
             });
+        if !files_only {
+            app = app.service(
+                web::scope("/engine-rest")
+                    .service(external_task::fetch_and_lock)
+                    .service(external_task::list)
+                    .service(external_task::get_one)
+                    .service(external_task::act),
+            );
+        }
         if with_dev_auth {
             app = app.service(
                 web::scope(dev_auth::REALM_SCOPE)

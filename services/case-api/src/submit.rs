@@ -79,16 +79,73 @@ async fn submit_in_span(
     principal: &Principal,
     req: &HttpRequest,
     case_id: Uuid,
-    mut command: CaseCommand,
+    command: CaseCommand,
     command_id: Uuid,
 ) -> Result<HttpResponse, ApiError> {
-    let platform = &state.platform;
     let correlation_id = req
         .headers()
         .get("x-correlation-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(command_id);
+    let wait = preferred_wait(req, state.platform.config.api.max_wait_secs);
+    let submitted = accept(state, principal, case_id, command, command_id, correlation_id, wait).await?;
+    answer(state, principal, submitted).await
+}
+
+/// Submits a command for a caller that is not answering with the case
+/// (the external-task API): waits up to `wait` for its outcome, and gives
+/// the revision it made, or the rejection as the error.
+pub async fn submit_and_wait(
+    state: &AppState,
+    principal: &Principal,
+    case_id: Uuid,
+    command: CaseCommand,
+    wait: Duration,
+) -> Result<u64, ApiError> {
+    let command_id = Uuid::now_v7();
+    let span = tracing::info_span!("submit", case_id = %case_id, command_id = %command_id, command = command.name());
+    let submitted = accept(state, principal, case_id, command, command_id, command_id, Some(wait))
+        .instrument(span)
+        .await?;
+    match submitted.outcome {
+        Some((OutcomeStatus::Processed, revision, _)) => Ok(revision.unwrap_or(0)),
+        Some((OutcomeStatus::Rejected, _, Some(rejection))) => Err(ApiError::from_rejection(&rejection)),
+        Some((OutcomeStatus::Rejected, _, None)) => Err(ApiError::new(ErrorCode::Rejected, "rejected")),
+        Some((OutcomeStatus::Cancelled, _, _)) => Err(ApiError::new(ErrorCode::Cancelled, "the command was cancelled")),
+        None => Err(ApiError::new(
+            ErrorCode::Unavailable,
+            format!(
+                "command {command_id} was accepted but not decided within {} s",
+                wait.as_secs()
+            ),
+        )),
+    }
+}
+
+/// A command accepted, and its outcome when the caller waited for one.
+struct Submitted {
+    accepted: Accepted,
+    tenant: TenantId,
+    is_open: bool,
+    wait: Option<Duration>,
+    /// When the wait for the outcome (and for the case to show it) ends.
+    deadline: Instant,
+    outcome: Option<Finished>,
+}
+
+/// Checks, decides early, records and publishes a command, then waits for
+/// its outcome up to `wait`.
+async fn accept(
+    state: &AppState,
+    principal: &Principal,
+    case_id: Uuid,
+    mut command: CaseCommand,
+    command_id: Uuid,
+    correlation_id: Uuid,
+    wait: Option<Duration>,
+) -> Result<Submitted, ApiError> {
+    let platform = &state.platform;
     // Ids the domain needs are fixed here, so a redelivery decides the same.
     if let CaseCommand::Comment(c) = &mut command {
         c.comment_id.get_or_insert_with(Uuid::now_v7);
@@ -181,7 +238,6 @@ async fn submit_in_span(
             error: None,
         })
         .await?;
-    let wait = preferred_wait(req, platform.config.api.max_wait_secs);
     let waiter = wait.map(|_| state.waiters.register(command_id));
     if let Err(e) = platform
         .bus
@@ -223,14 +279,39 @@ async fn submit_in_span(
         task_id,
         status: CommandStatus::Pending,
     };
-    let (Some(wait), Some(waiter)) = (wait, waiter) else {
+    let deadline = Instant::now() + wait.unwrap_or_default();
+    let outcome = match waiter {
+        Some(waiter) => wait_for_outcome(state, command_id, waiter, deadline).await?,
+        None => None,
+    };
+    Ok(Submitted {
+        accepted,
+        tenant: envelope.tenant,
+        is_open,
+        wait,
+        deadline,
+        outcome,
+    })
+}
+
+/// The HTTP answer: 202 with the command, or with `Prefer: wait` the case
+/// as the command left it (or its rejection).
+async fn answer(state: &AppState, principal: &Principal, submitted: Submitted) -> Result<HttpResponse, ApiError> {
+    let Submitted {
+        accepted,
+        tenant,
+        is_open,
+        wait,
+        deadline,
+        outcome,
+    } = submitted;
+    let (Some(wait), Some(outcome)) = (wait, outcome) else {
         return Ok(accepted_response(&accepted));
     };
-    let deadline = Instant::now() + wait;
-    match wait_for_outcome(state, command_id, waiter, deadline).await? {
-        None => Ok(accepted_response(&accepted)),
-        Some((OutcomeStatus::Processed, revision, _)) => {
-            let mut case = visible_case(state, &envelope.tenant, case_id, revision.unwrap_or(0), deadline).await?;
+    let case_id = accepted.case_id;
+    match outcome {
+        (OutcomeStatus::Processed, revision, _) => {
+            let mut case = visible_case(state, &tenant, case_id, revision.unwrap_or(0), deadline).await?;
             // The command may have taken the case out of the caller's sight
             // (routed away, opened confidential): then only the outcome.
             let resource = Resource::of(&case);
@@ -258,11 +339,11 @@ async fn submit_in_span(
             }
             Ok(res.json(case))
         }
-        Some((OutcomeStatus::Rejected, _, error)) => Err(match error {
+        (OutcomeStatus::Rejected, _, error) => Err(match error {
             Some(rejection) => ApiError::from_rejection(&rejection),
             None => ApiError::new(ErrorCode::Rejected, "rejected"),
         }),
-        Some((OutcomeStatus::Cancelled, _, _)) => Err(ApiError::new(ErrorCode::Cancelled, "the command was cancelled")),
+        (OutcomeStatus::Cancelled, _, _) => Err(ApiError::new(ErrorCode::Cancelled, "the command was cancelled")),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod definitions;
 pub mod dev_auth;
 pub mod docs;
 pub mod events;
+pub mod external_task;
 pub mod files;
 pub mod me;
 pub mod tasks;
