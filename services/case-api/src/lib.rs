@@ -222,6 +222,7 @@ async fn start_serving(platform: Platform, shutdown: CancellationToken, files_on
                         .service(cases::resolve)
                         .service(cases::close)
                         .service(cases::reopen)
+                        .service(tasks::list_tasks)
                         .service(tasks::create_task)
                         .service(tasks::claim_task)
                         .service(tasks::unclaim_task)

@@ -996,6 +996,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/webhooks/{id}"),
     ("post", "/api/v1/webhooks/{id}/rotate"),
     ("get", "/api/v1/webhooks/{id}/deliveries"),
+    ("get", "/api/v1/tasks"),
     ("post", "/api/v1/cases/{id}/tasks"),
     ("post", "/api/v1/cases/{id}/tasks/{taskId}/claim"),
     ("post", "/api/v1/cases/{id}/tasks/{taskId}/unclaim"),

@@ -268,3 +268,88 @@ async fn retries_to_zero_raise_an_incident_that_setting_retries_resolves() {
     assert_eq!((t["incident"].clone(), t["retries"].clone()), (Value::Null, json!(2)));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_inbox_and_the_camunda_api_agree_on_state() {
+    let app = TestApp::spawn().await;
+    let case = open_waiting(&app, "Parcel lost").await;
+    let id = case["id"].as_str().unwrap().to_owned();
+    let (human, external) = (Uuid::now_v7(), Uuid::now_v7());
+    for (user, body) in [("alice", police_report(human)), ("intake", fraud_score(external))] {
+        let r = app
+            .client(user)
+            .post_wait(&format!("/api/v1/cases/{id}/tasks"), &body)
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+    }
+    let inbox = |user: &'static str, query: &'static str| {
+        let c = app.client(user);
+        async move {
+            let r = c.get(&format!("/api/v1/tasks{query}")).await.unwrap();
+            assert_eq!(r.status.as_u16(), 200, "{query}: {}", r.body);
+            r.body["items"].as_array().unwrap().clone()
+        }
+    };
+    assert!(inbox("alice", "?assignee=me").await.is_empty());
+    let r = app
+        .client("alice")
+        .post_wait(&format!("/api/v1/cases/{id}/tasks/{human}/claim"), &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+    let mine = inbox("alice", "?assignee=me").await;
+    assert_eq!(mine.len(), 1);
+    assert_eq!(
+        (mine[0]["task"]["state"].as_str(), mine[0]["case"]["id"].as_str()),
+        (Some("claimed"), Some(id.as_str()))
+    );
+    // Nobody outside sees any of it.
+    assert!(inbox("hank", "").await.is_empty());
+    assert!(inbox("dave", "").await.is_empty());
+    // The external task: waiting in both views, then locked in both.
+    let waiting = inbox("alice", "?kind=external&topic=fraud-score").await;
+    assert_eq!(waiting.len(), 1);
+    let camunda = app.client("intake");
+    let r = camunda
+        .send(
+            Method::POST,
+            "/engine-rest/external-task/fetchAndLock",
+            Some(&json!({"workerId": "w1", "maxTasks": 1,
+                         "topics": [{"topicName": "fraud-score", "lockDuration": 60000}]})),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.body[0]["id"], external.to_string(), "{}", r.body);
+    let locked = inbox("alice", "?kind=external").await;
+    let one = camunda
+        .get(&format!("/engine-rest/external-task/{external}"))
+        .await
+        .unwrap();
+    assert_eq!(locked[0]["task"]["lock"]["workerId"], "w1");
+    assert_eq!(one.body["workerId"], "w1");
+    let r = camunda
+        .send(
+            Method::POST,
+            &format!("/engine-rest/external-task/{external}/complete"),
+            Some(&json!({"workerId": "w1", "variables": {"score": {"type": "Double", "value": 0.4}}})),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 204, "{}", r.body);
+    let done = inbox("alice", "?kind=external&state=completed").await;
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0]["task"]["output"], json!({"score": 0.4}));
+    assert!(inbox("alice", "?kind=external").await.is_empty(), "nothing left to do");
+    let gone = camunda
+        .get(&format!("/engine-rest/external-task/{external}"))
+        .await
+        .unwrap();
+    assert_eq!(gone.status.as_u16(), 404);
+    // Bad filters are 400s, not empty lists.
+    let r = app.client("alice").get("/api/v1/tasks?state=open").await.unwrap();
+    assert_eq!(r.status.as_u16(), 400, "{}", r.body);
+    app.stop().await;
+}

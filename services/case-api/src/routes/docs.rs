@@ -54,7 +54,7 @@ impl Modify for BearerAuth {
         events::stream,
         me::get_preferences, me::put_preferences, me::inbox, me::mark_read, me::mark_all_read, me::watch, me::unwatch,
         webhooks::create, webhooks::list, webhooks::remove, webhooks::rotate, webhooks::deliveries,
-        tasks::create_task, tasks::claim_task, tasks::unclaim_task, tasks::assign_task, tasks::complete_task,
+        tasks::list_tasks, tasks::create_task, tasks::claim_task, tasks::unclaim_task, tasks::assign_task, tasks::complete_task,
         tasks::cancel_task, tasks::set_task_retries,
     ),
     components(schemas(
@@ -84,6 +84,7 @@ impl Modify for BearerAuth {
         casewire_domain::task::TaskCancelled, casewire_domain::task::TaskLocked, casewire_domain::task::TaskUnlocked,
         casewire_domain::task::TaskFailed, casewire_domain::task::IncidentRaised, casewire_domain::task::TaskRetriesSet,
         tasks::TaskAssignee, tasks::TaskOutput, tasks::TaskCancellation, tasks::TaskRetries, tasks::NoBody,
+        tasks::TaskList, casewire_ports::TaskItem,
     )),
     modifiers(&BearerAuth),
     tags(

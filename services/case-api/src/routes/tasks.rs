@@ -3,17 +3,21 @@
 //! and answered like every other (202, or the case with `Prefer: wait`).
 //! Workers use the Camunda-compatible `/engine-rest/external-task` API.
 
-use actix_web::web::{Data, Path};
-use actix_web::{HttpRequest, HttpResponse, post};
+use actix_web::web::{Data, Path, Query};
+use actix_web::{HttpRequest, HttpResponse, get, post};
 use casewire_domain::CaseCommand;
 use casewire_domain::task::{AssignTask, CancelTask, CompleteTask, CreateTask, SetTaskRetries, TaskRef};
-use casewire_domain::types::UserRef;
+use casewire_domain::types::{QueueName, UserRef};
+use casewire_domain::{TaskKind, TaskState};
+use casewire_ports::{TaskItem, TaskQuery};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::IntoParams;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Auth;
+use crate::authz;
 use crate::body::Body;
 use crate::error::{ApiError, ErrorBody, json_body, required_json};
 use crate::routes::cases::{CaseRef, task};
@@ -174,3 +178,78 @@ task_action!(
         retries: b.retries
     })
 );
+
+/// Filters of the task inbox. Lists are comma-separated.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TaskParams {
+    /// A user name, or `me`.
+    pub assignee: Option<String>,
+    /// The queue a human task is for.
+    pub queue: Option<String>,
+    /// `created`, `claimed`, `completed`, `cancelled`, `errored`; default
+    /// `created,claimed` (what is still to do).
+    pub state: Option<String>,
+    /// `human` or `external`.
+    pub kind: Option<String>,
+    /// External tasks of this topic.
+    pub topic: Option<String>,
+    /// 1 to 500, default 100.
+    pub limit: Option<usize>,
+}
+
+/// The tasks in the inbox.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskList {
+    pub items: Vec<TaskItem>,
+}
+
+fn parse_one<T: serde::de::DeserializeOwned>(field: &str, raw: &str) -> Result<T, ApiError> {
+    serde_json::from_value(Value::String(raw.trim().to_owned()))
+        .map_err(|_| ApiError::bad_parameter(format!("{field}: unknown value '{}'", raw.trim())))
+}
+
+fn task_query(auth: &Auth, p: TaskParams) -> Result<TaskQuery, ApiError> {
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_parameter("limit: must be 1 to 500"));
+    }
+    let states = match p.state.as_deref() {
+        None => vec![TaskState::Created, TaskState::Claimed],
+        Some(raw) => raw
+            .split(',')
+            .map(|s| parse_one::<TaskState>("state", s))
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(TaskQuery {
+        assignee: p.assignee.map(|a| if a == "me" { auth.name.clone() } else { a }),
+        queue: p
+            .queue
+            .map(|q| QueueName::parse(q).map_err(|e| ApiError::bad_parameter(e.to_string())))
+            .transpose()?,
+        states: Some(states),
+        kind: p.kind.map(|k| parse_one::<TaskKind>("kind", &k)).transpose()?,
+        topics: p.topic.map(|t| vec![t]),
+        limit,
+        ..TaskQuery::default()
+    })
+}
+
+/// The task inbox: tasks of the cases you may see, highest priority first.
+#[utoipa::path(
+    get, path = "/api/v1/tasks", tag = "tasks", params(TaskParams),
+    responses((status = 200, body = TaskList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/tasks")]
+pub async fn list_tasks(
+    state: Data<AppState>,
+    auth: Auth,
+    params: Query<TaskParams>,
+) -> Result<HttpResponse, ApiError> {
+    let mut query = task_query(&auth, params.into_inner())?;
+    query.visible = Some(authz::filter(&state, &auth).await?.clauses);
+    let items = state.platform.reads.list_tasks(&auth.tenant, &query).await?;
+    Ok(HttpResponse::Ok().json(TaskList { items }))
+}
