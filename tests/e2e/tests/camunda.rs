@@ -268,3 +268,150 @@ async fn a_long_poll_answers_when_a_task_arrives() {
     );
     app.stop().await;
 }
+
+/// Where the workers find the API: a restart moves it to a new port.
+type Endpoint = std::sync::Arc<std::sync::RwLock<(String, String)>>;
+
+/// A worker: fetch and lock up to 10, complete each with its own name,
+/// until `stop`; connection errors (the API restarting) are waited out.
+async fn race_worker(name: &'static str, endpoint: Endpoint, stop: tokio_util::sync::CancellationToken) -> usize {
+    let mut completed = 0;
+    while !stop.is_cancelled() {
+        let (url, token) = endpoint.read().unwrap().clone();
+        let c = casewire::client::Client::new(&url, &token);
+        let fetch = json!({"workerId": name, "maxTasks": 10, "asyncResponseTimeout": 500,
+                           "topics": [{"topicName": "race", "lockDuration": 20000}]});
+        let Ok(r) = c
+            .send(
+                Method::POST,
+                "/engine-rest/external-task/fetchAndLock",
+                Some(&fetch),
+                None,
+            )
+            .await
+        else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        for task in r.body.as_array().cloned().unwrap_or_default() {
+            let id = task["id"].as_str().unwrap_or_default();
+            let body = json!({"workerId": name, "variables": {"by": {"type": "String", "value": name}}});
+            if let Ok(r) = c
+                .send(
+                    Method::POST,
+                    &format!("/engine-rest/external-task/{id}/complete"),
+                    Some(&body),
+                    None,
+                )
+                .await
+                && r.status.as_u16() == 204
+            {
+                completed += 1;
+            }
+        }
+    }
+    completed
+}
+
+#[tokio::test]
+async fn two_workers_complete_each_task_exactly_once_across_an_api_restart() {
+    const CASES: usize = 10;
+    const PER_CASE: usize = 100;
+    let app = TestApp::spawn().await;
+    let mut cases = Vec::new();
+    for n in 0..CASES {
+        let r = app
+            .client("alice")
+            .post_wait("/api/v1/cases", &complaint(&format!("Race {n}")))
+            .await
+            .unwrap();
+        cases.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    let intake = app.client("intake");
+    for case in &cases {
+        for _ in 0..PER_CASE {
+            let body = json!({"kind": "external", "name": "Race", "topic": "race"});
+            let r = intake
+                .post(&format!("/api/v1/cases/{case}/tasks"), &body)
+                .await
+                .unwrap();
+            assert_eq!(r.status.as_u16(), 202, "{}", r.body);
+        }
+    }
+    let endpoint: Endpoint = std::sync::Arc::new(std::sync::RwLock::new((app.url(), intake.token().to_owned())));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let workers: Vec<_> = ["w1", "w2"]
+        .into_iter()
+        .map(|w| tokio::spawn(race_worker(w, endpoint.clone(), stop.clone())))
+        .collect();
+    // Restart the whole platform (API, engine, projector) once some tasks
+    // are done and others in flight.
+    let done = |app: &TestApp| {
+        let c = app.client("alice");
+        async move {
+            let r = c
+                .get("/api/v1/tasks?kind=external&state=completed&limit=500")
+                .await
+                .unwrap();
+            r.body["items"].as_array().map_or(0, Vec::len)
+        }
+    };
+    let app = {
+        let limit = std::time::Instant::now() + Duration::from_secs(120);
+        while done(&app).await < 200 {
+            assert!(std::time::Instant::now() < limit, "the workers made no progress");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let dir = app.stop().await;
+        let app = TestApp::start_in(dir, casewire::embedded::Services::default(), false).await;
+        *endpoint.write().unwrap() = (app.url(), app.client("intake").token().to_owned());
+        app
+    };
+    // Every task completed, each by exactly one worker, exactly once.
+    let limit = std::time::Instant::now() + Duration::from_secs(300);
+    let mut completed_tasks;
+    loop {
+        let mut open = 0;
+        completed_tasks = 0;
+        for case in &cases {
+            let r = app.client("alice").get(&format!("/api/v1/cases/{case}")).await.unwrap();
+            for t in r.body["tasks"].as_array().unwrap() {
+                match t["state"].as_str() {
+                    Some("completed") => completed_tasks += 1,
+                    _ => open += 1,
+                }
+            }
+        }
+        if open == 0 || std::time::Instant::now() > limit {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.cancel();
+    let mut reported = 0;
+    for w in workers {
+        reported += w.await.unwrap();
+    }
+    assert_eq!(completed_tasks, CASES * PER_CASE, "every task completed");
+    for case in &cases {
+        let history = app
+            .client("alice")
+            .get(&format!("/api/v1/cases/{case}/history"))
+            .await
+            .unwrap();
+        let completions = history.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"].as_str().is_some_and(|t| t.contains("task-completed")))
+            .count();
+        assert_eq!(completions, PER_CASE, "one completion per task, none doubled");
+    }
+    // A worker told 204 completed it; one that lost the race was told so.
+    assert!(
+        reported <= CASES * PER_CASE,
+        "{reported} completions reported for {} tasks",
+        CASES * PER_CASE
+    );
+    app.stop().await;
+}
