@@ -137,6 +137,11 @@ pub struct CaseDefinition {
     /// `watch`) turned off or made critical for these cases.
     #[serde(default)]
     pub notifications: NotificationRules,
+    /// Rules that create tasks and issue commands when events happen
+    /// (checked at import: event types, stages, priorities, forms and
+    /// commands must be valid).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub automation: Vec<crate::automation::AutomationRule>,
     /// `schema`, compiled on first use and shared by clones (not part of
     /// the document).
     #[serde(skip)]
@@ -291,6 +296,10 @@ impl CaseDefinition {
                 "notifications: '{k}' is not a kind ({})",
                 NOTIFICATION_KINDS.join(", ")
             ));
+        }
+        crate::automation::check_names(&self.automation)?;
+        for rule in &self.automation {
+            rule.validate(self)?;
         }
         if !self.schema.is_object() {
             return bad("schema must be a JSON Schema object".into());

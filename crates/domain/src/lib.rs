@@ -10,12 +10,14 @@
 //! - [`command`]: the commands a case accepts, named with domain verbs.
 //! - [`event`]: the facts they produce, in the past tense.
 //! - [`case`]: the aggregate state, `handle` (every rule) and `apply` (none).
+//! - [`automation`]: a definition's rules, and which fire on an event.
 //! - [`task`]: human and external tasks of a case, their commands, events
 //!   and rules.
 //! - [`error`]: typed rejections with stable codes.
 //! - [`error_code`]: the one table of stable error codes, their HTTP status
 //!   and meaning.
 
+pub mod automation;
 pub mod case;
 pub mod command;
 pub mod definition;

@@ -9,10 +9,25 @@
 //! instead of deciding twice.
 //!
 //! # Layout
+//! - [`automation`]: the definition's rules, turned into commands as
+//!   events come.
 //! - [`engine`]: the consumer loop, the outbox recovery and outcomes. The
 //!   decision itself (`decide`, the case cache) is in `casewire-application`,
 //!   which the API's early check shares.
 
+pub mod automation;
 pub mod engine;
 
-pub use engine::{Engine, run};
+pub use engine::Engine;
+
+/// Runs the command consumer and automation until `shutdown`.
+pub async fn run(
+    platform: casewire_runtime::Platform,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    tokio::try_join!(
+        engine::run(platform.clone(), shutdown.clone()),
+        automation::run(platform, shutdown),
+    )?;
+    Ok(())
+}
