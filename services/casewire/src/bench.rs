@@ -58,6 +58,9 @@ pub enum BenchWhat {
     /// The rebuild of every read model from a generated log of `--cases`
     /// cases, against the raw read of the same log.
     Replay(crate::bench_replay::ReplayBenchArgs),
+    /// External tasks through the Camunda API: tasks/s with N workers and
+    /// the long-poll wake-up latency, against the raw event append.
+    Tasks(crate::bench_tasks::TaskBenchArgs),
     /// The client side of `bench ws`, which it starts itself.
     #[command(hide = true)]
     WsClients(crate::bench_ws::WsClientsArgs),
@@ -79,10 +82,10 @@ pub struct FileBenchArgs {
 }
 
 /// The baseline measured in the same run.
-struct Baseline {
-    what: &'static str,
-    unit: &'static str,
-    per_sec: f64,
+pub(crate) struct Baseline {
+    pub(crate) what: &'static str,
+    pub(crate) unit: &'static str,
+    pub(crate) per_sec: f64,
     p50_ms: Option<f64>,
     p99_ms: Option<f64>,
 }
@@ -90,7 +93,7 @@ struct Baseline {
 /// The raw SQLite event store, one append per transaction and then the
 /// same appends `BATCH` to a transaction: what the engine could do at best
 /// without batching and with it.
-async fn sqlite_baselines(
+pub(crate) async fn sqlite_baselines(
     base: &Config,
     dir: &std::path::Path,
     clients: usize,
@@ -334,7 +337,7 @@ fn sequence(worker: usize, n: usize) -> Vec<(&'static str, serde_json::Value)> {
     ]
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -342,7 +345,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 

@@ -9,10 +9,13 @@
 //! - [`bench`]: `casewire bench` — end-to-end throughput and latency with a
 //!   raw store baseline from the same run.
 //! - [`bench_ws`]: `casewire bench ws` — WebSocket fan-out.
+//! - [`bench_tasks`]: `casewire bench tasks` — external tasks through the
+//!   Camunda API.
 //! - `main.rs`: the CLI (clap).
 
 pub mod bench;
 pub mod bench_replay;
+pub mod bench_tasks;
 pub mod bench_ws;
 pub mod client;
 pub mod demo;

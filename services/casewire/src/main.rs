@@ -448,6 +448,10 @@ async fn main() -> anyhow::Result<()> {
             what: Some(casewire::bench::BenchWhat::Replay(args)),
             ..
         }) => casewire::bench_replay::run(config, args).await,
+        Command::Bench(casewire::bench::BenchArgs {
+            what: Some(casewire::bench::BenchWhat::Tasks(args)),
+            ..
+        }) => casewire::bench_tasks::run(config, args).await,
         Command::Bench(args) => casewire::bench::run(config, args).await,
         Command::Policy {
             command: PolicyCommand::Test { dir },
