@@ -76,6 +76,18 @@ async fn fetch(client: &Client, worker: &str, max: usize, timeout_ms: u64) -> an
     Ok(r.body.as_array().cloned().unwrap_or_default())
 }
 
+async fn complete(client: &Client, worker: &str, task: &Value) -> anyhow::Result<crate::client::Reply> {
+    let id = task["id"].as_str().unwrap_or_default();
+    client
+        .send(
+            Method::POST,
+            &format!("/engine-rest/external-task/{id}/complete"),
+            Some(&json!({"workerId": worker})),
+            None,
+        )
+        .await
+}
+
 /// One worker: fetch up to 10, complete each, until nothing is left.
 async fn worker(client: Client, name: String) -> anyhow::Result<usize> {
     let mut done = 0;
@@ -84,17 +96,9 @@ async fn worker(client: Client, name: String) -> anyhow::Result<usize> {
         if tasks.is_empty() {
             return Ok(done);
         }
-        for t in tasks {
-            let id = t["id"].as_str().unwrap_or_default();
-            let r = client
-                .send(
-                    Method::POST,
-                    &format!("/engine-rest/external-task/{id}/complete"),
-                    Some(&json!({"workerId": name})),
-                    None,
-                )
-                .await?;
-            if r.status.as_u16() == 204 {
+        // Handlers run side by side, as Camunda's clients run them.
+        for r in futures::future::join_all(tasks.iter().map(|t| complete(&client, &name, t))).await {
+            if r?.status.as_u16() == 204 {
                 done += 1;
             }
         }

@@ -376,26 +376,29 @@ async fn lock_some(
     if !use_priority {
         candidates.sort_by_key(|c| (c.task.created_at, c.task.id));
     }
-    for item in candidates {
-        if out.len() >= fetch.max {
-            break;
-        }
-        let Some(topic) = fetch
-            .topics
-            .iter()
-            .find(|t| item.task.topic.as_ref() == Some(&t.topic_name))
-        else {
-            continue;
-        };
-        if topic.business_key.as_ref().is_some_and(|k| k != item.case.key.as_str())
-            || topic
+    let wanted: Vec<(TaskItem, &FetchTopic)> = candidates
+        .into_iter()
+        .filter_map(|item| {
+            let topic = fetch
+                .topics
+                .iter()
+                .find(|t| item.task.topic.as_ref() == Some(&t.topic_name))?;
+            let other_key = topic.business_key.as_ref().is_some_and(|k| k != item.case.key.as_str());
+            let other_definition = topic
                 .process_definition_key
                 .as_ref()
-                .is_some_and(|k| *k != item.case.definition_id)
-        {
-            continue;
-        }
-        if let Some(dto) = try_lock(state, auth, &item, topic, &fetch.worker).await? {
+                .is_some_and(|k| *k != item.case.definition_id);
+            (!other_key && !other_definition).then_some((item, topic))
+        })
+        .take(fetch.max)
+        .collect();
+    // The locks are asked for together: each waits for the engine, and
+    // one after another they would cost a round trip each.
+    let locks = wanted
+        .iter()
+        .map(|(item, topic)| try_lock(state, auth, item, topic, &fetch.worker));
+    for locked in futures::future::join_all(locks).await {
+        if let Some(dto) = locked? {
             out.push(dto);
         }
     }
