@@ -193,6 +193,27 @@ fn refuse_aliases(source: &str) -> Result<(), DomainError> {
     }
 }
 
+/// Validates `value` with `validator`: every violation, each with where
+/// in the value it is, or `Ok`.
+pub(crate) fn check_against(validator: &jsonschema::Validator, value: &Value) -> Result<(), DomainError> {
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| {
+            let path = e.instance_path.to_string();
+            if path.is_empty() {
+                e.to_string()
+            } else {
+                format!("{path}: {e}")
+            }
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(DomainError::SchemaViolation { errors })
+    }
+}
+
 fn empty_object_schema() -> Value {
     serde_json::json!({"type": "object"})
 }
@@ -321,22 +342,7 @@ impl CaseDefinition {
             })
             .as_ref()
             .map_err(|e| DomainError::InvalidDefinition(format!("schema does not compile: {e}")))?;
-        let errors: Vec<String> = validator
-            .iter_errors(data)
-            .map(|e| {
-                let path = e.instance_path.to_string();
-                if path.is_empty() {
-                    e.to_string()
-                } else {
-                    format!("{path}: {e}")
-                }
-            })
-            .collect();
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(DomainError::SchemaViolation { errors })
-        }
+        check_against(validator, data)
     }
 
     /// Whether `stage` is one of the definition's stages.

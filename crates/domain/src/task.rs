@@ -894,20 +894,5 @@ impl Task {
 fn validate_output(form: &Value, output: &Value) -> Result<(), DomainError> {
     let validator = jsonschema::validator_for(form)
         .map_err(|e| DomainError::invalid("form", format!("the task's form does not compile: {e}")))?;
-    let errors: Vec<String> = validator
-        .iter_errors(output)
-        .map(|e| {
-            let path = e.instance_path.to_string();
-            if path.is_empty() {
-                e.to_string()
-            } else {
-                format!("{path}: {e}")
-            }
-        })
-        .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(DomainError::SchemaViolation { errors })
-    }
+    crate::definition::check_against(&validator, output)
 }
