@@ -61,20 +61,36 @@ async fn handle(platform: &Platform, cache: &CaseCache, msg: &BusMessage) -> Res
     let Ok(event) = record.case_event() else {
         return Ok(());
     };
-    let Some(case) = case_as_of(platform, &record).await? else {
+    // The definition first, from the cached newest state (a case keeps its
+    // definition version): most definitions have no rules, and reading the
+    // case's stream for every event would cost the engine's process a read
+    // of the whole history per event.
+    let Some(latest) = cache
+        .current(&*platform.events, &record.tenant, record.case_id)
+        .await
+        .map_err(transient)?
+    else {
         return Ok(());
     };
     let definition = cache
         .definition(
             &*platform.reads,
             &record.tenant,
-            &case.definition_id,
-            Some(case.definition_version),
+            &latest.definition_id,
+            Some(latest.definition_version),
         )
         .await
         .map_err(transient)?;
     let Some(definition) = definition.filter(|d| !d.automation.is_empty()) else {
         return Ok(());
+    };
+    let case = if latest.revision == record.revision {
+        latest
+    } else {
+        match case_as_of(platform, &record).await? {
+            Some(case) => case,
+            None => return Ok(()),
+        }
     };
     let fired = fire(&definition, record.id, &event, &case);
     if fired.is_empty() {

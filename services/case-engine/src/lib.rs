@@ -10,7 +10,8 @@
 //!
 //! # Layout
 //! - [`automation`]: the definition's rules, turned into commands as
-//!   events come.
+//!   events come; a consumer of its own (`casewire serve automation`),
+//!   beside the engine in `casewire dev`.
 //! - [`engine`]: the consumer loop, the outbox recovery and outcomes. The
 //!   decision itself (`decide`, the case cache) is in `casewire-application`,
 //!   which the API's early check shares.
@@ -18,16 +19,4 @@
 pub mod automation;
 pub mod engine;
 
-pub use engine::Engine;
-
-/// Runs the command consumer and automation until `shutdown`.
-pub async fn run(
-    platform: casewire_runtime::Platform,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> anyhow::Result<()> {
-    tokio::try_join!(
-        engine::run(platform.clone(), shutdown.clone()),
-        automation::run(platform, shutdown),
-    )?;
-    Ok(())
-}
+pub use engine::{Engine, run};

@@ -78,6 +78,11 @@ impl Embedded {
                 "case-engine",
                 casewire_case_engine::run(platform.clone(), shutdown.child_token()),
             );
+            spawn(
+                &mut tasks,
+                "automation",
+                casewire_case_engine::automation::run(platform.clone(), shutdown.child_token()),
+            );
         }
         if services.projector {
             spawn(

@@ -103,6 +103,8 @@ enum Service {
     WsPublisher,
     /// Notifications: in-app, e-mail, webhooks.
     NotifyPublisher,
+    /// The definitions' automation rules: events in, commands out.
+    Automation,
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -254,11 +256,16 @@ async fn serve(config: Config, service: Service) -> anyhow::Result<()> {
             println!("Management  http://{}/health/ready", api.management_addr);
             api.wait().await
         }
-        Service::CaseEngine | Service::Projector | Service::WsPublisher | Service::NotifyPublisher => {
+        Service::CaseEngine
+        | Service::Projector
+        | Service::WsPublisher
+        | Service::NotifyPublisher
+        | Service::Automation => {
             let (addr, management) = casewire_runtime::management::start(platform.clone(), shutdown.clone())?;
             println!("Management  http://{addr}/health/ready");
             let result = match service {
                 Service::CaseEngine => casewire_case_engine::run(platform, shutdown.clone()).await,
+                Service::Automation => casewire_case_engine::automation::run(platform, shutdown.clone()).await,
                 Service::WsPublisher => casewire_ws_publisher::run(platform, shutdown.clone()).await,
                 Service::NotifyPublisher => casewire_notify_publisher::run(platform, shutdown.clone()).await,
                 Service::Projector | Service::CaseApi | Service::StorageApi => {
