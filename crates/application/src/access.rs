@@ -56,11 +56,14 @@ impl AccessCache {
     }
 }
 
-/// Whether an event is an internal comment, which only callers allowed
-/// `case.comment.read-internal` may see.
+/// Whether an event is internal work: an internal comment, or any task
+/// event (tasks are the organisation's work on the case, and their
+/// variables and outcomes are not the requester's to read). Only callers
+/// allowed `case.comment.read-internal` may see these.
 pub fn is_internal_comment(record: &EventRecord) -> bool {
-    matches!(
-        record.case_event(),
-        Ok(CaseEvent::CommentAdded(c)) if c.visibility == Visibility::Internal
-    )
+    match record.case_event() {
+        Ok(CaseEvent::CommentAdded(c)) => c.visibility == Visibility::Internal,
+        Ok(e) => e.name().starts_with("task-") || e.name() == "incident-raised",
+        Err(_) => false,
+    }
 }

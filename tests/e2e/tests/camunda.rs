@@ -236,6 +236,19 @@ async fn fetch_and_lock_speaks_camundas_rules() {
         .await
         .unwrap();
     assert_eq!(r.status.as_u16(), 404);
+    // Unlocking is a worker's verb: a viewer may not, even where it would
+    // change nothing.
+    let unlock = format!("/engine-rest/external-task/{task}/unlock");
+    for expected in [204, 204] {
+        let r = intake.send(Method::POST, &unlock, None, None).await.unwrap();
+        assert_eq!(r.status.as_u16(), expected, "{}", r.body);
+    }
+    let r = app
+        .client("erin")
+        .send(Method::POST, &unlock, None, None)
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 403, "{}", r.body);
     app.stop().await;
 }
 

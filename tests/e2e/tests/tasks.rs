@@ -353,3 +353,29 @@ async fn the_inbox_and_the_camunda_api_agree_on_state() {
     assert_eq!(r.status.as_u16(), 400, "{}", r.body);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_requester_reads_their_case_without_its_tasks() {
+    let app = TestApp::spawn().await;
+    let dave = app.client("dave");
+    let r = dave.post_wait("/api/v1/cases", &complaint("My kettle")).await.unwrap();
+    assert_eq!(r.status.as_u16(), 201, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let r = app
+        .client("intake")
+        .post_wait(&format!("/api/v1/cases/{id}/tasks"), &fraud_score(Uuid::now_v7()))
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+    assert_eq!(r.body["tasks"].as_array().unwrap().len(), 1, "staff see the task");
+    let mine = dave.get(&format!("/api/v1/cases/{id}")).await.unwrap();
+    assert_eq!(mine.status.as_u16(), 200, "{}", mine.body);
+    assert_eq!(mine.body["tasks"], json!([]), "{}", mine.body);
+    let history = dave.get(&format!("/api/v1/cases/{id}/history")).await.unwrap();
+    assert!(!history.body.to_string().contains("task-created"), "{}", history.body);
+    let inbox = dave.get("/api/v1/tasks?kind=external").await.unwrap();
+    assert_eq!(inbox.body["items"], json!([]), "{}", inbox.body);
+    let camunda = dave.get("/engine-rest/external-task").await.unwrap();
+    assert_eq!(camunda.body, json!([]), "{}", camunda.body);
+    app.stop().await;
+}

@@ -501,9 +501,7 @@ pub async fn get_case(
         None => Some(now.clone()),
     };
     let mut case = case.ok_or_else(|| ApiError::not_found("case"))?;
-    // Most cases have no internal comment: then there is nothing to decide.
-    let has_internal = case.comments.iter().any(|c| c.visibility != Visibility::Public);
-    if has_internal
+    if authz::has_internal(&case)
         && !authz::decide(&state, &auth, authz::READ_INTERNAL, Some(&Resource::of(&now)))
             .await?
             .allow

@@ -226,10 +226,21 @@ fn locked_dto(item: &TaskItem, tenant: &str, worker: &str, expires: DateTime<Utc
     dto
 }
 
+/// The policy's filter for the cases whose tasks the caller may see: none
+/// for a caller who may not read internal work (a requester), since tasks
+/// are internal like internal comments.
+async fn task_filter(state: &AppState, auth: &Auth) -> Result<casewire_ports::VisibilityFilter, EngineError> {
+    let mut filter = authz::filter(state, auth).await?;
+    if !authz::allowed(state, auth, authz::READ_INTERNAL).await? {
+        filter.clauses.clear();
+    }
+    Ok(filter)
+}
+
 /// The external task `id` if the caller may see its case.
 async fn find(state: &AppState, auth: &Auth, id: &str) -> Result<TaskItem, EngineError> {
     let task_id: Uuid = id.parse().map_err(|_| EngineError::not_found(id))?;
-    let visible = authz::filter(state, auth).await?;
+    let visible = task_filter(state, auth).await?;
     let query = TaskQuery {
         task_id: Some(task_id),
         kind: Some(TaskKind::External),
@@ -357,7 +368,7 @@ async fn lock_some(
     if fetch.max == 0 || fetch.topics.is_empty() {
         return Ok(out);
     }
-    let visible = authz::filter(state, auth).await?;
+    let visible = task_filter(state, auth).await?;
     let query = TaskQuery {
         kind: Some(TaskKind::External),
         topics: Some(fetch.topics.iter().map(|t| t.topic_name.clone()).collect()),
@@ -473,7 +484,7 @@ pub async fn list(state: Data<AppState>, auth: Auth, params: Query<ListParams>) 
 }
 
 async fn list_inner(state: &AppState, auth: &Auth, p: &ListParams) -> Result<HttpResponse, EngineError> {
-    let visible = authz::filter(state, auth).await?;
+    let visible = task_filter(state, auth).await?;
     let query = TaskQuery {
         kind: Some(TaskKind::External),
         states: Some(vec![TaskState::Created]),
@@ -647,8 +658,11 @@ async fn act_inner(
     let item = find(state, auth, id).await?;
     let b = worker_body(body)?;
     let (command, words, worker) = verb_command(verb, item.task.id, &b)?;
-    // Unlocking a task nobody holds is done already (Camunda answers 204).
+    // Unlocking a task nobody holds is done already (Camunda answers 204),
+    // for a caller the policy lets work it.
     if matches!(command, CaseCommand::UnlockTask(_)) && item.task.lock.is_none() {
+        let case = authz::current_case(state, &auth.tenant, item.case.id).await?;
+        authz::authorize(state, auth, casewire_ports::Action::TaskExternal, &case).await?;
         return Ok(HttpResponse::NoContent().finish());
     }
     submit_and_wait(state, auth, item.case.id, command, DECIDE_WAIT)

@@ -249,6 +249,10 @@ pub async fn list_tasks(
     params: Query<TaskParams>,
 ) -> Result<HttpResponse, ApiError> {
     let mut query = task_query(&auth, params.into_inner())?;
+    // Tasks are internal work, like internal comments: a requester sees none.
+    if !authz::allowed(&state, &auth, authz::READ_INTERNAL).await? {
+        return Ok(HttpResponse::Ok().json(TaskList { items: Vec::new() }));
+    }
     query.visible = Some(authz::filter(&state, &auth).await?.clauses);
     let items = state.platform.reads.list_tasks(&auth.tenant, &query).await?;
     Ok(HttpResponse::Ok().json(TaskList { items }))
