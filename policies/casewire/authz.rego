@@ -262,6 +262,26 @@ allow if {
 	is_integration
 }
 
+# Mail into cases (the inbound webhook, the mailbox reader): the caller is
+# the integration that delivers it, never the mail's sender, so this is an
+# integration's or an admin's right. Without a case: may the caller deliver
+# mail at all.
+mail_ingester if is_integration
+
+mail_ingester if is_admin
+
+allow if {
+	input.action == "mail.ingest"
+	object.get(input, "resource", null) == null
+	mail_ingester
+}
+
+allow if {
+	input.action == "mail.ingest"
+	visible
+	mail_ingester
+}
+
 # Requesters write public comments and add files (photos, forms) to their cases.
 allow if {
 	input.action in {"case.comment.public", "case.attach"}
@@ -389,9 +409,11 @@ case_grants contains {"action": "case.open", "needs": "tenant", "clause": {"queu
 # The rules that do not read the case allow the same with or without one.
 case_grants contains {"action": a, "needs": "nothing", "clause": {}} if {
 	some a in input.actions
-	not a in {"case.comment.read.internal"}
+	not a in {"case.comment.read.internal", "mail.ingest"}
 	allow with input.action as a
 }
+
+case_grants contains {"action": "mail.ingest", "needs": "visible", "clause": {}} if mail_ingester
 
 grants := {
 	"visible": [c | some c in clauses],

@@ -270,3 +270,15 @@ test_a_manager_without_groups_sees_only_unrestricted_definitions if {
 	decide_with(m, "case.read", ticket_case).visible
 	not decide_with(m, "case.assign", ticket_case).allow
 }
+
+test_only_integrations_and_admins_deliver_mail if {
+	allowed := authz.decision.allow with input as {"subject": bot, "action": "mail.ingest"}
+	allowed
+	decide(bot, "mail.ingest", support_case).allow
+	decide(carol, "mail.ingest", support_case).allow
+	not decide(bot, "mail.ingest", other_tenant_case).allow
+	not decide(bob, "mail.ingest", support_case).allow
+	not decide(rita, "mail.ingest", support_case).allow
+	denied := authz.decision.allow with input as {"subject": alice, "action": "mail.ingest"}
+	not denied
+}

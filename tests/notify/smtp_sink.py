@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """An SMTP server for the tests (aiosmtpd): every message it receives is
-written to DIR as <n>.json ({"from", "to", "data"}), so a test counts and
-reads what was sent. Prints "ready" once listening; runs until killed.
+written to DIR as <n>.json ({"from", "to", "data", "text", "html"}: the
+raw message, and its plain-text and HTML parts decoded by Python's own
+`email` parser), so a test counts and reads what was sent. Prints "ready" once listening; runs until killed.
 
     smtp_sink.py PORT DIR
 """
 
 import asyncio
+import email
+import email.policy
 import itertools
 import json
 import pathlib
@@ -22,10 +25,17 @@ counter = itertools.count(1)
 class Sink:
     async def handle_DATA(self, server, session, envelope):
         n = next(counter)
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        parts = {"text/plain": None, "text/html": None}
+        for part in message.walk():
+            if part.get_content_type() in parts and parts[part.get_content_type()] is None:
+                parts[part.get_content_type()] = part.get_content()
         record = {
             "from": envelope.mail_from,
             "to": envelope.rcpt_tos,
             "data": envelope.content.decode("utf-8", errors="replace"),
+            "text": parts["text/plain"],
+            "html": parts["text/html"],
         }
         tmp = out / f".{n}.tmp"
         tmp.write_text(json.dumps(record))

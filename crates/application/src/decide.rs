@@ -253,6 +253,7 @@ mod tests {
             comments: vec![],
             attachments: vec![],
             tasks: vec![],
+            mail: Default::default(),
             resolution: None,
             confidential: false,
             created_by: String::new(),

@@ -24,7 +24,7 @@ const MAX_CODE: usize = 64;
 // and detail of it) stays a bounded size whatever its clients send.
 const MAX_TAGS: usize = 32;
 const MAX_ATTACHMENTS: usize = 200;
-const MAX_COMMENTS: usize = 2_000;
+pub(crate) const MAX_COMMENTS: usize = 2_000;
 const MAX_LINKS: usize = 200;
 
 /// Where a case is in its life.
@@ -128,6 +128,9 @@ pub struct Case {
     /// Human and external tasks, ended ones included.
     #[serde(default)]
     pub tasks: Vec<crate::task::Task>,
+    /// Its mail: participants, Message-IDs seen, undeliverable addresses.
+    #[serde(default)]
+    pub mail: crate::email::MailThread,
     pub resolution: Option<Resolution>,
     /// Visible only to the assignee, the queue's managers and admins.
     #[serde(default)]
@@ -308,6 +311,7 @@ impl Case {
             comments: Vec::new(),
             attachments: Vec::new(),
             tasks: Vec::new(),
+            mail: crate::email::MailThread::default(),
             resolution: None,
             confidential: e.confidential,
             created_by: meta.actor.to_owned(),
@@ -554,6 +558,8 @@ impl Case {
             | CaseCommand::FailTask(_)
             | CaseCommand::RaiseTaskError(_)
             | CaseCommand::SetTaskRetries(_) => unreachable!("task commands are decided by handle_task"),
+            CaseCommand::ReceiveEmail(c) => self.receive_email(c)?,
+            CaseCommand::RecordBounce(c) => self.record_bounce(c)?,
             CaseCommand::Reopen(c) => {
                 if self.status == CaseStatus::Open {
                     return Err(DomainError::CaseAlreadyOpen);
@@ -594,7 +600,7 @@ impl Case {
     /// Folds one event into the state. Holds no rule and never fails: the
     /// event already happened.
     pub fn apply(&mut self, meta: &EventMeta<'_>, event: &CaseEvent) {
-        if self.apply_task(meta, event) {
+        if self.apply_task(meta, event) || self.apply_email(meta, event) {
             self.revision = meta.revision;
             self.updated_at = Some(meta.time);
             return;
@@ -697,6 +703,8 @@ impl Case {
             | CaseEvent::IncidentRaised(_)
             | CaseEvent::TaskErrorRaised(_)
             | CaseEvent::TaskRetriesSet(_) => {}
+            // Folded by apply_email above.
+            CaseEvent::EmailReceived(_) | CaseEvent::EmailBounced(_) => {}
         }
         self.revision = meta.revision;
         self.updated_at = Some(meta.time);
@@ -1522,5 +1530,88 @@ mod tests {
                 assert_eq!(back, e);
             }
         }
+    }
+
+    fn mail(comment: Uuid, from: &str, message_id: &str) -> CaseCommand {
+        use crate::email::{MailAddress, ReceiveEmail, ThreadedBy};
+        CaseCommand::ReceiveEmail(ReceiveEmail {
+            comment_id: comment,
+            mailbox: "support".into(),
+            message_id: message_id.into(),
+            fingerprint: "f".into(),
+            from: MailAddress {
+                name: Some("Dave".into()),
+                email: from.into(),
+            },
+            to: vec![],
+            cc: vec![MailAddress {
+                name: None,
+                email: "erin@example.com".into(),
+            }],
+            subject: "Kettle".into(),
+            body: "It leaks".into(),
+            threaded_by: ThreadedBy::New,
+            files: vec![],
+            original_file_id: None,
+            headers: vec![],
+            no_auto_reply: None,
+        })
+    }
+
+    #[test]
+    fn a_mail_is_a_public_comment_by_its_sender_and_remembers_its_thread() {
+        let mut s = given(&[open()]);
+        let id = Uuid::now_v7();
+        s.and(mail(id, "dave@example.com", "m1@example.com"), "intake", Utc::now());
+        let c = s.case();
+        assert_eq!(
+            c.comments.last().map(|x| (x.id, x.author.as_str(), x.visibility)),
+            Some((id, "dave@example.com", Visibility::Public))
+        );
+        assert_eq!(c.mail.participants, ["dave@example.com", "erin@example.com"]);
+        assert_eq!(c.mail.message_ids, ["m1@example.com"]);
+        assert_eq!(c.mail.mailbox.as_deref(), Some("support"));
+        assert!(c.mail.is_participant("DAVE@example.com"));
+    }
+
+    #[test]
+    fn the_same_mail_comment_twice_is_no_change_and_a_bad_sender_is_refused() {
+        let mut s = given(&[open()]);
+        let id = Uuid::now_v7();
+        s.and(mail(id, "dave@example.com", "m1@example.com"), "intake", Utc::now());
+        s.then_rejects(mail(id, "dave@example.com", "m1@example.com"), "CW-NO-CHANGE");
+        s.then_rejects(
+            mail(Uuid::now_v7(), "Dave@Example.com", "m2@example.com"),
+            "CW-VALIDATION",
+        );
+        s.then_rejects(mail(Uuid::now_v7(), "dave@example.com", " "), "CW-VALIDATION");
+    }
+
+    #[test]
+    fn a_bounce_marks_the_recipient_undeliverable_once_and_adds_no_comment() {
+        use crate::email::RecordBounce;
+        let mut s = given(&[open()]);
+        let bounce = || {
+            CaseCommand::RecordBounce(RecordBounce {
+                message_id: "dsn1@mx".into(),
+                recipients: vec!["gone@example.com".into()],
+                status: Some("5.1.1".into()),
+                diagnostic: None,
+                original_message_id: None,
+            })
+        };
+        s.and(bounce(), "intake", Utc::now());
+        assert_eq!(s.case().mail.undeliverable, ["gone@example.com"]);
+        assert!(s.case().comments.is_empty());
+        s.then_rejects(bounce(), "CW-NO-CHANGE");
+    }
+
+    #[test]
+    fn a_closed_case_takes_no_mail() {
+        let s = given(&[open(), resolve(), CaseCommand::Close(CloseCase {})]);
+        s.then_rejects(
+            mail(Uuid::now_v7(), "dave@example.com", "m1@example.com"),
+            "CW-CASE-CLOSED",
+        );
     }
 }

@@ -6,6 +6,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::email::{ReceiveEmail, RecordBounce};
 use crate::task::{
     AssignTask, CancelTask, CompleteTask, CreateTask, ExtendTaskLock, FailTask, LockTask, RaiseTaskError,
     SetTaskRetries, TaskRef,
@@ -299,6 +300,10 @@ pub enum CaseCommand {
     Close(CloseCase),
     #[serde(rename = "case.reopen")]
     Reopen(ReopenCase),
+    #[serde(rename = "case.receiveEmail")]
+    ReceiveEmail(ReceiveEmail),
+    #[serde(rename = "case.recordBounce")]
+    RecordBounce(RecordBounce),
     #[serde(rename = "task.create")]
     CreateTask(CreateTask),
     #[serde(rename = "task.claim")]
@@ -345,6 +350,8 @@ impl CaseCommand {
             CaseCommand::Resolve(_) => "case.resolve",
             CaseCommand::Close(_) => "case.close",
             CaseCommand::Reopen(_) => "case.reopen",
+            CaseCommand::ReceiveEmail(_) => "case.receiveEmail",
+            CaseCommand::RecordBounce(_) => "case.recordBounce",
             CaseCommand::CreateTask(_) => "task.create",
             CaseCommand::ClaimTask(_) => "task.claim",
             CaseCommand::UnclaimTask(_) => "task.unclaim",
@@ -378,6 +385,8 @@ impl CaseCommand {
         ("case.resolve", "ResolveCase"),
         ("case.close", "CloseCase"),
         ("case.reopen", "ReopenCase"),
+        ("case.receiveEmail", "ReceiveEmail"),
+        ("case.recordBounce", "RecordBounce"),
         ("task.create", "CreateTask"),
         ("task.claim", "TaskRef"),
         ("task.unclaim", "TaskRef"),

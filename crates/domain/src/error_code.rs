@@ -60,6 +60,7 @@ pub enum ErrorCode {
     UnknownComment,
     InvalidDefinition,
     ChecksumMismatch,
+    MailQuarantined,
     // 429
     TooManyStreams,
     // 500
@@ -111,6 +112,7 @@ impl ErrorCode {
         ErrorCode::UnknownComment,
         ErrorCode::InvalidDefinition,
         ErrorCode::ChecksumMismatch,
+        ErrorCode::MailQuarantined,
         ErrorCode::TooManyStreams,
         ErrorCode::Internal,
         ErrorCode::DeadLettered,
@@ -158,6 +160,7 @@ impl ErrorCode {
             ErrorCode::UnknownComment => "CW-UNKNOWN-COMMENT",
             ErrorCode::InvalidDefinition => "CW-INVALID-DEFINITION",
             ErrorCode::ChecksumMismatch => "CW-CHECKSUM-MISMATCH",
+            ErrorCode::MailQuarantined => "CW-MAIL-QUARANTINED",
             ErrorCode::TooManyStreams => "CW-TOO-MANY-STREAMS",
             ErrorCode::Internal => "CW-INTERNAL",
             ErrorCode::DeadLettered => "CW-DEAD-LETTERED",
@@ -202,7 +205,8 @@ impl ErrorCode {
             | ErrorCode::UnknownResolution
             | ErrorCode::UnknownComment
             | ErrorCode::InvalidDefinition
-            | ErrorCode::ChecksumMismatch => 422,
+            | ErrorCode::ChecksumMismatch
+            | ErrorCode::MailQuarantined => 422,
             ErrorCode::TooManyStreams => 429,
             // DeadLettered: the command failed inside the platform, not for
             // its content.
@@ -287,6 +291,9 @@ impl ErrorCode {
             ErrorCode::UnknownComment => "A reply names a parent comment the case does not have.",
             ErrorCode::InvalidDefinition => "The case definition is malformed.",
             ErrorCode::ChecksumMismatch => "A file's SHA-256 is not the announced one; nothing was stored.",
+            ErrorCode::MailQuarantined => {
+                "A mail can not be taken as it is (not MIME, too big, too deep, a blocked attachment); `details.reason` says why."
+            }
             ErrorCode::TooManyStreams => "The caller holds `stream.max_per_principal` event streams already.",
             ErrorCode::Internal => "An unexpected failure; the cause is in the server log only.",
             ErrorCode::DeadLettered => {
@@ -404,14 +411,15 @@ mod tests {
             ErrorCode::UnknownComment => 34,
             ErrorCode::InvalidDefinition => 35,
             ErrorCode::ChecksumMismatch => 36,
-            ErrorCode::TooManyStreams => 37,
-            ErrorCode::Internal => 38,
-            ErrorCode::DeadLettered => 39,
-            ErrorCode::PresignUnsupported => 40,
-            ErrorCode::Unavailable => 41,
+            ErrorCode::MailQuarantined => 37,
+            ErrorCode::TooManyStreams => 38,
+            ErrorCode::Internal => 39,
+            ErrorCode::DeadLettered => 40,
+            ErrorCode::PresignUnsupported => 41,
+            ErrorCode::Unavailable => 42,
         }
     }
-    const VARIANTS: usize = 42;
+    const VARIANTS: usize = 43;
 
     #[test]
     fn all_holds_every_variant_once() {

@@ -205,6 +205,10 @@ pub enum CaseEvent {
     TaskErrorRaised(TaskErrorRaised),
     #[serde(rename = "task-retries-set")]
     TaskRetriesSet(TaskRetriesSet),
+    #[serde(rename = "email-received")]
+    EmailReceived(crate::email::EmailReceived),
+    #[serde(rename = "email-bounced")]
+    EmailBounced(crate::email::EmailBounced),
 }
 
 impl CaseEvent {
@@ -238,6 +242,8 @@ impl CaseEvent {
             CaseEvent::IncidentRaised(_) => "incident-raised",
             CaseEvent::TaskErrorRaised(_) => "task-error-raised",
             CaseEvent::TaskRetriesSet(_) => "task-retries-set",
+            CaseEvent::EmailReceived(_) => "email-received",
+            CaseEvent::EmailBounced(_) => "email-bounced",
         }
     }
 
@@ -292,5 +298,7 @@ impl CaseEvent {
         ("incident-raised", "IncidentRaised"),
         ("task-error-raised", "TaskErrorRaised"),
         ("task-retries-set", "TaskRetriesSet"),
+        ("email-received", "ReceiveEmail"),
+        ("email-bounced", "RecordBounce"),
     ];
 }

@@ -13,6 +13,7 @@
 //! - [`automation`]: a definition's rules, and which fire on an event.
 //! - [`task`]: human and external tasks of a case, their commands, events
 //!   and rules.
+//! - [`email`]: mail that joins a case and bounces; the case's mail thread.
 //! - [`error`]: typed rejections with stable codes.
 //! - [`error_code`]: the one table of stable error codes, their HTTP status
 //!   and meaning.
@@ -21,6 +22,7 @@ pub mod automation;
 pub mod case;
 pub mod command;
 pub mod definition;
+pub mod email;
 pub mod error;
 pub mod error_code;
 pub mod event;

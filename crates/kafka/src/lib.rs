@@ -312,6 +312,9 @@ impl Bus for KafkaBus {
             topic,
             name,
             commits: group.is_some(),
+            unassigned: None,
+            patience: REJOIN_AFTER,
+            watch: watch_interval(),
         }))
     }
 
@@ -356,18 +359,80 @@ impl Bus for KafkaBus {
     }
 }
 
+/// How long a group member may hold no partition before it rejoins; it
+/// doubles with each rejoin that changes nothing, up to [`REJOIN_MAX`].
+const REJOIN_AFTER: Duration = Duration::from_secs(30);
+const REJOIN_MAX: Duration = Duration::from_secs(600);
+
 struct KafkaSubscription {
     consumer: StreamConsumer,
     topic: Topic,
     name: String,
     commits: bool,
+    /// Since when this group member has held no partition.
+    unassigned: Option<std::time::Instant>,
+    patience: Duration,
+    /// When to look at the assignment: one timer for the subscription's
+    /// life, not one per message received.
+    watch: tokio::time::Interval,
+}
+
+fn watch_interval() -> tokio::time::Interval {
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every
+}
+
+impl KafkaSubscription {
+    /// A group member that holds no partition for long rejoins. After a
+    /// member was killed moments after it joined, tansu 0.6 formed the
+    /// next generation with an empty assignment for its only member, which
+    /// then heartbeat happily forever: the notify-publisher's kill -9 test
+    /// saw nothing more delivered (the group's state in tansu: `Formed`,
+    /// one member, `assignments: {}`). A member of a group with more
+    /// members than partitions also holds none, legitimately; its rejoins
+    /// back off to one per ten minutes, and the log says why.
+    fn watch_assignment(&mut self) {
+        if !self.commits {
+            return;
+        }
+        let empty = self.consumer.assignment().map(|a| a.count() == 0).unwrap_or(false);
+        if !empty {
+            self.unassigned = None;
+            self.patience = REJOIN_AFTER;
+            return;
+        }
+        let since = *self.unassigned.get_or_insert_with(std::time::Instant::now);
+        if since.elapsed() < self.patience {
+            return;
+        }
+        tracing::warn!(
+            topic = %self.name,
+            idle_secs = since.elapsed().as_secs(),
+            "This group member holds no partition; rejoining the group (more members than partitions also does this)"
+        );
+        self.consumer.unsubscribe();
+        if let Err(e) = self.consumer.subscribe(&[&self.name]) {
+            tracing::warn!(error = %e, topic = %self.name, "Rejoining the group failed; will try again");
+        }
+        self.unassigned = None;
+        self.patience = (self.patience * 2).min(REJOIN_MAX);
+    }
 }
 
 #[async_trait]
 impl Subscription for KafkaSubscription {
     async fn next(&mut self) -> Result<BusMessage, BusError> {
         loop {
-            match self.consumer.recv().await {
+            let received = tokio::select! {
+                m = self.consumer.recv() => Some(m),
+                _ = self.watch.tick() => None,
+            };
+            let Some(received) = received else {
+                self.watch_assignment();
+                continue;
+            };
+            match received {
                 Ok(m) => {
                     return Ok(BusMessage {
                         topic: self.topic,

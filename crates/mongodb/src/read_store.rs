@@ -239,8 +239,8 @@ impl CommandDoc {
 
 /// Where the projections' layout version is kept (among the checkpoints).
 const LAYOUT_ID: &str = "layout:projections";
-/// Bump with every change of the projected documents' fields.
-const PROJECTION_VERSION: i64 = 2;
+/// Bump with every change of the projected documents' fields (3: `messageIds`).
+const PROJECTION_VERSION: i64 = 3;
 
 /// The MongoDB read store.
 #[derive(Debug, Clone)]
@@ -299,6 +299,7 @@ impl MongoReadStore {
                     false,
                 ),
                 index("task-id", doc! {"tenant": 1, "tasks.id": 1}, false),
+                index("message-id", doc! {"tenant": 1, "messageIds": 1}, false),
             ],
             store.timeout,
         )
@@ -405,6 +406,8 @@ impl MongoReadStore {
                 "topic": t.topic.as_deref().map_or(Bson::Null, |x| Bson::String(x.to_owned())),
                 "assignee": t.assignee.as_deref().map_or(Bson::Null, |x| Bson::String(x.to_owned())),
             }).collect::<Vec<_>>(),
+            // How a reply finds its case.
+            "messageIds": &case.mail.message_ids,
             "summary": to_json(&summary)?,
             "doc": to_json(case)?,
         };
@@ -616,6 +619,25 @@ impl CaseProjection for MongoReadStore {
         docs.iter()
             .map(|d| from_json(d.get_str("record").map_err(corrupt)?))
             .collect()
+    }
+
+    async fn case_by_message_id(&self, tenant: &TenantId, message_ids: &[String]) -> Result<Option<Uuid>, StoreError> {
+        if message_ids.is_empty() {
+            return Ok(None);
+        }
+        let found = self
+            .cases
+            .find_one(doc! {"tenant": tenant.as_str(), "messageIds": {"$in": message_ids.to_vec()}})
+            .sort(doc! {"updatedAt": -1})
+            .projection(doc! {"id": 1})
+            .bounded(self.timeout)
+            .await?;
+        found
+            .map(|d| {
+                let id = d.get_str("id").map_err(corrupt)?;
+                id.parse().map_err(|_| StoreError::Corrupt(format!("case id {id}")))
+            })
+            .transpose()
     }
 
     async fn list_tasks(&self, tenant: &TenantId, query: &TaskQuery) -> Result<Vec<TaskItem>, StoreError> {

@@ -9,6 +9,7 @@
 //! - [`render`]: the built-in templates per kind (text and HTML).
 //! - [`webhook`]: Standard Webhooks signatures, secrets, the SSRF check.
 
+pub mod mail;
 pub mod render;
 pub mod rules;
 pub mod schedule;

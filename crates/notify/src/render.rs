@@ -12,6 +12,24 @@ pub struct Rendered {
     pub subject: String,
     pub text: String,
     pub html: String,
+    /// Set when the message answers mail of the case: it is then sent as
+    /// a reply in that conversation rather than as a notification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<ReplyHeaders>,
+}
+
+/// The headers of a reply to the mail of a case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ReplyHeaders {
+    /// The mailbox's address, so answers come back to it.
+    pub from: String,
+    /// `<case-<id>.<comment>@domain>`: names the case.
+    pub message_id: String,
+    /// The newest Message-ID the case has seen.
+    pub in_reply_to: Option<String>,
+    /// Other participants, copied.
+    #[serde(default)]
+    pub cc: Vec<String>,
 }
 
 const TEMPLATES: &[(&str, &str)] = &[
@@ -106,6 +124,7 @@ pub fn render(kind: &str, ctx: &Value) -> Result<Rendered, minijinja::Error> {
         subject: one(&env, &format!("{kind}.subject"), ctx)?,
         text: one(&env, &format!("{kind}.txt"), ctx)?,
         html: one(&env, &format!("{kind}.html"), ctx)?,
+        reply: None,
     })
 }
 
@@ -117,6 +136,53 @@ pub fn render_digest(items: &[Rendered]) -> Result<Rendered, minijinja::Error> {
         subject: one(&env, "digest.subject", &ctx)?,
         text: one(&env, "digest.txt", &ctx)?,
         html: one(&env, "digest.html", &ctx)?,
+        reply: None,
+    })
+}
+
+/// How much work one user-written template may do (minijinja's fuel): a
+/// task's variables may carry templates, and a loop must not hang a worker.
+const TEMPLATE_FUEL: u64 = 50_000;
+
+/// Renders templates given at run time (a task's `subject`, `text` and
+/// optional `html`) with `ctx`. Without `html`, the text is the HTML body,
+/// escaped. Errors name the template that failed.
+pub fn render_template(
+    subject: &str,
+    text: &str,
+    html: Option<&str>,
+    ctx: &Value,
+) -> Result<Rendered, minijinja::Error> {
+    let mut env = Environment::new();
+    env.set_fuel(Some(TEMPLATE_FUEL));
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".html") {
+            minijinja::AutoEscape::Html
+        } else {
+            minijinja::AutoEscape::None
+        }
+    });
+    env.add_template("subject", subject)?;
+    env.add_template("text", text)?;
+    env.add_template(
+        "fallback.html",
+        "<pre style=\"font-family:inherit;white-space:pre-wrap\">{{ text }}</pre>",
+    )?;
+    if let Some(html) = html {
+        env.add_template("body.html", html)?;
+    }
+    // A subject is one line: a template must not add headers.
+    let subject = one(&env, "subject", ctx)?.replace(['\r', '\n'], " ");
+    let text = one(&env, "text", ctx)?;
+    let html = match html {
+        Some(_) => one(&env, "body.html", ctx)?,
+        None => one(&env, "fallback.html", &serde_json::json!({"text": text}))?,
+    };
+    Ok(Rendered {
+        subject,
+        text,
+        html,
+        reply: None,
     })
 }
 
@@ -157,5 +223,38 @@ mod tests {
         let d = render_digest(&items).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(d.subject, "3 case updates");
         assert_eq!(d.text.lines().count(), 3);
+    }
+
+    #[test]
+    fn a_task_template_renders_with_escaped_html_and_a_one_line_subject() {
+        let ctx = json!({"case": {"key": "CC-1", "title": "<b>x</b>"}, "variables": {"n": 2}});
+        let r = render_template(
+            "Re {{ case.key }}\nBcc: x",
+            "Hello {{ case.title }} {{ variables.n }}",
+            None,
+            &ctx,
+        );
+        let r = r.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.subject, "Re CC-1 Bcc: x");
+        assert_eq!(r.text, "Hello <b>x</b> 2");
+        assert!(r.html.contains("&lt;b&gt;x") && !r.html.contains("<b>"), "{}", r.html);
+        let own = render_template("s", "t", Some("<p>{{ case.title }}</p>"), &ctx).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            own.html.starts_with("<p>&lt;b&gt;x") && !own.html.contains("<b>"),
+            "{}",
+            own.html
+        );
+    }
+
+    #[test]
+    fn a_runaway_template_runs_out_of_fuel() {
+        let r = render_template(
+            "s",
+            "{% for i in range(100000) %}{% for j in range(100) %}x{% endfor %}{% endfor %}",
+            None,
+            &json!({}),
+        );
+        assert!(r.is_err());
+        assert!(render_template("{{ broken", "t", None, &json!({})).is_err());
     }
 }

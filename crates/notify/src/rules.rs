@@ -61,7 +61,10 @@ pub fn intents(event: &CaseEvent, actor: &str, case: &Case, people: &[Person], w
             }
         }
         CaseEvent::CommentAdded(c) if c.visibility == Visibility::Public => {
-            if let Some(r) = &case.requester {
+            // Not to an address whose mail bounced.
+            if let Some(r) = &case.requester
+                && !case.mail.undeliverable.iter().any(|u| u == r.email.as_str())
+            {
                 add(Recipient::Address(r.email.as_str().to_owned()), "comment");
             }
         }

@@ -53,6 +53,9 @@ pub enum Action {
     /// A worker's side of an external task: lock, extend, unlock,
     /// complete, fail, raise a business error; and fetching tasks to lock.
     TaskExternal,
+    /// Put mail into cases: the inbound webhook and the mailbox reader
+    /// (an integration's right; the mail's sender is no caller).
+    MailIngest,
 }
 
 impl Action {
@@ -88,6 +91,7 @@ impl Action {
         Action::TaskWork,
         Action::TaskManage,
         Action::TaskExternal,
+        Action::MailIngest,
     ];
 
     /// The name the policy sees.
@@ -123,6 +127,7 @@ impl Action {
             Action::TaskWork => "task.work",
             Action::TaskManage => "task.manage",
             Action::TaskExternal => "task.external",
+            Action::MailIngest => "mail.ingest",
         }
     }
 
@@ -159,6 +164,7 @@ impl Action {
             C::LockTask(_) | C::ExtendTaskLock(_) | C::UnlockTask(_) | C::FailTask(_) | C::RaiseTaskError(_) => {
                 Action::TaskExternal
             }
+            C::ReceiveEmail(_) | C::RecordBounce(_) => Action::MailIngest,
         }
     }
 }

@@ -291,6 +291,9 @@ pub trait CaseProjection: Send + Sync + 'static {
     async fn timeline(&self, tenant: &TenantId, id: Uuid) -> Result<Vec<EventRecord>, StoreError>;
     /// Deletes every case projection and the projector checkpoints (for replay).
     async fn reset_projections(&self) -> Result<(), StoreError>;
+    /// The case that has seen one of `message_ids` (the most recently
+    /// updated, if several have): how a reply finds its case.
+    async fn case_by_message_id(&self, tenant: &TenantId, message_ids: &[String]) -> Result<Option<Uuid>, StoreError>;
     /// Tasks across the tenant's cases ([`TaskQuery::select`] over the
     /// cases with a matching task, at most [`TASK_SCAN_CASES`] of them).
     async fn list_tasks(&self, tenant: &TenantId, query: &TaskQuery) -> Result<Vec<TaskItem>, StoreError>;

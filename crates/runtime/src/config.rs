@@ -454,6 +454,243 @@ impl Default for NotifyConfig {
     }
 }
 
+/// How the built-in API clients (the task worker, the mailbox reader)
+/// reach the Case API: its URL and their service account. Being clients,
+/// they hold only that account's rights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceAccountConfig {
+    /// The Case API (`http://case-api:8080`); default the API's public
+    /// URL, else its bind address.
+    pub api_url: Option<String>,
+    /// The OpenID token endpoint of the account
+    /// (`.../realms/<realm>/protocol/openid-connect/token`); the
+    /// `client_credentials` grant. Unset in dev: the dev issuer signs
+    /// tokens for `dev_user`.
+    pub token_url: Option<String>,
+    /// The account's client id.
+    pub client_id: String,
+    /// The account's client secret.
+    pub client_secret: Option<SecretUrl>,
+    /// In dev mode without `token_url`: the demo user they act as.
+    pub dev_user: String,
+}
+
+impl Default for ServiceAccountConfig {
+    fn default() -> Self {
+        ServiceAccountConfig {
+            api_url: None,
+            token_url: None,
+            client_id: "casewire-services".into(),
+            client_secret: None,
+            dev_user: "intake".into(),
+        }
+    }
+}
+
+/// The built-in task worker (`casewire serve task-worker`): a client of
+/// the Camunda-compatible API like any user's worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TaskWorkerConfig {
+    /// Whether `casewire dev` runs it beside the API (`casewire serve
+    /// task-worker` always does).
+    pub enabled: bool,
+    /// Its `workerId`; default `casewire-<host>-<pid>`.
+    pub worker_id: Option<String>,
+    /// Tasks worked at once (and asked for per fetch).
+    pub max_tasks: u32,
+    /// How long a fetched task is locked, in ms.
+    pub lock_ms: u64,
+    /// How long one fetch waits for a task (long polling), in ms.
+    pub poll_ms: u64,
+    /// Retries of a task that fails transiently; at 0 an incident is raised.
+    pub retries: u32,
+    /// The first retry's delay in ms; each next one doubles, up to an hour.
+    pub retry_ms: u64,
+    /// `casewire.http` may call only URLs that start with one of these
+    /// prefixes (`https://erp.example.com/api/`). Empty: none.
+    pub http_allow: Vec<String>,
+    /// The Standard Webhooks secret (`whsec_...`) its calls are signed with.
+    pub http_secret: Option<SecretUrl>,
+    /// One `casewire.http` call at most, in ms.
+    pub http_timeout_ms: u64,
+    /// Let `casewire.http` reach private, loopback and link-local
+    /// addresses (SSRF), even when allow-listed.
+    pub allow_private_targets: bool,
+    /// `casewire.email` may write to the case's requester, and to addresses
+    /// of these domains. Empty: the requester only.
+    pub email_domains: Vec<String>,
+}
+
+impl Default for TaskWorkerConfig {
+    fn default() -> Self {
+        TaskWorkerConfig {
+            enabled: true,
+            worker_id: None,
+            max_tasks: 8,
+            lock_ms: 60_000,
+            poll_ms: 20_000,
+            retries: 3,
+            retry_ms: 10_000,
+            http_allow: Vec::new(),
+            http_secret: None,
+            http_timeout_ms: 10_000,
+            allow_private_targets: false,
+            email_domains: Vec::new(),
+        }
+    }
+}
+
+/// A mailbox: where mail comes in, and what it becomes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxConfig {
+    /// Its name (`?mailbox=` of the inbound webhook), a slug.
+    pub name: String,
+    /// The tenant its cases belong to.
+    pub tenant: String,
+    /// Its address (`support@example.com`); plus addresses of it
+    /// (`support+CMP-000123@example.com`) thread into the case of the key.
+    pub address: String,
+    /// The definition of the cases it opens.
+    pub definition: String,
+    /// Their queue; default the definition's.
+    #[serde(default)]
+    pub queue: Option<String>,
+    /// Case data of the cases it opens (the definition's schema must take it).
+    #[serde(default = "empty_object")]
+    pub data: serde_json::Value,
+    /// The IMAP mailbox `casewire serve email-ingest` reads:
+    /// `imap://user:password@host:143` (plain, a local server) or
+    /// `imaps://...:993` (TLS). Unset: mail comes by webhook only.
+    #[serde(default)]
+    pub imap_url: Option<SecretUrl>,
+    /// The folder read.
+    #[serde(default = "inbox")]
+    pub folder: String,
+    /// What is done with a mail once its case event is stored: `flag`
+    /// (`\Seen` and `$CasewireIngested`) or `move:<folder>`. Nothing is
+    /// ever deleted.
+    #[serde(default = "flag")]
+    pub after: String,
+    /// Where mail that can not be taken is moved, whole, with the reason
+    /// in the log (created when missing).
+    #[serde(default = "quarantine_folder")]
+    pub quarantine_folder: String,
+}
+
+impl MailboxConfig {
+    /// A mailbox with the defaults: the definition's queue, no case data,
+    /// no IMAP.
+    pub fn new(name: &str, tenant: &str, address: &str, definition: &str) -> Self {
+        MailboxConfig {
+            name: name.into(),
+            tenant: tenant.into(),
+            address: address.into(),
+            definition: definition.into(),
+            queue: None,
+            data: empty_object(),
+            imap_url: None,
+            folder: inbox(),
+            after: flag(),
+            quarantine_folder: quarantine_folder(),
+        }
+    }
+}
+
+fn inbox() -> String {
+    "INBOX".into()
+}
+
+fn flag() -> String {
+    "flag".into()
+}
+
+fn quarantine_folder() -> String {
+    "Casewire-Quarantine".into()
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::json!({})
+}
+
+/// E-mail to case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailConfig {
+    pub mailboxes: Vec<MailboxConfig>,
+    /// Whether `casewire dev` reads the mailboxes that have an `imap_url`.
+    pub ingest: bool,
+    /// How often a mailbox without IDLE (or with `idle = false`) is
+    /// looked at, and the longest an IDLE waits before it looks anyway, in s.
+    pub poll_secs: u64,
+    /// Use IMAP IDLE where the server has it.
+    pub idle: bool,
+    /// Addresses that are ours besides the mailboxes: mail from them is
+    /// never answered automatically.
+    pub own_addresses: Vec<String>,
+    /// The largest message, in bytes.
+    pub max_bytes: usize,
+    /// The most MIME parts of one message.
+    pub max_parts: usize,
+    /// The deepest nesting of multiparts and attached messages.
+    pub max_depth: usize,
+    /// The most bytes all parts of one message decode to.
+    pub max_decoded_bytes: usize,
+    /// Attachment file name extensions that are refused (no dot).
+    pub blocked_extensions: Vec<String>,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        let limits = casewire_email::Limits::default();
+        EmailConfig {
+            mailboxes: Vec::new(),
+            ingest: true,
+            poll_secs: 60,
+            idle: true,
+            own_addresses: Vec::new(),
+            max_bytes: limits.max_bytes,
+            max_parts: limits.max_parts,
+            max_depth: limits.max_depth,
+            max_decoded_bytes: limits.max_decoded_bytes,
+            blocked_extensions: limits.blocked_extensions,
+        }
+    }
+}
+
+impl EmailConfig {
+    /// Whether `address` is one of ours: a mailbox's, or in `own_addresses`.
+    pub fn is_own(&self, address: &str) -> bool {
+        self.mailboxes
+            .iter()
+            .map(|m| m.address.as_str())
+            .chain(self.own_addresses.iter().map(String::as_str))
+            .any(|own| own.eq_ignore_ascii_case(address))
+    }
+
+    /// Our addresses: the mailboxes' and `own_addresses`.
+    pub fn own(&self) -> Vec<String> {
+        self.mailboxes
+            .iter()
+            .map(|m| m.address.clone())
+            .chain(self.own_addresses.iter().cloned())
+            .collect()
+    }
+
+    /// The parser's limits.
+    pub fn limits(&self) -> casewire_email::Limits {
+        casewire_email::Limits {
+            max_bytes: self.max_bytes,
+            max_parts: self.max_parts,
+            max_depth: self.max_depth,
+            max_decoded_bytes: self.max_decoded_bytes,
+            blocked_extensions: self.blocked_extensions.iter().map(|e| e.to_ascii_lowercase()).collect(),
+        }
+    }
+}
+
 /// Files: where their bytes go and what uploads may be.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -602,6 +839,9 @@ pub struct Config {
     pub stream: StreamConfig,
     pub ws: WsConfig,
     pub notify: NotifyConfig,
+    pub service_account: ServiceAccountConfig,
+    pub task_worker: TaskWorkerConfig,
+    pub email: EmailConfig,
     pub policy: PolicyConfig,
     pub storage: StorageConfig,
     pub demo: DemoConfig,
@@ -623,6 +863,9 @@ impl Default for Config {
             stream: StreamConfig::default(),
             ws: WsConfig::default(),
             notify: NotifyConfig::default(),
+            service_account: ServiceAccountConfig::default(),
+            task_worker: TaskWorkerConfig::default(),
+            email: EmailConfig::default(),
             policy: PolicyConfig::default(),
             storage: StorageConfig::default(),
             demo: DemoConfig::default(),
@@ -711,9 +954,46 @@ impl Config {
 
     /// Durations that become instants or token lifetimes: a value past what
     /// a clock can add is refused here, instead of panicking on first use.
+    fn validate_mailboxes(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::HashSet::new();
+        for m in &self.email.mailboxes {
+            let bad = |why: &str| Err(ConfigError::Invalid(format!("email.mailboxes '{}': {why}", m.name)));
+            if m.name.is_empty()
+                || !m
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            {
+                return bad("the name must be a slug (a-z, 0-9, -)");
+            }
+            if !names.insert(m.name.as_str()) {
+                return bad("the name is used twice");
+            }
+            if TenantId::parse(&m.tenant).is_err() {
+                return bad("the tenant is not a tenant name");
+            }
+            if casewire_domain::types::EmailAddress::parse(&m.address).is_err() || m.address.contains('+') {
+                return bad("the address must be a plain e-mail address (no +)");
+            }
+            if !m.data.is_object() {
+                return bad("data must be an object");
+            }
+            if m.after != "flag" && m.after.strip_prefix("move:").is_none_or(|f| f.trim().is_empty()) {
+                return bad("after must be flag or move:<folder>");
+            }
+            if let Some(url) = &m.imap_url
+                && !(url.expose().starts_with("imap://") || url.expose().starts_with("imaps://"))
+            {
+                return bad("imap_url must be imap://user:password@host:port or imaps://...");
+            }
+        }
+        Ok(())
+    }
+
     fn validate_bounds(&self) -> Result<(), ConfigError> {
         const DAY: u64 = 24 * 3600;
-        let checks: [(&str, u64, u64, u64); 9] = [
+        let worker = &self.task_worker;
+        let checks: [(&str, u64, u64, u64); 13] = [
             ("api.max_wait_secs", self.api.max_wait_secs, 0, 3600),
             ("ws.auth_timeout_secs", self.ws.auth_timeout_secs, 1, 300),
             ("ws.ping_secs", self.ws.ping_secs, 1, 3600),
@@ -730,6 +1010,11 @@ impl Config {
                 1,
                 30 * DAY,
             ),
+            ("task_worker.max_tasks", u64::from(worker.max_tasks), 1, 1000),
+            // Camunda's own limits: a lock of at least 1 ms, a poll of at most 30 min.
+            ("task_worker.lock_ms", worker.lock_ms, 1_000, 7 * DAY * 1000),
+            ("task_worker.poll_ms", worker.poll_ms, 0, 1_800_000),
+            ("task_worker.http_timeout_ms", worker.http_timeout_ms, 100, 600_000),
         ];
         for (name, value, min, max) in checks {
             if !(min..=max).contains(&value) {
@@ -743,6 +1028,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         self.validate_auth()?;
+        self.validate_mailboxes()?;
         if !self.store.notify.is_empty() {
             AdapterUrl::parse("store.notify", &self.store.notify, &[Scheme::Sqlite])?;
         }

@@ -73,6 +73,11 @@ CREATE TABLE IF NOT EXISTS case_tasks (
 CREATE INDEX IF NOT EXISTS case_tasks_topic ON case_tasks (topic, state);
 CREATE INDEX IF NOT EXISTS case_tasks_assignee ON case_tasks (assignee, state);
 CREATE INDEX IF NOT EXISTS case_tasks_id ON case_tasks (task_id);
+CREATE TABLE IF NOT EXISTS case_message_ids (
+    message_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (message_id, seq)
+) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS cases_fts USING fts5 (body, public_body, tokenize = 'unicode61 remove_diacritics 2');
 CREATE TABLE IF NOT EXISTS timeline (
     tenant TEXT NOT NULL,
@@ -83,9 +88,9 @@ CREATE TABLE IF NOT EXISTS timeline (
 ) WITHOUT ROWID;
 ";
 
-/// The layout version of [`PROJECTIONS`]: 3 added the task index; 2 added confidentiality,
-/// requester and creator columns and the public search column.
-const PROJECTION_VERSION: i64 = 3;
+/// The layout version of [`PROJECTIONS`]: 4 added the Message-ID index; 3 added the task
+/// index; 2 added confidentiality, requester and creator columns and the public search column.
+const PROJECTION_VERSION: i64 = 4;
 
 /// What every read store has before any migration: the two layout records.
 const SCHEMA: &str = "
@@ -319,7 +324,7 @@ impl SqliteReadStore {
                 }
                 tx.execute_batch(
                     "DROP TABLE IF EXISTS cases; DROP TABLE IF EXISTS case_tags; DROP TABLE IF EXISTS cases_fts;
-                     DROP TABLE IF EXISTS case_tasks;
+                     DROP TABLE IF EXISTS case_tasks; DROP TABLE IF EXISTS case_message_ids;
                      DROP TABLE IF EXISTS timeline; DELETE FROM checkpoints WHERE consumer LIKE 'projector%';",
                 )
                 .map_err(map_err)?;
@@ -570,6 +575,15 @@ impl CaseRow {
             if !self.case.tasks.is_empty() {
                 run("DELETE FROM case_tasks WHERE seq = ?1", &[&seq])?;
             }
+            if !self.case.mail.message_ids.is_empty() {
+                run("DELETE FROM case_message_ids WHERE seq = ?1", &[&seq])?;
+            }
+        }
+        for id in &self.case.mail.message_ids {
+            run(
+                "INSERT OR IGNORE INTO case_message_ids (message_id, seq) VALUES (?1, ?2)",
+                &[id, &seq],
+            )?;
         }
         for task in &self.case.tasks {
             run(
@@ -785,6 +799,32 @@ impl CaseProjection for SqliteReadStore {
             .await
     }
 
+    async fn case_by_message_id(&self, tenant: &TenantId, message_ids: &[String]) -> Result<Option<Uuid>, StoreError> {
+        if message_ids.is_empty() {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT c.id FROM case_message_ids m JOIN cases c ON c.seq = m.seq
+             WHERE c.tenant = ? AND m.message_id IN ({}) ORDER BY c.updated_at DESC LIMIT 1",
+            vec!["?"; message_ids.len()].join(", ")
+        );
+        let mut args: Vec<SqlValue> = vec![tenant.to_string().into()];
+        args.extend(message_ids.iter().cloned().map(SqlValue::from));
+        self.db
+            .read(move |conn| {
+                let id: Option<String> = conn
+                    .prepare_cached(&sql)
+                    .and_then(|mut stmt| {
+                        stmt.query_row(rusqlite::params_from_iter(args), |r| r.get(0))
+                            .optional()
+                    })
+                    .map_err(map_err)?;
+                id.map(|s| s.parse().map_err(|_| StoreError::Corrupt(format!("case id {s}"))))
+                    .transpose()
+            })
+            .await
+    }
+
     async fn list_tasks(&self, tenant: &TenantId, query: &TaskQuery) -> Result<Vec<TaskItem>, StoreError> {
         let mut sql = String::from(
             "SELECT c.doc FROM cases c WHERE c.tenant = ? AND c.seq IN (SELECT t.seq FROM case_tasks t WHERE 1",
@@ -846,7 +886,7 @@ impl CaseProjection for SqliteReadStore {
             .write(|conn| {
                 conn.execute_batch(
                     "DELETE FROM cases; DELETE FROM case_tags; DELETE FROM cases_fts; DELETE FROM timeline; DELETE FROM case_tasks;
-                     DELETE FROM checkpoints WHERE consumer LIKE 'projector%';",
+                     DELETE FROM case_message_ids; DELETE FROM checkpoints WHERE consumer LIKE 'projector%';",
                 )
                 .map_err(map_err)
             })

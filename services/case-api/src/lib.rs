@@ -15,6 +15,7 @@ pub mod auth;
 pub mod authz;
 pub mod body;
 pub mod error;
+pub mod inbound;
 pub mod routes;
 pub mod state;
 pub mod submit;
@@ -181,6 +182,7 @@ async fn start_serving(platform: Platform, shutdown: CancellationToken, files_on
 
     let data = Data::new(state.clone());
     let max_body = cfg.api.max_body_bytes;
+    let max_mail = cfg.email.max_bytes;
     let with_dev_auth = dev_issuer.is_some();
     let workers = if cfg.api.workers == 0 {
         std::thread::available_parallelism().map(usize::from).unwrap_or(2)
@@ -206,6 +208,12 @@ async fn start_serving(platform: Platform, shutdown: CancellationToken, files_on
             } else {
                 files_scope(
                     web::scope("/api/v1")
+                        .service(
+                            // Mail is bigger than other bodies: its own limit.
+                            web::resource("/inbound/email")
+                                .app_data(web::PayloadConfig::new(max_mail))
+                                .route(web::post().to(routes::inbound::inbound_email)),
+                        )
                         .service(cases::open_case)
                         .service(cases::list_cases)
                         .service(cases::history)

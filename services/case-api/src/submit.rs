@@ -108,7 +108,12 @@ pub async fn submit_and_wait(
     let submitted = accept(state, principal, case_id, command, command_id, command_id, Some(wait))
         .instrument(span)
         .await?;
-    match submitted.outcome {
+    decided(submitted.outcome, command_id, wait)
+}
+
+/// The revision a decided command left, or its rejection.
+fn decided(outcome: Option<Finished>, command_id: Uuid, wait: Duration) -> Result<u64, ApiError> {
+    match outcome {
         Some((OutcomeStatus::Processed, revision, _)) => Ok(revision.unwrap_or(0)),
         Some((OutcomeStatus::Rejected, _, Some(rejection))) => Err(ApiError::from_rejection(&rejection)),
         Some((OutcomeStatus::Rejected, _, None)) => Err(ApiError::new(ErrorCode::Rejected, "rejected")),
@@ -121,6 +126,46 @@ pub async fn submit_and_wait(
             ),
         )),
     }
+}
+
+/// [`submit_and_wait`] with a command id derived from the input (a mail, a
+/// delivery), which a retry sends again: a command already decided answers
+/// with its outcome and is not sent again, one still pending is waited
+/// for, a new one is accepted. A race of two first tries is settled by the
+/// command log and the engine, which decide an id once.
+pub async fn submit_once(
+    state: &AppState,
+    principal: &Principal,
+    case_id: Uuid,
+    command: CaseCommand,
+    command_id: Uuid,
+    wait: Duration,
+) -> Result<u64, ApiError> {
+    let span = tracing::info_span!("submit", case_id = %case_id, command_id = %command_id, command = command.name());
+    if let Some(known) = state.platform.reads.get_command(command_id).await? {
+        if known.tenant != principal.tenant || known.case_id != case_id {
+            return Err(ApiError::new(ErrorCode::Conflict, "that command id is taken"));
+        }
+        let status = match known.status {
+            CommandStatus::Processed => Some(OutcomeStatus::Processed),
+            CommandStatus::Rejected => Some(OutcomeStatus::Rejected),
+            CommandStatus::Cancelled => Some(OutcomeStatus::Cancelled),
+            CommandStatus::Pending | CommandStatus::Processing => None,
+        };
+        if let Some(status) = status {
+            return decided(Some((status, known.revision, known.error)), command_id, wait);
+        }
+        let deadline = Instant::now() + wait;
+        let waiter = state.waiters.register(command_id);
+        let outcome = wait_for_outcome(state, command_id, waiter, deadline)
+            .instrument(span)
+            .await?;
+        return decided(outcome, command_id, wait);
+    }
+    let submitted = accept(state, principal, case_id, command, command_id, command_id, Some(wait))
+        .instrument(span)
+        .await?;
+    decided(submitted.outcome, command_id, wait)
 }
 
 /// A command accepted, and its outcome when the caller waited for one.

@@ -61,6 +61,9 @@ pub enum BenchWhat {
     /// External tasks through the Camunda API: tasks/s with N workers and
     /// the long-poll wake-up latency, against the raw event append.
     Tasks(crate::bench_tasks::TaskBenchArgs),
+    /// Mail through the inbound webhook: mails/s from raw MIME to a
+    /// visible case event, against parsing alone.
+    Email(crate::bench_email::EmailBenchArgs),
     /// The client side of `bench ws`, which it starts itself.
     #[command(hide = true)]
     WsClients(crate::bench_ws::WsClientsArgs),

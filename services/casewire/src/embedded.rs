@@ -1,4 +1,5 @@
-//! The embedded runtime: api, case-engine, projector, ws-publisher and notify-publisher in one process over
+//! The embedded runtime: api, case-engine, automation, projector, ws-publisher, notify-publisher and the
+//! task worker in one process over
 //! the SQLite adapters and the in-process bus.
 
 use anyhow::Context;
@@ -15,6 +16,8 @@ pub struct Services {
     pub projector: bool,
     pub ws: bool,
     pub notify: bool,
+    /// The built-in task worker (`casewire.email`, `.http`, `.command`).
+    pub worker: bool,
 }
 
 impl Default for Services {
@@ -24,6 +27,7 @@ impl Default for Services {
             projector: true,
             ws: true,
             notify: true,
+            worker: true,
         }
     }
 }
@@ -62,6 +66,42 @@ async fn retention(platform: Platform, shutdown: CancellationToken) -> anyhow::R
             },
         }
     }
+}
+
+/// Starts the built-in API clients against this process's API (the task
+/// worker, and the mailbox reader when a mailbox has an `imap_url`), if
+/// they have a way to get tokens (a service account, or the dev issuer).
+fn start_worker(
+    tasks: &mut JoinSet<(&'static str, anyhow::Result<()>)>,
+    platform: &Platform,
+    api: &ApiServer,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let config = &platform.config;
+    let Some(tokens) = crate::worker::tokens(config, api.dev_issuer.as_ref())? else {
+        tracing::info!(
+            "No service_account.token_url and no dev issuer: the built-in task worker and mailbox reader are off"
+        );
+        return Ok(());
+    };
+    let url = crate::worker::api_url(config, Some(&api.public_url));
+    if config.email.ingest && config.email.mailboxes.iter().any(|m| m.imap_url.is_some()) {
+        let reader = crate::worker::reader(config, &url, tokens.clone());
+        spawn(
+            tasks,
+            "email-ingest",
+            casewire_email_ingest::run(reader, config.email.mailboxes.clone(), shutdown.child_token()),
+        );
+    }
+    if config.task_worker.enabled {
+        let worker = crate::worker::worker(config, &url, tokens)?;
+        spawn(
+            tasks,
+            "task-worker",
+            casewire_task_worker::run(worker, shutdown.child_token()),
+        );
+    }
+    Ok(())
 }
 
 impl Embedded {
@@ -106,6 +146,9 @@ impl Embedded {
                 "notify-publisher",
                 casewire_notify_publisher::run_with(platform.clone(), clock, links, shutdown.child_token()),
             );
+        }
+        if services.worker {
+            start_worker(&mut tasks, &platform, &api, &shutdown)?;
         }
         // The API's verifier: the dev issuer's realms are known to it.
         let ws = if services.ws {

@@ -9,17 +9,22 @@
 //! - [`bench`]: `casewire bench` — end-to-end throughput and latency with a
 //!   raw store baseline from the same run.
 //! - [`bench_ws`]: `casewire bench ws` — WebSocket fan-out.
+//! - [`bench_email`]: `casewire bench email` — mail through the inbound
+//!   webhook against parsing alone.
 //! - [`bench_tasks`]: `casewire bench tasks` — external tasks through the
 //!   Camunda API.
+//! - [`worker`]: the built-in task worker's tokens and API.
 //! - `main.rs`: the CLI (clap).
 
 pub mod bench;
+pub mod bench_email;
 pub mod bench_replay;
 pub mod bench_tasks;
 pub mod bench_ws;
 pub mod client;
 pub mod demo;
 pub mod embedded;
+pub mod worker;
 
 /// The demo definitions, built in so `cargo run` works from any directory.
 pub const DEMO_DEFINITIONS: &[(&str, &str)] = &[

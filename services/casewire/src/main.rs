@@ -105,6 +105,11 @@ enum Service {
     NotifyPublisher,
     /// The definitions' automation rules: events in, commands out.
     Automation,
+    /// The built-in external-task worker (`casewire.email`, `casewire.http`,
+    /// `casewire.command`), a client of the Case API.
+    TaskWorker,
+    /// The IMAP mailbox reader, a client of the inbound webhook.
+    EmailIngest,
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -233,13 +238,17 @@ async fn serve(config: Config, service: Service) -> anyhow::Result<()> {
          CASEWIRE__MODE=production); mode = \"dev\" runs the demo issuer and is for local trials only"
     );
     let data_dir = config.data_dir.clone();
-    let platform = Platform::open(config).await.context("opening the stores")?;
     let shutdown = CancellationToken::new();
     let stopper = shutdown.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         stopper.cancel();
     });
+    if matches!(service, Service::TaskWorker | Service::EmailIngest) {
+        // Clients of the API: they open no store.
+        return serve_client(config, service, shutdown).await;
+    }
+    let platform = Platform::open(config).await.context("opening the stores")?;
     match service {
         Service::CaseApi | Service::StorageApi => {
             let api = if matches!(service, Service::StorageApi) {
@@ -260,7 +269,9 @@ async fn serve(config: Config, service: Service) -> anyhow::Result<()> {
         | Service::Projector
         | Service::WsPublisher
         | Service::NotifyPublisher
-        | Service::Automation => {
+        | Service::Automation
+        | Service::TaskWorker
+        | Service::EmailIngest => {
             let (addr, management) = casewire_runtime::management::start(platform.clone(), shutdown.clone())?;
             println!("Management  http://{addr}/health/ready");
             let result = match service {
@@ -268,9 +279,11 @@ async fn serve(config: Config, service: Service) -> anyhow::Result<()> {
                 Service::Automation => casewire_case_engine::automation::run(platform, shutdown.clone()).await,
                 Service::WsPublisher => casewire_ws_publisher::run(platform, shutdown.clone()).await,
                 Service::NotifyPublisher => casewire_notify_publisher::run(platform, shutdown.clone()).await,
-                Service::Projector | Service::CaseApi | Service::StorageApi => {
-                    casewire_projector::run(platform, shutdown.clone()).await
-                }
+                Service::Projector
+                | Service::CaseApi
+                | Service::StorageApi
+                | Service::TaskWorker
+                | Service::EmailIngest => casewire_projector::run(platform, shutdown.clone()).await,
             };
             shutdown.cancel();
             let _ = management.await;
@@ -279,13 +292,43 @@ async fn serve(config: Config, service: Service) -> anyhow::Result<()> {
     }
 }
 
-fn token(mut config: Config, user: &str) -> anyhow::Result<()> {
-    config.mode.get_or_insert(Mode::Dev);
-    anyhow::ensure!(
-        config.dev_issuer_enabled(),
-        "the dev issuer is off; get tokens from your identity provider"
+/// `casewire serve task-worker|email-ingest`: tokens from
+/// `service_account.token_url` (a service account), or in dev mode from the
+/// dev issuer's key in the data dir, as `casewire token` signs them.
+async fn serve_client(config: Config, service: Service, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let dev = if config.service_account.token_url.is_none() && config.dev_issuer_enabled() {
+        Some(dev_issuer(&config)?)
+    } else {
+        None
+    };
+    let tokens = casewire::worker::tokens(&config, dev.as_ref())?.context(
+        "the built-in clients need a service account: set service_account.token_url, service_account.client_id \
+         and service_account.client_secret",
+    )?;
+    let api = casewire::worker::api_url(&config, None);
+    if matches!(service, Service::EmailIngest) {
+        let boxes: Vec<&str> = config
+            .email
+            .mailboxes
+            .iter()
+            .filter(|m| m.imap_url.is_some())
+            .map(|m| m.name.as_str())
+            .collect();
+        println!("Mailboxes    {} -> {api}/api/v1/inbound/email", boxes.join(", "));
+        let reader = casewire::worker::reader(&config, &api, tokens);
+        return casewire_email_ingest::run(reader, config.email.mailboxes.clone(), shutdown).await;
+    }
+    println!(
+        "Task worker  {api}/engine-rest (topics {})",
+        casewire_task_worker::TOPICS.join(", ")
     );
-    // The running server wrote its realms' URL; use it so the token's iss matches.
+    let worker = casewire::worker::worker(&config, &api, tokens)?;
+    casewire_task_worker::run(worker, shutdown).await
+}
+
+/// The dev issuer of the server that shares this data dir: its key, and
+/// the realms URL it wrote to `runtime.json`, so tokens carry its `iss`.
+fn dev_issuer(config: &Config) -> anyhow::Result<DevIssuer> {
     let realms = std::fs::read(runtime_file(&config.data_dir))
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
@@ -298,11 +341,24 @@ fn token(mut config: Config, user: &str) -> anyhow::Result<()> {
                 .unwrap_or_else(|| format!("http://{}", config.api.bind));
             format!("{}/dev-auth/realms", base.trim_end_matches('/'))
         });
+    Ok(DevIssuer::load_or_create(
+        &config.data_dir,
+        &realms,
+        &config.auth.audience,
+    )?)
+}
+
+fn token(mut config: Config, user: &str) -> anyhow::Result<()> {
+    config.mode.get_or_insert(Mode::Dev);
+    anyhow::ensure!(
+        config.dev_issuer_enabled(),
+        "the dev issuer is off; get tokens from your identity provider"
+    );
     if DevIssuer::user(user).is_none() {
         let users: Vec<&str> = casewire_oidc::dev::DEMO_USERS.iter().map(|u| u.username).collect();
         anyhow::bail!("unknown user '{user}'; demo users are {}", users.join(", "));
     }
-    let dev = DevIssuer::load_or_create(&config.data_dir, &realms, &config.auth.audience)?;
+    let dev = dev_issuer(&config)?;
     println!("{}", dev.token_for(user, config.auth.dev_token_ttl_secs)?);
     Ok(())
 }
@@ -459,6 +515,10 @@ async fn main() -> anyhow::Result<()> {
             what: Some(casewire::bench::BenchWhat::Tasks(args)),
             ..
         }) => casewire::bench_tasks::run(config, args).await,
+        Command::Bench(casewire::bench::BenchArgs {
+            what: Some(casewire::bench::BenchWhat::Email(args)),
+            ..
+        }) => casewire::bench_email::run(config, args).await,
         Command::Bench(args) => casewire::bench::run(config, args).await,
         Command::Policy {
             command: PolicyCommand::Test { dir },

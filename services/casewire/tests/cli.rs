@@ -388,3 +388,104 @@ async fn serve_storage_api_serves_files_and_nothing_else() {
         .unwrap();
     assert_eq!(cases.status().as_u16(), 404, "the case API is not served here");
 }
+
+/// `casewire serve task-worker` alone, beside a `casewire dev` whose own
+/// worker is off: it signs its tokens with the dev issuer's key in the
+/// shared data dir and works a `casewire.command` task through the API.
+/// In production it needs a service account, and says so.
+#[tokio::test]
+async fn serve_task_worker_works_tasks_of_a_separate_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (_server, lines) = start_with(&data, &["--no-demo"], &[("CASEWIRE__TASK_WORKER__ENABLED", "false")]);
+    let api = lines[0].split_whitespace().nth(1).unwrap().to_owned();
+    let base = api.trim_end_matches("/api/v1").to_owned();
+    let worker = |env: &[(&str, &str)]| {
+        let mut command = Command::new(BIN);
+        command
+            .args(["serve", "task-worker"])
+            .env("CASEWIRE__DATA_DIR", &data)
+            .env("CASEWIRE__SERVICE_ACCOUNT__API_URL", &base)
+            .env("CASEWIRE__TASK_WORKER__WORKER_ID", "lonely-worker")
+            .env("CASEWIRE__LOG__LEVEL", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    };
+    let out = worker(&[("CASEWIRE__MODE", "production")]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("service_account.token_url"), "{err}");
+
+    let carol = token(&data, "carol");
+    let http = reqwest::Client::new();
+    for (_, yaml) in casewire::DEMO_DEFINITIONS {
+        let r = http
+            .post(format!("{api}/definitions"))
+            .bearer_auth(&carol)
+            .header("content-type", "application/yaml")
+            .body(*yaml)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+    }
+    let opened: serde_json::Value = http
+        .post(format!("{api}/cases"))
+        .bearer_auth(&carol)
+        .header("prefer", "wait=10")
+        .json(
+            &serde_json::json!({"definition": "customer-complaint", "title": "Lid broken",
+                                  "data": {"channel": "web", "product": "K1"}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let case = opened["id"].as_str().unwrap().to_owned();
+    let r = http
+        .post(format!("{api}/cases/{case}/tasks"))
+        .bearer_auth(&carol)
+        .header("prefer", "wait=10")
+        .json(
+            &serde_json::json!({"kind": "external", "name": "Tag it", "topic": "casewire.command",
+                                  "variables": {"command": "case.tag", "data": {"tag": "worked-alone"}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let _worker = Server(worker(&[("CASEWIRE__MODE", "dev")]).spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let c = get(&format!("{api}/cases/{case}"), &carol).await;
+        let done = c["tasks"][0]["state"] == "completed";
+        if done {
+            assert!(
+                c["tags"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&serde_json::json!("worked-alone")),
+                "{c}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lone worker never completed the task: {c}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let history = get(&format!("{api}/cases/{case}/history"), &carol).await;
+    let locked = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"].as_str().is_some_and(|t| t.contains("task-locked")))
+        .cloned()
+        .unwrap();
+    assert_eq!(locked["data"]["workerId"], "lonely-worker");
+}

@@ -16,12 +16,12 @@ pub mod send;
 use std::sync::Arc;
 
 use casewire_application::{AccessCache, CaseCache};
+use casewire_notify::mail::Mailer;
 use casewire_ports::StoreError;
 use casewire_ports::envelope::event_from_json;
 use casewire_runtime::Platform;
 use casewire_runtime::consumer::{Failure, consume_batches};
 use chrono::{DateTime, Utc};
-use lettre::{AsyncSmtpTransport, Tokio1Executor};
 use tokio_util::sync::CancellationToken;
 
 use crate::plan::{PlanError, Planner};
@@ -46,15 +46,14 @@ impl Clock for SystemClock {
 }
 
 /// The SMTP transport `notify.smtp_url` names, if any.
-fn smtp(platform: &Platform) -> anyhow::Result<Option<AsyncSmtpTransport<Tokio1Executor>>> {
+fn smtp(platform: &Platform) -> anyhow::Result<Option<Mailer>> {
     let Some(url) = &platform.config.notify.smtp_url else {
         tracing::info!("No SMTP server (notify.smtp_url): notifications go in-app and to webhooks only");
         return Ok(None);
     };
-    let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
-        .map_err(|e| anyhow::anyhow!("notify.smtp_url {}: {e}", url.masked()))?
-        .build();
-    Ok(Some(transport))
+    let mailer =
+        Mailer::from_url(url.expose()).map_err(|e| anyhow::anyhow!("notify.smtp_url {}: {e}", url.masked()))?;
+    Ok(Some(mailer))
 }
 
 fn failure(e: PlanError) -> Failure {

@@ -236,7 +236,46 @@ impl Planner {
             }
             _ => {}
         }
-        render(kind, &ctx).map_err(|e| PlanError::Policy(format!("rendering {kind}: {e}")))
+        let mut message = render(kind, &ctx).map_err(|e| PlanError::Policy(format!("rendering {kind}: {e}")))?;
+        if let CaseEvent::CommentAdded(c) = event
+            && let Some(reply) = self.reply_headers(case, c.comment_id)
+        {
+            message.subject = casewire_email::thread::reply_subject(&case.title, case.key.as_str());
+            message.reply = Some(reply);
+        }
+        Ok(message)
+    }
+
+    /// For a case that came by mail: a public comment goes out as a reply
+    /// in that conversation, from the mailbox, to the requester with the
+    /// other participants copied (none that bounced).
+    fn reply_headers(&self, case: &Case, comment: uuid::Uuid) -> Option<casewire_notify::render::ReplyHeaders> {
+        let cfg = &self.platform.config;
+        let name = case.mail.mailbox.as_deref()?;
+        let mailbox = cfg
+            .email
+            .mailboxes
+            .iter()
+            .find(|m| m.name == name && m.tenant == case.tenant.as_str())?;
+        let requester = case.requester.as_ref().map(|r| r.email.as_str().to_owned());
+        let cc = case
+            .mail
+            .participants
+            .iter()
+            .filter(|p| Some(p.as_str()) != requester.as_deref())
+            .filter(|p| !case.mail.undeliverable.contains(p) && !cfg.email.is_own(p))
+            .cloned()
+            .collect();
+        Some(casewire_notify::render::ReplyHeaders {
+            from: mailbox.address.clone(),
+            message_id: casewire_email::thread::message_id(
+                case.id,
+                &format!("c{comment}"),
+                &cfg.notify.message_id_domain,
+            ),
+            in_reply_to: case.mail.message_ids.last().cloned(),
+            cc,
+        })
     }
 
     /// One delivery per enabled webhook of the tenant whose filter takes the event.

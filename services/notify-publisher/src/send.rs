@@ -8,14 +8,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use casewire_notify::mail::{MailError, Mailer, Outgoing};
 use casewire_notify::render::{Rendered, render_digest};
 use casewire_notify::webhook::{check_target, signature_header};
 use casewire_ports::{Channel, Delivery, InboxItem, NotificationStore, StoreError, Topic, WebhookAttempt};
 use casewire_runtime::Platform;
 use chrono::{DateTime, Utc};
-use lettre::message::header::{Header, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -23,25 +21,6 @@ use crate::Clock;
 
 /// Deliveries handled per look.
 const PER_PASS: usize = 200;
-
-/// `Auto-Submitted: auto-generated` (RFC 3834): auto-responders and
-/// ticket systems must not answer it.
-#[derive(Debug, Clone)]
-struct AutoSubmitted;
-
-impl Header for AutoSubmitted {
-    fn name() -> HeaderName {
-        HeaderName::new_from_ascii_str("Auto-Submitted")
-    }
-
-    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(AutoSubmitted)
-    }
-
-    fn display(&self) -> HeaderValue {
-        HeaderValue::new(Self::name(), "auto-generated".to_owned())
-    }
-}
 
 /// What went wrong with one send.
 enum SendError {
@@ -56,7 +35,7 @@ pub struct Sender {
     pub platform: Platform,
     pub clock: Arc<dyn Clock>,
     pub http: reqwest::Client,
-    pub smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
+    pub smtp: Option<Mailer>,
 }
 
 impl std::fmt::Debug for Sender {
@@ -205,37 +184,38 @@ impl Sender {
             many => render_digest(many).map_err(|e| SendError::Give(e.to_string()))?,
         };
         let cfg = &self.platform.config.notify;
-        let to: Mailbox = d
-            .address
-            .as_deref()
-            .unwrap_or_default()
-            .parse()
-            .map_err(|e| SendError::Give(format!("bad address: {e}")))?;
-        let from: Mailbox = cfg
-            .from
-            .parse()
-            .map_err(|e| SendError::Give(format!("notify.from: {e}")))?;
         let keys: Vec<&str> = items.iter().map(|i| i.key.as_str()).collect();
-        let email = Message::builder()
-            .from(from)
-            .to(to)
-            .subject(message.subject)
-            .message_id(Some(format!(
-                "<{}@{}>",
-                digest_of(&keys.join(" ")),
-                cfg.message_id_domain
-            )))
-            // Every notification of a case threads under one root.
-            .references(format!("<case-{}@{}>", d.case_id, cfg.message_id_domain))
-            .header(AutoSubmitted)
-            .multipart(MultiPart::alternative_plain_html(message.text, message.html))
-            .map_err(|e| SendError::Give(e.to_string()))?;
-        smtp.send(email).await.map(|_| ()).map_err(|e| {
-            if e.is_permanent() {
-                SendError::Give(e.to_string())
-            } else {
-                SendError::Retry(e.to_string())
-            }
+        // Every message of a case threads under one root.
+        let root = format!("<case-{}@{}>", d.case_id, cfg.message_id_domain);
+        let out = match &message.reply {
+            // A person's answer to mail of the case, in that conversation.
+            Some(reply) => Outgoing {
+                from: &reply.from,
+                to: d.address.as_deref().unwrap_or_default(),
+                message: &message,
+                message_id: format!("<{}>", reply.message_id),
+                references: match &reply.in_reply_to {
+                    Some(parent) => format!("{root} <{parent}>"),
+                    None => root,
+                },
+                in_reply_to: reply.in_reply_to.as_ref().map(|p| format!("<{p}>")),
+                cc: reply.cc.clone(),
+                automatic: false,
+            },
+            None => Outgoing {
+                from: &cfg.from,
+                to: d.address.as_deref().unwrap_or_default(),
+                message: &message,
+                message_id: format!("<{}@{}>", digest_of(&keys.join(" ")), cfg.message_id_domain),
+                references: root,
+                in_reply_to: None,
+                cc: Vec::new(),
+                automatic: true,
+            },
+        };
+        smtp.send(out).await.map_err(|e| match e {
+            MailError::Permanent(m) => SendError::Give(m),
+            MailError::Transient(m) => SendError::Retry(m),
         })
     }
 

@@ -5,6 +5,7 @@
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod imap;
 pub mod notify;
 pub mod ws;
 
@@ -288,4 +289,13 @@ pub async fn provider_token(base: &str, realm: &str, client: &str, form: &[(&str
         .as_str()
         .unwrap_or_else(|| panic!("token from {realm}/{client}: {body}"))
         .to_owned()
+}
+
+/// The task `id` of a case detail; fails the test when there is none.
+pub fn task_in(case: &serde_json::Value, id: uuid::Uuid) -> serde_json::Value {
+    case["tasks"]
+        .as_array()
+        .and_then(|tasks| tasks.iter().find(|t| t["id"] == id.to_string()))
+        .cloned()
+        .unwrap_or_else(|| panic!("no task {id} in {case}"))
 }

@@ -68,7 +68,8 @@ impl SmtpSink {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
-    /// Every message so far, in arrival order: `{"from", "to", "data"}`.
+    /// Every message so far, in arrival order: `{"from", "to", "data", "text", "html"}`
+    /// (the raw message, and its decoded plain-text and HTML parts).
     pub fn messages(&self) -> Vec<Value> {
         let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(self.dir.path())
             .expect("sink dir")

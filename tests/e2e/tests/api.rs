@@ -710,6 +710,7 @@ async fn prefer_wait_returns_the_case_or_the_rejection() {
         projector: true,
         ws: true,
         notify: true,
+        worker: true,
     })
     .await;
     let c = app.client("alice");
@@ -769,6 +770,7 @@ async fn commands_can_be_tracked_and_cancelled_only_while_pending() {
         projector: true,
         ws: true,
         notify: true,
+        worker: true,
     })
     .await;
     let c = app.client("alice");
@@ -1004,6 +1006,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/cases/{id}/tasks/{taskId}/complete"),
     ("post", "/api/v1/cases/{id}/tasks/{taskId}/cancel"),
     ("post", "/api/v1/cases/{id}/tasks/{taskId}/retries"),
+    ("post", "/api/v1/inbound/email"),
 ];
 
 #[tokio::test]
@@ -1050,7 +1053,7 @@ async fn openapi_and_descriptions_cover_every_endpoint() {
         .json()
         .await
         .unwrap();
-    assert_eq!(commands.as_object().unwrap().len(), 28);
+    assert_eq!(commands.as_object().unwrap().len(), 30);
     assert_eq!(
         commands["task.lock"]["required"],
         json!(["taskId", "workerId", "lockDuration"])
@@ -1068,6 +1071,11 @@ async fn openapi_and_descriptions_cover_every_endpoint() {
         .unwrap();
     assert!(events["casewire.case.opened.v1"]["properties"]["key"].is_object());
     assert!(events["casewire.case.incident-raised.v1"]["properties"]["taskId"].is_object());
+    assert!(events["casewire.case.email-received.v1"]["properties"]["threadedBy"].is_object());
+    assert_eq!(
+        commands["case.recordBounce"]["required"],
+        json!(["messageId", "recipients"])
+    );
     app.stop().await;
 }
 
@@ -1121,6 +1129,7 @@ async fn pipelined_commands_are_judged_after_the_ones_before_them() {
         projector: true,
         ws: true,
         notify: true,
+        worker: true,
     })
     .await;
     let c = app.client("alice");

@@ -50,13 +50,7 @@ async fn case_with_task(app: &TestApp, mode: &str) -> (String, Uuid) {
 
 async fn task_of(app: &TestApp, case: &str, id: Uuid) -> Value {
     let r = app.client("alice").get(&format!("/api/v1/cases/{case}")).await.unwrap();
-    r.body["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["id"] == id.to_string())
-        .cloned()
-        .unwrap()
+    casewire_e2e::task_in(&r.body, id)
 }
 
 #[tokio::test]

@@ -759,6 +759,7 @@ async fn a_refused_attach_pins_nothing_and_one_rejected_later_unpins() {
         projector: true,
         ws: true,
         notify: true,
+        worker: true,
     })
     .await;
     let alice = app.client("alice");

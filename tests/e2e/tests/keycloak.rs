@@ -93,13 +93,23 @@ async fn user_token(base: &str, user: &str) -> String {
 }
 
 async fn spawn(base: &str) -> TestApp {
+    spawn_with(base, |_| {}).await
+}
+
+/// A platform that trusts the provider's realms `casewire` and `globex`,
+/// with `configure` applied too.
+async fn spawn_with(base: &str, configure: impl FnOnce(&mut casewire_runtime::Config)) -> TestApp {
     let trust = |realm: &str| TrustedIssuer {
         issuer: format!("{base}/realms/{realm}"),
         audiences: vec!["casewire".into()],
         jwks_uri: None,
         tenant: None,
     };
-    TestApp::spawn_configured(|c| c.auth.issuers = vec![trust("casewire"), trust("globex")]).await
+    TestApp::spawn_configured(|c| {
+        c.auth.issuers = vec![trust("casewire"), trust("globex")];
+        configure(c);
+    })
+    .await
 }
 
 /// Opens a complaint in queue support (where alice works) and comments on
@@ -226,5 +236,109 @@ async fn keycloak_shaped_tokens_see_exactly_what_the_policy_allows() {
     for row in table {
         println!("| {} |", row.join(" | "));
     }
+    app.stop().await;
+}
+
+/// The ways in that this change added, with tokens as Keycloak issues
+/// them: the inbound mail webhook takes mail only from the integration's
+/// service account of the mailbox's tenant (every user with default roles
+/// is refused, another realm's admin finds no mailbox), and Camunda's
+/// fetch-and-lock hands tasks to that account only: a requester who may
+/// read the case and a manager without groups lock nothing.
+#[tokio::test]
+async fn keycloak_shaped_tokens_deliver_mail_and_lock_tasks_only_as_the_integration() {
+    let Some(base) = base() else { return };
+    let app = spawn_with(&base, |c| {
+        c.email.mailboxes = vec![casewire_runtime::config::MailboxConfig {
+            data: json!({"channel": "email", "product": "unknown"}),
+            ..casewire_runtime::config::MailboxConfig::new(
+                "support",
+                "casewire",
+                "support@casewire.example",
+                "customer-complaint",
+            )
+        }];
+    })
+    .await;
+    let mail = "From: Dave <dave@example.com>\r\nTo: support@casewire.example\r\nSubject: Kettle leaks\r\n\
+                Message-ID: <kc-1@example.com>\r\n\r\nIt leaks.\r\n";
+    let http = reqwest::Client::new();
+    let deliver = |token: String| {
+        let (http, url) = (
+            http.clone(),
+            format!("{}/api/v1/inbound/email?mailbox=support", app.url()),
+        );
+        async move {
+            let r = http.post(url).bearer_auth(token).body(mail).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    for (user, _, _, _) in MATRIX {
+        let (status, body) = deliver(user_token(&base, user).await).await;
+        assert_eq!(status, 403, "{user}: {body}");
+    }
+    let gina = casewire_e2e::provider_token(
+        &base,
+        "globex",
+        "casewire-tests",
+        &[("grant_type", "password"), ("username", "gina"), ("password", "gina")],
+    )
+    .await;
+    let (status, body) = deliver(gina).await;
+    assert_eq!(status, 404, "another tenant's admin: {body}");
+    let bot =
+        casewire_e2e::provider_token(&base, "casewire", "intake-bot", &[("grant_type", "client_credentials")]).await;
+    let (status, body) = deliver(bot.clone()).await;
+    assert_eq!((status, body["outcome"].as_str()), (200, Some("case")), "{body}");
+    let case = body["caseId"].as_str().unwrap().to_owned();
+
+    let task = app
+        .client("carol")
+        .post_wait(
+            &format!("/api/v1/cases/{case}/tasks"),
+            &json!({"kind": "external", "name": "Score", "topic": "kc-score"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(task.status.as_u16(), 200, "{}", task.body);
+    let fetch = |token: String| {
+        let (http, url) = (
+            http.clone(),
+            format!("{}/engine-rest/external-task/fetchAndLock", app.url()),
+        );
+        async move {
+            let body = json!({"workerId": "kc", "maxTasks": 5,
+                              "topics": [{"topicName": "kc-score", "lockDuration": 60000}]});
+            let r = http.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // Dave may read the case (he is its requester) but tasks are internal work.
+    let dave = user_token(&base, "dave").await;
+    assert_eq!(
+        Client::new(&app.url(), &dave)
+            .get(&format!("/api/v1/cases/{case}"))
+            .await
+            .unwrap()
+            .status
+            .as_u16(),
+        200
+    );
+    for user in ["dave", "mona", "norah"] {
+        let (status, body) = fetch(user_token(&base, user).await).await;
+        assert!(
+            status == 403 || body == json!([]),
+            "{user} locked a task: {status} {body}"
+        );
+    }
+    let (status, body) = fetch(bot).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body.as_array().map(Vec::len),
+        Some(1),
+        "the integration locks it: {body}"
+    );
     app.stop().await;
 }

@@ -33,13 +33,7 @@ fn fraud_score(id: Uuid) -> Value {
 }
 
 fn task_of(case: &Value, id: Uuid) -> Value {
-    case["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["id"] == id.to_string())
-        .cloned()
-        .unwrap_or_else(|| panic!("no task {id} in {case}"))
+    casewire_e2e::task_in(case, id)
 }
 
 async fn generic(app: &TestApp, user: &str, case: &str, kind: &str, data: Value) -> casewire::client::Reply {

@@ -61,6 +61,8 @@ macro_rules! case_projection_contract {
             tasks_are_found_by_id_and_assignee,
             task_lists_follow_the_visibility_clauses,
             task_lists_are_scoped_by_tenant,
+            a_message_id_finds_its_case_in_its_tenant_only,
+            a_message_id_follows_the_newest_state_of_its_case,
             a_task_list_follows_the_newest_state_of_its_case,
         );
     };
@@ -115,6 +117,7 @@ fn case(tenant: &TenantId, n: u32, revision: u64) -> Case {
         comments: vec![],
         attachments: vec![],
         tasks: vec![],
+        mail: Default::default(),
         resolution: None,
         confidential: n.is_multiple_of(5),
         created_by: if n.is_multiple_of(4) {
@@ -954,4 +957,59 @@ pub async fn a_task_list_follows_the_newest_state_of_its_case<S: CaseProjection>
         .expect("list");
     assert_eq!(done.len(), 1);
     assert_eq!(done[0].task.state, TaskState::Completed);
+}
+
+/// A case with the given Message-IDs seen.
+fn case_with_mail(tenant: &TenantId, n: u32, ids: &[&str]) -> Case {
+    let mut c = case(tenant, n, 1);
+    c.mail.message_ids = ids.iter().map(|s| (*s).to_owned()).collect();
+    c
+}
+
+/// A reply's Message-IDs find the case that saw one of them, and only in
+/// the tenant asked about.
+pub async fn a_message_id_finds_its_case_in_its_tenant_only<S: CaseProjection>(store: Arc<S>) {
+    let tenant = fresh_tenant();
+    let other = fresh_tenant();
+    let a = case_with_mail(&tenant, 1, &["a1@x", "a2@x"]);
+    let b = case_with_mail(&tenant, 2, &["b1@x"]);
+    let foreign = case_with_mail(&other, 3, &["f1@x"]);
+    for c in [&a, &b, &foreign] {
+        assert!(store.apply_case(c, &record_for(c)).await.expect("apply"));
+    }
+    let find = |t: &TenantId, ids: &[&str]| {
+        let ids: Vec<String> = ids.iter().map(|s| (*s).to_owned()).collect();
+        let store = store.clone();
+        let t = t.clone();
+        async move { store.case_by_message_id(&t, &ids).await.expect("find") }
+    };
+    assert_eq!(find(&tenant, &["nope@x", "a2@x"]).await, Some(a.id));
+    assert_eq!(find(&tenant, &["b1@x"]).await, Some(b.id));
+    assert_eq!(
+        find(&tenant, &["f1@x"]).await,
+        None,
+        "another tenant's mail is not found"
+    );
+    assert_eq!(find(&tenant, &[]).await, None);
+}
+
+/// A Message-ID seen later is found once the newer state is applied.
+pub async fn a_message_id_follows_the_newest_state_of_its_case<S: CaseProjection>(store: Arc<S>) {
+    let tenant = fresh_tenant();
+    let c = case_with_mail(&tenant, 1, &["m1@x"]);
+    store.apply_case(&c, &record_for(&c)).await.expect("apply");
+    let mut newer = c.clone();
+    newer.revision = 2;
+    newer.mail.message_ids.push("m2@x".into());
+    store.apply_case(&newer, &record_for(&newer)).await.expect("apply");
+    let found = store
+        .case_by_message_id(&tenant, &["m2@x".to_owned()])
+        .await
+        .expect("find");
+    assert_eq!(found, Some(c.id));
+    let first = store
+        .case_by_message_id(&tenant, &["m1@x".to_owned()])
+        .await
+        .expect("find");
+    assert_eq!(first, Some(c.id));
 }

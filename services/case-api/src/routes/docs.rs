@@ -56,6 +56,7 @@ impl Modify for BearerAuth {
         webhooks::create, webhooks::list, webhooks::remove, webhooks::rotate, webhooks::deliveries,
         tasks::list_tasks, tasks::create_task, tasks::claim_task, tasks::unclaim_task, tasks::assign_task, tasks::complete_task,
         tasks::cancel_task, tasks::set_task_retries,
+        super::inbound::inbound_email,
     ),
     components(schemas(
         casewire_domain::types::CaseKey, casewire_domain::types::KeyPrefix, casewire_domain::types::QueueName,
@@ -85,6 +86,9 @@ impl Modify for BearerAuth {
         casewire_domain::task::TaskFailed, casewire_domain::task::IncidentRaised, casewire_domain::task::TaskRetriesSet,
         tasks::TaskAssignee, tasks::TaskOutput, tasks::TaskCancellation, tasks::TaskRetries, tasks::NoBody,
         tasks::TaskList, casewire_ports::TaskItem,
+        casewire_domain::email::MailThread, casewire_domain::email::MailAddress, casewire_domain::email::MailHeader,
+        casewire_domain::email::ThreadedBy, casewire_domain::email::ReceiveEmail, casewire_domain::email::RecordBounce,
+        crate::inbound::Ingested,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -93,6 +97,7 @@ impl Modify for BearerAuth {
         (name = "definitions", description = "Case definitions"),
         (name = "notifications", description = "Your preferences, inbox and watched cases"),
         (name = "tasks", description = "Human and external tasks of a case"),
+        (name = "email", description = "Mail into cases: the inbound webhook"),
         (name = "webhooks", description = "The tenant's webhook subscriptions, signed per Standard Webhooks"),
         (name = "events", description = "The live event stream"),
         (name = "files", description = "Uploads, downloads and presigned URLs; attach files with /cases/{id}/attachments"),

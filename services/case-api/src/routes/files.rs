@@ -492,31 +492,44 @@ where
         .blobs
         .put(&key, &content_type, stream, expected.as_deref())
         .await?;
-    let record = FileRecord {
-        id,
-        tenant: auth.tenant.clone(),
-        name,
-        content_type,
-        size: info.size,
-        sha256: info.sha256,
-        uploaded_by: auth.name.clone(),
-        uploaded_at: chrono::DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap_or_default(),
-        cases: vec![],
-        state: FileState::Uploaded,
-        detached_at: None,
-    };
-    // The record comes last: a failed upload leaves no record behind, and a
-    // record that can not be written takes its bytes with it.
-    if let Err(e) = state.platform.reads.insert_file(&record).await {
-        let _ = state.blobs.delete(&key).await;
-        return Err(e.into());
-    }
+    let record = record_stored(state, auth, id, name, content_type, info).await?;
     metrics::counter!("casewire_files_uploaded_total").increment(1);
     metrics::counter!("casewire_file_bytes_uploaded_total").increment(record.size);
     tracing::info!(size = record.size, "Stored a file");
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/files/{id}")))
         .json(record))
+}
+
+/// Records bytes just stored under [`blob_key`] as an uploaded file of
+/// `who`'s tenant. The record comes last: a failed upload leaves no record
+/// behind, and a record that can not be written takes its bytes with it.
+pub async fn record_stored(
+    state: &AppState,
+    who: &Principal,
+    id: Uuid,
+    name: String,
+    content_type: String,
+    info: casewire_ports::BlobInfo,
+) -> Result<FileRecord, ApiError> {
+    let record = FileRecord {
+        id,
+        tenant: who.tenant.clone(),
+        name,
+        content_type,
+        size: info.size,
+        sha256: info.sha256,
+        uploaded_by: who.name.clone(),
+        uploaded_at: chrono::DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap_or_default(),
+        cases: vec![],
+        state: FileState::Uploaded,
+        detached_at: None,
+    };
+    if let Err(e) = state.platform.reads.insert_file(&record).await {
+        let _ = state.blobs.delete(&blob_key(&who.tenant, id)).await;
+        return Err(e.into());
+    }
+    Ok(record)
 }
 
 /// The request's `Range`, if it is one range (see [`ByteRange::parse`]).

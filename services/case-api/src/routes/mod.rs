@@ -8,6 +8,7 @@ pub mod docs;
 pub mod events;
 pub mod external_task;
 pub mod files;
+pub mod inbound;
 pub mod me;
 pub mod tasks;
 pub mod webhooks;
