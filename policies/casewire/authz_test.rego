@@ -282,3 +282,12 @@ test_only_integrations_and_admins_deliver_mail if {
 	denied := authz.decision.allow with input as {"subject": alice, "action": "mail.ingest"}
 	not denied
 }
+
+test_only_admins_keep_the_mail_quarantine if {
+	admin := authz.decision.allow with input as {"subject": carol, "action": "mail.quarantine"}
+	admin
+	integration := authz.decision.allow with input as {"subject": bot, "action": "mail.quarantine"}
+	not integration
+	agent := authz.decision.allow with input as {"subject": alice, "action": "mail.quarantine"}
+	not agent
+}

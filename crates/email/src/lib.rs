@@ -10,4 +10,4 @@ mod parse;
 pub mod thread;
 pub mod trim;
 
-pub use parse::{Bounce, Inbound, Limits, Mailbox, Part, Quarantine, parse, sha256_hex};
+pub use parse::{Bounce, Inbound, Limits, Mailbox, Part, Quarantine, headline, parse, sha256_hex};

@@ -130,6 +130,33 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// What an admin's release of a held mail is read with: its
+    /// attachments and size are vouched for, so the type and size limits
+    /// are lifted; the nesting limit stays, since it guards the parser.
+    pub fn waived(&self) -> Limits {
+        Limits {
+            max_bytes: usize::MAX,
+            max_parts: usize::MAX,
+            max_depth: self.max_depth,
+            max_decoded_bytes: usize::MAX,
+            blocked_extensions: Vec::new(),
+        }
+    }
+}
+
+/// `From` and `Subject` of a message, as far as its first 64 KiB of
+/// headers can be read: what a held mail is listed with.
+pub fn headline(raw: &[u8]) -> (Option<String>, Option<String>) {
+    let head = &raw[..raw.len().min(64 * 1024)];
+    let Some(message) = MessageParser::default().parse_headers(head) else {
+        return (None, None);
+    };
+    let from = first(message.from()).map(|m| m.email);
+    let subject = message.subject().map(|s| s.chars().take(300).collect());
+    (from, subject)
+}
+
 /// Why a message is quarantined rather than ingested.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "reason", rename_all = "kebab-case")]

@@ -56,6 +56,10 @@ pub enum Action {
     /// Put mail into cases: the inbound webhook and the mailbox reader
     /// (an integration's right; the mail's sender is no caller).
     MailIngest,
+    /// The mail quarantine: list and read held mail, release or drop it
+    /// (an admin's right: held mail is unvetted, and a release puts it
+    /// into a case).
+    MailQuarantine,
 }
 
 impl Action {
@@ -92,6 +96,7 @@ impl Action {
         Action::TaskManage,
         Action::TaskExternal,
         Action::MailIngest,
+        Action::MailQuarantine,
     ];
 
     /// The name the policy sees.
@@ -128,6 +133,7 @@ impl Action {
             Action::TaskManage => "task.manage",
             Action::TaskExternal => "task.external",
             Action::MailIngest => "mail.ingest",
+            Action::MailQuarantine => "mail.quarantine",
         }
     }
 

@@ -37,6 +37,7 @@ pub mod file_catalog;
 pub mod notification;
 pub mod policy;
 pub mod projection;
+pub mod quarantine;
 pub mod read_store;
 pub mod rejection;
 
@@ -60,5 +61,6 @@ pub use policy::{
 pub use projection::{
     CaseProjection, CaseQuery, CaseSummary, Cursor, Page, SortKey, TASK_SCAN_CASES, TaskItem, TaskQuery,
 };
+pub use quarantine::{Held, MailQuarantine};
 pub use read_store::ReadStore;
 pub use rejection::Rejection;

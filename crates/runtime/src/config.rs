@@ -578,6 +578,21 @@ pub struct MailboxConfig {
     /// in the log (created when missing).
     #[serde(default = "quarantine_folder")]
     pub quarantine_folder: String,
+    /// A reply from an address that is no participant of the case it
+    /// threads into: `new-case` (opens a case linked to it) or `hold`
+    /// (kept in the quarantine as `unknown-sender` until an admin
+    /// releases it into the case or drops it).
+    #[serde(default)]
+    pub strangers: Strangers,
+}
+
+/// What becomes of a stranger's reply; see [`MailboxConfig::strangers`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strangers {
+    #[default]
+    NewCase,
+    Hold,
 }
 
 impl MailboxConfig {
@@ -595,6 +610,7 @@ impl MailboxConfig {
             folder: inbox(),
             after: flag(),
             quarantine_folder: quarantine_folder(),
+            strangers: Strangers::NewCase,
         }
     }
 }

@@ -9,7 +9,7 @@ use casewire_kafka::{KafkaBus, KafkaSettings};
 use casewire_mongodb::{MongoEventStore, MongoReadStore, MongoSettings};
 use casewire_policy::RegoPolicy;
 use casewire_policy::opa::OpaServer;
-use casewire_ports::{BlobStore, Bus, EventStore, NotificationStore, PolicyEngine, ReadStore};
+use casewire_ports::{BlobStore, Bus, EventStore, MailQuarantine, NotificationStore, PolicyEngine, ReadStore};
 use casewire_sqlite::{Durability, SqliteBus, SqliteEventStore, SqliteNotificationStore, SqliteReadStore};
 use tokio_util::sync::CancellationToken;
 
@@ -25,6 +25,9 @@ pub struct Platform {
     pub bus: Arc<dyn Bus>,
     /// Notifications, preferences, people, watches and webhooks.
     pub notifications: Arc<dyn NotificationStore>,
+    /// Mail held for review (same database as notifications: the mail
+    /// side's own records).
+    pub quarantine: Arc<dyn MailQuarantine>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -133,16 +136,16 @@ impl Platform {
             other => anyhow::bail!("bus.url can not be a {:?} adapter", other.scheme()),
         };
         let notify_url = config.store_url(&config.store.notify, "notify.db");
-        let notifications: Arc<dyn NotificationStore> =
-            match AdapterUrl::parse("store.notify", &notify_url, &[Scheme::Sqlite])? {
-                AdapterUrl::Sqlite(path) => Arc::new(SqliteNotificationStore::open(&path, durability)?),
-                other => anyhow::bail!("store.notify can not be a {:?} adapter", other.scheme()),
-            };
+        let notify = match AdapterUrl::parse("store.notify", &notify_url, &[Scheme::Sqlite])? {
+            AdapterUrl::Sqlite(path) => Arc::new(SqliteNotificationStore::open(&path, durability)?),
+            other => anyhow::bail!("store.notify can not be a {:?} adapter", other.scheme()),
+        };
         Ok(Platform {
             events,
             reads,
             bus,
-            notifications,
+            notifications: notify.clone(),
+            quarantine: notify,
             config: Arc::new(config),
         })
     }

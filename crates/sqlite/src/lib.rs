@@ -19,6 +19,7 @@ pub mod bus;
 pub mod db;
 pub mod event_store;
 pub mod notification_store;
+pub mod quarantine;
 pub mod read_store;
 
 pub use bus::SqliteBus;

@@ -57,19 +57,24 @@ CREATE TABLE IF NOT EXISTS webhook_attempts (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, subscription TEXT NOT NULL, doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS webhook_attempts_sub ON webhook_attempts (subscription, seq);
+CREATE TABLE IF NOT EXISTS quarantine (
+    tenant TEXT NOT NULL, id TEXT NOT NULL, mailbox TEXT NOT NULL, held_at INTEGER NOT NULL,
+    doc TEXT NOT NULL, PRIMARY KEY (tenant, id)
+);
+CREATE INDEX IF NOT EXISTS quarantine_newest ON quarantine (tenant, held_at);
 ";
 
 /// The SQLite notification store.
 #[derive(Debug, Clone)]
 pub struct SqliteNotificationStore {
-    db: Db,
+    pub(crate) db: Db,
 }
 
-fn to_json<T: Serialize>(value: &T) -> Result<String, StoreError> {
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Backend(e.to_string()))
 }
 
-fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+pub(crate) fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("a notification record: {e}")))
 }
 
@@ -81,7 +86,7 @@ fn state_name(state: DeliveryState) -> &'static str {
     }
 }
 
-fn micros(at: DateTime<Utc>) -> i64 {
+pub(crate) fn micros(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()
 }
 
@@ -118,7 +123,7 @@ impl SqliteNotificationStore {
             .await
     }
 
-    async fn docs<T: DeserializeOwned + Send + 'static>(
+    pub(crate) async fn docs<T: DeserializeOwned + Send + 'static>(
         &self,
         sql: &'static str,
         args: Vec<rusqlite::types::Value>,
@@ -139,7 +144,7 @@ impl SqliteNotificationStore {
     }
 }
 
-fn text(s: impl Into<String>) -> rusqlite::types::Value {
+pub(crate) fn text(s: impl Into<String>) -> rusqlite::types::Value {
     rusqlite::types::Value::Text(s.into())
 }
 

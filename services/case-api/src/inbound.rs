@@ -19,13 +19,14 @@ use casewire_domain::{Case, CaseCommand, CaseStatus, ErrorCode};
 use casewire_email::{Inbound, Quarantine, thread};
 use casewire_oidc::Principal;
 use casewire_ports::{Action, Resource};
-use casewire_runtime::config::MailboxConfig;
+use casewire_runtime::config::{MailboxConfig, Strangers};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::authz;
 use crate::error::ApiError;
+use crate::quarantine::{self, Why};
 use crate::routes::files::{blob_key, record_stored};
 use crate::state::AppState;
 use crate::submit::submit_once;
@@ -40,7 +41,8 @@ const MAX_BODY: usize = 20_000;
 #[serde(rename_all = "camelCase")]
 pub struct Ingested {
     /// `comment` (joined a case), `case` (opened one), `bounce` (marked a
-    /// recipient undeliverable) or `ignored` (a bounce of no known case, or
+    /// recipient undeliverable), `held` (a stranger's reply, kept in the
+    /// quarantine for review) or `ignored` (a bounce of no known case, or
     /// mail from one of our own addresses).
     pub outcome: &'static str,
     pub case_id: Option<Uuid>,
@@ -50,6 +52,27 @@ pub struct Ingested {
     pub linked_to: Option<Uuid>,
     /// Why nothing automatic may answer it, if so.
     pub no_auto_reply: Option<String>,
+    /// The quarantine entry of a `held` mail.
+    pub quarantine_id: Option<Uuid>,
+}
+
+/// What a mail is let in with: nothing waived for mail as it arrives; an
+/// admin's release of a held mail vouches for what held it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Admit {
+    /// Read with [`casewire_email::Limits::waived`].
+    pub waive_limits: bool,
+    /// A stranger's reply joins the case it threads into.
+    pub vouch_sender: bool,
+}
+
+/// Where a mail goes.
+enum Placed {
+    /// Into this case (opened for it, or joined), and why; with the case it
+    /// was meant for when a stranger's reply opened a new one.
+    Case(Uuid, ThreadedBy, Option<Uuid>),
+    /// Held for review: a stranger's reply to this case.
+    Held(Uuid),
 }
 
 /// The ids of one mail: the same for every delivery of it.
@@ -76,8 +99,36 @@ impl Ids {
     }
 }
 
-fn quarantined(q: &Quarantine) -> ApiError {
-    ApiError::new(ErrorCode::MailQuarantined, q.to_string()).with_details(serde_json::json!({"reason": q.code()}))
+/// Holds what can not be taken, and answers why.
+async fn refuse(
+    state: &AppState,
+    principal: &Principal,
+    mailbox: &MailboxConfig,
+    raw: &Bytes,
+    q: &Quarantine,
+) -> ApiError {
+    let why = Why {
+        code: q.code().to_owned(),
+        message: q.to_string(),
+        case_id: None,
+    };
+    match quarantine::hold(state, &principal.tenant, mailbox, raw, why).await {
+        Ok(held) => ApiError::new(ErrorCode::MailQuarantined, q.to_string())
+            .with_details(serde_json::json!({"reason": q.code(), "quarantineId": held.id})),
+        // Not kept: the caller must deliver it again, so it is no 4xx.
+        Err(e) => e,
+    }
+}
+
+fn nothing(outcome: &'static str, no_auto_reply: Option<String>) -> Ingested {
+    Ingested {
+        outcome,
+        case_id: None,
+        threaded_by: None,
+        linked_to: None,
+        no_auto_reply,
+        quarantine_id: None,
+    }
 }
 
 /// Takes one raw message delivered to `mailbox` by `principal`.
@@ -86,9 +137,18 @@ pub async fn ingest(
     principal: &Principal,
     mailbox: &MailboxConfig,
     raw: Bytes,
+    admit: Admit,
 ) -> Result<Ingested, ApiError> {
     let cfg = &state.platform.config.email;
-    let mail = casewire_email::parse(&raw, &cfg.limits()).map_err(|q| quarantined(&q))?;
+    let limits = if admit.waive_limits {
+        cfg.limits().waived()
+    } else {
+        cfg.limits()
+    };
+    let mail = match casewire_email::parse(&raw, &limits) {
+        Ok(mail) => mail,
+        Err(q) => return Err(refuse(state, principal, mailbox, &raw, &q).await),
+    };
     let ids = Ids::new(&principal.tenant, &mail);
     let no_auto_reply = casewire_email::guard::no_auto_reply(&mail, &cfg.own()).map(str::to_owned);
     if mail.bounce.is_some() {
@@ -99,20 +159,14 @@ pub async fn ingest(
     let sender = mail.from.as_ref().map(|f| f.email.clone()).unwrap_or_default();
     if cfg.is_own(&sender) {
         tracing::info!(sender, "Mail from one of our own addresses; ignored");
-        return Ok(Ingested {
-            outcome: "ignored",
-            case_id: None,
-            threaded_by: None,
-            linked_to: None,
-            no_auto_reply,
-        });
+        return Ok(nothing("ignored", no_auto_reply));
     }
     let (case_id, threaded_by, linked_to) = match taken_before(state, principal, &ids).await? {
         Some(earlier) => earlier,
-        None => {
-            let (case, by, link) = thread_or_open(state, principal, mailbox, &mail, &ids, &sender).await?;
-            (case, Some(by), link)
-        }
+        None => match thread_or_open(state, principal, mailbox, &mail, &ids, &sender, admit).await? {
+            Placed::Case(case, by, link) => (case, Some(by), link),
+            Placed::Held(case) => return held_stranger(state, principal, mailbox, &raw, &sender, case).await,
+        },
     };
     let files = store_files(state, principal, &mail, &raw, &ids).await?;
     for (i, file) in files.iter().enumerate() {
@@ -149,11 +203,35 @@ pub async fn ingest(
         threaded_by,
         linked_to,
         no_auto_reply,
+        quarantine_id: None,
+    })
+}
+
+/// A stranger's reply, held for review as the mailbox says.
+async fn held_stranger(
+    state: &AppState,
+    principal: &Principal,
+    mailbox: &MailboxConfig,
+    raw: &Bytes,
+    sender: &str,
+    case: Uuid,
+) -> Result<Ingested, ApiError> {
+    let why = Why {
+        code: "unknown-sender".into(),
+        message: format!("{sender} is no participant of the case it answers"),
+        case_id: Some(case),
+    };
+    let held = quarantine::hold(state, &principal.tenant, mailbox, raw, why).await?;
+    Ok(Ingested {
+        linked_to: Some(case),
+        quarantine_id: Some(held.id),
+        ..nothing("held", Some("held for review".into()))
     })
 }
 
 /// Where a mail goes: the case it threads into, or a new one (linked to
-/// that case when the sender is no participant of it, or it is closed).
+/// that case when the sender is no participant of it, or it is closed),
+/// or, for a stranger where the mailbox says so, the quarantine.
 async fn thread_or_open(
     state: &AppState,
     principal: &Principal,
@@ -161,21 +239,25 @@ async fn thread_or_open(
     mail: &Inbound,
     ids: &Ids,
     sender: &str,
-) -> Result<(Uuid, ThreadedBy, Option<Uuid>), ApiError> {
+    admit: Admit,
+) -> Result<Placed, ApiError> {
     let found = find_case(state, principal, mailbox, mail).await?;
-    Ok(match found {
-        Some((case, by)) if case.status != CaseStatus::Closed && is_participant(&case, sender) => (case.id, by, None),
-        Some((case, _)) => (
-            open_case(state, principal, mailbox, mail, ids).await?,
-            ThreadedBy::New,
-            Some(case.id),
-        ),
-        None => (
-            open_case(state, principal, mailbox, mail, ids).await?,
-            ThreadedBy::New,
-            None,
-        ),
-    })
+    let open = |link| async move {
+        let case = open_case(state, principal, mailbox, mail, ids).await?;
+        Ok::<_, ApiError>(Placed::Case(case, ThreadedBy::New, link))
+    };
+    match found {
+        Some((case, by))
+            if case.status != CaseStatus::Closed && (admit.vouch_sender || is_participant(&case, sender)) =>
+        {
+            Ok(Placed::Case(case.id, by, None))
+        }
+        Some((case, _)) if case.status != CaseStatus::Closed && mailbox.strangers == Strangers::Hold => {
+            Ok(Placed::Held(case.id))
+        }
+        Some((case, _)) => open(Some(case.id)).await,
+        None => open(None).await,
+    }
 }
 
 /// Where an earlier delivery of the same mail went, once its mail event is
@@ -447,13 +529,7 @@ async fn bounce(
     probe.in_reply_to.extend(report.original_message_id.iter().cloned());
     let Some((case, _)) = find_case(state, principal, mailbox, &probe).await? else {
         tracing::info!(recipients = ?report.recipients, "A bounce of no known case; ignored");
-        return Ok(Ingested {
-            outcome: "ignored",
-            case_id: None,
-            threaded_by: None,
-            linked_to: None,
-            no_auto_reply: Some("a bounce".into()),
-        });
+        return Ok(nothing("ignored", Some("a bounce".into())));
     };
     let command = CaseCommand::RecordBounce(RecordBounce {
         message_id: mail
@@ -472,10 +548,7 @@ async fn bounce(
         Err(e) => return Err(e),
     }
     Ok(Ingested {
-        outcome: "bounce",
         case_id: Some(case.id),
-        threaded_by: None,
-        linked_to: None,
-        no_auto_reply: Some("a bounce".into()),
+        ..nothing("bounce", Some("a bounce".into()))
     })
 }

@@ -16,6 +16,7 @@ pub mod authz;
 pub mod body;
 pub mod error;
 pub mod inbound;
+pub mod quarantine;
 pub mod routes;
 pub mod state;
 pub mod submit;
@@ -182,7 +183,10 @@ async fn start_serving(platform: Platform, shutdown: CancellationToken, files_on
 
     let data = Data::new(state.clone());
     let max_body = cfg.api.max_body_bytes;
-    let max_mail = cfg.email.max_bytes;
+    // Mail over email.max_bytes is held in the quarantine (an admin may
+    // release it); only past twice that is the body refused unread (413),
+    // so the API never buffers an unbounded body.
+    let max_mail = cfg.email.max_bytes.saturating_mul(2);
     let with_dev_auth = dev_issuer.is_some();
     let workers = if cfg.api.workers == 0 {
         std::thread::available_parallelism().map(usize::from).unwrap_or(2)
@@ -214,6 +218,11 @@ async fn start_serving(platform: Platform, shutdown: CancellationToken, files_on
                                 .app_data(web::PayloadConfig::new(max_mail))
                                 .route(web::post().to(routes::inbound::inbound_email)),
                         )
+                        .service(routes::inbound::list_held)
+                        .service(routes::inbound::get_held)
+                        .service(routes::inbound::raw_held)
+                        .service(routes::inbound::release_held)
+                        .service(routes::inbound::drop_held)
                         .service(cases::open_case)
                         .service(cases::list_cases)
                         .service(cases::history)

@@ -3,7 +3,9 @@
 //! of the Case API, as a pusher would; threading, dedupe and the policy
 //! are the API's. A message is flagged (or moved) only once the API
 //! answered that its case event is stored, and one the API refuses is
-//! moved whole to the mailbox's quarantine folder; nothing is deleted.
+//! moved whole to the mailbox's quarantine folder (the API holds a copy in
+//! its own quarantine, for admins to release or drop, unless the body was
+//! too big to read at all); nothing is deleted.
 //! The last UID handled is kept per mailbox (with the UIDVALIDITY it
 //! belongs to), so a restart neither skips nor repeats; a message handled
 //! but not yet recorded when the process died is delivered again, and the

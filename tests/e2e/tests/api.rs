@@ -1007,6 +1007,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/cases/{id}/tasks/{taskId}/cancel"),
     ("post", "/api/v1/cases/{id}/tasks/{taskId}/retries"),
     ("post", "/api/v1/inbound/email"),
+    ("get", "/api/v1/inbound/quarantine"),
+    ("get", "/api/v1/inbound/quarantine/{id}"),
+    ("get", "/api/v1/inbound/quarantine/{id}/raw"),
+    ("post", "/api/v1/inbound/quarantine/{id}/release"),
+    ("delete", "/api/v1/inbound/quarantine/{id}"),
 ];
 
 #[tokio::test]

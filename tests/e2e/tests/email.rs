@@ -393,3 +393,151 @@ async fn a_public_comment_is_a_threaded_reply_and_its_answer_comes_back_to_the_c
     assert_eq!(smtp.to("dave.miller@gmail.example").len(), 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn held_mail_is_for_admins_to_read_release_into_a_case_or_drop() {
+    use reqwest::Method;
+    let app = app().await;
+    let raw = corpus("dangerous-attachment.eml");
+    let (_, first) = deliver(&app, "intake", &raw).await;
+    let held = first["details"]["quarantineId"].as_str().unwrap().to_owned();
+    let (_, again) = deliver(&app, "intake", &raw).await;
+    assert_eq!(again["details"]["quarantineId"], held.as_str(), "held once");
+    let (_, junk) = deliver(&app, "intake", &corpus("malformed.eml")).await;
+    let junk = junk["details"]["quarantineId"].as_str().unwrap().to_owned();
+
+    // The attacker's side first: the integration that delivers mail, a
+    // worker and another tenant's admin see none of it.
+    for user in ["intake", "alice", "dave"] {
+        let r = app.client(user).get("/api/v1/inbound/quarantine").await.unwrap();
+        assert_eq!(r.status, 403, "{user}: {}", r.body);
+    }
+    let gina = app.client("gina");
+    assert_eq!(
+        gina.get("/api/v1/inbound/quarantine").await.unwrap().body["items"],
+        json!([])
+    );
+    let path = format!("/api/v1/inbound/quarantine/{held}");
+    assert_eq!(gina.get(&path).await.unwrap().status, 404);
+    let r = gina
+        .send(Method::POST, &format!("{path}/release"), None, None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404, "another tenant's release finds nothing");
+
+    let carol = app.client("carol");
+    let list = carol.get("/api/v1/inbound/quarantine").await.unwrap().body;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{list}");
+    let entry = items.iter().find(|i| i["id"] == held.as_str()).unwrap();
+    assert_eq!(
+        (entry["reason"].as_str(), entry["mailbox"].as_str()),
+        (Some("blocked-attachment"), Some("support"))
+    );
+    assert!(entry["from"].as_str().is_some_and(|f| f.contains('@')), "{entry}");
+    let bytes = reqwest::Client::new()
+        .get(format!("{}{path}/raw", app.url()))
+        .bearer_auth(carol.token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bytes.headers()["content-type"], "message/rfc822");
+    assert_eq!(bytes.bytes().await.unwrap(), raw.as_bytes(), "kept whole");
+
+    // Released: the admin vouches for the attachment; the mail is a case.
+    let r = carol
+        .send(Method::POST, &format!("{path}/release"), None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.body["outcome"].as_str()),
+        (200, Some("case")),
+        "{}",
+        r.body
+    );
+    let c = case(&app, r.body["caseId"].as_str().unwrap()).await;
+    assert!(
+        c["attachments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"].as_str().unwrap().ends_with(".exe")),
+        "{c}"
+    );
+    assert_eq!(carol.get(&path).await.unwrap().status, 404, "gone once released");
+
+    // Still unreadable: it stays held until dropped.
+    let junk_path = format!("/api/v1/inbound/quarantine/{junk}");
+    let r = carol
+        .send(Method::POST, &format!("{junk_path}/release"), None, None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(carol.get(&junk_path).await.unwrap().status, 200);
+    let r = carol.send(Method::DELETE, &junk_path, None, None).await.unwrap();
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        carol.get("/api/v1/inbound/quarantine").await.unwrap().body["items"],
+        json!([])
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_mailbox_may_hold_a_strangers_reply_until_an_admin_lets_it_join() {
+    let app = TestApp::spawn_configured(|c| {
+        mailbox(c);
+        c.email.mailboxes[0].strangers = casewire_runtime::config::Strangers::Hold;
+    })
+    .await;
+    let (id, c) = first_mail(&app).await;
+    let subject = format!("Re: [{}] My kettle leaks", c["key"].as_str().unwrap());
+    let got = taken(&app, &reply("mallory@evil.example", "r9@evil.example", "", &subject)).await;
+    assert_eq!(
+        (
+            got["outcome"].as_str(),
+            got["linkedTo"].as_str(),
+            got["caseId"].as_str()
+        ),
+        (Some("held"), Some(id.as_str()), None),
+        "{got}"
+    );
+    let again = taken(&app, &reply("mallory@evil.example", "r9@evil.example", "", &subject)).await;
+    assert_eq!(again["quarantineId"], got["quarantineId"]);
+    assert_eq!(
+        case(&app, &id).await["comments"].as_array().unwrap().len(),
+        1,
+        "nothing joined"
+    );
+
+    let carol = app.client("carol");
+    let held = carol
+        .get("/api/v1/inbound/quarantine?mailbox=support")
+        .await
+        .unwrap()
+        .body;
+    assert_eq!(held["items"][0]["reason"], "unknown-sender", "{held}");
+    assert_eq!(held["items"][0]["caseId"], id.as_str());
+    let release = format!(
+        "/api/v1/inbound/quarantine/{}/release",
+        got["quarantineId"].as_str().unwrap()
+    );
+    let r = carol.send(reqwest::Method::POST, &release, None, None).await.unwrap();
+    assert_eq!(
+        (
+            r.body["outcome"].as_str(),
+            r.body["caseId"].as_str(),
+            r.body["threadedBy"].as_str()
+        ),
+        (Some("comment"), Some(id.as_str()), Some("subject-tag")),
+        "{}",
+        r.body
+    );
+    let joined = eventually(Duration::from_secs(10), || async {
+        let c = case(&app, &id).await;
+        (c["comments"].as_array().unwrap().len() == 2).then_some(c)
+    })
+    .await;
+    assert!(joined.is_some(), "the released reply is a comment of the case");
+    app.stop().await;
+}

@@ -23,6 +23,7 @@ pub mod definitions;
 pub mod file_catalog;
 pub mod notification;
 pub mod projection;
+pub mod quarantine;
 pub mod read_store;
 
 use std::collections::HashSet;
