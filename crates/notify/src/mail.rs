@@ -23,20 +23,37 @@ pub enum MailError {
 /// `Auto-Submitted: auto-generated` (RFC 3834): auto-responders and
 /// ticket systems must not answer it.
 #[derive(Debug, Clone)]
-struct AutoSubmitted;
+struct AutoSubmitted(Auto);
 
 impl Header for AutoSubmitted {
     fn name() -> HeaderName {
         HeaderName::new_from_ascii_str("Auto-Submitted")
     }
 
-    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(AutoSubmitted)
+    fn parse(value: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted(if value.trim() == "auto-replied" {
+            Auto::Replied
+        } else {
+            Auto::Generated
+        }))
     }
 
     fn display(&self) -> HeaderValue {
-        HeaderValue::new(Self::name(), "auto-generated".to_owned())
+        let value = match self.0 {
+            Auto::Generated => "auto-generated",
+            Auto::Replied => "auto-replied",
+        };
+        HeaderValue::new(Self::name(), value.to_owned())
     }
+}
+
+/// What made a machine send a message (RFC 3834's `Auto-Submitted`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auto {
+    /// On its own: a notification, a task's mail.
+    Generated,
+    /// In answer to a message: the acknowledgement of a new case.
+    Replied,
 }
 
 /// One message to send.
@@ -52,9 +69,9 @@ pub struct Outgoing<'a> {
     /// `<id>` of the message it answers.
     pub in_reply_to: Option<String>,
     pub cc: Vec<String>,
-    /// Sent by a machine, not written by a person: `Auto-Submitted:
-    /// auto-generated`. A person's reply is not marked.
-    pub automatic: bool,
+    /// Sent by a machine, not written by a person: `Auto-Submitted`, so
+    /// other systems do not answer it. A person's reply is not marked.
+    pub automatic: Option<Auto>,
 }
 
 /// An SMTP connection pool.
@@ -105,8 +122,8 @@ impl Mailer {
         if let Some(id) = out.in_reply_to {
             builder = builder.in_reply_to(id);
         }
-        if out.automatic {
-            builder = builder.header(AutoSubmitted);
+        if let Some(auto) = out.automatic {
+            builder = builder.header(AutoSubmitted(auto));
         }
         let email = builder
             .multipart(MultiPart::alternative_plain_html(

@@ -1,5 +1,6 @@
 //! The built-in templates: a subject, a plain-text and an HTML body per
-//! kind (`assigned`, `queue`, `comment`, `resolved`, `watch`, and a digest).
+//! kind (`assigned`, `queue`, `comment`, `received`, `resolved`, `watch`,
+//! and a digest).
 //! HTML is auto-escaped; a title or comment can not inject markup.
 
 use minijinja::{Environment, context};
@@ -30,6 +31,10 @@ pub struct ReplyHeaders {
     /// Other participants, copied.
     #[serde(default)]
     pub cc: Vec<String>,
+    /// A machine's answer (the acknowledgement of a new case), marked
+    /// `Auto-Submitted: auto-replied`; a person's reply is not marked.
+    #[serde(default)]
+    pub automatic: bool,
 }
 
 const TEMPLATES: &[(&str, &str)] = &[
@@ -62,6 +67,15 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "comment.html",
         "<p>{{ actor }} wrote:</p><blockquote>{{ body }}</blockquote>",
+    ),
+    ("received.subject", "Re: [{{ case.key }}] {{ case.title }}"),
+    (
+        "received.txt",
+        "We received your message and opened case {{ case.key }}, \"{{ case.title }}\".\n\nTo add to it, reply to this e-mail and keep [{{ case.key }}] in the subject.\n\n(This is an automatic answer.)\n",
+    ),
+    (
+        "received.html",
+        "<p>We received your message and opened case {{ case.key }}, “{{ case.title }}”.</p><p>To add to it, reply to this e-mail and keep [{{ case.key }}] in the subject.</p><p>(This is an automatic answer.)</p>",
     ),
     ("resolved.subject", "[{{ case.key }}] resolved: {{ case.title }}"),
     (

@@ -5,6 +5,7 @@
 //! | `assigned` | assigned | the new assignee |
 //! | `queue` | opened, routed | the people whose groups include `/queues/<queue>` |
 //! | `comment` | a public comment | the requester (by e-mail) |
+//! | `received` | a mail opened the case | its sender (by e-mail), unless the mail must not be answered automatically |
 //! | `resolved` | resolved | the requester (by e-mail) |
 //! | `watch` | anything | the case's watchers |
 //!
@@ -13,6 +14,7 @@
 //! at all is the caller's check (the policy), not the rules'.
 
 use casewire_domain::command::Visibility;
+use casewire_domain::email::ThreadedBy;
 use casewire_domain::{Case, CaseEvent};
 use casewire_ports::Person;
 
@@ -67,6 +69,12 @@ pub fn intents(event: &CaseEvent, actor: &str, case: &Case, people: &[Person], w
             {
                 add(Recipient::Address(r.email.as_str().to_owned()), "comment");
             }
+        }
+        // The acknowledgement of a case opened by mail. Never to mail that
+        // must not be answered automatically (RFC 3834: itself automatic,
+        // bulk, a list's, ours); the planner also limits it per sender.
+        CaseEvent::EmailReceived(r) if r.threaded_by == ThreadedBy::New && r.no_auto_reply.is_none() => {
+            add(Recipient::Address(r.from.email.clone()), "received");
         }
         CaseEvent::Resolved(_) => {
             if let Some(r) = &case.requester {

@@ -231,6 +231,15 @@ pub trait NotificationStore: Send + Sync + 'static {
     async fn retry(&self, key: &str, not_before: DateTime<Utc>, error: &str) -> Result<(), StoreError>;
     async fn mark_dead(&self, key: &str, error: &str) -> Result<(), StoreError>;
     async fn delivery(&self, key: &str) -> Result<Option<Delivery>, StoreError>;
+    /// How many deliveries of `kind` to `recipient` were planned at or after
+    /// `since` (any state): what rate limits count.
+    async fn planned_since(
+        &self,
+        tenant: &TenantId,
+        recipient: &str,
+        kind: &str,
+        since: DateTime<Utc>,
+    ) -> Result<usize, StoreError>;
 
     /// A user's inbox, newest first, after `before` (the cursor: an item
     /// id), and the number unread.

@@ -656,6 +656,12 @@ pub struct EmailConfig {
     pub max_decoded_bytes: usize,
     /// Attachment file name extensions that are refused (no dot).
     pub blocked_extensions: Vec<String>,
+    /// The most automatic answers (acknowledgements of new cases) one
+    /// sender gets in `auto_reply_window_secs`; past it they get none, so
+    /// an auto-responder that answers everything can not keep a loop going.
+    pub auto_reply_limit: u32,
+    /// The window of `auto_reply_limit`, in s.
+    pub auto_reply_window_secs: u64,
 }
 
 impl Default for EmailConfig {
@@ -672,6 +678,8 @@ impl Default for EmailConfig {
             max_depth: limits.max_depth,
             max_decoded_bytes: limits.max_decoded_bytes,
             blocked_extensions: limits.blocked_extensions,
+            auto_reply_limit: 3,
+            auto_reply_window_secs: 3600,
         }
     }
 }

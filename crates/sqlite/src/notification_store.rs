@@ -244,6 +244,24 @@ impl NotificationStore for SqliteNotificationStore {
         .await
     }
 
+    async fn planned_since(
+        &self,
+        tenant: &TenantId,
+        recipient: &str,
+        kind: &str,
+        since: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        // Kind and time are in the document; a recipient's deliveries are
+        // few and indexed, so they are filtered here.
+        let all: Vec<Delivery> = self
+            .docs(
+                "SELECT doc FROM deliveries WHERE tenant = ?1 AND recipient = ?2",
+                vec![text(tenant.as_str()), text(recipient)],
+            )
+            .await?;
+        Ok(all.iter().filter(|d| d.kind == kind && d.created_at >= since).count())
+    }
+
     async fn delivery(&self, key: &str) -> Result<Option<Delivery>, StoreError> {
         Ok(self
             .docs("SELECT doc FROM deliveries WHERE key = ?1", vec![text(key)])

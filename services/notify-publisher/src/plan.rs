@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use casewire_application::{AccessCache, CaseCache, is_internal_comment};
+use casewire_domain::email::EmailReceived;
 use casewire_domain::types::TenantId;
 use casewire_domain::{Case, CaseEvent};
 use casewire_notify::render::{Rendered, render};
@@ -131,6 +132,13 @@ impl Planner {
             }
             let critical = named(&cfg.critical_kinds) || named(&rules.critical);
             let message = self.message(intent.kind, record, &event, case)?;
+            if intent.kind == "received"
+                && !self
+                    .may_acknowledge(record, &intent.recipient, &message, &out, now)
+                    .await?
+            {
+                continue;
+            }
             let (recipient, prefs, routes) = match &intent.recipient {
                 Recipient::User(name) => {
                     let Some(person) = people.iter().find(|p| &p.username == name) else {
@@ -243,7 +251,75 @@ impl Planner {
             message.subject = casewire_email::thread::reply_subject(&case.title, case.key.as_str());
             message.reply = Some(reply);
         }
+        if let CaseEvent::EmailReceived(mail) = event
+            && kind == "received"
+            && let Some(reply) = self.ack_headers(case, mail)
+        {
+            message.reply = Some(reply);
+        }
         Ok(message)
+    }
+
+    /// The acknowledgement of a case opened by mail answers that mail, from
+    /// its mailbox, to its sender alone, marked as a machine's answer.
+    fn ack_headers(&self, case: &Case, mail: &EmailReceived) -> Option<casewire_notify::render::ReplyHeaders> {
+        let cfg = &self.platform.config;
+        let mailbox = cfg
+            .email
+            .mailboxes
+            .iter()
+            .find(|m| m.name == mail.mailbox && m.tenant == case.tenant.as_str())?;
+        Some(casewire_notify::render::ReplyHeaders {
+            from: mailbox.address.clone(),
+            message_id: casewire_email::thread::message_id(case.id, "ack", &cfg.notify.message_id_domain),
+            in_reply_to: Some(mail.message_id.clone()),
+            cc: Vec::new(),
+            automatic: true,
+        })
+    }
+
+    /// Whether an acknowledgement may go: as a reply of a mailbox still
+    /// configured, and at most `email.auto_reply_limit` per sender in the
+    /// window (counting this batch's), so an auto-responder that answers
+    /// everything and threads nothing gets a few answers, then silence.
+    async fn may_acknowledge(
+        &self,
+        record: &EventRecord,
+        recipient: &Recipient,
+        message: &Rendered,
+        planned: &[Delivery],
+        now: DateTime<Utc>,
+    ) -> Result<bool, PlanError> {
+        let Recipient::Address(address) = recipient else {
+            return Ok(false);
+        };
+        if message.reply.is_none() {
+            return Ok(false);
+        }
+        let cfg = &self.platform.config.email;
+        let since = i64::try_from(cfg.auto_reply_window_secs)
+            .ok()
+            .and_then(chrono::TimeDelta::try_seconds)
+            .and_then(|w| now.checked_sub_signed(w))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let stored = self
+            .platform
+            .notifications
+            .planned_since(&record.tenant, address, "received", since)
+            .await?;
+        let batch = planned
+            .iter()
+            .filter(|d| d.kind == "received" && &d.recipient == address)
+            .count();
+        if stored + batch >= cfg.auto_reply_limit as usize {
+            metrics::counter!("casewire_auto_replies_suppressed_total").increment(1);
+            tracing::info!(
+                case_id = %record.case_id, sender = %address, sent = stored + batch,
+                "No acknowledgement: the sender had as many as email.auto_reply_limit in the window"
+            );
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// For a case that came by mail: a public comment goes out as a reply
@@ -275,6 +351,7 @@ impl Planner {
             ),
             in_reply_to: case.mail.message_ids.last().cloned(),
             cc,
+            automatic: false,
         })
     }
 

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use casewire_notify::mail::{MailError, Mailer, Outgoing};
+use casewire_notify::mail::{Auto, MailError, Mailer, Outgoing};
 use casewire_notify::render::{Rendered, render_digest};
 use casewire_notify::webhook::{check_target, signature_header};
 use casewire_ports::{Channel, Delivery, InboxItem, NotificationStore, StoreError, Topic, WebhookAttempt};
@@ -200,7 +200,7 @@ impl Sender {
                 },
                 in_reply_to: reply.in_reply_to.as_ref().map(|p| format!("<{p}>")),
                 cc: reply.cc.clone(),
-                automatic: false,
+                automatic: reply.automatic.then_some(Auto::Replied),
             },
             None => Outgoing {
                 from: &cfg.from,
@@ -210,7 +210,7 @@ impl Sender {
                 references: root,
                 in_reply_to: None,
                 cc: Vec::new(),
-                automatic: true,
+                automatic: Some(Auto::Generated),
             },
         };
         smtp.send(out).await.map_err(|e| match e {

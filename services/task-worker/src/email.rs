@@ -48,7 +48,7 @@ async fn send(worker: &Worker, task: &LockedTask) -> Result<Value, Outcome> {
         references: format!("<case-{}@{domain}>", task.process_instance_id),
         in_reply_to: None,
         cc: Vec::new(),
-        automatic: true,
+        automatic: Some(casewire_notify::mail::Auto::Generated),
     };
     mailer.send(out).await.map_err(|e| match e {
         MailError::Permanent(m) => Outcome::Incident(format!("the mail server refused it: {m}")),

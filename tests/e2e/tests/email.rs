@@ -339,6 +339,22 @@ async fn a_public_comment_is_a_threaded_reply_and_its_answer_comes_back_to_the_c
     .await;
     let (id, c) = first_mail(&app).await;
     let key = c["key"].as_str().unwrap().to_owned();
+    // The new case is acknowledged, as a machine's answer to that mail.
+    let ack = eventually(Duration::from_secs(20), || async {
+        smtp.to("dave.miller@gmail.example").into_iter().next()
+    })
+    .await
+    .expect("the acknowledgement reaches the sender");
+    let ack = ack["data"].as_str().unwrap().to_owned();
+    for line in [
+        "Auto-Submitted: auto-replied".to_owned(),
+        "In-Reply-To: <CAF4x8s1m+Qa9w7aGmail0001@mail.gmail.example>".to_owned(),
+        format!("Message-ID: <case-{id}.ack@casewire.local>"),
+        format!("Subject: Re: [{key}] My kettle leaks"),
+        "From: support@casewire.example".to_owned(),
+    ] {
+        assert!(ack.lines().any(|l| l == line), "no '{line}' in {ack}");
+    }
     let r = app
         .client("carol")
         .post_wait(
@@ -349,7 +365,13 @@ async fn a_public_comment_is_a_threaded_reply_and_its_answer_comes_back_to_the_c
         .unwrap();
     assert_eq!(r.status.as_u16(), 200, "{}", r.body);
     let sent = eventually(Duration::from_secs(20), || async {
-        smtp.to("dave.miller@gmail.example").into_iter().next()
+        let all = smtp.to("dave.miller@gmail.example");
+        all.into_iter().find(|m| {
+            m["data"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("Message-ID: <case-{id}.c"))
+        })
     })
     .await
     .expect("the reply reaches the requester");
@@ -388,9 +410,10 @@ async fn a_public_comment_is_a_threaded_reply_and_its_answer_comes_back_to_the_c
         (Some(id.as_str()), Some("in-reply-to")),
         "{got}"
     );
-    // The requester's own mail is not mailed back to them.
+    // The requester's own mail is not mailed back to them, and a reply
+    // to a case is not acknowledged: the acknowledgement and the comment.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(smtp.to("dave.miller@gmail.example").len(), 1);
+    assert_eq!(smtp.to("dave.miller@gmail.example").len(), 2);
     app.stop().await;
 }
 

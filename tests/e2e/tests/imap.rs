@@ -110,3 +110,104 @@ async fn a_mail_in_the_mailbox_becomes_a_case_once_and_a_bad_one_goes_to_quarant
     app.stop().await;
     server.stop().await;
 }
+
+/// A mail from `from` as an auto-responder writes it: `polite` ones say
+/// they are automatic and answer in the thread; rude ones do neither, so
+/// every answer looks like a new conversation.
+fn responder_mail(from: &str, n: usize, answering: Option<&str>, polite: bool) -> Vec<u8> {
+    let headers = match (polite, answering) {
+        (true, Some(id)) => format!("Auto-Submitted: auto-replied\r\nIn-Reply-To: {id}\r\n"),
+        _ => String::new(),
+    };
+    format!(
+        "From: Robot <{from}>\r\nTo: support@casewire.example\r\nSubject: Thank you for your e-mail ({n})\r\n\
+         Message-ID: <bot-{n}-{}@robots.example>\r\nDate: Thu, 3 Dec 2026 09:00:00 +0000\r\n{headers}\
+         Content-Type: text/plain; charset=utf-8\r\n\r\nWe got your mail and will answer it soon.\r\n",
+        from.replace('@', ".")
+    )
+    .into_bytes()
+}
+
+/// The Message-ID of a raw message.
+fn message_id_of(data: &str) -> String {
+    data.lines()
+        .find_map(|l| l.strip_prefix("Message-ID: "))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn auto_responders_that_answer_every_mail_do_not_keep_a_loop_going() {
+    let Some(bin) = dovecot() else { return };
+    let Some(python) = casewire_e2e::ws::python() else {
+        return;
+    };
+    let server = Dovecot::start(&bin).await;
+    let smtp = casewire_e2e::notify::SmtpSink::start(&python).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = casewire_e2e::test_config(dir.path());
+    config(&mut cfg, &server.url());
+    cfg.notify.smtp_url = Some(SecretUrl::new(smtp.url()));
+    let limit = cfg.email.auto_reply_limit as usize;
+    let app = TestApp::start_with(dir, cfg, Services::default(), true).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Two robots write once; from then on each answers every mail it gets
+    // (through the real SMTP server, back into the real IMAP mailbox).
+    let (rude, polite) = ("rude@robots.example", "polite@robots.example");
+    server.append("INBOX", &responder_mail(rude, 0, None, false)).await;
+    server.append("INBOX", &responder_mail(polite, 0, None, true)).await;
+    let mut answered = [0usize; 2];
+    let mut quiet_since = Instant::now();
+    let started = Instant::now();
+    while quiet_since.elapsed() < Duration::from_secs(10) {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the exchange never stopped"
+        );
+        for (i, robot) in [rude, polite].into_iter().enumerate() {
+            let got = smtp.to(robot);
+            for mail in &got[answered[i]..] {
+                let id = message_id_of(mail["data"].as_str().unwrap());
+                let n = answered[i] + 1;
+                server
+                    .append("INBOX", &responder_mail(robot, n, Some(&id), i == 1))
+                    .await;
+                answered[i] = n;
+                quiet_since = Instant::now();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    eprintln!("robots answered {answered:?} mails; the limit is {limit}");
+    assert_eq!(
+        answered[0], limit,
+        "the rude robot got email.auto_reply_limit acknowledgements, then none"
+    );
+    assert_eq!(answered[1], 1, "the polite robot's automatic answer got none");
+    let all = cases(&app).await;
+    assert_eq!(
+        all.len(),
+        limit + 1 + 1,
+        "one case per rude mail, one for the polite robot"
+    );
+    let mut details = Vec::new();
+    for c in &all {
+        let id = c["id"].as_str().unwrap();
+        details.push(
+            app.client("carol")
+                .get(&format!("/api/v1/cases/{id}"))
+                .await
+                .unwrap()
+                .body,
+        );
+    }
+    let polite_case = details.iter().find(|d| d["requester"]["email"] == polite).unwrap();
+    assert_eq!(
+        polite_case["comments"].as_array().unwrap().len(),
+        2,
+        "the polite robot's answer joined its case: {polite_case}"
+    );
+    app.stop().await;
+    server.stop().await;
+}

@@ -27,6 +27,7 @@ macro_rules! notification_store_contract {
             people_are_upserted_per_tenant,
             watchers_come_and_go,
             webhooks_keep_their_secrets_apart_and_log_attempts,
+            planned_deliveries_are_counted_per_recipient_kind_and_time,
         );
     };
 }
@@ -338,4 +339,44 @@ pub async fn webhooks_keep_their_secrets_apart_and_log_attempts<S: NotificationS
     assert!(store.delete_webhook(&t, sub.id).await.expect("delete"));
     assert!(!store.delete_webhook(&t, sub.id).await.expect("delete"));
     assert!(store.webhooks(&t).await.expect("list").is_empty());
+}
+
+/// What a rate limit counts: a recipient's deliveries of one kind since a
+/// time, whatever became of them.
+pub async fn planned_deliveries_are_counted_per_recipient_kind_and_time<S: NotificationStore>(store: Arc<S>) {
+    let who = format!("{}@example.com", Uuid::now_v7().simple());
+    let mut plans = Vec::new();
+    for (i, (kind, secs)) in [("received", 10), ("received", 20), ("received", 30), ("comment", 25)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut d = delivery(&format!("{who}-{i}"), &who, 0);
+        d.kind = kind.into();
+        d.created_at = at(secs);
+        plans.push(d);
+    }
+    let mut someone_else = delivery(&format!("{who}-other"), "bob", 0);
+    someone_else.kind = "received".into();
+    someone_else.created_at = at(30);
+    plans.push(someone_else);
+    store.record(plans, vec![]).await.expect("record");
+    store.mark_sent(&[format!("{who}-0")], at(11)).await.expect("sent");
+    let count = |kind: &'static str, since: i64| {
+        let (store, who) = (store.clone(), who.clone());
+        async move {
+            store
+                .planned_since(&tenant("acme"), &who, kind, at(since))
+                .await
+                .expect("count")
+        }
+    };
+    assert_eq!(count("received", 0).await, 3, "sent or not");
+    assert_eq!(count("received", 20).await, 2, "from the time on");
+    assert_eq!(count("comment", 0).await, 1);
+    assert_eq!(count("resolved", 0).await, 0);
+    let other = store
+        .planned_since(&tenant("other"), &who, "received", at(0))
+        .await
+        .expect("count");
+    assert_eq!(other, 0, "per tenant");
 }
