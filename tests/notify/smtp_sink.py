@@ -2,7 +2,8 @@
 """An SMTP server for the tests (aiosmtpd): every message it receives is
 written to DIR as <n>.json ({"from", "to", "data", "text", "html"}: the
 raw message, and its plain-text and HTML parts decoded by Python's own
-`email` parser), so a test counts and reads what was sent. Prints "ready" once listening; runs until killed.
+`email` parser), so a test counts and reads what was sent. Recipients
+`rejected@...` are refused (550), as a server refuses an unknown mailbox. Prints "ready" once listening; runs until killed.
 
     smtp_sink.py PORT DIR
 """
@@ -23,6 +24,13 @@ counter = itertools.count(1)
 
 
 class Sink:
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        # A mailbox that does not exist, for the tests of undeliverable mail.
+        if address.startswith("rejected@"):
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
         n = next(counter)
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)

@@ -1607,6 +1607,27 @@ mod tests {
     }
 
     #[test]
+    fn an_undeliverable_address_that_writes_again_is_reachable_again() {
+        use crate::email::RecordBounce;
+        let mut s = given(&[open()]);
+        let bounce = CaseCommand::RecordBounce(RecordBounce {
+            message_id: "undeliverable.case-1.c1@casewire.local".into(),
+            recipients: vec!["dave@example.com".into()],
+            status: None,
+            diagnostic: Some("550 mailbox full".into()),
+            original_message_id: Some("case-1.c1@casewire.local".into()),
+        });
+        s.and(bounce, "notify-publisher", Utc::now());
+        assert_eq!(s.case().mail.undeliverable, ["dave@example.com"]);
+        s.and(
+            mail(Uuid::now_v7(), "dave@example.com", "m7@example.com"),
+            "intake",
+            Utc::now(),
+        );
+        assert!(s.case().mail.undeliverable.is_empty(), "{:?}", s.case().mail);
+    }
+
+    #[test]
     fn a_closed_case_takes_no_mail() {
         let s = given(&[open(), resolve(), CaseCommand::Close(CloseCase {})]);
         s.then_rejects(

@@ -230,6 +230,8 @@ impl Case {
                     mail.add_participant(&cc.email);
                 }
                 mail.add_message_id(&e.message_id);
+                // Whoever writes is reachable again.
+                mail.undeliverable.retain(|u| u != &e.from.email);
                 true
             }
             CaseEvent::EmailBounced(e) => {

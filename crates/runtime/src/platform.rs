@@ -9,7 +9,11 @@ use casewire_kafka::{KafkaBus, KafkaSettings};
 use casewire_mongodb::{MongoEventStore, MongoReadStore, MongoSettings};
 use casewire_policy::RegoPolicy;
 use casewire_policy::opa::OpaServer;
-use casewire_ports::{BlobStore, Bus, EventStore, MailQuarantine, NotificationStore, PolicyEngine, ReadStore};
+use casewire_ports::envelope::CommandEnvelope;
+use casewire_ports::{
+    BlobStore, Bus, CommandRecord, CommandStatus, EventStore, MailQuarantine, NotificationStore, PolicyEngine,
+    ReadStore, Topic,
+};
 use casewire_sqlite::{Durability, SqliteBus, SqliteEventStore, SqliteNotificationStore, SqliteReadStore};
 use tokio_util::sync::CancellationToken;
 
@@ -148,6 +152,34 @@ impl Platform {
             quarantine: notify,
             config: Arc::new(config),
         })
+    }
+
+    /// Issues a command on behalf of a service (automation, the notify
+    /// publisher): recorded in the command log as pending, then sent to the
+    /// engine. Its id is the caller's (derived from what caused it), so a
+    /// repeat is the same command, which the engine runs once.
+    pub async fn issue(&self, envelope: &CommandEnvelope) -> anyhow::Result<()> {
+        self.reads
+            .insert_command(&CommandRecord {
+                id: envelope.command_id,
+                tenant: envelope.tenant.clone(),
+                case_id: envelope.case_id,
+                command_type: envelope.command.name().to_owned(),
+                status: CommandStatus::Pending,
+                actor: envelope.actor.clone(),
+                accepted_at: envelope.issued_at,
+                finished_at: None,
+                revision: None,
+                error: None,
+            })
+            .await?;
+        self.bus
+            .publish(
+                Topic::Commands,
+                vec![(envelope.case_id.to_string(), envelope.to_json())],
+            )
+            .await?;
+        Ok(())
     }
 
     /// The policy engine the config names. A Rego directory is watched for

@@ -14,7 +14,7 @@ use casewire_domain::automation::{ACTOR, Fired, MAX_DEPTH, depth_of, fire};
 use casewire_domain::command::{CommentOnCase, Visibility};
 use casewire_domain::{Case, CaseCommand, CaseEvent};
 use casewire_ports::envelope::{CommandEnvelope, event_from_json};
-use casewire_ports::{BusMessage, CommandRecord, CommandStatus, EventRecord, StoreError, Topic};
+use casewire_ports::{BusMessage, EventRecord, StoreError, Topic};
 use casewire_runtime::Platform;
 use casewire_runtime::consumer::{Failure, consume_batches};
 use chrono::Utc;
@@ -151,41 +151,20 @@ fn depth_limit(record: &EventRecord, event: &CaseEvent, fired: &[Fired]) -> Fire
 
 /// Records the command in the command log (once) and sends it.
 async fn issue(platform: &Platform, cause: &EventRecord, fired: Fired, depth: u32) -> Result<(), Failure> {
-    let actor = format!("{ACTOR}:{depth}");
     let envelope = CommandEnvelope {
         command_id: fired.command_id,
         case_id: cause.case_id,
         tenant: cause.tenant.clone(),
-        actor: actor.clone(),
+        actor: format!("{ACTOR}:{depth}"),
         correlation_id: cause.correlation_id,
         case_key: None,
         issued_at: Utc::now(),
         command: fired.command,
     };
-    platform
-        .reads
-        .insert_command(&CommandRecord {
-            id: envelope.command_id,
-            tenant: envelope.tenant.clone(),
-            case_id: envelope.case_id,
-            command_type: envelope.command.name().to_owned(),
-            status: CommandStatus::Pending,
-            actor,
-            accepted_at: envelope.issued_at,
-            finished_at: None,
-            revision: None,
-            error: None,
-        })
-        .await
-        .map_err(transient)?;
     tracing::info!(rule = %fired.rule, case_id = %envelope.case_id, command_id = %envelope.command_id,
         command = envelope.command.name(), "Automation issued a command");
     platform
-        .bus
-        .publish(
-            Topic::Commands,
-            vec![(envelope.case_id.to_string(), envelope.to_json())],
-        )
+        .issue(&envelope)
         .await
         .map_err(|e| Failure::Transient(e.to_string()))
 }

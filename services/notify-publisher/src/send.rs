@@ -8,9 +8,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use casewire_domain::CaseCommand;
+use casewire_domain::email::RecordBounce;
 use casewire_notify::mail::{Auto, MailError, Mailer, Outgoing};
 use casewire_notify::render::{Rendered, render_digest};
 use casewire_notify::webhook::{check_target, signature_header};
+use casewire_ports::envelope::CommandEnvelope;
 use casewire_ports::{Channel, Delivery, InboxItem, NotificationStore, StoreError, Topic, WebhookAttempt};
 use casewire_runtime::Platform;
 use chrono::{DateTime, Utc};
@@ -93,6 +96,7 @@ impl Sender {
                 metrics::counter!("casewire_notifications_dead_total", "channel" => channel)
                     .increment(keys.len() as u64);
                 tracing::warn!(key = %d.key, channel, reason = %why, "Gave up a notification");
+                self.undeliverable_reply(d, &why).await?;
                 for k in keys {
                     self.store().mark_dead(k, &why).await?;
                 }
@@ -104,9 +108,9 @@ impl Sender {
                     chrono::Duration::hours(i64::try_from(self.platform.config.notify.retry_hours).unwrap_or(24));
                 for k in keys {
                     if now - d.created_at > limit {
-                        self.store()
-                            .mark_dead(k, &format!("retried for {limit}: {why}"))
-                            .await?;
+                        let why = format!("retried for {limit}: {why}");
+                        self.undeliverable_reply(d, &why).await?;
+                        self.store().mark_dead(k, &why).await?;
                     } else {
                         self.store().retry(k, now + backoff(d.attempts), &why).await?;
                     }
@@ -115,6 +119,43 @@ impl Sender {
                 Ok(())
             }
         }
+    }
+
+    /// A reply on a mail case that can not be delivered is a bounce of that
+    /// case (`case.recordBounce`): the timeline shows why, and no further
+    /// reply waits on the address. Issued before the delivery is marked
+    /// dead, with an id derived from the delivery, so a crash between the
+    /// two issues the same command again, which the engine runs once.
+    async fn undeliverable_reply(&self, d: &Delivery, why: &str) -> Result<(), StoreError> {
+        let reply = serde_json::from_value::<Rendered>(d.payload.clone())
+            .ok()
+            .and_then(|m| m.reply);
+        let (Some(reply), Some(to), Channel::Email) = (reply, d.address.clone(), d.channel) else {
+            return Ok(());
+        };
+        let command_id = Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("{}:undeliverable", d.key).as_bytes());
+        let envelope = CommandEnvelope {
+            command_id,
+            case_id: d.case_id,
+            tenant: d.tenant.clone(),
+            actor: "notify-publisher".into(),
+            correlation_id: d.event_id,
+            case_key: None,
+            issued_at: Utc::now(),
+            command: CaseCommand::RecordBounce(RecordBounce {
+                message_id: format!("undeliverable.{}", reply.message_id),
+                recipients: vec![to.to_ascii_lowercase()],
+                status: None,
+                diagnostic: Some(why.chars().take(1000).collect()),
+                original_message_id: Some(reply.message_id),
+            }),
+        };
+        tracing::warn!(case_id = %d.case_id, command_id = %command_id, reason = %why,
+            "A reply could not be delivered; recording it on the case");
+        self.platform
+            .issue(&envelope)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("recording an undeliverable reply: {e}")))
     }
 
     async fn inbox(&self, d: &Delivery) -> Result<(), SendError> {

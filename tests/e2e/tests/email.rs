@@ -564,3 +564,63 @@ async fn a_mailbox_may_hold_a_strangers_reply_until_an_admin_lets_it_join() {
     assert!(joined.is_some(), "the released reply is a comment of the case");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_reply_the_mail_server_refuses_is_recorded_on_the_case_and_not_retried() {
+    let Some(python) = casewire_e2e::ws::python() else {
+        return;
+    };
+    let smtp = casewire_e2e::notify::SmtpSink::start(&python).await;
+    let url = smtp.url();
+    let app = TestApp::spawn_configured(|c| {
+        mailbox(c);
+        c.notify.smtp_url = Some(casewire_runtime::config::SecretUrl::new(url));
+    })
+    .await;
+    let got = taken(
+        &app,
+        &reply("rejected@nowhere.example", "x1@nowhere.example", "", "Help"),
+    )
+    .await;
+    let id = got["caseId"].as_str().unwrap().to_owned();
+    // The acknowledgement is refused (550): the case says so.
+    let bounced = eventually(Duration::from_secs(30), || async {
+        let c = case(&app, &id).await;
+        (c["mail"]["undeliverable"] == json!(["rejected@nowhere.example"])).then_some(c)
+    })
+    .await
+    .expect("the refused reply marks the address undeliverable");
+    assert_eq!(bounced["comments"].as_array().unwrap().len(), 1, "and is no comment");
+    let history = app
+        .client("carol")
+        .get(&format!("/api/v1/cases/{id}/history"))
+        .await
+        .unwrap()
+        .body;
+    let event = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"].as_str().is_some_and(|t| t.contains("email-bounced")))
+        .unwrap_or_else(|| panic!("no email-bounced in {history}"))
+        .clone();
+    let text = event.to_string();
+    assert!(text.contains("550"), "the server's answer is kept: {text}");
+    assert!(text.contains(&format!("case-{id}.ack@")), "{text}");
+    // A public comment now goes to nobody, rather than failing again.
+    let r = app
+        .client("carol")
+        .post_wait(
+            &format!("/api/v1/cases/{id}/comments"),
+            &json!({"body": "Hello?", "visibility": "public"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        smtp.messages().is_empty(),
+        "nothing was accepted for the refused address"
+    );
+    app.stop().await;
+}
