@@ -562,8 +562,22 @@ pub struct MailboxConfig {
     #[serde(default = "empty_object")]
     pub data: serde_json::Value,
     /// The IMAP mailbox `casewire serve email-ingest` reads:
-    /// `imap://user:password@host:143` (plain, a local server) or
-    /// `imaps://...:993` (TLS). Unset: mail comes by webhook only.
+    /// `imaps://user:password@host:993` (TLS from the start) or
+    /// `imap://user:password@host:143`, upgraded with STARTTLS before the
+    /// login. User and password are URL-encoded. Unset: mail comes by
+    /// webhook only.
+    ///
+    /// `imap://` to a host that is not loopback requires STARTTLS: a server
+    /// that does not offer it is an error naming the host, and the password
+    /// is never sent in plaintext. To a loopback host (127.0.0.0/8, `::1`,
+    /// `localhost`) STARTTLS is used when offered, plaintext otherwise (a
+    /// local test server). The query changes that and is not part of the
+    /// login: `?tls=starttls` requires STARTTLS on loopback too, `?tls=none`
+    /// is plaintext, explicitly (`imap://` only); `?ca=/path/ca.pem` trusts
+    /// the CAs of that PEM file besides Mozilla's roots, for a server with
+    /// a private CA (`imaps://` and STARTTLS). Another parameter, another
+    /// `tls` value, `ca` with `tls=none` or a CA file that can not be read
+    /// is an error when the reader starts.
     #[serde(default)]
     pub imap_url: Option<SecretUrl>,
     /// The folder read.

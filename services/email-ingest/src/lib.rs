@@ -16,10 +16,13 @@
 mod imap;
 pub mod state;
 
+pub use imap::check_login;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use casewire_camunda::ExternalTaskClient;
 use casewire_runtime::config::MailboxConfig;
 use tokio_util::sync::CancellationToken;
@@ -80,6 +83,13 @@ pub async fn run(
         shutdown.cancelled().await;
         return Ok(());
     }
+    // A wrong URL, tls= or CA file is the operator's to fix: said once at
+    // the start rather than in every retry.
+    for mailbox in &boxes {
+        if let Some(url) = &mailbox.imap_url {
+            imap::check_url(url.expose()).with_context(|| format!("the imap_url of mailbox {}", mailbox.name))?;
+        }
+    }
     let mut running = tokio::task::JoinSet::new();
     for mailbox in boxes {
         running.spawn(watch(reader.clone(), mailbox, shutdown.clone()));
@@ -106,7 +116,8 @@ async fn watch(reader: Arc<Reader>, mailbox: MailboxConfig, shutdown: Cancellati
                 if started.elapsed() > Duration::from_secs(60) {
                     backoff = Duration::from_secs(1);
                 }
-                tracing::warn!(mailbox = %mailbox.name, error = %e, retry_in_s = backoff.as_secs(), "Reading the mailbox failed");
+                // {e:#}: the causes too (a certificate refused, not just "TLS with host").
+                tracing::warn!(mailbox = %mailbox.name, error = format!("{e:#}"), retry_in_s = backoff.as_secs(), "Reading the mailbox failed");
                 metrics::counter!("casewire_email_ingest_errors_total", "mailbox" => mailbox.name.clone()).increment(1);
             }
         }

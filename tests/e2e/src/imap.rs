@@ -21,7 +21,12 @@ fn free_port() -> u16 {
 /// A running Dovecot.
 #[derive(Debug)]
 pub struct Dovecot {
+    /// The loopback address it listens on.
+    pub host: &'static str,
+    /// IMAP (STARTTLS where started with TLS).
     pub port: u16,
+    /// IMAP over TLS from the start, where started with TLS.
+    pub imaps_port: Option<u16>,
     dir: tempfile::TempDir,
     child: Child,
 }
@@ -52,7 +57,28 @@ fn id(flag: &str) -> String {
 }
 
 impl Dovecot {
+    /// Plaintext only (`ssl = no`), on 127.0.0.1 `port`.
     pub async fn start(bin: &str) -> Dovecot {
+        Self::launch(bin, "127.0.0.1", "ssl = no\n", None).await
+    }
+
+    /// TLS required (`ssl = required`: no login before STARTTLS) with the
+    /// PEM certificate chain and key given: STARTTLS on `port`, TLS from
+    /// the start on `imaps_port`. On 127.0.0.2, which Linux connects to
+    /// from 127.0.0.1: Dovecot counts a client on its own address as
+    /// secure and would let it log in in plaintext despite `ssl = required`.
+    /// The helpers below log in in plaintext, so they are for
+    /// [`Dovecot::start`]'s servers only.
+    pub async fn start_tls(bin: &str, cert_pem: &std::path::Path, key_pem: &std::path::Path) -> Dovecot {
+        let ssl = format!(
+            "ssl = required\nssl_cert = <{}\nssl_key = <{}\n",
+            cert_pem.display(),
+            key_pem.display()
+        );
+        Self::launch(bin, "127.0.0.2", &ssl, Some(free_port())).await
+    }
+
+    async fn launch(bin: &str, host: &'static str, ssl: &str, imaps_port: Option<u16>) -> Dovecot {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let d = dir.path().display().to_string();
@@ -63,14 +89,16 @@ impl Dovecot {
         }
         let (uid, gid) = (id("-u"), id("-g"));
         std::fs::write(dir.path().join("users"), "support:{PLAIN}secret::::::\n").expect("users");
+        // Port 0: no imaps listener.
+        let imaps = imaps_port.unwrap_or(0);
         let conf = format!(
             "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\nprotocols = imap\n\
-             listen = 127.0.0.1\nssl = no\ndisable_plaintext_auth = no\nauth_mechanisms = plain login\n\
+             listen = {host}\n{ssl}disable_plaintext_auth = no\nauth_mechanisms = plain login\n\
              mail_location = maildir:{d}/mail/%u\nfirst_valid_uid = 0\nfirst_valid_gid = 0\n\
              mail_uid = {uid}\nmail_gid = {gid}\ndefault_internal_user = dovecot\ndefault_login_user = dovenull\n\
              passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {d}/users\n}}\n\
              userdb {{\n  driver = static\n  args = uid={uid} gid={gid} home={d}/home/%u\n}}\n\
-             service imap-login {{\n  inet_listener imap {{\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n"
+             service imap-login {{\n  inet_listener imap {{\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = {imaps}\n  }}\n}}\n"
         );
         let conf_path = dir.path().join("dovecot.conf");
         std::fs::write(&conf_path, conf).expect("config");
@@ -83,22 +111,34 @@ impl Dovecot {
             .kill_on_drop(true)
             .spawn()
             .expect("start dovecot");
-        let server = Dovecot { port, dir, child };
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "dovecot did not listen: {}",
-                server.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let server = Dovecot {
+            host,
+            port,
+            imaps_port,
+            dir,
+            child,
+        };
+        for listening in std::iter::once(port).chain(imaps_port) {
+            server.wait_for(listening).await;
         }
         server
     }
 
-    /// `imap://support:secret@127.0.0.1:<port>`.
+    async fn wait_for(&self, port: u16) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect((self.host, port)).await.is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "dovecot did not listen on {port}: {}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `imap://support:secret@<host>:<port>`.
     pub fn url(&self) -> String {
-        format!("imap://support:secret@127.0.0.1:{}", self.port)
+        format!("imap://support:secret@{}:{}", self.host, self.port)
     }
 
     /// Its log, for failure messages.
@@ -107,7 +147,7 @@ impl Dovecot {
     }
 
     async fn session(&self) -> async_imap::Session<tokio::net::TcpStream> {
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+        let tcp = tokio::net::TcpStream::connect((self.host, self.port))
             .await
             .expect("connect");
         let mut client = async_imap::Client::new(tcp);
