@@ -61,7 +61,25 @@ pub struct AccessDef {
 }
 
 /// The kinds of notification the rules know (see the notify crate).
-pub const NOTIFICATION_KINDS: [&str; 5] = ["assigned", "queue", "comment", "resolved", "watch"];
+pub const NOTIFICATION_KINDS: [&str; 6] = ["assigned", "queue", "comment", "received", "resolved", "watch"];
+
+/// The most characters of one template part.
+const MAX_TEMPLATE: usize = 20_000;
+
+/// A definition's own wording of one kind of message (minijinja, with
+/// `case.key`, `case.title`, `case.stage`, `case.priority`, `case.queue`,
+/// `actor`, `event`, `link`, and per kind `body`, `resolution`, `note`).
+/// The notify publisher renders it with a bounded amount of work; the
+/// syntax is checked at import.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MessageTemplate {
+    pub subject: String,
+    pub text: String,
+    /// Without it, the text is the HTML body, escaped.
+    #[serde(default)]
+    pub html: Option<String>,
+}
 
 /// A definition's say in notifications about its cases, on top of the
 /// platform's configuration.
@@ -74,6 +92,11 @@ pub struct NotificationRules {
     /// Kinds that go out at once, past quiet hours, digests and mutes.
     #[serde(default)]
     pub critical: Vec<String>,
+    /// The definition's own wording, per kind, in place of the built-in
+    /// templates. A reply on a mail case keeps its `[KEY]` subject tag:
+    /// without one in the subject, the reply's usual subject is used.
+    #[serde(default)]
+    pub templates: std::collections::BTreeMap<String, MessageTemplate>,
 }
 
 /// A versioned case definition. Besides what its schema says, the stages
@@ -311,12 +334,21 @@ impl CaseDefinition {
             .disabled
             .iter()
             .chain(&rules.critical)
+            .chain(rules.templates.keys())
             .find(|k| !NOTIFICATION_KINDS.contains(&k.as_str()))
         {
             return bad(format!(
                 "notifications: '{k}' is not a kind ({})",
                 NOTIFICATION_KINDS.join(", ")
             ));
+        }
+        for (kind, t) in &rules.templates {
+            let parts = [Some(&t.subject), Some(&t.text), t.html.as_ref()];
+            if parts.iter().flatten().any(|p| p.chars().count() > MAX_TEMPLATE) {
+                return bad(format!(
+                    "notifications.templates.{kind}: a part is longer than {MAX_TEMPLATE} characters"
+                ));
+            }
         }
         crate::automation::check_names(&self.automation)?;
         for rule in &self.automation {

@@ -200,6 +200,17 @@ pub fn render_template(
     })
 }
 
+/// Whether a definition's template renders: its syntax, filters and
+/// work bound, tried on a sample of every kind's context.
+pub fn check_template(subject: &str, text: &str, html: Option<&str>) -> Result<(), minijinja::Error> {
+    let sample = serde_json::json!({
+        "case": {"key": "CMP-000001", "title": "A title", "stage": "new", "priority": "normal", "queue": "support"},
+        "actor": "carol", "event": "comment-added", "link": "https://casewire.example/cases/1",
+        "body": "A comment", "resolution": "fixed", "note": "A note",
+    });
+    render_template(subject, text, html, &sample).map(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,10 +8,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use casewire_application::{AccessCache, CaseCache, is_internal_comment};
+use casewire_domain::definition::MessageTemplate;
 use casewire_domain::email::EmailReceived;
 use casewire_domain::types::TenantId;
 use casewire_domain::{Case, CaseEvent};
-use casewire_notify::render::{Rendered, render};
+use casewire_notify::render::{Rendered, render, render_template};
 use casewire_notify::{Recipient, intents, slot};
 use casewire_ports::envelope::event_to_json;
 use casewire_ports::{
@@ -131,7 +132,7 @@ impl Planner {
                 continue;
             }
             let critical = named(&cfg.critical_kinds) || named(&rules.critical);
-            let message = self.message(intent.kind, record, &event, case)?;
+            let message = self.message(intent.kind, record, &event, case, rules.templates.get(intent.kind))?;
             if intent.kind == "received"
                 && !self
                     .may_acknowledge(record, &intent.recipient, &message, &out, now)
@@ -225,7 +226,14 @@ impl Planner {
     }
 
     /// The message of `kind` about this event.
-    fn message(&self, kind: &str, record: &EventRecord, event: &CaseEvent, case: &Case) -> Result<Rendered, PlanError> {
+    fn message(
+        &self,
+        kind: &str,
+        record: &EventRecord,
+        event: &CaseEvent,
+        case: &Case,
+        template: Option<&MessageTemplate>,
+    ) -> Result<Rendered, PlanError> {
         let base = &self.link_base;
         let mut ctx = json!({
             "case": {
@@ -244,17 +252,22 @@ impl Planner {
             }
             _ => {}
         }
-        let mut message = render(kind, &ctx).map_err(|e| PlanError::Policy(format!("rendering {kind}: {e}")))?;
-        if let CaseEvent::CommentAdded(c) = event
-            && let Some(reply) = self.reply_headers(case, c.comment_id)
-        {
-            message.subject = casewire_email::thread::reply_subject(&case.title, case.key.as_str());
-            message.reply = Some(reply);
+        let mut message = match template {
+            Some(t) => render_template(&t.subject, &t.text, t.html.as_deref(), &ctx),
+            None => render(kind, &ctx),
         }
-        if let CaseEvent::EmailReceived(mail) = event
-            && kind == "received"
-            && let Some(reply) = self.ack_headers(case, mail)
-        {
+        .map_err(|e| PlanError::Policy(format!("rendering {kind}: {e}")))?;
+        let reply = match event {
+            CaseEvent::CommentAdded(c) => self.reply_headers(case, c.comment_id),
+            CaseEvent::EmailReceived(mail) if kind == "received" => self.ack_headers(case, mail),
+            _ => None,
+        };
+        if let Some(reply) = reply {
+            // The tag keeps the conversation threaded in any mail client.
+            let tag = format!("[{}]", case.key.as_str());
+            if !message.subject.contains(&tag) {
+                message.subject = casewire_email::thread::reply_subject(&case.title, case.key.as_str());
+            }
             message.reply = Some(reply);
         }
         Ok(message)

@@ -941,6 +941,28 @@ async fn definitions_import_as_new_versions() {
         (bad.status.as_u16(), bad.body["code"].as_str()),
         (422, Some("CW-INVALID-DEFINITION"))
     );
+    // A message template that does not render, or names no kind, is refused
+    // at import rather than failing each message later.
+    for (broken, names) in [
+        ("{{ case.key ", "templates.received"),
+        ("{{ body | nosuchfilter }}", "templates.received"),
+    ] {
+        let yaml = casewire::DEMO_DEFINITIONS[0]
+            .1
+            .replace("Thank you for telling us.", broken);
+        let r = carol.import_definition(&yaml).await.unwrap();
+        assert_eq!(r.body["code"], "CW-INVALID-DEFINITION", "{broken}: {}", r.body);
+        assert!(r.body["message"].as_str().unwrap().contains(names), "{}", r.body);
+    }
+    let yaml = casewire::DEMO_DEFINITIONS[0]
+        .1
+        .replace("    received:\n", "    receivd:\n");
+    let r = carol.import_definition(&yaml).await.unwrap();
+    assert!(
+        r.body["message"].as_str().unwrap().contains("'receivd' is not a kind"),
+        "{}",
+        r.body
+    );
     let missing = carol.get("/api/v1/definitions/nope").await.unwrap();
     assert_eq!(missing.status.as_u16(), 404);
     // New cases use the newest version; existing cases keep theirs.

@@ -355,6 +355,14 @@ async fn a_public_comment_is_a_threaded_reply_and_its_answer_comes_back_to_the_c
     ] {
         assert!(ack.lines().any(|l| l == line), "no '{line}' in {ack}");
     }
+    let ack_text = smtp.to("dave.miller@gmail.example")[0]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        ack_text.contains(&format!("Your complaint is case {key}")),
+        "the definition's own wording: {ack_text}"
+    );
     let r = app
         .client("carol")
         .post_wait(

@@ -2,8 +2,8 @@
 
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpResponse, get, post};
-use casewire_domain::CaseDefinition;
 use casewire_domain::types::TenantId;
+use casewire_domain::{CaseDefinition, ErrorCode};
 use casewire_ports::Action;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -75,6 +75,14 @@ pub async fn import(state: &AppState, tenant: &TenantId, source: &str) -> Result
     let def = tokio::task::spawn_blocking(move || CaseDefinition::parse_yaml(&owned))
         .await
         .map_err(|e| ApiError::internal(&e))??;
+    for (kind, t) in &def.notifications.templates {
+        casewire_notify::render::check_template(&t.subject, &t.text, t.html.as_deref()).map_err(|e| {
+            ApiError::new(
+                ErrorCode::InvalidDefinition,
+                format!("notifications.templates.{kind}: {e}"),
+            )
+        })?;
+    }
     let stored = state.platform.reads.put_definition(tenant, &def).await?;
     // Its access groups count from the next request on.
     state.access.refresh(&*state.platform.reads, tenant).await?;
