@@ -58,6 +58,9 @@ pub struct Comment {
     pub visibility: Visibility,
     pub author: String,
     pub at: DateTime<Utc>,
+    /// Files of the case the comment goes with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Uuid>,
 }
 
 /// A link to another case.
@@ -462,12 +465,14 @@ impl Case {
                 {
                     return Err(DomainError::UnknownComment(parent.to_string()));
                 }
+                self.check_comment_files(&c.attachments)?;
                 CaseEvent::CommentAdded(CommentAdded {
                     comment_id,
                     parent_id: c.parent_id,
                     body,
                     visibility: c.visibility,
                     author: ctx.actor.to_owned(),
+                    attachments: c.attachments.clone(),
                 })
             }
             CaseCommand::Tag(c) => {
@@ -648,6 +653,7 @@ impl Case {
                 visibility: e.visibility,
                 author: e.author.clone(),
                 at: meta.time,
+                attachments: e.attachments.clone(),
             }),
             CaseEvent::Tagged(e) => {
                 if !self.tags.contains(&e.tag) {
@@ -708,6 +714,33 @@ impl Case {
         }
         self.revision = meta.revision;
         self.updated_at = Some(meta.time);
+    }
+}
+
+/// The most files one comment goes with.
+const MAX_COMMENT_FILES: usize = 20;
+
+impl Case {
+    /// A comment's files are files of the case, each once.
+    fn check_comment_files(&self, files: &[Uuid]) -> Result<(), DomainError> {
+        if files.len() > MAX_COMMENT_FILES {
+            return Err(DomainError::invalid(
+                "attachments",
+                format!("at most {MAX_COMMENT_FILES} files"),
+            ));
+        }
+        for (i, f) in files.iter().enumerate() {
+            if files[..i].contains(f) {
+                return Err(DomainError::invalid("attachments", format!("file {f} is named twice")));
+            }
+            if !self.attachments.iter().any(|a| a.file_id == *f) {
+                return Err(DomainError::invalid(
+                    "attachments",
+                    format!("file {f} is not attached to the case"),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -841,6 +874,7 @@ mod tests {
             parent_id: parent,
             body: "Called the customer".into(),
             visibility: Visibility::Public,
+            attachments: vec![],
         })
     }
 
@@ -995,6 +1029,7 @@ mod tests {
                 parent_id: None,
                 body: " ".into(),
                 visibility: Visibility::Internal,
+                attachments: vec![],
             }),
             "CW-VALIDATION",
         );
@@ -1040,6 +1075,35 @@ mod tests {
         let s = given(&[open(), attach(Some(facts)), detach.clone()]);
         assert!(s.case().attachments.is_empty());
         s.then_rejects(detach, "CW-NO-CHANGE");
+    }
+
+    #[test]
+    fn a_comment_goes_with_files_of_the_case_only() {
+        let file = Uuid::now_v7();
+        let facts = FileFacts {
+            name: "label.pdf".into(),
+            content_type: "application/pdf".into(),
+            size: 99,
+            sha256: "cd".repeat(32),
+        };
+        let attach = CaseCommand::Attach(AttachFile {
+            file_id: file,
+            file: Some(facts),
+        });
+        let with = |files: Vec<Uuid>| {
+            CaseCommand::Comment(CommentOnCase {
+                comment_id: Some(Uuid::now_v7()),
+                parent_id: None,
+                body: "The return label".into(),
+                visibility: Visibility::Public,
+                attachments: files,
+            })
+        };
+        let mut s = given(&[open(), attach]);
+        s.then_rejects(with(vec![Uuid::now_v7()]), "CW-VALIDATION");
+        s.then_rejects(with(vec![file, file]), "CW-VALIDATION");
+        s.and(with(vec![file]), "alice", Utc::now());
+        assert_eq!(s.case().comments[0].attachments, [file]);
     }
 
     #[test]

@@ -167,6 +167,11 @@ pub struct CommentOnCase {
     pub body: String,
     #[serde(default)]
     pub visibility: Visibility,
+    /// Files of the case (attached already) the comment goes with; a
+    /// public comment's reply by mail carries them. At most 20, each once
+    /// (else 422 `CW-VALIDATION`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Uuid>,
 }
 
 /// Add or remove one tag.

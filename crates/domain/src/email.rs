@@ -222,6 +222,7 @@ impl Case {
                     visibility: Visibility::Public,
                     author: e.from.email.clone(),
                     at: meta.time,
+                    attachments: e.files.clone(),
                 });
                 let mail = &mut self.mail;
                 mail.mailbox.get_or_insert_with(|| e.mailbox.clone());

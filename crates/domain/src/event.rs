@@ -93,6 +93,9 @@ pub struct CommentAdded {
     pub body: String,
     pub visibility: Visibility,
     pub author: String,
+    /// Files of the case the comment goes with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -3,8 +3,9 @@
 //! crash is recognisable) and `References` that thread it under its case.
 //! The notify-publisher and the task worker's `casewire.email` share it.
 
+use lettre::message::header::ContentType;
 use lettre::message::header::{Header, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::{Attachment, Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::render::Rendered;
@@ -72,6 +73,8 @@ pub struct Outgoing<'a> {
     /// Sent by a machine, not written by a person: `Auto-Submitted`, so
     /// other systems do not answer it. A person's reply is not marked.
     pub automatic: Option<Auto>,
+    /// Files attached: name, content type, bytes.
+    pub files: Vec<(String, String, Vec<u8>)>,
 }
 
 /// An SMTP connection pool.
@@ -125,11 +128,24 @@ impl Mailer {
         if let Some(auto) = out.automatic {
             builder = builder.header(AutoSubmitted(auto));
         }
+        let body = MultiPart::alternative_plain_html(out.message.text.clone(), out.message.html.clone());
+        let body = if out.files.is_empty() {
+            body
+        } else {
+            let mut mixed = MultiPart::mixed().multipart(body);
+            for (name, content_type, bytes) in out.files {
+                // A type lettre can not write goes as plain bytes.
+                let Ok(content_type) =
+                    ContentType::parse(&content_type).or_else(|_| ContentType::parse("application/octet-stream"))
+                else {
+                    continue;
+                };
+                mixed = mixed.singlepart(Attachment::new(name).body(bytes, content_type));
+            }
+            mixed
+        };
         let email = builder
-            .multipart(MultiPart::alternative_plain_html(
-                out.message.text.clone(),
-                out.message.html.clone(),
-            ))
+            .multipart(body)
             .map_err(|e| MailError::Permanent(e.to_string()))?;
         self.transport.send(email).await.map(|_| ()).map_err(|e| {
             if e.is_permanent() {

@@ -35,6 +35,18 @@ pub struct ReplyHeaders {
     /// `Auto-Submitted: auto-replied`; a person's reply is not marked.
     #[serde(default)]
     pub automatic: bool,
+    /// Files of the case the reply carries (the comment's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<ReplyFile>,
+}
+
+/// A file of the case to attach to a reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ReplyFile {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
 }
 
 const TEMPLATES: &[(&str, &str)] = &[

@@ -166,6 +166,12 @@ const ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMER
     .remove(b'_')
     .remove(b'~');
 
+/// Where the bytes of file `id` of `tenant` are kept: one key for every
+/// service that reads or writes them.
+pub fn file_key(tenant: &casewire_domain::types::TenantId, id: uuid::Uuid) -> String {
+    format!("{tenant}/{id}")
+}
+
 /// `Content-Disposition: attachment` with the name in plain ASCII (for old
 /// clients) and in UTF-8 (RFC 6266); quotes, backslashes and control
 /// characters, which could break out of the header value, never appear

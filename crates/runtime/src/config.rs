@@ -434,6 +434,9 @@ pub struct NotifyConfig {
     /// group starts at the oldest retained event, and people must not hear
     /// of last month.
     pub skip_older_than_secs: u64,
+    /// The most bytes of files one reply carries (a comment's files, in
+    /// order); the rest are named in the text, to be fetched from the case.
+    pub max_attachment_bytes: u64,
 }
 
 impl Default for NotifyConfig {
@@ -450,6 +453,7 @@ impl Default for NotifyConfig {
             critical_kinds: Vec::new(),
             disabled_kinds: Vec::new(),
             skip_older_than_secs: 24 * 3600,
+            max_attachment_bytes: 15 * 1024 * 1024,
         }
     }
 }

@@ -145,6 +145,7 @@ fn depth_limit(record: &EventRecord, event: &CaseEvent, fired: &[Fired]) -> Fire
                 MAX_DEPTH + 1
             ),
             visibility: Visibility::Internal,
+            attachments: vec![],
         }),
     }
 }

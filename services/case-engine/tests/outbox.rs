@@ -177,6 +177,7 @@ fn comment(n: usize) -> CaseCommand {
         parent_id: None,
         body: format!("comment {n}"),
         visibility: Visibility::Internal,
+        attachments: vec![],
     })
 }
 

@@ -110,6 +110,7 @@ pub async fn run_with(
             .redirect(reqwest::redirect::Policy::none())
             .build()?,
         smtp: smtp(&platform)?,
+        blobs: platform.blobs().await?,
     };
     let wake = Arc::new(tokio::sync::Notify::new());
     let sending = tokio::spawn(send::run(sender, wake.clone(), shutdown.clone()));

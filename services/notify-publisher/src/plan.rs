@@ -63,6 +63,23 @@ fn subject(p: &Person) -> Subject {
     }
 }
 
+/// The files of the case a comment goes with (those still attached).
+fn comment_files(case: &Case, comment: uuid::Uuid) -> Vec<casewire_notify::render::ReplyFile> {
+    let Some(c) = case.comments.iter().find(|c| c.id == comment) else {
+        return Vec::new();
+    };
+    c.attachments
+        .iter()
+        .filter_map(|id| case.attachments.iter().find(|a| a.file_id == *id))
+        .map(|a| casewire_notify::render::ReplyFile {
+            id: a.file_id,
+            name: a.name.clone(),
+            content_type: a.content_type.clone(),
+            size: a.size,
+        })
+        .collect()
+}
+
 /// The key of a delivery: one per event, recipient and channel.
 pub fn key(record: &EventRecord, recipient: &str, channel: Channel) -> String {
     format!("{}:{}:{}", record.id, recipient, channel.as_str())
@@ -288,6 +305,7 @@ impl Planner {
             in_reply_to: Some(mail.message_id.clone()),
             cc: Vec::new(),
             automatic: true,
+            files: Vec::new(),
         })
     }
 
@@ -365,6 +383,7 @@ impl Planner {
             in_reply_to: case.mail.message_ids.last().cloned(),
             cc,
             automatic: false,
+            files: comment_files(case, comment),
         })
     }
 

@@ -11,12 +11,13 @@ use std::time::Duration;
 use casewire_domain::CaseCommand;
 use casewire_domain::email::RecordBounce;
 use casewire_notify::mail::{Auto, MailError, Mailer, Outgoing};
-use casewire_notify::render::{Rendered, render_digest};
+use casewire_notify::render::{Rendered, ReplyHeaders, render_digest};
 use casewire_notify::webhook::{check_target, signature_header};
 use casewire_ports::envelope::CommandEnvelope;
-use casewire_ports::{Channel, Delivery, InboxItem, NotificationStore, StoreError, Topic, WebhookAttempt};
+use casewire_ports::{BlobStore, Channel, Delivery, InboxItem, NotificationStore, StoreError, Topic, WebhookAttempt};
 use casewire_runtime::Platform;
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -39,6 +40,8 @@ pub struct Sender {
     pub clock: Arc<dyn Clock>,
     pub http: reqwest::Client,
     pub smtp: Option<Mailer>,
+    /// Where the files replies carry are read from.
+    pub blobs: Arc<dyn BlobStore>,
 }
 
 impl std::fmt::Debug for Sender {
@@ -119,6 +122,43 @@ impl Sender {
                 Ok(())
             }
         }
+    }
+
+    /// The files a reply carries, read from the blob store, in order, up to
+    /// `notify.max_attachment_bytes`; those past it are named in `text`.
+    /// A file that can not be read now is a retry, not a reply without it.
+    async fn reply_files(
+        &self,
+        d: &Delivery,
+        reply: &ReplyHeaders,
+        text: &mut String,
+    ) -> Result<Vec<(String, String, Vec<u8>)>, SendError> {
+        let budget = self.platform.config.notify.max_attachment_bytes;
+        let (mut used, mut out, mut left_out) = (0u64, Vec::new(), Vec::new());
+        for f in &reply.files {
+            if used + f.size > budget {
+                left_out.push(format!("- {} ({} bytes)", f.name, f.size));
+                continue;
+            }
+            let read = self
+                .blobs
+                .get(&casewire_ports::blob::file_key(&d.tenant, f.id), None)
+                .await
+                .map_err(|e| SendError::Retry(format!("reading {}: {e}", f.name)))?;
+            let chunks: Vec<bytes::Bytes> = read
+                .body
+                .try_collect()
+                .await
+                .map_err(|e| SendError::Retry(format!("reading {}: {e}", f.name)))?;
+            used += f.size;
+            out.push((f.name.clone(), f.content_type.clone(), chunks.concat()));
+        }
+        if !left_out.is_empty() {
+            text.push_str("\nToo big to send by e-mail; they are on the case:\n");
+            text.push_str(&left_out.join("\n"));
+            text.push('\n');
+        }
+        Ok(out)
     }
 
     /// A reply on a mail case that can not be delivered is a bounce of that
@@ -228,6 +268,11 @@ impl Sender {
         let keys: Vec<&str> = items.iter().map(|i| i.key.as_str()).collect();
         // Every message of a case threads under one root.
         let root = format!("<case-{}@{}>", d.case_id, cfg.message_id_domain);
+        let mut message = message;
+        let files = match &message.reply {
+            Some(reply) => self.reply_files(d, reply, &mut message.text).await?,
+            None => Vec::new(),
+        };
         let out = match &message.reply {
             // A person's answer to mail of the case, in that conversation.
             Some(reply) => Outgoing {
@@ -242,6 +287,7 @@ impl Sender {
                 in_reply_to: reply.in_reply_to.as_ref().map(|p| format!("<{p}>")),
                 cc: reply.cc.clone(),
                 automatic: reply.automatic.then_some(Auto::Replied),
+                files,
             },
             None => Outgoing {
                 from: &cfg.from,
@@ -252,6 +298,7 @@ impl Sender {
                 in_reply_to: None,
                 cc: Vec::new(),
                 automatic: Some(Auto::Generated),
+                files: Vec::new(),
             },
         };
         smtp.send(out).await.map_err(|e| match e {

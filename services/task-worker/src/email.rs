@@ -49,6 +49,7 @@ async fn send(worker: &Worker, task: &LockedTask) -> Result<Value, Outcome> {
         in_reply_to: None,
         cc: Vec::new(),
         automatic: Some(casewire_notify::mail::Auto::Generated),
+        files: Vec::new(),
     };
     mailer.send(out).await.map_err(|e| match e {
         MailError::Permanent(m) => Outcome::Incident(format!("the mail server refused it: {m}")),

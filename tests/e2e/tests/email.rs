@@ -367,7 +367,9 @@ async fn a_public_comment_is_a_threaded_reply_and_its_answer_comes_back_to_the_c
         .client("carol")
         .post_wait(
             &format!("/api/v1/cases/{id}/comments"),
-            &json!({"body": "We will send a new kettle.", "visibility": "public"}),
+            // The comment goes with a file of the case: the reply carries it.
+            &json!({"body": "We will send a new kettle.", "visibility": "public",
+                "attachments": [c["attachments"][0]["fileId"]]}),
         )
         .await
         .unwrap();
@@ -404,6 +406,11 @@ async fn a_public_comment_is_a_threaded_reply_and_its_answer_comes_back_to_the_c
         "a person's reply is not automatic: {data}"
     );
     assert!(sent["text"].as_str().unwrap().contains("We will send a new kettle."));
+    let file = c["attachments"][0]["name"].as_str().unwrap();
+    assert!(
+        data.contains("Content-Disposition: attachment") && data.contains(file),
+        "the comment's file is attached: {data}"
+    );
 
     // The requester answers that mail: In-Reply-To names it, and so the case.
     let answer = reply(

@@ -575,10 +575,12 @@ async fn a_definition_turns_kinds_off_or_critical_and_a_mute_silences_a_case() {
     let clock = Arc::new(ManualClock(Mutex::new(today_at(23, 0))));
     let app = with_clock(|c| configure(None, c), clock).await;
     let (alice, carol) = (sign_in(&app, "alice").await, app.client("carol"));
-    let yaml = format!(
-        "{}\nnotifications:\n  disabled: [queue]\n  critical: [assigned]\n",
-        casewire::DEMO_DEFINITIONS[0].1.trim_end()
+    // The demo complaint has notifications already (its templates).
+    let yaml = casewire::DEMO_DEFINITIONS[0].1.replace(
+        "\nnotifications:\n",
+        "\nnotifications:\n  disabled: [queue]\n  critical: [assigned]\n",
     );
+    assert_ne!(yaml, casewire::DEMO_DEFINITIONS[0].1);
     let r = carol.import_definition(&yaml).await.unwrap();
     assert_eq!(r.status.as_u16(), 201, "{}", r.body);
     let noisy = open(&carol, "support", false).await;

@@ -646,6 +646,7 @@ async fn with_comments<S: CaseProjection>(store: &S) -> TenantId {
             visibility,
             author: "alice".into(),
             at: Utc::now(),
+            attachments: vec![],
         });
     }
     assert!(

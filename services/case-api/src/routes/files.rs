@@ -61,7 +61,7 @@ impl From<BlobError> for ApiError {
 
 /// Where a tenant's file lives in the blob store.
 pub fn blob_key(tenant: &TenantId, id: Uuid) -> String {
-    format!("{tenant}/{id}")
+    casewire_ports::blob::file_key(tenant, id)
 }
 
 /// Where a presigned upload's bytes land before `complete` copies them to
