@@ -564,6 +564,7 @@ impl Case {
             | CaseCommand::RaiseTaskError(_)
             | CaseCommand::SetTaskRetries(_) => unreachable!("task commands are decided by handle_task"),
             CaseCommand::ReceiveEmail(c) => self.receive_email(c)?,
+            CaseCommand::RecordEmailSent(c) => self.record_email_sent(c)?,
             CaseCommand::RecordBounce(c) => self.record_bounce(c)?,
             CaseCommand::Reopen(c) => {
                 if self.status == CaseStatus::Open {
@@ -710,7 +711,7 @@ impl Case {
             | CaseEvent::TaskErrorRaised(_)
             | CaseEvent::TaskRetriesSet(_) => {}
             // Folded by apply_email above.
-            CaseEvent::EmailReceived(_) | CaseEvent::EmailBounced(_) => {}
+            CaseEvent::EmailReceived(_) | CaseEvent::EmailBounced(_) | CaseEvent::EmailSent(_) => {}
         }
         self.revision = meta.revision;
         self.updated_at = Some(meta.time);

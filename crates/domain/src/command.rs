@@ -6,7 +6,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::email::{ReceiveEmail, RecordBounce};
+use crate::email::{ReceiveEmail, RecordBounce, RecordEmailSent};
 use crate::task::{
     AssignTask, CancelTask, CompleteTask, CreateTask, ExtendTaskLock, FailTask, LockTask, RaiseTaskError,
     SetTaskRetries, TaskRef,
@@ -309,6 +309,8 @@ pub enum CaseCommand {
     ReceiveEmail(ReceiveEmail),
     #[serde(rename = "case.recordBounce")]
     RecordBounce(RecordBounce),
+    #[serde(rename = "case.recordEmailSent")]
+    RecordEmailSent(RecordEmailSent),
     #[serde(rename = "task.create")]
     CreateTask(CreateTask),
     #[serde(rename = "task.claim")]
@@ -357,6 +359,7 @@ impl CaseCommand {
             CaseCommand::Reopen(_) => "case.reopen",
             CaseCommand::ReceiveEmail(_) => "case.receiveEmail",
             CaseCommand::RecordBounce(_) => "case.recordBounce",
+            CaseCommand::RecordEmailSent(_) => "case.recordEmailSent",
             CaseCommand::CreateTask(_) => "task.create",
             CaseCommand::ClaimTask(_) => "task.claim",
             CaseCommand::UnclaimTask(_) => "task.unclaim",
@@ -392,6 +395,7 @@ impl CaseCommand {
         ("case.reopen", "ReopenCase"),
         ("case.receiveEmail", "ReceiveEmail"),
         ("case.recordBounce", "RecordBounce"),
+        ("case.recordEmailSent", "RecordEmailSent"),
         ("task.create", "CreateTask"),
         ("task.claim", "TaskRef"),
         ("task.unclaim", "TaskRef"),

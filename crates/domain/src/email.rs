@@ -115,6 +115,35 @@ pub struct RecordBounce {
 /// `email-bounced`: the payload is the command's.
 pub type EmailBounced = RecordBounce;
 
+/// `case.recordEmailSent`: a mail about the case went out (a reply to a
+/// comment, an acknowledgement), with the headers it was sent with, so
+/// the timeline shows it and its Message-ID threads like any other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecordEmailSent {
+    /// The comment it carried; none for an acknowledgement.
+    #[serde(default)]
+    pub comment_id: Option<Uuid>,
+    /// Without the angle brackets.
+    pub message_id: String,
+    #[serde(default)]
+    pub in_reply_to: Option<String>,
+    pub from: String,
+    pub to: Vec<String>,
+    #[serde(default)]
+    pub cc: Vec<String>,
+    pub subject: String,
+    /// Sent by a machine (`Auto-Submitted`), not written by a person.
+    #[serde(default)]
+    pub automatic: bool,
+    /// Names of the files it carried.
+    #[serde(default)]
+    pub files: Vec<String>,
+}
+
+/// `email-sent`: the payload is the command's.
+pub type EmailSent = RecordEmailSent;
+
 /// What a case knows of its mail.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -123,8 +152,11 @@ pub struct MailThread {
     pub mailbox: Option<String>,
     /// Addresses that wrote to the case or were copied (lower case).
     pub participants: Vec<String>,
-    /// Message-IDs seen on the case, newest last.
+    /// Message-IDs seen on the case (received and sent), newest last.
     pub message_ids: Vec<String>,
+    /// The newest Message-ID received: what a reply answers.
+    #[serde(default)]
+    pub last_received: Option<String>,
     /// Addresses mail to which bounced.
     pub undeliverable: Vec<String>,
 }
@@ -211,6 +243,23 @@ impl Case {
         Ok(CaseEvent::EmailBounced(c.clone()))
     }
 
+    /// `case.recordEmailSent`.
+    pub(crate) fn record_email_sent(&self, c: &RecordEmailSent) -> Result<CaseEvent, DomainError> {
+        bounded("messageId", &c.message_id, MAX_MESSAGE_ID, true)?;
+        bounded("subject", &c.subject, MAX_SUBJECT, false)?;
+        bounded("from", &c.from, MAX_ADDRESS, true)?;
+        if c.to.is_empty() || c.to.len() + c.cc.len() > MAX_PARTICIPANTS || c.files.len() > MAX_FILES {
+            return Err(DomainError::invalid(
+                "to",
+                "must name 1 to 50 recipients and at most 100 files",
+            ));
+        }
+        if self.mail.message_ids.iter().any(|m| m == &c.message_id) {
+            return Err(DomainError::NoChange(format!("{} is recorded already", c.message_id)));
+        }
+        Ok(CaseEvent::EmailSent(c.clone()))
+    }
+
     /// Folds a mail event; `false` for any other event.
     pub(crate) fn apply_email(&mut self, meta: &EventMeta<'_>, event: &CaseEvent) -> bool {
         match event {
@@ -231,8 +280,13 @@ impl Case {
                     mail.add_participant(&cc.email);
                 }
                 mail.add_message_id(&e.message_id);
+                mail.last_received = Some(e.message_id.clone());
                 // Whoever writes is reachable again.
                 mail.undeliverable.retain(|u| u != &e.from.email);
+                true
+            }
+            CaseEvent::EmailSent(e) => {
+                self.mail.add_message_id(&e.message_id);
                 true
             }
             CaseEvent::EmailBounced(e) => {

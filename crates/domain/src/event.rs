@@ -212,6 +212,8 @@ pub enum CaseEvent {
     EmailReceived(crate::email::EmailReceived),
     #[serde(rename = "email-bounced")]
     EmailBounced(crate::email::EmailBounced),
+    #[serde(rename = "email-sent")]
+    EmailSent(crate::email::EmailSent),
 }
 
 impl CaseEvent {
@@ -247,6 +249,7 @@ impl CaseEvent {
             CaseEvent::TaskRetriesSet(_) => "task-retries-set",
             CaseEvent::EmailReceived(_) => "email-received",
             CaseEvent::EmailBounced(_) => "email-bounced",
+            CaseEvent::EmailSent(_) => "email-sent",
         }
     }
 
@@ -303,5 +306,6 @@ impl CaseEvent {
         ("task-retries-set", "TaskRetriesSet"),
         ("email-received", "ReceiveEmail"),
         ("email-bounced", "RecordBounce"),
+        ("email-sent", "RecordEmailSent"),
     ];
 }

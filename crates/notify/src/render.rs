@@ -26,7 +26,7 @@ pub struct ReplyHeaders {
     pub from: String,
     /// `<case-<id>.<comment>@domain>`: names the case.
     pub message_id: String,
-    /// The newest Message-ID the case has seen.
+    /// The newest Message-ID the case received.
     pub in_reply_to: Option<String>,
     /// Other participants, copied.
     #[serde(default)]
@@ -38,6 +38,9 @@ pub struct ReplyHeaders {
     /// Files of the case the reply carries (the comment's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<ReplyFile>,
+    /// The comment it carries; none for an acknowledgement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment_id: Option<uuid::Uuid>,
 }
 
 /// A file of the case to attach to a reply.

@@ -170,7 +170,7 @@ impl Action {
             C::LockTask(_) | C::ExtendTaskLock(_) | C::UnlockTask(_) | C::FailTask(_) | C::RaiseTaskError(_) => {
                 Action::TaskExternal
             }
-            C::ReceiveEmail(_) | C::RecordBounce(_) => Action::MailIngest,
+            C::ReceiveEmail(_) | C::RecordBounce(_) | C::RecordEmailSent(_) => Action::MailIngest,
         }
     }
 }

@@ -306,6 +306,7 @@ impl Planner {
             cc: Vec::new(),
             automatic: true,
             files: Vec::new(),
+            comment_id: None,
         })
     }
 
@@ -380,10 +381,11 @@ impl Planner {
                 &format!("c{comment}"),
                 &cfg.notify.message_id_domain,
             ),
-            in_reply_to: case.mail.message_ids.last().cloned(),
+            in_reply_to: case.mail.last_received.clone(),
             cc,
             automatic: false,
             files: comment_files(case, comment),
+            comment_id: Some(comment),
         })
     }
 

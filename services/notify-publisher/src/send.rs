@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use casewire_domain::CaseCommand;
-use casewire_domain::email::RecordBounce;
+use casewire_domain::email::{RecordBounce, RecordEmailSent};
 use casewire_notify::mail::{Auto, MailError, Mailer, Outgoing};
 use casewire_notify::render::{Rendered, ReplyHeaders, render_digest};
 use casewire_notify::webhook::{check_target, signature_header};
@@ -47,6 +47,21 @@ pub struct Sender {
 impl std::fmt::Debug for Sender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sender").finish_non_exhaustive()
+    }
+}
+
+/// What of an outgoing message its record on the case keeps.
+struct SentHeaders {
+    to: String,
+    subject: String,
+}
+
+impl SentHeaders {
+    fn of(out: &Outgoing<'_>) -> SentHeaders {
+        SentHeaders {
+            to: out.to.to_ascii_lowercase(),
+            subject: out.message.subject.chars().take(998).collect(),
+        }
     }
 }
 
@@ -260,25 +275,47 @@ impl Sender {
             .iter()
             .filter_map(|i| serde_json::from_value(i.payload.clone()).ok())
             .collect();
-        let message = match rendered.as_slice() {
+        let mut message = match rendered.as_slice() {
             [one] => one.clone(),
             many => render_digest(many).map_err(|e| SendError::Give(e.to_string()))?,
         };
-        let cfg = &self.platform.config.notify;
-        let keys: Vec<&str> = items.iter().map(|i| i.key.as_str()).collect();
-        // Every message of a case threads under one root.
-        let root = format!("<case-{}@{}>", d.case_id, cfg.message_id_domain);
-        let mut message = message;
         let files = match &message.reply {
             Some(reply) => self.reply_files(d, reply, &mut message.text).await?,
             None => Vec::new(),
         };
-        let out = match &message.reply {
+        let names: Vec<String> = files.iter().map(|f| f.0.clone()).collect();
+        let keys: Vec<&str> = items.iter().map(|i| i.key.as_str()).collect();
+        let out = self.outgoing(d, &message, &keys, files);
+        let sent = SentHeaders::of(&out);
+        smtp.send(out).await.map_err(|e| match e {
+            MailError::Permanent(m) => SendError::Give(m),
+            MailError::Transient(m) => SendError::Retry(m),
+        })?;
+        if let Some(reply) = &message.reply {
+            self.record_sent(d, reply, sent, names).await;
+        }
+        Ok(())
+    }
+
+    /// The message as it goes out: a reply in the case's conversation, or a
+    /// notification from `notify.from`.
+    fn outgoing<'a>(
+        &'a self,
+        d: &'a Delivery,
+        message: &'a Rendered,
+        keys: &[&str],
+        files: Vec<(String, String, Vec<u8>)>,
+    ) -> Outgoing<'a> {
+        let cfg = &self.platform.config.notify;
+        // Every message of a case threads under one root.
+        let root = format!("<case-{}@{}>", d.case_id, cfg.message_id_domain);
+        let to = d.address.as_deref().unwrap_or_default();
+        match &message.reply {
             // A person's answer to mail of the case, in that conversation.
             Some(reply) => Outgoing {
                 from: &reply.from,
-                to: d.address.as_deref().unwrap_or_default(),
-                message: &message,
+                to,
+                message,
                 message_id: format!("<{}>", reply.message_id),
                 references: match &reply.in_reply_to {
                     Some(parent) => format!("{root} <{parent}>"),
@@ -291,8 +328,8 @@ impl Sender {
             },
             None => Outgoing {
                 from: &cfg.from,
-                to: d.address.as_deref().unwrap_or_default(),
-                message: &message,
+                to,
+                message,
                 message_id: format!("<{}@{}>", digest_of(&keys.join(" ")), cfg.message_id_domain),
                 references: root,
                 in_reply_to: None,
@@ -300,11 +337,39 @@ impl Sender {
                 automatic: Some(Auto::Generated),
                 files: Vec::new(),
             },
+        }
+    }
+
+    /// Records a reply that went out on its case (`case.recordEmailSent`),
+    /// with an id derived from the delivery. Best effort: the mail is sent
+    /// and must not be sent again for want of its record, so a failure
+    /// here is logged, not retried.
+    async fn record_sent(&self, d: &Delivery, reply: &ReplyHeaders, sent: SentHeaders, files: Vec<String>) {
+        let command_id = Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("{}:sent", d.key).as_bytes());
+        let envelope = CommandEnvelope {
+            command_id,
+            case_id: d.case_id,
+            tenant: d.tenant.clone(),
+            actor: "notify-publisher".into(),
+            correlation_id: d.event_id,
+            case_key: None,
+            issued_at: Utc::now(),
+            command: CaseCommand::RecordEmailSent(RecordEmailSent {
+                comment_id: reply.comment_id,
+                message_id: reply.message_id.clone(),
+                in_reply_to: reply.in_reply_to.clone(),
+                from: reply.from.clone(),
+                to: vec![sent.to],
+                cc: reply.cc.clone(),
+                subject: sent.subject,
+                automatic: reply.automatic,
+                files,
+            }),
         };
-        smtp.send(out).await.map_err(|e| match e {
-            MailError::Permanent(m) => SendError::Give(m),
-            MailError::Transient(m) => SendError::Retry(m),
-        })
+        if let Err(e) = self.platform.issue(&envelope).await {
+            metrics::counter!("casewire_mail_sent_unrecorded_total").increment(1);
+            tracing::warn!(case_id = %d.case_id, error = %e, "A reply went out but could not be recorded on its case");
+        }
     }
 
     /// One signed POST to a webhook; a 410 disables the subscription.

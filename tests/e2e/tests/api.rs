@@ -1080,7 +1080,7 @@ async fn openapi_and_descriptions_cover_every_endpoint() {
         .json()
         .await
         .unwrap();
-    assert_eq!(commands.as_object().unwrap().len(), 30);
+    assert_eq!(commands.as_object().unwrap().len(), 31);
     assert_eq!(
         commands["task.lock"]["required"],
         json!(["taskId", "workerId", "lockDuration"])

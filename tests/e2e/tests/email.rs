@@ -425,6 +425,32 @@ async fn a_public_comment_is_a_threaded_reply_and_its_answer_comes_back_to_the_c
         (Some(id.as_str()), Some("in-reply-to")),
         "{got}"
     );
+    // What went out is on the timeline with its headers.
+    let sent_events = eventually(Duration::from_secs(10), || async {
+        let h = app
+            .client("carol")
+            .get(&format!("/api/v1/cases/{id}/history"))
+            .await
+            .unwrap()
+            .body;
+        let sent: Vec<Value> = h["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"].as_str().is_some_and(|t| t.contains("email-sent")))
+            .cloned()
+            .collect();
+        (sent.len() == 2).then_some(sent)
+    })
+    .await
+    .expect("the acknowledgement and the reply are recorded on the case");
+    let all = Value::Array(sent_events).to_string();
+    assert!(all.contains(&format!("case-{id}.ack@casewire.local")), "{all}");
+    assert!(all.contains(&message_id[1..message_id.len() - 1]), "{all}");
+    assert!(
+        all.contains("dave.miller@gmail.example") && all.contains("original.eml"),
+        "{all}"
+    );
     // The requester's own mail is not mailed back to them, and a reply
     // to a case is not acknowledged: the acknowledgement and the comment.
     tokio::time::sleep(Duration::from_secs(2)).await;
