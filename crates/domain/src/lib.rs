@@ -14,11 +14,15 @@
 //! - [`task`]: human and external tasks of a case, their commands, events
 //!   and rules.
 //! - [`email`]: mail that joins a case and bounces; the case's mail thread.
+//! - [`calendar`]: business calendars (zone, weekly hours, holidays) and
+//!   open time between and after instants.
+//! - [`sla`]: SLA clocks computed from a case's events on a calendar.
 //! - [`error`]: typed rejections with stable codes.
 //! - [`error_code`]: the one table of stable error codes, their HTTP status
 //!   and meaning.
 
 pub mod automation;
+pub mod calendar;
 pub mod case;
 pub mod command;
 pub mod definition;
@@ -26,6 +30,7 @@ pub mod email;
 pub mod error;
 pub mod error_code;
 pub mod event;
+pub mod sla;
 pub mod task;
 pub mod types;
 
