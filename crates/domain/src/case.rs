@@ -473,6 +473,7 @@ impl Case {
                     visibility: c.visibility,
                     author: ctx.actor.to_owned(),
                     attachments: c.attachments.clone(),
+                    by_requester: c.by_requester,
                 })
             }
             CaseCommand::Tag(c) => {
@@ -876,6 +877,7 @@ mod tests {
             body: "Called the customer".into(),
             visibility: Visibility::Public,
             attachments: vec![],
+            by_requester: false,
         })
     }
 
@@ -1031,6 +1033,7 @@ mod tests {
                 body: " ".into(),
                 visibility: Visibility::Internal,
                 attachments: vec![],
+                by_requester: false,
             }),
             "CW-VALIDATION",
         );
@@ -1098,6 +1101,7 @@ mod tests {
                 body: "The return label".into(),
                 visibility: Visibility::Public,
                 attachments: files,
+                by_requester: false,
             })
         };
         let mut s = given(&[open(), attach]);

@@ -172,6 +172,11 @@ pub struct CommentOnCase {
     /// (else 422 `CW-VALIDATION`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Uuid>,
+    /// Whether the case's requester wrote it (the caller's verified e-mail
+    /// is the requester's): SLA clocks count it as a reply, not a response.
+    /// The API sets it; a value sent is ignored.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_requester: bool,
 }
 
 /// Add or remove one tag.

@@ -30,8 +30,9 @@ pub struct StageDef {
     pub pauses_sla: bool,
 }
 
-/// A priority and its SLA targets. Targets are durations like `4h`, `2d`,
-/// `30m` or `1w`, in business time; they are kept as data for the SLA work.
+/// A priority and its SLA goals: durations like `30m`, `4h`, `2d` or `1w`
+/// (a day is 24 hours of the clock's time), in the open hours of the
+/// definition's calendar (`sla.calendar`), or every hour without one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PriorityDef {
@@ -48,6 +49,65 @@ pub struct PriorityDef {
     #[serde(default)]
     #[schema(pattern = r"^[0-9]+[mhdw]$")]
     pub resolution: Option<String>,
+    /// From each requester reply (after the first response) to the next
+    /// response. A duration: digits and a unit, `m`, `h`, `d` or `w`.
+    #[serde(default)]
+    #[schema(pattern = r"^[0-9]+[mhdw]$")]
+    pub next_response: Option<String>,
+}
+
+impl PriorityDef {
+    /// Its goals; a metric without one has no clock.
+    pub fn goals(&self) -> crate::sla::Goals {
+        let goal = |d: &Option<String>| d.as_deref().and_then(crate::sla::parse_duration);
+        crate::sla::Goals {
+            first_response: goal(&self.first_response),
+            next_response: goal(&self.next_response),
+            resolution: goal(&self.resolution),
+        }
+    }
+}
+
+/// How the definition's SLA clocks run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SlaDef {
+    /// The business calendar the clocks count on (an id of the tenant's
+    /// calendars); none: every hour counts.
+    #[serde(default)]
+    pub calendar: Option<String>,
+    /// What meets the first-response goal: `comment` (a public comment by
+    /// staff), `assignment`, or `either`.
+    #[serde(default)]
+    pub first_response_by: crate::sla::ResponseBy,
+    /// When a clock warns: a share of its goal (`80%`) or a duration before
+    /// it is due (`30m`).
+    #[serde(default = "SlaDef::default_warn")]
+    pub warn_at: String,
+}
+
+impl SlaDef {
+    fn default_warn() -> String {
+        "80%".into()
+    }
+
+    /// The policy the clocks are folded with (the warning checked at import).
+    pub fn policy(&self) -> crate::sla::Policy {
+        crate::sla::Policy {
+            first_response_by: self.first_response_by,
+            warn: crate::sla::Warn::parse(&self.warn_at).unwrap_or(crate::sla::Warn::Percent(80)),
+        }
+    }
+}
+
+impl Default for SlaDef {
+    fn default() -> Self {
+        SlaDef {
+            calendar: None,
+            first_response_by: crate::sla::ResponseBy::Comment,
+            warn_at: SlaDef::default_warn(),
+        }
+    }
 }
 
 /// Which groups may see the cases and which may work them.
@@ -160,6 +220,9 @@ pub struct CaseDefinition {
     /// `watch`) turned off or made critical for these cases.
     #[serde(default)]
     pub notifications: NotificationRules,
+    /// How its SLA clocks run (the goals are the priorities').
+    #[serde(default)]
+    pub sla: SlaDef,
     /// Rules that create tasks and issue commands when events happen
     /// (checked at import: event types, stages, priorities, forms and
     /// commands must be valid).
@@ -241,12 +304,11 @@ fn empty_object_schema() -> Value {
     serde_json::json!({"type": "object"})
 }
 
-fn check_duration(s: &str) -> bool {
-    let Some(unit) = s.chars().last() else {
-        return false;
-    };
-    let number = &s[..s.len() - unit.len_utf8()];
-    matches!(unit, 'm' | 'h' | 'd' | 'w') && !number.is_empty() && number.chars().all(|c| c.is_ascii_digit())
+/// A lower-case slug: a-z, 0-9 and `-`, not empty.
+pub fn is_slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 impl CaseDefinition {
@@ -266,12 +328,7 @@ impl CaseDefinition {
     /// schema compiles and SLA targets parse.
     pub fn validate(&self) -> Result<(), DomainError> {
         let bad = |m: String| Err(DomainError::InvalidDefinition(m));
-        if self.id.is_empty()
-            || !self
-                .id
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        {
+        if !is_slug(&self.id) {
             return bad(format!("id '{}' must be a lower-case slug", self.id));
         }
         if self.name.trim().is_empty() {
@@ -317,14 +374,28 @@ impl CaseDefinition {
             if p.id.is_empty() || !priorities.insert(p.id.as_str()) {
                 return bad(format!("priority id '{}' is empty or repeated", p.id));
             }
-            for target in [&p.first_response, &p.resolution].into_iter().flatten() {
-                if !check_duration(target) {
+            for target in [&p.first_response, &p.next_response, &p.resolution]
+                .into_iter()
+                .flatten()
+            {
+                if crate::sla::parse_duration(target).is_none() {
                     return bad(format!(
                         "SLA target '{target}' of priority '{}' must look like 30m, 4h, 2d or 1w",
                         p.id
                     ));
                 }
             }
+        }
+        if crate::sla::Warn::parse(&self.sla.warn_at).is_none() {
+            return bad(format!(
+                "sla.warnAt '{}' must be a share like 80% or a duration like 30m",
+                self.sla.warn_at
+            ));
+        }
+        if let Some(c) = &self.sla.calendar
+            && !is_slug(c)
+        {
+            return bad(format!("sla.calendar '{c}' must be a slug of a-z, 0-9 and -"));
         }
         if !priorities.contains(self.default_priority.as_str()) {
             return bad(format!("defaultPriority '{}' is not a priority", self.default_priority));
@@ -489,6 +560,16 @@ access:
         expect_invalid(
             &SAMPLE.replace("firstResponse: 4h", "firstResponse: soon"),
             "SLA target",
+        );
+        expect_invalid(
+            &SAMPLE.replace("firstResponse: 4h", "firstResponse: 4h, nextResponse: 0h"),
+            "SLA target",
+        );
+        expect_invalid(&format!("{SAMPLE}\nsla:\n  warnAt: 120%\n"), "sla.warnAt");
+        expect_invalid(&format!("{SAMPLE}\nsla:\n  calendar: Berlin Office\n"), "sla.calendar");
+        expect_invalid(
+            &format!("{SAMPLE}\nsla:\n  firstResponseBy: phone\n"),
+            "firstResponseBy",
         );
         expect_invalid(
             &SAMPLE.replace("type: object\n  properties", "type: 12\n  properties"),

@@ -96,6 +96,9 @@ pub struct CommentAdded {
     /// Files of the case the comment goes with.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Uuid>,
+    /// The case's requester wrote it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_requester: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

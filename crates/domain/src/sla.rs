@@ -16,6 +16,9 @@ use utoipa::ToSchema;
 
 use crate::calendar::Calendar;
 
+mod of_case;
+pub use of_case::{case_clocks, signals};
+
 /// What a clock measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]

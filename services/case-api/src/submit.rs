@@ -205,6 +205,15 @@ async fn accept(
     };
     let is_open = matches!(command, CaseCommand::Open(_));
     let authorized = authorize_command(state, principal, case_id, &command).await?;
+    // Whether a comment is the requester's is the server's to say: SLA
+    // clocks take it as a reply rather than a response.
+    if let CaseCommand::Comment(c) = &mut command {
+        c.by_requester = authorized
+            .as_ref()
+            .and_then(|case| case.requester.as_ref())
+            .zip(principal.email.as_deref())
+            .is_some_and(|(r, email)| r.email.as_str().eq_ignore_ascii_case(email));
+    }
     let attaching = match &mut command {
         CaseCommand::Attach(attach) => {
             attach.file = Some(file_to_attach(state, principal, attach.file_id).await?);

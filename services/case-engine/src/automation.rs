@@ -146,6 +146,7 @@ fn depth_limit(record: &EventRecord, event: &CaseEvent, fired: &[Fired]) -> Fire
             ),
             visibility: Visibility::Internal,
             attachments: vec![],
+            by_requester: false,
         }),
     }
 }

@@ -178,6 +178,7 @@ fn comment(n: usize) -> CaseCommand {
         body: format!("comment {n}"),
         visibility: Visibility::Internal,
         attachments: vec![],
+        by_requester: false,
     })
 }
 

@@ -1221,3 +1221,56 @@ async fn pipelined_commands_are_judged_after_the_ones_before_them() {
     engine.stop().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_comment_says_whether_the_requester_wrote_it_whatever_the_caller_claims() {
+    let app = TestApp::spawn().await;
+    let dave = app.client("dave");
+    let mut open = complaint("My kettle");
+    open["requester"] = json!({"email": "dave@example.com"});
+    let r = app.client("carol").post_wait("/api/v1/cases", &open).await.unwrap();
+    assert_eq!(r.status.as_u16(), 201, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/cases/{id}/comments");
+    let r = dave
+        .post_wait(
+            &path,
+            &json!({"body": "Any news?", "visibility": "public", "byRequester": false}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+    let r = app
+        .client("carol")
+        .post_wait(
+            &path,
+            &json!({"body": "Soon.", "visibility": "public", "byRequester": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+    let history = app
+        .client("carol")
+        .get(&format!("/api/v1/cases/{id}/history"))
+        .await
+        .unwrap();
+    let comments: Vec<(String, bool)> = history.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"].as_str().is_some_and(|t| t.contains("comment-added")))
+        .map(|e| {
+            (
+                e["data"]["body"].as_str().unwrap_or_default().to_owned(),
+                e["data"]["byRequester"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    assert_eq!(
+        comments,
+        [("Any news?".to_owned(), true), ("Soon.".to_owned(), false)],
+        "{}",
+        history.body
+    );
+    app.stop().await;
+}

@@ -236,3 +236,69 @@ fn durations_are_digits_and_a_unit() {
         assert_eq!(parse_duration(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn a_cases_events_are_its_signals_by_its_definition() {
+    let def =
+        crate::CaseDefinition::parse_yaml(include_str!("../../../../definitions/customer-complaint.yaml")).unwrap();
+    let ev = |v: serde_json::Value| serde_json::from_value::<crate::CaseEvent>(v).unwrap();
+    let comment = |body: &str, public: bool, by_requester: bool| {
+        ev(serde_json::json!({"type": "comment-added", "data": {
+            "commentId": uuid::Uuid::now_v7(), "parentId": null, "body": body,
+            "visibility": if public { "public" } else { "internal" }, "author": "x", "byRequester": by_requester}}))
+    };
+    let events = [
+        ev(serde_json::json!({"type": "opened", "data": {
+            "key": "CMP-000001", "definitionId": "customer-complaint", "definitionVersion": 1, "title": "t",
+            "description": "", "data": {}, "stage": "new", "priority": "normal", "queue": "complaints",
+            "requester": null, "tags": []}})),
+        ev(serde_json::json!({"type": "stage-changed", "data": {"from": "new", "to": "triage"}})),
+        comment("internal note", false, false),
+        comment("we look into it", true, false),
+        ev(serde_json::json!({"type": "stage-changed", "data": {"from": "triage", "to": "investigating"}})),
+        ev(serde_json::json!({"type": "stage-changed", "data": {"from": "investigating", "to": "waiting-customer"}})),
+        comment("here is the receipt", true, true),
+        ev(serde_json::json!({"type": "prioritized", "data": {"priority": "urgent", "previous": "normal"}})),
+    ];
+    let t0 = at("2026-12-07 09:00");
+    let timed: Vec<(DateTime<Utc>, &crate::CaseEvent)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (t0 + Duration::minutes(i as i64 * 10), e))
+        .collect();
+    let got: Vec<Signal> = signals(&def, timed.iter().copied())
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect();
+    let normal = def.priorities.iter().find(|p| p.id == "normal").unwrap().goals();
+    let urgent = def.priorities.iter().find(|p| p.id == "urgent").unwrap().goals();
+    assert_eq!(
+        got,
+        [
+            Signal::Opened {
+                goals: normal,
+                paused: false
+            },
+            Signal::Stage { paused: false },
+            Signal::StaffResponse,
+            Signal::Stage { paused: false },
+            Signal::Stage { paused: true },
+            Signal::RequesterReply,
+            Signal::Prioritized(urgent),
+        ]
+    );
+    let c = case_clocks(
+        &def,
+        timed.iter().copied(),
+        &Calendar::always(),
+        t0 + Duration::hours(1),
+    );
+    let metrics: Vec<Metric> = c.iter().map(|c| c.metric).collect();
+    assert_eq!(
+        metrics,
+        [Metric::FirstResponse, Metric::Resolution],
+        "no next-response goal for urgent"
+    );
+    assert!(c[1].paused, "waiting for the customer holds the resolution clock");
+    assert_eq!(c[0].met_at, Some(t0 + Duration::minutes(30)));
+}
