@@ -56,6 +56,24 @@ pub struct CommandRecord {
     pub error: Option<Rejection>,
 }
 
+impl CommandRecord {
+    /// The entry of a command just accepted: pending, nothing decided.
+    pub fn pending(envelope: &crate::CommandEnvelope) -> CommandRecord {
+        CommandRecord {
+            id: envelope.command_id,
+            tenant: envelope.tenant.clone(),
+            case_id: envelope.case_id,
+            command_type: envelope.command.name().to_owned(),
+            status: CommandStatus::Pending,
+            actor: envelope.actor.clone(),
+            accepted_at: envelope.issued_at,
+            finished_at: None,
+            revision: None,
+            error: None,
+        }
+    }
+}
+
 /// What `claim_command` found.
 #[derive(Debug, Clone, PartialEq)]
 // One per handled command, moved straight into a match: boxing the record

@@ -11,8 +11,7 @@ use casewire_policy::RegoPolicy;
 use casewire_policy::opa::OpaServer;
 use casewire_ports::envelope::CommandEnvelope;
 use casewire_ports::{
-    BlobStore, Bus, CommandRecord, CommandStatus, EventStore, MailQuarantine, NotificationStore, PolicyEngine,
-    ReadStore, Topic,
+    BlobStore, Bus, CommandRecord, EventStore, MailQuarantine, NotificationStore, PolicyEngine, ReadStore, Topic,
 };
 use casewire_sqlite::{Durability, SqliteBus, SqliteEventStore, SqliteNotificationStore, SqliteReadStore};
 use tokio_util::sync::CancellationToken;
@@ -159,20 +158,7 @@ impl Platform {
     /// engine. Its id is the caller's (derived from what caused it), so a
     /// repeat is the same command, which the engine runs once.
     pub async fn issue(&self, envelope: &CommandEnvelope) -> anyhow::Result<()> {
-        self.reads
-            .insert_command(&CommandRecord {
-                id: envelope.command_id,
-                tenant: envelope.tenant.clone(),
-                case_id: envelope.case_id,
-                command_type: envelope.command.name().to_owned(),
-                status: CommandStatus::Pending,
-                actor: envelope.actor.clone(),
-                accepted_at: envelope.issued_at,
-                finished_at: None,
-                revision: None,
-                error: None,
-            })
-            .await?;
+        self.reads.insert_command(&CommandRecord::pending(envelope)).await?;
         self.bus
             .publish(
                 Topic::Commands,

@@ -279,18 +279,7 @@ async fn accept(
     }
     platform
         .reads
-        .insert_command(&CommandRecord {
-            id: command_id,
-            tenant: envelope.tenant.clone(),
-            case_id,
-            command_type: envelope.command.name().to_owned(),
-            status: CommandStatus::Pending,
-            actor: envelope.actor.clone(),
-            accepted_at: envelope.issued_at,
-            finished_at: None,
-            revision: None,
-            error: None,
-        })
+        .insert_command(&CommandRecord::pending(&envelope))
         .await?;
     let waiter = wait.map(|_| state.waiters.register(command_id));
     if let Err(e) = platform

@@ -65,6 +65,21 @@ impl SentHeaders {
     }
 }
 
+/// A command the publisher issues about a delivery's case; its id derives
+/// from the delivery and `what`, so issuing it again is the same command.
+fn about(d: &Delivery, what: &str, command: CaseCommand) -> CommandEnvelope {
+    CommandEnvelope {
+        command_id: Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("{}:{what}", d.key).as_bytes()),
+        case_id: d.case_id,
+        tenant: d.tenant.clone(),
+        actor: "notify-publisher".into(),
+        correlation_id: d.event_id,
+        case_key: None,
+        issued_at: Utc::now(),
+        command,
+    }
+}
+
 /// A stable id from a delivery key (inbox ids, `Message-ID`s).
 fn digest_of(text: &str) -> String {
     hex::encode(&Sha256::digest(text.as_bytes())[..16])
@@ -188,24 +203,18 @@ impl Sender {
         let (Some(reply), Some(to), Channel::Email) = (reply, d.address.clone(), d.channel) else {
             return Ok(());
         };
-        let command_id = Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("{}:undeliverable", d.key).as_bytes());
-        let envelope = CommandEnvelope {
-            command_id,
-            case_id: d.case_id,
-            tenant: d.tenant.clone(),
-            actor: "notify-publisher".into(),
-            correlation_id: d.event_id,
-            case_key: None,
-            issued_at: Utc::now(),
-            command: CaseCommand::RecordBounce(RecordBounce {
+        let envelope = about(
+            d,
+            "undeliverable",
+            CaseCommand::RecordBounce(RecordBounce {
                 message_id: format!("undeliverable.{}", reply.message_id),
                 recipients: vec![to.to_ascii_lowercase()],
                 status: None,
                 diagnostic: Some(why.chars().take(1000).collect()),
                 original_message_id: Some(reply.message_id),
             }),
-        };
-        tracing::warn!(case_id = %d.case_id, command_id = %command_id, reason = %why,
+        );
+        tracing::warn!(case_id = %d.case_id, command_id = %envelope.command_id, reason = %why,
             "A reply could not be delivered; recording it on the case");
         self.platform
             .issue(&envelope)
@@ -345,16 +354,10 @@ impl Sender {
     /// and must not be sent again for want of its record, so a failure
     /// here is logged, not retried.
     async fn record_sent(&self, d: &Delivery, reply: &ReplyHeaders, sent: SentHeaders, files: Vec<String>) {
-        let command_id = Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("{}:sent", d.key).as_bytes());
-        let envelope = CommandEnvelope {
-            command_id,
-            case_id: d.case_id,
-            tenant: d.tenant.clone(),
-            actor: "notify-publisher".into(),
-            correlation_id: d.event_id,
-            case_key: None,
-            issued_at: Utc::now(),
-            command: CaseCommand::RecordEmailSent(RecordEmailSent {
+        let envelope = about(
+            d,
+            "sent",
+            CaseCommand::RecordEmailSent(RecordEmailSent {
                 comment_id: reply.comment_id,
                 message_id: reply.message_id.clone(),
                 in_reply_to: reply.in_reply_to.clone(),
@@ -365,7 +368,7 @@ impl Sender {
                 automatic: reply.automatic,
                 files,
             }),
-        };
+        );
         if let Err(e) = self.platform.issue(&envelope).await {
             metrics::counter!("casewire_mail_sent_unrecorded_total").increment(1);
             tracing::warn!(case_id = %d.case_id, error = %e, "A reply went out but could not be recorded on its case");
