@@ -211,3 +211,107 @@ async fn auto_responders_that_answer_every_mail_do_not_keep_a_loop_going() {
     app.stop().await;
     server.stop().await;
 }
+
+/// A mail with a 20 MB attachment, made here rather than kept in the repo.
+fn twenty_megabytes() -> Vec<u8> {
+    use base64::Engine;
+    let bytes: Vec<u8> = (0..20 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let body = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "From: Big Sender <big@example.org>\r\nTo: support@casewire.example\r\nSubject: The scans\r\n\
+         Message-ID: <scans-1@example.org>\r\nDate: Thu, 3 Dec 2026 08:00:00 +0000\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         Here are the scans.\r\n--b1\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"scans.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b1--\r\n",
+        lines.join("\r\n")
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn every_mail_of_the_corpus_becomes_a_case_a_comment_or_a_held_mail_and_none_is_lost() {
+    let Some(bin) = dovecot() else { return };
+    let server = Dovecot::start(&bin).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = casewire_e2e::test_config(dir.path());
+    config(&mut cfg, &server.url());
+    let app = TestApp::start_with(dir, cfg, Services::default(), true).await;
+    let path = format!("{}/../email/corpus", env!("CARGO_MANIFEST_DIR"));
+    let mut names: Vec<String> = std::fs::read_dir(&path)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".eml"))
+        .collect();
+    names.sort();
+    let mut mails: Vec<Vec<u8>> = names.iter().map(|n| corpus(n)).collect();
+    mails.push(twenty_megabytes());
+    server.append_all("INBOX", &mails).await;
+
+    // Each is taken (flagged) or moved to the quarantine folder: none stays.
+    let settled = eventually(Duration::from_secs(120), || async {
+        let inbox = server.flags("INBOX").await;
+        let held = server.flags("Casewire-Quarantine").await;
+        let taken = inbox
+            .iter()
+            .filter(|f| f.iter().any(|x| x.contains("CasewireIngested")))
+            .count();
+        (taken == inbox.len() && taken + held.len() == mails.len()).then_some((taken, held.len()))
+    })
+    .await
+    .unwrap_or_else(|| panic!("not every mail was handled; dovecot log:\n{}", server.log()));
+    eprintln!("{} mails: {} taken, {} held", mails.len(), settled.0, settled.1);
+    let list = app
+        .client("carol")
+        .get("/api/v1/inbound/quarantine")
+        .await
+        .unwrap()
+        .body;
+    let mut reasons: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["reason"].as_str().unwrap())
+        .collect();
+    reasons.sort_unstable();
+    assert_eq!(reasons, ["blocked-attachment", "unparsable"], "{list}");
+    assert_eq!(settled.1, 2, "what the API held is in the quarantine folder too");
+    let all = cases(&app).await;
+    let big = all
+        .iter()
+        .find(|c| c["title"] == "The scans")
+        .expect("the 20 MB mail is a case");
+    let detail = app
+        .client("carol")
+        .get(&format!("/api/v1/cases/{}", big["id"].as_str().unwrap()))
+        .await
+        .unwrap()
+        .body;
+    let pdf = detail["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "scans.pdf")
+        .unwrap();
+    assert_eq!(pdf["size"], 20 * 1024 * 1024, "{pdf}");
+    // The reader is still alive: the next mail is taken.
+    let before = all.len();
+    let next = String::from_utf8(corpus("gmail-new.eml"))
+        .unwrap()
+        .replace("My kettle leaks", "My toaster too")
+        .replace("CAF4x8s1m", "CAF4toaster");
+    server.append("INBOX", next.as_bytes()).await;
+    let more = eventually(Duration::from_secs(30), || async {
+        (cases(&app).await.len() == before + 1).then_some(())
+    })
+    .await;
+    assert!(more.is_some(), "a mail after the corpus is still taken");
+    app.stop().await;
+    server.stop().await;
+}
