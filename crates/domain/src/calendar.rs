@@ -27,6 +27,9 @@ const HORIZON_DAYS: i64 = 3 * 366;
 pub struct BusinessCalendar {
     /// Stable id such as `berlin-office`: a slug of a-z, 0-9 and `-`.
     pub id: String,
+    /// Assigned by the store on import; ignored in the source file.
+    #[serde(default)]
+    pub version: u32,
     #[serde(default)]
     pub name: Option<String>,
     /// An IANA time zone such as `Europe/Berlin`.
@@ -74,9 +77,19 @@ fn range(text: &str) -> Option<(u32, u32)> {
 }
 
 impl BusinessCalendar {
+    /// Reads a calendar from YAML (or JSON) and checks it.
+    pub fn parse_yaml(source: &str) -> Result<BusinessCalendar, DomainError> {
+        let cal: BusinessCalendar = serde_yaml::from_str(source).map_err(|e| bad(format!("invalid calendar: {e}")))?;
+        cal.compile()?;
+        Ok(cal)
+    }
+
     /// Checks it and makes it ready: a known zone, known weekdays, ranges
     /// that are `HH:MM-HH:MM`, start before end, and do not overlap.
     pub fn compile(&self) -> Result<Calendar, DomainError> {
+        if !crate::definition::is_slug(&self.id) {
+            return Err(bad(format!("id '{}' must be a lower-case slug", self.id)));
+        }
         let tz: Tz = self
             .time_zone
             .parse()
@@ -211,6 +224,7 @@ mod tests {
         let workday = vec!["09:00-17:00".to_owned()];
         BusinessCalendar {
             id: "office".into(),
+            version: 0,
             name: None,
             time_zone: tz.into(),
             hours: ["mon", "tue", "wed", "thu", "fri"]
@@ -266,6 +280,7 @@ mod tests {
         let all_day = |tz: &str| {
             BusinessCalendar {
                 id: "always".into(),
+                version: 0,
                 name: None,
                 time_zone: tz.into(),
                 hours: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -297,6 +312,7 @@ mod tests {
         // and on the night it repeats 02:00-03:00, three.
         let night = BusinessCalendar {
             id: "night".into(),
+            version: 0,
             name: None,
             time_zone: "Europe/Berlin".into(),
             hours: [("sun".to_owned(), vec!["02:00-04:00".to_owned()])]
@@ -332,6 +348,7 @@ mod tests {
     fn bad_calendars_are_refused_with_the_reason() {
         let mut c = BusinessCalendar {
             id: "x".into(),
+            version: 0,
             name: None,
             time_zone: "Mars/Olympus".into(),
             hours: BTreeMap::new(),
@@ -358,6 +375,7 @@ mod tests {
     fn a_calendar_without_hours_has_no_due_time() {
         let closed = BusinessCalendar {
             id: "closed".into(),
+            version: 0,
             name: None,
             time_zone: "UTC".into(),
             hours: BTreeMap::new(),

@@ -47,6 +47,7 @@ fn calendar() -> impl Strategy<Value = Calendar> {
         }
         BusinessCalendar {
             id: "random".into(),
+            version: 0,
             name: None,
             time_zone: ZONES[z].into(),
             hours: DAYS.iter().zip(week).map(|(d, r)| ((*d).to_owned(), r)).collect(),

@@ -8,7 +8,7 @@
 //!   MongoDB's `$text` matches whole stemmed words only, which would make
 //!   `q=print` miss "printers" here while SQLite finds it.
 //! - `timeline`: one document per event, `_id` = tenant, case, revision.
-//! - `definitions`: one document per version; `checkpoints`: one per consumer.
+//! - `definitions` and `calendars`: one document per version; `checkpoints`: one per consumer.
 //! - `commands`: the command log with its status as a field, so claiming
 //!   and cancelling are single `findOneAndUpdate` calls.
 //!
@@ -21,8 +21,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use casewire_domain::calendar::BusinessCalendar;
 use casewire_domain::types::{CaseKey, QueueName, Tag, TenantId};
 use casewire_domain::{Case, CaseDefinition, TaskState};
+use casewire_ports::definitions::Versioned;
 use casewire_ports::projection::{searchable_text, sortable_time};
 use casewire_ports::{
     CancelResult, CaseProjection, CaseQuery, CaseSummary, Checkpoints, ClaimResult, Clause, CommandLog, CommandRecord,
@@ -248,7 +250,6 @@ pub struct MongoReadStore {
     db: Database,
     cases: Collection<Document>,
     timeline: Collection<Document>,
-    definitions: Collection<Document>,
     checkpoints: Collection<Document>,
     commands: Collection<CommandDoc>,
     files: Collection<Document>,
@@ -264,7 +265,6 @@ impl MongoReadStore {
             timeout: settings.operation_timeout,
             cases: db.collection("cases"),
             timeline: db.collection("timeline"),
-            definitions: db.collection("definitions"),
             checkpoints: db.collection("checkpoints"),
             commands: db.collection("commands"),
             files: db.collection("files"),
@@ -310,12 +310,14 @@ impl MongoReadStore {
             store.timeout,
         )
         .await?;
-        ensure_indexes(
-            &store.definitions,
-            vec![index("definition", doc! {"tenant": 1, "id": 1, "version": -1}, true)],
-            store.timeout,
-        )
-        .await?;
+        for kind in ["definitions", "calendars"] {
+            ensure_indexes(
+                &store.db.collection::<Document>(kind),
+                vec![index("definition", doc! {"tenant": 1, "id": 1, "version": -1}, true)],
+                store.timeout,
+            )
+            .await?;
+        }
         ensure_indexes(
             &store.db.collection("commands"),
             vec![index("unfinished", doc! {"caseId": 1, "tenant": 1, "status": 1}, false)],
@@ -987,19 +989,15 @@ impl FileCatalog for MongoReadStore {
     }
 }
 
-#[async_trait]
-impl DefinitionStore for MongoReadStore {
-    async fn put_definition(
-        &self,
-        tenant: &TenantId,
-        definition: &CaseDefinition,
-    ) -> Result<CaseDefinition, StoreError> {
+impl MongoReadStore {
+    /// Stores `value` as the next version of its id in its collection.
+    async fn put_versioned<T: Versioned>(&self, tenant: &TenantId, value: &T) -> Result<T, StoreError> {
+        let collection = self.db.collection::<Document>(T::KIND);
         // Two imports of the same id race for the next version; the unique
         // index lets one win and the other takes the version after it.
         for _ in 0..5 {
-            let newest = self
-                .definitions
-                .find_one(doc! {"tenant": tenant.as_str(), "id": &definition.id})
+            let newest = collection
+                .find_one(doc! {"tenant": tenant.as_str(), "id": value.id()})
                 .sort(doc! {"version": -1})
                 .projection(doc! {"version": 1})
                 .bounded(self.timeout)
@@ -1008,25 +1006,82 @@ impl DefinitionStore for MongoReadStore {
                 Some(d) => d.get_i64("version").map_err(corrupt)?,
                 None => 0,
             };
-            let mut def = definition.clone();
-            def.version = u32::try_from(last + 1).map_err(corrupt)?;
+            let version = u32::try_from(last + 1).map_err(corrupt)?;
+            let mut stored = value.clone();
+            stored.set_version(version);
             let entry = doc! {
-                "_id": format!("{tenant}:{}:{}", def.id, def.version),
+                "_id": format!("{tenant}:{}:{version}", value.id()),
                 "tenant": tenant.as_str(),
-                "id": &def.id,
-                "version": i64::from(def.version),
-                "doc": to_json(&def)?,
+                "id": value.id(),
+                "version": i64::from(version),
+                "doc": to_json(&stored)?,
             };
-            match self.definitions.insert_one(entry).within(self.timeout).await? {
-                Ok(_) => return Ok(def),
+            match collection.insert_one(entry).within(self.timeout).await? {
+                Ok(_) => return Ok(stored),
                 Err(e) if is_duplicate_key(&e) => continue,
                 Err(e) => return Err(map_err(e)),
             }
         }
         Err(StoreError::Backend(format!(
-            "definition {} is being imported concurrently; try again",
-            definition.id
+            "{} {} is being imported concurrently; try again",
+            T::KIND,
+            value.id()
         )))
+    }
+
+    /// A given version of `id`, or its newest.
+    async fn get_versioned<T: Versioned>(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        version: Option<u32>,
+    ) -> Result<Option<T>, StoreError> {
+        let mut filter = doc! {"tenant": tenant.as_str(), "id": id};
+        if let Some(v) = version {
+            filter.insert("version", i64::from(v));
+        }
+        let found = self
+            .db
+            .collection::<Document>(T::KIND)
+            .find_one(filter)
+            .sort(doc! {"version": -1})
+            .bounded(self.timeout)
+            .await?;
+        found.map(|d| from_json(d.get_str("doc").map_err(corrupt)?)).transpose()
+    }
+
+    /// The newest version of every id, by id.
+    async fn list_versioned<T: Versioned>(&self, tenant: &TenantId) -> Result<Vec<T>, StoreError> {
+        let docs: Vec<Document> = self
+            .db
+            .collection::<Document>(T::KIND)
+            .find(doc! {"tenant": tenant.as_str()})
+            .sort(doc! {"id": 1, "version": -1})
+            .bounded(self.timeout)
+            .await?
+            .try_collect()
+            .bounded(self.timeout)
+            .await?;
+        let mut out: Vec<T> = Vec::new();
+        for d in docs {
+            let value: T = from_json(d.get_str("doc").map_err(corrupt)?)?;
+            // Sorted by id, newest version first: keep the first of each id.
+            if out.last().is_none_or(|prev| prev.id() != value.id()) {
+                out.push(value);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl DefinitionStore for MongoReadStore {
+    async fn put_definition(
+        &self,
+        tenant: &TenantId,
+        definition: &CaseDefinition,
+    ) -> Result<CaseDefinition, StoreError> {
+        self.put_versioned(tenant, definition).await
     }
 
     async fn get_definition(
@@ -1035,38 +1090,32 @@ impl DefinitionStore for MongoReadStore {
         id: &str,
         version: Option<u32>,
     ) -> Result<Option<CaseDefinition>, StoreError> {
-        let mut filter = doc! {"tenant": tenant.as_str(), "id": id};
-        if let Some(v) = version {
-            filter.insert("version", i64::from(v));
-        }
-        let found = self
-            .definitions
-            .find_one(filter)
-            .sort(doc! {"version": -1})
-            .bounded(self.timeout)
-            .await?;
-        found.map(|d| from_json(d.get_str("doc").map_err(corrupt)?)).transpose()
+        self.get_versioned(tenant, id, version).await
     }
 
     async fn list_definitions(&self, tenant: &TenantId) -> Result<Vec<CaseDefinition>, StoreError> {
-        let docs: Vec<Document> = self
-            .definitions
-            .find(doc! {"tenant": tenant.as_str()})
-            .sort(doc! {"id": 1, "version": -1})
-            .bounded(self.timeout)
-            .await?
-            .try_collect()
-            .bounded(self.timeout)
-            .await?;
-        let mut out: Vec<CaseDefinition> = Vec::new();
-        for d in docs {
-            let def: CaseDefinition = from_json(d.get_str("doc").map_err(corrupt)?)?;
-            // Sorted by id, newest version first: keep the first of each id.
-            if out.last().is_none_or(|prev| prev.id != def.id) {
-                out.push(def);
-            }
-        }
-        Ok(out)
+        self.list_versioned(tenant).await
+    }
+
+    async fn put_calendar(
+        &self,
+        tenant: &TenantId,
+        calendar: &BusinessCalendar,
+    ) -> Result<BusinessCalendar, StoreError> {
+        self.put_versioned(tenant, calendar).await
+    }
+
+    async fn get_calendar(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        version: Option<u32>,
+    ) -> Result<Option<BusinessCalendar>, StoreError> {
+        self.get_versioned(tenant, id, version).await
+    }
+
+    async fn list_calendars(&self, tenant: &TenantId) -> Result<Vec<BusinessCalendar>, StoreError> {
+        self.list_versioned(tenant).await
     }
 }
 

@@ -6,8 +6,10 @@
 use std::path::Path;
 
 use async_trait::async_trait;
+use casewire_domain::calendar::BusinessCalendar;
 use casewire_domain::types::{CaseKey, QueueName, TenantId};
 use casewire_domain::{Case, CaseDefinition, TaskKind, TaskState};
+use casewire_ports::definitions::Versioned;
 use casewire_ports::projection::{searchable_text, sortable_time};
 use casewire_ports::{
     CancelResult, CaseProjection, CaseQuery, CaseSummary, Checkpoints, ClaimResult, Clause, CommandLog, CommandRecord,
@@ -143,7 +145,19 @@ type Migration = fn(&rusqlite::Transaction<'_>) -> Result<(), StoreError>;
 const MIGRATIONS: &[(i64, Migration)] = &[
     (1, |tx| tx.execute_batch(LAYOUT_1).map_err(map_err)),
     (2, add_detached_at),
+    (3, |tx| tx.execute_batch(LAYOUT_3).map_err(map_err)),
 ];
+
+/// Layout 3: business calendars, versioned like definitions.
+const LAYOUT_3: &str = "
+CREATE TABLE IF NOT EXISTS calendars (
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (tenant, id, version)
+) WITHOUT ROWID;
+";
 
 /// Layout 2: `files.detached_at`, the retention rule's indexed clock,
 /// filled in from each record.
@@ -1188,56 +1202,66 @@ impl FileCatalog for SqliteReadStore {
     }
 }
 
-#[async_trait]
-impl DefinitionStore for SqliteReadStore {
-    async fn put_definition(
-        &self,
-        tenant: &TenantId,
-        definition: &CaseDefinition,
-    ) -> Result<CaseDefinition, StoreError> {
+impl SqliteReadStore {
+    /// Stores `value` as the next version of its id in its table.
+    async fn put_versioned<T: Versioned>(&self, tenant: &TenantId, value: &T) -> Result<T, StoreError> {
         let tenant = tenant.to_string();
-        let mut def = definition.clone();
+        let mut value = value.clone();
         self.db
             .write(move |conn| {
                 let tx = &*conn;
                 let last: i64 = tx
                     .query_row_cached(
-                        "SELECT COALESCE(MAX(version), 0) FROM definitions WHERE tenant = ?1 AND id = ?2",
-                        params![tenant, def.id],
+                        &format!(
+                            "SELECT COALESCE(MAX(version), 0) FROM {} WHERE tenant = ?1 AND id = ?2",
+                            T::KIND
+                        ),
+                        params![tenant, value.id()],
                         |r| r.get(0),
                     )
                     .map_err(map_err)?;
-                def.version = u32::try_from(last + 1).map_err(corrupt)?;
+                let version = u32::try_from(last + 1).map_err(corrupt)?;
+                value.set_version(version);
                 tx.execute_cached(
-                    "INSERT INTO definitions (tenant, id, version, doc) VALUES (?1, ?2, ?3, ?4)",
-                    params![tenant, def.id, def.version, to_json(&def)?],
+                    &format!(
+                        "INSERT INTO {} (tenant, id, version, doc) VALUES (?1, ?2, ?3, ?4)",
+                        T::KIND
+                    ),
+                    params![tenant, value.id(), version, to_json(&value)?],
                 )
                 .map_err(map_err)?;
-                Ok(def)
+                Ok(value)
             })
             .await
     }
 
-    async fn get_definition(
+    /// A given version of `id`, or its newest.
+    async fn get_versioned<T: Versioned>(
         &self,
         tenant: &TenantId,
         id: &str,
         version: Option<u32>,
-    ) -> Result<Option<CaseDefinition>, StoreError> {
+    ) -> Result<Option<T>, StoreError> {
         let (tenant, id) = (tenant.to_string(), id.to_owned());
         self.db
             .read(move |conn| {
                 let doc: Option<String> = match version {
                     Some(v) => conn
                         .query_row_cached(
-                            "SELECT doc FROM definitions WHERE tenant = ?1 AND id = ?2 AND version = ?3",
+                            &format!(
+                                "SELECT doc FROM {} WHERE tenant = ?1 AND id = ?2 AND version = ?3",
+                                T::KIND
+                            ),
                             params![tenant, id, v],
                             |r| r.get(0),
                         )
                         .optional(),
                     None => conn
                         .query_row_cached(
-                            "SELECT doc FROM definitions WHERE tenant = ?1 AND id = ?2 ORDER BY version DESC LIMIT 1",
+                            &format!(
+                                "SELECT doc FROM {} WHERE tenant = ?1 AND id = ?2 ORDER BY version DESC LIMIT 1",
+                                T::KIND
+                            ),
                             params![tenant, id],
                             |r| r.get(0),
                         )
@@ -1249,17 +1273,18 @@ impl DefinitionStore for SqliteReadStore {
             .await
     }
 
-    async fn list_definitions(&self, tenant: &TenantId) -> Result<Vec<CaseDefinition>, StoreError> {
+    /// The newest version of every id, by id.
+    async fn list_versioned<T: Versioned>(&self, tenant: &TenantId) -> Result<Vec<T>, StoreError> {
         let tenant = tenant.to_string();
         self.db
             .read(move |conn| {
-                let mut stmt = conn
-                    .prepare_cached(
-                        "SELECT d.doc FROM definitions d WHERE d.tenant = ?1 AND d.version =
-                           (SELECT MAX(version) FROM definitions x WHERE x.tenant = d.tenant AND x.id = d.id)
-                         ORDER BY d.id",
-                    )
-                    .map_err(map_err)?;
+                let sql = format!(
+                    "SELECT d.doc FROM {kind} d WHERE d.tenant = ?1 AND d.version =
+                       (SELECT MAX(version) FROM {kind} x WHERE x.tenant = d.tenant AND x.id = d.id)
+                     ORDER BY d.id",
+                    kind = T::KIND
+                );
+                let mut stmt = conn.prepare_cached(&sql).map_err(map_err)?;
                 let rows = stmt.query_map([tenant], |r| r.get::<_, String>(0)).map_err(map_err)?;
                 let mut out = Vec::new();
                 for row in rows {
@@ -1268,6 +1293,51 @@ impl DefinitionStore for SqliteReadStore {
                 Ok(out)
             })
             .await
+    }
+}
+
+#[async_trait]
+impl DefinitionStore for SqliteReadStore {
+    async fn put_definition(
+        &self,
+        tenant: &TenantId,
+        definition: &CaseDefinition,
+    ) -> Result<CaseDefinition, StoreError> {
+        self.put_versioned(tenant, definition).await
+    }
+
+    async fn get_definition(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        version: Option<u32>,
+    ) -> Result<Option<CaseDefinition>, StoreError> {
+        self.get_versioned(tenant, id, version).await
+    }
+
+    async fn list_definitions(&self, tenant: &TenantId) -> Result<Vec<CaseDefinition>, StoreError> {
+        self.list_versioned(tenant).await
+    }
+
+    async fn put_calendar(
+        &self,
+        tenant: &TenantId,
+        calendar: &BusinessCalendar,
+    ) -> Result<BusinessCalendar, StoreError> {
+        self.put_versioned(tenant, calendar).await
+    }
+
+    async fn get_calendar(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        version: Option<u32>,
+    ) -> Result<Option<BusinessCalendar>, StoreError> {
+        self.get_versioned(tenant, id, version).await
+    }
+
+    async fn list_calendars(&self, tenant: &TenantId) -> Result<Vec<BusinessCalendar>, StoreError> {
+        self.list_versioned(tenant).await
     }
 }
 

@@ -1034,6 +1034,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/inbound/quarantine/{id}/raw"),
     ("post", "/api/v1/inbound/quarantine/{id}/release"),
     ("delete", "/api/v1/inbound/quarantine/{id}"),
+    ("get", "/api/v1/calendars"),
+    ("post", "/api/v1/calendars"),
+    ("get", "/api/v1/calendars/{id}"),
+    ("get", "/api/v1/cases/{id}/sla"),
 ];
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use crate::calendar::BusinessCalendar;
 fn office(holidays: &[&str]) -> Calendar {
     BusinessCalendar {
         id: "office".into(),
+        version: 0,
         name: None,
         time_zone: "Europe/Berlin".into(),
         hours: ["mon", "tue", "wed", "thu", "fri"]

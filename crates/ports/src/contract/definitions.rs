@@ -19,6 +19,7 @@ macro_rules! definition_store_contract {
             get_with_a_version_returns_that_version,
             definitions_are_scoped_by_tenant,
             the_list_shows_the_newest_version_only,
+            calendars_are_versioned_per_tenant_apart_from_definitions,
         );
     };
 }
@@ -88,4 +89,43 @@ pub async fn the_list_shows_the_newest_version_only<S: DefinitionStore>(store: A
     let listed = store.list_definitions(&tenant).await.expect("list");
     assert_eq!(listed.len(), 1, "the list shows the newest version only");
     assert_eq!(listed[0].version, 2);
+}
+
+/// Calendars have versions of their own, per tenant, and are no definitions.
+pub async fn calendars_are_versioned_per_tenant_apart_from_definitions<S: DefinitionStore>(store: Arc<S>) {
+    let (tenant, other) = (fresh_tenant(), fresh_tenant());
+    let cal = casewire_domain::calendar::BusinessCalendar::parse_yaml(
+        "id: contract\ntimeZone: Europe/Berlin\nhours: {mon: [\"09:00-17:00\"]}\n",
+    )
+    .expect("calendar");
+    let v1 = store.put_calendar(&tenant, &cal).await.expect("put");
+    let mut changed = cal.clone();
+    changed.holidays.push("2026-12-24".parse().expect("date"));
+    let v2 = store.put_calendar(&tenant, &changed).await.expect("put");
+    assert_eq!((v1.version, v2.version), (1, 2));
+    let newest = store.get_calendar(&tenant, "contract", None).await.expect("get");
+    assert_eq!(newest.map(|c| c.holidays.len()), Some(1));
+    let first = store.get_calendar(&tenant, "contract", Some(1)).await.expect("get");
+    assert_eq!(first.map(|c| c.holidays.len()), Some(0));
+    let listed = store.list_calendars(&tenant).await.expect("list");
+    assert_eq!(listed.iter().map(|c| c.version).collect::<Vec<_>>(), [2]);
+    assert!(
+        store
+            .get_calendar(&other, "contract", None)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(store.list_calendars(&other).await.expect("list").is_empty());
+    assert!(
+        store.list_definitions(&tenant).await.expect("list").is_empty(),
+        "no definition"
+    );
+    assert!(
+        store
+            .get_definition(&tenant, "contract", None)
+            .await
+            .expect("get")
+            .is_none()
+    );
 }

@@ -10,5 +10,6 @@ pub mod external_task;
 pub mod files;
 pub mod inbound;
 pub mod me;
+pub mod sla;
 pub mod tasks;
 pub mod webhooks;
