@@ -122,9 +122,18 @@ impl Client {
 
     /// POST a YAML definition.
     pub async fn import_definition(&self, yaml: &str) -> anyhow::Result<Reply> {
+        self.post_yaml("/api/v1/definitions", yaml).await
+    }
+
+    /// POST a YAML business calendar.
+    pub async fn import_calendar(&self, yaml: &str) -> anyhow::Result<Reply> {
+        self.post_yaml("/api/v1/calendars", yaml).await
+    }
+
+    async fn post_yaml(&self, path: &str, yaml: &str) -> anyhow::Result<Reply> {
         let res = self
             .http
-            .post(format!("{}/api/v1/definitions", self.base))
+            .post(format!("{}{path}", self.base))
             .bearer_auth(&self.token)
             .header("content-type", "application/yaml")
             .body(yaml.to_owned())

@@ -117,6 +117,20 @@ const COMMENTS: &[&str] = &[
     "Waiting on the supplier's answer.",
 ];
 
+/// Imports the demo calendars, for the definitions that name them.
+pub async fn import_calendars(admin: &Client) -> anyhow::Result<()> {
+    for (name, yaml) in crate::DEMO_CALENDARS {
+        let r = admin.import_calendar(yaml).await?;
+        anyhow::ensure!(
+            r.status.as_u16() == 201,
+            "importing {name} failed: {} {}",
+            r.status,
+            r.body
+        );
+    }
+    Ok(())
+}
+
 /// Imports the demo definitions (when none exist) and creates `count`
 /// cases (when none exist). Returns how many cases it created.
 pub async fn seed(
@@ -127,6 +141,7 @@ pub async fn seed(
     let admin = Client::new(base, &token_for("carol")?);
     let existing = admin.get("/api/v1/definitions").await?;
     if existing.body["items"].as_array().is_none_or(Vec::is_empty) {
+        import_calendars(&admin).await?;
         for (name, yaml) in crate::DEMO_DEFINITIONS {
             let r = admin.import_definition(yaml).await?;
             anyhow::ensure!(
@@ -261,6 +276,7 @@ async fn seed_second_tenant(base: &str, token_for: &impl Fn(&str) -> anyhow::Res
     let gina = Client::new(base, &token_for("gina")?);
     let existing = gina.get("/api/v1/definitions").await?;
     if existing.body["items"].as_array().is_none_or(Vec::is_empty) {
+        import_calendars(&gina).await?;
         for (name, yaml) in crate::DEMO_DEFINITIONS {
             let r = gina.import_definition(yaml).await?;
             anyhow::ensure!(

@@ -26,6 +26,12 @@ pub mod demo;
 pub mod embedded;
 pub mod worker;
 
+/// The demo business calendars (imported before the definitions that name them).
+pub const DEMO_CALENDARS: &[(&str, &str)] = &[(
+    "calendars/office.yaml",
+    include_str!("../../../definitions/calendars/office.yaml"),
+)];
+
 /// The demo definitions, built in so `cargo run` works from any directory.
 pub const DEMO_DEFINITIONS: &[(&str, &str)] = &[
     (

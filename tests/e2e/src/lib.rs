@@ -77,6 +77,7 @@ impl TestApp {
         let t = TestApp { app, dir };
         if import {
             let admin = t.client("carol");
+            casewire::demo::import_calendars(&admin).await.expect("calendars");
             for (name, yaml) in casewire::DEMO_DEFINITIONS {
                 let r = admin.import_definition(yaml).await.expect("import");
                 assert_eq!(r.status.as_u16(), 201, "{name}: {}", r.body);
