@@ -157,42 +157,8 @@ impl Planner {
             {
                 continue;
             }
-            let (recipient, prefs, routes) = match &intent.recipient {
-                Recipient::User(name) => {
-                    let Some(person) = people.iter().find(|p| &p.username == name) else {
-                        tracing::debug!(user = %name, "Not notified: never seen signing in");
-                        continue;
-                    };
-                    if !self.may_hear(person, record, case).await? {
-                        continue;
-                    }
-                    let prefs = self
-                        .platform
-                        .notifications
-                        .preferences(&record.tenant, name)
-                        .await?
-                        .unwrap_or_default();
-                    if !critical && prefs.muted_cases.contains(&case.id) {
-                        continue;
-                    }
-                    let routes: Vec<(Channel, Option<String>)> = prefs
-                        .channels_for(intent.kind)
-                        .iter()
-                        .filter_map(|&channel| match channel {
-                            Channel::InApp => Some((channel, None)),
-                            Channel::Email if self.email_on() => person.email.clone().map(|a| (channel, Some(a))),
-                            Channel::Email | Channel::Webhook => None,
-                        })
-                        .collect();
-                    (name.clone(), prefs, routes)
-                }
-                // Someone without an account: e-mail, at once.
-                Recipient::Address(email) if self.email_on() => (
-                    email.clone(),
-                    Preferences::default(),
-                    vec![(Channel::Email, Some(email.clone()))],
-                ),
-                Recipient::Address(_) => continue,
+            let Some((recipient, prefs, routes)) = self.routes(&intent, record, case, people, critical).await? else {
+                continue;
             };
             for (channel, address) in routes {
                 let d = delivery(
@@ -210,6 +176,56 @@ impl Planner {
             }
         }
         Ok(out)
+    }
+
+    /// Who an intent reaches and how: a known person by their preferences
+    /// (if the policy lets them hear of it and they did not mute the case),
+    /// someone without an account by e-mail at once; `None` for nobody.
+    async fn routes(
+        &self,
+        intent: &casewire_notify::Intent,
+        record: &EventRecord,
+        case: &Case,
+        people: &[Person],
+        critical: bool,
+    ) -> Result<Option<(String, Preferences, Vec<(Channel, Option<String>)>)>, PlanError> {
+        match &intent.recipient {
+            Recipient::User(name) => {
+                let Some(person) = people.iter().find(|p| &p.username == name) else {
+                    tracing::debug!(user = %name, "Not notified: never seen signing in");
+                    return Ok(None);
+                };
+                if !self.may_hear(person, record, case).await? {
+                    return Ok(None);
+                }
+                let prefs = self
+                    .platform
+                    .notifications
+                    .preferences(&record.tenant, name)
+                    .await?
+                    .unwrap_or_default();
+                if !critical && prefs.muted_cases.contains(&case.id) {
+                    return Ok(None);
+                }
+                let routes = prefs
+                    .channels_for(intent.kind)
+                    .iter()
+                    .filter_map(|&channel| match channel {
+                        Channel::InApp => Some((channel, None)),
+                        Channel::Email if self.email_on() => person.email.clone().map(|a| (channel, Some(a))),
+                        Channel::Email | Channel::Webhook => None,
+                    })
+                    .collect();
+                Ok(Some((name.clone(), prefs, routes)))
+            }
+            // Someone without an account: e-mail, at once.
+            Recipient::Address(email) if self.email_on() => Ok(Some((
+                email.clone(),
+                Preferences::default(),
+                vec![(Channel::Email, Some(email.clone()))],
+            ))),
+            Recipient::Address(_) => Ok(None),
+        }
     }
 
     fn email_on(&self) -> bool {
