@@ -297,9 +297,12 @@ fn a_cases_events_are_its_signals_by_its_definition() {
     let metrics: Vec<Metric> = c.iter().map(|c| c.metric).collect();
     assert_eq!(
         metrics,
-        [Metric::FirstResponse, Metric::Resolution],
-        "no next-response goal for urgent"
+        [Metric::FirstResponse, Metric::NextResponse, Metric::Resolution]
     );
-    assert!(c[1].paused, "waiting for the customer holds the resolution clock");
     assert_eq!(c[0].met_at, Some(t0 + Duration::minutes(30)));
+    assert!(
+        c[1].paused && c[1].cycle == 1,
+        "the reply came while waiting for the customer"
+    );
+    assert!(c[2].paused, "waiting for the customer holds the resolution clock");
 }
