@@ -285,13 +285,40 @@ async fn keycloak_shaped_tokens_deliver_mail_and_lock_tasks_only_as_the_integrat
         &[("grant_type", "password"), ("username", "gina"), ("password", "gina")],
     )
     .await;
-    let (status, body) = deliver(gina).await;
+    let (status, body) = deliver(gina.clone()).await;
     assert_eq!(status, 404, "another tenant's admin: {body}");
     let bot =
         casewire_e2e::provider_token(&base, "casewire", "intake-bot", &[("grant_type", "client_credentials")]).await;
     let (status, body) = deliver(bot.clone()).await;
     assert_eq!((status, body["outcome"].as_str()), (200, Some("case")), "{body}");
     let case = body["caseId"].as_str().unwrap().to_owned();
+
+    // The quarantine is an admin's: neither the delivering service account
+    // nor a requester reads it, and another realm's admin sees none of it.
+    let quarantine = |token: String| {
+        let url = format!("{}/api/v1/inbound/quarantine", app.url());
+        let http = http.clone();
+        async move {
+            let r = http.get(url).bearer_auth(token).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    for (who, token) in [("intake-bot", bot.clone()), ("dave", user_token(&base, "dave").await)] {
+        let (status, body) = quarantine(token).await;
+        assert_eq!(status, 403, "{who}: {body}");
+    }
+    let (status, body) = quarantine(gina.clone()).await;
+    assert_eq!(
+        (status, &body["items"]),
+        (200, &json!([])),
+        "another tenant's admin: {body}"
+    );
+    // A case's SLA clocks are staff's: its requester reads the case, not them.
+    let dave_sla = Client::new(&app.url(), &user_token(&base, "dave").await)
+        .get(&format!("/api/v1/cases/{case}/sla"))
+        .await
+        .unwrap();
+    assert_eq!(dave_sla.status.as_u16(), 403, "{}", dave_sla.body);
 
     let task = app
         .client("carol")
