@@ -139,6 +139,17 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// A long-running process's startup banner. It must not die because
+/// whoever read the banner closed the pipe (`casewire dev | head -1`, a
+/// test that reads the first line): `println!` panics on a broken pipe,
+/// so the banner's write errors are ignored.
+macro_rules! banner {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 fn runtime_file(data_dir: &Path) -> PathBuf {
     data_dir.join("runtime.json")
 }
@@ -171,27 +182,27 @@ async fn dev(mut config: Config, port: Option<u16>, no_demo: bool, bus: Option<S
     // signs for this server's issuer URL.
     let info = runtime_info(&url, &mgmt, platform.api.dev_issuer.as_ref());
     std::fs::write(runtime_file(&data_dir), serde_json::to_vec_pretty(&info)?).context("writing runtime.json")?;
-    println!("API         {url}/api/v1");
-    println!("Management  {mgmt}/health/ready");
+    banner!("API         {url}/api/v1");
+    banner!("Management  {mgmt}/health/ready");
     if let Some(ws) = &platform.ws {
-        println!("WebSocket   {}", ws.url);
+        banner!("WebSocket   {}", ws.url);
     }
     let logins: Vec<String> = casewire_oidc::dev::DEMO_USERS
         .iter()
         .map(|u| format!("{}/{} ({})", u.username, u.password, u.description))
         .collect();
-    println!("Logins      {}", logins.join(" · "));
+    banner!("Logins      {}", logins.join(" · "));
     if let Some(dev) = &platform.api.dev_issuer {
-        println!(
+        banner!(
             "Token       casewire token alice --data-dir {}   (or POST {}/protocol/openid-connect/token)",
             data_dir.display(),
             dev.issuer()
         );
     }
-    println!("OpenAPI     {url}/api/v1/openapi.json");
-    println!("Data        {}", data_dir.display());
+    banner!("OpenAPI     {url}/api/v1/openapi.json");
+    banner!("Data        {}", data_dir.display());
     if let Some(store) = store {
-        println!("Store       {store}");
+        banner!("Store       {store}");
     }
 
     if demo.enabled {
@@ -261,8 +272,8 @@ async fn serve(config: Config, service: Service) -> anyhow::Result<()> {
             std::fs::create_dir_all(&data_dir).ok();
             std::fs::write(runtime_file(&data_dir), serde_json::to_vec_pretty(&info)?)
                 .context("writing runtime.json")?;
-            println!("API         {}/api/v1", api.public_url);
-            println!("Management  http://{}/health/ready", api.management_addr);
+            banner!("API         {}/api/v1", api.public_url);
+            banner!("Management  http://{}/health/ready", api.management_addr);
             api.wait().await
         }
         Service::CaseEngine
@@ -273,7 +284,7 @@ async fn serve(config: Config, service: Service) -> anyhow::Result<()> {
         | Service::TaskWorker
         | Service::EmailIngest => {
             let (addr, management) = casewire_runtime::management::start(platform.clone(), shutdown.clone())?;
-            println!("Management  http://{addr}/health/ready");
+            banner!("Management  http://{addr}/health/ready");
             let result = match service {
                 Service::CaseEngine => casewire_case_engine::run(platform, shutdown.clone()).await,
                 Service::Automation => casewire_case_engine::automation::run(platform, shutdown.clone()).await,
@@ -314,11 +325,11 @@ async fn serve_client(config: Config, service: Service, shutdown: CancellationTo
             .filter(|m| m.imap_url.is_some())
             .map(|m| m.name.as_str())
             .collect();
-        println!("Mailboxes    {} -> {api}/api/v1/inbound/email", boxes.join(", "));
+        banner!("Mailboxes    {} -> {api}/api/v1/inbound/email", boxes.join(", "));
         let reader = casewire::worker::reader(&config, &api, tokens);
         return casewire_email_ingest::run(reader, config.email.mailboxes.clone(), shutdown).await;
     }
-    println!(
+    banner!(
         "Task worker  {api}/engine-rest (topics {})",
         casewire_task_worker::TOPICS.join(", ")
     );

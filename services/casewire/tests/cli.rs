@@ -155,6 +155,42 @@ async fn dev_serves_demo_data_and_replay_rebuilds_identical_projections() {
     }
 }
 
+/// `casewire dev | head -1`, or a test that reads the first line and
+/// closes the pipe: the platform keeps serving. `println!` panics on a
+/// broken pipe, which once killed `dev` in the middle of a CI run. The
+/// pipe is closed before the banner, so every banner line meets it.
+#[tokio::test]
+async fn dev_keeps_serving_after_its_reader_closes_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["dev", "--port", "0", "--no-demo", "--data-dir"])
+        .arg(dir.path())
+        .env("CASEWIRE__LOG__LEVEL", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let _server = Server(child);
+    // runtime.json is written just before the banner.
+    let runtime = dir.path().join("runtime.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let info = loop {
+        if let Some(v) = std::fs::read(&runtime)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "dev wrote no runtime.json");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let api = format!("{}/api/v1", info["apiUrl"].as_str().unwrap());
+    let page = get(&format!("{api}/cases"), &token(dir.path(), "carol")).await;
+    assert!(page["items"].is_array(), "{page}");
+}
+
 #[test]
 fn definitions_import_and_helpful_errors() {
     let dir = tempfile::tempdir().unwrap();

@@ -108,6 +108,7 @@ async fn kill_9_of_email_ingest_during_a_burst_of_1000_mails_takes_each_once() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = dir.path().join("casewire.toml");
+    let dev_log = dir.path().join("dev.log");
     std::fs::write(
         &config,
         format!(
@@ -125,15 +126,21 @@ async fn kill_9_of_email_ingest_during_a_burst_of_1000_mails_takes_each_once() {
         .arg(&config)
         .env("CASEWIRE__LOG__LEVEL", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&dev_log).unwrap())
         .spawn()
         .unwrap();
-    let first = BufReader::new(api_proc.stdout.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap();
+    // Read the whole banner, not just its first line, and keep reading:
+    // the server's stdout stays open for as long as it runs.
+    let mut lines = BufReader::new(api_proc.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    std::thread::spawn(move || lines.for_each(drop));
     let _api_proc = Proc(api_proc);
+    // What the server logged, for a failure message.
+    let log_tail = || {
+        let log = std::fs::read_to_string(&dev_log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    };
     let api = first.split_whitespace().nth(1).unwrap().to_owned();
     let base = api.trim_end_matches("/api/v1").to_owned();
     let token = |user: &str| {
@@ -166,7 +173,8 @@ async fn kill_9_of_email_ingest_during_a_burst_of_1000_mails_takes_each_once() {
     while last_uid(&data) < 300 {
         assert!(
             Instant::now() < deadline,
-            "the reader took fewer than 300 mails in 5 minutes"
+            "the reader took fewer than 300 mails in 5 minutes; the server logged:\n{}",
+            log_tail()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -178,8 +186,9 @@ async fn kill_9_of_email_ingest_during_a_burst_of_1000_mails_takes_each_once() {
     while last_uid(&data) < MAILS as u64 {
         assert!(
             Instant::now() < deadline,
-            "only {} of {MAILS} mails taken",
-            last_uid(&data)
+            "only {} of {MAILS} mails taken; the server logged:\n{}",
+            last_uid(&data),
+            log_tail()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
