@@ -290,6 +290,11 @@ allow if {
 	is_admin
 }
 
+# SLA records are the SLA scheduler's, which issues them through the
+# platform, not the API: no caller may record one, so nobody can mark a
+# case's clock warned or breached (or spend its record) by hand.
+scheduler_only_actions := {"sla.record"}
+
 # Requesters write public comments and add files (photos, forms) to their cases.
 allow if {
 	input.action in {"case.comment.public", "case.attach"}

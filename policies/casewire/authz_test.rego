@@ -291,3 +291,11 @@ test_only_admins_keep_the_mail_quarantine if {
 	agent := authz.decision.allow with input as {"subject": alice, "action": "mail.quarantine"}
 	not agent
 }
+
+test_nobody_records_an_sla_threshold_through_the_api if {
+	admin := authz.decision.allow with input as {"subject": carol, "action": "sla.record"}
+	not admin
+	bot_may := authz.decision.allow with input as {"subject": bot, "action": "sla.record"}
+	not bot_may
+	"sla.record" in authz.scheduler_only_actions
+}

@@ -63,7 +63,8 @@ impl AccessCache {
 pub fn is_internal_comment(record: &EventRecord) -> bool {
     match record.case_event() {
         Ok(CaseEvent::CommentAdded(c)) => c.visibility == Visibility::Internal,
-        Ok(e) => e.name().starts_with("task-") || e.name() == "incident-raised",
+        // Tasks and SLA records are staff work, like internal comments.
+        Ok(e) => e.name().starts_with("task-") || e.name().starts_with("sla-") || e.name() == "incident-raised",
         Err(_) => false,
     }
 }

@@ -254,6 +254,7 @@ mod tests {
             attachments: vec![],
             tasks: vec![],
             mail: Default::default(),
+            sla: Vec::new(),
             resolution: None,
             confidential: false,
             created_by: String::new(),

@@ -134,6 +134,10 @@ pub struct Case {
     /// Its mail: participants, Message-IDs seen, undeliverable addresses.
     #[serde(default)]
     pub mail: crate::email::MailThread,
+    /// SLA thresholds the scheduler recorded (staff only, like internal
+    /// comments: a requester sees the case, not how late it is).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sla: Vec<crate::sla::RecordSla>,
     pub resolution: Option<Resolution>,
     /// Visible only to the assignee, the queue's managers and admins.
     #[serde(default)]
@@ -315,6 +319,7 @@ impl Case {
             attachments: Vec::new(),
             tasks: Vec::new(),
             mail: crate::email::MailThread::default(),
+            sla: Vec::new(),
             resolution: None,
             confidential: e.confidential,
             created_by: meta.actor.to_owned(),
@@ -567,6 +572,7 @@ impl Case {
             CaseCommand::ReceiveEmail(c) => self.receive_email(c)?,
             CaseCommand::RecordEmailSent(c) => self.record_email_sent(c)?,
             CaseCommand::RecordBounce(c) => self.record_bounce(c)?,
+            CaseCommand::RecordSla(c) => self.record_sla(c)?,
             CaseCommand::Reopen(c) => {
                 if self.status == CaseStatus::Open {
                     return Err(DomainError::CaseAlreadyOpen);
@@ -713,6 +719,7 @@ impl Case {
             | CaseEvent::TaskRetriesSet(_) => {}
             // Folded by apply_email above.
             CaseEvent::EmailReceived(_) | CaseEvent::EmailBounced(_) | CaseEvent::EmailSent(_) => {}
+            CaseEvent::SlaWarning(r) | CaseEvent::SlaBreached(r) => self.sla.push(r.clone()),
         }
         self.revision = meta.revision;
         self.updated_at = Some(meta.time);
@@ -1654,6 +1661,28 @@ mod tests {
             "CW-VALIDATION",
         );
         s.then_rejects(mail(Uuid::now_v7(), "dave@example.com", " "), "CW-VALIDATION");
+    }
+
+    #[test]
+    fn an_sla_threshold_is_recorded_once_per_clock_and_cycle() {
+        use crate::sla::{Metric, RecordSla, Threshold};
+        let mut s = given(&[open()]);
+        let record = |metric, cycle, threshold| {
+            CaseCommand::RecordSla(RecordSla {
+                metric,
+                cycle,
+                threshold,
+                at: Utc::now(),
+                goal: chrono::Duration::hours(4),
+            })
+        };
+        s.and(record(Metric::FirstResponse, 1, Threshold::Warning), "sla", Utc::now());
+        s.and(record(Metric::FirstResponse, 1, Threshold::Breached), "sla", Utc::now());
+        s.and(record(Metric::NextResponse, 2, Threshold::Breached), "sla", Utc::now());
+        assert_eq!(s.case().sla.len(), 3);
+        s.then_rejects(record(Metric::FirstResponse, 1, Threshold::Breached), "CW-NO-CHANGE");
+        s.then_rejects(record(Metric::Resolution, 0, Threshold::Warning), "CW-VALIDATION");
+        assert!(s.case().comments.is_empty(), "a record is no comment");
     }
 
     #[test]

@@ -316,6 +316,8 @@ pub enum CaseCommand {
     RecordBounce(RecordBounce),
     #[serde(rename = "case.recordEmailSent")]
     RecordEmailSent(RecordEmailSent),
+    #[serde(rename = "case.recordSla")]
+    RecordSla(crate::sla::RecordSla),
     #[serde(rename = "task.create")]
     CreateTask(CreateTask),
     #[serde(rename = "task.claim")]
@@ -365,6 +367,7 @@ impl CaseCommand {
             CaseCommand::ReceiveEmail(_) => "case.receiveEmail",
             CaseCommand::RecordBounce(_) => "case.recordBounce",
             CaseCommand::RecordEmailSent(_) => "case.recordEmailSent",
+            CaseCommand::RecordSla(_) => "case.recordSla",
             CaseCommand::CreateTask(_) => "task.create",
             CaseCommand::ClaimTask(_) => "task.claim",
             CaseCommand::UnclaimTask(_) => "task.unclaim",
@@ -401,6 +404,7 @@ impl CaseCommand {
         ("case.receiveEmail", "ReceiveEmail"),
         ("case.recordBounce", "RecordBounce"),
         ("case.recordEmailSent", "RecordEmailSent"),
+        ("case.recordSla", "RecordSla"),
         ("task.create", "CreateTask"),
         ("task.claim", "TaskRef"),
         ("task.unclaim", "TaskRef"),

@@ -121,7 +121,7 @@ pub struct AccessDef {
 }
 
 /// The kinds of notification the rules know (see the notify crate).
-pub const NOTIFICATION_KINDS: [&str; 6] = ["assigned", "queue", "comment", "received", "resolved", "watch"];
+pub const NOTIFICATION_KINDS: [&str; 7] = ["assigned", "queue", "comment", "received", "resolved", "watch", "sla"];
 
 /// The most characters of one template part.
 const MAX_TEMPLATE: usize = 20_000;

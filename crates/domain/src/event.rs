@@ -217,6 +217,10 @@ pub enum CaseEvent {
     EmailBounced(crate::email::EmailBounced),
     #[serde(rename = "email-sent")]
     EmailSent(crate::email::EmailSent),
+    #[serde(rename = "sla-warning")]
+    SlaWarning(crate::sla::SlaReached),
+    #[serde(rename = "sla-breached")]
+    SlaBreached(crate::sla::SlaReached),
 }
 
 impl CaseEvent {
@@ -253,6 +257,8 @@ impl CaseEvent {
             CaseEvent::EmailReceived(_) => "email-received",
             CaseEvent::EmailBounced(_) => "email-bounced",
             CaseEvent::EmailSent(_) => "email-sent",
+            CaseEvent::SlaWarning(_) => "sla-warning",
+            CaseEvent::SlaBreached(_) => "sla-breached",
         }
     }
 
@@ -310,5 +316,7 @@ impl CaseEvent {
         ("email-received", "ReceiveEmail"),
         ("email-bounced", "RecordBounce"),
         ("email-sent", "RecordEmailSent"),
+        ("sla-warning", "RecordSla"),
+        ("sla-breached", "RecordSla"),
     ];
 }

@@ -17,7 +17,9 @@ use utoipa::ToSchema;
 use crate::calendar::Calendar;
 
 mod of_case;
+mod record;
 pub use of_case::{case_clocks, signals};
+pub use record::{MAX_RECORDS, RecordSla, Schedule, SlaReached, Threshold, schedule};
 
 /// What a clock measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
@@ -72,19 +74,21 @@ impl Warn {
 }
 
 /// `30m`, `4h`, `2d`, `1w`: digits and a unit (a day is 24 hours of the
-/// clock's time, a week seven days). `None` for anything else or zero.
+/// clock's time, a week seven days); `s` too, for tests and demos that
+/// cannot wait minutes. `None` for anything else or zero.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     let unit = text.chars().last()?;
     let n: i64 = text[..text.len() - unit.len_utf8()].parse().ok().filter(|n| *n > 0)?;
-    let minutes = match unit {
-        'm' => n,
-        'h' => n.checked_mul(60)?,
-        'd' => n.checked_mul(24 * 60)?,
-        'w' => n.checked_mul(7 * 24 * 60)?,
+    let seconds = match unit {
+        's' => n,
+        'm' => n.checked_mul(60)?,
+        'h' => n.checked_mul(60 * 60)?,
+        'd' => n.checked_mul(24 * 60 * 60)?,
+        'w' => n.checked_mul(7 * 24 * 60 * 60)?,
         _ => return None,
     };
-    Duration::try_minutes(minutes)
+    Duration::try_seconds(seconds)
 }
 
 /// The goals of one priority; a metric without a goal has no clock.

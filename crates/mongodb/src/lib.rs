@@ -15,6 +15,7 @@
 //! - [`event_store`]: `MongoEventStore` — commits, positions, keys.
 //! - [`read_store`]: `MongoReadStore` — cases, timeline, definitions,
 //!   checkpoints, the command log.
+//! - `sla`: the SLA schedule (`SlaSchedule`) on the case documents.
 
 use std::future::{Future, IntoFuture};
 use std::time::Duration;
@@ -26,6 +27,7 @@ use mongodb::options::ClientOptions;
 
 pub mod event_store;
 pub mod read_store;
+mod sla;
 
 pub use event_store::MongoEventStore;
 pub use read_store::MongoReadStore;

@@ -6,7 +6,9 @@
 //!   the normalised words of the searchable text. `q` matches word
 //!   prefixes through anchored regexes on the multikey `words` index;
 //!   MongoDB's `$text` matches whole stemmed words only, which would make
-//!   `q=print` miss "printers" here while SQLite finds it.
+//!   `q=print` miss "printers" here while SQLite finds it. The SLA
+//!   scheduler's fields (`sla*`, see `sla.rs`) live on the same
+//!   document; the projector only gives a new one its `slaDue` default.
 //! - `timeline`: one document per event, `_id` = tenant, case, revision.
 //! - `definitions` and `calendars`: one document per version; `checkpoints`: one per consumer.
 //! - `commands`: the command log with its status as a field, so claiming
@@ -163,7 +165,7 @@ fn file_of(d: &Document) -> Result<FileRecord, StoreError> {
     })
 }
 
-fn case_id(tenant: &TenantId, id: Uuid) -> String {
+pub(crate) fn case_id(tenant: &TenantId, id: Uuid) -> String {
     format!("{tenant}:{id}")
 }
 
@@ -201,7 +203,7 @@ fn time_text(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+pub(crate) fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
     Ok(chrono::DateTime::parse_from_rfc3339(s)
         .map_err(corrupt)?
         .with_timezone(&chrono::Utc))
@@ -241,20 +243,62 @@ impl CommandDoc {
 
 /// Where the projections' layout version is kept (among the checkpoints).
 const LAYOUT_ID: &str = "layout:projections";
-/// Bump with every change of the projected documents' fields (3: `messageIds`).
-const PROJECTION_VERSION: i64 = 3;
+/// Bump with every change of the projected documents' fields (3: `messageIds`;
+/// 4: the SLA fields, so that every case document has the `slaDue` sort
+/// value, which only an insert sets: a document without it would sort first).
+const PROJECTION_VERSION: i64 = 4;
+
+/// The indexes of `cases`: one per list filter and sort, the task and
+/// reply look-ups, and the SLA scheduler's.
+fn case_indexes() -> Vec<mongodb::IndexModel> {
+    vec![
+        index("key", doc! {"tenant": 1, "key": 1}, false),
+        index("updated", doc! {"tenant": 1, "updatedAt": 1, "id": 1}, false),
+        index("created", doc! {"tenant": 1, "createdAt": 1, "id": 1}, false),
+        index("stage", doc! {"tenant": 1, "stage": 1, "updatedAt": 1}, false),
+        index("queue", doc! {"tenant": 1, "queue": 1, "updatedAt": 1}, false),
+        index("assignee", doc! {"tenant": 1, "assignee": 1, "updatedAt": 1}, false),
+        index("priority", doc! {"tenant": 1, "priority": 1, "updatedAt": 1}, false),
+        index("tags", doc! {"tenant": 1, "tags": 1, "updatedAt": 1}, false),
+        index("words", doc! {"tenant": 1, "words": 1}, false),
+        index("public-words", doc! {"tenant": 1, "publicWords": 1}, false),
+        index(
+            "requester",
+            doc! {"tenant": 1, "requesterEmail": 1, "updatedAt": 1},
+            false,
+        ),
+        index("creator", doc! {"tenant": 1, "createdBy": 1, "updatedAt": 1}, false),
+        index(
+            "task-topic",
+            doc! {"tenant": 1, "tasks.topic": 1, "tasks.state": 1},
+            false,
+        ),
+        index(
+            "task-assignee",
+            doc! {"tenant": 1, "tasks.assignee": 1, "tasks.state": 1},
+            false,
+        ),
+        index("task-id", doc! {"tenant": 1, "tasks.id": 1}, false),
+        index("message-id", doc! {"tenant": 1, "messageIds": 1}, false),
+        // The scheduler's claims (earliest first), the list's due-time
+        // sort, and the cases to recompute when a calendar changes.
+        index("sla-next", doc! {"slaNextAt": 1}, false),
+        index("sla-due", doc! {"tenant": 1, "slaDue": 1, "id": 1}, false),
+        index("sla-calendar", doc! {"slaCalendar": 1}, false),
+    ]
+}
 
 /// The MongoDB read store.
 #[derive(Debug, Clone)]
 pub struct MongoReadStore {
     db: Database,
-    cases: Collection<Document>,
+    pub(crate) cases: Collection<Document>,
     timeline: Collection<Document>,
     checkpoints: Collection<Document>,
     commands: Collection<CommandDoc>,
     files: Collection<Document>,
     /// The bound of every operation (`MongoSettings::operation_timeout`).
-    timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 impl MongoReadStore {
@@ -269,41 +313,7 @@ impl MongoReadStore {
             commands: db.collection("commands"),
             files: db.collection("files"),
         };
-        ensure_indexes(
-            &store.cases,
-            vec![
-                index("key", doc! {"tenant": 1, "key": 1}, false),
-                index("updated", doc! {"tenant": 1, "updatedAt": 1, "id": 1}, false),
-                index("created", doc! {"tenant": 1, "createdAt": 1, "id": 1}, false),
-                index("stage", doc! {"tenant": 1, "stage": 1, "updatedAt": 1}, false),
-                index("queue", doc! {"tenant": 1, "queue": 1, "updatedAt": 1}, false),
-                index("assignee", doc! {"tenant": 1, "assignee": 1, "updatedAt": 1}, false),
-                index("priority", doc! {"tenant": 1, "priority": 1, "updatedAt": 1}, false),
-                index("tags", doc! {"tenant": 1, "tags": 1, "updatedAt": 1}, false),
-                index("words", doc! {"tenant": 1, "words": 1}, false),
-                index("public-words", doc! {"tenant": 1, "publicWords": 1}, false),
-                index(
-                    "requester",
-                    doc! {"tenant": 1, "requesterEmail": 1, "updatedAt": 1},
-                    false,
-                ),
-                index("creator", doc! {"tenant": 1, "createdBy": 1, "updatedAt": 1}, false),
-                index(
-                    "task-topic",
-                    doc! {"tenant": 1, "tasks.topic": 1, "tasks.state": 1},
-                    false,
-                ),
-                index(
-                    "task-assignee",
-                    doc! {"tenant": 1, "tasks.assignee": 1, "tasks.state": 1},
-                    false,
-                ),
-                index("task-id", doc! {"tenant": 1, "tasks.id": 1}, false),
-                index("message-id", doc! {"tenant": 1, "messageIds": 1}, false),
-            ],
-            store.timeout,
-        )
-        .await?;
+        ensure_indexes(&store.cases, case_indexes(), store.timeout).await?;
         ensure_indexes(
             &store.timeline,
             vec![index("case", doc! {"tenant": 1, "caseId": 1, "revision": 1}, false)],
@@ -415,11 +425,13 @@ impl MongoReadStore {
         };
         // Matches only an older revision; when a newer or equal one is
         // stored, the upsert tries to insert the same _id and fails E11000.
+        // `$set` names only the projector's fields, so the scheduler's SLA
+        // fields survive a new state; a new document gets their defaults.
         let result = self
             .cases
             .update_one(
                 doc! {"_id": case_id(&case.tenant, case.id), "revision": {"$lt": i64_of(case.revision)}},
-                doc! {"$set": fields},
+                doc! {"$set": fields, "$setOnInsert": crate::sla::on_insert()},
             )
             .upsert(true)
             .within(self.timeout)
@@ -468,6 +480,67 @@ fn only_duplicates(e: &mongodb::error::Error) -> bool {
         }
         _ => is_duplicate_key(e),
     }
+}
+
+/// The document field the list sorts by under `key`: its values are
+/// [`CaseSummary::sort_value`]'s, so a cursor compares with it directly.
+fn sort_field(key: SortKey) -> &'static str {
+    match key {
+        SortKey::UpdatedAt => "updatedAt",
+        SortKey::CreatedAt => "createdAt",
+        SortKey::Key => "key",
+        SortKey::SlaDue => crate::sla::DUE,
+    }
+}
+
+/// The case list's filter: the tenant, the query's fields, visibility,
+/// words, SLA state and the cursor; `None` when nothing can match.
+fn list_filter(tenant: &TenantId, query: &CaseQuery) -> Option<Document> {
+    let mut filter = doc! {"tenant": tenant.as_str()};
+    for (field, value) in [
+        ("stage", query.stage.as_deref()),
+        ("queue", query.queue.as_ref().map(QueueName::as_str)),
+        ("assignee", query.assignee.as_deref()),
+        ("priority", query.priority.as_deref()),
+        ("status", query.status.as_deref()),
+        ("definitionId", query.definition.as_deref()),
+        ("tags", query.tag.as_ref().map(Tag::as_str)),
+    ] {
+        if let Some(v) = value {
+            filter.insert(field, v);
+        }
+    }
+    let mut and = Vec::new();
+    if let Some(clauses) = &query.visible {
+        and.push(visibility(clauses));
+    }
+    if let Some(text) = &query.text {
+        let terms: Vec<String> = words(text).collect();
+        if terms.is_empty() {
+            // Only punctuation: nothing can match.
+            return None;
+        }
+        // Words are alphanumeric only, so they hold no regex syntax.
+        for term in terms {
+            let field = if query.public_text_only { "publicWords" } else { "words" };
+            and.push(doc! {field: Regex { pattern: format!("^{term}"), options: String::new() }});
+        }
+    }
+    if let Some((state, now)) = query.sla {
+        and.push(crate::sla::state_filter(state, now));
+    }
+    if let Some(after) = &query.after {
+        let field = sort_field(query.sort);
+        let cmp = if query.descending { "$lt" } else { "$gt" };
+        and.push(doc! {"$or": [
+            {field: {cmp: &after.value}},
+            {field: &after.value, "id": {cmp: after.id.to_string()}},
+        ]});
+    }
+    if !and.is_empty() {
+        filter.insert("$and", and);
+    }
+    Some(filter)
 }
 
 #[async_trait]
@@ -544,66 +617,29 @@ impl CaseProjection for MongoReadStore {
     }
 
     async fn list_cases(&self, tenant: &TenantId, query: &CaseQuery) -> Result<Page<CaseSummary>, StoreError> {
-        let mut filter = doc! {"tenant": tenant.as_str()};
-        for (field, value) in [
-            ("stage", query.stage.as_deref()),
-            ("queue", query.queue.as_ref().map(QueueName::as_str)),
-            ("assignee", query.assignee.as_deref()),
-            ("priority", query.priority.as_deref()),
-            ("status", query.status.as_deref()),
-            ("definitionId", query.definition.as_deref()),
-            ("tags", query.tag.as_ref().map(Tag::as_str)),
-        ] {
-            if let Some(v) = value {
-                filter.insert(field, v);
-            }
-        }
-        let mut and = Vec::new();
-        if let Some(clauses) = &query.visible {
-            and.push(visibility(clauses));
-        }
-        if let Some(text) = &query.text {
-            let terms: Vec<String> = words(text).collect();
-            if terms.is_empty() {
-                // Only punctuation: nothing can match.
-                return Ok(Page {
-                    items: Vec::new(),
-                    next_cursor: None,
-                });
-            }
-            // Words are alphanumeric only, so they hold no regex syntax.
-            for term in terms {
-                let field = if query.public_text_only { "publicWords" } else { "words" };
-                and.push(doc! {field: Regex { pattern: format!("^{term}"), options: String::new() }});
-            }
-        }
-        let field = match query.sort {
-            SortKey::UpdatedAt => "updatedAt",
-            SortKey::CreatedAt => "createdAt",
-            SortKey::Key => "key",
+        let Some(filter) = list_filter(tenant, query) else {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
         };
-        let (cmp, dir) = if query.descending { ("$lt", -1) } else { ("$gt", 1) };
-        if let Some(after) = &query.after {
-            and.push(doc! {"$or": [
-                {field: {cmp: &after.value}},
-                {field: &after.value, "id": {cmp: after.id.to_string()}},
-            ]});
-        }
-        if !and.is_empty() {
-            filter.insert("$and", and);
-        }
+        let field = sort_field(query.sort);
+        let dir = if query.descending { -1 } else { 1 };
         let limit = query.limit.clamp(1, 500);
         let mut cursor = self
             .cases
             .find(filter)
             .sort(doc! {field: dir, "id": dir})
             .limit(i64_of(limit as u64 + 1))
-            .projection(doc! {"summary": 1})
+            .projection(doc! {"summary": 1, crate::sla::DUE_AT: 1})
             .bounded(self.timeout)
             .await?;
         let mut items = Vec::new();
         while let Some(d) = cursor.try_next().bounded(self.timeout).await? {
-            items.push(from_json::<CaseSummary>(d.get_str("summary").map_err(corrupt)?)?);
+            let mut summary = from_json::<CaseSummary>(d.get_str("summary").map_err(corrupt)?)?;
+            // The stored summary is the projector's, which has no due time.
+            summary.sla_due_at = crate::sla::due_at(&d)?;
+            items.push(summary);
         }
         Ok(Page::of_overfetch(items, limit, query.sort))
     }

@@ -110,6 +110,18 @@ const TEMPLATES: &[(&str, &str)] = &[
         "watch.html",
         "<p>{{ actor }}: {{ event }} on <a href=\"{{ link }}\">{{ case.key }}</a> “{{ case.title }}”.</p>",
     ),
+    (
+        "sla.subject",
+        "[{{ case.key }}] {% if event == \"sla-breached\" %}SLA breached{% else %}SLA at risk{% endif %}: {{ case.title }}",
+    ),
+    (
+        "sla.txt",
+        "{{ case.key }} \"{{ case.title }}\": {% if event == \"sla-breached\" %}an SLA goal was missed{% else %}an SLA goal is close{% endif %}.\n\nPriority: {{ case.priority }} · Queue: {{ case.queue }} · Assignee: {{ case.assignee or \"nobody\" }}\n{{ link }}\n",
+    ),
+    (
+        "sla.html",
+        "<p><a href=\"{{ link }}\">{{ case.key }}</a> “{{ case.title }}”: {% if event == \"sla-breached\" %}an SLA goal was missed{% else %}an SLA goal is close{% endif %}.</p><p>Priority: {{ case.priority }} · Queue: {{ case.queue }} · Assignee: {{ case.assignee or \"nobody\" }}</p>",
+    ),
     ("digest.subject", "{{ items|length }} case updates"),
     ("digest.txt", "{% for i in items %}- {{ i.subject }}\n{% endfor %}"),
     (
@@ -240,7 +252,15 @@ mod tests {
 
     #[test]
     fn every_kind_renders_and_html_is_escaped_but_text_is_not() {
-        for kind in ["assigned", "queue", "comment", "resolved", "watch", "something-new"] {
+        for kind in [
+            "assigned",
+            "queue",
+            "comment",
+            "resolved",
+            "watch",
+            "sla",
+            "something-new",
+        ] {
             let r = render(kind, &ctx()).unwrap_or_else(|e| panic!("{kind}: {e}"));
             assert!(r.subject.contains("CC-000001"), "{kind}: {}", r.subject);
             assert!(

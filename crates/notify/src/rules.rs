@@ -7,6 +7,8 @@
 //! | `comment` | a public comment | the requester (by e-mail) |
 //! | `received` | a mail opened the case | its sender (by e-mail), unless the mail must not be answered automatically |
 //! | `resolved` | resolved | the requester (by e-mail) |
+//! | `sla` | sla-warning | the assignee; unassigned, the people of the queue |
+//! | `sla` | sla-breached | the assignee and the queue's managers (`case-manager`); unassigned, the people of the queue |
 //! | `watch` | anything | the case's watchers |
 //!
 //! Nobody hears of their own action, and each person hears of an event
@@ -79,6 +81,21 @@ pub fn intents(event: &CaseEvent, actor: &str, case: &Case, people: &[Person], w
         CaseEvent::Resolved(_) => {
             if let Some(r) = &case.requester {
                 add(Recipient::Address(r.email.as_str().to_owned()), "resolved");
+            }
+        }
+        // Escalation: a warning to whoever works the case, a breach to
+        // their managers too. An unassigned case is the queue's to take.
+        CaseEvent::SlaWarning(_) | CaseEvent::SlaBreached(_) => {
+            let group = queue_group(case.queue.as_str());
+            let in_queue = || people.iter().filter(|p| p.groups.contains(&group));
+            match &case.assignee {
+                Some(a) => add(Recipient::User(a.clone()), "sla"),
+                None => in_queue().for_each(|p| add(Recipient::User(p.username.clone()), "sla")),
+            }
+            if matches!(event, CaseEvent::SlaBreached(_)) {
+                for p in in_queue().filter(|p| p.roles.iter().any(|r| r == "case-manager")) {
+                    add(Recipient::User(p.username.clone()), "sla");
+                }
             }
         }
         _ => {}

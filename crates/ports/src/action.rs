@@ -60,6 +60,10 @@ pub enum Action {
     /// (an admin's right: held mail is unvetted, and a release puts it
     /// into a case).
     MailQuarantine,
+    /// Record that an SLA clock reached its warning or its goal: the
+    /// scheduler's alone (it issues through the platform, not the API), so
+    /// the policy grants it to no caller.
+    SlaRecord,
 }
 
 impl Action {
@@ -97,6 +101,7 @@ impl Action {
         Action::TaskExternal,
         Action::MailIngest,
         Action::MailQuarantine,
+        Action::SlaRecord,
     ];
 
     /// The name the policy sees.
@@ -134,6 +139,7 @@ impl Action {
             Action::TaskExternal => "task.external",
             Action::MailIngest => "mail.ingest",
             Action::MailQuarantine => "mail.quarantine",
+            Action::SlaRecord => "sla.record",
         }
     }
 
@@ -171,6 +177,7 @@ impl Action {
                 Action::TaskExternal
             }
             C::ReceiveEmail(_) | C::RecordBounce(_) | C::RecordEmailSent(_) => Action::MailIngest,
+            C::RecordSla(_) => Action::SlaRecord,
         }
     }
 }

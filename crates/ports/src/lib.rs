@@ -40,6 +40,7 @@ pub mod projection;
 pub mod quarantine;
 pub mod read_store;
 pub mod rejection;
+pub mod sla;
 
 pub use action::Action;
 pub use blob::{BlobError, BlobInfo, BlobRead, BlobStore, ByteRange, ByteStream};
@@ -64,3 +65,4 @@ pub use projection::{
 pub use quarantine::{Held, MailQuarantine};
 pub use read_store::ReadStore;
 pub use rejection::Rejection;
+pub use sla::{SlaClaim, SlaEntry, SlaSchedule, SlaState};

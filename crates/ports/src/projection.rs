@@ -21,6 +21,8 @@ pub enum SortKey {
     UpdatedAt,
     CreatedAt,
     Key,
+    /// The earliest due time of a running SLA clock; cases without one last.
+    SlaDue,
 }
 
 /// A position in a sorted list: the sort value and id of the last item seen.
@@ -64,6 +66,8 @@ pub struct CaseQuery {
     /// The policy's visibility clauses, ORed (an empty list matches
     /// nothing); `None` lists every case of the tenant (internal callers).
     pub visible: Option<Vec<Clause>>,
+    /// Cases in this SLA state at this time.
+    pub sla: Option<(crate::SlaState, DateTime<Utc>)>,
     pub sort: SortKey,
     pub descending: bool,
     pub limit: usize,
@@ -91,7 +95,14 @@ pub struct CaseSummary {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub revision: u64,
+    /// The earliest due time of a running SLA clock (the scheduler's,
+    /// filled in by the store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla_due_at: Option<DateTime<Utc>>,
 }
+
+/// The sort value of a missing SLA due time: after every time.
+pub const NO_DUE_TIME: &str = "~";
 
 impl CaseSummary {
     /// The summary of a case detail.
@@ -110,6 +121,7 @@ impl CaseSummary {
             created_at: case.created_at.unwrap_or_default(),
             updated_at: case.updated_at.unwrap_or_default(),
             revision: case.revision,
+            sla_due_at: None,
         }
     }
 
@@ -119,6 +131,7 @@ impl CaseSummary {
             SortKey::UpdatedAt => sortable_time(self.updated_at),
             SortKey::CreatedAt => sortable_time(self.created_at),
             SortKey::Key => self.key.to_string(),
+            SortKey::SlaDue => self.sla_due_at.map_or_else(|| NO_DUE_TIME.to_owned(), sortable_time),
         }
     }
 }

@@ -8,11 +8,11 @@
 
 use async_trait::async_trait;
 
-use crate::{CaseProjection, Checkpoints, CommandLog, DefinitionStore, FileCatalog, StoreError};
+use crate::{CaseProjection, Checkpoints, CommandLog, DefinitionStore, FileCatalog, SlaSchedule, StoreError};
 
 /// Query-side storage: every read-side port in one backend.
 #[async_trait]
-pub trait ReadStore: CaseProjection + CommandLog + FileCatalog + DefinitionStore + Checkpoints {
+pub trait ReadStore: CaseProjection + CommandLog + FileCatalog + DefinitionStore + Checkpoints + SlaSchedule {
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -337,6 +337,36 @@ impl Default for EngineConfig {
     }
 }
 
+/// The SLA scheduler (`casewire serve sla-scheduler`, and in `casewire dev`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlaConfig {
+    /// Whether `casewire dev` runs it beside the API.
+    pub enabled: bool,
+    /// How often it looks for clocks that reached a threshold, in ms: how
+    /// late at most a warning or a breach is recorded.
+    pub tick_ms: u64,
+    /// How long a claimed case is held by one scheduler: if it dies
+    /// holding it, another takes the case after this.
+    pub claim_secs: u64,
+    /// Cases claimed per look.
+    pub batch: usize,
+    /// How often it checks for edited calendars, in seconds.
+    pub calendar_check_secs: u64,
+}
+
+impl Default for SlaConfig {
+    fn default() -> Self {
+        SlaConfig {
+            enabled: true,
+            tick_ms: 1_000,
+            claim_secs: 60,
+            batch: 256,
+            calendar_check_secs: 5,
+        }
+    }
+}
+
 /// The NDJSON event stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -878,6 +908,7 @@ pub struct Config {
     pub bus: BusConfig,
     pub auth: AuthConfig,
     pub engine: EngineConfig,
+    pub sla: SlaConfig,
     pub stream: StreamConfig,
     pub ws: WsConfig,
     pub notify: NotifyConfig,
@@ -902,6 +933,7 @@ impl Default for Config {
             bus: BusConfig::default(),
             auth: AuthConfig::default(),
             engine: EngineConfig::default(),
+            sla: SlaConfig::default(),
             stream: StreamConfig::default(),
             ws: WsConfig::default(),
             notify: NotifyConfig::default(),
@@ -1035,7 +1067,7 @@ impl Config {
     fn validate_bounds(&self) -> Result<(), ConfigError> {
         const DAY: u64 = 24 * 3600;
         let worker = &self.task_worker;
-        let checks: [(&str, u64, u64, u64); 13] = [
+        let checks: [(&str, u64, u64, u64); 17] = [
             ("api.max_wait_secs", self.api.max_wait_secs, 0, 3600),
             ("ws.auth_timeout_secs", self.ws.auth_timeout_secs, 1, 300),
             ("ws.ping_secs", self.ws.ping_secs, 1, 3600),
@@ -1057,6 +1089,10 @@ impl Config {
             ("task_worker.lock_ms", worker.lock_ms, 1_000, 7 * DAY * 1000),
             ("task_worker.poll_ms", worker.poll_ms, 0, 1_800_000),
             ("task_worker.http_timeout_ms", worker.http_timeout_ms, 100, 600_000),
+            ("sla.tick_ms", self.sla.tick_ms, 10, 600_000),
+            ("sla.claim_secs", self.sla.claim_secs, 1, DAY),
+            ("sla.batch", u64::try_from(self.sla.batch).unwrap_or(0), 1, 10_000),
+            ("sla.calendar_check_secs", self.sla.calendar_check_secs, 1, DAY),
         ];
         for (name, value, min, max) in checks {
             if !(min..=max).contains(&value) {

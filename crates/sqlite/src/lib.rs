@@ -21,6 +21,7 @@ pub mod event_store;
 pub mod notification_store;
 pub mod quarantine;
 pub mod read_store;
+mod sla;
 
 pub use bus::SqliteBus;
 pub use db::Durability;

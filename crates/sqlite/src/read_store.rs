@@ -47,8 +47,18 @@ CREATE TABLE IF NOT EXISTS cases (
     revision INTEGER NOT NULL,
     summary TEXT NOT NULL,
     doc TEXT NOT NULL,
+    -- The SLA scheduler's (see sla.rs); the projector never writes them.
+    sla_next_at TEXT,
+    sla_claimed_until TEXT,
+    sla_due_at TEXT,
+    sla_warn_at TEXT,
+    sla_breached INTEGER NOT NULL DEFAULT 0,
+    sla_calendar TEXT,
     UNIQUE (tenant, id)
 );
+CREATE INDEX IF NOT EXISTS cases_sla_next ON cases (sla_next_at) WHERE sla_next_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS cases_sla_due ON cases (tenant, COALESCE(sla_due_at, '~'), id);
+CREATE INDEX IF NOT EXISTS cases_sla_calendar ON cases (sla_calendar) WHERE sla_calendar IS NOT NULL;
 CREATE INDEX IF NOT EXISTS cases_key ON cases (tenant, key);
 CREATE INDEX IF NOT EXISTS cases_updated ON cases (tenant, updated_at, id);
 CREATE INDEX IF NOT EXISTS cases_created ON cases (tenant, created_at, id);
@@ -90,9 +100,9 @@ CREATE TABLE IF NOT EXISTS timeline (
 ) WITHOUT ROWID;
 ";
 
-/// The layout version of [`PROJECTIONS`]: 4 added the Message-ID index; 3 added the task
+/// The layout version of [`PROJECTIONS`]: 5 added the SLA columns; 4 added the Message-ID index; 3 added the task
 /// index; 2 added confidentiality, requester and creator columns and the public search column.
-const PROJECTION_VERSION: i64 = 4;
+const PROJECTION_VERSION: i64 = 5;
 
 /// What every read store has before any migration: the two layout records.
 const SCHEMA: &str = "
@@ -217,7 +227,7 @@ fn migrate(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
 /// The SQLite read store.
 #[derive(Debug, Clone)]
 pub struct SqliteReadStore {
-    db: Db,
+    pub(crate) db: Db,
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -731,7 +741,7 @@ impl CaseProjection for SqliteReadStore {
     }
 
     async fn list_cases(&self, tenant: &TenantId, query: &CaseQuery) -> Result<Page<CaseSummary>, StoreError> {
-        let mut sql = String::from("SELECT summary FROM cases c WHERE c.tenant = ?");
+        let mut sql = String::from("SELECT summary, sla_due_at FROM cases c WHERE c.tenant = ?");
         let mut args: Vec<SqlValue> = vec![tenant.to_string().into()];
         for (column, value) in [
             ("stage", query.stage.as_deref()),
@@ -764,10 +774,14 @@ impl CaseProjection for SqliteReadStore {
         if let Some(clauses) = &query.visible {
             push_visibility(&mut sql, &mut args, clauses);
         }
+        if let Some((state, now)) = query.sla {
+            crate::sla::push_state(&mut sql, &mut args, state, now);
+        }
         let column = match query.sort {
             SortKey::UpdatedAt => "c.updated_at",
             SortKey::CreatedAt => "c.created_at",
             SortKey::Key => "c.key",
+            SortKey::SlaDue => "COALESCE(c.sla_due_at, '~')",
         };
         let (cmp, dir) = if query.descending { ("<", "DESC") } else { (">", "ASC") };
         if let Some(after) = &query.after {
@@ -782,11 +796,15 @@ impl CaseProjection for SqliteReadStore {
             .read(move |conn| {
                 let mut stmt = conn.prepare_cached(&sql).map_err(map_err)?;
                 let rows = stmt
-                    .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(0))
+                    .query_map(rusqlite::params_from_iter(args), |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+                    })
                     .map_err(map_err)?;
                 let mut items = Vec::new();
                 for row in rows {
-                    let summary: CaseSummary = serde_json::from_str(&row.map_err(map_err)?).map_err(corrupt)?;
+                    let (summary, due) = row.map_err(map_err)?;
+                    let mut summary: CaseSummary = serde_json::from_str(&summary).map_err(corrupt)?;
+                    summary.sla_due_at = crate::sla::time(due)?;
                     items.push(summary);
                 }
                 Ok(Page::of_overfetch(items, limit, sort))

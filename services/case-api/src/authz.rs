@@ -115,14 +115,15 @@ pub async fn filter(state: &AppState, who: &Principal) -> Result<VisibilityFilte
 /// Whether a case detail holds anything [`hide_internal_comments`] would
 /// remove (most cases do not: then there is nothing to decide).
 pub fn has_internal(case: &Case) -> bool {
-    !case.tasks.is_empty() || case.comments.iter().any(|c| c.visibility != Visibility::Public)
+    !case.tasks.is_empty() || !case.sla.is_empty() || case.comments.iter().any(|c| c.visibility != Visibility::Public)
 }
 
 /// Removes what the caller may not read from a case detail: internal
-/// comments and the tasks (see `is_internal_comment`).
+/// comments, the tasks and the SLA records (see `is_internal_comment`).
 pub fn hide_internal_comments(case: &mut Case) {
     case.comments.retain(|c| c.visibility == Visibility::Public);
     case.tasks.clear();
+    case.sla.clear();
 }
 
 pub use casewire_application::is_internal_comment;

@@ -12,11 +12,14 @@
 //! - [`automation`]: the definition's rules, turned into commands as
 //!   events come; a consumer of its own (`casewire serve automation`),
 //!   beside the engine in `casewire dev`.
+//! - [`sla`]: the SLA scheduler, which records warnings and breaches of
+//!   the cases' clocks (`casewire serve sla-scheduler`, and in `casewire dev`).
 //! - [`engine`]: the consumer loop, the outbox recovery and outcomes. The
 //!   decision itself (`decide`, the case cache) is in `casewire-application`,
 //!   which the API's early check shares.
 
 pub mod automation;
 pub mod engine;
+pub mod sla;
 
 pub use engine::{Engine, run};

@@ -64,6 +64,9 @@ pub enum BenchWhat {
     /// Mail through the inbound webhook: mails/s from raw MIME to a
     /// visible case event, against parsing alone.
     Email(crate::bench_email::EmailBenchArgs),
+    /// The SLA scheduler: timers fired per second with `--cases` open
+    /// clocks, and one clock computation, against claims alone and a fold.
+    Sla(crate::bench_sla::SlaBenchArgs),
     /// The client side of `bench ws`, which it starts itself.
     #[command(hide = true)]
     WsClients(crate::bench_ws::WsClientsArgs),

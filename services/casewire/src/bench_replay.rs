@@ -14,7 +14,7 @@ use casewire_domain::types::{CaseKey, TenantId};
 use casewire_domain::{Case, CaseDefinition, Decision, EventMeta};
 use casewire_ports::{Append, NewEvent};
 use casewire_runtime::{Config, Platform};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -57,8 +57,13 @@ fn commands(n: usize) -> anyhow::Result<Vec<CaseCommand>> {
         .collect()
 }
 
-/// One case's events, decided one command after another.
-fn decide_case(def: &CaseDefinition, tenant: &TenantId, n: usize) -> anyhow::Result<Append> {
+/// One case's events, decided one command after another, at `at`.
+pub(crate) fn decide_case(
+    def: &CaseDefinition,
+    tenant: &TenantId,
+    n: usize,
+    at: DateTime<Utc>,
+) -> anyhow::Result<Append> {
     let key = CaseKey::new(&def.key_prefix, n as u64 + 1);
     let case_id = Uuid::now_v7();
     let (mut case, mut events): (Option<Case>, Vec<NewEvent>) = (None, Vec::new());
@@ -67,12 +72,12 @@ fn decide_case(def: &CaseDefinition, tenant: &TenantId, n: usize) -> anyhow::Res
             definition: def,
             actor: "alice",
             key: Some(&key),
-            now: Utc::now(),
+            now: at,
         };
         let decided = Case::decide(case.as_ref(), &command, &ctx).map_err(|e| anyhow::anyhow!("{e}"))?;
         let command_id = Uuid::now_v7();
         for event in decided {
-            let new = NewEvent::from_domain(&event, Utc::now(), "alice", command_id, command_id);
+            let new = NewEvent::from_domain(&event, at, "alice", command_id, command_id);
             let meta = EventMeta {
                 case_id,
                 tenant,
@@ -92,14 +97,25 @@ fn decide_case(def: &CaseDefinition, tenant: &TenantId, n: usize) -> anyhow::Res
     })
 }
 
-/// Writes the log; returns the events written.
-async fn write_log(platform: &Platform, cases: usize, json_out: bool) -> anyhow::Result<u64> {
-    let def = CaseDefinition::parse_yaml(crate::DEMO_DEFINITIONS[0].1).map_err(|e| anyhow::anyhow!("{e}"))?;
+/// The demo complaint, as the log's cases have it.
+pub(crate) fn complaint() -> anyhow::Result<CaseDefinition> {
+    CaseDefinition::parse_yaml(crate::DEMO_DEFINITIONS[0].1).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Writes the log of `def` (the demo complaint, any version), every event
+/// at `at`; returns the events written.
+pub(crate) async fn write_log(
+    platform: &Platform,
+    def: &CaseDefinition,
+    cases: usize,
+    json_out: bool,
+    at: DateTime<Utc>,
+) -> anyhow::Result<u64> {
     let tenant = TenantId::default_tenant();
     let (mut written, mut reported) = (0u64, Instant::now());
     for start in (0..cases).step_by(APPEND_BATCH) {
         let batch = (start..cases.min(start + APPEND_BATCH))
-            .map(|n| decide_case(&def, &tenant, n))
+            .map(|n| decide_case(def, &tenant, n, at))
             .collect::<anyhow::Result<Vec<_>>>()?;
         for appended in platform.events.append_batch(batch).await? {
             written += appended.len() as u64;
@@ -135,7 +151,7 @@ pub async fn run(mut base: Config, args: ReplayBenchArgs) -> anyhow::Result<()> 
     let _dir = crate::bench::fresh_platform_dir(&mut base)?;
     let platform = Platform::open(base).await?;
     let started = Instant::now();
-    let events = write_log(&platform, args.cases, args.json).await?;
+    let events = write_log(&platform, &complaint()?, args.cases, args.json, Utc::now()).await?;
     let write_secs = started.elapsed().as_secs_f64();
     let (read, read_time) = raw_read(&platform).await?;
     anyhow::ensure!(read == events, "the raw read saw {read} of {events} events");
@@ -229,7 +245,12 @@ mod tests {
         let mut config = Config::default();
         let _dir = crate::bench::fresh_platform_dir(&mut config).expect("dir");
         let platform = Platform::open(config).await.expect("open");
-        assert_eq!(write_log(&platform, 30, true).await.expect("log"), 300);
+        assert_eq!(
+            write_log(&platform, &complaint().expect("def"), 30, true, Utc::now())
+                .await
+                .expect("log"),
+            300
+        );
         let whole = casewire_projector::replay(&platform, 0, |_, _| {})
             .await
             .expect("replay");

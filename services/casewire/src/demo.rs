@@ -186,10 +186,19 @@ pub async fn seed(
             .into_iter()
             .flatten()
             .filter_map(|p| p["id"].as_str().map(str::to_owned))
+            .filter(|p| p != "p0")
             .collect();
+        // The first three IT requests are outages (P0, goals in minutes),
+        // left unassigned and open: the demo's cases at risk and breached.
+        let outage = def_id == "it-service-request" && i < 9;
+        let priority = if outage {
+            "p0".to_owned()
+        } else {
+            rng.pick(&priorities).clone()
+        };
         let open = json!({
-            "definition": def_id, "title": title, "data": data,
-            "priority": rng.pick(&priorities), "requester": {"name": name, "email": email},
+            "definition": def_id, "title": if outage { format!("Outage: {title}") } else { title },
+            "data": data, "priority": priority, "requester": {"name": name, "email": email},
             "tags": if rng.chance(30) { json!(["vip"]) } else { json!([]) },
             "confidential": confidential,
         });
@@ -203,6 +212,9 @@ pub async fn seed(
         let id = r.body["id"].as_str().context("no case id")?.to_owned();
         created += 1;
         let path = |p: &str| format!("/api/v1/cases/{id}{p}");
+        if outage {
+            continue;
+        }
         if rng.chance(70) {
             let assignee = *rng.pick(&["alice", "bob"]);
             worker

@@ -1,4 +1,4 @@
-//! The embedded runtime: api, case-engine, automation, projector, ws-publisher, notify-publisher and the
+//! The embedded runtime: api, case-engine, automation, the SLA scheduler, projector, ws-publisher, notify-publisher and the
 //! task worker in one process over
 //! the SQLite adapters and the in-process bus.
 
@@ -123,6 +123,13 @@ impl Embedded {
                 "automation",
                 casewire_case_engine::automation::run(platform.clone(), shutdown.child_token()),
             );
+            if platform.config.sla.enabled {
+                spawn(
+                    &mut tasks,
+                    "sla-scheduler",
+                    casewire_case_engine::sla::run(platform.clone(), shutdown.child_token()),
+                );
+            }
         }
         if services.projector {
             spawn(

@@ -19,6 +19,7 @@
 pub mod bench;
 pub mod bench_email;
 pub mod bench_replay;
+pub mod bench_sla;
 pub mod bench_tasks;
 pub mod bench_ws;
 pub mod client;

@@ -105,6 +105,8 @@ enum Service {
     NotifyPublisher,
     /// The definitions' automation rules: events in, commands out.
     Automation,
+    /// Records SLA warnings and breaches as the cases' clocks reach them.
+    SlaScheduler,
     /// The built-in external-task worker (`casewire.email`, `casewire.http`,
     /// `casewire.command`), a client of the Case API.
     TaskWorker,
@@ -281,6 +283,7 @@ async fn serve(config: Config, service: Service) -> anyhow::Result<()> {
         | Service::WsPublisher
         | Service::NotifyPublisher
         | Service::Automation
+        | Service::SlaScheduler
         | Service::TaskWorker
         | Service::EmailIngest => {
             let (addr, management) = casewire_runtime::management::start(platform.clone(), shutdown.clone())?;
@@ -288,6 +291,7 @@ async fn serve(config: Config, service: Service) -> anyhow::Result<()> {
             let result = match service {
                 Service::CaseEngine => casewire_case_engine::run(platform, shutdown.clone()).await,
                 Service::Automation => casewire_case_engine::automation::run(platform, shutdown.clone()).await,
+                Service::SlaScheduler => casewire_case_engine::sla::run(platform, shutdown.clone()).await,
                 Service::WsPublisher => casewire_ws_publisher::run(platform, shutdown.clone()).await,
                 Service::NotifyPublisher => casewire_notify_publisher::run(platform, shutdown.clone()).await,
                 Service::Projector
@@ -385,6 +389,9 @@ async fn replay(config: Config, projection: &str) -> anyhow::Result<()> {
     let progress = ReplayProgress::new(head);
     let report = casewire_projector::replay(&platform, 5_000, |done, total| progress.show(done, total)).await?;
     progress.finish();
+    // The rebuild dropped the SLA schedule with the rows.
+    eprintln!("Computing the SLA clocks of {} cases again...", report.case_ids.len());
+    casewire_case_engine::sla::resync(&platform, &report.case_ids).await?;
     let rate = report.events as f64 / report.elapsed.as_secs_f64().max(1e-9);
     println!(
         "Replayed {} events of {} cases in {:.2} s ({rate:.0} events/s)",
@@ -530,6 +537,10 @@ async fn main() -> anyhow::Result<()> {
             what: Some(casewire::bench::BenchWhat::Email(args)),
             ..
         }) => casewire::bench_email::run(config, args).await,
+        Command::Bench(casewire::bench::BenchArgs {
+            what: Some(casewire::bench::BenchWhat::Sla(args)),
+            ..
+        }) => casewire::bench_sla::run(config, args).await,
         Command::Bench(args) => casewire::bench::run(config, args).await,
         Command::Policy {
             command: PolicyCommand::Test { dir },

@@ -30,10 +30,13 @@ const BATCH: usize = 20_000;
 const CASES_IN_MEMORY: usize = 100_000;
 
 /// What a replay did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplayReport {
     pub events: u64,
     pub cases: u64,
+    /// Every case replayed: what else was kept on their rows (the SLA
+    /// schedule) is computed again from these.
+    pub case_ids: Vec<(TenantId, Uuid)>,
     pub elapsed: Duration,
 }
 
@@ -87,6 +90,7 @@ pub async fn replay_holding(
     Ok(ReplayReport {
         events: done,
         cases: folder.cases,
+        case_ids: folder.case_ids,
         elapsed: started.elapsed(),
     })
 }
@@ -142,6 +146,7 @@ struct Folder {
     wrote_early: bool,
     events: u64,
     cases: u64,
+    case_ids: Vec<(TenantId, Uuid)>,
     last_position: u64,
 }
 
@@ -153,6 +158,7 @@ impl Folder {
             wrote_early: false,
             events: 0,
             cases: 0,
+            case_ids: Vec::new(),
             last_position: 0,
         }
     }
@@ -202,6 +208,7 @@ impl Folder {
         link_file(&self.platform, record, &event).await?;
         if case.is_none() {
             self.cases += 1;
+            self.case_ids.push((record.tenant.clone(), record.case_id));
         }
         match Case::fold(case, &record.meta(), &event) {
             Some(case) => Ok(Some(case)),

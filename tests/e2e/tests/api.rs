@@ -1084,7 +1084,7 @@ async fn openapi_and_descriptions_cover_every_endpoint() {
         .json()
         .await
         .unwrap();
-    assert_eq!(commands.as_object().unwrap().len(), 31);
+    assert_eq!(commands.as_object().unwrap().len(), 32);
     assert_eq!(
         commands["task.lock"]["required"],
         json!(["taskId", "workerId", "lockDuration"])
@@ -1107,6 +1107,11 @@ async fn openapi_and_descriptions_cover_every_endpoint() {
         commands["case.recordBounce"]["required"],
         json!(["messageId", "recipients"])
     );
+    assert_eq!(
+        commands["case.recordSla"]["required"],
+        json!(["metric", "cycle", "threshold", "at", "goal"])
+    );
+    assert!(events["casewire.case.sla-breached.v1"]["properties"]["threshold"].is_object());
     app.stop().await;
 }
 

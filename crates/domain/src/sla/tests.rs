@@ -233,6 +233,7 @@ fn durations_are_digits_and_a_unit() {
     assert_eq!(parse_duration("30m"), Some(Duration::minutes(30)));
     assert_eq!(parse_duration("2d"), Some(Duration::hours(48)));
     assert_eq!(parse_duration("1w"), Some(Duration::days(7)));
+    assert_eq!(parse_duration("45s"), Some(Duration::seconds(45)));
     for bad in ["", "h", "0h", "4", "4x", "-1h", "99999999999999w"] {
         assert_eq!(parse_duration(bad), None, "{bad}");
     }
@@ -305,4 +306,59 @@ fn a_cases_events_are_its_signals_by_its_definition() {
         "the reply came while waiting for the customer"
     );
     assert!(c[2].paused, "waiting for the customer holds the resolution clock");
+}
+
+#[test]
+fn the_schedule_records_each_threshold_once_and_looks_again_at_the_next() {
+    let cal = office(&[]);
+    let s = [opened("2026-12-07 09:00")];
+    let now = at("2026-12-07 12:30");
+    let c = clocks(&s, POLICY, &cal, now);
+    let plan = schedule(&c, &[], now);
+    // 80 % of 4 h first response: 12:12; the 8 h resolution warns at 15:24.
+    let due: Vec<(Metric, Threshold, DateTime<Utc>)> = plan.due.iter().map(|r| (r.metric, r.threshold, r.at)).collect();
+    assert_eq!(
+        due,
+        [(Metric::FirstResponse, Threshold::Warning, at("2026-12-07 12:12"))]
+    );
+    assert_eq!(plan.next_at, Some(at("2026-12-07 13:00")), "the first response's goal");
+    assert_eq!(plan.due_at, Some(at("2026-12-07 13:00")));
+    assert_eq!(plan.warn_at, Some(at("2026-12-07 12:12")));
+    assert!(!plan.breached);
+    // Recorded: nothing is due until the breach.
+    let plan = schedule(&c, &plan.due, now);
+    assert!(plan.due.is_empty());
+    assert_eq!(plan.next_at, Some(at("2026-12-07 13:00")));
+}
+
+#[test]
+fn a_scheduler_that_was_down_records_late_what_was_reached_even_if_met_since() {
+    let cal = office(&[]);
+    let s = [
+        opened("2026-12-07 09:00"),
+        (at("2026-12-07 14:00"), Signal::StaffResponse),
+    ];
+    let now = at("2026-12-07 16:00");
+    let plan = schedule(&clocks(&s, POLICY, &cal, now), &[], now);
+    let breach = plan
+        .due
+        .iter()
+        .find(|r| r.metric == Metric::FirstResponse && r.threshold == Threshold::Breached)
+        .expect("the breach at 13:00 is recorded late");
+    assert_eq!(breach.at, at("2026-12-07 13:00"));
+    assert_eq!(breach.goal, Duration::hours(4));
+    assert!(!plan.breached, "met since: the case is no longer breached");
+}
+
+#[test]
+fn a_paused_clock_has_no_next_time() {
+    let cal = office(&[]);
+    let s = [
+        opened("2026-12-07 09:00"),
+        (at("2026-12-07 10:00"), Signal::StaffResponse),
+        (at("2026-12-07 10:00"), Signal::Stage { paused: true }),
+    ];
+    let now = at("2026-12-07 11:00");
+    let plan = schedule(&clocks(&s, POLICY, &cal, now), &[], now);
+    assert_eq!(plan, Schedule::default());
 }

@@ -25,6 +25,7 @@ pub mod notification;
 pub mod projection;
 pub mod quarantine;
 pub mod read_store;
+pub mod sla;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -140,6 +141,9 @@ macro_rules! read_store_contract {
         }
         mod read_store {
             $crate::read_store_composite_contract!(super::$factory);
+        }
+        mod sla_schedule {
+            $crate::sla_schedule_contract!(super::$factory);
         }
     };
 }

@@ -72,7 +72,7 @@ macro_rules! case_projection_contract {
 /// "support" below 10 (10), assignee alice for odd numbers (10), priority
 /// "high" and confidential for multiples of 5 (4), tags and "printers" in
 /// the title for multiples of 3 (7), definition "even" for even numbers (10).
-fn case(tenant: &TenantId, n: u32, revision: u64) -> Case {
+pub(crate) fn case(tenant: &TenantId, n: u32, revision: u64) -> Case {
     let created =
         Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap_or_default() + chrono::Duration::minutes(n.into());
     Case {
@@ -118,6 +118,7 @@ fn case(tenant: &TenantId, n: u32, revision: u64) -> Case {
         attachments: vec![],
         tasks: vec![],
         mail: Default::default(),
+        sla: Vec::new(),
         resolution: None,
         confidential: n.is_multiple_of(5),
         created_by: if n.is_multiple_of(4) {
@@ -132,7 +133,7 @@ fn case(tenant: &TenantId, n: u32, revision: u64) -> Case {
     }
 }
 
-fn record_for(c: &Case) -> EventRecord {
+pub(crate) fn record_for(c: &Case) -> EventRecord {
     EventRecord {
         id: Uuid::now_v7(),
         position: c.revision,

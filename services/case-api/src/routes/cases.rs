@@ -10,7 +10,7 @@ use casewire_domain::{Case, CaseCommand, ErrorCode};
 use casewire_ports::Action;
 use casewire_ports::envelope::event_to_json;
 use casewire_ports::event_store::replay;
-use casewire_ports::{CaseQuery, CaseSummary, Cursor, Resource, SortKey};
+use casewire_ports::{CaseQuery, CaseSummary, Cursor, Resource, SlaState, SortKey};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -298,7 +298,15 @@ pub struct ListParams {
     pub definition: Option<String>,
     /// Full-text search over key, title, description, comments, tags and requester.
     pub q: Option<String>,
-    /// `updatedAt`, `createdAt` or `key`; prefix `-` for descending. Default `-updatedAt`.
+    /// Cases whose SLA clocks are `breached` (a clock not yet met is past
+    /// its goal), `at-risk` (past a warning time, not breached) or `ok`
+    /// (neither, cases without clocks included), now. Staff only, like the
+    /// clocks (else 403).
+    #[param(inline, value_type = Option<SlaState>)]
+    pub sla: Option<String>,
+    /// `updatedAt`, `createdAt`, `key` or `slaDue` (the earliest due time
+    /// of a running SLA clock, cases without one last; staff only); prefix
+    /// `-` for descending. Default `-updatedAt`.
     #[param(inline, value_type = Option<ListSort>)]
     pub sort: Option<String>,
     /// Page size: 1 to `api.max_page_size` (200 unless configured; the
@@ -320,7 +328,16 @@ pub struct ListSort;
 
 impl ListSort {
     /// Every value `sort` takes.
-    pub const VALUES: [&'static str; 6] = ["updatedAt", "-updatedAt", "createdAt", "-createdAt", "key", "-key"];
+    pub const VALUES: [&'static str; 8] = [
+        "updatedAt",
+        "-updatedAt",
+        "createdAt",
+        "-createdAt",
+        "key",
+        "-key",
+        "slaDue",
+        "-slaDue",
+    ];
 }
 
 impl utoipa::PartialSchema for ListSort {
@@ -372,10 +389,29 @@ pub async fn list_cases(
         ),
         None => None,
     };
+    let sla = match p.sla.as_deref() {
+        None => None,
+        Some(raw) => Some(SlaState::parse(raw).ok_or_else(|| {
+            ApiError::bad_parameter(format!("sla '{raw}' is not one of breached, at-risk, ok"))
+                .with_details(serde_json::json!({"field": "sla"}))
+        })?),
+    };
     let visible = authz::filter(&state, &auth).await?;
-    // Only a search can touch comments; skip the decision otherwise.
+    // Only a search or the SLA can touch internal work; skip the decision otherwise.
     let searching = p.q.as_deref().is_some_and(|q| !q.trim().is_empty());
-    let public_text_only = searching && !authz::allowed(&state, &auth, authz::READ_INTERNAL).await?;
+    let asks_sla = sla.is_some() || sort == SortKey::SlaDue;
+    let staff = if searching || asks_sla {
+        authz::allowed(&state, &auth, authz::READ_INTERNAL).await?
+    } else {
+        true
+    };
+    if asks_sla && !staff {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "the SLA filter and sort are for staff: a requester sees the case, not how late it is",
+        ));
+    }
+    let public_text_only = searching && !staff;
     let (Some(queue), Some(tag_filter)) = (
         filter_value(p.queue, QueueName::parse),
         filter_value(p.tag.map(|t| t.to_lowercase()), Tag::parse),
@@ -396,12 +432,18 @@ pub async fn list_cases(
         text: p.q.filter(|q| !q.trim().is_empty()),
         public_text_only,
         visible: Some(visible.clauses),
+        sla: sla.map(|s| (s, chrono::Utc::now())),
         sort,
         descending,
         limit,
         after,
     };
-    let page = state.platform.reads.list_cases(&visible.tenant, &query).await?;
+    let mut page = state.platform.reads.list_cases(&visible.tenant, &query).await?;
+    if !page.items.iter().all(|c| c.sla_due_at.is_none())
+        && !authz::allowed(&state, &auth, authz::READ_INTERNAL).await?
+    {
+        page.items.iter_mut().for_each(|c| c.sla_due_at = None);
+    }
     Ok(HttpResponse::Ok().json(CasePage {
         items: page.items,
         next_cursor: page.next_cursor,
@@ -432,11 +474,12 @@ pub(crate) fn parse_sort(raw: Option<&str>) -> Result<(SortKey, bool), ApiError>
         "updatedAt" => SortKey::UpdatedAt,
         "createdAt" => SortKey::CreatedAt,
         "key" => SortKey::Key,
+        "slaDue" => SortKey::SlaDue,
         other => {
-            return Err(
-                ApiError::bad_parameter(format!("sort '{other}' is not one of updatedAt, createdAt, key"))
-                    .with_details(serde_json::json!({"field": "sort"})),
-            );
+            return Err(ApiError::bad_parameter(format!(
+                "sort '{other}' is not one of updatedAt, createdAt, key, slaDue"
+            ))
+            .with_details(serde_json::json!({"field": "sort"})));
         }
     };
     Ok((sort, descending))

@@ -96,6 +96,7 @@ impl Modify for BearerAuth {
         tasks::TaskList, casewire_ports::TaskItem,
         casewire_domain::email::MailThread, casewire_domain::email::MailAddress, casewire_domain::email::MailHeader,
         casewire_domain::email::ThreadedBy, casewire_domain::email::ReceiveEmail, casewire_domain::email::RecordBounce,
+        casewire_domain::sla::RecordSla, casewire_domain::sla::Threshold,
         crate::inbound::Ingested,
         crate::routes::inbound::HeldList,
         casewire_ports::Held,

@@ -5,8 +5,8 @@
 
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpResponse, get, http::header, post};
-use casewire_domain::calendar::{BusinessCalendar, Calendar};
-use casewire_domain::sla::{Clock, case_clocks};
+use casewire_domain::calendar::BusinessCalendar;
+use casewire_domain::sla::Clock;
 use casewire_ports::Action;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -123,31 +123,23 @@ pub async fn case_sla(state: Data<AppState>, auth: Auth, id: Path<String>) -> Re
         )
         .await?
         .ok_or_else(|| ApiError::not_found("definition"))?;
-    let (calendar, stored) = match &def.sla.calendar {
-        Some(id) => (
-            Some(id.clone()),
-            state.platform.reads.get_calendar(&auth.tenant, id, None).await?,
-        ),
-        None => (None, None),
-    };
-    let compiled = match &stored {
-        Some(c) => c.compile()?,
-        None => Calendar::always(),
-    };
-    let records = state.platform.events.load(&auth.tenant, case_id).await?;
-    let events: Vec<(DateTime<Utc>, casewire_domain::CaseEvent)> = records
-        .iter()
-        .filter_map(|r| r.case_event().ok().map(|e| (r.time, e)))
-        .collect();
     let at = Utc::now();
-    let items = case_clocks(&def, events.iter().map(|(t, e)| (*t, e)), &compiled, at);
+    let cc = casewire_application::sla::clocks_at(
+        &*state.platform.reads,
+        &*state.platform.events,
+        &def,
+        &auth.tenant,
+        case_id,
+        at,
+    )
+    .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(CaseSla {
-            items,
-            calendar_missing: calendar.is_some() && stored.is_none(),
-            calendar,
-            calendar_version: stored.map(|c| c.version),
+            calendar_missing: cc.calendar_missing(),
+            items: cc.clocks,
+            calendar: cc.calendar,
+            calendar_version: cc.calendar_version,
             at,
         }))
 }
