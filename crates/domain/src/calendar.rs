@@ -22,6 +22,9 @@ use crate::DomainError;
 const HORIZON_DAYS: i64 = 3 * 366;
 
 /// A business calendar as written (YAML or JSON).
+mod ical;
+pub use ical::{MAX_HOLIDAYS, holidays_from_ical};
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BusinessCalendar {
@@ -89,6 +92,9 @@ impl BusinessCalendar {
     pub fn compile(&self) -> Result<Calendar, DomainError> {
         if !crate::definition::is_slug(&self.id) {
             return Err(bad(format!("id '{}' must be a lower-case slug", self.id)));
+        }
+        if self.holidays.len() > MAX_HOLIDAYS {
+            return Err(bad(format!("more than {MAX_HOLIDAYS} holidays")));
         }
         let tz: Tz = self
             .time_zone

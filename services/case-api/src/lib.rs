@@ -261,6 +261,7 @@ async fn start_serving(platform: Platform, shutdown: CancellationToken, files_on
                         .service(routes::sla::list_calendars)
                         .service(routes::sla::get_calendar)
                         .service(routes::sla::post_calendar)
+                        .service(routes::sla::post_holidays)
                         .service(routes::sla::case_sla)
                         .service(events::stream)
                         .service(cases::attach)

@@ -1037,6 +1037,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/calendars"),
     ("post", "/api/v1/calendars"),
     ("get", "/api/v1/calendars/{id}"),
+    ("post", "/api/v1/calendars/{id}/holidays"),
     ("get", "/api/v1/cases/{id}/sla"),
 ];
 

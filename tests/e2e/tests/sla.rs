@@ -72,6 +72,40 @@ async fn calendars_are_the_tenants_and_only_importers_change_them() {
     );
     let v1 = alice.get("/api/v1/calendars/test-office?version=1").await.unwrap().body;
     assert_eq!(v1["holidays"], json!([]));
+
+    // Holidays from an iCalendar feed: added (a new version), or in place.
+    let ics = |extra: &str| {
+        format!(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Test//EN\r\nBEGIN:VEVENT\r\nUID:a\r\nDTSTAMP:20260101T000000Z\r\n\
+             SUMMARY:Boxing Day\r\n{extra}DTSTART;VALUE=DATE:20261226\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+    };
+    let holidays = async |user: &str, path: &str, body: String| {
+        let res = reqwest::Client::new()
+            .post(format!("{}/api/v1/calendars/{path}", app.url()))
+            .bearer_auth(app.client(user).token())
+            .header("content-type", "text/calendar")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    let (status, v3) = holidays("carol", "test-office/holidays", ics("")).await;
+    assert_eq!((status, v3["version"].as_u64()), (201, Some(3)), "{v3}");
+    assert_eq!(v3["holidays"], json!(["2026-12-25", "2026-12-26"]));
+    let (status, v4) = holidays("carol", "test-office/holidays?replace=true", ics("")).await;
+    assert_eq!((status, v4["holidays"].clone()), (201, json!(["2026-12-26"])), "{v4}");
+    let (status, body) = holidays("carol", "test-office/holidays", ics("RRULE:FREQ=YEARLY\r\n")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("CW-INVALID-DEFINITION")),
+        "{body}"
+    );
+    assert!(body["message"].as_str().unwrap().contains("RRULE"), "{body}");
+    assert_eq!(holidays("carol", "no-such/holidays", ics("")).await.0, 404);
+    assert_eq!(holidays("alice", "test-office/holidays", ics("")).await.0, 403);
+
     let gina = app.client("gina");
     assert_eq!(gina.get("/api/v1/calendars").await.unwrap().body["items"], json!([]));
     assert_eq!(gina.get("/api/v1/calendars/test-office").await.unwrap().status, 404);

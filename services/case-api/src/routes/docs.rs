@@ -51,7 +51,7 @@ impl Modify for BearerAuth {
         commands::post_command, commands::get_command, commands::cancel_command,
         command_descriptions, event_descriptions, openapi_json,
         definitions::list_definitions, definitions::get_definition, definitions::post_definition,
-        super::sla::list_calendars, super::sla::get_calendar, super::sla::post_calendar, super::sla::case_sla,
+        super::sla::list_calendars, super::sla::get_calendar, super::sla::post_calendar, super::sla::post_holidays, super::sla::case_sla,
         events::stream,
         me::get_preferences, me::put_preferences, me::inbox, me::mark_read, me::mark_all_read, me::watch, me::unwatch,
         webhooks::create, webhooks::list, webhooks::remove, webhooks::rotate, webhooks::deliveries,

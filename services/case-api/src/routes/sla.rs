@@ -5,12 +5,12 @@
 
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpResponse, get, http::header, post};
-use casewire_domain::calendar::BusinessCalendar;
+use casewire_domain::calendar::{BusinessCalendar, holidays_from_ical};
 use casewire_domain::sla::Clock;
 use casewire_ports::Action;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Auth;
 use crate::authz;
@@ -75,6 +75,53 @@ pub async fn post_calendar(state: Data<AppState>, auth: Auth, body: Body) -> Res
     let cal = BusinessCalendar::parse_yaml(source)?;
     let stored = state.platform.reads.put_calendar(&auth.tenant, &cal).await?;
     tracing::info!(calendar = %stored.id, version = stored.version, "Imported a business calendar");
+    Ok(HttpResponse::Created().json(stored))
+}
+
+/// Query of a holiday import.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HolidayImport {
+    /// `true`: the file's dates replace the calendar's holidays; else they
+    /// are added to them.
+    #[serde(default)]
+    pub replace: bool,
+}
+
+/// Import holidays from an iCalendar file (RFC 5545, `text/calendar`, as
+/// public-holiday feeds publish them): each event's dates, `DTSTART` to
+/// `DTEND` (exclusive). They are added to the newest version of the
+/// calendar (or replace its holidays with `replace=true`), which makes a
+/// new version; the open clocks on it count by it from then on.
+#[utoipa::path(
+    post, path = "/api/v1/calendars/{id}/holidays", tag = "sla",
+    params(("id" = String, Path, pattern = "^[a-z0-9-]+$", description = "A calendar id"), HolidayImport),
+    request_body(content((String = "text/calendar")),
+        description = "A VCALENDAR of VEVENTs; a repeating event (RRULE) or a file without events is 422 `CW-INVALID-DEFINITION`"),
+    responses((status = 201, body = BusinessCalendar), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[post("/calendars/{id}/holidays")]
+pub async fn post_holidays(
+    state: Data<AppState>,
+    auth: Auth,
+    id: Path<String>,
+    q: Query<HolidayImport>,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    authz::require(&state, &auth, Action::DefinitionImport).await?;
+    let current = state
+        .platform
+        .reads
+        .get_calendar(&auth.tenant, &id, None)
+        .await?
+        .ok_or_else(|| ApiError::not_found("calendar"))?;
+    let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad_parameter("the file must be UTF-8 text"))?;
+    let dates = holidays_from_ical(text)?;
+    let cal = current.with_holidays(&dates, q.replace)?;
+    let stored = state.platform.reads.put_calendar(&auth.tenant, &cal).await?;
+    tracing::info!(calendar = %stored.id, version = stored.version, holidays = dates.len(), "Imported holidays");
     Ok(HttpResponse::Created().json(stored))
 }
 
