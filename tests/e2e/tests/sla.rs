@@ -159,6 +159,34 @@ async fn a_cases_clocks_count_on_its_calendar_and_a_staff_response_meets_the_fir
     // A requester sees the case, not its clocks.
     assert_eq!(app.client("dave").get(&path).await.unwrap().status, 403);
 
+    // The scheduler keeps the earliest due time for the list, and an
+    // edited calendar moves it: with today and tomorrow holidays, the
+    // 10 hours start the day after tomorrow.
+    let listed_due = || async {
+        let page = alice.get("/api/v1/cases?sort=slaDue&limit=200").await.unwrap().body;
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id.as_str())
+            .and_then(|c| c["slaDueAt"].as_str().map(|t| t.parse::<DateTime<Utc>>().unwrap()))
+    };
+    let first_due = created + Duration::hours(10);
+    let listed = casewire_e2e::eventually(std::time::Duration::from_secs(10), || async {
+        listed_due().await.filter(|d| *d == first_due)
+    })
+    .await;
+    assert_eq!(listed, Some(first_due), "the list's due time");
+    let today = created.date_naive();
+    let closed = format!("{ALWAYS}holidays: [{today}, {}]\n", today + Duration::days(1));
+    assert_eq!(post_calendar(&app, "carol", &closed).await.0, 201);
+    let moved = (today + Duration::days(2)).and_hms_opt(10, 0, 0).unwrap().and_utc();
+    let listed = casewire_e2e::eventually(std::time::Duration::from_secs(20), || async {
+        listed_due().await.filter(|d| *d == moved)
+    })
+    .await;
+    assert_eq!(listed, Some(moved), "recomputed on the edited calendar");
+
     // A public comment by staff meets the first response.
     let r = alice
         .post_wait(
