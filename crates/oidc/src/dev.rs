@@ -256,9 +256,13 @@ impl DevIssuer {
             "issuer": issuer,
             "jwks_uri": format!("{issuer}/protocol/openid-connect/certs"),
             "token_endpoint": format!("{issuer}/protocol/openid-connect/token"),
-            "grant_types_supported": ["password"],
+            "authorization_endpoint": format!("{issuer}/protocol/openid-connect/auth"),
+            "end_session_endpoint": format!("{issuer}/protocol/openid-connect/logout"),
+            "grant_types_supported": ["password", "authorization_code", "refresh_token"],
+            "code_challenge_methods_supported": ["S256"],
             "id_token_signing_alg_values_supported": ["RS256"],
-            "response_types_supported": ["token"],
+            "response_types_supported": ["code"],
+            "scopes_supported": ["openid", "profile", "email"],
             "subject_types_supported": ["public"],
         })
     }
@@ -289,6 +293,37 @@ impl DevIssuer {
             "email": user.email,
             "email_verified": true,
         });
+        self.sign(&claims)
+    }
+
+    /// Signs an ID token for a demo user and the client that logged them
+    /// in (its `aud`), with the login request's `nonce`.
+    pub fn id_token_for(
+        &self,
+        username: &str,
+        client_id: &str,
+        nonce: Option<&str>,
+        ttl_secs: i64,
+    ) -> Result<String, DevIssuerError> {
+        let user = Self::user(username).ok_or_else(|| DevIssuerError::UnknownUser(username.to_owned()))?;
+        let now = Utc::now().timestamp();
+        let mut claims = json!({
+            "iss": self.issuer_for(user.tenant),
+            "sub": format!("dev-{}", user.username),
+            "aud": client_id,
+            "azp": client_id,
+            "typ": "ID",
+            "iat": now,
+            "exp": now + ttl_secs,
+            "auth_time": now,
+            "preferred_username": user.username,
+            "email": user.email,
+            "email_verified": true,
+            "tenant": user.tenant,
+        });
+        if let Some(n) = nonce {
+            claims["nonce"] = json!(n);
+        }
         self.sign(&claims)
     }
 

@@ -10,6 +10,7 @@
 //!   signed tokens. Refuses to exist outside dev mode (the runtime checks).
 
 pub mod dev;
+pub mod grants;
 pub mod principal;
 pub mod verifier;
 

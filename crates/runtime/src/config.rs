@@ -337,6 +337,29 @@ impl Default for EngineConfig {
     }
 }
 
+/// The case portal, served by the case API at `/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PortalSettings {
+    /// Whether the API serves it.
+    pub enabled: bool,
+    /// Its OAuth client at the issuers (a public client with PKCE, e.g. a
+    /// Keycloak client with "Client authentication" off and S256 required).
+    pub client_id: String,
+    /// For an issuer that makes the portal a confidential client.
+    pub client_secret: Option<SecretUrl>,
+}
+
+impl Default for PortalSettings {
+    fn default() -> Self {
+        PortalSettings {
+            enabled: true,
+            client_id: "casewire-portal".into(),
+            client_secret: None,
+        }
+    }
+}
+
 /// The SLA scheduler (`casewire serve sla-scheduler`, and in `casewire dev`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -909,6 +932,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub engine: EngineConfig,
     pub sla: SlaConfig,
+    pub portal: PortalSettings,
     pub stream: StreamConfig,
     pub ws: WsConfig,
     pub notify: NotifyConfig,
@@ -934,6 +958,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             engine: EngineConfig::default(),
             sla: SlaConfig::default(),
+            portal: PortalSettings::default(),
             stream: StreamConfig::default(),
             ws: WsConfig::default(),
             notify: NotifyConfig::default(),

@@ -129,16 +129,34 @@ fn files_scope(scope: actix_web::Scope) -> actix_web::Scope {
 /// Binds the API and management ports and starts serving. Port 0 picks
 /// free ports; the bound addresses are in the result.
 pub async fn start(platform: Platform, shutdown: CancellationToken) -> anyhow::Result<ApiServer> {
-    start_serving(platform, shutdown, false).await
+    start_serving(platform, shutdown, false, None).await
+}
+
+/// Routes another crate mounts on the API's server (the portal at `/`),
+/// after the API's own, so they never shadow one.
+pub type ExtraRoutes = std::sync::Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
+/// [`start`] with `extra` routes on the same server.
+pub async fn start_with(
+    platform: Platform,
+    shutdown: CancellationToken,
+    extra: ExtraRoutes,
+) -> anyhow::Result<ApiServer> {
+    start_serving(platform, shutdown, false, Some(extra)).await
 }
 
 /// The storage API alone (`casewire serve storage-api`): `/api/v1/files`
 /// and its sweeper, for deployments that scale file traffic apart.
 pub async fn start_storage(platform: Platform, shutdown: CancellationToken) -> anyhow::Result<ApiServer> {
-    start_serving(platform, shutdown, true).await
+    start_serving(platform, shutdown, true, None).await
 }
 
-async fn start_serving(platform: Platform, shutdown: CancellationToken, files_only: bool) -> anyhow::Result<ApiServer> {
+async fn start_serving(
+    platform: Platform,
+    shutdown: CancellationToken,
+    files_only: bool,
+    extra: Option<ExtraRoutes>,
+) -> anyhow::Result<ApiServer> {
     let cfg = platform.config.clone();
     casewire_runtime::management::recorder();
     let api_listener =
@@ -164,6 +182,7 @@ async fn start_serving(platform: Platform, shutdown: CancellationToken, files_on
         policy,
         blobs,
         dev_issuer: dev_issuer.clone(),
+        dev_grants: std::sync::Arc::default(),
         waiters: Waiters::default(),
         streams: StreamSlots::default(),
         openapi: std::sync::Arc::new(docs::for_config(&cfg)),
@@ -294,8 +313,15 @@ async fn start_serving(platform: Platform, shutdown: CancellationToken, files_on
                 web::scope(dev_auth::REALM_SCOPE)
                     .service(dev_auth::discovery)
                     .service(dev_auth::certs)
+                    .service(dev_auth::login_page)
+                    .service(dev_auth::login)
+                    .service(dev_auth::logout)
+                    .service(dev_auth::end_session)
                     .service(dev_auth::token),
             );
+        }
+        if let Some(extra) = &extra {
+            app = app.configure(|cfg| extra(cfg));
         }
         if files_only {
             app.default_service(web::to(not_found))

@@ -132,6 +132,8 @@ pub struct AppState {
     /// File bytes (local disk or S3).
     pub blobs: Arc<dyn BlobStore>,
     pub dev_issuer: Option<DevIssuer>,
+    /// The dev issuer's authorization codes and refresh tokens.
+    pub dev_grants: Arc<casewire_oidc::grants::Grants>,
     pub waiters: Waiters,
     pub streams: StreamSlots,
     /// `/api/v1/openapi.json`, with this configuration's limits.

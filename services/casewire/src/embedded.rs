@@ -143,7 +143,7 @@ impl Embedded {
             "bus-retention",
             retention(platform.clone(), shutdown.child_token()),
         );
-        let api = casewire_case_api::start(platform.clone(), shutdown.child_token()).await?;
+        let api = crate::portal::start_api(platform.clone(), shutdown.child_token()).await?;
         if services.notify {
             // Links point at the API as bound (port 0 picks one).
             let links = casewire_notify_publisher::link_base(&platform, Some(&api.public_url));

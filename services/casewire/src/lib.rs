@@ -25,6 +25,7 @@ pub mod bench_ws;
 pub mod client;
 pub mod demo;
 pub mod embedded;
+pub mod portal;
 pub mod worker;
 
 /// The demo business calendars (imported before the definitions that name them).

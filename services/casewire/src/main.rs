@@ -175,6 +175,7 @@ async fn dev(mut config: Config, port: Option<u16>, no_demo: bool, bus: Option<S
         "casewire dev needs mode = \"dev\"; use casewire serve in production"
     );
     let demo = config.demo.clone();
+    let portal = config.portal.enabled;
     let data_dir = config.data_dir.clone();
     let store = (!config.store.events.is_empty()).then(|| config.store.events.masked());
     let mut platform = Embedded::start(config, Services::default()).await?;
@@ -185,6 +186,9 @@ async fn dev(mut config: Config, port: Option<u16>, no_demo: bool, bus: Option<S
     let info = runtime_info(&url, &mgmt, platform.api.dev_issuer.as_ref());
     std::fs::write(runtime_file(&data_dir), serde_json::to_vec_pretty(&info)?).context("writing runtime.json")?;
     banner!("API         {url}/api/v1");
+    if portal {
+        banner!("Portal      {url}/");
+    }
     banner!("Management  {mgmt}/health/ready");
     if let Some(ws) = &platform.ws {
         banner!("WebSocket   {}", ws.url);
@@ -267,7 +271,7 @@ async fn serve(config: Config, service: Service) -> anyhow::Result<()> {
             let api = if matches!(service, Service::StorageApi) {
                 casewire_case_api::start_storage(platform, shutdown).await?
             } else {
-                casewire_case_api::start(platform, shutdown).await?
+                casewire::portal::start_api(platform, shutdown).await?
             };
             let management = format!("http://{}", api.management_addr);
             let info = runtime_info(&api.public_url, &management, api.dev_issuer.as_ref());

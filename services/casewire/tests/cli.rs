@@ -39,7 +39,7 @@ fn start_with(data: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> (
     let stdout = child.stdout.take().expect("stdout");
     let lines: Vec<String> = BufReader::new(stdout)
         .lines()
-        .take(7)
+        .take(8)
         .map(|l| l.expect("line"))
         .collect();
     (Server(child), lines)
@@ -72,14 +72,15 @@ async fn dev_serves_demo_data_and_replay_rebuilds_identical_projections() {
     let data = dir.path().join("data");
     let (server, lines) = start(&data, &[]);
     assert!(lines[0].starts_with("API "), "first line is the API URL: {lines:?}");
-    assert!(lines[1].starts_with("Management "), "{lines:?}");
-    assert!(lines[2].starts_with("WebSocket   ws://"), "{lines:?}");
+    assert!(lines[1].starts_with("Portal      http://"), "{lines:?}");
+    assert!(lines[2].starts_with("Management "), "{lines:?}");
+    assert!(lines[3].starts_with("WebSocket   ws://"), "{lines:?}");
     assert!(
-        lines[3].contains("alice/alice") && lines[3].contains("bob/bob") && lines[3].contains("carol/carol"),
+        lines[4].contains("alice/alice") && lines[4].contains("bob/bob") && lines[4].contains("carol/carol"),
         "{lines:?}"
     );
     let api = lines[0].split_whitespace().nth(1).unwrap().to_owned();
-    let mgmt = lines[1].split_whitespace().nth(1).unwrap().to_owned();
+    let mgmt = lines[2].split_whitespace().nth(1).unwrap().to_owned();
     // The admin sees every case of the tenant; the demo also seeds 5 in globex.
     let admin = token(&data, "carol");
 

@@ -12,6 +12,9 @@
 
 use casewire_ports::contract::skip;
 
+#[path = "../../../tests/e2e/src/sla_fixture.rs"]
+mod sla_fixture;
+
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -1044,21 +1047,6 @@ async fn kill_9_of_the_notify_publisher_under_load_loses_no_notification() {
     assert_eq!(assigned, total / 2, "one in-app notification per assignment");
 }
 
-/// The demo complaint on every hour with goals in seconds: first response
-/// 8 s, warning at 50 % (4 s).
-fn fast_complaint() -> String {
-    let yaml = casewire::DEMO_DEFINITIONS[0]
-        .1
-        .replace("  calendar: office          # definitions/calendars/office.yaml\n", "")
-        .replace("warnAt: 80%", "warnAt: 50%")
-        .replace(
-            "{ id: normal, name: Normal, firstResponse: 10h, nextResponse: 10h, resolution: 50h }",
-            "{ id: normal, name: Normal, firstResponse: 8s, nextResponse: 8s, resolution: 50h }",
-        );
-    assert!(yaml.contains("firstResponse: 8s"));
-    yaml
-}
-
 /// How many events of `kind` the case's history has.
 async fn count_events(c: &Client, id: &str, kind: &str) -> usize {
     let h = c.get(&format!("/api/v1/cases/{id}/history")).await.unwrap().body;
@@ -1092,7 +1080,7 @@ async fn sla_warning_and_breach_once_across_two_schedulers_a_kill_9_and_a_replay
     let _engine = d.serve("case-engine");
     let projector = d.serve("projector");
     let c = d.client(&api, "carol");
-    let r = c.import_definition(&fast_complaint()).await.unwrap();
+    let r = c.import_definition(&sla_fixture::fast_complaint()).await.unwrap();
     assert_eq!(r.status.as_u16(), 201, "{}", r.body);
     let a = d.serve("sla-scheduler");
     let b = d.serve("sla-scheduler");

@@ -7,6 +7,7 @@
 
 pub mod imap;
 pub mod notify;
+pub mod sla_fixture;
 pub mod ws;
 
 use std::future::Future;

@@ -202,20 +202,11 @@ async fn a_cases_clocks_count_on_its_calendar_and_a_staff_response_meets_the_fir
     app.stop().await;
 }
 
-/// The demo complaint on every hour, goals in seconds: first response 8 s
-/// (warning at 50 %, 4 s), and a rule that raises the priority on a breach.
+/// The fast complaint with a rule that raises the priority on a breach.
 fn fast_complaint() -> String {
-    let yaml = casewire::DEMO_DEFINITIONS[0]
-        .1
-        .replace("  calendar: office          # definitions/calendars/office.yaml\n", "")
-        .replace("warnAt: 80%", "warnAt: 50%")
-        .replace(
-            "{ id: normal, name: Normal, firstResponse: 10h, nextResponse: 10h, resolution: 50h }",
-            "{ id: normal, name: Normal, firstResponse: 8s, nextResponse: 8s, resolution: 50h }",
-        );
-    assert!(yaml.contains("firstResponse: 8s") && !yaml.contains("calendar: office"));
     format!(
-        "{yaml}\nautomation:\n  - name: escalate-on-breach\n    on: sla-breached\n    do: [{{ command: {{ type: case.prioritize, data: {{ priority: urgent }} }} }}]\n"
+        "{}\nautomation:\n  - name: escalate-on-breach\n    on: sla-breached\n    do: [{{ command: {{ type: case.prioritize, data: {{ priority: urgent }} }} }}]\n",
+        casewire_e2e::sla_fixture::fast_complaint()
     )
 }
 

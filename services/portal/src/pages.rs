@@ -1,0 +1,245 @@
+//! The screens, server-rendered with `maud` (escaped by construction).
+//! Every page works without JavaScript; what the policy forbids is not
+//! offered, and what the API refuses is shown with its reason.
+
+use actix_web::http::StatusCode;
+use actix_web::web::{Data, Query};
+use actix_web::{HttpRequest, HttpResponse, get};
+use maud::{DOCTYPE, Markup, html};
+use serde_json::Value;
+
+use crate::Portal;
+use crate::session::{self, Session};
+
+const STYLE: &str = "\
+:root{color-scheme:light dark;--fg:#1b1f24;--bg:#fff;--muted:#57606a;--line:#d0d7de;--accent:#0a58ca;--bad:#b42318}\
+@media(prefers-color-scheme:dark){:root{--fg:#e6edf3;--bg:#0d1117;--muted:#9198a1;--line:#30363d;--accent:#6cb6ff;--bad:#ff8182}}\
+*{box-sizing:border-box}body{margin:0;font:15px/1.45 system-ui,sans-serif;color:var(--fg);background:var(--bg)}\
+header{display:flex;gap:1rem;align-items:center;padding:.6rem 1rem;border-bottom:1px solid var(--line)}\
+header nav{display:flex;gap:1rem;flex:1}a{color:var(--accent)}main{padding:1rem;max-width:80rem;margin:auto}\
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid var(--line)}\
+form.filters{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end;margin-bottom:1rem}\
+label{display:flex;flex-direction:column;font-size:.85rem;color:var(--muted)}\
+input,select,button{font:inherit;padding:.35rem .5rem;color:var(--fg);background:var(--bg);border:1px solid var(--line);border-radius:4px}\
+button{cursor:pointer}.problem{color:var(--bad)}.muted{color:var(--muted)}\
+.skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:.5rem;background:var(--bg);padding:.25rem .5rem}";
+
+fn layout(title: &str, who: Option<&Session>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Casewire" }
+                style { (maud::PreEscaped(STYLE)) }
+            }
+            body {
+                a.skip href="#main" { "Skip to content" }
+                header {
+                    strong { "Casewire" }
+                    @if let Some(s) = who {
+                        nav aria-label="Main" { a href="/cases" { "Cases" } }
+                        span.muted { (s.username) " · " (s.realm) }
+                        form method="post" action="/auth/logout" {
+                            input type="hidden" name="csrf" value=(s.csrf);
+                            button type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main #main { (body) }
+            }
+        }
+    }
+}
+
+fn page(status: StatusCode, markup: Markup) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self' http: https:",
+        ))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .body(markup.into_string())
+}
+
+/// A page that says what went wrong.
+pub fn problem(status: StatusCode, message: &str) -> HttpResponse {
+    page(
+        status,
+        layout(
+            "Problem",
+            None,
+            html! { h1 { "Something went wrong" } p.problem role="alert" { (message) } p { a href="/auth/login" { "Sign in" } } },
+        ),
+    )
+}
+
+/// Which realm to sign in to, when there are several.
+pub fn realm_choice(portal: &Portal) -> HttpResponse {
+    page(
+        StatusCode::OK,
+        layout(
+            "Sign in",
+            None,
+            html! {
+                h1 { "Sign in" }
+                ul { @for (name, _) in portal.bases().map(|b| b.realms.as_slice()).unwrap_or_default() {
+                    li { a href={ "/auth/login?realm=" (name) } { "Sign in to " (name) } }
+                } }
+            },
+        ),
+    )
+}
+
+fn to_login() -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header(("Location", "/auth/login"))
+        .finish()
+}
+
+/// `/`: the case list when signed in, else the sign-in.
+#[get("/")]
+pub async fn home(portal: Data<Portal>, req: HttpRequest) -> HttpResponse {
+    match session::of(&portal.sessions, &req) {
+        Some(_) => HttpResponse::Found().insert_header(("Location", "/cases")).finish(),
+        None => to_login(),
+    }
+}
+
+/// The list's filters, passed to the API as they are.
+#[derive(Debug, Default, serde::Deserialize, serde::Serialize)]
+pub struct ListQuery {
+    pub q: Option<String>,
+    pub stage: Option<String>,
+    pub queue: Option<String>,
+    pub assignee: Option<String>,
+    pub priority: Option<String>,
+    pub status: Option<String>,
+    pub sort: Option<String>,
+    pub cursor: Option<String>,
+}
+
+fn filters(q: &ListQuery) -> Markup {
+    let v = |x: &Option<String>| x.clone().unwrap_or_default();
+    html! {
+        form.filters method="get" action="/cases" role="search" {
+            label { "Search" input type="search" name="q" value=(v(&q.q)); }
+            label { "Stage" input name="stage" value=(v(&q.stage)); }
+            label { "Queue" input name="queue" value=(v(&q.queue)); }
+            label { "Assignee" input name="assignee" value=(v(&q.assignee)) placeholder="me"; }
+            label { "Priority" input name="priority" value=(v(&q.priority)); }
+            label { "Sort" select name="sort" {
+                @for (value, text) in [("-updatedAt", "Recently updated"), ("-createdAt", "Newest"), ("createdAt", "Oldest"), ("key", "Key")] {
+                    option value=(value) selected[q.sort.as_deref() == Some(value)] { (text) }
+                }
+            } }
+            button type="submit" { "Filter" }
+        }
+    }
+}
+
+fn rows(page: &Value) -> Markup {
+    let items = page["items"].as_array().cloned().unwrap_or_default();
+    html! {
+        @if items.is_empty() { p.muted { "No cases match." } }
+        @else {
+            table {
+                caption.skip { "Cases" }
+                thead { tr { th scope="col" { "Key" } th scope="col" { "Title" } th scope="col" { "Stage" }
+                    th scope="col" { "Priority" } th scope="col" { "Queue" } th scope="col" { "Assignee" } th scope="col" { "Updated" } } }
+                tbody { @for c in &items {
+                    tr {
+                        td { (c["key"].as_str().unwrap_or_default()) }
+                        td { (c["title"].as_str().unwrap_or_default()) }
+                        td { (c["stage"].as_str().unwrap_or_default()) }
+                        td { (c["priority"].as_str().unwrap_or_default()) }
+                        td { (c["queue"].as_str().unwrap_or_default()) }
+                        td { (c["assignee"].as_str().unwrap_or("—")) }
+                        td { time datetime=(c["updatedAt"].as_str().unwrap_or_default()) { (c["updatedAt"].as_str().unwrap_or_default().get(..16).unwrap_or_default().replace('T', " ")) } }
+                    }
+                } }
+            }
+        }
+    }
+}
+
+/// The case list: the API's list with the person's token and filters.
+#[get("/cases")]
+pub async fn cases(portal: Data<Portal>, req: HttpRequest, q: Query<ListQuery>) -> HttpResponse {
+    let Some((id, s)) = session::of(&portal.sessions, &req) else {
+        return to_login();
+    };
+    let Some(s) = crate::login::access(&portal, &id, s).await else {
+        portal.sessions.remove(&id);
+        return to_login();
+    };
+    let query = serde_urlencoded_query(&q);
+    match crate::api::get(&portal, &s, &format!("/api/v1/cases?limit=50{query}")).await {
+        Ok((status, body)) if status.is_success() => {
+            let next = body["nextCursor"].as_str().map(|c| {
+                let mut more = ListQuery {
+                    cursor: Some(c.to_owned()),
+                    ..ListQuery::default()
+                };
+                more.q.clone_from(&q.q);
+                more.stage.clone_from(&q.stage);
+                more.queue.clone_from(&q.queue);
+                more.assignee.clone_from(&q.assignee);
+                more.priority.clone_from(&q.priority);
+                more.status.clone_from(&q.status);
+                more.sort.clone_from(&q.sort);
+                format!("/cases?{}", serde_urlencoded_query(&more).trim_start_matches('&'))
+            });
+            page(
+                StatusCode::OK,
+                layout(
+                    "Cases",
+                    Some(&s),
+                    html! {
+                        h1 { "Cases" }
+                        (filters(&q))
+                        (rows(&body))
+                        @if let Some(n) = next { p { a href=(n) rel="next" { "More cases" } } }
+                    },
+                ),
+            )
+        }
+        Ok((status, body)) => page(
+            StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
+            layout(
+                "Cases",
+                Some(&s),
+                html! {
+                    h1 { "Cases" } (filters(&q))
+                    p.problem role="alert" { (body["message"].as_str().unwrap_or("The API refused the list.")) " (" (body["code"].as_str().unwrap_or_default()) ")" }
+                },
+            ),
+        ),
+        Err(e) => problem(StatusCode::BAD_GATEWAY, &format!("The API can not be reached: {e}")),
+    }
+}
+
+/// `&k=v` for each filter given (empty ones left out).
+fn serde_urlencoded_query(q: &ListQuery) -> String {
+    let pairs = [
+        ("q", &q.q),
+        ("stage", &q.stage),
+        ("queue", &q.queue),
+        ("assignee", &q.assignee),
+        ("priority", &q.priority),
+        ("status", &q.status),
+        ("sort", &q.sort),
+        ("cursor", &q.cursor),
+    ];
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        if let Some(v) = v.as_deref().filter(|v| !v.trim().is_empty()) {
+            out.append_pair(k, v);
+        }
+    }
+    let s = out.finish();
+    if s.is_empty() { s } else { format!("&{s}") }
+}

@@ -1,0 +1,184 @@
+//! The portal over HTTP as a browser sees it (no JavaScript needed): the
+//! sign-in through the dev issuer's code flow with PKCE, the session
+//! cookie, the case list as the person's own API call, CSRF on logout, and
+//! the end of the session. The browser-driven suite builds on these.
+
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use casewire_e2e::{TestApp, complaint};
+use reqwest::StatusCode;
+use reqwest::redirect::Policy;
+use serde_json::json;
+
+/// A browser: cookies kept, redirects followed by hand so each is seen.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(Policy::none())
+                .cookie_store(true)
+                .build()
+                .unwrap(),
+            base: app.url(),
+        }
+    }
+
+    fn absolute(&self, location: &str) -> String {
+        if location.starts_with('/') {
+            format!("{}{location}", self.base)
+        } else {
+            location.to_owned()
+        }
+    }
+
+    /// GETs `url` and follows redirects; returns the last response.
+    async fn open(&self, url: &str) -> reqwest::Response {
+        let mut url = self.absolute(url);
+        for _ in 0..10 {
+            let r = self.http.get(&url).send().await.unwrap();
+            if r.status() != StatusCode::FOUND {
+                return r;
+            }
+            url = self.absolute(r.headers()["location"].to_str().unwrap());
+        }
+        panic!("too many redirects");
+    }
+
+    /// Signs in as `user` from the portal's front page.
+    async fn sign_in(&self, user: &str) -> String {
+        // Two realms in the demo: the portal asks which one first.
+        let choice = self.open("/").await;
+        assert_eq!(choice.status(), StatusCode::OK);
+        assert!(choice.url().path().ends_with("/auth/login"), "{}", choice.url());
+        let html = choice.text().await.unwrap();
+        assert!(html.contains("/auth/login?realm=globex"), "{html}");
+        let login = self.open("/auth/login?realm=casewire").await;
+        assert_eq!(login.status(), StatusCode::OK);
+        let page_url = login.url().clone();
+        assert!(page_url.path().ends_with("/protocol/openid-connect/auth"), "{page_url}");
+        let html = login.text().await.unwrap();
+        assert!(html.contains("Sign in to casewire"), "the dev issuer's page");
+        let mut form: Vec<(String, String)> = page_url.query_pairs().into_owned().collect();
+        form.push(("username".into(), user.into()));
+        form.push(("password".into(), user.into()));
+        let r = self.http.post(page_url.as_str()).form(&form).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND, "a code for the portal");
+        let callback = r.headers()["location"].to_str().unwrap().to_owned();
+        assert!(callback.contains("/auth/callback?code="), "{callback}");
+        let r = self.http.get(&callback).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND);
+        let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(cookie.starts_with("cw_session="), "{cookie}");
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+            "{cookie}"
+        );
+        assert!(!cookie.contains("Secure"), "plain HTTP on loopback: {cookie}");
+        let list = self.open(r.headers()["location"].to_str().unwrap()).await;
+        assert_eq!(list.status(), StatusCode::OK);
+        list.text().await.unwrap()
+    }
+}
+
+fn csrf(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn sign_in_see_your_cases_and_sign_out() {
+    let app = TestApp::spawn().await;
+    let carol = app.client("carol");
+    let mut mine = complaint("Kettle leaks for dave");
+    mine["requester"] = json!({"email": "dave@example.com"});
+    let r = carol.post_wait("/api/v1/cases", &mine).await.unwrap();
+    assert_eq!(r.status.as_u16(), 201, "{}", r.body);
+    let dave_key = r.body["key"].as_str().unwrap().to_owned();
+    let r = carol
+        .post_wait("/api/v1/cases", &complaint("Someone else's toaster"))
+        .await
+        .unwrap();
+    let other_key = r.body["key"].as_str().unwrap().to_owned();
+
+    let alice = Browser::new(&app);
+    let html = alice.sign_in("alice").await;
+    assert!(
+        html.contains(&dave_key) && html.contains(&other_key),
+        "alice works the complaints queue"
+    );
+    assert!(html.contains("alice · casewire"));
+
+    let dave = Browser::new(&app);
+    let html = dave.sign_in("dave").await;
+    assert!(html.contains(&dave_key), "his own case");
+    assert!(!html.contains(&other_key), "and nobody else's");
+
+    // Logout needs the session's CSRF token.
+    let forged = alice
+        .http
+        .post(format!("{}/auth/logout", app.url()))
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(alice.open("/cases").await.status(), StatusCode::OK, "still signed in");
+    let token = csrf(&html_of(&alice).await);
+    let out = alice
+        .http
+        .post(format!("{}/auth/logout", app.url()))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::FOUND);
+    let to = out.headers()["location"].to_str().unwrap();
+    assert!(
+        to.contains("/protocol/openid-connect/logout?post_logout_redirect_uri="),
+        "ends at the issuer: {to}"
+    );
+    let after = alice.http.get(format!("{}/cases", app.url())).send().await.unwrap();
+    assert_eq!(after.status(), StatusCode::FOUND, "signed out: back to the sign-in");
+    app.stop().await;
+}
+
+async fn html_of(b: &Browser) -> String {
+    b.open("/cases").await.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_forged_or_unknown_session_and_a_replayed_callback_get_nothing() {
+    let app = TestApp::spawn().await;
+    let http = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
+    let r = http
+        .get(format!("{}/cases", app.url()))
+        .header("cookie", "cw_session=forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert_eq!(r.headers()["location"], "/auth/login");
+    let r = http
+        .get(format!("{}/auth/callback?code=x&state=unknown", app.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "a state the portal did not issue");
+    assert!(r.headers().get("set-cookie").is_none());
+    let r = http
+        .get(format!("{}/auth/callback?error=access_denied", app.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // The API's own paths are not the portal's.
+    let r = http.get(format!("{}/api/v1/cases", app.url())).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
