@@ -10,9 +10,11 @@
 //! - [`session`]: sessions, their cookie and CSRF tokens;
 //! - [`login`]: login (PKCE), callback, token refresh and logout;
 //! - [`api`]: the REST API with the session's token;
-//! - [`pages`]: the screens, as `maud` markup.
+//! - [`pages`]: the layout, the case list and problems, as `maud` markup;
+//! - [`detail`]: the case detail and its actions.
 
 pub mod api;
+pub mod detail;
 pub mod login;
 pub mod pages;
 pub mod session;
@@ -102,6 +104,9 @@ pub fn configure(portal: Arc<Portal>) -> impl Fn(&mut web::ServiceConfig) + Clon
         cfg.app_data(web::Data::from(portal.clone()))
             .service(pages::home)
             .service(pages::cases)
+            .service(detail::detail)
+            .service(detail::comment)
+            .service(detail::stage)
             .service(login::start)
             .service(login::callback)
             .service(login::logout);

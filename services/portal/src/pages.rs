@@ -24,7 +24,7 @@ input,select,button{font:inherit;padding:.35rem .5rem;color:var(--fg);background
 button{cursor:pointer}.problem{color:var(--bad)}.muted{color:var(--muted)}\
 .skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:.5rem;background:var(--bg);padding:.25rem .5rem}";
 
-fn layout(title: &str, who: Option<&Session>, body: Markup) -> Markup {
+pub(crate) fn layout(title: &str, who: Option<&Session>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -53,7 +53,7 @@ fn layout(title: &str, who: Option<&Session>, body: Markup) -> Markup {
     }
 }
 
-fn page(status: StatusCode, markup: Markup) -> HttpResponse {
+pub(crate) fn page(status: StatusCode, markup: Markup) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header(("Cache-Control", "no-store"))
@@ -94,7 +94,7 @@ pub fn realm_choice(portal: &Portal) -> HttpResponse {
     )
 }
 
-fn to_login() -> HttpResponse {
+pub(crate) fn to_login() -> HttpResponse {
     HttpResponse::Found()
         .insert_header(("Location", "/auth/login"))
         .finish()
@@ -152,7 +152,7 @@ fn rows(page: &Value) -> Markup {
                     th scope="col" { "Priority" } th scope="col" { "Queue" } th scope="col" { "Assignee" } th scope="col" { "Updated" } } }
                 tbody { @for c in &items {
                     tr {
-                        td { (c["key"].as_str().unwrap_or_default()) }
+                        td { a href={ "/cases/" (c["id"].as_str().unwrap_or_default()) } { (c["key"].as_str().unwrap_or_default()) } }
                         td { (c["title"].as_str().unwrap_or_default()) }
                         td { (c["stage"].as_str().unwrap_or_default()) }
                         td { (c["priority"].as_str().unwrap_or_default()) }

@@ -1039,6 +1039,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/calendars/{id}"),
     ("post", "/api/v1/calendars/{id}/holidays"),
     ("get", "/api/v1/cases/{id}/sla"),
+    ("get", "/api/v1/cases/{id}/permissions"),
 ];
 
 #[tokio::test]

@@ -333,3 +333,52 @@ async fn a_changed_policy_file_takes_effect_without_a_restart() {
     assert_eq!(app.client("bob").get(&path).await.unwrap().status.as_u16(), 200);
     app.stop().await;
 }
+
+/// `GET /cases/{id}/permissions` says what each caller may do, as the
+/// commands are decided: a worker works, a viewer reads, a requester
+/// comments publicly; another tenant's admin does not see the case.
+#[tokio::test]
+async fn a_cases_permissions_are_the_policys_decisions_for_the_caller() {
+    let app = TestApp::spawn().await;
+    let mut open = casewire_e2e::complaint("Permissions");
+    open["requester"] = json!({"email": "dave@example.com"});
+    let r = app.client("carol").post_wait("/api/v1/cases", &open).await.unwrap();
+    let path = format!("/api/v1/cases/{}/permissions", r.body["id"].as_str().unwrap());
+    let of = |user: &'static str| {
+        let (app, path) = (&app, path.clone());
+        async move {
+            let r = app.client(user).get(&path).await.unwrap();
+            let actions: HashSet<String> = r.body["actions"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+            (r.status.as_u16(), actions)
+        }
+    };
+    let (status, alice) = of("alice").await;
+    assert_eq!(status, 200);
+    for a in [
+        "case.assign",
+        "case.moveToStage",
+        "case.comment.internal",
+        "case.comment.read.internal",
+    ] {
+        assert!(alice.contains(a), "alice may {a}: {alice:?}");
+    }
+    let (_, erin) = of("erin").await;
+    assert!(
+        erin.contains("case.read") && !erin.contains("case.assign") && !erin.contains("case.comment.public"),
+        "{erin:?}"
+    );
+    let (_, dave) = of("dave").await;
+    assert!(
+        dave.contains("case.comment.public") && !dave.contains("case.comment.internal"),
+        "{dave:?}"
+    );
+    assert!(
+        !dave.contains("case.comment.read.internal") && !dave.contains("case.moveToStage"),
+        "{dave:?}"
+    );
+    assert_eq!(of("gina").await.0, 404, "another tenant's admin");
+    app.stop().await;
+}

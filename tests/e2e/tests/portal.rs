@@ -182,3 +182,98 @@ async fn a_forged_or_unknown_session_and_a_replayed_callback_get_nothing() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     app.stop().await;
 }
+
+/// Posts a form of the portal as `b`; the response is not followed.
+async fn submit(b: &Browser, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    b.http
+        .post(format!("{}{path}", b.base))
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_detail_offers_what_the_policy_allows_and_shows_what_it_refuses() {
+    let app = TestApp::spawn().await;
+    let mut open = complaint("Toaster on fire");
+    open["requester"] = json!({"email": "dave@example.com"});
+    let r = app.client("carol").post_wait("/api/v1/cases", &open).await.unwrap();
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/cases/{id}");
+
+    let alice = Browser::new(&app);
+    alice.sign_in("alice").await;
+    let html = alice.open(&path).await.text().await.unwrap();
+    assert!(html.contains("Toaster on fire") && html.contains("Add comment") && html.contains("Move to stage"));
+    let token = csrf(&html);
+    let r = submit(
+        &alice,
+        &format!("{path}/comment"),
+        &[
+            ("csrf", &token),
+            ("body", "Checked the serial: recalled model"),
+            ("visibility", "internal"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "back to the case");
+    let r = submit(
+        &alice,
+        &format!("{path}/stage"),
+        &[("csrf", &token), ("stage", "triage")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let html = alice.open(&path).await.text().await.unwrap();
+    assert!(
+        html.contains("Checked the serial: recalled model") && html.contains("internal"),
+        "her comment, marked internal"
+    );
+    assert!(html.contains("<dd>triage</dd>"), "moved");
+    assert!(html.contains("comment-added"), "the timeline");
+
+    let dave = Browser::new(&app);
+    dave.sign_in("dave").await;
+    let html = dave.open(&path).await.text().await.unwrap();
+    assert!(html.contains("Toaster on fire"));
+    assert!(
+        !html.contains("recalled model"),
+        "no internal comment anywhere in the HTML"
+    );
+    assert!(
+        !html.contains("Staff only") && html.contains("Everyone on the case"),
+        "public comments only"
+    );
+    assert!(!html.contains("Move to stage"), "no stage button for a requester");
+    // Tried anyway: the API's refusal, shown on the case, not a broken page.
+    let r = submit(
+        &dave,
+        &format!("{path}/stage"),
+        &[("csrf", &csrf(&html)), ("stage", "investigating")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("CW-FORBIDDEN") && page.contains("Toaster on fire"),
+        "{page}"
+    );
+    let r = submit(
+        &dave,
+        &format!("{path}/comment"),
+        &[("csrf", "stale"), ("body", "x"), ("visibility", "public")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "a form without the session's token");
+
+    let erin = Browser::new(&app);
+    erin.sign_in("erin").await;
+    let html = erin.open(&path).await.text().await.unwrap();
+    assert!(html.contains("Toaster on fire"));
+    assert!(
+        !html.contains("Add comment") && !html.contains("Move to stage"),
+        "a viewer gets no action"
+    );
+    app.stop().await;
+}

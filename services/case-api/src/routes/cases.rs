@@ -617,3 +617,64 @@ mod tests {
         );
     }
 }
+
+/// What the caller may do on a case now.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CasePermissions {
+    /// The actions the policy allows the caller on this case (of
+    /// `case.*` and `task.*`), e.g. `case.assign`, `case.comment.internal`.
+    pub actions: Vec<String>,
+}
+
+/// The case-level actions a client may ask about.
+const CASE_ACTIONS: &[Action] = &[
+    Action::CaseRead,
+    Action::CaseHistory,
+    Action::CaseReviseDetails,
+    Action::CaseAssign,
+    Action::CaseUnassign,
+    Action::CaseRoute,
+    Action::CaseMoveToStage,
+    Action::CasePrioritize,
+    Action::CaseCommentPublic,
+    Action::CaseCommentInternal,
+    Action::CaseCommentReadInternal,
+    Action::CaseTag,
+    Action::CaseUntag,
+    Action::CaseLink,
+    Action::CaseAttach,
+    Action::CaseDetach,
+    Action::CaseResolve,
+    Action::CaseClose,
+    Action::CaseReopen,
+    Action::TaskCreate,
+    Action::TaskWork,
+    Action::TaskManage,
+];
+
+/// The actions the policy allows the caller on the case, decided as each
+/// command would be: what a client shows as buttons (a button the policy
+/// forbids is not offered). The command is still decided when sent.
+#[utoipa::path(
+    get, path = "/api/v1/cases/{id}/permissions", tag = "cases",
+    params(("id" = CaseRef, Path, description = "Case id or key")),
+    responses((status = 200, body = CasePermissions), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/cases/{id}/permissions")]
+pub async fn permissions(state: Data<AppState>, auth: Auth, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    let case_id = resolve_case(&state, &auth.tenant, &id).await?;
+    let case = authz::current_case(&state, &auth.tenant, case_id).await?;
+    authz::authorize(&state, &auth, Action::CaseRead, &case).await?;
+    let resource = Resource::of(&case);
+    let mut actions = Vec::new();
+    for action in CASE_ACTIONS {
+        if authz::decide(&state, &auth, *action, Some(&resource)).await?.allow {
+            actions.push(action.as_str().to_owned());
+        }
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(CasePermissions { actions }))
+}

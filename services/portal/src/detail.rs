@@ -1,0 +1,262 @@
+//! The case detail: fields, comments (internal ones only for those the API
+//! shows them to), the timeline, and the actions the policy allows the
+//! person on this case (`GET /cases/{id}/permissions`): a forbidden one is
+//! not offered, and one refused anyway shows the API's reason.
+
+use actix_web::http::StatusCode;
+use actix_web::web::{Data, Form, Path};
+use actix_web::{HttpRequest, HttpResponse, get, post};
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::Portal;
+use crate::pages::{layout, page, problem, to_login};
+use crate::session::{self, Session};
+
+/// The signed-in session, its token fresh; `None`: sign in again.
+async fn signed_in(portal: &Portal, req: &HttpRequest) -> Option<Session> {
+    let (id, s) = session::of(&portal.sessions, req)?;
+    let fresh = crate::login::access(portal, &id, s).await;
+    if fresh.is_none() {
+        portal.sessions.remove(&id);
+    }
+    fresh
+}
+
+/// Everything the page shows, from the API.
+struct Loaded {
+    case: Value,
+    actions: Vec<String>,
+    history: Value,
+    transitions: Vec<String>,
+}
+
+async fn load(portal: &Portal, s: &Session, id: &str) -> Result<Loaded, (StatusCode, String)> {
+    let get = |path: String| async move {
+        match crate::api::get(portal, s, &path).await {
+            Ok((st, body)) if st.is_success() => Ok(body),
+            Ok((st, body)) => Err((
+                StatusCode::from_u16(st.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
+                body["message"].as_str().unwrap_or("The API refused.").to_owned(),
+            )),
+            Err(e) => Err((StatusCode::BAD_GATEWAY, format!("The API can not be reached: {e}"))),
+        }
+    };
+    let id = url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>();
+    let case = get(format!("/api/v1/cases/{id}")).await?;
+    let perms = get(format!("/api/v1/cases/{id}/permissions")).await?;
+    let actions: Vec<String> = perms["actions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .collect();
+    let history = if actions.iter().any(|a| a == "case.history") {
+        get(format!("/api/v1/cases/{id}/history")).await.unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    };
+    let def = get(format!(
+        "/api/v1/definitions/{}?version={}",
+        case["definitionId"].as_str().unwrap_or_default(),
+        case["definitionVersion"].as_u64().unwrap_or(1)
+    ))
+    .await
+    .unwrap_or(Value::Null);
+    let current = case["stage"].as_str().unwrap_or_default();
+    let transitions = def["transitions"][current]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_owned))
+        .collect();
+    Ok(Loaded {
+        case,
+        actions,
+        history,
+        transitions,
+    })
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "—".into(),
+        other => other.to_string(),
+    }
+}
+
+fn fields(c: &Value) -> Markup {
+    html! {
+        dl.fields {
+            @for (label, key) in [("Stage", "stage"), ("Status", "status"), ("Priority", "priority"), ("Queue", "queue"), ("Assignee", "assignee")] {
+                dt { (label) } dd { (text(&c[key])) }
+            }
+            @if let Some(data) = c["data"].as_object() {
+                @for (k, v) in data { dt { (k) } dd { (text(v)) } }
+            }
+        }
+    }
+}
+
+fn comments(c: &Value) -> Markup {
+    let items = c["comments"].as_array().cloned().unwrap_or_default();
+    html! {
+        section #comments aria-labelledby="comments-h" {
+            h2 #comments-h { "Comments" }
+            @if items.is_empty() { p.muted { "No comments yet." } }
+            @for m in &items {
+                article.comment {
+                    p.muted {
+                        (text(&m["author"])) " · " (text(&m["createdAt"]))
+                        @if m["visibility"] == "internal" { " · " strong { "internal" } }
+                    }
+                    p { (text(&m["body"])) }
+                }
+            }
+        }
+    }
+}
+
+fn timeline(h: &Value) -> Markup {
+    let items = h["items"].as_array().cloned().unwrap_or_default();
+    html! {
+        @if !items.is_empty() {
+            section aria-labelledby="timeline-h" {
+                h2 #timeline-h { "Timeline" }
+                ol.timeline { @for e in items.iter().rev() {
+                    li {
+                        time datetime=(text(&e["time"])) { (text(&e["time"]).get(..19).unwrap_or_default().replace('T', " ")) }
+                        " · " (text(&e["actor"])) " · "
+                        (e["type"].as_str().unwrap_or_default().trim_start_matches("casewire.case.").trim_end_matches(".v1"))
+                    }
+                } }
+            }
+        }
+    }
+}
+
+fn actions(l: &Loaded, s: &Session, id: &str) -> Markup {
+    let may = |a: &str| l.actions.iter().any(|x| x == a);
+    let (public, internal) = (may("case.comment.public"), may("case.comment.internal"));
+    html! {
+        @if may("case.moveToStage") && !l.transitions.is_empty() {
+            form method="post" action={ "/cases/" (id) "/stage" } {
+                input type="hidden" name="csrf" value=(s.csrf);
+                label { "Move to stage" select name="stage" { @for t in &l.transitions { option value=(t) { (t) } } } }
+                button type="submit" { "Move" }
+            }
+        }
+        @if public || internal {
+            form method="post" action={ "/cases/" (id) "/comment" } {
+                input type="hidden" name="csrf" value=(s.csrf);
+                label { "Comment" textarea name="body" rows="4" required {} }
+                label { "Visible to" select name="visibility" {
+                    @if internal { option value="internal" { "Staff only (internal)" } }
+                    @if public { option value="public" { "Everyone on the case (public)" } }
+                } }
+                button type="submit" { "Add comment" }
+            }
+        }
+    }
+}
+
+fn render(l: &Loaded, s: &Session, id: &str, error: Option<&str>, status: StatusCode) -> HttpResponse {
+    let c = &l.case;
+    let title = format!("{} {}", text(&c["key"]), text(&c["title"]));
+    page(
+        status,
+        layout(
+            &title,
+            Some(s),
+            html! {
+                p { a href="/cases" { "← Cases" } }
+                h1 { (text(&c["key"])) ": " (text(&c["title"])) }
+                @if let Some(e) = error { p.problem role="alert" { (e) } }
+                (fields(c))
+                @if let Some(d) = c["description"].as_str().filter(|d| !d.is_empty()) { p { (d) } }
+                (actions(l, s, id))
+                (comments(c))
+                (timeline(&l.history))
+            },
+        ),
+    )
+}
+
+/// The case detail.
+#[get("/cases/{id}")]
+pub async fn detail(portal: Data<Portal>, req: HttpRequest, id: Path<String>) -> HttpResponse {
+    let Some(s) = signed_in(&portal, &req).await else {
+        return to_login();
+    };
+    match load(&portal, &s, &id).await {
+        Ok(l) => render(&l, &s, &id, None, StatusCode::OK),
+        Err((status, message)) => problem(status, &message),
+    }
+}
+
+/// A comment from the detail page.
+#[derive(Debug, Deserialize)]
+pub struct CommentForm {
+    pub csrf: String,
+    pub body: String,
+    pub visibility: String,
+}
+
+/// A stage move from the detail page.
+#[derive(Debug, Deserialize)]
+pub struct StageForm {
+    pub csrf: String,
+    pub stage: String,
+}
+
+/// Sends a command; back to the case, or the case with the API's reason.
+async fn act(portal: &Portal, req: &HttpRequest, id: &str, csrf: &str, path: &str, body: Value) -> HttpResponse {
+    let Some(s) = signed_in(portal, req).await else {
+        return to_login();
+    };
+    if csrf != s.csrf {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "This form is stale. Reload the page and try again.",
+        );
+    }
+    let enc = url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>();
+    let sent = crate::api::post(portal, &s, &format!("/api/v1/cases/{enc}{path}"), &body).await;
+    let refused = match sent {
+        Ok((st, _)) if st.is_success() => None,
+        Ok((st, b)) => Some((
+            StatusCode::from_u16(st.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
+            format!(
+                "{} ({})",
+                b["message"].as_str().unwrap_or("Refused."),
+                b["code"].as_str().unwrap_or_default()
+            ),
+        )),
+        Err(e) => Some((StatusCode::BAD_GATEWAY, format!("The API can not be reached: {e}"))),
+    };
+    match (refused, load(portal, &s, id).await) {
+        (None, _) => HttpResponse::SeeOther()
+            .insert_header(("Location", format!("/cases/{enc}")))
+            .finish(),
+        (Some((status, why)), Ok(l)) => render(&l, &s, id, Some(&why), status),
+        (Some((status, why)), Err(_)) => problem(status, &why),
+    }
+}
+
+#[post("/cases/{id}/comment")]
+pub async fn comment(
+    portal: Data<Portal>,
+    req: HttpRequest,
+    id: Path<String>,
+    form: Form<CommentForm>,
+) -> HttpResponse {
+    let body = json!({"body": form.body, "visibility": form.visibility});
+    act(&portal, &req, &id, &form.csrf, "/comments", body).await
+}
+
+#[post("/cases/{id}/stage")]
+pub async fn stage(portal: Data<Portal>, req: HttpRequest, id: Path<String>, form: Form<StageForm>) -> HttpResponse {
+    act(&portal, &req, &id, &form.csrf, "/stage", json!({"stage": form.stage})).await
+}
