@@ -11,11 +11,13 @@
 //! - [`login`]: login (PKCE), callback, token refresh and logout;
 //! - [`api`]: the REST API with the session's token;
 //! - [`pages`]: the layout, the case list and problems, as `maud` markup;
-//! - [`detail`]: the case detail and its actions.
+//! - [`detail`]: the case detail and its actions;
+//! - [`new_case`]: a new case, from a form generated from the schema.
 
 pub mod api;
 pub mod detail;
 pub mod login;
+pub mod new_case;
 pub mod pages;
 pub mod session;
 
@@ -107,6 +109,9 @@ pub fn configure(portal: Arc<Portal>) -> impl Fn(&mut web::ServiceConfig) + Clon
             .service(detail::detail)
             .service(detail::comment)
             .service(detail::stage)
+            .service(new_case::choose)
+            .service(new_case::new_form)
+            .service(new_case::open)
             .service(login::start)
             .service(login::callback)
             .service(login::logout);

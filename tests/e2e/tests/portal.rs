@@ -277,3 +277,83 @@ async fn the_detail_offers_what_the_policy_allows_and_shows_what_it_refuses() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_new_case_from_the_form_the_schema_makes() {
+    let app = TestApp::spawn().await;
+    let alice = Browser::new(&app);
+    alice.sign_in("alice").await;
+    let html = alice.open("/new").await.text().await.unwrap();
+    assert!(html.contains("href=\"/new/customer-complaint\""), "{html}");
+    let html = alice.open("/new/customer-complaint").await.text().await.unwrap();
+    assert!(
+        html.contains("name=\"data.channel\"") && html.contains("<option value=\"web\""),
+        "an enum is a choice"
+    );
+    assert!(
+        html.contains("pattern=\"[A-Z]{2}-[0-9]{6}\""),
+        "the browser checks the order number's pattern"
+    );
+    assert!(
+        html.contains("name=\"data.amountClaimed\" type=\"number\""),
+        "a number input"
+    );
+    let token = csrf(&html);
+    let typed = |order: &'static str| {
+        vec![
+            ("csrf", token.clone()),
+            ("title", "Kettle K200 stopped heating".to_owned()),
+            ("priority", "high".to_owned()),
+            ("data.channel", "web".to_owned()),
+            ("data.product", "Kettle K200".to_owned()),
+            ("data.orderNumber", order.to_owned()),
+            ("data.amountClaimed", "12.5".to_owned()),
+            ("data.remedy", String::new()),
+        ]
+    };
+    // The server checks again: a bad order number is the API's 422, on
+    // the form, with what was typed kept.
+    let r = alice
+        .http
+        .post(format!("{}/new/customer-complaint", app.url()))
+        .form(&typed("bad"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let again = r.text().await.unwrap();
+    assert!(
+        again.contains("CW-") && again.contains("value=\"Kettle K200 stopped heating\""),
+        "{again}"
+    );
+    let r = alice
+        .http
+        .post(format!("{}/new/customer-complaint", app.url()))
+        .form(&typed("AB-123456"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    let html = alice.open(&to).await.text().await.unwrap();
+    assert!(
+        html.contains("Kettle K200 stopped heating")
+            && html.contains("<dd>12.5</dd>")
+            && html.contains("<dd>high</dd>"),
+        "{html}"
+    );
+    let r = alice
+        .http
+        .post(format!("{}/new/customer-complaint", app.url()))
+        .form(&[("csrf", "stale"), ("title", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    app.stop().await;
+}

@@ -1,0 +1,218 @@
+//! New case: choose a definition, then a form generated from its JSON
+//! Schema (`schema.properties`): enums as choices, strings, numbers and
+//! yes/no as inputs with the schema's limits, so the browser checks what
+//! it can; the API checks everything again and its refusal is shown on
+//! the form with what was typed kept.
+
+use actix_web::http::StatusCode;
+use actix_web::web::{Data, Form, Path};
+use actix_web::{HttpRequest, HttpResponse, get, post};
+use maud::{Markup, html};
+use serde_json::{Map, Value, json};
+
+use crate::Portal;
+use crate::pages::{layout, page, problem, to_login};
+use crate::session::Session;
+
+async fn signed_in(portal: &Portal, req: &HttpRequest) -> Option<Session> {
+    let (id, s) = crate::session::of(&portal.sessions, req)?;
+    crate::login::access(portal, &id, s).await
+}
+
+/// `/new`: the definitions the person may open cases of.
+#[get("/new")]
+pub async fn choose(portal: Data<Portal>, req: HttpRequest) -> HttpResponse {
+    let Some(s) = signed_in(&portal, &req).await else {
+        return to_login();
+    };
+    let defs = match crate::api::get(&portal, &s, "/api/v1/definitions").await {
+        Ok((st, body)) if st.is_success() => body,
+        Ok((_, body)) => return problem(StatusCode::FORBIDDEN, body["message"].as_str().unwrap_or("Refused.")),
+        Err(e) => return problem(StatusCode::BAD_GATEWAY, &format!("The API can not be reached: {e}")),
+    };
+    let items = defs["items"].as_array().cloned().unwrap_or_default();
+    page(
+        StatusCode::OK,
+        layout(
+            "New case",
+            Some(&s),
+            html! {
+                h1 { "New case" }
+                ul { @for d in &items {
+                    li {
+                        a href={ "/new/" (d["id"].as_str().unwrap_or_default()) } { (d["name"].as_str().unwrap_or_default()) }
+                        @if let Some(text) = d["description"].as_str() { " — " span.muted { (text) } }
+                    }
+                } }
+            },
+        ),
+    )
+}
+
+fn input(name: &str, prop: &Value, required: bool, value: Option<&str>) -> Markup {
+    let id = format!("data-{name}");
+    let label = prop["title"].as_str().unwrap_or(name);
+    let field = format!("data.{name}");
+    html! {
+        label for=(id) {
+            (label) @if required { " *" }
+            @if let Some(options) = prop["enum"].as_array() {
+                select id=(id) name=(field) required[required] {
+                    @if !required { option value="" { "—" } }
+                    @for o in options {
+                        @let o = o.as_str().map_or_else(|| o.to_string(), str::to_owned);
+                        option value=(o) selected[value == Some(o.as_str())] { (o) }
+                    }
+                }
+            } @else if matches!(prop["type"].as_str(), Some("number" | "integer")) {
+                input id=(id) name=(field) type="number" required[required] value=[value]
+                    min=[prop["minimum"].as_f64()] max=[prop["maximum"].as_f64()]
+                    step=(if prop["type"] == "integer" { "1" } else { "any" });
+            } @else if prop["type"] == "boolean" {
+                select id=(id) name=(field) required[required] {
+                    option value="" { "—" }
+                    option value="true" selected[value == Some("true")] { "yes" }
+                    option value="false" selected[value == Some("false")] { "no" }
+                }
+            } @else {
+                input id=(id) name=(field) type="text" required[required] value=[value]
+                    minlength=[prop["minLength"].as_u64()] maxlength=[prop["maxLength"].as_u64()]
+                    pattern=[prop["pattern"].as_str().map(|p| p.trim_start_matches('^').trim_end_matches('$'))];
+            }
+        }
+    }
+}
+
+fn form(def: &Value, s: &Session, typed: &[(String, String)], error: Option<&str>) -> Markup {
+    let got = |k: &str| typed.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let schema = &def["schema"];
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let id = def["id"].as_str().unwrap_or_default();
+    html! {
+        h1 { "New " (def["name"].as_str().unwrap_or(id)) }
+        @if let Some(e) = error { p.problem role="alert" { (e) } }
+        form.case method="post" action={ "/new/" (id) } {
+            input type="hidden" name="csrf" value=(s.csrf);
+            label for="title" { "Title *" input #title name="title" type="text" required maxlength="200" value=[got("title")]; }
+            label for="description" { "Description" textarea #description name="description" rows="4" { (got("description").unwrap_or_default()) } }
+            label for="priority" { "Priority" select #priority name="priority" {
+                @for p in def["priorities"].as_array().into_iter().flatten() {
+                    @let pid = p["id"].as_str().unwrap_or_default();
+                    option value=(pid) selected[got("priority").map_or(def["defaultPriority"] == pid, |g| g == pid)] { (p["name"].as_str().unwrap_or(pid)) }
+                }
+            } }
+            @if let Some(props) = schema["properties"].as_object() {
+                fieldset { legend { "Details" }
+                    @for (name, prop) in props {
+                        (input(name, prop, required.contains(&name.as_str()), got(&format!("data.{name}"))))
+                    }
+                }
+            }
+            button type="submit" { "Open case" }
+        }
+    }
+}
+
+async fn definition(portal: &Portal, s: &Session, id: &str) -> Result<Value, HttpResponse> {
+    let enc = url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>();
+    match crate::api::get(portal, s, &format!("/api/v1/definitions/{enc}")).await {
+        Ok((st, body)) if st.is_success() => Ok(body),
+        Ok((st, body)) => Err(problem(
+            StatusCode::from_u16(st.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
+            body["message"].as_str().unwrap_or("Refused."),
+        )),
+        Err(e) => Err(problem(
+            StatusCode::BAD_GATEWAY,
+            &format!("The API can not be reached: {e}"),
+        )),
+    }
+}
+
+/// `/new/{definition}`: the form.
+#[get("/new/{definition}")]
+pub async fn new_form(portal: Data<Portal>, req: HttpRequest, id: Path<String>) -> HttpResponse {
+    let Some(s) = signed_in(&portal, &req).await else {
+        return to_login();
+    };
+    match definition(&portal, &s, &id).await {
+        Ok(def) => page(StatusCode::OK, layout("New case", Some(&s), form(&def, &s, &[], None))),
+        Err(r) => r,
+    }
+}
+
+/// The typed values as the schema's types; empty fields are left out.
+fn data_of(schema: &Value, typed: &[(String, String)]) -> Value {
+    let mut data = Map::new();
+    for (k, v) in typed {
+        let Some(name) = k.strip_prefix("data.") else { continue };
+        if v.trim().is_empty() {
+            continue;
+        }
+        let value = match schema["properties"][name]["type"].as_str() {
+            Some("integer") => v.trim().parse::<i64>().map(Value::from).unwrap_or_else(|_| json!(v)),
+            Some("number") => v.trim().parse::<f64>().map(Value::from).unwrap_or_else(|_| json!(v)),
+            Some("boolean") => json!(v == "true"),
+            _ => json!(v),
+        };
+        data.insert(name.to_owned(), value);
+    }
+    Value::Object(data)
+}
+
+/// Opens the case; to it, or the form again with the API's reason.
+#[post("/new/{definition}")]
+pub async fn open(
+    portal: Data<Portal>,
+    req: HttpRequest,
+    id: Path<String>,
+    typed: Form<Vec<(String, String)>>,
+) -> HttpResponse {
+    let Some(s) = signed_in(&portal, &req).await else {
+        return to_login();
+    };
+    let get = |k: &str| typed.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    if get("csrf").as_deref() != Some(s.csrf.as_str()) {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "This form is stale. Reload the page and try again.",
+        );
+    }
+    let def = match definition(&portal, &s, &id).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let mut body = json!({
+        "definition": id.as_str(),
+        "title": get("title").unwrap_or_default(),
+        "data": data_of(&def["schema"], &typed),
+    });
+    if let Some(d) = get("description").filter(|d| !d.trim().is_empty()) {
+        body["description"] = json!(d);
+    }
+    if let Some(p) = get("priority").filter(|p| !p.is_empty()) {
+        body["priority"] = json!(p);
+    }
+    match crate::api::post(&portal, &s, "/api/v1/cases", &body).await {
+        Ok((st, created)) if st.is_success() => HttpResponse::SeeOther()
+            .insert_header((
+                "Location",
+                format!("/cases/{}", created["id"].as_str().unwrap_or_default()),
+            ))
+            .finish(),
+        Ok((st, refused)) => {
+            let why = format!(
+                "{} ({})",
+                refused["message"].as_str().unwrap_or("Refused."),
+                refused["code"].as_str().unwrap_or_default()
+            );
+            let status = StatusCode::from_u16(st.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            page(status, layout("New case", Some(&s), form(&def, &s, &typed, Some(&why))))
+        }
+        Err(e) => problem(StatusCode::BAD_GATEWAY, &format!("The API can not be reached: {e}")),
+    }
+}
