@@ -30,6 +30,9 @@ struct Loaded {
     actions: Vec<String>,
     history: Value,
     transitions: Vec<String>,
+    definition: Value,
+    /// The SLA clocks, for those who may see them.
+    sla: Value,
 }
 
 async fn load(portal: &Portal, s: &Session, id: &str) -> Result<Loaded, (StatusCode, String)> {
@@ -71,11 +74,19 @@ async fn load(portal: &Portal, s: &Session, id: &str) -> Result<Loaded, (StatusC
         .flatten()
         .filter_map(|s| s.as_str().map(str::to_owned))
         .collect();
+    // Clocks are staff's: asked only of those who may read internal work.
+    let sla = if actions.iter().any(|a| a == "case.comment.read.internal") {
+        get(format!("/api/v1/cases/{id}/sla")).await.unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    };
     Ok(Loaded {
         case,
         actions,
         history,
         transitions,
+        definition: def,
+        sla,
     })
 }
 
@@ -137,10 +148,113 @@ fn timeline(h: &Value) -> Markup {
     }
 }
 
+fn duration(secs: i64) -> String {
+    let sign = if secs < 0 { "-" } else { "" };
+    let s = secs.unsigned_abs();
+    format!("{sign}{}h {:02}m", s / 3600, (s % 3600) / 60)
+}
+
+fn clock_state(c: &Value) -> &'static str {
+    if c["breached"] == true {
+        "breached"
+    } else if c["metAt"].is_string() {
+        "met"
+    } else if c["paused"] == true {
+        "paused"
+    } else {
+        "running"
+    }
+}
+
+fn clocks(sla: &Value) -> Markup {
+    let items = sla["items"].as_array().cloned().unwrap_or_default();
+    html! {
+        @if !items.is_empty() {
+            section aria-labelledby="sla-h" {
+                h2 #sla-h { "SLA" }
+                table { caption.skip { "SLA clocks" }
+                    thead { tr { th scope="col" { "Clock" } th scope="col" { "Goal" } th scope="col" { "Time left" } th scope="col" { "State" } th scope="col" { "Due" } } }
+                    tbody { @for c in &items {
+                        tr {
+                            td { (text(&c["metric"])) }
+                            td { (duration(c["goal"].as_i64().unwrap_or_default())) }
+                            td { (duration(c["remaining"].as_i64().unwrap_or_default())) }
+                            td { (clock_state(c)) }
+                            td { (text(&c["dueAt"])) }
+                        }
+                    } }
+                }
+            }
+        }
+    }
+}
+
+/// One button form for a command without input.
+fn button(id: &str, csrf: &str, action: &str, text: &str) -> Markup {
+    html! {
+        form.inline method="post" action={ "/cases/" (id) "/do" } {
+            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="action" value=(action);
+            button type="submit" { (text) }
+        }
+    }
+}
+
+fn choice(
+    id: &str,
+    csrf: &str,
+    action: &str,
+    label: &str,
+    options: &[(String, String)],
+    current: Option<&str>,
+) -> Markup {
+    html! {
+        form.inline method="post" action={ "/cases/" (id) "/do" } {
+            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="action" value=(action);
+            label { (label) select name="value" {
+                @for (v, t) in options { option value=(v) selected[current == Some(v.as_str())] { (t) } }
+            } }
+            @if action == "resolve" { label { "Note" input name="note" type="text" maxlength="2000"; } }
+            button type="submit" { @if action == "resolve" { "Resolve" } @else { "Set" } }
+        }
+    }
+}
+
+fn work(l: &Loaded, s: &Session, id: &str) -> Markup {
+    let may = |a: &str| l.actions.iter().any(|x| x == a);
+    let c = &l.case;
+    let status = c["status"].as_str().unwrap_or_default();
+    let mine = c["assignee"].as_str() == Some(s.username.as_str());
+    let priorities: Vec<(String, String)> = l.definition["priorities"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| (text(&p["id"]), text(&p["name"])))
+        .collect();
+    let codes: Vec<(String, String)> = l.definition["resolutionCodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| (text(c), text(c)))
+        .collect();
+    html! {
+        div.actions {
+            @if may("case.assign") && !mine { (button(id, &s.csrf, "assign-me", "Assign to me")) }
+            @if may("case.unassign") && c["assignee"].is_string() { (button(id, &s.csrf, "unassign", "Unassign")) }
+            @if may("case.close") && status == "resolved" { (button(id, &s.csrf, "close", "Close")) }
+            @if may("case.reopen") && status != "open" { (button(id, &s.csrf, "reopen", "Reopen")) }
+            @if may("case.prioritize") { (choice(id, &s.csrf, "priority", "Priority", &priorities, c["priority"].as_str())) }
+            @if may("case.resolve") && status == "open" && !codes.is_empty() { (choice(id, &s.csrf, "resolve", "Resolution", &codes, None)) }
+        }
+    }
+}
+
 fn actions(l: &Loaded, s: &Session, id: &str) -> Markup {
     let may = |a: &str| l.actions.iter().any(|x| x == a);
     let (public, internal) = (may("case.comment.public"), may("case.comment.internal"));
     html! {
+        (work(l, s, id))
         @if may("case.moveToStage") && !l.transitions.is_empty() {
             form method="post" action={ "/cases/" (id) "/stage" } {
                 input type="hidden" name="csrf" value=(s.csrf);
@@ -177,6 +291,7 @@ fn render(l: &Loaded, s: &Session, id: &str, error: Option<&str>, status: Status
                 (fields(c))
                 @if let Some(d) = c["description"].as_str().filter(|d| !d.is_empty()) { p { (d) } }
                 (actions(l, s, id))
+                (clocks(&l.sla))
                 (comments(c))
                 (timeline(&l.history))
             },
@@ -259,4 +374,36 @@ pub async fn comment(
 #[post("/cases/{id}/stage")]
 pub async fn stage(portal: Data<Portal>, req: HttpRequest, id: Path<String>, form: Form<StageForm>) -> HttpResponse {
     act(&portal, &req, &id, &form.csrf, "/stage", json!({"stage": form.stage})).await
+}
+
+/// A command from one of the case's buttons.
+#[derive(Debug, Deserialize)]
+pub struct ActionForm {
+    pub csrf: String,
+    pub action: String,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[post("/cases/{id}/do")]
+pub async fn command(portal: Data<Portal>, req: HttpRequest, id: Path<String>, form: Form<ActionForm>) -> HttpResponse {
+    let Some((_, s)) = session::of(&portal.sessions, &req) else {
+        return to_login();
+    };
+    let value = form.value.clone().unwrap_or_default();
+    let (path, body) = match form.action.as_str() {
+        "assign-me" => ("/assign", json!({"assignee": s.username})),
+        "unassign" => ("/unassign", json!({})),
+        "priority" => ("/priority", json!({"priority": value})),
+        "resolve" => (
+            "/resolve",
+            json!({"resolution": value, "note": form.note.clone().filter(|n| !n.trim().is_empty())}),
+        ),
+        "close" => ("/close", json!({})),
+        "reopen" => ("/reopen", json!({})),
+        _ => return problem(StatusCode::BAD_REQUEST, "Unknown action."),
+    };
+    act(&portal, &req, &id, &form.csrf, path, body).await
 }

@@ -21,7 +21,8 @@ table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.4rem .5
 form.filters{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end;margin-bottom:1rem}\
 label{display:flex;flex-direction:column;font-size:.85rem;color:var(--muted)}\
 input,select,button{font:inherit;padding:.35rem .5rem;color:var(--fg);background:var(--bg);border:1px solid var(--line);border-radius:4px}\
-button{cursor:pointer}.problem{color:var(--bad)}.muted{color:var(--muted)}\
+button{cursor:pointer}form.inline{display:inline-flex;gap:.4rem;align-items:end;margin:0 .5rem .5rem 0}\
+.actions{margin:1rem 0}dl.fields{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}dd{margin:0}.problem{color:var(--bad)}.muted{color:var(--muted)}\
 .skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:.5rem;background:var(--bg);padding:.25rem .5rem}";
 
 pub(crate) fn layout(title: &str, who: Option<&Session>, body: Markup) -> Markup {

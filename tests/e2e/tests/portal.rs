@@ -357,3 +357,54 @@ async fn a_new_case_from_the_form_the_schema_makes() {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_case_worked_end_to_end_in_the_portal() {
+    let app = TestApp::spawn().await;
+    let mut open = complaint("Blender noise");
+    open["requester"] = json!({"email": "dave@example.com"});
+    let r = app.client("carol").post_wait("/api/v1/cases", &open).await.unwrap();
+    let path = format!("/cases/{}", r.body["id"].as_str().unwrap());
+    let alice = Browser::new(&app);
+    alice.sign_in("alice").await;
+    let step = async |form: &[(&str, &str)]| {
+        let html = alice.open(&path).await.text().await.unwrap();
+        let token = csrf(&html);
+        let mut full: Vec<(&str, &str)> = vec![("csrf", token.as_str())];
+        full.extend_from_slice(form);
+        let r = submit(&alice, &format!("{path}/do"), &full).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::SEE_OTHER,
+            "{form:?}: {}",
+            r.text().await.unwrap_or_default()
+        );
+        alice.open(&path).await.text().await.unwrap()
+    };
+    let html = alice.open(&path).await.text().await.unwrap();
+    assert!(
+        html.contains("Assign to me") && html.contains("SLA") && html.contains("first-response"),
+        "clocks for staff"
+    );
+    let html = step(&[("action", "assign-me")]).await;
+    assert!(html.contains("<dd>alice</dd>") && html.contains("Unassign"));
+    let html = step(&[("action", "priority"), ("value", "urgent")]).await;
+    assert!(html.contains("<dd>urgent</dd>"));
+    let html = step(&[("action", "resolve"), ("value", "refunded"), ("note", "Refund sent")]).await;
+    assert!(
+        html.contains("<dd>resolved</dd>") && html.contains(">Close<") && html.contains(">Reopen<"),
+        "{html}"
+    );
+    let html = step(&[("action", "close")]).await;
+    assert!(html.contains("<dd>closed</dd>"));
+    let html = step(&[("action", "reopen")]).await;
+    assert!(html.contains("<dd>open</dd>"));
+    let dave = Browser::new(&app);
+    dave.sign_in("dave").await;
+    let html = dave.open(&path).await.text().await.unwrap();
+    assert!(
+        !html.contains("first-response") && !html.contains("Assign to me"),
+        "no clocks, no staff actions for a requester"
+    );
+    app.stop().await;
+}
