@@ -12,14 +12,18 @@
 //! - [`api`]: the REST API with the session's token;
 //! - [`pages`]: the layout, the case list and problems, as `maud` markup;
 //! - [`detail`]: the case detail and its actions;
-//! - [`new_case`]: a new case, from a form generated from the schema.
+//! - [`new_case`]: a new case, from a form generated from the schema;
+//! - [`tasks`]: the task inbox, claim and complete;
+//! - [`schema_form`]: forms from a JSON Schema, and the values back.
 
 pub mod api;
 pub mod detail;
 pub mod login;
 pub mod new_case;
 pub mod pages;
+pub mod schema_form;
 pub mod session;
+pub mod tasks;
 
 use std::sync::Arc;
 
@@ -113,6 +117,9 @@ pub fn configure(portal: Arc<Portal>) -> impl Fn(&mut web::ServiceConfig) + Clon
             .service(new_case::choose)
             .service(new_case::new_form)
             .service(new_case::open)
+            .service(tasks::inbox)
+            .service(tasks::claim)
+            .service(tasks::complete)
             .service(login::start)
             .service(login::callback)
             .service(login::logout);

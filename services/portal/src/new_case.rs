@@ -8,7 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::web::{Data, Form, Path};
 use actix_web::{HttpRequest, HttpResponse, get, post};
 use maud::{Markup, html};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::Portal;
 use crate::pages::{layout, page, problem, to_login};
@@ -49,40 +49,6 @@ pub async fn choose(portal: Data<Portal>, req: HttpRequest) -> HttpResponse {
     )
 }
 
-fn input(name: &str, prop: &Value, required: bool, value: Option<&str>) -> Markup {
-    let id = format!("data-{name}");
-    let label = prop["title"].as_str().unwrap_or(name);
-    let field = format!("data.{name}");
-    html! {
-        label for=(id) {
-            (label) @if required { " *" }
-            @if let Some(options) = prop["enum"].as_array() {
-                select id=(id) name=(field) required[required] {
-                    @if !required { option value="" { "—" } }
-                    @for o in options {
-                        @let o = o.as_str().map_or_else(|| o.to_string(), str::to_owned);
-                        option value=(o) selected[value == Some(o.as_str())] { (o) }
-                    }
-                }
-            } @else if matches!(prop["type"].as_str(), Some("number" | "integer")) {
-                input id=(id) name=(field) type="number" required[required] value=[value]
-                    min=[prop["minimum"].as_f64()] max=[prop["maximum"].as_f64()]
-                    step=(if prop["type"] == "integer" { "1" } else { "any" });
-            } @else if prop["type"] == "boolean" {
-                select id=(id) name=(field) required[required] {
-                    option value="" { "—" }
-                    option value="true" selected[value == Some("true")] { "yes" }
-                    option value="false" selected[value == Some("false")] { "no" }
-                }
-            } @else {
-                input id=(id) name=(field) type="text" required[required] value=[value]
-                    minlength=[prop["minLength"].as_u64()] maxlength=[prop["maxLength"].as_u64()]
-                    pattern=[prop["pattern"].as_str().map(|p| p.trim_start_matches('^').trim_end_matches('$'))];
-            }
-        }
-    }
-}
-
 fn form(def: &Value, s: &Session, typed: &[(String, String)], error: Option<&str>) -> Markup {
     let got = |k: &str| typed.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let schema = &def["schema"];
@@ -109,7 +75,7 @@ fn form(def: &Value, s: &Session, typed: &[(String, String)], error: Option<&str
             @if let Some(props) = schema["properties"].as_object() {
                 fieldset { legend { "Details" }
                     @for (name, prop) in props {
-                        (input(name, prop, required.contains(&name.as_str()), got(&format!("data.{name}"))))
+                        (crate::schema_form::input("data", name, prop, required.contains(&name.as_str()), got(&format!("data.{name}"))))
                     }
                 }
             }
@@ -145,25 +111,6 @@ pub async fn new_form(portal: Data<Portal>, req: HttpRequest, id: Path<String>) 
     }
 }
 
-/// The typed values as the schema's types; empty fields are left out.
-fn data_of(schema: &Value, typed: &[(String, String)]) -> Value {
-    let mut data = Map::new();
-    for (k, v) in typed {
-        let Some(name) = k.strip_prefix("data.") else { continue };
-        if v.trim().is_empty() {
-            continue;
-        }
-        let value = match schema["properties"][name]["type"].as_str() {
-            Some("integer") => v.trim().parse::<i64>().map(Value::from).unwrap_or_else(|_| json!(v)),
-            Some("number") => v.trim().parse::<f64>().map(Value::from).unwrap_or_else(|_| json!(v)),
-            Some("boolean") => json!(v == "true"),
-            _ => json!(v),
-        };
-        data.insert(name.to_owned(), value);
-    }
-    Value::Object(data)
-}
-
 /// Opens the case; to it, or the form again with the API's reason.
 #[post("/new/{definition}")]
 pub async fn open(
@@ -189,7 +136,7 @@ pub async fn open(
     let mut body = json!({
         "definition": id.as_str(),
         "title": get("title").unwrap_or_default(),
-        "data": data_of(&def["schema"], &typed),
+        "data": crate::schema_form::values("data", &def["schema"], &typed),
     });
     if let Some(d) = get("description").filter(|d| !d.trim().is_empty()) {
         body["description"] = json!(d);

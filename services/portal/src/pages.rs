@@ -40,7 +40,7 @@ pub(crate) fn layout(title: &str, who: Option<&Session>, body: Markup) -> Markup
                 header {
                     strong { "Casewire" }
                     @if let Some(s) = who {
-                        nav aria-label="Main" { a href="/cases" { "Cases" } a href="/new" { "New case" } }
+                        nav aria-label="Main" { a href="/cases" { "Cases" } a href="/tasks" { "Tasks" } a href="/new" { "New case" } }
                         span.muted { (s.username) " · " (s.realm) }
                         form method="post" action="/auth/logout" {
                             input type="hidden" name="csrf" value=(s.csrf);

@@ -408,3 +408,70 @@ async fn a_case_worked_end_to_end_in_the_portal() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_task_inbox_claims_and_completes_through_the_tasks_form() {
+    let app = TestApp::spawn().await;
+    let carol = app.client("carol");
+    let r = carol
+        .post_wait("/api/v1/cases", &complaint("Needs a callback"))
+        .await
+        .unwrap();
+    let case = r.body["id"].as_str().unwrap().to_owned();
+    let task = json!({"kind": "human", "name": "Call the customer back", "queue": "complaints",
+        "form": {"type": "object", "required": ["reached"],
+                 "properties": {"reached": {"type": "boolean"}, "minutes": {"type": "integer", "minimum": 0}}}});
+    let r = carol
+        .post_wait(&format!("/api/v1/cases/{case}/tasks"), &task)
+        .await
+        .unwrap();
+    assert!(r.status.is_success(), "{}", r.body);
+
+    let alice = Browser::new(&app);
+    alice.sign_in("alice").await;
+    let html = alice.open("/tasks").await.text().await.unwrap();
+    assert!(
+        html.contains("Call the customer back") && html.contains(">Claim<"),
+        "unclaimed in her queue: {html}"
+    );
+    let claim_at = html.find("/claim\"").unwrap();
+    let action = &html[html[..claim_at].rfind("action=\"").unwrap() + 8..claim_at + 6];
+    let r = submit(&alice, action, &[("csrf", &csrf(&html))]).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    let html = alice.open("/tasks").await.text().await.unwrap();
+    assert!(
+        html.contains("name=\"out.reached\"") && html.contains(">Complete<"),
+        "hers now, with its form"
+    );
+    let complete = action.replace("/claim", "/complete");
+    // The API checks the output against the task's schema.
+    let r = submit(&alice, &complete, &[("csrf", &csrf(&html)), ("out.minutes", "-3")]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("CW-"), "the reason on the inbox");
+    let r = submit(
+        &alice,
+        &complete,
+        &[("csrf", &csrf(&html)), ("out.reached", "true"), ("out.minutes", "7")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let html = alice.open("/tasks").await.text().await.unwrap();
+    assert!(!html.contains("Call the customer back"), "done: off the inbox");
+    let detail = app
+        .client("carol")
+        .get(&format!("/api/v1/cases/{case}"))
+        .await
+        .unwrap()
+        .body;
+    assert_eq!(
+        detail["tasks"][0]["output"],
+        json!({"reached": true, "minutes": 7}),
+        "{detail}"
+    );
+    app.stop().await;
+}
