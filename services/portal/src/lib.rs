@@ -14,9 +14,13 @@
 //! - [`detail`]: the case detail and its actions;
 //! - [`new_case`]: a new case, from a form generated from the schema;
 //! - [`tasks`]: the task inbox, claim and complete;
+//! - [`board`]: a definition's board, cards moved by form or by drag;
+//! - [`assets`]: the portal's own script, embedded, named by its hash;
 //! - [`schema_form`]: forms from a JSON Schema, and the values back.
 
 pub mod api;
+pub mod assets;
+pub mod board;
 pub mod detail;
 pub mod login;
 pub mod new_case;
@@ -117,6 +121,10 @@ pub fn configure(portal: Arc<Portal>) -> impl Fn(&mut web::ServiceConfig) + Clon
             .service(new_case::choose)
             .service(new_case::new_form)
             .service(new_case::open)
+            .service(board::choose)
+            .service(board::show)
+            .service(board::move_card)
+            .service(assets::asset)
             .service(tasks::inbox)
             .service(tasks::claim)
             .service(tasks::complete)

@@ -22,7 +22,9 @@ form.filters{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end;margin-bottom
 label{display:flex;flex-direction:column;font-size:.85rem;color:var(--muted)}\
 input,select,button{font:inherit;padding:.35rem .5rem;color:var(--fg);background:var(--bg);border:1px solid var(--line);border-radius:4px}\
 button{cursor:pointer}form.inline{display:inline-flex;gap:.4rem;align-items:end;margin:0 .5rem .5rem 0}\
-.actions{margin:1rem 0}dl.fields{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}dd{margin:0}.problem{color:var(--bad)}.muted{color:var(--muted)}\
+.actions{margin:1rem 0}.board{display:flex;gap:1rem;overflow-x:auto;align-items:flex-start}\
+.column{min-width:14rem;flex:1;border:1px solid var(--line);border-radius:6px;padding:.5rem}.column ul{list-style:none;padding:0;margin:0;min-height:3rem}\
+.card{border:1px solid var(--line);border-radius:4px;padding:.4rem;margin:.4rem 0;background:var(--bg);cursor:grab}.card form{margin-top:.3rem}dl.fields{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}dd{margin:0}.problem{color:var(--bad)}.muted{color:var(--muted)}\
 .skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:.5rem;background:var(--bg);padding:.25rem .5rem}";
 
 pub(crate) fn layout(title: &str, who: Option<&Session>, body: Markup) -> Markup {
@@ -40,7 +42,7 @@ pub(crate) fn layout(title: &str, who: Option<&Session>, body: Markup) -> Markup
                 header {
                     strong { "Casewire" }
                     @if let Some(s) = who {
-                        nav aria-label="Main" { a href="/cases" { "Cases" } a href="/tasks" { "Tasks" } a href="/new" { "New case" } }
+                        nav aria-label="Main" { a href="/cases" { "Cases" } a href="/tasks" { "Tasks" } a href="/board" { "Boards" } a href="/new" { "New case" } }
                         span.muted { (s.username) " · " (s.realm) }
                         form method="post" action="/auth/logout" {
                             input type="hidden" name="csrf" value=(s.csrf);

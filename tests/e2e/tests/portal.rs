@@ -475,3 +475,84 @@ async fn the_task_inbox_claims_and_completes_through_the_tasks_form() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_board_moves_a_card_and_a_refused_move_says_why() {
+    let app = TestApp::spawn().await;
+    let mut open = complaint("Board card");
+    open["requester"] = json!({"email": "dave@example.com"});
+    let r = app.client("carol").post_wait("/api/v1/cases", &open).await.unwrap();
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let alice = Browser::new(&app);
+    alice.sign_in("alice").await;
+    let html = alice.open("/board").await.text().await.unwrap();
+    assert!(html.contains("href=\"/board/customer-complaint\""));
+    let html = alice.open("/board/customer-complaint").await.text().await.unwrap();
+    assert!(
+        html.contains(&format!("data-case=\"{id}\"")) && html.contains("data-stage=\"new\""),
+        "a card in New"
+    );
+    let script = html
+        .split("script src=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        script.starts_with("/assets/board.") && script.ends_with(".js"),
+        "{script}"
+    );
+    let js = alice.open(&script).await;
+    assert!(
+        js.headers()["cache-control"].to_str().unwrap().contains("immutable"),
+        "named by its hash: cached for good"
+    );
+    assert!(js.text().await.unwrap().contains("dragstart"));
+    let token = csrf(&html);
+    // Dropped on a column the definition does not allow from New: the
+    // script gets the API's reason as JSON, and the card stays.
+    let r = alice
+        .http
+        .post(format!("{}/board/customer-complaint/move", app.url()))
+        .header("accept", "application/json")
+        .form(&[("csrf", token.as_str()), ("case", id.as_str()), ("stage", "closed-won")])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    let why: serde_json::Value = r.json().await.unwrap();
+    assert!(why["code"].as_str().unwrap().starts_with("CW-"), "{why}");
+    let r = alice
+        .http
+        .post(format!("{}/board/customer-complaint/move", app.url()))
+        .header("accept", "application/json")
+        .form(&[("csrf", token.as_str()), ("case", id.as_str()), ("stage", "triage")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = alice.open("/board/customer-complaint").await.text().await.unwrap();
+    assert!(
+        html.contains(&format!("data-case=\"{id}\" data-stage=\"triage\"")),
+        "moved to Triage"
+    );
+    // A requester's move, by form: refused by the policy, shown on the board.
+    let dave = Browser::new(&app);
+    dave.sign_in("dave").await;
+    let html = dave.open("/board/customer-complaint").await.text().await.unwrap();
+    assert!(
+        html.contains("draggable=\"false\"") && !html.contains("form class=\"move\""),
+        "no move offered to a requester"
+    );
+    let r = submit(
+        &dave,
+        "/board/customer-complaint/move",
+        &[("csrf", &csrf(&html)), ("case", &id), ("stage", "investigating")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.unwrap().contains("CW-FORBIDDEN"));
+    app.stop().await;
+}
