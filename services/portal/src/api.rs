@@ -35,3 +35,22 @@ pub async fn post(portal: &Portal, s: &Session, path: &str, body: &Value) -> any
     let body = r.json().await.unwrap_or(Value::Null);
     Ok((status, body))
 }
+
+/// A path segment, percent-encoded.
+pub fn enc(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
+}
+
+/// `GET path` that must succeed: its body, or the status and message to
+/// show (the API's refusal, or that it can not be reached).
+pub async fn get_ok(portal: &Portal, s: &Session, path: &str) -> Result<Value, (actix_web::http::StatusCode, String)> {
+    use actix_web::http::StatusCode as Http;
+    match get(portal, s, path).await {
+        Ok((st, body)) if st.is_success() => Ok(body),
+        Ok((st, body)) => Err((
+            Http::from_u16(st.as_u16()).unwrap_or(Http::BAD_GATEWAY),
+            body["message"].as_str().unwrap_or("The API refused.").to_owned(),
+        )),
+        Err(e) => Err((Http::BAD_GATEWAY, format!("The API can not be reached: {e}"))),
+    }
+}

@@ -15,26 +15,6 @@ use crate::Portal;
 use crate::pages::{layout, page, problem, to_login};
 use crate::session::Session;
 
-async fn signed_in(portal: &Portal, req: &HttpRequest) -> Option<Session> {
-    let (id, s) = crate::session::of(&portal.sessions, req)?;
-    crate::login::access(portal, &id, s).await
-}
-
-fn enc(x: &str) -> String {
-    url::form_urlencoded::byte_serialize(x.as_bytes()).collect()
-}
-
-async fn get(portal: &Portal, s: &Session, path: &str) -> Result<Value, (StatusCode, String)> {
-    match crate::api::get(portal, s, path).await {
-        Ok((st, body)) if st.is_success() => Ok(body),
-        Ok((st, body)) => Err((
-            StatusCode::from_u16(st.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
-            body["message"].as_str().unwrap_or("The API refused.").to_owned(),
-        )),
-        Err(e) => Err((StatusCode::BAD_GATEWAY, format!("The API can not be reached: {e}"))),
-    }
-}
-
 fn card(c: &Value, def: &Value, s: &Session, board: &str, movable: bool) -> Markup {
     let id = c["id"].as_str().unwrap_or_default();
     let stage = c["stage"].as_str().unwrap_or_default();
@@ -81,10 +61,10 @@ async fn movable(portal: &Portal, s: &Session, cases: Vec<Value>) -> Vec<(Value,
     let asks = cases.iter().map(|c| {
         let path = format!(
             "/api/v1/cases/{}/permissions",
-            enc(c["id"].as_str().unwrap_or_default())
+            crate::api::enc(c["id"].as_str().unwrap_or_default())
         );
         async move {
-            get(portal, s, &path).await.ok().is_some_and(|p| {
+            crate::api::get_ok(portal, s, &path).await.ok().is_some_and(|p| {
                 p["actions"]
                     .as_array()
                     .is_some_and(|a| a.iter().any(|x| x == "case.moveToStage"))
@@ -96,14 +76,17 @@ async fn movable(portal: &Portal, s: &Session, cases: Vec<Value>) -> Vec<(Value,
 }
 
 async fn render(portal: &Portal, s: &Session, board: &str, error: Option<&str>, status: StatusCode) -> HttpResponse {
-    let def = match get(portal, s, &format!("/api/v1/definitions/{}", enc(board))).await {
+    let def = match crate::api::get_ok(portal, s, &format!("/api/v1/definitions/{}", crate::api::enc(board))).await {
         Ok(d) => d,
         Err((st, why)) => return problem(st, &why),
     };
-    let list = match get(
+    let list = match crate::api::get_ok(
         portal,
         s,
-        &format!("/api/v1/cases?definition={}&status=open&limit=200", enc(board)),
+        &format!(
+            "/api/v1/cases?definition={}&status=open&limit=200",
+            crate::api::enc(board)
+        ),
     )
     .await
     {
@@ -131,7 +114,7 @@ async fn render(portal: &Portal, s: &Session, board: &str, error: Option<&str>, 
 /// The board of a definition.
 #[get("/board/{definition}")]
 pub async fn show(portal: Data<Portal>, req: HttpRequest, def: Path<String>) -> HttpResponse {
-    let Some(s) = signed_in(&portal, &req).await else {
+    let Some(s) = crate::login::signed_in(&portal, &req).await else {
         return to_login();
     };
     render(&portal, &s, &def, None, StatusCode::OK).await
@@ -154,7 +137,7 @@ pub async fn move_card(
     def: Path<String>,
     form: Form<MoveForm>,
 ) -> HttpResponse {
-    let Some(s) = signed_in(&portal, &req).await else {
+    let Some(s) = crate::login::signed_in(&portal, &req).await else {
         return to_login();
     };
     let wants_json = req
@@ -168,7 +151,7 @@ pub async fn move_card(
             "This form is stale. Reload the page and try again.",
         );
     }
-    let path = format!("/api/v1/cases/{}/stage", enc(&form.case));
+    let path = format!("/api/v1/cases/{}/stage", crate::api::enc(&form.case));
     let sent = crate::api::post(&portal, &s, &path, &json!({"stage": form.stage})).await;
     let (status, body) = match sent {
         Ok((st, b)) => (StatusCode::from_u16(st.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY), b),
@@ -183,7 +166,7 @@ pub async fn move_card(
     }
     if status.is_success() {
         return HttpResponse::SeeOther()
-            .insert_header(("Location", format!("/board/{}", enc(&def))))
+            .insert_header(("Location", format!("/board/{}", crate::api::enc(&def))))
             .finish();
     }
     let why = format!(
@@ -197,10 +180,10 @@ pub async fn move_card(
 /// `/board`: which definition's board.
 #[get("/board")]
 pub async fn choose(portal: Data<Portal>, req: HttpRequest) -> HttpResponse {
-    let Some(s) = signed_in(&portal, &req).await else {
+    let Some(s) = crate::login::signed_in(&portal, &req).await else {
         return to_login();
     };
-    let defs = match get(&portal, &s, "/api/v1/definitions").await {
+    let defs = match crate::api::get_ok(&portal, &s, "/api/v1/definitions").await {
         Ok(d) => d,
         Err((st, why)) => return problem(st, &why),
     };

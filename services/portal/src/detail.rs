@@ -15,15 +15,6 @@ use crate::pages::{layout, page, problem, to_login};
 use crate::session::{self, Session};
 
 /// The signed-in session, its token fresh; `None`: sign in again.
-async fn signed_in(portal: &Portal, req: &HttpRequest) -> Option<Session> {
-    let (id, s) = session::of(&portal.sessions, req)?;
-    let fresh = crate::login::access(portal, &id, s).await;
-    if fresh.is_none() {
-        portal.sessions.remove(&id);
-    }
-    fresh
-}
-
 /// Everything the page shows, from the API.
 struct Loaded {
     case: Value,
@@ -36,17 +27,8 @@ struct Loaded {
 }
 
 async fn load(portal: &Portal, s: &Session, id: &str) -> Result<Loaded, (StatusCode, String)> {
-    let get = |path: String| async move {
-        match crate::api::get(portal, s, &path).await {
-            Ok((st, body)) if st.is_success() => Ok(body),
-            Ok((st, body)) => Err((
-                StatusCode::from_u16(st.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
-                body["message"].as_str().unwrap_or("The API refused.").to_owned(),
-            )),
-            Err(e) => Err((StatusCode::BAD_GATEWAY, format!("The API can not be reached: {e}"))),
-        }
-    };
-    let id = url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>();
+    let get = |path: String| async move { crate::api::get_ok(portal, s, &path).await };
+    let id = crate::api::enc(id);
     let case = get(format!("/api/v1/cases/{id}")).await?;
     let perms = get(format!("/api/v1/cases/{id}/permissions")).await?;
     let actions: Vec<String> = perms["actions"]
@@ -302,7 +284,7 @@ fn render(l: &Loaded, s: &Session, id: &str, error: Option<&str>, status: Status
 /// The case detail.
 #[get("/cases/{id}")]
 pub async fn detail(portal: Data<Portal>, req: HttpRequest, id: Path<String>) -> HttpResponse {
-    let Some(s) = signed_in(&portal, &req).await else {
+    let Some(s) = crate::login::signed_in(&portal, &req).await else {
         return to_login();
     };
     match load(&portal, &s, &id).await {
@@ -328,7 +310,7 @@ pub struct StageForm {
 
 /// Sends a command; back to the case, or the case with the API's reason.
 async fn act(portal: &Portal, req: &HttpRequest, id: &str, csrf: &str, path: &str, body: Value) -> HttpResponse {
-    let Some(s) = signed_in(portal, req).await else {
+    let Some(s) = crate::login::signed_in(portal, req).await else {
         return to_login();
     };
     if csrf != s.csrf {
@@ -337,7 +319,7 @@ async fn act(portal: &Portal, req: &HttpRequest, id: &str, csrf: &str, path: &st
             "This form is stale. Reload the page and try again.",
         );
     }
-    let enc = url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>();
+    let enc = crate::api::enc(id);
     let sent = crate::api::post(portal, &s, &format!("/api/v1/cases/{enc}{path}"), &body).await;
     let refused = match sent {
         Ok((st, _)) if st.is_success() => None,

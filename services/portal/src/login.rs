@@ -323,3 +323,14 @@ pub async fn logout(portal: Data<Portal>, req: HttpRequest, form: Form<CsrfForm>
         .insert_header((LOCATION, to.unwrap_or(back)))
         .finish()
 }
+
+/// The request's live session with a fresh access token; `None` (and the
+/// session ended) when the person must sign in again.
+pub async fn signed_in(portal: &Portal, req: &HttpRequest) -> Option<Session> {
+    let (id, s) = session::of(&portal.sessions, req)?;
+    let fresh = access(portal, &id, s).await;
+    if fresh.is_none() {
+        portal.sessions.remove(&id);
+    }
+    fresh
+}

@@ -14,21 +14,15 @@ use crate::Portal;
 use crate::pages::{layout, page, problem, to_login};
 use crate::session::Session;
 
-async fn signed_in(portal: &Portal, req: &HttpRequest) -> Option<Session> {
-    let (id, s) = crate::session::of(&portal.sessions, req)?;
-    crate::login::access(portal, &id, s).await
-}
-
 /// `/new`: the definitions the person may open cases of.
 #[get("/new")]
 pub async fn choose(portal: Data<Portal>, req: HttpRequest) -> HttpResponse {
-    let Some(s) = signed_in(&portal, &req).await else {
+    let Some(s) = crate::login::signed_in(&portal, &req).await else {
         return to_login();
     };
-    let defs = match crate::api::get(&portal, &s, "/api/v1/definitions").await {
-        Ok((st, body)) if st.is_success() => body,
-        Ok((_, body)) => return problem(StatusCode::FORBIDDEN, body["message"].as_str().unwrap_or("Refused.")),
-        Err(e) => return problem(StatusCode::BAD_GATEWAY, &format!("The API can not be reached: {e}")),
+    let defs = match crate::api::get_ok(&portal, &s, "/api/v1/definitions").await {
+        Ok(defs) => defs,
+        Err((status, why)) => return problem(status, &why),
     };
     let items = defs["items"].as_array().cloned().unwrap_or_default();
     page(
@@ -85,24 +79,16 @@ fn form(def: &Value, s: &Session, typed: &[(String, String)], error: Option<&str
 }
 
 async fn definition(portal: &Portal, s: &Session, id: &str) -> Result<Value, HttpResponse> {
-    let enc = url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>();
-    match crate::api::get(portal, s, &format!("/api/v1/definitions/{enc}")).await {
-        Ok((st, body)) if st.is_success() => Ok(body),
-        Ok((st, body)) => Err(problem(
-            StatusCode::from_u16(st.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
-            body["message"].as_str().unwrap_or("Refused."),
-        )),
-        Err(e) => Err(problem(
-            StatusCode::BAD_GATEWAY,
-            &format!("The API can not be reached: {e}"),
-        )),
-    }
+    let path = format!("/api/v1/definitions/{}", crate::api::enc(id));
+    crate::api::get_ok(portal, s, &path)
+        .await
+        .map_err(|(status, why)| problem(status, &why))
 }
 
 /// `/new/{definition}`: the form.
 #[get("/new/{definition}")]
 pub async fn new_form(portal: Data<Portal>, req: HttpRequest, id: Path<String>) -> HttpResponse {
-    let Some(s) = signed_in(&portal, &req).await else {
+    let Some(s) = crate::login::signed_in(&portal, &req).await else {
         return to_login();
     };
     match definition(&portal, &s, &id).await {
@@ -119,7 +105,7 @@ pub async fn open(
     id: Path<String>,
     typed: Form<Vec<(String, String)>>,
 ) -> HttpResponse {
-    let Some(s) = signed_in(&portal, &req).await else {
+    let Some(s) = crate::login::signed_in(&portal, &req).await else {
         return to_login();
     };
     let get = |k: &str| typed.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());

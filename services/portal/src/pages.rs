@@ -113,7 +113,7 @@ pub async fn home(portal: Data<Portal>, req: HttpRequest) -> HttpResponse {
 }
 
 /// The list's filters, passed to the API as they are.
-#[derive(Debug, Default, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
 pub struct ListQuery {
     pub q: Option<String>,
     pub stage: Option<String>,
@@ -172,28 +172,17 @@ fn rows(page: &Value) -> Markup {
 /// The case list: the API's list with the person's token and filters.
 #[get("/cases")]
 pub async fn cases(portal: Data<Portal>, req: HttpRequest, q: Query<ListQuery>) -> HttpResponse {
-    let Some((id, s)) = session::of(&portal.sessions, &req) else {
-        return to_login();
-    };
-    let Some(s) = crate::login::access(&portal, &id, s).await else {
-        portal.sessions.remove(&id);
+    let Some(s) = crate::login::signed_in(&portal, &req).await else {
         return to_login();
     };
     let query = serde_urlencoded_query(&q);
     match crate::api::get(&portal, &s, &format!("/api/v1/cases?limit=50{query}")).await {
         Ok((status, body)) if status.is_success() => {
             let next = body["nextCursor"].as_str().map(|c| {
-                let mut more = ListQuery {
+                let more = ListQuery {
                     cursor: Some(c.to_owned()),
-                    ..ListQuery::default()
+                    ..q.0.clone()
                 };
-                more.q.clone_from(&q.q);
-                more.stage.clone_from(&q.stage);
-                more.queue.clone_from(&q.queue);
-                more.assignee.clone_from(&q.assignee);
-                more.priority.clone_from(&q.priority);
-                more.status.clone_from(&q.status);
-                more.sort.clone_from(&q.sort);
                 format!("/cases?{}", serde_urlencoded_query(&more).trim_start_matches('&'))
             });
             page(

@@ -13,25 +13,14 @@ use crate::Portal;
 use crate::pages::{layout, page, problem, to_login};
 use crate::session::Session;
 
-async fn signed_in(portal: &Portal, req: &HttpRequest) -> Option<Session> {
-    let (id, s) = crate::session::of(&portal.sessions, req)?;
-    crate::login::access(portal, &id, s).await
-}
-
 /// Tasks of a query, soonest due first (no due time last).
 async fn tasks(portal: &Portal, s: &Session, query: &str) -> Result<Vec<Value>, String> {
-    match crate::api::get(portal, s, &format!("/api/v1/tasks?kind=human&{query}")).await {
-        Ok((st, body)) if st.is_success() => {
-            let mut items = body["items"].as_array().cloned().unwrap_or_default();
-            items.sort_by_key(|i| i["task"]["due"].as_str().map_or_else(|| "~".to_owned(), str::to_owned));
-            Ok(items)
-        }
-        Ok((_, body)) => Err(body["message"]
-            .as_str()
-            .unwrap_or("The API refused the tasks.")
-            .to_owned()),
-        Err(e) => Err(format!("The API can not be reached: {e}")),
-    }
+    let body = crate::api::get_ok(portal, s, &format!("/api/v1/tasks?kind=human&{query}"))
+        .await
+        .map_err(|(_, why)| why)?;
+    let mut items = body["items"].as_array().cloned().unwrap_or_default();
+    items.sort_by_key(|i| i["task"]["due"].as_str().map_or_else(|| "~".to_owned(), str::to_owned));
+    Ok(items)
 }
 
 fn task_form(item: &Value, s: &Session) -> Markup {
@@ -116,7 +105,7 @@ async fn inbox_with(portal: &Portal, s: &Session, error: Option<&str>, status: S
 /// The task inbox.
 #[get("/tasks")]
 pub async fn inbox(portal: Data<Portal>, req: HttpRequest) -> HttpResponse {
-    let Some(s) = signed_in(&portal, &req).await else {
+    let Some(s) = crate::login::signed_in(&portal, &req).await else {
         return to_login();
     };
     inbox_with(&portal, &s, None, StatusCode::OK).await
@@ -130,7 +119,7 @@ async fn act(
     what: &str,
     body: Value,
 ) -> HttpResponse {
-    let Some(s) = signed_in(portal, req).await else {
+    let Some(s) = crate::login::signed_in(portal, req).await else {
         return to_login();
     };
     if typed.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str()) != Some(s.csrf.as_str()) {
@@ -139,7 +128,7 @@ async fn act(
             "This form is stale. Reload the page and try again.",
         );
     }
-    let enc = |x: &str| url::form_urlencoded::byte_serialize(x.as_bytes()).collect::<String>();
+    let enc = crate::api::enc;
     let path = format!("/api/v1/cases/{}/tasks/{}/{what}", enc(&ids.0), enc(&ids.1));
     match crate::api::post(portal, &s, &path, &body).await {
         Ok((st, _)) if st.is_success() => HttpResponse::SeeOther().insert_header(("Location", "/tasks")).finish(),
@@ -180,11 +169,11 @@ pub async fn complete(
     ids: Path<(String, String)>,
     typed: Form<Vec<(String, String)>>,
 ) -> HttpResponse {
-    let Some(s) = signed_in(&portal, &req).await else {
+    let Some(s) = crate::login::signed_in(&portal, &req).await else {
         return to_login();
     };
     // The schema gives the types; read the task to know it.
-    let enc = |x: &str| url::form_urlencoded::byte_serialize(x.as_bytes()).collect::<String>();
+    let enc = crate::api::enc;
     let case = crate::api::get(&portal, &s, &format!("/api/v1/cases/{}", enc(&ids.0))).await;
     let schema = case
         .ok()

@@ -319,6 +319,35 @@ async fn keycloak_shaped_tokens_deliver_mail_and_lock_tasks_only_as_the_integrat
         .await
         .unwrap();
     assert_eq!(dave_sla.status.as_u16(), 403, "{}", dave_sla.body);
+    // Nor may he filter or sort the list by them; what he may do on his
+    // case is a requester's, and another realm's admin does not see it.
+    let dave = Client::new(&app.url(), &user_token(&base, "dave").await);
+    for query in ["sla=breached", "sort=slaDue"] {
+        let r = dave.get(&format!("/api/v1/cases?{query}")).await.unwrap();
+        assert_eq!(r.status.as_u16(), 403, "dave ?{query}: {}", r.body);
+    }
+    let perms = dave.get(&format!("/api/v1/cases/{case}/permissions")).await.unwrap();
+    assert_eq!(perms.status.as_u16(), 200, "{}", perms.body);
+    let actions: Vec<&str> = perms.body["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(actions.contains(&"case.read"), "{actions:?}");
+    for staff in [
+        "case.assign",
+        "case.comment.internal",
+        "case.comment.read.internal",
+        "case.moveToStage",
+    ] {
+        assert!(!actions.contains(&staff), "dave may not {staff}: {actions:?}");
+    }
+    let r = Client::new(&app.url(), &gina)
+        .get(&format!("/api/v1/cases/{case}/permissions"))
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 404, "another realm's admin: {}", r.body);
 
     let task = app
         .client("carol")
