@@ -6,7 +6,8 @@ Usage: browser.py <portal base URL> <artefacts dir>
 Against a running `casewire dev` with its demo data: sign in through the
 dev issuer's login page, the case list (its weight and first paint are
 measured and printed, never asserted), a case worked (comment, stage by
-drag on the board and a refused drag that snaps back), a new case, the
+drag on the board and a refused drag that snaps back), bob's comment
+arriving live on alice's open page, a new case, the
 task inbox, a requester who sees his cases and no internal comment, a
 viewer without actions, and sign-out. axe-core checks every screen: a
 serious or critical violation fails the run. Screenshots are kept in the
@@ -113,6 +114,27 @@ def work_a_case(page):
     return page.url
 
 
+def live(browser, page, url):
+    """bob's comment arrives on alice's open case without a reload, and
+    what alice is typing meanwhile stays as it is."""
+    page.goto(url)
+    page.wait_for_function("() => document.getElementById('live-status').textContent === 'Live'")
+    page.evaluate("() => { window.notReloaded = true }")
+    page.fill("textarea[name=body]", "half-typed by alice 3W")
+    bob_ctx, bob = sign_in(browser, "bob")
+    bob.goto(url)
+    bob.fill("textarea[name=body]", "bob was here, live 8X")
+    bob.select_option("select[name=visibility]", "public")
+    started = time.monotonic()
+    bob.get_by_role("button", name="Add comment").click()
+    page.wait_for_selector("#case-comments >> text=bob was here, live 8X", timeout=15000)
+    print(f"live: bob's comment on alice's page {1000 * (time.monotonic() - started):.0f} ms after his click")
+    check(page.evaluate("() => window.notReloaded === true"), "bob's comment arrived live, without a reload")
+    check(page.input_value("textarea[name=body]") == "half-typed by alice 3W", "what alice was typing is kept")
+    shot(page, "live")
+    bob_ctx.close()
+
+
 def drag(page, case, stage):
     """Drags a card to a column with the events a drag and drop fires
     (Playwright's emulated gesture proved unreliable on long columns)."""
@@ -194,6 +216,7 @@ def main():
         figures = measure_list(bob)
         bob_ctx.close()
         detail_url = work_a_case(page)
+        live(browser, page, detail_url)
         board(page)
         new_case(page)
         page.goto(BASE + "/tasks")

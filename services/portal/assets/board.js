@@ -3,35 +3,43 @@
 // puts the card back and shows the reason. Without this script, each
 // card's own form does the same.
 "use strict";
+// Listeners sit on the document: live updates swap the board's columns.
 (function () {
-  const board = document.querySelector(".board");
-  if (!board) return;
-  const error = document.getElementById("board-error");
+  if (!document.querySelector(".board")) return;
   let dragged = null;
 
   function say(text) {
+    const error = document.getElementById("board-error");
     error.textContent = text;
     error.hidden = !text;
   }
 
-  board.addEventListener("dragstart", (e) => {
-    const card = e.target.closest(".card");
+  function release() {
+    if (dragged) dragged.removeAttribute("data-dragging");
+    dragged = null;
+  }
+
+  document.addEventListener("dragstart", (e) => {
+    const card = e.target.closest && e.target.closest(".board .card");
     if (!card) return;
     dragged = card;
+    card.setAttribute("data-dragging", "");
     e.dataTransfer.effectAllowed = "move";
     e.dataTransfer.setData("text/plain", card.dataset.case);
   });
 
-  board.addEventListener("dragover", (e) => {
-    if (dragged && e.target.closest(".column")) e.preventDefault();
+  document.addEventListener("dragend", release);
+
+  document.addEventListener("dragover", (e) => {
+    if (dragged && e.target.closest && e.target.closest(".column")) e.preventDefault();
   });
 
-  board.addEventListener("drop", async (e) => {
-    const column = e.target.closest(".column");
+  document.addEventListener("drop", async (e) => {
+    const column = e.target.closest && e.target.closest(".column");
     if (!dragged || !column) return;
     e.preventDefault();
     const card = dragged;
-    dragged = null;
+    release();
     const from = card.parentElement;
     const stage = column.dataset.stage;
     if (stage === card.dataset.stage) return;

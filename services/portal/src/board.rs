@@ -43,7 +43,7 @@ fn card(c: &Value, def: &Value, s: &Session, board: &str, movable: bool) -> Mark
 
 fn columns(def: &Value, cases: &[(Value, bool)], s: &Session, board: &str) -> Markup {
     html! {
-        div.board role="list" {
+        div.board #board data-region role="list" {
             @for st in def["stages"].as_array().into_iter().flatten() {
                 @let sid = st["id"].as_str().unwrap_or_default();
                 section.column role="listitem" data-stage=(sid) aria-label=(st["name"].as_str().unwrap_or(sid)) {

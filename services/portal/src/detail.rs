@@ -236,12 +236,14 @@ fn actions(l: &Loaded, s: &Session, id: &str) -> Markup {
     let may = |a: &str| l.actions.iter().any(|x| x == a);
     let (public, internal) = (may("case.comment.public"), may("case.comment.internal"));
     html! {
-        (work(l, s, id))
-        @if may("case.moveToStage") && !l.transitions.is_empty() {
-            form method="post" action={ "/cases/" (id) "/stage" } {
-                input type="hidden" name="csrf" value=(s.csrf);
-                label { "Move to stage" select name="stage" { @for t in &l.transitions { option value=(t) { (t) } } } }
-                button type="submit" { "Move" }
+        div #case-work data-region {
+            (work(l, s, id))
+            @if may("case.moveToStage") && !l.transitions.is_empty() {
+                form method="post" action={ "/cases/" (id) "/stage" } {
+                    input type="hidden" name="csrf" value=(s.csrf);
+                    label { "Move to stage" select name="stage" { @for t in &l.transitions { option value=(t) { (t) } } } }
+                    button type="submit" { "Move" }
+                }
             }
         }
         @if public || internal {
@@ -268,14 +270,16 @@ fn render(l: &Loaded, s: &Session, id: &str, error: Option<&str>, status: Status
             Some(s),
             html! {
                 p { a href="/cases" { "← Cases" } }
-                h1 { (text(&c["key"])) ": " (text(&c["title"])) }
+                h1 data-live-case=(id) { (text(&c["key"])) ": " (text(&c["title"])) }
                 @if let Some(e) = error { p.problem role="alert" { (e) } }
-                (fields(c))
-                @if let Some(d) = c["description"].as_str().filter(|d| !d.is_empty()) { p { (d) } }
+                div #case-fields data-region {
+                    (fields(c))
+                    @if let Some(d) = c["description"].as_str().filter(|d| !d.is_empty()) { p { (d) } }
+                }
                 (actions(l, s, id))
-                (clocks(&l.sla))
-                (comments(c))
-                (timeline(&l.history))
+                div #case-sla data-region { (clocks(&l.sla)) }
+                div #case-comments data-region { (comments(c)) }
+                div #case-timeline data-region { (timeline(&l.history)) }
             },
         ),
     )

@@ -15,13 +15,15 @@
 //! - [`new_case`]: a new case, from a form generated from the schema;
 //! - [`tasks`]: the task inbox, claim and complete;
 //! - [`board`]: a definition's board, cards moved by form or by drag;
-//! - [`assets`]: the portal's own script, embedded, named by its hash;
+//! - [`live`]: the live stream of changed cases (Server-Sent Events);
+//! - [`assets`]: the portal's own scripts, embedded, named by their hash;
 //! - [`schema_form`]: forms from a JSON Schema, and the values back.
 
 pub mod api;
 pub mod assets;
 pub mod board;
 pub mod detail;
+pub mod live;
 pub mod login;
 pub mod new_case;
 pub mod pages;
@@ -125,6 +127,7 @@ pub fn configure(portal: Arc<Portal>) -> impl Fn(&mut web::ServiceConfig) + Clon
             .service(board::show)
             .service(board::move_card)
             .service(assets::asset)
+            .service(live::live)
             .service(tasks::inbox)
             .service(tasks::claim)
             .service(tasks::complete)

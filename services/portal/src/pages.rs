@@ -43,6 +43,7 @@ pub(crate) fn layout(title: &str, who: Option<&Session>, body: Markup) -> Markup
                     strong { "Casewire" }
                     @if let Some(s) = who {
                         nav aria-label="Main" { a href="/cases" { "Cases" } a href="/tasks" { "Tasks" } a href="/board" { "Boards" } a href="/new" { "New case" } }
+                        span.muted #live-status role="status" {}
                         span.muted { (s.username) " · " (s.realm) }
                         form method="post" action="/auth/logout" {
                             input type="hidden" name="csrf" value=(s.csrf);
@@ -51,6 +52,7 @@ pub(crate) fn layout(title: &str, who: Option<&Session>, body: Markup) -> Markup
                     }
                 }
                 main #main { (body) }
+                @if who.is_some() { script src=(crate::assets::LIVE_JS_PATH.as_str()) defer {} }
             }
         }
     }
@@ -193,8 +195,10 @@ pub async fn cases(portal: Data<Portal>, req: HttpRequest, q: Query<ListQuery>) 
                     html! {
                         h1 { "Cases" }
                         (filters(&q))
-                        (rows(&body))
-                        @if let Some(n) = next { p { a href=(n) rel="next" { "More cases" } } }
+                        div #case-rows data-region {
+                            (rows(&body))
+                            @if let Some(n) = next { p { a href=(n) rel="next" { "More cases" } } }
+                        }
                     },
                 ),
             )

@@ -76,6 +76,15 @@ impl Sessions {
         }
     }
 
+    /// Whether `id` is a live session, without counting this as a use
+    /// (an open live stream does not keep an idle session alive).
+    pub fn alive(&self, id: &str) -> bool {
+        let cutoff = Utc::now() - Duration::seconds(IDLE);
+        self.inner
+            .lock()
+            .is_ok_and(|all| all.get(id).is_some_and(|s| s.last_seen > cutoff))
+    }
+
     /// Ends a session.
     pub fn remove(&self, id: &str) -> Option<Session> {
         self.inner.lock().ok()?.remove(id)
@@ -128,8 +137,10 @@ mod tests {
         let id = s.insert(session());
         assert_eq!(s.get(&id).map(|x| x.username), Some("alice".into()));
         assert!(s.get("forged").is_none());
+        assert!(s.alive(&id) && !s.alive("forged"));
         assert!(s.remove(&id).is_some());
         assert!(s.get(&id).is_none());
+        assert!(!s.alive(&id));
         let mut old = session();
         old.last_seen = Utc::now() - Duration::seconds(IDLE + 1);
         let id = s.insert(old);

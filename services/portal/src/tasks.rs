@@ -86,8 +86,10 @@ fn inbox_page(s: &Session, mine: &[Value], open: &[Value], error: Option<&str>, 
             html! {
                 h1 { "Tasks" }
                 @if let Some(e) = error { p.problem role="alert" { (e) } }
-                h2 { "My tasks" } (table(mine, s, true))
-                h2 { "Unclaimed in my queues" } (table(open, s, false))
+                div #task-lists data-region {
+                    h2 { "My tasks" } (table(mine, s, true))
+                    h2 { "Unclaimed in my queues" } (table(open, s, false))
+                }
             },
         ),
     )

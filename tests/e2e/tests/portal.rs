@@ -556,3 +556,109 @@ async fn the_board_moves_a_card_and_a_refused_move_says_why() {
     assert!(r.text().await.unwrap().contains("CW-FORBIDDEN"));
     app.stop().await;
 }
+
+/// Reads `/live` until an event for `until` arrives: the events' data lines.
+async fn live_until(
+    stream: &mut (impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    until: &str,
+) -> Vec<(u64, serde_json::Value)> {
+    use futures::StreamExt;
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let events: Vec<(u64, serde_json::Value)> = text
+            .split("\n\n")
+            .filter(|m| m.contains("event: case"))
+            .map(|m| {
+                let id = m.lines().find_map(|l| l.strip_prefix("id: ")).unwrap().parse().unwrap();
+                let data = m.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+                (id, serde_json::from_str(data).unwrap())
+            })
+            .collect();
+        if events.iter().any(|(_, e)| e["case"] == until) {
+            return events;
+        }
+        let chunk = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("the event within 20 s")
+            .expect("the stream stays open")
+            .unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+}
+
+#[tokio::test]
+async fn the_live_stream_tells_a_person_only_of_what_they_may_see() {
+    let app = TestApp::spawn().await;
+    let carol = app.client("carol");
+    let mut his = complaint("Kettle hums for dave");
+    his["requester"] = json!({"email": "dave@example.com"});
+    let his = carol.post_wait("/api/v1/cases", &his).await.unwrap().body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other = carol
+        .post_wait("/api/v1/cases", &complaint("Not dave's"))
+        .await
+        .unwrap()
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let anonymous = reqwest::get(format!("{}/live", app.url())).await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    let dave = Browser::new(&app);
+    dave.sign_in("dave").await;
+    let live = dave.http.get(format!("{}/live", app.url())).send().await.unwrap();
+    assert_eq!(live.status(), StatusCode::OK);
+    assert!(
+        live.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut stream = live.bytes_stream();
+
+    let alice = app.client("alice");
+    let comment = |visibility: &str, body: &str| json!({"body": body, "visibility": visibility});
+    for (case, c) in [
+        (&his, comment("internal", "secret 5T")),
+        (&other, comment("public", "other 6U")),
+        (&his, comment("public", "hello 7V")),
+    ] {
+        let r = alice
+            .post_wait(&format!("/api/v1/cases/{case}/comments"), &c)
+            .await
+            .unwrap();
+        assert!(r.status.is_success(), "{}", r.body);
+    }
+    let events = live_until(&mut stream, &his).await;
+    assert_eq!(events.len(), 1, "only the public comment on his own case: {events:?}");
+    let (position, event) = &events[0];
+    assert!(event["type"].as_str().unwrap().contains("comment"), "{event}");
+    assert_eq!(
+        event.as_object().unwrap().len(),
+        2,
+        "the case and the type, never the data: {event}"
+    );
+    drop(stream);
+
+    // A browser that reconnects resumes after the last id it saw.
+    let again = dave
+        .http
+        .get(format!("{}/live", app.url()))
+        .header("Last-Event-ID", (position - 1).to_string())
+        .send()
+        .await
+        .unwrap();
+    let replayed = live_until(&mut again.bytes_stream(), &his).await;
+    assert_eq!(replayed[0].0, *position, "the same event again, from its position");
+
+    let token = csrf(&html_of(&dave).await);
+    let out = submit(&dave, "/auth/logout", &[("csrf", token.as_str())]).await;
+    assert_eq!(out.status(), StatusCode::FOUND);
+    let after = dave.http.get(format!("{}/live", app.url())).send().await.unwrap();
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED, "signed out: no stream");
+    app.stop().await;
+}
