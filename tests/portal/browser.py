@@ -7,7 +7,7 @@ Against a running `casewire dev` with its demo data: sign in through the
 dev issuer's login page, the case list (its weight and first paint are
 measured and printed, never asserted), a case worked (comment, stage by
 drag on the board and a refused drag that snaps back), bob's comment
-arriving live on alice's open page, a new case, the
+arriving live on alice's open page, a file uploaded and shown, a new case, the
 task inbox, a requester who sees his cases and no internal comment, a
 viewer without actions, and sign-out. axe-core checks every screen: a
 serious or critical violation fails the run. Screenshots are kept in the
@@ -16,6 +16,8 @@ artefacts dir. Exits 1 on the first failed check, with the reason.
 
 import json
 import os
+import struct
+import zlib
 import pathlib
 import sys
 import time
@@ -135,6 +137,33 @@ def live(browser, page, url):
     bob_ctx.close()
 
 
+def png(width=24, height=16):
+    """A real PNG (a red rectangle), made here rather than shipped."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\x00" + b"\xcc\x22\x22" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def upload(page, url):
+    """A file through the upload form (with its progress script), shown on
+    the case as an image; a refused type shows the API's reason."""
+    page.goto(url)
+    page.set_input_files("form.upload input[type=file]",
+                         files=[{"name": "not-a-png.png", "mimeType": "image/png", "buffer": b"plain text"}])
+    page.get_by_role("button", name="Upload").click()
+    page.wait_for_selector("form.upload [role=alert]:has-text('CW-CONTENT-MISMATCH')")
+    check(True, "a file whose bytes are not its type is refused with the reason")
+    page.set_input_files("form.upload input[type=file]",
+                         files=[{"name": "lid-photo.png", "mimeType": "image/png", "buffer": png()}])
+    with page.expect_navigation():
+        page.get_by_role("button", name="Upload").click()
+    page.wait_for_selector("img[alt='lid-photo.png']")
+    loaded = page.evaluate("() => document.querySelector(\"img[alt='lid-photo.png']\").naturalWidth")
+    check(loaded == 24, f"the uploaded image is shown ({loaded} px wide)")
+
+
 def drag(page, case, stage):
     """Drags a card to a column with the events a drag and drop fires
     (Playwright's emulated gesture proved unreliable on long columns)."""
@@ -217,6 +246,7 @@ def main():
         bob_ctx.close()
         detail_url = work_a_case(page)
         live(browser, page, detail_url)
+        upload(page, detail_url)
         board(page)
         new_case(page)
         page.goto(BASE + "/tasks")

@@ -22,7 +22,11 @@
     if (el.contains(document.activeElement) && document.activeElement !== document.body) return true;
     return Array.from(el.querySelectorAll("input, textarea, select")).some((i) => {
       if (i.type === "hidden") return false;
-      if (i.tagName === "SELECT") return Array.from(i.options).some((o) => o.selected !== o.defaultSelected);
+      if (i.tagName === "SELECT") {
+        // Without a `selected` attribute the first option is the default.
+        const initial = Array.from(i.options).findIndex((o) => o.defaultSelected);
+        return i.selectedIndex !== Math.max(initial, 0);
+      }
       if (i.type === "checkbox" || i.type === "radio") return i.checked !== i.defaultChecked;
       return i.value !== i.defaultValue;
     });

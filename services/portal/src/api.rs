@@ -36,6 +36,20 @@ pub async fn post(portal: &Portal, s: &Session, path: &str, body: &Value) -> any
     Ok((status, body))
 }
 
+/// `DELETE path` as the session's person, waiting for the outcome.
+pub async fn delete(portal: &Portal, s: &Session, path: &str) -> anyhow::Result<(StatusCode, Value)> {
+    let r = portal
+        .http
+        .delete(format!("{}{path}", portal.bases().map_or("", |b| b.api_base.as_str())))
+        .bearer_auth(&s.access)
+        .header("Prefer", "wait=5")
+        .send()
+        .await?;
+    let status = r.status();
+    let body = r.json().await.unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
 /// A path segment, percent-encoded.
 pub fn enc(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()

@@ -12,6 +12,8 @@ use sha2::{Digest, Sha256};
 pub const BOARD_JS: &str = include_str!("../assets/board.js");
 /// Live updates of the page's regions.
 pub const LIVE_JS: &str = include_str!("../assets/live.js");
+/// Uploads with progress, and files dropped on the form.
+pub const UPLOAD_JS: &str = include_str!("../assets/upload.js");
 
 fn hashed(stem: &str, body: &str) -> String {
     let hash = Sha256::digest(body.as_bytes());
@@ -23,6 +25,8 @@ fn hashed(stem: &str, body: &str) -> String {
 pub static BOARD_JS_PATH: LazyLock<String> = LazyLock::new(|| hashed("board", BOARD_JS));
 /// `/assets/live.<hash>.js`.
 pub static LIVE_JS_PATH: LazyLock<String> = LazyLock::new(|| hashed("live", LIVE_JS));
+/// `/assets/upload.<hash>.js`.
+pub static UPLOAD_JS_PATH: LazyLock<String> = LazyLock::new(|| hashed("upload", UPLOAD_JS));
 
 #[get("/assets/{name}")]
 pub async fn asset(name: Path<String>) -> HttpResponse {
@@ -31,6 +35,8 @@ pub async fn asset(name: Path<String>) -> HttpResponse {
         BOARD_JS
     } else if path == *LIVE_JS_PATH {
         LIVE_JS
+    } else if path == *UPLOAD_JS_PATH {
+        UPLOAD_JS
     } else {
         return HttpResponse::NotFound().finish();
     };

@@ -93,20 +93,63 @@ fn fields(c: &Value) -> Markup {
     }
 }
 
-fn comments(c: &Value) -> Markup {
+/// Who may write which kind of comment, and the form's token.
+struct Writer<'a> {
+    csrf: &'a str,
+    public: bool,
+    internal: bool,
+}
+
+/// The comment form: a new thread, or a reply to `parent`.
+fn comment_form(id: &str, w: &Writer, parent: Option<&str>) -> Markup {
+    html! {
+        form method="post" action={ "/cases/" (id) "/comment" } {
+            input type="hidden" name="csrf" value=(w.csrf);
+            @if let Some(p) = parent { input type="hidden" name="parent" value=(p); }
+            label { @if parent.is_some() { "Reply" } @else { "Comment" } " (Markdown)" textarea name="body" rows=(if parent.is_some() { "2" } else { "4" }) required {} }
+            label { "Visible to" select name="visibility" {
+                @if w.internal { option value="internal" { "Staff only (internal)" } }
+                @if w.public { option value="public" { "Everyone on the case (public)" } }
+            } }
+            button type="submit" { @if parent.is_some() { "Reply" } @else { "Add comment" } }
+        }
+    }
+}
+
+/// A comment and, under it, its replies (threads nest as deep as they go).
+fn thread(all: &[Value], m: &Value, id: &str, w: Option<&Writer>, depth: usize) -> Markup {
+    let cid = text(&m["id"]);
+    let replies: Vec<&Value> = all
+        .iter()
+        .filter(|r| r["parentId"].as_str() == Some(cid.as_str()))
+        .collect();
+    html! {
+        article.comment {
+            p.muted {
+                (text(&m["author"])) " · " time datetime=(text(&m["at"])) { (text(&m["at"]).get(..16).unwrap_or_default().replace('T', " ")) }
+                @if m["visibility"] == "internal" { " · " strong { "internal" } }
+            }
+            div.body { (maud::PreEscaped(crate::markdown::render(m["body"].as_str().unwrap_or_default()))) }
+            @if let Some(w) = w {
+                details { summary { "Reply" } (comment_form(id, w, Some(&cid))) }
+            }
+            @if !replies.is_empty() && depth < 16 {
+                div.replies { @for r in replies { (thread(all, r, id, w, depth + 1)) } }
+            }
+        }
+    }
+}
+
+fn comments(c: &Value, id: &str, w: Option<&Writer>) -> Markup {
     let items = c["comments"].as_array().cloned().unwrap_or_default();
+    // A reply whose parent this person can not see starts its own thread.
+    let known = |p: &str| items.iter().any(|m| m["id"].as_str() == Some(p));
     html! {
         section #comments aria-labelledby="comments-h" {
             h2 #comments-h { "Comments" }
             @if items.is_empty() { p.muted { "No comments yet." } }
-            @for m in &items {
-                article.comment {
-                    p.muted {
-                        (text(&m["author"])) " · " (text(&m["createdAt"]))
-                        @if m["visibility"] == "internal" { " · " strong { "internal" } }
-                    }
-                    p { (text(&m["body"])) }
-                }
+            @for m in items.iter().filter(|m| !m["parentId"].as_str().is_some_and(known)) {
+                (thread(&items, m, id, w, 0))
             }
         }
     }
@@ -166,6 +209,86 @@ fn clocks(sla: &Value) -> Markup {
                         }
                     } }
                 }
+            }
+        }
+    }
+}
+
+fn size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{:.1} MB", b as f64 / f64::from(1u32 << 20)),
+        b if b >= 1 << 10 => format!("{:.0} KB", b as f64 / 1024.0),
+        b => format!("{b} bytes"),
+    }
+}
+
+/// The case's files: images shown, PDFs previewed in a new tab, all
+/// downloadable; with the upload form (drag and drop, progress) for those
+/// who may attach.
+fn files(c: &Value, s: &Session, id: &str, may_attach: bool) -> Markup {
+    let items = c["attachments"].as_array().cloned().unwrap_or_default();
+    html! {
+        section aria-labelledby="files-h" {
+            h2 #files-h { "Attachments" }
+            div #case-files data-region {
+                @if items.is_empty() { p.muted { "No files yet." } }
+                ul.files { @for f in &items {
+                    @let (fid, name, ty) = (text(&f["fileId"]), text(&f["name"]), text(&f["contentType"]));
+                    li {
+                        @if crate::files::is_image(&ty) {
+                            img src={ "/files/" (fid) "?inline=1" } alt=(name) loading="lazy" width="160";
+                        }
+                        a href={ "/files/" (fid) } download=(name) { (name) }
+                        " " span.muted { (size(f["size"].as_u64().unwrap_or_default())) " · " (text(&f["by"])) }
+                        @if ty == "application/pdf" { " " a href={ "/files/" (fid) "?inline=1" } target="_blank" rel="noopener" { "Preview" } }
+                    }
+                } }
+            }
+            @if may_attach {
+                form.upload method="post" enctype="multipart/form-data" action={ "/cases/" (id) "/attachments?csrf=" (s.csrf) } {
+                    label { "Add a file (or drop it here)" input type="file" name="file" required; }
+                    progress max="100" value="0" hidden {}
+                    button type="submit" { "Upload" }
+                    span.problem role="alert" {}
+                }
+                script src=(crate::assets::UPLOAD_JS_PATH.as_str()) defer {}
+            }
+        }
+    }
+}
+
+/// Tags (each removable) and links to other cases, with their forms.
+fn tags_and_links(l: &Loaded, s: &Session, id: &str) -> Markup {
+    let may = |a: &str| l.actions.iter().any(|x| x == a);
+    let c = &l.case;
+    let tags = c["tags"].as_array().cloned().unwrap_or_default();
+    let links = c["links"].as_array().cloned().unwrap_or_default();
+    let relations = ["relatesTo", "duplicates", "blocks", "blockedBy", "parentOf", "childOf"];
+    html! {
+        div #case-tags data-region {
+            h2 { "Tags and links" }
+            ul.tags aria-label="Tags" { @for t in &tags {
+                li { (text(t)) @if may("case.untag") { " " (button(id, &s.csrf, &format!("untag:{}", text(t)), "Remove")) } }
+            } }
+            @if !links.is_empty() { ul aria-label="Links" { @for k in &links {
+                li { (text(&k["relation"])) " " a href={ "/cases/" (text(&k["target"])) } { (text(&k["target"])) } }
+            } } }
+        }
+        @if may("case.tag") {
+            form.inline method="post" action={ "/cases/" (id) "/do" } {
+                input type="hidden" name="csrf" value=(s.csrf);
+                input type="hidden" name="action" value="tag";
+                label { "Tag" input name="value" required maxlength="64"; }
+                button type="submit" { "Add tag" }
+            }
+        }
+        @if may("case.link") {
+            form.inline method="post" action={ "/cases/" (id) "/do" } {
+                input type="hidden" name="csrf" value=(s.csrf);
+                input type="hidden" name="action" value="link";
+                label { "Relation" select name="relation" { @for r in relations { option value=(r) { (r) } } } }
+                label { "Case key" input name="value" required placeholder="CC-12"; }
+                button type="submit" { "Link" }
             }
         }
     }
@@ -247,15 +370,7 @@ fn actions(l: &Loaded, s: &Session, id: &str) -> Markup {
             }
         }
         @if public || internal {
-            form method="post" action={ "/cases/" (id) "/comment" } {
-                input type="hidden" name="csrf" value=(s.csrf);
-                label { "Comment" textarea name="body" rows="4" required {} }
-                label { "Visible to" select name="visibility" {
-                    @if internal { option value="internal" { "Staff only (internal)" } }
-                    @if public { option value="public" { "Everyone on the case (public)" } }
-                } }
-                button type="submit" { "Add comment" }
-            }
+            (comment_form(id, &Writer { csrf: &s.csrf, public, internal }, None))
         }
     }
 }
@@ -263,6 +378,13 @@ fn actions(l: &Loaded, s: &Session, id: &str) -> Markup {
 fn render(l: &Loaded, s: &Session, id: &str, error: Option<&str>, status: StatusCode) -> HttpResponse {
     let c = &l.case;
     let title = format!("{} {}", text(&c["key"]), text(&c["title"]));
+    let may = |a: &str| l.actions.iter().any(|x| x == a);
+    let (public, internal) = (may("case.comment.public"), may("case.comment.internal"));
+    let writer = (public || internal).then_some(Writer {
+        csrf: &s.csrf,
+        public,
+        internal,
+    });
     page(
         status,
         layout(
@@ -277,8 +399,10 @@ fn render(l: &Loaded, s: &Session, id: &str, error: Option<&str>, status: Status
                     @if let Some(d) = c["description"].as_str().filter(|d| !d.is_empty()) { p { (d) } }
                 }
                 (actions(l, s, id))
+                (tags_and_links(l, s, id))
+                (files(c, s, id, l.actions.iter().any(|a| a == "case.attach")))
                 div #case-sla data-region { (clocks(&l.sla)) }
-                div #case-comments data-region { (comments(c)) }
+                div #case-comments data-region { (comments(c, id, writer.as_ref())) }
                 div #case-timeline data-region { (timeline(&l.history)) }
             },
         ),
@@ -303,6 +427,9 @@ pub struct CommentForm {
     pub csrf: String,
     pub body: String,
     pub visibility: String,
+    /// The comment this one answers.
+    #[serde(default)]
+    pub parent: Option<String>,
 }
 
 /// A stage move from the detail page.
@@ -353,7 +480,10 @@ pub async fn comment(
     id: Path<String>,
     form: Form<CommentForm>,
 ) -> HttpResponse {
-    let body = json!({"body": form.body, "visibility": form.visibility});
+    let mut body = json!({"body": form.body, "visibility": form.visibility});
+    if let Some(parent) = form.parent.as_deref().filter(|p| !p.is_empty()) {
+        body["parentId"] = json!(parent);
+    }
     act(&portal, &req, &id, &form.csrf, "/comments", body).await
 }
 
@@ -371,6 +501,8 @@ pub struct ActionForm {
     pub value: Option<String>,
     #[serde(default)]
     pub note: Option<String>,
+    #[serde(default)]
+    pub relation: Option<String>,
 }
 
 #[post("/cases/{id}/do")]
@@ -389,7 +521,44 @@ pub async fn command(portal: Data<Portal>, req: HttpRequest, id: Path<String>, f
         ),
         "close" => ("/close", json!({})),
         "reopen" => ("/reopen", json!({})),
-        _ => return problem(StatusCode::BAD_REQUEST, "Unknown action."),
+        "tag" => ("/tags", json!({"tag": value.trim()})),
+        "link" => {
+            match crate::api::get_ok(&portal, &s, &format!("/api/v1/cases/{}", crate::api::enc(value.trim()))).await {
+                Ok(target) => (
+                    "/links",
+                    json!({"target": target["id"], "relation": form.relation.as_deref().unwrap_or("relatesTo")}),
+                ),
+                Err((status, why)) => return problem(status, &format!("The case to link to: {why}")),
+            }
+        }
+        other => match other.strip_prefix("untag:") {
+            Some(tag) => return untag(&portal, &req, &id, &form.csrf, tag).await,
+            None => return problem(StatusCode::BAD_REQUEST, "Unknown action."),
+        },
     };
     act(&portal, &req, &id, &form.csrf, path, body).await
+}
+
+/// Removes a tag (the API's DELETE), back to the case.
+async fn untag(portal: &Portal, req: &HttpRequest, id: &str, csrf: &str, tag: &str) -> HttpResponse {
+    let Some(s) = crate::login::signed_in(portal, req).await else {
+        return to_login();
+    };
+    if csrf != s.csrf {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "This form is stale. Reload the page and try again.",
+        );
+    }
+    let path = format!("/api/v1/cases/{}/tags/{}", crate::api::enc(id), crate::api::enc(tag));
+    match crate::api::delete(portal, &s, &path).await {
+        Ok((st, _)) if st.is_success() => HttpResponse::SeeOther()
+            .insert_header(("Location", format!("/cases/{}", crate::api::enc(id))))
+            .finish(),
+        Ok((st, b)) => problem(
+            StatusCode::from_u16(st.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
+            b["message"].as_str().unwrap_or("Refused."),
+        ),
+        Err(e) => problem(StatusCode::BAD_GATEWAY, &format!("The API can not be reached: {e}")),
+    }
 }

@@ -15,6 +15,8 @@
 //! - [`new_case`]: a new case, from a form generated from the schema;
 //! - [`tasks`]: the task inbox, claim and complete;
 //! - [`board`]: a definition's board, cards moved by form or by drag;
+//! - [`files`]: attachments: upload, download, preview;
+//! - [`markdown`]: comments as Markdown, rendered safely;
 //! - [`live`]: the live stream of changed cases (Server-Sent Events);
 //! - [`assets`]: the portal's own scripts, embedded, named by their hash;
 //! - [`schema_form`]: forms from a JSON Schema, and the values back.
@@ -23,8 +25,10 @@ pub mod api;
 pub mod assets;
 pub mod board;
 pub mod detail;
+pub mod files;
 pub mod live;
 pub mod login;
+pub mod markdown;
 pub mod new_case;
 pub mod pages;
 pub mod schema_form;
@@ -127,6 +131,8 @@ pub fn configure(portal: Arc<Portal>) -> impl Fn(&mut web::ServiceConfig) + Clon
             .service(board::show)
             .service(board::move_card)
             .service(assets::asset)
+            .service(files::upload)
+            .service(files::download)
             .service(live::live)
             .service(tasks::inbox)
             .service(tasks::claim)

@@ -25,6 +25,7 @@ button{cursor:pointer}form.inline{display:inline-flex;gap:.4rem;align-items:end;
 .actions{margin:1rem 0}.board{display:flex;gap:1rem;overflow-x:auto;align-items:flex-start}\
 .column{min-width:14rem;flex:1;border:1px solid var(--line);border-radius:6px;padding:.5rem}.column ul{list-style:none;padding:0;margin:0;min-height:3rem}\
 .card{border:1px solid var(--line);border-radius:4px;padding:.4rem;margin:.4rem 0;background:var(--bg);cursor:grab}.card form{margin-top:.3rem}dl.fields{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}dd{margin:0}.problem{color:var(--bad)}.muted{color:var(--muted)}\
+ul.files,ul.tags{list-style:none;padding:0}ul.files li{margin:.4rem 0}ul.files img{display:block;max-width:160px;height:auto;border:1px solid var(--line)}ul.tags li{display:inline-block;margin-right:.6rem}form.upload{border:1px dashed var(--line);border-radius:6px;padding:.6rem;display:flex;gap:.5rem;align-items:end;flex-wrap:wrap}form.upload.drop{border-color:var(--accent)}.replies{margin-left:1.2rem;padding-left:.8rem;border-left:2px solid var(--line)}article.comment .body p{margin:.2rem 0}details summary{cursor:pointer;color:var(--accent)}\
 .skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:.5rem;background:var(--bg);padding:.25rem .5rem}";
 
 pub(crate) fn layout(title: &str, who: Option<&Session>, body: Markup) -> Markup {

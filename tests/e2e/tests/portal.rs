@@ -662,3 +662,181 @@ async fn the_live_stream_tells_a_person_only_of_what_they_may_see() {
     assert_eq!(after.status(), StatusCode::UNAUTHORIZED, "signed out: no stream");
     app.stop().await;
 }
+
+/// A browser's multipart body with one file part.
+fn multipart(name: &str, content_type: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "----casewire-test-boundary-41";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: {content_type}\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn files_tags_and_links_from_the_detail_page() {
+    let app = TestApp::spawn().await;
+    let carol = app.client("carol");
+    let case = carol
+        .post_wait("/api/v1/cases", &complaint("Cracked lid"))
+        .await
+        .unwrap()
+        .body;
+    let other = carol
+        .post_wait("/api/v1/cases", &complaint("Same lid"))
+        .await
+        .unwrap()
+        .body;
+    let path = format!("/cases/{}", case["id"].as_str().unwrap());
+    let alice = Browser::new(&app);
+    alice.sign_in("alice").await;
+    let html = alice.open(&path).await.text().await.unwrap();
+    assert!(html.contains("enctype=\"multipart/form-data\"") && html.contains("Add tag"));
+    let token = csrf(&html);
+    let upload = async |token: &str, name: &str, ty: &str, bytes: &[u8], json: bool| {
+        let (content_type, body) = multipart(name, ty, bytes);
+        let mut r = alice
+            .http
+            .post(format!("{}{path}/attachments?csrf={token}", app.url()))
+            .header("Content-Type", content_type)
+            .body(body);
+        if json {
+            r = r.header("Accept", "application/json");
+        }
+        r.send().await.unwrap()
+    };
+    let png = [b"\x89PNG\r\n\x1a\n".as_slice(), &[0u8; 64]].concat();
+    let r = upload("forged", "lid.png", "image/png", &png, true).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "the CSRF token guards uploads too");
+    let r = upload(&token, "lid.png", "image/png", b"not a png", true).await;
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let why: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        why["code"], "CW-CONTENT-MISMATCH",
+        "the API's reason, for the script to show"
+    );
+    let r = upload(&token, "lid.png", "image/png", &png, false).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
+
+    let html = alice.open(&path).await.text().await.unwrap();
+    let at = html.find("/files/").expect("the file on the page") + 7;
+    let file = html[at..at + 36].to_owned();
+    assert!(
+        html.contains(&format!("<img src=\"/files/{file}?inline=1\" alt=\"lid.png\"")),
+        "an image is shown"
+    );
+    let shown = alice.open(&format!("/files/{file}?inline=1")).await;
+    assert_eq!(shown.headers()["content-type"], "image/png");
+    assert!(
+        shown.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("inline")
+    );
+    assert!(
+        shown.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("sandbox")
+    );
+    assert_eq!(shown.bytes().await.unwrap().as_ref(), png.as_slice());
+    let saved = alice.open(&format!("/files/{file}")).await;
+    assert!(
+        saved.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+
+    // Someone the case is not shown to gets no bytes.
+    let dave = Browser::new(&app);
+    dave.sign_in("dave").await;
+    assert_eq!(
+        dave.open(&format!("/files/{file}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // Tags and links by form; the link takes the other case's key.
+    for form in [
+        vec![("action", "tag"), ("value", "lid")],
+        vec![
+            ("action", "link"),
+            ("relation", "duplicates"),
+            ("value", other["key"].as_str().unwrap()),
+        ],
+    ] {
+        let mut full = vec![("csrf", token.as_str())];
+        full.extend(form);
+        let r = submit(&alice, &format!("{path}/do"), &full).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
+    }
+    let html = alice.open(&path).await.text().await.unwrap();
+    assert!(
+        html.contains("<li>lid ") && html.contains(other["id"].as_str().unwrap()),
+        "the tag and the link"
+    );
+    let r = submit(
+        &alice,
+        &format!("{path}/do"),
+        &[("csrf", token.as_str()), ("action", "untag:lid")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let html = alice.open(&path).await.text().await.unwrap();
+    assert!(!html.contains("<li>lid "), "the tag is gone");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn comments_are_safe_markdown_in_threads() {
+    let app = TestApp::spawn().await;
+    let case = app
+        .client("carol")
+        .post_wait("/api/v1/cases", &complaint("Lid squeaks"))
+        .await
+        .unwrap()
+        .body;
+    let path = format!("/cases/{}", case["id"].as_str().unwrap());
+    let alice = Browser::new(&app);
+    alice.sign_in("alice").await;
+    let token = csrf(&alice.open(&path).await.text().await.unwrap());
+    let body = "**Checked** the lid <script>alert(1)</script> [x](javascript:alert(2))";
+    let form = [("csrf", token.as_str()), ("body", body), ("visibility", "public")];
+    assert_eq!(
+        submit(&alice, &format!("{path}/comment"), &form).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let html = alice.open(&path).await.text().await.unwrap();
+    assert!(html.contains("<strong>Checked</strong>"), "Markdown rendered");
+    assert!(
+        !html.contains("<script>alert") && !html.contains("javascript:alert"),
+        "nothing runs"
+    );
+    let at = html.find("name=\"parent\" value=\"").expect("a reply form") + 21;
+    let parent = html[at..at + 36].to_owned();
+    let form = [
+        ("csrf", token.as_str()),
+        ("body", "A reply _here_"),
+        ("visibility", "public"),
+        ("parent", parent.as_str()),
+    ];
+    assert_eq!(
+        submit(&alice, &format!("{path}/comment"), &form).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let case = app.client("alice").get(&format!("/api/v1{path}")).await.unwrap().body;
+    assert_eq!(
+        case["comments"][1]["parentId"],
+        parent.as_str(),
+        "the reply is in the thread"
+    );
+    let html = alice.open(&path).await.text().await.unwrap();
+    let replies = html.find("class=\"replies\"").expect("a thread");
+    assert!(
+        html[replies..].contains("A reply <em>here</em>"),
+        "the reply under its comment"
+    );
+    app.stop().await;
+}
