@@ -8,7 +8,7 @@ dev issuer's login page, the case list (its weight and first paint are
 measured and printed, never asserted), a case worked (comment, stage by
 drag on the board and a refused drag that snaps back), bob's comment
 arriving live on alice's open page, a file uploaded and shown, a new case, the
-task inbox, a requester who sees his cases and no internal comment, a
+task inbox, the dashboard, a requester who sees his cases and no internal comment, a
 viewer without actions, and sign-out. axe-core checks every screen: a
 serious or critical violation fails the run. Screenshots are kept in the
 artefacts dir. Exits 1 on the first failed check, with the reason.
@@ -252,6 +252,10 @@ def main():
         page.goto(BASE + "/tasks")
         axe(page, "task inbox")
         shot(page, "tasks")
+        page.goto(BASE + "/dashboard")
+        check(page.locator("svg[role=img]").count() >= 4, "the dashboard draws its charts")
+        axe(page, "dashboard")
+        shot(page, "dashboard")
         requester(browser, detail_url)
         viewer(browser, detail_url)
         page.get_by_role("button", name="Sign out").click()

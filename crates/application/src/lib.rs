@@ -13,6 +13,7 @@
 pub mod access;
 pub mod decide;
 pub mod sla;
+pub mod stats;
 
 pub use access::{AccessCache, is_internal_comment};
 pub use decide::{CaseCache, DEFAULT_CACHE_BYTES, Decided, decide, decide_on};

@@ -510,6 +510,10 @@ fn list_filter(tenant: &TenantId, query: &CaseQuery) -> Option<Document> {
             filter.insert(field, v);
         }
     }
+    if query.unassigned {
+        // Null matches a missing field too.
+        filter.insert("assignee", Bson::Null);
+    }
     let mut and = Vec::new();
     if let Some(clauses) = &query.visible {
         and.push(visibility(clauses));

@@ -54,6 +54,8 @@ pub struct CaseQuery {
     pub stage: Option<String>,
     pub queue: Option<QueueName>,
     pub assignee: Option<String>,
+    /// Only cases nobody is assigned to.
+    pub unassigned: bool,
     pub priority: Option<String>,
     pub tag: Option<Tag>,
     pub status: Option<String>,
@@ -99,6 +101,11 @@ pub struct CaseSummary {
     /// filled in by the store).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sla_due_at: Option<DateTime<Utc>>,
+    /// When a resolved or closed case was resolved. Summaries projected
+    /// before this field existed lack it until the case changes again or
+    /// `casewire replay` rebuilds them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<DateTime<Utc>>,
 }
 
 /// The sort value of a missing SLA due time: after every time.
@@ -122,6 +129,11 @@ impl CaseSummary {
             updated_at: case.updated_at.unwrap_or_default(),
             revision: case.revision,
             sla_due_at: None,
+            resolved_at: case
+                .resolution
+                .as_ref()
+                .filter(|_| case.status != casewire_domain::case::CaseStatus::Open)
+                .map(|r| r.at),
         }
     }
 

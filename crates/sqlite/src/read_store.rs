@@ -756,6 +756,9 @@ impl CaseProjection for SqliteReadStore {
                 args.push(v.to_string().into());
             }
         }
+        if query.unassigned {
+            sql.push_str(" AND c.assignee IS NULL");
+        }
         if let Some(tag) = &query.tag {
             sql.push_str(" AND EXISTS (SELECT 1 FROM case_tags t WHERE t.tag = ? AND t.seq = c.seq)");
             args.push(tag.to_string().into());

@@ -282,6 +282,7 @@ async fn start_serving(
                         .service(routes::sla::post_calendar)
                         .service(routes::sla::post_holidays)
                         .service(routes::sla::case_sla)
+                        .service(routes::stats::case_stats)
                         .service(cases::permissions)
                         .service(events::stream)
                         .service(cases::attach)

@@ -60,6 +60,21 @@
     }
   }
 
+  // Search as you type: the list's rows follow the words, the address
+  // keeps the query (so reload and back work), the field keeps the focus.
+  const search = document.querySelector("form.filters input[type=search]");
+  let typing = null;
+  if (search) {
+    search.addEventListener("input", () => {
+      if (typing) clearTimeout(typing);
+      typing = setTimeout(() => {
+        const query = new URLSearchParams(new FormData(search.form));
+        history.replaceState(null, "", "/cases?" + query.toString());
+        refresh();
+      }, 250);
+    });
+  }
+
   const source = new EventSource("/live");
   source.addEventListener("open", () => say("Live"));
   source.addEventListener("error", () => say(source.readyState === EventSource.CLOSED ? "Not live" : "Reconnecting…"));

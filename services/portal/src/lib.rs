@@ -14,16 +14,19 @@
 //! - [`detail`]: the case detail and its actions;
 //! - [`new_case`]: a new case, from a form generated from the schema;
 //! - [`tasks`]: the task inbox, claim and complete;
+//! - [`dashboard`]: figures and SVG charts of the cases one may see;
 //! - [`board`]: a definition's board, cards moved by form or by drag;
 //! - [`files`]: attachments: upload, download, preview;
 //! - [`markdown`]: comments as Markdown, rendered safely;
 //! - [`live`]: the live stream of changed cases (Server-Sent Events);
 //! - [`assets`]: the portal's own scripts, embedded, named by their hash;
+//! - [`views`]: built-in and saved views of the case list;
 //! - [`schema_form`]: forms from a JSON Schema, and the values back.
 
 pub mod api;
 pub mod assets;
 pub mod board;
+pub mod dashboard;
 pub mod detail;
 pub mod files;
 pub mod live;
@@ -34,6 +37,7 @@ pub mod pages;
 pub mod schema_form;
 pub mod session;
 pub mod tasks;
+pub mod views;
 
 use std::sync::Arc;
 
@@ -131,6 +135,8 @@ pub fn configure(portal: Arc<Portal>) -> impl Fn(&mut web::ServiceConfig) + Clon
             .service(board::show)
             .service(board::move_card)
             .service(assets::asset)
+            .service(views::save)
+            .service(dashboard::dashboard)
             .service(files::upload)
             .service(files::download)
             .service(live::live)

@@ -183,6 +183,7 @@ fn session_of(tokens: &Value, realm: &str, nonce: Option<&str>) -> Result<Sessio
         id_token: id_token.map(str::to_owned),
         csrf: session::fresh_token(),
         last_seen: Utc::now(),
+        sla_filter: None,
     })
 }
 

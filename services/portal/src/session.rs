@@ -29,6 +29,8 @@ pub struct Session {
     /// The token every form of this session must carry.
     pub csrf: String,
     pub last_seen: DateTime<Utc>,
+    /// Whether the API lets this person filter by SLA (staff), once asked.
+    pub sla_filter: Option<bool>,
 }
 
 /// A fresh unguessable token (256 bits, URL-safe).
@@ -128,6 +130,7 @@ mod tests {
             id_token: None,
             csrf: fresh_token(),
             last_seen: Utc::now(),
+            sla_filter: None,
         }
     }
 

@@ -1040,6 +1040,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/calendars/{id}/holidays"),
     ("get", "/api/v1/cases/{id}/sla"),
     ("get", "/api/v1/cases/{id}/permissions"),
+    ("get", "/api/v1/stats/cases"),
 ];
 
 #[tokio::test]
@@ -1283,5 +1284,56 @@ async fn a_comment_says_whether_the_requester_wrote_it_whatever_the_caller_claim
         "{}",
         history.body
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn stats_count_only_the_cases_the_caller_may_see() {
+    let app = TestApp::spawn().await;
+    let carol = app.client("carol");
+    let mut his = complaint("Dave's kettle");
+    his["requester"] = json!({"email": "dave@example.com"});
+    let his = carol.post_wait("/api/v1/cases", &his).await.unwrap().body;
+    for title in ["Toaster", "Blender"] {
+        carol.post_wait("/api/v1/cases", &complaint(title)).await.unwrap();
+    }
+    let r = carol
+        .post_wait(
+            &format!("/api/v1/cases/{}/resolve", his["id"].as_str().unwrap()),
+            &json!({"resolution": "refunded"}),
+        )
+        .await
+        .unwrap();
+    assert!(r.status.is_success(), "{}", r.body);
+
+    let staff = app.client("alice").get("/api/v1/stats/cases?days=7").await.unwrap();
+    assert_eq!(staff.status.as_u16(), 200, "{}", staff.body);
+    let s = &staff.body;
+    assert_eq!((s["total"].as_u64(), s["open"].as_u64()), (Some(3), Some(2)), "{s}");
+    assert_eq!(s["openByQueue"][0], json!({"label": "complaints", "count": 2}));
+    let today = s["days"].as_array().unwrap().last().unwrap();
+    assert_eq!(
+        (today["created"].as_u64(), today["resolved"].as_u64()),
+        (Some(3), Some(1)),
+        "{s}"
+    );
+    assert_eq!(s["days"].as_array().unwrap().len(), 7);
+    assert_eq!(s["truncated"], false);
+
+    let dave = app.client("dave").get("/api/v1/stats/cases").await.unwrap();
+    assert_eq!(
+        (dave.body["total"].as_u64(), dave.body["open"].as_u64()),
+        (Some(1), Some(0)),
+        "only his own case"
+    );
+
+    for bad in ["days=0", "days=400", "color=red"] {
+        let r = app
+            .client("alice")
+            .get(&format!("/api/v1/stats/cases?{bad}"))
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 400, "{bad}: {}", r.body);
+    }
     app.stop().await;
 }

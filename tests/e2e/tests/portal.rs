@@ -840,3 +840,107 @@ async fn comments_are_safe_markdown_in_threads() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_dashboard_counts_what_its_reader_may_see() {
+    let app = TestApp::spawn().await;
+    let carol = app.client("carol");
+    let mut his = complaint("Dave's grill");
+    his["requester"] = json!({"email": "dave@example.com"});
+    carol.post_wait("/api/v1/cases", &his).await.unwrap();
+    for title in ["Fan", "Iron", "Lamp"] {
+        carol.post_wait("/api/v1/cases", &complaint(title)).await.unwrap();
+    }
+    let alice = Browser::new(&app);
+    alice.sign_in("alice").await;
+    let html = alice.open("/dashboard").await.text().await.unwrap();
+    assert!(html.contains("<strong>4</strong> open"), "alice works the queue");
+    assert!(html.matches("<svg role=\"img\"").count() >= 5, "a chart per figure");
+    assert!(
+        html.contains("<td>complaints</td><td>4</td>"),
+        "the figures as a table too"
+    );
+    let dave = Browser::new(&app);
+    dave.sign_in("dave").await;
+    let html = dave.open("/dashboard").await.text().await.unwrap();
+    assert!(
+        html.contains("<strong>1</strong> open"),
+        "dave counts his own case only"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn list_views_filters_and_saved_views() {
+    let app = TestApp::spawn().await;
+    let carol = app.client("carol");
+    let mut ids = Vec::new();
+    for title in ["Unassigned fan", "Assigned iron"] {
+        ids.push(carol.post_wait("/api/v1/cases", &complaint(title)).await.unwrap().body["id"].clone());
+    }
+    let r = app
+        .client("alice")
+        .post_wait(
+            &format!("/api/v1/cases/{}/assign", ids[1].as_str().unwrap()),
+            &json!({"assignee": "alice"}),
+        )
+        .await
+        .unwrap();
+    assert!(r.status.is_success(), "{}", r.body);
+    let alice = Browser::new(&app);
+    let html = alice.sign_in("alice").await;
+    assert!(
+        html.contains("Unassigned in my queues") && html.contains("name=\"sla\""),
+        "staff get the SLA filter"
+    );
+    let html = alice
+        .open("/cases?unassigned=true&status=open")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Unassigned fan") && !html.contains("Assigned iron"),
+        "the unassigned view"
+    );
+    let html = alice.open("/cases?assignee=me&status=open").await.text().await.unwrap();
+    assert!(
+        !html.contains("Unassigned fan") && html.contains("Assigned iron"),
+        "my open cases"
+    );
+
+    let token = csrf(&html);
+    let form = [
+        ("csrf", token.as_str()),
+        ("name", "Irons"),
+        ("query", "q=iron&status=open"),
+    ];
+    let r = submit(&alice, "/views", &form).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.starts_with("cw_views_") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    let html = alice.open("/cases").await.text().await.unwrap();
+    assert!(
+        html.contains("href=\"/cases?q=iron&amp;status=open\"") && html.contains(">Irons<"),
+        "the saved view"
+    );
+    let r = submit(&alice, "/views", &[("csrf", token.as_str()), ("name", "Irons")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(
+        !alice.open("/cases").await.text().await.unwrap().contains(">Irons<"),
+        "removed"
+    );
+    let forged = submit(&alice, "/views", &[("csrf", "forged"), ("name", "X"), ("query", "")]).await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+
+    let dave = Browser::new(&app);
+    let html = dave.sign_in("dave").await;
+    assert!(
+        !html.contains("name=\"sla\"") && !html.contains("SLA breached"),
+        "no SLA filter for a requester"
+    );
+    app.stop().await;
+}

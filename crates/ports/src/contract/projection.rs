@@ -36,6 +36,7 @@ macro_rules! case_projection_contract {
             lists_filter_by_stage,
             lists_filter_by_queue,
             lists_filter_by_assignee,
+            lists_filter_unassigned_cases,
             lists_filter_by_priority,
             lists_filter_by_tag,
             lists_filter_by_definition,
@@ -439,6 +440,18 @@ pub async fn lists_filter_by_queue<S: CaseProjection>(store: Arc<S>) {
 pub async fn lists_filter_by_assignee<S: CaseProjection>(store: Arc<S>) {
     let (tenant, _) = seeded(&*store).await;
     assert_eq!(count(&*store, &tenant, |q| q.assignee = Some("alice".into())).await, 10);
+}
+
+/// `unassigned` keeps the cases without an assignee.
+pub async fn lists_filter_unassigned_cases<S: CaseProjection>(store: Arc<S>) {
+    let (tenant, _) = seeded(&*store).await;
+    assert_eq!(count(&*store, &tenant, |q| q.unassigned = true).await, 10);
+    let both = count(&*store, &tenant, |q| {
+        q.unassigned = true;
+        q.queue = Some(queue("support"));
+    })
+    .await;
+    assert_eq!(both, 5, "with the other filters");
 }
 
 /// `priority` filters.

@@ -291,6 +291,8 @@ pub struct ListParams {
     pub queue: Option<String>,
     /// A user name, or `me`.
     pub assignee: Option<String>,
+    /// `true`: only cases nobody is assigned to (not with `assignee`).
+    pub unassigned: Option<bool>,
     pub priority: Option<String>,
     pub tag: Option<String>,
     /// `open`, `resolved` or `closed`.
@@ -396,6 +398,13 @@ pub async fn list_cases(
                 .with_details(serde_json::json!({"field": "sla"}))
         })?),
     };
+    let unassigned = p.unassigned.unwrap_or(false);
+    if unassigned && p.assignee.is_some() {
+        return Err(
+            ApiError::bad_parameter("assignee and unassigned=true exclude each other")
+                .with_details(serde_json::json!({"field": "unassigned"})),
+        );
+    }
     let visible = authz::filter(&state, &auth).await?;
     // Only a search or the SLA can touch internal work; skip the decision otherwise.
     let searching = p.q.as_deref().is_some_and(|q| !q.trim().is_empty());
@@ -425,6 +434,7 @@ pub async fn list_cases(
         stage: p.stage,
         queue,
         assignee: p.assignee.map(|a| if a == "me" { auth.name.clone() } else { a }),
+        unassigned,
         priority: p.priority,
         tag: tag_filter,
         status: p.status,

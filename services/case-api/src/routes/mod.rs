@@ -11,5 +11,6 @@ pub mod files;
 pub mod inbound;
 pub mod me;
 pub mod sla;
+pub mod stats;
 pub mod tasks;
 pub mod webhooks;
