@@ -294,6 +294,43 @@ fn tags_and_links(l: &Loaded, s: &Session, id: &str) -> Markup {
     }
 }
 
+/// The case's human tasks: claim, and complete through the task's form.
+fn case_tasks(l: &Loaded, s: &Session, id: &str) -> Markup {
+    let c = &l.case;
+    let work = l.actions.iter().any(|a| a == "task.work");
+    let tasks: Vec<&Value> = c["tasks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["kind"] == "human")
+        .collect();
+    html! {
+        @if !tasks.is_empty() {
+            section #case-tasks data-region aria-labelledby="tasks-h" {
+                h2 #tasks-h { "Tasks" }
+                table { caption.skip { "Tasks of the case" }
+                    thead { tr { th scope="col" { "Task" } th scope="col" { "State" } th scope="col" { "Assignee" } th scope="col" { "Due" } th scope="col" { "" } } }
+                    tbody { @for t in &tasks {
+                        tr {
+                            td { (text(&t["name"])) }
+                            td { (text(&t["state"])) }
+                            td { (text(&t["assignee"])) }
+                            td { (text(&t["due"])) }
+                            td {
+                                @if !work {}
+                                @else if t["state"] == "created" { (crate::tasks::claim_form(id, t["id"].as_str().unwrap_or_default(), s, true)) }
+                                @else if t["state"] == "claimed" && t["assignee"].as_str() == Some(s.username.as_str()) {
+                                    (crate::tasks::task_form(&json!({"case": {"id": id}, "task": t}), s, true))
+                                }
+                            }
+                        }
+                    } }
+                }
+            }
+        }
+    }
+}
+
 /// One button form for a command without input.
 fn button(id: &str, csrf: &str, action: &str, text: &str) -> Markup {
     html! {
@@ -346,6 +383,14 @@ fn work(l: &Loaded, s: &Session, id: &str) -> Markup {
     html! {
         div.actions {
             @if may("case.assign") && !mine { (button(id, &s.csrf, "assign-me", "Assign to me")) }
+            @if may("case.assign") {
+                form.inline method="post" action={ "/cases/" (id) "/do" } {
+                    input type="hidden" name="csrf" value=(s.csrf);
+                    input type="hidden" name="action" value="assign";
+                    label { "Assign to" input name="value" required maxlength="128" autocomplete="off"; }
+                    button type="submit" { "Assign" }
+                }
+            }
             @if may("case.unassign") && c["assignee"].is_string() { (button(id, &s.csrf, "unassign", "Unassign")) }
             @if may("case.close") && status == "resolved" { (button(id, &s.csrf, "close", "Close")) }
             @if may("case.reopen") && status != "open" { (button(id, &s.csrf, "reopen", "Reopen")) }
@@ -399,6 +444,7 @@ fn render(l: &Loaded, s: &Session, id: &str, error: Option<&str>, status: Status
                     @if let Some(d) = c["description"].as_str().filter(|d| !d.is_empty()) { p { (d) } }
                 }
                 (actions(l, s, id))
+                (case_tasks(l, s, id))
                 (tags_and_links(l, s, id))
                 (files(c, s, id, l.actions.iter().any(|a| a == "case.attach")))
                 div #case-sla data-region { (clocks(&l.sla)) }
@@ -513,6 +559,7 @@ pub async fn command(portal: Data<Portal>, req: HttpRequest, id: Path<String>, f
     let value = form.value.clone().unwrap_or_default();
     let (path, body) = match form.action.as_str() {
         "assign-me" => ("/assign", json!({"assignee": s.username})),
+        "assign" => ("/assign", json!({"assignee": value.trim()})),
         "unassign" => ("/unassign", json!({})),
         "priority" => ("/priority", json!({"priority": value})),
         "resolve" => (

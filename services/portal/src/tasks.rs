@@ -23,7 +23,19 @@ async fn tasks(portal: &Portal, s: &Session, query: &str) -> Result<Vec<Value>, 
     Ok(items)
 }
 
-fn task_form(item: &Value, s: &Session) -> Markup {
+/// The claim button of a task; `back`: return to the case, not the inbox.
+pub(crate) fn claim_form(case: &str, task: &str, s: &Session, back: bool) -> Markup {
+    html! {
+        form method="post" action={ "/tasks/" (case) "/" (task) "/claim" } {
+            input type="hidden" name="csrf" value=(s.csrf);
+            @if back { input type="hidden" name="back" value="case"; }
+            button type="submit" { "Claim" }
+        }
+    }
+}
+
+/// The form that completes a task (`item`: its case and the task).
+pub(crate) fn task_form(item: &Value, s: &Session, back: bool) -> Markup {
     let (case, task) = (&item["case"], &item["task"]);
     let base = format!(
         "/tasks/{}/{}",
@@ -40,6 +52,7 @@ fn task_form(item: &Value, s: &Session) -> Markup {
     html! {
         form method="post" action={ (base) "/complete" } {
             input type="hidden" name="csrf" value=(s.csrf);
+            @if back { input type="hidden" name="back" value="case"; }
             @if let Some(props) = schema["properties"].as_object() {
                 @for (name, prop) in props {
                     (crate::schema_form::input("out", name, prop, required.contains(&name.as_str()), None))
@@ -62,13 +75,8 @@ fn table(items: &[Value], s: &Session, mine: bool) -> Markup {
                         td { a href={ "/cases/" (i["case"]["id"].as_str().unwrap_or_default()) } { (i["case"]["key"].as_str().unwrap_or_default()) } " " (i["case"]["title"].as_str().unwrap_or_default()) }
                         td { (i["task"]["due"].as_str().unwrap_or("—")) }
                         td {
-                            @if mine { (task_form(i, s)) }
-                            @else {
-                                form method="post" action={ "/tasks/" (i["case"]["id"].as_str().unwrap_or_default()) "/" (i["task"]["id"].as_str().unwrap_or_default()) "/claim" } {
-                                    input type="hidden" name="csrf" value=(s.csrf);
-                                    button type="submit" { "Claim" }
-                                }
-                            }
+                            @if mine { (task_form(i, s, false)) }
+                            @else { (claim_form(i["case"]["id"].as_str().unwrap_or_default(), i["task"]["id"].as_str().unwrap_or_default(), s, false)) }
                         }
                     }
                 } }
@@ -133,7 +141,15 @@ async fn act(
     let enc = crate::api::enc;
     let path = format!("/api/v1/cases/{}/tasks/{}/{what}", enc(&ids.0), enc(&ids.1));
     match crate::api::post(portal, &s, &path, &body).await {
-        Ok((st, _)) if st.is_success() => HttpResponse::SeeOther().insert_header(("Location", "/tasks")).finish(),
+        Ok((st, _)) if st.is_success() => {
+            let to_case = typed.iter().any(|(k, v)| k == "back" && v == "case");
+            let to = if to_case {
+                format!("/cases/{}", enc(&ids.0))
+            } else {
+                "/tasks".to_owned()
+            };
+            HttpResponse::SeeOther().insert_header(("Location", to)).finish()
+        }
         Ok((st, b)) => {
             let why = format!(
                 "{} ({})",

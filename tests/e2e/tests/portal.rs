@@ -944,3 +944,57 @@ async fn list_views_filters_and_saved_views() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_cases_tasks_are_worked_on_its_page_and_it_is_assigned_by_name() {
+    let app = TestApp::spawn().await;
+    let carol = app.client("carol");
+    let mut open = complaint("Callback on the page");
+    open["requester"] = json!({"email": "dave@example.com"});
+    let case = carol.post_wait("/api/v1/cases", &open).await.unwrap().body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let task = json!({"kind": "human", "name": "Ring back", "queue": "complaints",
+        "form": {"type": "object", "properties": {"reached": {"type": "boolean"}}}});
+    let r = carol
+        .post_wait(&format!("/api/v1/cases/{case}/tasks"), &task)
+        .await
+        .unwrap();
+    assert!(r.status.is_success(), "{}", r.body);
+    let path = format!("/cases/{case}");
+
+    let dave = Browser::new(&app);
+    dave.sign_in("dave").await;
+    let html = dave.open(&path).await.text().await.unwrap();
+    assert!(
+        !html.contains("Ring back") && !html.contains(">Claim<"),
+        "tasks are staff work: the API shows a requester none"
+    );
+
+    let alice = Browser::new(&app);
+    alice.sign_in("alice").await;
+    let html = alice.open(&path).await.text().await.unwrap();
+    let claim_at = html.find("/claim\"").expect("a claim button on the case");
+    let action = html[html[..claim_at].rfind("action=\"").unwrap() + 8..claim_at + 6].to_owned();
+    let token = csrf(&html);
+    let r = submit(&alice, &action, &[("csrf", token.as_str()), ("back", "case")]).await;
+    assert_eq!(r.headers()["location"], path.as_str(), "back to the case");
+    let html = alice.open(&path).await.text().await.unwrap();
+    assert!(html.contains("name=\"out.reached\""), "her task's form on the case");
+    let complete = action.replace("/claim", "/complete");
+    let form = [("csrf", token.as_str()), ("back", "case"), ("out.reached", "true")];
+    assert_eq!(submit(&alice, &complete, &form).await.status(), StatusCode::SEE_OTHER);
+
+    let form = [("csrf", token.as_str()), ("action", "assign"), ("value", "bob")];
+    assert_eq!(
+        submit(&alice, &format!("{path}/do"), &form).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let detail = app.client("alice").get(&format!("/api/v1{path}")).await.unwrap().body;
+    assert_eq!(
+        (detail["assignee"].as_str(), detail["tasks"][0]["state"].as_str()),
+        (Some("bob"), Some("completed"))
+    );
+    app.stop().await;
+}
