@@ -294,6 +294,36 @@ fn tags_and_links(l: &Loaded, s: &Session, id: &str) -> Markup {
     }
 }
 
+/// The edit form of the title, description and data, from the
+/// definition's JSON Schema: the browser checks what the schema's limits
+/// allow it to, the API checks the whole schema again.
+fn edit(l: &Loaded, s: &Session, id: &str) -> Markup {
+    let c = &l.case;
+    let schema = &l.definition["schema"];
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    html! {
+        details.edit {
+            summary { "Edit details" }
+            form method="post" action={ "/cases/" (id) "/details" } {
+                input type="hidden" name="csrf" value=(s.csrf);
+                label { "Title *" input name="title" required maxlength="200" value=(text(&c["title"])); }
+                label { "Description" textarea name="description" rows="3" maxlength="20000" { (c["description"].as_str().unwrap_or_default()) } }
+                @if let Some(props) = schema["properties"].as_object() {
+                    @for (name, prop) in props.iter().filter(|(_, p)| crate::schema_form::has_field(p)) {
+                        (crate::schema_form::input("data", name, prop, required.contains(&name.as_str()), crate::schema_form::shown(&c["data"][name]).as_deref()))
+                    }
+                }
+                button type="submit" { "Save details" }
+            }
+        }
+    }
+}
+
 /// The case's human tasks: claim, and complete through the task's form.
 fn case_tasks(l: &Loaded, s: &Session, id: &str) -> Markup {
     let c = &l.case;
@@ -443,6 +473,7 @@ fn render(l: &Loaded, s: &Session, id: &str, error: Option<&str>, status: Status
                     (fields(c))
                     @if let Some(d) = c["description"].as_str().filter(|d| !d.is_empty()) { p { (d) } }
                 }
+                @if l.actions.iter().any(|a| a == "case.reviseDetails") { (edit(l, s, id)) }
                 (actions(l, s, id))
                 (case_tasks(l, s, id))
                 (tags_and_links(l, s, id))
@@ -608,4 +639,41 @@ async fn untag(portal: &Portal, req: &HttpRequest, id: &str, csrf: &str, tag: &s
         ),
         Err(e) => problem(StatusCode::BAD_GATEWAY, &format!("The API can not be reached: {e}")),
     }
+}
+
+/// Saves the edit form: the title, the description and the data, the
+/// data's properties without a field (objects, arrays) kept as they were.
+#[post("/cases/{id}/details")]
+pub async fn details(
+    portal: Data<Portal>,
+    req: HttpRequest,
+    id: Path<String>,
+    typed: Form<Vec<(String, String)>>,
+) -> HttpResponse {
+    let Some(s) = crate::login::signed_in(&portal, &req).await else {
+        return to_login();
+    };
+    let field = |name: &str| typed.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let csrf = field("csrf").unwrap_or_default();
+    let l = match load(&portal, &s, &id).await {
+        Ok(l) => l,
+        Err((status, why)) => return problem(status, &why),
+    };
+    let schema = &l.definition["schema"];
+    let typed_data = crate::schema_form::values("data", schema, &typed);
+    let mut data = l.case["data"].as_object().cloned().unwrap_or_default();
+    if let Some(props) = schema["properties"].as_object() {
+        for name in props.keys().filter(|n| crate::schema_form::has_field(&props[*n])) {
+            match typed_data.get(name) {
+                Some(v) => data.insert(name.clone(), v.clone()),
+                None => data.remove(name),
+            };
+        }
+    }
+    let body = json!({
+        "title": field("title").unwrap_or_default(),
+        "description": field("description").unwrap_or_default(),
+        "data": data,
+    });
+    act(&portal, &req, &id, &csrf, "/details", body).await
 }

@@ -127,6 +127,7 @@ pub fn configure(portal: Arc<Portal>) -> impl Fn(&mut web::ServiceConfig) + Clon
             .service(detail::detail)
             .service(detail::comment)
             .service(detail::stage)
+            .service(detail::details)
             .service(detail::command)
             .service(new_case::choose)
             .service(new_case::new_form)

@@ -41,6 +41,21 @@ pub fn input(prefix: &str, name: &str, prop: &Value, required: bool, value: Opti
     }
 }
 
+/// Whether the form has a field for a property: scalars and choices
+/// (objects and arrays are kept as they are when a form is sent).
+pub fn has_field(prop: &Value) -> bool {
+    prop["enum"].is_array() || matches!(prop["type"].as_str(), Some("string" | "number" | "integer" | "boolean"))
+}
+
+/// A value as its form field shows it.
+pub fn shown(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
 /// The typed values of fields `prefix.*` as the schema's types; empty
 /// fields are left out.
 pub fn values(prefix: &str, schema: &Value, typed: &[(String, String)]) -> Value {

@@ -998,3 +998,61 @@ async fn a_cases_tasks_are_worked_on_its_page_and_it_is_assigned_by_name() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_details_are_edited_through_the_form_the_schema_makes() {
+    let app = TestApp::spawn().await;
+    let case = app
+        .client("carol")
+        .post_wait("/api/v1/cases", &complaint("Edit me"))
+        .await
+        .unwrap()
+        .body;
+    let path = format!("/cases/{}", case["id"].as_str().unwrap());
+    let alice = Browser::new(&app);
+    alice.sign_in("alice").await;
+    let html = alice.open(&path).await.text().await.unwrap();
+    assert!(
+        html.contains("Edit details") && html.contains("name=\"data.product\""),
+        "the schema's fields"
+    );
+    let token = csrf(&html);
+    let product = case["data"]["product"].as_str().unwrap_or("Kettle K200").to_owned();
+    let form = |channel: &'static str, title: &'static str| {
+        vec![
+            ("csrf".to_owned(), token.clone()),
+            ("title".to_owned(), title.to_owned()),
+            ("description".to_owned(), "Now with details".to_owned()),
+            ("data.channel".to_owned(), channel.to_owned()),
+            ("data.product".to_owned(), product.clone()),
+        ]
+    };
+    let send = async |f: Vec<(String, String)>| {
+        alice
+            .http
+            .post(format!("{}{path}/details", app.url()))
+            .form(&f)
+            .send()
+            .await
+            .unwrap()
+    };
+    // Not a channel the schema knows: the API's refusal on the page.
+    let r = send(form("pigeon", "Edited")).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("CW-SCHEMA-VIOLATION"));
+    let r = send(form("web", "Edited in the portal")).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
+    let after = app.client("alice").get(&format!("/api/v1{path}")).await.unwrap().body;
+    assert_eq!(after["title"], "Edited in the portal");
+    assert_eq!(after["data"]["channel"], "web");
+    assert_eq!(after["description"], "Now with details");
+
+    let dave = Browser::new(&app);
+    dave.sign_in("dave").await;
+    let viewer = dave.open(&path).await;
+    assert!(
+        !viewer.text().await.unwrap().contains("Edit details"),
+        "not offered to who may not"
+    );
+    app.stop().await;
+}
