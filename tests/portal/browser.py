@@ -57,8 +57,16 @@ def axe(page, screen):
     check(not bad, f"no serious accessibility violation on {screen}")
 
 
+# `tests/portal/screenshots` sets this: the README's pictures, the
+# viewport only (they are committed, so kept small).
+DOCS = os.environ.get("CASEWIRE_DOCS_SHOTS")
+DOC_SHOTS = {"case-list", "case-list-dark", "detail", "board", "dashboard", "tasks"}
+
+
 def shot(page, name):
     page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
+    if DOCS and name in DOC_SHOTS:
+        page.screenshot(path=str(pathlib.Path(DOCS) / f"{name}.png"))
 
 
 def sign_in(browser, user):
@@ -240,6 +248,11 @@ def main():
         wait_for_demo(page, 20)
         axe(page, "case list")
         shot(page, "case-list")
+        # The dark scheme follows the system's; axe checks its contrast too.
+        page.emulate_media(color_scheme="dark")
+        axe(page, "case list, dark")
+        shot(page, "case-list-dark")
+        page.emulate_media(color_scheme="light")
         # bob manages every queue: his list has all 50 demo cases.
         bob_ctx, bob = sign_in(browser, "bob")
         figures = measure_list(bob)
