@@ -217,6 +217,28 @@ def new_case(page):
     check("Opened in the browser" in page.content(), "the new case opens")
 
 
+def to_the_end(page):
+    """The case just opened, worked to the end on its page: assigned,
+    prioritised, moved, tagged, resolved, closed."""
+    fields = page.locator("#case-fields")
+    page.get_by_role("button", name="Assign to me", exact=True).click()
+    check("alice" in fields.inner_text(), "assigned to alice")
+    page.select_option("#case-work select[name=value]", "high")
+    page.get_by_role("button", name="Set", exact=True).click()
+    check("high" in fields.inner_text(), "priority high")
+    page.get_by_role("button", name="Move", exact=True).click()
+    check("triage" in fields.inner_text(), "moved to triage")
+    page.fill("input[name=value][maxlength='64']", "browser")
+    page.get_by_role("button", name="Add tag", exact=True).click()
+    check("browser" in page.locator("#case-tags").inner_text(), "tagged")
+    page.fill("input[name=note]", "Replaced under warranty")
+    page.get_by_role("button", name="Resolve", exact=True).click()
+    check("resolved" in fields.inner_text(), "resolved")
+    page.get_by_role("button", name="Close", exact=True).click()
+    check("closed" in fields.inner_text(), "closed")
+    shot(page, "closed")
+
+
 def requester(browser, internal_url):
     ctx, page = sign_in(browser, "dave")
     rows = page.locator("tbody tr").count()
@@ -262,6 +284,7 @@ def main():
         upload(page, detail_url)
         board(page)
         new_case(page)
+        to_the_end(page)
         page.goto(BASE + "/tasks")
         axe(page, "task inbox")
         shot(page, "tasks")
