@@ -1,0 +1,1020 @@
+#!/usr/bin/env python3
+"""Checks of the Helm chart charts/casewire, with the real Helm library.
+
+Renders and lints the chart through helm-python-sdk (Helm's own Go SDK,
+v4, bound through its C ABI: the same engine, values coalescing and
+values.schema.json validation as `helm template` / `helm lint`), validates
+every rendered manifest against the Kubernetes OpenAPI schemas bundled in
+kubernetes-validate (offline, strict), and asserts what every container of
+every profile must be: non-root, read-only root file system, probes,
+resources, secrets only through secretKeyRef.
+
+When the project's own binary is built (target/debug/casewire or
+target/release/casewire, or $CASEWIRE_BIN), the rendered casewire.toml and
+each container's environment are also loaded by it, so a config key the
+binary does not know fails here rather than at a pod's start.
+
+Prints one line per check (PASS/FAIL; GAP lines name known gaps and are not
+counted) and finally `install checks: N passed, M failed`; exits 1 if M > 0.
+Run it through tests/install/chart.sh, which installs what it needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import functools
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+try:
+    import helm_python as helm
+except ImportError:  # pragma: no cover - chart.sh installs it
+    sys.exit("helm_python is missing: run tests/install/chart.sh (PyPI: helm-python-sdk)")
+try:
+    import kubernetes_validate.utils as kv
+except ImportError:  # pragma: no cover
+    sys.exit("kubernetes_validate is missing: run tests/install/chart.sh (PyPI: kubernetes-validate)")
+
+ROOT = Path(__file__).resolve().parents[2]
+RELEASE = "cw"
+NAMESPACE = "cases"
+# The oldest Kubernetes the chart declares (Chart.yaml kubeVersion) and the
+# newest whose schemas kubernetes-validate bundles.
+KUBE_VERSIONS = ["1.27.0", kv.latest_version()]
+
+# The services as the code defines them (services/casewire/src/main.rs):
+# values key -> (serve name, serves the management port by default,
+# scalable, the ports it must reach). Stated here independently of the
+# chart's own table, so the two are compared.
+SERVICES = {
+    "caseApi": ("case-api", True, True),
+    "storageApi": ("storage-api", True, True),
+    "caseEngine": ("case-engine", True, True),
+    "projector": ("projector", True, True),
+    "wsPublisher": ("ws-publisher", True, True),
+    "notifyPublisher": ("notify-publisher", True, False),
+    "automation": ("automation", True, True),
+    "slaScheduler": ("sla-scheduler", True, True),
+    "taskWorker": ("task-worker", False, True),
+    "emailIngest": ("email-ingest", False, False),
+}
+# What each service may reach, by the egress ports of the production
+# profile below (kafka 9093, mongodb 27017, s3 443/9000, oidc 443/8443,
+# opa 8181, smtp 587/465, imap 993/143, webhooks/http targets 443, the API 8080).
+EXPECTED_EGRESS = {
+    "case-api": {"kafka", "mongodb", "s3", "oidc", "opa"},
+    "storage-api": {"kafka", "mongodb", "s3", "oidc", "opa"},
+    "case-engine": {"kafka", "mongodb"},
+    "projector": {"kafka", "mongodb"},
+    "ws-publisher": {"kafka", "mongodb", "oidc", "opa"},
+    "notify-publisher": {"kafka", "mongodb", "s3", "smtp", "webhooks", "opa"},
+    "automation": {"kafka", "mongodb"},
+    "sla-scheduler": {"kafka", "mongodb"},
+    "task-worker": {"api", "oidc", "smtp", "httpTargets"},
+    "email-ingest": {"api", "oidc", "imap"},
+    "admin-init": {"kafka", "mongodb", "s3"},
+    "test": {"api-management", "oidc"},
+}
+# Egress ports used by the production profile, distinct per dependency so a
+# NetworkPolicy's ports name what it lets a pod reach.
+PROD_EGRESS_PORTS = {
+    "kafka": [19092], "mongodb": [27017], "s3": [9000], "oidc": [8443], "opa": [8181],
+    "smtp": [587], "imap": [993], "webhooks": [443], "httpTargets": [4443],
+}
+
+# Environment variables that carry a credential: they must come from a Secret.
+SECRET_ENV = {
+    "CASEWIRE__STORE__EVENTS", "CASEWIRE__STORE__READ", "CASEWIRE__NOTIFY__SMTP_URL",
+    "CASEWIRE__PORTAL__CLIENT_SECRET", "CASEWIRE__SERVICE_ACCOUNT__CLIENT_SECRET",
+    "CASEWIRE__TASK_WORKER__HTTP_SECRET", "CASEWIRE__STORAGE__URL", "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+}
+SECRETISH_NAME = re.compile(r"(?i)(password|passwd|secret|token|credential|private|access_key|api_key|apikey)")
+URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:([^@\s/]+)@", re.I)
+VAR_REF = re.compile(r"\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
+# Keys that hold a credential in casewire.toml; the ConfigMap must hold none.
+SECRET_TOML_KEYS = {"client_secret", "smtp_url", "http_secret", "imap_url", "events", "read", "notify", "sasl.password",
+                    "sasl.username", "ssl.key.password", "ssl.keystore.password"}
+
+
+# --------------------------------------------------------------------------
+# Reporting
+
+class Report:
+    def __init__(self) -> None:
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, name: str, ok: bool, detail: str = "") -> bool:
+        if ok:
+            self.passed += 1
+            print(f"PASS  {name}" + (f" ({detail})" if detail else ""))
+        else:
+            self.failed += 1
+            print(f"FAIL  {name}: {detail}")
+        sys.stdout.flush()
+        return ok
+
+    def gap(self, name: str, detail: str) -> None:
+        print(f"GAP   {name}: {detail}")
+
+
+def problems_check(report: Report, name: str, problems: list[str], detail: str = "") -> bool:
+    shown = "; ".join(problems[:6]) + (f"; ... {len(problems) - 6} more" if len(problems) > 6 else "")
+    return report.check(name, not problems, detail if not problems else shown)
+
+
+# --------------------------------------------------------------------------
+# Values and schema
+
+def resolve(schema: dict, node: dict) -> dict:
+    while isinstance(node, dict) and "$ref" in node:
+        name = node["$ref"].split("/")[-1]
+        node = schema["definitions"][name]
+    return node
+
+
+def types_of(node: dict) -> set[str]:
+    t = node.get("type")
+    if t is None:
+        return set()
+    return set(t) if isinstance(t, list) else {t}
+
+
+def is_object_schema(node: dict) -> bool:
+    return "object" in types_of(node) or "properties" in node
+
+
+def passthrough(node: dict) -> bool:
+    """Objects whose fields are optional by nature: Kubernetes objects copied
+    from the Kubernetes schema, and free-form case data."""
+    c = node.get("$comment", "")
+    return c.startswith("k8s:") or c.startswith("free-form")
+
+
+def schema_values_agreement(schema: dict, values: dict) -> tuple[list[str], list[str]]:
+    """Keys of values.yaml missing from the schema, and properties of the
+    schema's records missing from values.yaml. Inside list items (whose
+    fields are optional by nature) and Kubernetes objects only the first."""
+    missing_in_schema: list[str] = []
+    missing_in_values: list[str] = []
+
+    def walk(node: dict, value, path: str, record: bool) -> None:
+        node = resolve(schema, node)
+        if isinstance(value, dict):
+            props = node.get("properties", {})
+            addl = node.get("additionalProperties", True)
+            for k, v in value.items():
+                p = f"{path}.{k}" if path else k
+                if k in props:
+                    walk(props[k], v, p, record)
+                elif isinstance(addl, dict):
+                    walk(addl, v, p, False)
+                else:
+                    missing_in_schema.append(p)
+            if record and props and not passthrough(node):
+                for k in props:
+                    if k not in value:
+                        missing_in_values.append(f"{path}.{k}" if path else k)
+        elif isinstance(value, list):
+            items = node.get("items")
+            if isinstance(items, dict):
+                for n, v in enumerate(value):
+                    walk(items, v, f"{path}[{n}]", False)
+
+    walk(schema, values, "", True)
+    return missing_in_schema, missing_in_values
+
+
+def unclosed_objects(schema: dict) -> list[str]:
+    """Object schemas that accept unknown keys (neither additionalProperties:
+    false nor a typed map), except free-form case data."""
+    bad: list[str] = []
+
+    def walk(node, path: str) -> None:
+        if not isinstance(node, dict):
+            return
+        if is_object_schema(node) and "$ref" not in node and not node.get("$comment", "").startswith("free-form"):
+            if node.get("additionalProperties", True) is True:
+                bad.append(path or "/")
+        for k, sub in node.get("properties", {}).items():
+            walk(sub, f"{path}/properties/{k}")
+        for k, sub in node.get("definitions", {}).items():
+            walk(sub, f"{path}/definitions/{k}")
+        # `if` and `not` are predicates over an object, not definitions of one.
+        for key in ("items", "additionalProperties", "propertyNames", "then", "else"):
+            if isinstance(node.get(key), dict):
+                walk(node[key], f"{path}/{key}")
+        for key in ("oneOf", "anyOf", "allOf"):
+            for n, sub in enumerate(node.get(key, [])):
+                walk(sub, f"{path}/{key}/{n}")
+
+    walk(schema, "")
+    return bad
+
+
+def uncommented_keys(text: str) -> list[str]:
+    """Keys of values.yaml without a comment on the line above, except the
+    insides of `resources:` (Kubernetes' requests/limits) and of lists."""
+    bad = []
+    stack: list[tuple[int, bool]] = []  # (indent, children exempt)
+    lines = text.split("\n")
+    for n, line in enumerate(lines):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        indent = len(line) - len(line.lstrip())
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        exempt = any(e for _, e in stack)
+        stripped = line.strip()
+        if stripped.startswith("- "):
+            stack.append((indent, True))
+            continue
+        m = re.match(r"^([A-Za-z0-9_.-]+):(\s|$)", stripped)
+        if not m:
+            continue
+        if not exempt and not (n > 0 and lines[n - 1].strip().startswith("#")):
+            bad.append(f"line {n + 1}: {m.group(1)}")
+        stack.append((indent, exempt or m.group(1) == "resources"))
+    return bad
+
+
+def secretish_values(values, path: str = "") -> list[str]:
+    """Values in values.yaml that look like a credential (comments are not values)."""
+    bad = []
+    if isinstance(values, dict):
+        for k, v in values.items():
+            bad += secretish_values(v, f"{path}.{k}" if path else k)
+    elif isinstance(values, list):
+        for n, v in enumerate(values):
+            bad += secretish_values(v, f"{path}[{n}]")
+    elif isinstance(values, str):
+        if URL_WITH_PASSWORD.search(values) or re.search(r"(?i)whsec_|password=|secret_key=", values):
+            bad.append(path)
+    return bad
+
+
+# --------------------------------------------------------------------------
+# Rendering
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+class Rendered:
+    def __init__(self, name: str, files: dict[str, str]):
+        self.name = name
+        self.notes = files.get("casewire/templates/NOTES.txt", "")
+        self.docs: list[dict] = []
+        for path, text in sorted(files.items()):
+            if path.endswith("NOTES.txt"):
+                continue
+            for doc in yaml.safe_load_all(text):
+                if doc:
+                    doc.setdefault("metadata", {})
+                    doc["_source"] = path
+                    self.docs.append(doc)
+
+    def kind(self, kind: str) -> list[dict]:
+        return [d for d in self.docs if d.get("kind") == kind]
+
+    def by_name(self, kind: str) -> dict[str, dict]:
+        return {d["metadata"]["name"]: d for d in self.kind(kind)}
+
+    def pod_specs(self) -> list[tuple[dict, dict]]:
+        """(owner document, pod spec) for Deployments, Jobs and Pods."""
+        out = []
+        for d in self.docs:
+            if d.get("kind") in ("Deployment", "Job"):
+                out.append((d, d["spec"]["template"]["spec"]))
+            elif d.get("kind") == "Pod":
+                out.append((d, d["spec"]))
+        return out
+
+    def config_toml(self) -> str:
+        cm = self.by_name("ConfigMap").get(f"{RELEASE}-casewire-config")
+        return cm["data"]["casewire.toml"] if cm else ""
+
+
+def render(chart: "helm.Chart", values: dict) -> dict[str, str]:
+    return chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+
+
+def strip_private(doc: dict) -> dict:
+    return {k: v for k, v in doc.items() if not k.startswith("_")}
+
+
+# --------------------------------------------------------------------------
+# Kubernetes schemas
+
+kv.schema_contents = functools.lru_cache(maxsize=None)(kv.schema_contents)  # each file parsed once
+_validated: dict[tuple[str, str], str | None] = {}
+
+
+def kube_validate(doc: dict, version: str) -> str | None:
+    """None if valid; the reason otherwise; 'no-schema' for kinds without one."""
+    body = strip_private(doc)
+    key = (hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(), version)
+    if key in _validated:
+        return _validated[key]
+    try:
+        kv.validate(body, version, strict=True)
+        result = None
+    except kv.ValidationError as e:
+        path = ".".join(str(p) for p in e.path)
+        result = f"{path}: {e.message}"
+    except kv.SchemaNotFoundError:
+        result = "no-schema"
+    _validated[key] = result
+    return result
+
+
+# --------------------------------------------------------------------------
+# Per-profile assertions
+
+def containers_of(spec: dict) -> list[dict]:
+    return list(spec.get("initContainers", [])) + list(spec.get("containers", []))
+
+
+def component(doc: dict) -> str:
+    labels = doc.get("metadata", {}).get("labels", {})
+    return labels.get("app.kubernetes.io/component", "?")
+
+
+def check_security(report: Report, r: Rendered) -> None:
+    problems = []
+    for owner, spec in r.pod_specs():
+        who = f"{owner['kind']}/{owner['metadata']['name']}"
+        psc = spec.get("securityContext", {})
+        if spec.get("automountServiceAccountToken") is not False:
+            problems.append(f"{who}: automountServiceAccountToken is not false")
+        if psc.get("runAsUser") == 0:
+            problems.append(f"{who}: pod runs as uid 0")
+        for c in containers_of(spec):
+            sc = c.get("securityContext", {})
+            cw = f"{who}/{c['name']}"
+            if not (sc.get("runAsNonRoot") is True or (psc.get("runAsNonRoot") is True and sc.get("runAsNonRoot") is not False)):
+                problems.append(f"{cw}: runAsNonRoot is not true")
+            if sc.get("runAsUser", psc.get("runAsUser")) in (0, None):
+                problems.append(f"{cw}: no non-zero runAsUser")
+            if sc.get("readOnlyRootFilesystem") is not True:
+                problems.append(f"{cw}: root file system is writable")
+            if sc.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{cw}: allowPrivilegeEscalation is not false")
+            if sc.get("privileged"):
+                problems.append(f"{cw}: privileged")
+            if "ALL" not in sc.get("capabilities", {}).get("drop", []) or sc.get("capabilities", {}).get("add"):
+                problems.append(f"{cw}: capabilities are not drop ALL")
+            seccomp = sc.get("seccompProfile", psc.get("seccompProfile", {}))
+            if seccomp.get("type") != "RuntimeDefault":
+                problems.append(f"{cw}: seccompProfile is not RuntimeDefault")
+            mounts = {m["mountPath"] for m in c.get("volumeMounts", [])}
+            if "/tmp" not in mounts:
+                problems.append(f"{cw}: no writable /tmp")
+            res = c.get("resources", {})
+            if not (res.get("requests", {}).get("cpu") and res.get("requests", {}).get("memory") and res.get("limits", {}).get("memory")):
+                problems.append(f"{cw}: resources lack cpu/memory requests or a memory limit")
+    for sa in r.kind("ServiceAccount"):
+        if sa.get("automountServiceAccountToken") is not False:
+            problems.append(f"ServiceAccount/{sa['metadata']['name']}: automountServiceAccountToken is not false")
+    n = sum(len(containers_of(s)) for _, s in r.pod_specs())
+    problems_check(report, f"[{r.name}] every container is non-root, read-only, drops ALL, RuntimeDefault, has resources",
+                   problems, f"{n} containers")
+
+
+_gaps_told: set[str] = set()
+
+
+def check_probes(report: Report, r: Rendered, values: dict) -> None:
+    problems = []
+    gaps = []
+    checked = 0
+    for d in r.kind("Deployment"):
+        comp = component(d)
+        key = next(k for k, (n, _, _) in SERVICES.items() if n == comp)
+        serves = SERVICES[key][1] or values.get(key, {}).get("managementPort", False)
+        for c in d["spec"]["template"]["spec"]["containers"]:
+            ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+            if not serves:
+                if any(c.get(p) for p in ("livenessProbe", "readinessProbe", "startupProbe")):
+                    problems.append(f"{comp}: probes on a port the process does not serve")
+                gaps.append(comp)
+                continue
+            checked += 1
+            want = {"livenessProbe": "/health/live", "readinessProbe": "/health/ready", "startupProbe": "/health/live"}
+            for probe, path in want.items():
+                p = c.get(probe, {}).get("httpGet", {})
+                if p.get("path") != path or p.get("port") not in ("management", ports.get("management")):
+                    problems.append(f"{comp}: {probe} is not GET {path} on the management port")
+            if ports.get("management") != values["ports"]["management"]:
+                problems.append(f"{comp}: no management port {values['ports']['management']}")
+    problems_check(report, f"[{r.name}] liveness, readiness and startup probes on the management port", problems,
+                   f"{checked} containers")
+    for comp in gaps:
+        if comp not in _gaps_told:
+            _gaps_told.add(comp)
+            report.gap(f"{comp} probes",
+                       "`casewire serve " + comp + "` serves no management port (serve_client in "
+                       "services/casewire/src/main.rs): no liveness/readiness probe until it does (values: managementPort)")
+
+
+def env_problems(c: dict, who: str) -> list[str]:
+    problems = []
+    from_secret: set[str] = set()
+    defined: set[str] = set()
+    for e in c.get("env", []):
+        name = e["name"]
+        if "valueFrom" in e:
+            if "secretKeyRef" in e["valueFrom"]:
+                from_secret.add(name)
+            elif name in SECRET_ENV or SECRETISH_NAME.search(name):
+                problems.append(f"{who}: {name} is not from a secretKeyRef")
+        else:
+            value = str(e.get("value", ""))
+            refs = VAR_REF.findall(value)
+            plain = VAR_REF.sub("", value)
+            if name in SECRET_ENV:
+                problems.append(f"{who}: {name} has a plain value")
+            elif SECRETISH_NAME.search(name) and not refs:
+                problems.append(f"{who}: {name} looks like a secret and has a plain value")
+            if URL_WITH_PASSWORD.search(plain) or re.search(r'(?i)"(sasl\.)?password"\s*=\s*"[^"$]', value):
+                problems.append(f"{who}: {name} holds a password in plain text")
+            for ref in refs:
+                if ref not in defined:
+                    problems.append(f"{who}: {name} references $({ref}), which is not defined before it")
+                elif ref not in from_secret:
+                    problems.append(f"{who}: {name} references $({ref}), which is not from a Secret")
+        defined.add(name)
+    return problems
+
+
+def check_secrets(report: Report, r: Rendered) -> None:
+    problems = []
+    for owner, spec in r.pod_specs():
+        for c in containers_of(spec):
+            problems += env_problems(c, f"{owner['metadata']['name']}/{c['name']}")
+            if c.get("envFrom"):
+                problems.append(f"{owner['metadata']['name']}: envFrom hides which variables a Secret sets")
+    for cm in r.kind("ConfigMap"):
+        for key, text in (cm.get("data") or {}).items():
+            for n, line in enumerate(text.split("\n")):
+                m = re.match(r'^\s*"?([A-Za-z0-9_.-]+)"?\s*=', line)
+                if m and m.group(1) in SECRET_TOML_KEYS:
+                    problems.append(f"ConfigMap/{cm['metadata']['name']} {key}:{n + 1} sets {m.group(1)}")
+                if URL_WITH_PASSWORD.search(line) or re.search(r"(?i)secret_key=|password=", line):
+                    problems.append(f"ConfigMap/{cm['metadata']['name']} {key}:{n + 1} holds a credential")
+    if r.kind("Secret"):
+        problems.append("the chart renders a Secret (credentials must be the operator's existing Secrets)")
+    problems_check(report, f"[{r.name}] secrets only through secretKeyRef, none in env values or the ConfigMap", problems)
+
+
+def label_match(selector: dict, labels: dict) -> bool:
+    return all(labels.get(k) == v for k, v in (selector or {}).items())
+
+
+def check_references(report: Report, r: Rendered) -> None:
+    problems = []
+    deployments = r.by_name("Deployment")
+    services = r.by_name("Service")
+    pod_labels = [(d["metadata"]["name"], d["spec"]["template"]["metadata"]["labels"]) for d in r.kind("Deployment")]
+    pod_labels += [(d["metadata"]["name"], d["spec"]["template"]["metadata"]["labels"]) for d in r.kind("Job")]
+    pod_labels += [(d["metadata"]["name"], d["metadata"]["labels"]) for d in r.kind("Pod")]
+    for name, d in deployments.items():
+        if not label_match(d["spec"]["selector"]["matchLabels"], d["spec"]["template"]["metadata"]["labels"]):
+            problems.append(f"Deployment/{name}: selector does not match its pods")
+        if "checksum/config" not in d["spec"]["template"]["metadata"].get("annotations", {}):
+            problems.append(f"Deployment/{name}: no checksum/config annotation")
+    for name, s in services.items():
+        matched = [n for n, l in pod_labels if label_match(s["spec"]["selector"], l)]
+        if len(matched) != 1:
+            problems.append(f"Service/{name}: selector matches {matched}")
+        else:
+            d = deployments.get(matched[0])
+            cports = {p["name"] for c in d["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])}
+            for p in s["spec"]["ports"]:
+                if p["targetPort"] not in cports:
+                    problems.append(f"Service/{name}: targetPort {p['targetPort']} is not a container port")
+    for ing in r.kind("Ingress"):
+        for rule in ing["spec"]["rules"]:
+            for p in rule["http"]["paths"]:
+                svc = p["backend"]["service"]
+                target = services.get(svc["name"])
+                if not target or svc["port"]["name"] not in {x["name"] for x in target["spec"]["ports"]}:
+                    problems.append(f"Ingress path {p['path']}: no Service {svc['name']} port {svc['port']}")
+    for route in r.kind("HTTPRoute"):
+        for rule in route["spec"]["rules"]:
+            for b in rule["backendRefs"]:
+                target = services.get(b["name"])
+                if not target or b["port"] not in {x["port"] for x in target["spec"]["ports"]}:
+                    problems.append(f"HTTPRoute: no Service {b['name']} port {b['port']}")
+    for hpa in r.kind("HorizontalPodAutoscaler"):
+        t = hpa["spec"]["scaleTargetRef"]["name"]
+        if t not in deployments:
+            problems.append(f"HPA/{hpa['metadata']['name']}: no Deployment {t}")
+        elif "replicas" in deployments[t]["spec"]:
+            problems.append(f"Deployment/{t}: sets replicas although an HPA scales it")
+        if hpa["spec"]["minReplicas"] > hpa["spec"]["maxReplicas"]:
+            problems.append(f"HPA/{t}: minReplicas > maxReplicas")
+    for kind in ("PodDisruptionBudget",):
+        for pdb in r.kind(kind):
+            if not any(label_match(pdb["spec"]["selector"]["matchLabels"], l) for _, l in pod_labels):
+                problems.append(f"PDB/{pdb['metadata']['name']}: selects no pods")
+    for np in r.kind("NetworkPolicy"):
+        if not any(label_match(np["spec"]["podSelector"]["matchLabels"], l) for _, l in pod_labels):
+            problems.append(f"NetworkPolicy/{np['metadata']['name']}: selects no pods")
+    for sm in r.kind("ServiceMonitor"):
+        sel = sm["spec"]["selector"]["matchLabels"]
+        scraped = [n for n, s in services.items() if label_match(sel, s["metadata"]["labels"])
+                   and any(p["name"] == "management" for p in s["spec"]["ports"])]
+        if not scraped or any(e["port"] != "management" or e["path"] != "/metrics" for e in sm["spec"]["endpoints"]):
+            problems.append("ServiceMonitor scrapes no management port")
+    configmaps = set(r.by_name("ConfigMap"))
+    for owner, spec in r.pod_specs():
+        for vol in spec.get("volumes", []):
+            cm = vol.get("configMap", {}).get("name")
+            if cm and cm.startswith(f"{RELEASE}-casewire") and cm not in configmaps:
+                problems.append(f"{owner['metadata']['name']}: volume of missing ConfigMap {cm}")
+        for c in containers_of(spec):
+            for e in c.get("env", []):
+                if e["name"] == "CASEWIRE_CONFIG" and e["value"] != "/etc/casewire/config/casewire.toml":
+                    problems.append(f"{owner['metadata']['name']}: CASEWIRE_CONFIG points elsewhere")
+    problems_check(report, f"[{r.name}] selectors, ports, backends, HPA/PDB/NetworkPolicy targets and ConfigMaps agree",
+                   problems)
+
+
+def check_kube_schemas(report: Report, r: Rendered) -> None:
+    problems = []
+    crds = []
+    count = 0
+    for d in r.docs:
+        for v in KUBE_VERSIONS:
+            res = kube_validate(d, v)
+            if res == "no-schema":
+                crds.append(f"{d['kind']}/{d['metadata']['name']}")
+                break
+            if res:
+                problems.append(f"{d['kind']}/{d['metadata']['name']} @ {v}: {res}")
+        count += 1
+    problems_check(report, f"[{r.name}] {count} manifests valid against the Kubernetes {' and '.join(KUBE_VERSIONS)} schemas (strict)",
+                   problems)
+    # CRDs: kubernetes-validate bundles no schema for them; their fields are
+    # checked by hand against the CRDs' documented shapes.
+    for name in sorted(set(crds)):
+        kind = name.split("/")[0]
+        doc = next(d for d in r.docs if d["kind"] == kind)
+        bad = []
+        if kind == "ServiceMonitor":
+            if doc["apiVersion"] != "monitoring.coreos.com/v1":
+                bad.append("apiVersion")
+            if set(doc["spec"]) - {"selector", "namespaceSelector", "endpoints", "jobLabel"}:
+                bad.append(f"unknown spec fields {set(doc['spec'])}")
+            for e in doc["spec"]["endpoints"]:
+                if set(e) - {"port", "path", "scheme", "interval", "scrapeTimeout"}:
+                    bad.append(f"unknown endpoint fields {set(e)}")
+                if not re.match(r"^[0-9]+(ms|s|m|h)$", str(e.get("interval", "30s"))):
+                    bad.append("interval")
+        elif kind == "HTTPRoute":
+            if doc["apiVersion"] != "gateway.networking.k8s.io/v1":
+                bad.append("apiVersion")
+            if set(doc["spec"]) - {"parentRefs", "hostnames", "rules"}:
+                bad.append(f"unknown spec fields {set(doc['spec'])}")
+            for rule in doc["spec"]["rules"]:
+                if set(rule) - {"matches", "backendRefs"}:
+                    bad.append(f"unknown rule fields {set(rule)}")
+                for m in rule["matches"]:
+                    if m["path"]["type"] not in ("PathPrefix", "Exact") or not m["path"]["value"].startswith("/"):
+                        bad.append("path match")
+                for b in rule["backendRefs"]:
+                    if set(b) - {"name", "port"} or not isinstance(b["port"], int):
+                        bad.append("backendRef")
+        else:
+            bad.append("a kind this check does not know")
+        report.check(f"[{r.name}] {name} has the documented shape (no offline schema: structural check)", not bad,
+                     "; ".join(bad))
+
+
+def check_network_policies(report: Report, r: Rendered) -> None:
+    """Each pod may reach exactly what its service uses (the production
+    profile gives every dependency its own port)."""
+    port_to_dep = {p: dep for dep, ports in PROD_EGRESS_PORTS.items() for p in ports}
+    problems = []
+    policies = {component(np): np for np in r.kind("NetworkPolicy")}
+    pods = {component(d) for d in r.kind("Deployment")} | {"admin-init", "test"}
+    for comp in sorted(pods):
+        np = policies.get(comp)
+        if not np:
+            problems.append(f"{comp}: no NetworkPolicy")
+            continue
+        if set(np["spec"]["policyTypes"]) != {"Ingress", "Egress"}:
+            problems.append(f"{comp}: policyTypes {np['spec']['policyTypes']}")
+        reached = set()
+        for rule in np["spec"].get("egress", []):
+            ports = {p["port"] for p in rule.get("ports", [])}
+            if ports == {53}:
+                continue
+            to = rule.get("to", [])
+            api_pods = any(peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component") == "case-api"
+                           for peer in to)
+            if not rule.get("ports"):
+                problems.append(f"{comp}: an egress rule without ports")
+            for p in ports:
+                if api_pods and p == 8080:
+                    reached.add("api")
+                elif api_pods and p == 9090:
+                    reached.add("api-management")
+                elif p in port_to_dep:
+                    reached.add(port_to_dep[p])
+                else:
+                    problems.append(f"{comp}: egress to unexpected port {p}")
+        if reached != EXPECTED_EGRESS[comp]:
+            problems.append(f"{comp}: reaches {sorted(reached)}, expected {sorted(EXPECTED_EGRESS[comp])}")
+        ingress_ports = {p["port"] for rule in np["spec"].get("ingress") or [] for p in rule.get("ports", [])}
+        expected_in = {"case-api": {8080, 9090}, "storage-api": {8080, 9090}, "ws-publisher": {8081, 9090}}.get(
+            comp, set() if comp in ("task-worker", "email-ingest", "admin-init", "test") else {9090})
+        if ingress_ports != expected_in:
+            problems.append(f"{comp}: ingress ports {sorted(ingress_ports)}, expected {sorted(expected_in)}")
+    problems_check(report, f"[{r.name}] NetworkPolicies allow each service only what it must reach", problems,
+                   f"{len(policies)} policies")
+
+
+# --------------------------------------------------------------------------
+# The casewire binary loads what the chart renders
+
+def find_binary() -> Path | None:
+    env = os.environ.get("CASEWIRE_BIN")
+    candidates = [Path(env)] if env else []
+    candidates += [ROOT / "target/release/casewire", ROOT / "target/debug/casewire"]
+    for c in candidates:
+        if c.is_file() and os.access(c, os.X_OK):
+            return c
+    return None
+
+
+def placeholder(secret: str, key: str) -> str:
+    """A stand-in for a Secret's value, of the shape it must have."""
+    k = key.lower()
+    if "imap" in k:
+        return "imaps://reader:pw@127.0.0.1:1"
+    if "smtp" in secret or "smtp" in k:
+        return "smtp://mailer:pw@127.0.0.1:1"
+    if "mongodb" in secret or k in ("url", "read-url"):
+        return "mongodb://app:pw@127.0.0.1:1/casewire"
+    return "placeholder-" + re.sub(r"[^a-z0-9]", "-", k)
+
+
+def container_env(c: dict, overrides: dict[str, str]) -> dict[str, str]:
+    """The environment the container gets, with Kubernetes' $(VAR) expansion."""
+    env: dict[str, str] = {}
+    for e in c.get("env", []):
+        if "valueFrom" in e:
+            ref = e["valueFrom"].get("secretKeyRef") or {}
+            env[e["name"]] = placeholder(ref.get("name", ""), ref.get("key", ""))
+        else:
+            env[e["name"]] = VAR_REF.sub(lambda m: env.get(m.group(1), m.group(0)), str(e.get("value", "")))
+    env.update(overrides)
+    return env
+
+
+@functools.lru_cache(maxsize=None)
+def run_binary(binary: str, toml: str, env_items: tuple, args: tuple) -> tuple[int, str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Path(tmp) / "casewire.toml"
+        cfg.write_text(toml)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tmp}
+        env.update(dict(env_items))
+        env["CASEWIRE_CONFIG"] = str(cfg)
+        env["CASEWIRE__DATA_DIR"] = str(Path(tmp) / "data")
+        if "/etc/casewire/policies" in toml:  # the mounted ConfigMap, as a local directory
+            (Path(tmp) / "policies").mkdir()
+            env["CASEWIRE__POLICY__DIR"] = str(Path(tmp) / "policies")
+        try:
+            p = subprocess.run([binary, *args], env=env, cwd=tmp, capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            return -1, "timed out"
+        return p.returncode, p.stdout + p.stderr
+
+
+def check_binary_loads(report: Report, r: Rendered, binary: Path | None, validate: bool) -> None:
+    if binary is None:
+        report.gap(f"[{r.name}] config loads in casewire", "no built binary (target/*/casewire or $CASEWIRE_BIN): not checked")
+        return
+    toml = r.config_toml()
+    problems = []
+    n = 0
+    for owner, spec in r.pod_specs():
+        for c in containers_of(spec):
+            if not any(e["name"] == "CASEWIRE_CONFIG" for e in c.get("env", [])):
+                continue
+            n += 1
+            env = container_env(c, {})
+            items = tuple(sorted((k, v) for k, v in env.items() if k != "CASEWIRE_CONFIG"))
+            # `token` loads the configuration (unknown keys and wrong types
+            # are errors there) and then refuses: production has no dev issuer.
+            rc, out = run_binary(str(binary), toml, items, ("token", "alice"))
+            if "the dev issuer is off" not in out:
+                problems.append(f"{c['name']}: {out.strip().splitlines()[-1] if out.strip() else rc}")
+    problems_check(report, f"[{r.name}] casewire loads the rendered casewire.toml with each container's environment",
+                   problems, f"{n} containers, {binary.relative_to(ROOT) if binary.is_relative_to(ROOT) else binary}")
+    if not validate:
+        return
+    # Config::validate (what `serve` runs before it connects): `replay` opens
+    # the platform, which validates first; MongoDB is a closed local port,
+    # so a valid configuration fails only at the connection.
+    problems = []
+    stopped_at: set[str] = set()
+    for owner, spec in r.pod_specs():
+        for c in containers_of(spec):
+            if c["name"] not in ("case-api", "email-ingest"):
+                continue
+            env = container_env(c, {"CASEWIRE__STORE__MONGODB__SERVER_SELECTION_TIMEOUT_MS": "200",
+                                    "CASEWIRE__STORE__MONGODB__CONNECT_TIMEOUT_MS": "200"})
+            items = tuple(sorted((k, v) for k, v in env.items() if k != "CASEWIRE_CONFIG"))
+            rc, out = run_binary(str(binary), toml, items, ("replay",))
+            last = out.strip().splitlines()[-1] if out.strip() else f"exit {rc}"
+            if "configuration is invalid" in out or "could not be read" in out:
+                problems.append(f"{c['name']}: {last}")
+            else:
+                stopped_at.add(last[:90])
+    problems_check(report, f"[{r.name}] casewire validates the rendered configuration (Config::validate)", problems,
+                   "then stops at: " + " | ".join(sorted(stopped_at)))
+
+
+# --------------------------------------------------------------------------
+# Profiles
+
+def production_values() -> dict:
+    egress = {dep: {"ports": ports, "to": [{"ipBlock": {"cidr": "192.0.2.0/24"}}]}
+              for dep, ports in PROD_EGRESS_PORTS.items()}
+    return {
+        "ingress": {"enabled": True, "className": "nginx", "tlsSecretName": "cases-tls",
+                    "annotations": {"nginx.ingress.kubernetes.io/proxy-read-timeout": "3600"}},
+        "networkPolicy": {
+            "enabled": True,
+            "egress": egress,
+            "ingress": {
+                "api": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}],
+                "management": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+            },
+        },
+        "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+        **{key: {"enabled": True,
+                 **({"autoscaling": {"enabled": True, "targetMemoryUtilizationPercentage": 80}} if SERVICES[key][2] else {}),
+                 "pdb": {"enabled": True, **({"minAvailable": "50%"} if key == "caseApi" else {})},
+                 "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                     {"weight": 100, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",
+                                                         "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "casewire"}}}}]}},
+                 "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "casewire", "effect": "NoSchedule"}]}
+           for key in SERVICES},
+        "kafka": {"brokers": ["kafka-0.kafka:19092", "kafka-1.kafka:19092"]},
+        "s3": {"bucket": "casewire-files", "endpoint": "http://minio.storage:9000",
+               "publicEndpoint": "https://files.example.com", "pathStyle": True, "prefix": "casewire/"},
+        "policies": {"configMap": "casewire-policies"},
+        "dataDir": {"existingClaim": "casewire-data"},
+        "secrets": {
+            "mongodb": {"existingSecret": "casewire-mongodb", "readUrlKey": "read-url"},
+            "kafka": {"existingSecret": "casewire-kafka"},
+            "s3": {"existingSecret": "casewire-s3"},
+            "oidc": {"existingSecret": "casewire-oidc", "portalClientSecretKey": "portal-client-secret"},
+            "smtp": {"existingSecret": "casewire-smtp"},
+            "taskWorkerHttp": {"existingSecret": "casewire-http"},
+            "imap": {"existingSecret": "casewire-imap", "urlKeys": {"support": "support-imap-url"}},
+        },
+        "config": {
+            "auth": {"issuers": [{"issuer": "https://keycloak.example.com/realms/acme", "audiences": ["casewire"]},
+                                 {"issuer": "https://keycloak.example.com/realms/globex", "audiences": ["casewire"],
+                                  "tenant": "globex"}],
+                     "claims": {"client_id": "casewire"}},
+            "bus": {"properties": {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512"},
+                    "partitions": 12, "topic_prefix": "prod."},
+            "store": {"mongodb": {"max_pool_size": 50}},
+            "service_account": {"token_url": "https://keycloak.example.com/realms/acme/protocol/openid-connect/token"},
+            "notify": {"from": "Cases <cases@example.com>", "critical_kinds": ["sla.breached"]},
+            "task_worker": {"http_allow": ["https://erp.example.com/api/"], "max_tasks": 16},
+            "email": {"mailboxes": [
+                {"name": "support", "tenant": "acme", "address": "support@example.com", "definition": "complaint",
+                 "data": {"channel": "email", "priority": 2, "labels": ["inbound", "quote\"d"]}, "after": "move:Done"},
+                {"name": "sales", "tenant": "acme", "address": "sales@example.com", "definition": "claim",
+                 "strangers": "hold"},
+            ], "own_addresses": ["noreply@example.com"]},
+            "storage": {"max_upload_bytes": 1073741824, "purge_detached_after_secs": 2592000},
+            "policy": {"engine": "opa-server", "opa_url": "http://opa.opa:8181"},
+            "log": {"level": "casewire=debug,info"},
+        },
+    }
+
+
+def profiles() -> list[tuple[str, dict]]:
+    out = [
+        ("default", {}),
+        ("minimal", {
+            **{k: {"enabled": False} for k in SERVICES if k not in ("caseApi", "caseEngine", "projector")},
+            "caseApi": {"replicaCount": 1}, "caseEngine": {"replicaCount": 1}, "projector": {"replicaCount": 1},
+            "adminInit": {"enabled": False}, "tests": {"enabled": False}, "topologySpread": {"enabled": False},
+            "config": {"auth": {"issuers": [{"issuer": "https://id.example.com/realms/casewire", "audiences": ["casewire"]}]}},
+        }),
+        ("production", production_values()),
+        ("gateway", {"httpRoute": {"enabled": True, "parentRefs": [{"name": "public", "namespace": "gateways", "sectionName": "https"}]},
+                     "storageApi": {"enabled": True}}),
+    ]
+    for key in SERVICES:
+        out.append((f"without-{SERVICES[key][0]}", deep_merge(production_values(), {key: {"enabled": False}})))
+    return out
+
+
+def check_profile_shape(report: Report, name: str, r: Rendered, values: dict, merged: dict) -> None:
+    problems = []
+    deployments = {component(d) for d in r.kind("Deployment")}
+    expected = {SERVICES[k][0] for k in SERVICES if merged[k]["enabled"]}
+    if deployments != expected:
+        problems.append(f"Deployments {sorted(deployments)}, expected {sorted(expected)}")
+    for d in r.kind("Deployment"):
+        c = d["spec"]["template"]["spec"]["containers"][0]
+        if c["command"] != ["casewire"] or c["args"] != ["serve", component(d)]:
+            problems.append(f"{component(d)}: runs {c['command'] + c['args']}")
+    for kind in ("Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"):
+        for doc in r.kind(kind):
+            comp = component(doc)
+            if comp not in expected and comp not in ("admin-init", "test", "?"):
+                problems.append(f"{kind}/{doc['metadata']['name']} for disabled {comp}")
+    for ing in r.kind("Ingress") + r.kind("HTTPRoute"):
+        text = json.dumps(ing)
+        for k in SERVICES:
+            if not merged[k]["enabled"] and f"{RELEASE}-casewire-{SERVICES[k][0]}\"" in text:
+                problems.append(f"{ing['kind']} routes to disabled {SERVICES[k][0]}")
+    hpas = {component(h) for h in r.kind("HorizontalPodAutoscaler")}
+    want_hpas = {SERVICES[k][0] for k in SERVICES if merged[k]["enabled"] and merged[k].get("autoscaling", {}).get("enabled")}
+    if hpas != want_hpas:
+        problems.append(f"HPAs {sorted(hpas)}, expected {sorted(want_hpas)}")
+    pdbs = {component(p) for p in r.kind("PodDisruptionBudget")}
+    want_pdbs = {SERVICES[k][0] for k in SERVICES if merged[k]["enabled"] and merged[k]["pdb"]["enabled"]}
+    if pdbs != want_pdbs:
+        problems.append(f"PDBs {sorted(pdbs)}, expected {sorted(want_pdbs)}")
+    if bool(r.kind("ServiceMonitor")) != merged["serviceMonitor"]["enabled"]:
+        problems.append("ServiceMonitor presence does not follow serviceMonitor.enabled")
+    if bool(r.kind("NetworkPolicy")) != merged["networkPolicy"]["enabled"]:
+        problems.append("NetworkPolicies do not follow networkPolicy.enabled")
+    ws_routed = any("/api/v1/ws" in json.dumps(x) for x in r.kind("Ingress") + r.kind("HTTPRoute"))
+    if (merged["ingress"]["enabled"] or merged["httpRoute"]["enabled"]) and merged["caseApi"]["enabled"]:
+        if ws_routed != merged["wsPublisher"]["enabled"]:
+            problems.append("/api/v1/ws is routed iff ws-publisher runs: not so")
+        if not any('"/"' in json.dumps(x) for x in r.kind("Ingress") + r.kind("HTTPRoute")):
+            problems.append("/ (API and portal) is not routed")
+    hooks = [j for j in r.kind("Job") if "pre-install" in j["metadata"].get("annotations", {}).get("helm.sh/hook", "")]
+    if merged["adminInit"]["enabled"]:
+        if len(hooks) != 1 or hooks[0]["spec"]["template"]["spec"]["containers"][0]["args"] != ["admin", "init"]:
+            problems.append("no pre-install/pre-upgrade Job running `casewire admin init`")
+        elif "pre-upgrade" not in hooks[0]["metadata"]["annotations"]["helm.sh/hook"]:
+            problems.append("the admin init Job is not a pre-upgrade hook")
+    tests = [p for p in r.kind("Pod") if p["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
+    if merged["tests"]["enabled"]:
+        script = json.dumps(tests[0]["spec"]) if tests else ""
+        if merged["caseApi"]["enabled"] and "/health/ready" not in script:
+            problems.append("the helm test does not check /health/ready")
+        for issuer in merged["config"]["auth"]["issuers"]:
+            if f"{issuer['issuer']}/.well-known/openid-configuration" not in script:
+                problems.append(f"the helm test does not check the discovery of {issuer['issuer']}")
+    # NOTES.txt names every Secret a pod references.
+    refs = {e["valueFrom"]["secretKeyRef"]["name"] for _, s in r.pod_specs() for c in containers_of(s)
+            for e in c.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
+    for secret in refs:
+        if secret not in r.notes:
+            problems.append(f"NOTES.txt does not name Secret {secret}")
+    if "http" not in r.notes:
+        problems.append("NOTES.txt names no URL")
+    problems_check(report, f"[{name}] resources follow the values (services, HPA, PDB, routes, hooks, test, NOTES)",
+                   problems, f"{len(r.docs)} manifests, {len(deployments)} Deployments")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--chart", default=str(ROOT / "charts/casewire"))
+    args = ap.parse_args()
+    chart_dir = Path(args.chart)
+    started = time.monotonic()
+    report = Report()
+    from importlib.metadata import version
+    print(f"helm-python-sdk {version('helm-python-sdk')}: Helm SDK {helm.helm_sdk_version()} "
+          f"(libhelm_c {helm.helm_c_version()}); kubernetes-validate {version('kubernetes-validate')}, "
+          f"schemas of Kubernetes {' and '.join(KUBE_VERSIONS)}")
+
+    values_text = (chart_dir / "values.yaml").read_text()
+    values = yaml.safe_load(values_text)
+    schema = json.loads((chart_dir / "values.schema.json").read_text())
+
+    # -- values.yaml and values.schema.json agree
+    missing_in_schema, missing_in_values = schema_values_agreement(schema, values)
+    problems_check(report, "every key of values.yaml is in values.schema.json", missing_in_schema)
+    problems_check(report, "every property of values.schema.json is in values.yaml", missing_in_values)
+    problems_check(report, "every object in values.schema.json is closed (additionalProperties: false, or a typed map)",
+                   unclosed_objects(schema))
+    problems_check(report, "every key of values.yaml has a comment", uncommented_keys(values_text))
+    problems_check(report, "values.yaml holds no credential", secretish_values(values))
+
+    chart = helm.Chart.load(str(chart_dir))
+    problems_check(report, "values.yaml passes its own schema (Helm's validator)",
+                   [] if _schema_ok(chart, {}) is None else [_schema_ok(chart, {})])
+
+    # -- helm lint
+    for name, vals in (("default", {}), ("production", production_values())):
+        for kube in ("v1.27.0", f"v{kv.latest_version()}"):
+            lint = helm.lint(str(chart_dir), vals, strict=True, namespace=NAMESPACE, kube_version=kube)
+            bad = [f"{m['path']}: {m['error'].strip()}" for m in lint["messages"] if m["severity"] >= 2] + lint["errors"]
+            problems_check(report, f"helm lint --strict, {name} values, Kubernetes {kube}", bad,
+                           f"{len(lint['messages'])} info messages")
+
+    # -- what the schema refuses
+    refused = [
+        ("a typo in a service key (caseApi.replicaCont)", {"caseApi": {"replicaCont": 3}}),
+        ("a typo at the top (replicaCont)", {"replicaCont": 3}),
+        ("a typo in a config key (config.api.max_wiat_secs)", {"config": {"api": {"max_wiat_secs": 5}}}),
+        ("a wrong type (caseApi.replicaCount: \"two\")", {"caseApi": {"replicaCount": "two"}}),
+        ("a wrong type (ingress.enabled: \"yes\")", {"ingress": {"enabled": "yes"}}),
+        ("a wrong type (ports.api: 70000)", {"ports": {"api": 70000}}),
+        ("autoscaling on a singleton (notifyPublisher.autoscaling)", {"notifyPublisher": {"autoscaling": {"enabled": True}}}),
+        ("a credential in config (config.notify.smtp_url)", {"config": {"notify": {"smtp_url": "smtp://u:p@h:25"}}}),
+        ("a password in bus.properties (sasl.password)", {"config": {"bus": {"properties": {"sasl.password": "x"}}}}),
+        ("a secret-looking extraEnv with a plain value", {"caseApi": {"extraEnv": [{"name": "DB_PASSWORD", "value": "hunter2"}]}}),
+        ("an unknown key in an issuer", {"config": {"auth": {"issuers": [{"issuer": "https://a/realms/b", "audiences": ["c"], "jwks": "x"}]}}}),
+    ]
+    for label, vals in refused:
+        try:
+            render(chart, vals)
+            rendered_err = None
+        except helm.HelmError as e:
+            rendered_err = str(e).strip().splitlines()[-1]
+        lint = helm.lint(str(chart_dir), vals, strict=True, namespace=NAMESPACE)
+        lint_failed = bool(lint["errors"]) or any(m["severity"] >= 3 for m in lint["messages"])
+        report.check(f"refused: {label}", rendered_err is not None and lint_failed,
+                     f"render: {rendered_err}" if rendered_err and lint_failed
+                     else f"render {'failed' if rendered_err else 'succeeded'}, lint {'failed' if lint_failed else 'passed'}")
+
+    # -- profiles
+    binary = find_binary()
+    rendered: dict[str, Rendered] = {}
+    for name, vals in profiles():
+        try:
+            files = render(chart, vals)
+        except helm.HelmError as e:
+            report.check(f"[{name}] renders", False, str(e).strip())
+            continue
+        r = Rendered(name, files)
+        rendered[name] = r
+        merged = chart.merge_values(vals)
+        report.check(f"[{name}] renders", True, f"{len(r.docs)} manifests")
+        check_kube_schemas(report, r)
+        check_security(report, r)
+        check_probes(report, r, merged)
+        check_secrets(report, r)
+        check_references(report, r)
+        check_profile_shape(report, name, r, vals, merged)
+        if merged["networkPolicy"]["enabled"] and name == "production":
+            check_network_policies(report, r)
+        if name in ("default", "minimal", "production", "gateway"):
+            check_binary_loads(report, r, binary, validate=name in ("production", "minimal"))
+
+    # -- a config change rolls the pods
+    base = rendered.get("default")
+    changed = Rendered("changed", render(chart, {"config": {"log": {"level": "debug"}}}))
+    if base:
+        sums = lambda r: {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+                          for d in r.kind("Deployment")}
+        a, b = sums(base), sums(changed)
+        same = [n for n in a if a[n] == b.get(n)]
+        report.check("a config change changes every Deployment's checksum/config (the pods roll)", bool(a) and not same,
+                     f"unchanged: {same}" if same else f"{len(a)} Deployments")
+    again = Rendered("again", render(chart, {}))
+    report.check("rendering is deterministic (same values, same manifests)",
+                 base is not None and json.dumps(again.docs, sort_keys=True) == json.dumps(base.docs, sort_keys=True))
+
+    elapsed = time.monotonic() - started
+    print(f"({elapsed:.1f} s)")
+    print(f"install checks: {report.passed} passed, {report.failed} failed")
+    return 1 if report.failed else 0
+
+
+def _schema_ok(chart, vals) -> str | None:
+    try:
+        chart.validate_schema(vals)
+        return None
+    except helm.HelmError as e:
+        return str(e).strip()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
