@@ -482,6 +482,42 @@ impl S3BlobStore {
         &self.bucket
     }
 
+    /// Whether each tenant has a bucket of its own (`<bucket>-<tenant>`).
+    pub fn tenant_buckets(&self) -> bool {
+        self.tenant_buckets
+    }
+
+    /// Creates the bucket `name` unless it is there: `true` when created.
+    /// For `casewire admin init`; the services never create buckets.
+    pub async fn ensure_bucket(&self, name: &str) -> Result<bool, BlobError> {
+        if !bucket_name_ok(name) {
+            return Err(BlobError::Backend(format!("{name:?} is not a valid S3 bucket name")));
+        }
+        match self.client.head_bucket().bucket(name).send().await {
+            Ok(_) => return Ok(false),
+            Err(e) => match classify("head bucket", e) {
+                BlobError::NotFound => {}
+                BlobError::Backend(why) if why.contains("does not exist") => {}
+                other => return Err(other),
+            },
+        }
+        let mut create = self.client.create_bucket().bucket(name);
+        // Outside us-east-1, S3 wants the region named in the request.
+        let region = self.client.config().region().map(|r| r.as_ref().to_owned());
+        if let Some(region) = region.filter(|r| r != "us-east-1") {
+            create = create.create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region.as_str()))
+                    .build(),
+            );
+        }
+        match create.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("BucketAlreadyOwnedByYou") => Ok(false),
+            Err(e) => Err(classify("create bucket", e)),
+        }
+    }
+
     /// The bucket and object key a blob key is stored under.
     pub fn locate(&self, key: &str) -> Result<(String, String), BlobError> {
         validate_key(key)?;

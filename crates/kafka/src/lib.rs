@@ -164,8 +164,9 @@ impl KafkaBus {
         })
     }
 
-    /// Creates missing topics; existing ones are left as they are.
-    pub async fn ensure_topics(&self) -> Result<(), BusError> {
+    /// Creates missing topics; existing ones are left as they are. Each
+    /// topic's name, and whether it was created now.
+    pub async fn ensure_topics(&self) -> Result<Vec<(String, bool)>, BusError> {
         let admin: AdminClient<DefaultClientContext> = self.settings.client_config().create().map_err(unavailable)?;
         let names: Vec<String> = Topic::ALL.iter().map(|t| self.settings.topic(*t)).collect();
         let topics: Vec<NewTopic<'_>> = names
@@ -183,14 +184,18 @@ impl KafkaBus {
             .create_topics(topics.iter(), &options)
             .await
             .map_err(unavailable)?;
+        let mut report = Vec::new();
         for result in results {
             match result {
-                Ok(name) => tracing::info!(topic = %name, partitions = self.settings.partitions, "Created a topic"),
-                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Ok(name) => {
+                    tracing::info!(topic = %name, partitions = self.settings.partitions, "Created a topic");
+                    report.push((name, true));
+                }
+                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => report.push((name, false)),
                 Err((name, code)) => return Err(BusError::Unavailable(format!("creating topic {name}: {code}"))),
             }
         }
-        Ok(())
+        Ok(report)
     }
 
     /// The settings in use.

@@ -16,6 +16,7 @@
 //!   Prometheus `/metrics`.
 
 pub mod adapter_url;
+pub mod admin;
 pub mod config;
 pub mod consumer;
 pub mod identity;

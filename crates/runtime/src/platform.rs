@@ -47,7 +47,7 @@ fn store_adapter(name: &str, url: &SecretUrl) -> anyhow::Result<AdapterUrl> {
     Ok(AdapterUrl::parse(name, url, &[Scheme::Sqlite, Scheme::MongoDb])?)
 }
 
-fn mongo_settings(config: &Config, url: &SecretUrl) -> MongoSettings {
+pub(crate) fn mongo_settings(config: &Config, url: &SecretUrl) -> MongoSettings {
     let m = &config.store.mongodb;
     let mut s = MongoSettings::new(url.expose());
     s.database = m.database.clone();
@@ -62,7 +62,7 @@ fn mongo_settings(config: &Config, url: &SecretUrl) -> MongoSettings {
 
 /// Opens the event store and the read store; one MongoDB client serves
 /// both when they name the same URL.
-async fn open_stores(
+pub(crate) async fn open_stores(
     config: &Config,
     durability: Durability,
 ) -> anyhow::Result<(Arc<dyn EventStore>, Arc<dyn ReadStore>)> {
@@ -108,27 +108,38 @@ async fn open_stores(
     Ok((events, reads))
 }
 
+/// The stores' durability setting as the SQLite adapter takes it.
+pub(crate) fn durability(config: &Config) -> Durability {
+    match config.store.durability {
+        config::Durability::Normal => Durability::Normal,
+        config::Durability::Full => Durability::Full,
+    }
+}
+
+/// The Kafka client settings of `config` for the broker URL `bus_url`.
+pub(crate) fn kafka_settings(config: &Config, bus_url: &SecretUrl) -> anyhow::Result<KafkaSettings> {
+    let mut settings = KafkaSettings::from_url(bus_url.expose())?;
+    settings.topic_prefix = config.bus.topic_prefix.clone();
+    settings.partitions = config.bus.partitions;
+    settings.replication = config.bus.replication;
+    settings.message_timeout_ms = config.bus.message_timeout_ms;
+    settings.idempotent = config.bus.idempotent_producer;
+    settings.properties = config.bus.properties.clone();
+    Ok(settings)
+}
+
 impl Platform {
     /// Validates the config, then opens every adapter it names; Kafka topics
     /// are created when missing. Every command goes through here, so none
     /// runs on an invalid config.
     pub async fn open(config: Config) -> anyhow::Result<Platform> {
         config.validate()?;
-        let durability = match config.store.durability {
-            config::Durability::Normal => Durability::Normal,
-            config::Durability::Full => Durability::Full,
-        };
+        let durability = durability(&config);
         let (events, reads) = open_stores(&config, durability).await?;
         let bus_url = config.store_url(&config.bus.url, "bus.db");
         let bus: Arc<dyn Bus> = match AdapterUrl::parse("bus.url", &bus_url, &[Scheme::Sqlite, Scheme::Kafka])? {
             AdapterUrl::Kafka(bus_url) => {
-                let mut settings = KafkaSettings::from_url(bus_url.expose())?;
-                settings.topic_prefix = config.bus.topic_prefix.clone();
-                settings.partitions = config.bus.partitions;
-                settings.replication = config.bus.replication;
-                settings.message_timeout_ms = config.bus.message_timeout_ms;
-                settings.idempotent = config.bus.idempotent_producer;
-                settings.properties = config.bus.properties.clone();
+                let settings = kafka_settings(&config, &bus_url)?;
                 let bus = KafkaBus::connect(settings)
                     .await
                     .with_context(|| format!("connecting to Kafka at {}", bus_url.masked()))?;

@@ -68,6 +68,25 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Operators' tasks.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create what the services need and may lack the rights to create: the
+    /// Kafka topics, the MongoDB collections and indexes, the S3 buckets.
+    /// Idempotent: what exists is left alone, a second run creates nothing.
+    Init {
+        /// A tenant whose bucket to create when storage.url has
+        /// tenant_buckets=true (repeatable; the configured issuers'
+        /// tenants, and in dev mode the demo tenants, are added).
+        #[arg(long = "tenant", value_name = "TENANT")]
+        tenants: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -552,5 +571,40 @@ async fn main() -> anyhow::Result<()> {
         Command::Policy {
             command: PolicyCommand::Bench { dir, decisions },
         } => casewire::bench::policy(&dir, decisions).await,
+        Command::Admin {
+            command: AdminCommand::Init { tenants },
+        } => admin_init(config, tenants).await,
     }
+}
+
+/// `casewire admin init`: a line per topic, index set and bucket, then the
+/// totals.
+async fn admin_init(config: Config, mut tenants: Vec<String>) -> anyhow::Result<()> {
+    use casewire_runtime::admin::Outcome;
+    tenants.extend(config.auth.issuers.iter().filter_map(|i| i.tenant.clone()));
+    if config.mode == Some(Mode::Dev) {
+        tenants.extend(DevIssuer::tenants().into_iter().map(str::to_owned));
+    }
+    tenants.sort();
+    tenants.dedup();
+    let report = casewire_runtime::admin::init(&config, &tenants).await?;
+    let mut created = 0;
+    for p in &report {
+        match p.outcome {
+            Outcome::Created(n) => {
+                created += 1;
+                if n > 1 {
+                    println!("created  {} ({n})", p.what);
+                } else {
+                    println!("created  {}", p.what);
+                }
+            }
+            Outcome::Exists => println!("exists   {}", p.what),
+        }
+    }
+    println!(
+        "admin init: {created} created, {} already there",
+        report.len() - created
+    );
+    Ok(())
 }
