@@ -69,6 +69,71 @@ pub fn start(
     ))
 }
 
+/// What a client of the API (the task worker, the mail reader) checks for
+/// readiness: that the API answers at all.
+#[derive(Debug, Clone)]
+struct ApiProbe {
+    url: String,
+    http: reqwest::Client,
+}
+
+/// The management port of a process that is a client of the API and has
+/// no stores of its own: live, ready (the API answers over HTTP: a 401
+/// counts, a refused connection or a 5xx does not) and metrics, until
+/// `shutdown`.
+pub fn start_client(
+    bind: SocketAddr,
+    api_base: &str,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(SocketAddr, JoinHandle<anyhow::Result<()>>)> {
+    recorder();
+    let listener = TcpListener::bind(bind).with_context(|| format!("binding the management port to {bind}"))?;
+    let addr = listener.local_addr()?;
+    let probe = Data::new(ApiProbe {
+        url: format!("{}/api/v1/cases?limit=1", api_base.trim_end_matches('/')),
+        http: reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(3))
+            .build()?,
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(probe.clone())
+            .service(live)
+            .service(client_ready)
+            .service(metrics)
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(2)
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        handle.stop(true).await;
+    });
+    Ok((
+        addr,
+        tokio::spawn(async move { server.await.context("management server") }),
+    ))
+}
+
+#[get("/health/ready")]
+async fn client_ready(probe: Data<ApiProbe>) -> HttpResponse {
+    let api = match probe.http.get(&probe.url).send().await {
+        Ok(r) if !r.status().is_server_error() => serde_json::json!({"status": "up"}),
+        Ok(r) => serde_json::json!({"status": "down", "error": format!("the API answered {}", r.status())}),
+        Err(e) => serde_json::json!({"status": "down", "error": e.to_string()}),
+    };
+    let up = api["status"] == "up";
+    let body = serde_json::json!({"status": if up { "up" } else { "down" }, "checks": {"api": api}});
+    if up {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
 #[get("/health/live")]
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "up"}))

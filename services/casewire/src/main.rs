@@ -344,6 +344,9 @@ async fn serve_client(config: Config, service: Service, shutdown: CancellationTo
          and service_account.client_secret",
     )?;
     let api = casewire::worker::api_url(&config, None);
+    let (management, _served) =
+        casewire_runtime::management::start_client(config.management.bind, &api, shutdown.clone())?;
+    banner!("Management   http://{management}/health/ready");
     if matches!(service, Service::EmailIngest) {
         let boxes: Vec<&str> = config
             .email

@@ -444,6 +444,7 @@ async fn serve_task_worker_works_tasks_of_a_separate_api() {
             .env("CASEWIRE__DATA_DIR", &data)
             .env("CASEWIRE__SERVICE_ACCOUNT__API_URL", &base)
             .env("CASEWIRE__TASK_WORKER__WORKER_ID", "lonely-worker")
+            .env("CASEWIRE__MANAGEMENT__BIND", "127.0.0.1:0")
             .env("CASEWIRE__LOG__LEVEL", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
@@ -495,7 +496,18 @@ async fn serve_task_worker_works_tasks_of_a_separate_api() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let _worker = Server(worker(&[("CASEWIRE__MODE", "dev")]).spawn().unwrap());
+    let mut child = worker(&[("CASEWIRE__MODE", "dev")]).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let _worker = Server(child);
+    // The worker has a management port of its own: ready while the API answers.
+    let management = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("Management").map(|r| r.trim().to_owned()))
+        .expect("the worker prints its management URL");
+    std::thread::spawn(move || lines.for_each(drop));
+    let ready: serde_json::Value = reqwest::get(&management).await.unwrap().json().await.unwrap();
+    assert_eq!(ready["checks"]["api"]["status"], "up", "{ready}");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let c = get(&format!("{api}/cases/{case}"), &carol).await;

@@ -56,6 +56,7 @@ fn reader(data: &std::path::Path, config: &std::path::Path, api: &str) -> Proc {
             .env("CASEWIRE__MODE", "dev")
             .env("CASEWIRE__DATA_DIR", data)
             .env("CASEWIRE__SERVICE_ACCOUNT__API_URL", api)
+            .env("CASEWIRE__MANAGEMENT__BIND", "127.0.0.1:0")
             .env("CASEWIRE__LOG__LEVEL", "warn")
             .stdout(Stdio::null())
             .spawn()
