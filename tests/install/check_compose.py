@@ -999,7 +999,7 @@ def _(i: Install):
             fail(f"{n}: {url} vs {adv}")
 
 
-@check("health: long-running infrastructure has health checks, and depends_on conditions can be met")
+@check("health: long-running infrastructure has health checks, Casewire containers `casewire health`, and depends_on conditions can be met")
 def _(i: Install):
     casewire = set(i.casewire_containers())
     for n, s in i.services.items():
@@ -1016,8 +1016,12 @@ def _(i: Install):
                 fail(f"{n} waits for {dep} to be healthy; it has no health check")
             if c == "service_completed_successfully" and i.services[dep].get("restart") != "no":
                 fail(f"{n} waits for {dep} to complete; it restarts")
-            if dep in casewire and c == "service_healthy":
-                fail(f"{n} waits for {dep} to be healthy; Casewire containers have no health check")
+    for n in casewire:
+        if i.services[n].get("restart") == "no":
+            continue
+        test = (i.services[n].get("healthcheck") or {}).get("test")
+        if test != ["CMD", "casewire", "health"]:
+            fail(f"{n}: the health check is {test}, not casewire health (the image has no shell)")
 
 
 @check("secrets: every ${VAR} is in .env.example, and no password, secret or key is written inline")

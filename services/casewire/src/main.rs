@@ -68,6 +68,14 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Whether the service on this host is ready: exit 0 when its
+    /// management port answers /health/ready with 200, else 1. For
+    /// container health checks (the image has no shell and no curl).
+    Health {
+        /// Default: http://<management.bind>/health/ready (0.0.0.0 as 127.0.0.1).
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Operators' tasks.
     Admin {
         #[command(subcommand)]
@@ -577,7 +585,28 @@ async fn main() -> anyhow::Result<()> {
         Command::Admin {
             command: AdminCommand::Init { tenants },
         } => admin_init(config, tenants).await,
+        Command::Health { url } => health(&config, url).await,
     }
+}
+
+/// `casewire health`: the readiness of the local service, as an exit code.
+async fn health(config: &Config, url: Option<String>) -> anyhow::Result<()> {
+    let url = url.unwrap_or_else(|| {
+        let mut addr = config.management.bind;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{addr}/health/ready")
+    });
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()?;
+    let r = http.get(&url).send().await.with_context(|| format!("asking {url}"))?;
+    let status = r.status();
+    let body = r.text().await.unwrap_or_default();
+    println!("{status} {body}");
+    anyhow::ensure!(status.is_success(), "{url} is not ready ({status})");
+    Ok(())
 }
 
 /// `casewire admin init`: a line per topic, index set and bucket, then the

@@ -508,6 +508,13 @@ async fn serve_task_worker_works_tasks_of_a_separate_api() {
     std::thread::spawn(move || lines.for_each(drop));
     let ready: serde_json::Value = reqwest::get(&management).await.unwrap().json().await.unwrap();
     assert_eq!(ready["checks"]["api"]["status"], "up", "{ready}");
+    // `casewire health`, the containers' health check, says the same by its exit code.
+    let health = |url: &str| Command::new(BIN).args(["health", "--url", url]).output().unwrap();
+    assert!(health(&management).status.success());
+    assert!(
+        !health("http://127.0.0.1:9/health/ready").status.success(),
+        "nothing listens there"
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let c = get(&format!("{api}/cases/{case}"), &carol).await;
