@@ -27,7 +27,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::{Header, Headers as _, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
@@ -119,6 +119,8 @@ impl KafkaSettings {
 /// The consumers' default `fetch.wait.max.ms` (a `bus.properties` entry
 /// overrides it).
 pub const FETCH_WAIT_MAX_MS: &str = "100";
+/// The message header that carries the W3C trace context.
+const TRACEPARENT: &str = "traceparent";
 
 fn unavailable(e: KafkaError) -> BusError {
     BusError::Unavailable(e.to_string())
@@ -248,6 +250,20 @@ impl Bus for KafkaBus {
         let sends = messages
             .iter()
             .map(|(key, payload)| self.send(&name, key, payload, None));
+        futures::future::join_all(sends).await.into_iter().collect()
+    }
+
+    async fn publish_traced(&self, topic: Topic, messages: Vec<casewire_ports::Traced>) -> Result<(), BusError> {
+        let name = self.settings.topic(topic);
+        let sends = messages.iter().map(|(key, payload, trace)| {
+            let headers = trace.as_deref().map(|t| {
+                OwnedHeaders::new().insert(Header {
+                    key: TRACEPARENT,
+                    value: Some(t),
+                })
+            });
+            self.send(&name, key, payload, headers)
+        });
         futures::future::join_all(sends).await.into_iter().collect()
     }
 
@@ -448,6 +464,12 @@ impl Subscription for KafkaSubscription {
                             .map(|k| String::from_utf8_lossy(k).into_owned())
                             .unwrap_or_default(),
                         payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                        traceparent: m.headers().and_then(|h| {
+                            h.iter()
+                                .find(|h| h.key == TRACEPARENT)
+                                .and_then(|h| h.value)
+                                .map(|v| String::from_utf8_lossy(v).into_owned())
+                        }),
                     });
                 }
                 // Transient broker trouble surfaces here; librdkafka

@@ -59,6 +59,7 @@ async fn dead_letters_carry_their_reason() {
         offset: 41,
         key: "case-1".into(),
         payload: b"not json".to_vec(),
+        traceparent: None,
     };
     bus.dead_letter(&msg, "not a command").await.unwrap();
     let consumer: StreamConsumer = rdkafka::ClientConfig::new()

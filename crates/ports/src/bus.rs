@@ -54,7 +54,14 @@ pub struct BusMessage {
     pub offset: i64,
     pub key: String,
     pub payload: Vec<u8>,
+    /// The sender's W3C trace context, where the transport carries one
+    /// (Kafka: the `traceparent` header).
+    pub traceparent: Option<String>,
 }
+
+/// A message to publish with the trace context it continues: key,
+/// payload, `traceparent`.
+pub type Traced = (String, Vec<u8>, Option<String>);
 
 /// Where a subscription without a committed position starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +77,12 @@ pub enum StartFrom {
 pub trait Bus: Send + Sync + 'static {
     /// Publishes messages to a topic, durably, in order; returns when the bus has accepted all of them.
     async fn publish(&self, topic: Topic, messages: Vec<(String, Vec<u8>)>) -> Result<(), BusError>;
+    /// [`publish`](Bus::publish), each message with the W3C trace context
+    /// it continues; a transport without message headers drops it.
+    async fn publish_traced(&self, topic: Topic, messages: Vec<Traced>) -> Result<(), BusError> {
+        self.publish(topic, messages.into_iter().map(|(k, p, _)| (k, p)).collect())
+            .await
+    }
     /// Subscribes a consumer group (or, with `None`, an uncommitted private reader) to a topic.
     async fn subscribe(
         &self,

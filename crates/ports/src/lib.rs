@@ -44,7 +44,7 @@ pub mod sla;
 
 pub use action::Action;
 pub use blob::{BlobError, BlobInfo, BlobRead, BlobStore, ByteRange, ByteStream};
-pub use bus::{Bus, BusMessage, StartFrom, Subscription, Topic};
+pub use bus::{Bus, BusMessage, StartFrom, Subscription, Topic, Traced};
 pub use checkpoints::Checkpoints;
 pub use command_log::{CancelResult, ClaimResult, CommandLog, CommandRecord, CommandStatus};
 pub use definitions::DefinitionStore;

@@ -914,6 +914,19 @@ impl Default for LogConfig {
     }
 }
 
+/// Traces over OpenTelemetry (OTLP/HTTP with JSON bodies); off unless an
+/// endpoint is set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// The collector's OTLP/HTTP base URL, e.g. `http://otel-collector:4318`
+    /// (`/v1/traces` is added); unset: no traces are exported.
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` of this process's spans; default `casewire-<service>`
+    /// (`casewire` for the all-in-one).
+    pub service_name: Option<String>,
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -943,6 +956,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub demo: DemoConfig,
     pub log: LogConfig,
+    pub telemetry: TelemetryConfig,
 }
 
 impl Default for Config {
@@ -969,6 +983,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             demo: DemoConfig::default(),
             log: LogConfig::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }

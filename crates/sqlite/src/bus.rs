@@ -237,6 +237,7 @@ impl Subscription for SqliteSubscription {
                     offset,
                     key,
                     payload,
+                    traceparent: None,
                 });
             }
         }

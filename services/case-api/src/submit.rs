@@ -284,7 +284,14 @@ async fn accept(
     let waiter = wait.map(|_| state.waiters.register(command_id));
     if let Err(e) = platform
         .bus
-        .publish(Topic::Commands, vec![(case_id.to_string(), envelope.to_json())])
+        .publish_traced(
+            Topic::Commands,
+            vec![(
+                case_id.to_string(),
+                envelope.to_json(),
+                casewire_runtime::telemetry::traceparent(),
+            )],
+        )
         .await
     {
         state.waiters.forget(command_id);

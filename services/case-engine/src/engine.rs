@@ -60,6 +60,9 @@ impl EngineError {
 pub struct Outbox {
     events: Vec<EventRecord>,
     outcomes: Vec<(String, Vec<u8>)>,
+    /// The trace context of each command's span, sent along with the
+    /// events it caused (empty when traces are off).
+    traces: std::collections::HashMap<Uuid, String>,
 }
 
 /// Decides commands. Cheap to clone.
@@ -92,12 +95,13 @@ impl Engine {
                 (
                     r.case_id.to_string(),
                     serde_json::to_vec(&event_to_json(r)).unwrap_or_default(),
+                    outbox.traces.get(&r.command_id).cloned(),
                 )
             })
             .collect();
         let bus = &self.platform.bus;
         tokio::try_join!(
-            bus.publish(Topic::Events, messages),
+            bus.publish_traced(Topic::Events, messages),
             bus.publish(Topic::Outcomes, outbox.outcomes)
         )?;
         Ok(())
@@ -324,21 +328,45 @@ impl Engine {
             .iter()
             .map(|m| CommandEnvelope::from_json(&m.payload).map_err(|e| EngineError::Unreadable(e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut outbox = Outbox::default();
+        // A span per command, each a child of the API's span for it (from
+        // the message's trace context), and the context its events carry on.
+        let spans: Vec<tracing::Span> = msgs
+            .iter()
+            .zip(&envelopes)
+            .map(|(msg, env)| {
+                let span = tracing::info_span!(
+                    "command",
+                    case_id = %env.case_id,
+                    command_id = %env.command_id,
+                    correlation_id = %env.correlation_id,
+                    command = env.command.name()
+                );
+                casewire_runtime::telemetry::follow(&span, msg.traceparent.as_deref());
+                span
+            })
+            .collect();
+        let traces: std::collections::HashMap<Uuid, String> = envelopes
+            .iter()
+            .zip(&spans)
+            .filter_map(|(env, span)| {
+                span.in_scope(casewire_runtime::telemetry::traceparent)
+                    .map(|t| (env.command_id, t))
+            })
+            .collect();
+        let mut outbox = Outbox {
+            traces: traces.clone(),
+            ..Outbox::default()
+        };
         if envelopes.len() > 1 && self.decide_batch(&mut outbox, &envelopes).await? {
             return self.flush(outbox).await;
         }
         // Rejections the batch recorded are found final one by one, and
         // their outcomes announced again from there.
-        let mut outbox = Outbox::default();
-        for env in &envelopes {
-            let span = tracing::info_span!(
-                "command",
-                case_id = %env.case_id,
-                command_id = %env.command_id,
-                correlation_id = %env.correlation_id,
-                command = env.command.name()
-            );
+        let mut outbox = Outbox {
+            traces,
+            ..Outbox::default()
+        };
+        for (env, span) in envelopes.iter().zip(spans) {
             self.decide_into(&mut outbox, env).instrument(span).await?;
         }
         self.flush(outbox).await

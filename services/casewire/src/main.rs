@@ -534,8 +534,22 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = load_config(&cli)?;
     // `casewire` alone is `casewire dev`: a person watching a terminal.
-    telemetry::init(&config.log, matches!(cli.command, None | Some(Command::Dev { .. })));
-    match cli.command.unwrap_or(Command::Dev {
+    let interactive = matches!(cli.command, None | Some(Command::Dev { .. }));
+    // Each service's spans under its own name: casewire-case-api, ...
+    let service = match &cli.command {
+        Some(Command::Serve { service }) => service
+            .to_possible_value()
+            .map_or_else(|| "casewire".to_owned(), |v| format!("casewire-{}", v.get_name())),
+        _ => "casewire".to_owned(),
+    };
+    telemetry::init_with(&config.log, interactive, &config.telemetry, &service);
+    let outcome = run(cli.command, config).await;
+    telemetry::shutdown();
+    outcome
+}
+
+async fn run(command: Option<Command>, config: Config) -> anyhow::Result<()> {
+    match command.unwrap_or(Command::Dev {
         port: None,
         no_demo: false,
         bus: None,

@@ -323,6 +323,117 @@ async fn three_processes_serve_the_api_over_kafka() {
     end_to_end(&d, &api).await;
 }
 
+/// An OTLP/HTTP receiver (JSON bodies) on a free port: what it got.
+async fn otlp_receiver() -> (u16, Arc<Mutex<Vec<Value>>>) {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let data = web::Data::from(got.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(web::PayloadConfig::new(64 << 20))
+            .route(
+                "/v1/traces",
+                web::post().to(|got: web::Data<Mutex<Vec<Value>>>, body: web::Bytes| async move {
+                    if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                        got.lock().await.push(v);
+                    }
+                    HttpResponse::Ok().content_type("application/json").body("{}")
+                }),
+            )
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let port = server.addrs()[0].port();
+    tokio::spawn(server.run());
+    (port, got)
+}
+
+/// (service, span name, trace id) of every span the receiver got whose
+/// `case_id` attribute is `case`.
+async fn spans_of(got: &Mutex<Vec<Value>>, case: &str) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for body in got.lock().await.iter() {
+        for rs in body["resourceSpans"].as_array().into_iter().flatten() {
+            let service = rs["resource"]["attributes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| a["key"] == "service.name")
+                .and_then(|a| a["value"]["stringValue"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            for span in rs["scopeSpans"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|s| s["spans"].as_array().into_iter().flatten())
+            {
+                let of_case = span["attributes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|a| a["key"] == "case_id" && a["value"]["stringValue"] == case);
+                if of_case {
+                    out.push((
+                        service.clone(),
+                        span["name"].as_str().unwrap_or_default().to_owned(),
+                        span["traceId"].as_str().unwrap_or_default().to_owned(),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn one_trace_follows_a_command_from_the_api_through_the_engine_to_the_projector() {
+    let Some(kafka) = kafka() else { return };
+    let (port, got) = otlp_receiver().await;
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let otel = [
+        ("CASEWIRE__TELEMETRY__OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+    ];
+    let d = Deployment::new(&kafka);
+    let api = d.serve_with("case-api", &otel);
+    let _engine = d.serve_with("case-engine", &otel);
+    let _projector = d.serve_with("projector", &otel);
+    let c = d.client(&api, "carol");
+    import_definitions(&c).await;
+    let case = open_cases(&c, 1).await.remove(0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let spans = spans_of(&got, &case).await;
+        let find = |service: &str, name: &str| {
+            spans
+                .iter()
+                .find(|(s, n, _)| s == service && n == name)
+                .map(|(_, _, t)| t.clone())
+        };
+        let api = find("casewire-case-api", "submit");
+        let engine = find("casewire-case-engine", "command");
+        let projector = find("casewire-projector", "project");
+        if let (Some(a), Some(e), Some(p)) = (&api, &engine, &projector) {
+            assert_eq!(
+                (a, a),
+                (e, p),
+                "one trace id from the API through the engine to the projector: {spans:?}"
+            );
+            assert_eq!(a.len(), 32, "a W3C trace id: {a}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the three services' spans of the case within 30 s: {spans:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test]
 async fn three_processes_serve_the_api_over_kafka_and_mongodb_and_replay_rebuilds_identical_documents() {
     let (Some(kafka), Some(mongodb)) = (kafka(), mongodb()) else {
