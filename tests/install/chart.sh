@@ -9,7 +9,11 @@
 #   kubernetes-validate  the Kubernetes OpenAPI schemas, bundled, to
 #                        validate every rendered manifest offline.
 # Then runs tests/install/check_chart.py, which prints one line per check
-# and `install checks: N passed, M failed`.
+# and `install checks: N passed, M failed`. Among them: the Grafana
+# dashboard and the PrometheusRule query only metrics the Rust sources
+# record, and charts/casewire/README.md holds the values table that
+# tests/install/values_table.py generates (run it after changing
+# values.yaml or values.schema.json).
 #
 # VENV: the venv to use (default $HOME/.cache/casewire/venv, the one
 # tests/run uses); created when missing.

@@ -9,6 +9,13 @@ kubernetes-validate (offline, strict), and asserts what every container of
 every profile must be: non-root, read-only root file system, probes,
 resources, secrets only through secretKeyRef.
 
+The monitoring the chart ships is held to the code: every metric the
+Grafana dashboard (dashboards/casewire.json) or the PrometheusRule queries,
+and every label it filters or groups by, must be one the Rust sources under
+crates/ and services/ record (grepped at check time), and the values
+reference in charts/casewire/README.md must be what
+tests/install/values_table.py generates.
+
 When the project's own binary is built (target/debug/casewire or
 target/release/casewire, or $CASEWIRE_BIN), the rendered casewire.toml and
 each container's environment are also loaded by it, so a config key the
@@ -46,6 +53,8 @@ except ImportError:  # pragma: no cover
     sys.exit("kubernetes_validate is missing: run tests/install/chart.sh (PyPI: kubernetes-validate)")
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import values_table  # noqa: E402  (tests/install/values_table.py: the README's values reference)
 RELEASE = "cw"
 NAMESPACE = "cases"
 # The oldest Kubernetes the chart declares (Chart.yaml kubeVersion) and the
@@ -65,8 +74,8 @@ SERVICES = {
     "notifyPublisher": ("notify-publisher", True, False),
     "automation": ("automation", True, True),
     "slaScheduler": ("sla-scheduler", True, True),
-    "taskWorker": ("task-worker", False, True),
-    "emailIngest": ("email-ingest", False, False),
+    "taskWorker": ("task-worker", True, True),
+    "emailIngest": ("email-ingest", True, False),
 }
 # What each service may reach, by the egress ports of the production
 # profile below (kafka 9093, mongodb 27017, s3 443/9000, oidc 443/8443,
@@ -346,6 +355,516 @@ def kube_validate(doc: dict, version: str) -> str | None:
 
 
 # --------------------------------------------------------------------------
+# Metrics: what the Rust sources record, and what PromQL queries of them
+
+METRIC_MACRO = re.compile(r"\b(?:metrics::)?(counter|gauge|histogram)!\s*\(")
+# Labels Prometheus adds to every series it scrapes through a ServiceMonitor
+# (the Prometheus Operator's relabelling), besides the ones the code sets.
+TARGET_LABELS = {"job", "instance", "namespace", "service", "pod", "container", "endpoint"}
+# metrics-exporter-prometheus renders histograms as summaries when no
+# buckets are set (crates/runtime/src/management.rs: PrometheusBuilder::new()):
+# `name{quantile}`, `name_sum` and `name_count`, these quantiles, no `_bucket`.
+SUMMARY_QUANTILES = {"0", "0.5", "0.9", "0.95", "0.99", "0.999", "1"}
+PROMQL_AGGREGATORS = {"sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk",
+                      "topk", "quantile", "limitk", "limit_ratio"}
+PROMQL_FUNCTIONS = PROMQL_AGGREGATORS | {
+    "abs", "absent", "absent_over_time", "ceil", "changes", "clamp", "clamp_max", "clamp_min", "day_of_month",
+    "day_of_week", "day_of_year", "days_in_month", "delta", "deriv", "exp", "floor", "histogram_quantile", "holt_winters",
+    "double_exponential_smoothing", "hour", "idelta", "increase", "irate", "label_join", "label_replace", "ln", "log2",
+    "log10", "minute", "month", "predict_linear", "rate", "resets", "round", "scalar", "sgn", "sort", "sort_desc",
+    "sort_by_label", "sort_by_label_desc", "sqrt", "time", "timestamp", "vector", "year", "avg_over_time",
+    "min_over_time", "max_over_time", "sum_over_time", "count_over_time", "quantile_over_time", "stddev_over_time",
+    "stdvar_over_time", "last_over_time", "present_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh",
+    "cos", "cosh", "sin", "sinh", "tan", "tanh", "deg", "rad", "pi"}
+PROMQL_GROUPING = {"by", "without", "on", "ignoring", "group_left", "group_right"}
+PROMQL_WORDS = {"and", "or", "unless", "bool", "offset", "atan2"}
+PROMQL_TOKEN = re.compile(r"""
+    (?P<ws>\s+)
+  | (?P<str>"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|`[^`]*`)
+  | (?P<var>\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<num>0x[0-9a-fA-F]+|(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?(?:ms|s|m|h|d|w|y)*|(?i:inf|nan)\b)
+  | (?P<ident>[A-Za-z_:][A-Za-z0-9_:]*)
+  | (?P<op>=~|!~|!=|==|>=|<=|[-+*/%^<>=,(){}\[\]:@])
+""", re.X)
+
+
+class Metric:
+    def __init__(self, name: str, kind: str):
+        self.name = name
+        self.kind = kind
+        self.labels: set[str] = set()
+        # label -> the Rust expressions of its value, where the metric is recorded
+        self.values: dict[str, list[str]] = {}
+        self.where: list[str] = []
+
+
+def split_args(args: str) -> list[str]:
+    """A macro's arguments, split at its top-level commas."""
+    out, depth, start, i = [], 0, 0, 0
+    while i < len(args):
+        c = args[i]
+        if c == '"':
+            i += 1
+            while i < len(args) and args[i] != '"':
+                i += 2 if args[i] == "\\" else 1
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == "," and depth == 0:
+            out.append(args[start:i].strip())
+            start = i + 1
+        i += 1
+    out.append(args[start:].strip())
+    return [a for a in out if a]
+
+
+def macro_args(text: str, start: int) -> str:
+    """The text of a macro's arguments, from just after its `(` to the
+    matching `)`, skipping string and char literals."""
+    depth = 1
+    i = start
+    while i < len(text) and depth:
+        c = text[i]
+        if c == '"':
+            i += 1
+            while i < len(text) and text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        i += 1
+    return text[start:i - 1]
+
+
+@functools.lru_cache(maxsize=None)
+def rust_metrics() -> tuple[dict[str, Metric], tuple[str, ...], str]:
+    """Every metric the Rust sources record (metrics::counter!/gauge!/
+    histogram! with a literal name; tests and comments left out), the calls
+    whose name is not a literal, and the sources' text (for label values)."""
+    metrics: dict[str, Metric] = {}
+    unresolved: list[str] = []
+    texts: list[str] = []
+    for top in ("crates", "services"):
+        for path in sorted((ROOT / top).rglob("*.rs")):
+            rel = path.relative_to(ROOT)
+            if {"tests", "benches", "target"} & set(rel.parts):
+                continue
+            text = path.read_text(errors="replace")
+            texts.append(text)
+            for m in METRIC_MACRO.finditer(text):
+                line_start = text.rfind("\n", 0, m.start()) + 1
+                if "//" in text[line_start:m.start()]:
+                    continue
+                line = text.count("\n", 0, m.start()) + 1
+                args = macro_args(text, m.end())
+                name = re.match(r'\s*"([^"\\]+)"', args)
+                if not name:
+                    unresolved.append(f"{rel}:{line}")
+                    continue
+                metric = metrics.setdefault(name.group(1), Metric(name.group(1), m.group(1)))
+                if metric.kind != m.group(1):
+                    unresolved.append(f"{rel}:{line}: {name.group(1)} is a {m.group(1)} here, a {metric.kind} elsewhere")
+                for arg in split_args(args)[1:]:
+                    pair = re.match(r'"([A-Za-z_][A-Za-z0-9_]*)"\s*=>\s*(.+)$', arg, re.S)
+                    if pair:
+                        metric.labels.add(pair.group(1))
+                        metric.values.setdefault(pair.group(1), []).append(pair.group(2).strip())
+                metric.where.append(f"{rel}:{line}")
+    # The code without its comments (for label values: a word in a comment is no value).
+    code = re.sub(r"(?m)(^|\s)//.*$", r"\1", "\n".join(texts))
+    return metrics, tuple(unresolved), code
+
+
+def exported_series(metrics: dict[str, Metric]) -> dict[str, tuple[Metric, bool]]:
+    """Series name -> (its metric, whether it carries `quantile`), as the exporter renders them."""
+    out: dict[str, tuple[Metric, bool]] = {}
+    for m in metrics.values():
+        if m.kind == "histogram":
+            out[m.name] = (m, True)
+            out[m.name + "_sum"] = (m, False)
+            out[m.name + "_count"] = (m, False)
+        else:
+            out[m.name] = (m, False)
+    return out
+
+
+def promql_tokens(expr: str) -> tuple[list[tuple[str, str]], list[str]]:
+    tokens, problems = [], []
+    pos = 0
+    while pos < len(expr):
+        m = PROMQL_TOKEN.match(expr, pos)
+        if not m:
+            problems.append(f"cannot read {expr[pos:pos + 20]!r}")
+            break
+        if m.lastgroup != "ws":
+            tokens.append((m.lastgroup, m.group()))
+        pos = m.end()
+    return tokens, problems
+
+
+def promql_string(tok: str) -> str:
+    if tok.startswith('"'):
+        try:
+            return json.loads(tok)
+        except ValueError:
+            return tok[1:-1]
+    return tok[1:-1]
+
+
+def promql_parse(expr: str) -> tuple[list[tuple[str | None, list[tuple[str, str, str]]]], set[str], list[str]]:
+    """The series selectors of a PromQL expression (metric name or None,
+    [(label, op, value)]), the labels it groups or matches on, and what it
+    could not read. Grafana variables ($x, ${x}) are taken as opaque."""
+    tokens, problems = promql_tokens(expr)
+    selectors: list[tuple[str | None, list[tuple[str, str, str]]]] = []
+    grouping: set[str] = set()
+    depth = 0
+    i = 0
+
+    def matchers(i: int) -> tuple[list[tuple[str, str, str]], int]:
+        out = []
+        i += 1  # past {
+        while i < len(tokens) and tokens[i][1] != "}":
+            if (i + 2 < len(tokens) and tokens[i][0] == "ident" and tokens[i + 1][1] in ("=", "!=", "=~", "!~")
+                    and tokens[i + 2][0] in ("str", "var")):
+                value = promql_string(tokens[i + 2][1]) if tokens[i + 2][0] == "str" else tokens[i + 2][1]
+                out.append((tokens[i][1], tokens[i + 1][1], value))
+                i += 3
+                if i < len(tokens) and tokens[i][1] == ",":
+                    i += 1
+            else:
+                problems.append(f"unreadable label matcher at {tokens[i][1]!r}")
+                i += 1
+        if i >= len(tokens):
+            problems.append("unclosed {")
+        return out, i + 1
+
+    while i < len(tokens):
+        kind, text = tokens[i]
+        nxt = tokens[i + 1][1] if i + 1 < len(tokens) else ""
+        if kind == "ident" and text in PROMQL_GROUPING:
+            if nxt == "(":
+                j = i + 2
+                while j < len(tokens) and tokens[j][1] != ")":
+                    if tokens[j][0] == "ident":
+                        grouping.add(tokens[j][1])
+                    elif tokens[j][1] != ",":
+                        problems.append(f"unexpected {tokens[j][1]!r} in {text}(...)")
+                    j += 1
+                i = j + 1
+                continue
+            i += 1
+        elif kind == "ident" and text in PROMQL_WORDS:
+            i += 1
+        elif kind == "ident" and (nxt == "(" or (text in PROMQL_AGGREGATORS and nxt in ("by", "without"))):
+            if text not in PROMQL_FUNCTIONS:
+                problems.append(f"unknown function {text}()")
+            i += 1
+        elif kind == "ident":
+            if nxt == "{":
+                found, i = matchers(i + 1)
+            else:
+                found, i = [], i + 1
+            selectors.append((text, found))
+        elif text == "{":
+            found, i = matchers(i)
+            selectors.append((None, found))
+        elif text == "[":
+            j = i
+            while j < len(tokens) and tokens[j][1] != "]":
+                j += 1
+            if j >= len(tokens):
+                problems.append("unclosed [")
+            i = j + 1
+        else:
+            if text == "(":
+                depth += 1
+            elif text == ")":
+                depth -= 1
+                if depth < 0:
+                    problems.append("unbalanced )")
+            elif text == "}":
+                problems.append("unexpected }")
+            i += 1
+    if depth > 0:
+        problems.append("unclosed (")
+    return selectors, grouping, problems
+
+
+def label_value_known(value: str, exprs: list[str], code: str) -> bool:
+    """Whether the code can give a label this value, by the expressions it
+    records the label with: a string literal is that value; `{:?}` of an enum
+    is one of its variants (lower-cased with .to_lowercase()); anything else
+    must at least be a string literal somewhere in the code (or a number,
+    like an HTTP status). A heuristic for the last two, exact for the first."""
+    if "$" in value:
+        return True
+    for expr in exprs:
+        literal = re.fullmatch(r'"([^"\\]*)"', expr)
+        if literal:
+            if literal.group(1) == value:
+                return True
+            continue
+        if ":?" in expr:
+            # An enum variant (CamelCase) as declared (`  Name,`) or used (`::Name`).
+            lower = "to_lowercase" in expr
+            if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value) and (value == value.lower() if lower else value[0].isupper()):
+                variant = rf"(?:::|^\s*)({re.escape(value)})(?:\s*[,({{]|\b)"
+                for m in re.finditer(variant, code, re.M | (re.I if lower else 0)):
+                    if m.group(1)[0].isupper() and (m.group(0).startswith("::") or re.search(r"[,({]$", m.group(0).rstrip())):
+                        return True
+            continue
+        if value.isdigit() or f'"{value}"' in code:
+            return True
+    return False
+
+
+def promql_problems(expr: str, where: str, extra_label: str | None = None) -> list[str]:
+    """Why `expr` queries something the Rust sources do not record ([] if
+    it does not). extra_label: a label the expression's result must carry
+    (label_values)."""
+    metrics, _, sources = rust_metrics()
+    series = exported_series(metrics)
+    selectors, grouping, problems = promql_parse(expr)
+    problems = [f"{where}: {p}" for p in problems]
+    allowed: set[str] = set(TARGET_LABELS)
+    if not selectors:
+        problems.append(f"{where}: queries no metric")
+    for name, found in selectors:
+        names = [name] if name else []
+        for label, op, value in found:
+            if label == "__name__":
+                if op == "=":
+                    names.append(value)
+                elif op == "=~":
+                    hits = [s for s in series if re.fullmatch(value, s)]
+                    if not hits:
+                        problems.append(f"{where}: __name__=~{value!r} matches no metric the Rust sources record")
+                    names += hits
+        if not names:
+            problems.append(f"{where}: a selector without a metric name")
+        labels: set[str] = set(TARGET_LABELS)
+        for n in names:
+            if n not in series:
+                hint = ""
+                if n.endswith("_bucket") and n[:-7] in series:
+                    hint = " (histograms are exported as summaries: no _bucket series)"
+                problems.append(f"{where}: {n} is not a metric the Rust sources record{hint}")
+                continue
+            metric, quantile = series[n]
+            labels |= metric.labels | ({"quantile"} if quantile else set())
+        allowed |= labels
+        for label, op, value in found:
+            if label == "__name__":
+                continue
+            if label not in labels:
+                problems.append(f"{where}: {name or '{...}'} has no label {label!r} (the code sets "
+                                f"{sorted(labels - TARGET_LABELS) or 'none'})")
+            elif label == "quantile" and op == "=" and value not in SUMMARY_QUANTILES:
+                problems.append(f"{where}: quantile {value!r} is not one the exporter renders {sorted(SUMMARY_QUANTILES)}")
+            elif op == "=" and label not in TARGET_LABELS and label != "quantile":
+                exprs = [e for n in names if n in series for e in series[n][0].values.get(label, [])]
+                if not label_value_known(value, exprs, sources):
+                    problems.append(f"{where}: {name}{{{label}={value!r}}}: the code never gives {label} that value "
+                                    f"(it records {'; '.join(sorted(set(exprs)))})")
+    for label in sorted(grouping | ({extra_label} if extra_label else set())):
+        if label not in allowed:
+            problems.append(f"{where}: groups by {label!r}, which none of its metrics carries")
+    return problems
+
+
+def grafana_query_problems(query: str, where: str) -> list[str]:
+    """A Grafana Prometheus variable query: label_values(...) or PromQL."""
+    m = re.fullmatch(r"\s*label_values\((.*)\)\s*", query, re.S)
+    if not m:
+        return promql_problems(query, where)
+    inner = m.group(1)
+    depth, split = 0, -1
+    for n, c in enumerate(inner):
+        if c in "({[":
+            depth += 1
+        elif c in ")}]":
+            depth -= 1
+        elif c == "," and depth == 0:
+            split = n
+    if split < 0:
+        return [f"{where}: label_values({inner}) names no metric"]
+    return promql_problems(inner[:split], where, extra_label=inner[split + 1:].strip())
+
+
+def dashboard_datasources(node, path: str = "") -> list[tuple[str, object]]:
+    """Every `datasource` value in a dashboard, with where it is."""
+    out = []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            p = f"{path}.{k}" if path else k
+            if k == "datasource":
+                out.append((p, v))
+            out += dashboard_datasources(v, p)
+    elif isinstance(node, list):
+        for n, v in enumerate(node):
+            out += dashboard_datasources(v, f"{path}[{n}]")
+    return out
+
+
+def check_metrics_inventory(report: Report) -> None:
+    metrics, unresolved, _ = rust_metrics()
+    report.check("the Rust sources record metrics (metrics::counter!/gauge!/histogram!)", bool(metrics),
+                 f"{len(metrics)} metrics: " + ", ".join(f"{m.name}{'{' + ','.join(sorted(m.labels)) + '}' if m.labels else ''}"
+                                                         for m in sorted(metrics.values(), key=lambda m: m.name)))
+    for u in unresolved:
+        report.gap("metric inventory", f"{u}: a metric call whose name is not a string literal (not checked)")
+
+
+def check_dashboard(report: Report, chart_dir: Path) -> dict | None:
+    path = chart_dir / "dashboards/casewire.json"
+    try:
+        dash = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        report.check("dashboards/casewire.json parses as JSON", False, str(e))
+        return None
+    panels = []
+    stack = list(dash.get("panels", []))
+    while stack:
+        p = stack.pop(0)
+        panels.append(p)
+        stack += p.get("panels", [])
+    variables = {v.get("name"): v for v in dash.get("templating", {}).get("list", [])}
+    shape = []
+    if not dash.get("uid") or not dash.get("title") or not isinstance(dash.get("schemaVersion"), int):
+        shape.append("uid, title or schemaVersion missing")
+    ds = variables.get("datasource", {})
+    if ds.get("type") != "datasource" or ds.get("query") != "prometheus":
+        shape.append("no `datasource` variable of type datasource (query prometheus)")
+    for where, value in dashboard_datasources(dash):
+        uid = value.get("uid") if isinstance(value, dict) else value
+        if uid in ("-- Grafana --",) and where.startswith("annotations"):
+            continue
+        if uid not in ("${datasource}", "$datasource"):
+            shape.append(f"{where}: data source {uid!r} is not the $datasource variable")
+    ids = [p.get("id") for p in panels]
+    if len(ids) != len(set(ids)) or None in ids:
+        shape.append("panel ids are missing or repeated")
+    for p in panels:
+        g = p.get("gridPos", {})
+        if not all(isinstance(g.get(k), int) for k in ("x", "y", "w", "h")) or g.get("x", 0) + g.get("w", 0) > 24:
+            shape.append(f"panel {p.get('title')!r}: gridPos")
+        if p.get("type") != "row":
+            refs = [t.get("refId") for t in p.get("targets", [])]
+            if not refs or len(refs) != len(set(refs)) or not all(t.get("expr") for t in p.get("targets", [])):
+                shape.append(f"panel {p.get('title')!r}: no targets, or a target without expr or refId")
+    queries = [t["expr"] for p in panels for t in p.get("targets", []) if t.get("expr")]
+    problems_check(report, "dashboards/casewire.json parses and is a Grafana dashboard (datasource variable, no "
+                   "hard-coded data source uid, unique panel ids, every panel queries)", shape,
+                   f"{len([p for p in panels if p.get('type') != 'row'])} panels, {len(queries)} queries")
+    problems = []
+    for p in panels:
+        for t in p.get("targets", []):
+            if t.get("expr"):
+                problems += promql_problems(t["expr"], f"panel {p.get('title')!r} {t.get('refId')}")
+    for name, v in variables.items():
+        if v.get("type") == "query":
+            q = v.get("query")
+            q = q.get("query", "") if isinstance(q, dict) else q
+            problems += grafana_query_problems(q or "", f"variable {name}")
+    used = sorted({n for q in queries for n, _ in promql_parse(q)[0] if n})
+    problems_check(report, "every metric and label the dashboard queries is recorded by the Rust sources", problems,
+                   f"{len(used)} series: {', '.join(used)}")
+    return dash
+
+
+DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
+
+
+def prometheus_rule_shape(doc: dict) -> list[str]:
+    """The PrometheusRule CRD's documented shape (monitoring.coreos.com/v1)."""
+    bad = []
+    if doc.get("apiVersion") != "monitoring.coreos.com/v1":
+        bad.append("apiVersion")
+    spec = doc.get("spec", {})
+    if set(spec) - {"groups"} or not isinstance(spec.get("groups"), list) or not spec["groups"]:
+        bad.append(f"spec has {sorted(spec)}, expected groups")
+        return bad
+    names = set()
+    for g in spec["groups"]:
+        if set(g) - {"name", "interval", "rules", "partial_response_strategy", "limit", "labels", "query_offset"}:
+            bad.append(f"unknown group fields {sorted(g)}")
+        if not g.get("name") or g["name"] in names:
+            bad.append("a group without a unique name")
+        names.add(g.get("name"))
+        alerts = set()
+        for rule in g.get("rules") or []:
+            who = rule.get("alert", rule.get("record", "?"))
+            if set(rule) - {"alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations"}:
+                bad.append(f"{who}: unknown rule fields {sorted(rule)}")
+            if not isinstance(rule.get("expr"), str) or not rule["expr"].strip():
+                bad.append(f"{who}: no expr")
+            if "alert" not in rule:
+                continue
+            if not re.fullmatch(r"[A-Z][A-Za-z0-9]*", rule["alert"]) or rule["alert"] in alerts:
+                bad.append(f"{who}: alert name not CamelCase or repeated")
+            alerts.add(rule["alert"])
+            if not DURATION.match(str(rule.get("for", ""))):
+                bad.append(f"{who}: for {rule.get('for')!r} is not a duration")
+            labels = rule.get("labels") or {}
+            if not labels.get("severity") or not all(isinstance(v, str) for v in labels.values()):
+                bad.append(f"{who}: no severity label, or a label that is not a string")
+            ann = rule.get("annotations") or {}
+            if not ann.get("summary") or not ann.get("description") or not all(isinstance(v, str) for v in ann.values()):
+                bad.append(f"{who}: summary and description annotations required")
+        if not g.get("rules"):
+            bad.append(f"group {g.get('name')}: no rules")
+    return bad
+
+
+def check_prometheus_rule(report: Report, r: Rendered, merged: dict) -> None:
+    rules = r.kind("PrometheusRule")
+    problems = []
+    want = {"serverErrors": "CasewireApiServerErrors", "commandsNotHandled": "CasewireCommandsNotHandled",
+            "eventsNotProjected": "CasewireEventsNotProjected", "slaBreaches": "CasewireSlaBreaches",
+            "notificationsDead": "CasewireNotificationsUndeliverable"}
+    cfg = merged["prometheusRule"]
+    alerts = {}
+    for doc in rules:
+        for g in doc["spec"]["groups"]:
+            for rule in g["rules"]:
+                alerts[rule.get("alert")] = rule
+                problems += promql_problems(rule["expr"], rule.get("alert", "?"))
+    expected = {name for key, name in want.items() if cfg[key]["enabled"]}
+    if set(alerts) != expected:
+        problems.append(f"alerts {sorted(alerts)}, expected {sorted(expected)} from prometheusRule.*.enabled")
+    for key, name in want.items():
+        rule = alerts.get(name)
+        if rule and (rule["labels"].get("severity") != cfg[key]["severity"] or str(rule["for"]) != cfg[key]["for"]):
+            problems.append(f"{name}: severity/for do not follow prometheusRule.{key}")
+        for label, value in (cfg.get("alertLabels") or {}).items():
+            if rule and rule["labels"].get(label) != value:
+                problems.append(f"{name}: lacks alertLabels {label}")
+    problems_check(report, f"[{r.name}] PrometheusRule alerts follow the values and query only metrics and labels the "
+                   "Rust sources record", problems, f"{len(alerts)} alerts: {', '.join(sorted(alerts))}")
+
+
+def check_dashboard_configmap(report: Report, r: Rendered, merged: dict, dash: dict | None) -> None:
+    g = merged["grafanaDashboard"]
+    cms = [c for c in r.kind("ConfigMap") if "casewire.json" in (c.get("data") or {})]
+    problems = []
+    if len(cms) != (1 if g["enabled"] else 0):
+        problems.append(f"{len(cms)} dashboard ConfigMaps with grafanaDashboard.enabled={g['enabled']}")
+    for cm in cms:
+        if cm["metadata"].get("labels", {}).get(g["sidecarLabel"]) != g["sidecarLabelValue"]:
+            problems.append(f"ConfigMap/{cm['metadata']['name']} lacks the sidecar label "
+                            f"{g['sidecarLabel']}: {g['sidecarLabelValue']!r}")
+        if dash is not None and json.loads(cm["data"]["casewire.json"]) != dash:
+            problems.append(f"ConfigMap/{cm['metadata']['name']} does not hold dashboards/casewire.json")
+        if g["namespace"] and cm["metadata"].get("namespace") != g["namespace"]:
+            problems.append("the ConfigMap is not in grafanaDashboard.namespace")
+    problems_check(report, f"[{r.name}] the Grafana dashboard ConfigMap follows grafanaDashboard (sidecar label, the JSON as shipped)",
+                   problems)
+
+
+# --------------------------------------------------------------------------
 # Per-profile assertions
 
 def containers_of(spec: dict) -> list[dict]:
@@ -430,8 +949,7 @@ def check_probes(report: Report, r: Rendered, values: dict) -> None:
         if comp not in _gaps_told:
             _gaps_told.add(comp)
             report.gap(f"{comp} probes",
-                       "`casewire serve " + comp + "` serves no management port (serve_client in "
-                       "services/casewire/src/main.rs): no liveness/readiness probe until it does (values: managementPort)")
+                       "managementPort is false: no liveness/readiness probe, Service or metrics")
 
 
 def env_problems(c: dict, who: str) -> list[str]:
@@ -603,6 +1121,8 @@ def check_kube_schemas(report: Report, r: Rendered) -> None:
                 for b in rule["backendRefs"]:
                     if set(b) - {"name", "port"} or not isinstance(b["port"], int):
                         bad.append("backendRef")
+        elif kind == "PrometheusRule":
+            bad += prometheus_rule_shape(doc)
         else:
             bad.append("a kind this check does not know")
         report.check(f"[{r.name}] {name} has the documented shape (no offline schema: structural check)", not bad,
@@ -646,7 +1166,7 @@ def check_network_policies(report: Report, r: Rendered) -> None:
             problems.append(f"{comp}: reaches {sorted(reached)}, expected {sorted(EXPECTED_EGRESS[comp])}")
         ingress_ports = {p["port"] for rule in np["spec"].get("ingress") or [] for p in rule.get("ports", [])}
         expected_in = {"case-api": {8080, 9090}, "storage-api": {8080, 9090}, "ws-publisher": {8081, 9090}}.get(
-            comp, set() if comp in ("task-worker", "email-ingest", "admin-init", "test") else {9090})
+            comp, set() if comp in ("admin-init", "test") else {9090})
         if ingress_ports != expected_in:
             problems.append(f"{comp}: ingress ports {sorted(ingress_ports)}, expected {sorted(expected_in)}")
     problems_check(report, f"[{r.name}] NetworkPolicies allow each service only what it must reach", problems,
@@ -773,6 +1293,10 @@ def production_values() -> dict:
             },
         },
         "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+        "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "Casewire"}},
+        "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}, "alertLabels": {"team": "cases"},
+                           "serverErrors": {"ratio": 0.02}, "slaBreaches": {"threshold": 5, "window": "1h"},
+                           "notificationsDead": {"severity": "critical"}},
         **{key: {"enabled": True,
                  **({"autoscaling": {"enabled": True, "targetMemoryUtilizationPercentage": 80}} if SERVICES[key][2] else {}),
                  "pdb": {"enabled": True, **({"minAvailable": "50%"} if key == "caseApi" else {})},
@@ -867,6 +1391,8 @@ def check_profile_shape(report: Report, name: str, r: Rendered, values: dict, me
         problems.append(f"PDBs {sorted(pdbs)}, expected {sorted(want_pdbs)}")
     if bool(r.kind("ServiceMonitor")) != merged["serviceMonitor"]["enabled"]:
         problems.append("ServiceMonitor presence does not follow serviceMonitor.enabled")
+    if bool(r.kind("PrometheusRule")) != merged["prometheusRule"]["enabled"]:
+        problems.append("PrometheusRule presence does not follow prometheusRule.enabled")
     if bool(r.kind("NetworkPolicy")) != merged["networkPolicy"]["enabled"]:
         problems.append("NetworkPolicies do not follow networkPolicy.enabled")
     ws_routed = any("/api/v1/ws" in json.dumps(x) for x in r.kind("Ingress") + r.kind("HTTPRoute"))
@@ -925,6 +1451,14 @@ def main() -> int:
                    unclosed_objects(schema))
     problems_check(report, "every key of values.yaml has a comment", uncommented_keys(values_text))
     problems_check(report, "values.yaml holds no credential", secretish_values(values))
+    problems_check(report, "every property of values.schema.json has a description",
+                   values_table.missing_descriptions(schema))
+    problems_check(report, "charts/casewire/README.md holds the values table tests/install/values_table.py generates",
+                   values_table.readme_problems(chart_dir))
+
+    # -- monitoring: the dashboard and the rules query what the code records
+    check_metrics_inventory(report)
+    dashboard = check_dashboard(report, chart_dir)
 
     chart = helm.Chart.load(str(chart_dir))
     problems_check(report, "values.yaml passes its own schema (Helm's validator)",
@@ -951,6 +1485,10 @@ def main() -> int:
         ("a password in bus.properties (sasl.password)", {"config": {"bus": {"properties": {"sasl.password": "x"}}}}),
         ("a secret-looking extraEnv with a plain value", {"caseApi": {"extraEnv": [{"name": "DB_PASSWORD", "value": "hunter2"}]}}),
         ("an unknown key in an issuer", {"config": {"auth": {"issuers": [{"issuer": "https://a/realms/b", "audiences": ["c"], "jwks": "x"}]}}}),
+        ("a typo in an alert key (prometheusRule.slaBreaches.treshold)", {"prometheusRule": {"slaBreaches": {"treshold": 3}}}),
+        ("a wrong duration (prometheusRule.serverErrors.for: \"10 minutes\")", {"prometheusRule": {"serverErrors": {"for": "10 minutes"}}}),
+        ("a ratio above 1 (prometheusRule.serverErrors.ratio: 5)", {"prometheusRule": {"serverErrors": {"ratio": 5}}}),
+        ("a typo in grafanaDashboard (grafanaDashboard.enable)", {"grafanaDashboard": {"enable": True}}),
     ]
     for label, vals in refused:
         try:
@@ -983,10 +1521,19 @@ def main() -> int:
         check_secrets(report, r)
         check_references(report, r)
         check_profile_shape(report, name, r, vals, merged)
+        check_dashboard_configmap(report, r, merged, dashboard)
+        if merged["prometheusRule"]["enabled"]:
+            check_prometheus_rule(report, r, merged)
         if merged["networkPolicy"]["enabled"] and name == "production":
             check_network_policies(report, r)
         if name in ("default", "minimal", "production", "gateway"):
             check_binary_loads(report, r, binary, validate=name in ("production", "minimal"))
+
+    # -- alerts switched off one by one are left out
+    vals = {"prometheusRule": {"enabled": True, "selector": 'namespace="cases"',
+                               **{k: {"enabled": False} for k in ("slaBreaches", "commandsNotHandled")}}}
+    r = Rendered("alerts-subset", render(chart, vals))
+    check_prometheus_rule(report, r, chart.merge_values(vals))
 
     # -- a config change rolls the pods
     base = rendered.get("default")
