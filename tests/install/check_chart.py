@@ -824,7 +824,7 @@ def check_prometheus_rule(report: Report, r: Rendered, merged: dict) -> None:
     problems = []
     want = {"serverErrors": "CasewireApiServerErrors", "commandsNotHandled": "CasewireCommandsNotHandled",
             "eventsNotProjected": "CasewireEventsNotProjected", "slaBreaches": "CasewireSlaBreaches",
-            "notificationsDead": "CasewireNotificationsUndeliverable"}
+            "notificationsDead": "CasewireNotificationsUndeliverable", "deadLetters": "CasewireDeadLetters"}
     cfg = merged["prometheusRule"]
     alerts = {}
     for doc in rules:

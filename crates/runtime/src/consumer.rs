@@ -242,12 +242,14 @@ impl Run<'_> {
                 Ok(()) => return Ok(true),
                 Err(Failure::Poison(reason)) => {
                     platform.bus.dead_letter(msg, &reason).await?;
+                    dead_letter_counted(group, msg);
                     dead_lettered(msg.clone(), reason).await;
                     return Ok(true);
                 }
                 Err(Failure::Permanent(reason)) if attempt >= max_attempts => {
                     let reason = format!("failed {attempt} times: {reason}");
                     platform.bus.dead_letter(msg, &reason).await?;
+                    dead_letter_counted(group, msg);
                     dead_lettered(msg.clone(), reason).await;
                     return Ok(true);
                 }
@@ -262,4 +264,11 @@ impl Run<'_> {
             attempt += 1;
         }
     }
+}
+
+/// Counts a dead-lettered message (`casewire_dead_letters_total`): the
+/// dead-letter topic's growth, by the group that gave up and the topic.
+fn dead_letter_counted(group: &str, msg: &BusMessage) {
+    metrics::counter!("casewire_dead_letters_total", "group" => group.to_owned(), "topic" => msg.topic.name())
+        .increment(1);
 }
