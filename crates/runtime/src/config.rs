@@ -348,6 +348,9 @@ pub struct PortalSettings {
     pub client_id: String,
     /// For an issuer that makes the portal a confidential client.
     pub client_secret: Option<SecretUrl>,
+    /// For `casewire serve portal` (the portal in a process of its own):
+    /// the case API's base URL it calls, without `/api/v1`.
+    pub api_url: Option<String>,
 }
 
 impl Default for PortalSettings {
@@ -356,6 +359,7 @@ impl Default for PortalSettings {
             enabled: true,
             client_id: "casewire-portal".into(),
             client_secret: None,
+            api_url: None,
         }
     }
 }

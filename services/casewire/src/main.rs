@@ -139,6 +139,9 @@ enum Service {
     TaskWorker,
     /// The IMAP mailbox reader, a client of the inbound webhook.
     EmailIngest,
+    /// The case portal alone, a client of the case API at portal.api_url
+    /// (case-api serves it too unless portal.enabled = false).
+    Portal,
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -292,6 +295,14 @@ async fn serve(config: Config, service: Service) -> anyhow::Result<()> {
         // Clients of the API: they open no store.
         return serve_client(config, service, shutdown).await;
     }
+    if matches!(service, Service::Portal) {
+        let dev = if config.dev_issuer_enabled() {
+            Some(dev_issuer(&config)?)
+        } else {
+            None
+        };
+        return casewire::portal::serve_alone(config, dev.as_ref(), shutdown).await;
+    }
     let platform = Platform::open(config).await.context("opening the stores")?;
     match service {
         Service::CaseApi | Service::StorageApi => {
@@ -316,7 +327,8 @@ async fn serve(config: Config, service: Service) -> anyhow::Result<()> {
         | Service::Automation
         | Service::SlaScheduler
         | Service::TaskWorker
-        | Service::EmailIngest => {
+        | Service::EmailIngest
+        | Service::Portal => {
             let (addr, management) = casewire_runtime::management::start(platform.clone(), shutdown.clone())?;
             banner!("Management  http://{addr}/health/ready");
             let result = match service {
@@ -329,7 +341,8 @@ async fn serve(config: Config, service: Service) -> anyhow::Result<()> {
                 | Service::CaseApi
                 | Service::StorageApi
                 | Service::TaskWorker
-                | Service::EmailIngest => casewire_projector::run(platform, shutdown.clone()).await,
+                | Service::EmailIngest
+                | Service::Portal => casewire_projector::run(platform, shutdown.clone()).await,
             };
             shutdown.cancel();
             let _ = management.await;

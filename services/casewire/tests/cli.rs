@@ -545,3 +545,90 @@ async fn serve_task_worker_works_tasks_of_a_separate_api() {
         .unwrap();
     assert_eq!(locked["data"]["workerId"], "lonely-worker");
 }
+
+/// `casewire serve portal` alone, beside a `casewire dev` that has the
+/// API: a person signs in through the dev issuer's code flow with the
+/// portal's own callback, and sees the cases through the API.
+#[tokio::test]
+async fn serve_portal_signs_in_and_lists_cases_of_a_separate_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (_server, lines) = start_with(&data, &[], &[]);
+    let api = lines[0].split_whitespace().nth(1).unwrap().to_owned();
+    let base = api.trim_end_matches("/api/v1").to_owned();
+    let mut child = Command::new(BIN)
+        .args(["serve", "portal", "--data-dir"])
+        .arg(&data)
+        .env("CASEWIRE__MODE", "dev")
+        .env("CASEWIRE__PORTAL__API_URL", &base)
+        .env("CASEWIRE__API__BIND", "127.0.0.1:0")
+        .env("CASEWIRE__MANAGEMENT__BIND", "127.0.0.1:0")
+        .env("CASEWIRE__LOG__LEVEL", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines: Vec<String> = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .take(2)
+        .map(Result::unwrap)
+        .collect();
+    let _portal = Server(child);
+    let portal = lines[0]
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let ready: serde_json::Value = reqwest::get(lines[1].split_whitespace().nth(1).unwrap())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["checks"]["api"]["status"], "up", "{ready}");
+
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let to = http
+        .get(format!("{portal}/auth/login?realm=casewire"))
+        .send()
+        .await
+        .unwrap();
+    let login = to.headers()["location"].to_str().unwrap().to_owned();
+    assert!(login.starts_with(&base), "the API's dev issuer: {login}");
+    let page = reqwest::Url::parse(&login).unwrap();
+    let redirect: String = page
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    assert_eq!(redirect, format!("{portal}/auth/callback"), "the portal's own callback");
+    let mut form: Vec<(String, String)> = page.query_pairs().into_owned().collect();
+    form.push(("username".into(), "alice".into()));
+    form.push(("password".into(), "alice".into()));
+    let r = http.post(page.as_str()).form(&form).send().await.unwrap();
+    let callback = r.headers()["location"].to_str().unwrap().to_owned();
+    let r = http.get(&callback).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 302, "signed in");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let html = http
+            .get(format!("{portal}/cases"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if html.contains("CMP-") {
+            assert!(html.contains("alice · casewire"), "alice's list, through the API");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the demo cases in alice's list: {html}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
