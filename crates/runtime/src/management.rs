@@ -32,20 +32,44 @@ pub fn recorder() -> Option<&'static PrometheusHandle> {
 
 /// The management server on `listener`, not yet running.
 pub fn server(platform: Platform, listener: TcpListener) -> anyhow::Result<actix_web::dev::Server> {
-    recorder();
     let data = Data::new(platform);
-    Ok(HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .service(live)
-            .service(ready)
-            .service(metrics)
+    serve_on(listener, move |cfg| {
+        cfg.app_data(data.clone()).service(ready);
     })
-    .workers(1)
-    .disable_signals()
-    .shutdown_timeout(2)
-    .listen(listener)?
-    .run())
+}
+
+/// A management server on `listener` with live, metrics and what
+/// `configure` adds (its readiness), not yet running.
+fn serve_on(
+    listener: TcpListener,
+    configure: impl Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
+) -> anyhow::Result<actix_web::dev::Server> {
+    recorder();
+    Ok(
+        HttpServer::new(move || App::new().configure(configure.clone()).service(live).service(metrics))
+            .workers(1)
+            .disable_signals()
+            .shutdown_timeout(2)
+            .listen(listener)?
+            .run(),
+    )
+}
+
+/// Runs `server` until `shutdown`: its address and its task.
+fn run_until(
+    addr: SocketAddr,
+    server: actix_web::dev::Server,
+    shutdown: CancellationToken,
+) -> (SocketAddr, JoinHandle<anyhow::Result<()>>) {
+    let handle = server.handle();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        handle.stop(true).await;
+    });
+    (
+        addr,
+        tokio::spawn(async move { server.await.context("management server") }),
+    )
 }
 
 /// Serves only the management port (for processes without an API, such as
@@ -57,16 +81,7 @@ pub fn start(
     let bind = platform.config.management.bind;
     let listener = TcpListener::bind(bind).with_context(|| format!("binding the management port to {bind}"))?;
     let addr = listener.local_addr()?;
-    let server = server(platform, listener)?;
-    let handle = server.handle();
-    tokio::spawn(async move {
-        shutdown.cancelled().await;
-        handle.stop(true).await;
-    });
-    Ok((
-        addr,
-        tokio::spawn(async move { server.await.context("management server") }),
-    ))
+    Ok(run_until(addr, server(platform, listener)?, shutdown))
 }
 
 /// What a client of the API (the task worker, the mail reader) checks for
@@ -86,7 +101,6 @@ pub fn start_client(
     api_base: &str,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<anyhow::Result<()>>)> {
-    recorder();
     let listener = TcpListener::bind(bind).with_context(|| format!("binding the management port to {bind}"))?;
     let addr = listener.local_addr()?;
     let probe = Data::new(ApiProbe {
@@ -95,27 +109,10 @@ pub fn start_client(
             .timeout(std::time::Duration::from_secs(3))
             .build()?,
     });
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(probe.clone())
-            .service(live)
-            .service(client_ready)
-            .service(metrics)
-    })
-    .workers(1)
-    .disable_signals()
-    .shutdown_timeout(2)
-    .listen(listener)?
-    .run();
-    let handle = server.handle();
-    tokio::spawn(async move {
-        shutdown.cancelled().await;
-        handle.stop(true).await;
-    });
-    Ok((
-        addr,
-        tokio::spawn(async move { server.await.context("management server") }),
-    ))
+    let server = serve_on(listener, move |cfg| {
+        cfg.app_data(probe.clone()).service(client_ready);
+    })?;
+    Ok(run_until(addr, server, shutdown))
 }
 
 #[get("/health/ready")]

@@ -663,6 +663,21 @@ async fn the_live_stream_tells_a_person_only_of_what_they_may_see() {
     app.stop().await;
 }
 
+/// A complaint carol opens, and alice signed in: her browser, the case's
+/// page in the portal, and the case.
+async fn alice_on_a_complaint(app: &TestApp, title: &str) -> (Browser, String, serde_json::Value) {
+    let case = app
+        .client("carol")
+        .post_wait("/api/v1/cases", &complaint(title))
+        .await
+        .unwrap()
+        .body;
+    let path = format!("/cases/{}", case["id"].as_str().unwrap());
+    let alice = Browser::new(app);
+    alice.sign_in("alice").await;
+    (alice, path, case)
+}
+
 /// A browser's multipart body with one file part.
 fn multipart(name: &str, content_type: &str, bytes: &[u8]) -> (String, Vec<u8>) {
     let boundary = "----casewire-test-boundary-41";
@@ -792,15 +807,7 @@ async fn files_tags_and_links_from_the_detail_page() {
 #[tokio::test]
 async fn comments_are_safe_markdown_in_threads() {
     let app = TestApp::spawn().await;
-    let case = app
-        .client("carol")
-        .post_wait("/api/v1/cases", &complaint("Lid squeaks"))
-        .await
-        .unwrap()
-        .body;
-    let path = format!("/cases/{}", case["id"].as_str().unwrap());
-    let alice = Browser::new(&app);
-    alice.sign_in("alice").await;
+    let (alice, path, _) = alice_on_a_complaint(&app, "Lid squeaks").await;
     let token = csrf(&alice.open(&path).await.text().await.unwrap());
     let body = "**Checked** the lid <script>alert(1)</script> [x](javascript:alert(2))";
     let form = [("csrf", token.as_str()), ("body", body), ("visibility", "public")];
@@ -1002,15 +1009,7 @@ async fn a_cases_tasks_are_worked_on_its_page_and_it_is_assigned_by_name() {
 #[tokio::test]
 async fn the_details_are_edited_through_the_form_the_schema_makes() {
     let app = TestApp::spawn().await;
-    let case = app
-        .client("carol")
-        .post_wait("/api/v1/cases", &complaint("Edit me"))
-        .await
-        .unwrap()
-        .body;
-    let path = format!("/cases/{}", case["id"].as_str().unwrap());
-    let alice = Browser::new(&app);
-    alice.sign_in("alice").await;
+    let (alice, path, case) = alice_on_a_complaint(&app, "Edit me").await;
     let html = alice.open(&path).await.text().await.unwrap();
     assert!(
         html.contains("Edit details") && html.contains("name=\"data.product\""),
