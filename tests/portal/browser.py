@@ -124,6 +124,19 @@ def work_a_case(page):
     return page.url
 
 
+def search_as_you_type(page):
+    """Typing in the search field narrows the list in place."""
+    page.goto(BASE + "/cases")
+    key = page.locator("tbody tr a").first.inner_text()
+    page.evaluate("() => { window.notReloaded = true }")
+    page.locator("input[type=search]").press_sequentially(key, delay=30)
+    page.wait_for_function("k => document.querySelectorAll('tbody tr').length === 1 && "
+                           "document.querySelector('tbody tr a').textContent === k", arg=key, timeout=10000)
+    check(page.evaluate("() => window.notReloaded === true"), "the list follows the search without a reload")
+    check("q=" in page.url and page.locator("input[type=search]").input_value() == key,
+          "the address keeps the query, the field keeps the words")
+
+
 def live(browser, page, url):
     """bob's comment arrives on alice's open case without a reload, and
     what alice is typing meanwhile stays as it is."""
@@ -279,6 +292,7 @@ def main():
         bob_ctx, bob = sign_in(browser, "bob")
         figures = measure_list(bob)
         bob_ctx.close()
+        search_as_you_type(page)
         detail_url = work_a_case(page)
         live(browser, page, detail_url)
         upload(page, detail_url)
