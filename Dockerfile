@@ -35,11 +35,13 @@ FROM rust:${RUST_VERSION}-slim-bookworm AS builder
 # Native parts of the build, all compiled from source and linked statically:
 # librdkafka (rdkafka-sys, default features: ./configure + make, C and C++),
 # zlib (libz-sys, forced static below: distroless has no libz.so), SQLite
-# (rusqlite "bundled"), zstd, ring. TLS is rustls everywhere: no OpenSSL.
+# (rusqlite "bundled"), zstd, ring. TLS is rustls everywhere but in
+# librdkafka, which links the system OpenSSL (TLS and SASL SCRAM to Kafka;
+# distroless ships libssl3).
 # The image's gcc and libc6-dev cover C; g++ and make are added.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends g++ make \
+ && apt-get install -y --no-install-recommends g++ make libssl-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 ENV LIBZ_SYS_STATIC=1 \
     CARGO_TERM_COLOR=never

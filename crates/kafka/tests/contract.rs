@@ -86,3 +86,23 @@ async fn dead_letters_carry_their_reason() {
     assert_eq!(header("casewire-dlq-reason").as_deref(), Some("not a command"));
     assert_eq!(header("casewire-dlq-offset").as_deref(), Some("41"));
 }
+
+/// Managed brokers want TLS and SASL SCRAM: the build carries OpenSSL, so
+/// such a client is created (librdkafka refuses SASL_SSL outright when it
+/// was built without it).
+#[test]
+fn a_client_for_sasl_over_tls_is_built() {
+    let mut s = settings("broker.example:9093");
+    for (k, v) in [
+        ("security.protocol", "SASL_SSL"),
+        ("sasl.mechanism", "SCRAM-SHA-512"),
+        ("sasl.username", "casewire"),
+        ("sasl.password", "secret"),
+    ] {
+        s.properties.insert(k.into(), v.into());
+    }
+    match KafkaBus::connect_only(s) {
+        Ok(_) => {}
+        Err(e) => panic!("a SASL_SSL client: {e}"),
+    }
+}
