@@ -18,14 +18,15 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use casewire_ports::{Bus, BusError, BusMessage, StartFrom, Subscription, Topic};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers as _, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -121,6 +122,49 @@ impl KafkaSettings {
 pub const FETCH_WAIT_MAX_MS: &str = "100";
 /// The message header that carries the W3C trace context.
 const TRACEPARENT: &str = "traceparent";
+/// How often librdkafka reports its statistics, and so the lag (a
+/// `statistics.interval.ms` entry in `bus.properties` overrides it).
+const STATS_EVERY_MS: &str = "5000";
+
+/// A consumer's context that reads librdkafka's statistics: the lag of its
+/// partitions (high watermark less its position), kept for
+/// [`Subscription::lag`] and, for a group, the gauge
+/// `casewire_consumer_lag{group,topic}`.
+struct LagContext {
+    group: Option<String>,
+    topic: &'static str,
+    lag: Arc<AtomicI64>,
+}
+
+impl ClientContext for LagContext {
+    fn stats(&self, stats: rdkafka::Statistics) {
+        // What the partitions hold past the group's committed offset (its
+        // own `consumer_lag` counts from the last stable offset, which not
+        // every broker reports). -1 is librdkafka's "unknown": a partition
+        // not consumed here, or not fetched yet; partition -1 is its UA.
+        let lags: Vec<i64> = stats
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values())
+            .filter(|p| p.partition >= 0 && p.hi_offset >= 0)
+            .map(|p| (p.hi_offset - p.committed_offset.max(p.lo_offset).max(0)).max(0))
+            .collect();
+        // A report that knows no partition (between assignments) says
+        // nothing about the lag: the last one stands.
+        if lags.is_empty() {
+            return;
+        }
+        let lag: i64 = lags.iter().sum();
+        self.lag.store(lag, Ordering::Relaxed);
+        if let Some(group) = &self.group {
+            metrics::gauge!("casewire_consumer_lag", "group" => group.clone(), "topic" => self.topic).set(lag as f64);
+        }
+    }
+}
+
+impl ConsumerContext for LagContext {}
+
+type LagConsumer = StreamConsumer<LagContext>;
 
 fn unavailable(e: KafkaError) -> BusError {
     BusError::Unavailable(e.to_string())
@@ -299,13 +343,22 @@ impl Bus for KafkaBus {
         if !self.settings.properties.contains_key("fetch.wait.max.ms") {
             config.set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS);
         }
-        let consumer: StreamConsumer = match group {
+        if !self.settings.properties.contains_key("statistics.interval.ms") {
+            config.set("statistics.interval.ms", STATS_EVERY_MS);
+        }
+        let lag = Arc::new(AtomicI64::new(-1));
+        let context = LagContext {
+            group: group.map(str::to_owned),
+            topic: topic.name(),
+            lag: lag.clone(),
+        };
+        let consumer: LagConsumer = match group {
             Some(g) => {
                 config
                     .set("group.id", format!("{}{g}", self.settings.topic_prefix))
                     .set("enable.auto.commit", "true")
                     .set("auto.commit.interval.ms", "1000");
-                let consumer: StreamConsumer = config.create().map_err(unavailable)?;
+                let consumer: LagConsumer = config.create_with_context(context).map_err(unavailable)?;
                 consumer.subscribe(&[&name]).map_err(unavailable)?;
                 consumer
             }
@@ -319,7 +372,7 @@ impl Bus for KafkaBus {
                         format!("{}reader-{}", self.settings.topic_prefix, uuid::Uuid::now_v7()),
                     )
                     .set("enable.auto.commit", "false");
-                let consumer: StreamConsumer = config.create().map_err(unavailable)?;
+                let consumer: LagConsumer = config.create_with_context(context).map_err(unavailable)?;
                 // Metadata and watermark calls block for up to their
                 // timeout: off the async threads.
                 let topic_name = name.clone();
@@ -330,6 +383,7 @@ impl Bus for KafkaBus {
         };
         Ok(Box::new(KafkaSubscription {
             consumer,
+            lag,
             topic,
             name,
             commits: group.is_some(),
@@ -386,7 +440,9 @@ const REJOIN_AFTER: Duration = Duration::from_secs(30);
 const REJOIN_MAX: Duration = Duration::from_secs(600);
 
 struct KafkaSubscription {
-    consumer: StreamConsumer,
+    consumer: LagConsumer,
+    /// The lag librdkafka last reported; -1 before its first report.
+    lag: Arc<AtomicI64>,
     topic: Topic,
     name: String,
     commits: bool,
@@ -491,10 +547,15 @@ impl Subscription for KafkaSubscription {
             .store_offset(&self.name, message.partition, message.offset)
             .map_err(|e| BusError::Backend(format!("storing offset {}@{}: {e}", message.offset, message.partition)))
     }
+
+    fn lag(&self) -> Option<u64> {
+        u64::try_from(self.lag.load(Ordering::Relaxed)).ok()
+    }
 }
+
 /// Assigns every partition of `name` to a private reader, at the start or
 /// at the high watermarks read now. Blocking: call it off the async threads.
-fn assign_all(consumer: StreamConsumer, name: &str, start: StartFrom) -> Result<StreamConsumer, BusError> {
+fn assign_all(consumer: LagConsumer, name: &str, start: StartFrom) -> Result<LagConsumer, BusError> {
     let timeout = Timeout::After(Duration::from_secs(10));
     let metadata = consumer.fetch_metadata(Some(name), timeout).map_err(unavailable)?;
     let partitions: Vec<i32> = metadata

@@ -106,3 +106,45 @@ fn a_client_for_sasl_over_tls_is_built() {
         Err(e) => panic!("a SASL_SSL client: {e}"),
     }
 }
+
+/// librdkafka's statistics give a group member its lag: what its
+/// partitions hold beyond what it has read.
+#[tokio::test]
+async fn a_subscriber_knows_its_lag() {
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    let mut s = settings(&cluster.bootstrap_servers());
+    s.partitions = 1;
+    s.properties.insert("statistics.interval.ms".into(), "100".into());
+    for topic in Topic::ALL {
+        cluster.create_topic(&s.topic(topic), 1, 1).unwrap();
+    }
+    let bus = KafkaBus::connect_only(s).unwrap();
+    let mut sub = bus
+        .subscribe(Some("lagging"), Topic::Events, casewire_ports::StartFrom::Earliest)
+        .await
+        .unwrap();
+    let messages = (0..5).map(|i| ("k".to_owned(), format!("m{i}").into_bytes())).collect();
+    bus.publish(Topic::Events, messages).await.unwrap();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(20), sub.next())
+        .await
+        .expect("the first message")
+        .unwrap();
+    sub.commit(&first).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    // The lag counts from the group's committed offset (the first message,
+    // committed with the next auto-commit): the four unhandled ones. The
+    // statistics are served while the subscriber waits for messages, as a
+    // consumer loop always does; those it reads here it never commits.
+    loop {
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(100), sub.next()).await;
+        if sub.lag() == Some(4) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a lag of 4 within 20 s, not {:?}",
+            sub.lag()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
