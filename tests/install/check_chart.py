@@ -19,7 +19,15 @@ tests/install/values_table.py generates.
 When the project's own binary is built (target/debug/casewire or
 target/release/casewire, or $CASEWIRE_BIN), the rendered casewire.toml and
 each container's environment are also loaded by it, so a config key the
-binary does not know fails here rather than at a pod's start.
+binary does not know fails here rather than at a pod's start; with the
+portal apart (portal.enabled), `casewire serve portal` is started with the
+portal container's environment and must serve, be live and not ready while
+the case API is unreachable.
+
+The Ingress and HTTPRoute are held to the code as well: every path the
+portal serves (its route attributes under services/portal/src) and every
+scope of the case API (services/case-api/src/lib.rs) must reach the
+service that serves it, by the Ingress/Gateway API longest-prefix rules.
 
 Prints one line per check (PASS/FAIL; GAP lines name known gaps and are not
 counted) and finally `install checks: N passed, M failed`; exits 1 if M > 0.
@@ -39,6 +47,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import yaml
@@ -67,6 +78,7 @@ KUBE_VERSIONS = ["1.27.0", kv.latest_version()]
 # chart's own table, so the two are compared.
 SERVICES = {
     "caseApi": ("case-api", True, True),
+    "portal": ("portal", True, True),
     "storageApi": ("storage-api", True, True),
     "caseEngine": ("case-engine", True, True),
     "projector": ("projector", True, True),
@@ -82,6 +94,9 @@ SERVICES = {
 # opa 8181, smtp 587/465, imap 993/143, webhooks/http targets 443, the API 8080).
 EXPECTED_EGRESS = {
     "case-api": {"kafka", "mongodb", "s3", "oidc", "opa"},
+    # `casewire serve portal`: a client of the case API (portal.api_url) that
+    # signs people in at the issuers (discovery, token endpoints); no store.
+    "portal": {"api", "oidc"},
     "storage-api": {"kafka", "mongodb", "s3", "oidc", "opa"},
     "case-engine": {"kafka", "mongodb"},
     "projector": {"kafka", "mongodb"},
@@ -92,7 +107,7 @@ EXPECTED_EGRESS = {
     "task-worker": {"api", "oidc", "smtp", "httpTargets"},
     "email-ingest": {"api", "oidc", "imap"},
     "admin-init": {"kafka", "mongodb", "s3"},
-    "test": {"api-management", "oidc"},
+    "test": {"api-management", "oidc"},  # + portal-management when the portal runs apart
 }
 # Egress ports used by the production profile, distinct per dependency so a
 # NetworkPolicy's ports name what it lets a pod reach.
@@ -824,7 +839,7 @@ def check_prometheus_rule(report: Report, r: Rendered, merged: dict) -> None:
     problems = []
     want = {"serverErrors": "CasewireApiServerErrors", "commandsNotHandled": "CasewireCommandsNotHandled",
             "eventsNotProjected": "CasewireEventsNotProjected", "slaBreaches": "CasewireSlaBreaches",
-            "notificationsDead": "CasewireNotificationsUndeliverable", "deadLetters": "CasewireDeadLetters"}
+            "notificationsDead": "CasewireNotificationsUndeliverable", "deadLetters": "CasewireDeadLetters", "consumerLag": "CasewireConsumerLag"}
     cfg = merged["prometheusRule"]
     alerts = {}
     for doc in rules:
@@ -1131,11 +1146,17 @@ def check_kube_schemas(report: Report, r: Rendered) -> None:
 
 def check_network_policies(report: Report, r: Rendered) -> None:
     """Each pod may reach exactly what its service uses (the production
-    profile gives every dependency its own port)."""
+    profile gives every dependency its own port), and a pod of this release
+    that may call another one's port is let in there by the other's policy."""
     port_to_dep = {p: dep for dep, ports in PROD_EGRESS_PORTS.items() for p in ports}
+    # In-release targets: (component, port) -> what reaching it means.
+    in_release = {("case-api", 8080): "api", ("case-api", 9090): "api-management",
+                  ("portal", 9090): "portal-management"}
     problems = []
     policies = {component(np): np for np in r.kind("NetworkPolicy")}
-    pods = {component(d) for d in r.kind("Deployment")} | {"admin-init", "test"}
+    deployed = {component(d) for d in r.kind("Deployment")}
+    pods = deployed | {"admin-init", "test"}
+    calls: list[tuple[str, str, int]] = []  # (caller, target component, port)
     for comp in sorted(pods):
         np = policies.get(comp)
         if not np:
@@ -1149,28 +1170,213 @@ def check_network_policies(report: Report, r: Rendered) -> None:
             if ports == {53}:
                 continue
             to = rule.get("to", [])
-            api_pods = any(peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component") == "case-api"
-                           for peer in to)
+            targets = {peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
+                       for peer in to if "podSelector" in peer and "namespaceSelector" not in peer}
+            targets.discard(None)
             if not rule.get("ports"):
                 problems.append(f"{comp}: an egress rule without ports")
             for p in ports:
-                if api_pods and p == 8080:
-                    reached.add("api")
-                elif api_pods and p == 9090:
-                    reached.add("api-management")
+                if targets:
+                    for target in targets:
+                        what = in_release.get((target, p))
+                        if what:
+                            reached.add(what)
+                            calls.append((comp, target, p))
+                        else:
+                            problems.append(f"{comp}: egress to {target} pods on unexpected port {p}")
                 elif p in port_to_dep:
                     reached.add(port_to_dep[p])
                 else:
                     problems.append(f"{comp}: egress to unexpected port {p}")
-        if reached != EXPECTED_EGRESS[comp]:
-            problems.append(f"{comp}: reaches {sorted(reached)}, expected {sorted(EXPECTED_EGRESS[comp])}")
+        expected = set(EXPECTED_EGRESS[comp])
+        if comp == "test" and "portal" in deployed:
+            expected.add("portal-management")  # the helm test checks the portal's readiness too
+        if reached != expected:
+            problems.append(f"{comp}: reaches {sorted(reached)}, expected {sorted(expected)}")
         ingress_ports = {p["port"] for rule in np["spec"].get("ingress") or [] for p in rule.get("ports", [])}
-        expected_in = {"case-api": {8080, 9090}, "storage-api": {8080, 9090}, "ws-publisher": {8081, 9090}}.get(
-            comp, set() if comp in ("admin-init", "test") else {9090})
+        expected_in = {"case-api": {8080, 9090}, "portal": {8080, 9090}, "storage-api": {8080, 9090},
+                       "ws-publisher": {8081, 9090}}.get(comp, set() if comp in ("admin-init", "test") else {9090})
         if ingress_ports != expected_in:
             problems.append(f"{comp}: ingress ports {sorted(ingress_ports)}, expected {sorted(expected_in)}")
-    problems_check(report, f"[{r.name}] NetworkPolicies allow each service only what it must reach", problems,
-                   f"{len(policies)} policies")
+    # Every call one pod may make is let in at the other end.
+    for caller, target, port in calls:
+        np = policies.get(target)
+        if target not in deployed or not np:
+            continue
+        rules = [rule for rule in np["spec"].get("ingress") or [] if port in {p["port"] for p in rule.get("ports", [])}]
+        admitted = any(
+            "from" not in rule or any(
+                peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component") == caller
+                and "namespaceSelector" not in peer for peer in rule["from"])
+            for rule in rules)
+        if not admitted:
+            problems.append(f"{caller} may call {target}:{port}, but {target}'s policy does not let it in")
+    problems_check(report, f"[{r.name}] NetworkPolicies allow each service only what it must reach, and let its "
+                   "in-release callers in", problems, f"{len(policies)} policies, {len(calls)} in-release calls")
+
+
+# --------------------------------------------------------------------------
+# Routes and the portal apart
+
+def portal_paths() -> list[str]:
+    """The request paths the portal serves, from its route attributes
+    (services/portal/src: #[get("/cases/{id}")] ...), with one segment for
+    each path parameter."""
+    paths = set()
+    for f in sorted((ROOT / "services/portal/src").rglob("*.rs")):
+        for m in re.finditer(r'#\[(?:get|post|put|delete|patch|head)\("(/[^"]*)"', f.read_text()):
+            paths.add(re.sub(r"\{[^}]+\}", "x", m.group(1)))
+    return sorted(paths)
+
+
+def api_scopes() -> list[str]:
+    """The scopes the case API serves (services/case-api/src/lib.rs:
+    web::scope("/api/v1"), web::scope("/engine-rest"))."""
+    text = (ROOT / "services/case-api/src/lib.rs").read_text()
+    return sorted(set(re.findall(r'web::scope\("(/[^"]+)"\)', text)))
+
+
+def route_table(doc: dict, services: dict[str, dict]) -> list[tuple[str, str, str]]:
+    """(match type, path, component of the backend Service) of an Ingress or HTTPRoute."""
+    out = []
+    if doc["kind"] == "Ingress":
+        for rule in doc["spec"]["rules"]:
+            for p in rule["http"]["paths"]:
+                svc = services.get(p["backend"]["service"]["name"], {})
+                out.append((p["pathType"], p["path"], component(svc) if svc else "?"))
+    else:
+        for rule in doc["spec"]["rules"]:
+            svc = services.get(rule["backendRefs"][0]["name"], {})
+            for m in rule.get("matches", []):
+                kind = {"PathPrefix": "Prefix"}.get(m["path"]["type"], m["path"]["type"])
+                out.append((kind, m["path"]["value"], component(svc) if svc else "?"))
+    return out
+
+
+def route_of(table: list[tuple[str, str, str]], path: str) -> str | None:
+    """Where a request for `path` goes: Exact, else the longest prefix
+    matching whole path segments (Ingress Prefix and HTTPRoute PathPrefix
+    semantics)."""
+    best = None
+    for kind, value, target in table:
+        if kind == "Exact":
+            hit = path == value
+        else:
+            base = value.rstrip("/")
+            hit = base == "" or path == base or path.startswith(base + "/")
+        if hit:
+            rank = (len(value.rstrip("/")), kind == "Exact")
+            if best is None or rank > best[0]:
+                best = (rank, target)
+    return best[1] if best else None
+
+
+def check_routes(report: Report, r: Rendered, merged: dict) -> None:
+    """Every path reaches the service that serves it: the portal's own
+    paths (read from its sources) go to the portal when it runs apart, else
+    to case-api; the API's scopes to case-api, except the WebSocket and,
+    optionally, the files."""
+    services = r.by_name("Service")
+    routes = r.kind("Ingress") + r.kind("HTTPRoute")
+    if not routes:
+        return
+    portal_apart = merged["portal"]["enabled"]
+    pages = portal_paths()
+    scopes = api_scopes()
+    problems = []
+    if not pages or "/" not in pages or "/auth/callback" not in pages:
+        problems.append(f"read no portal routes from services/portal/src ({pages})")
+    if "/api/v1" not in scopes or "/engine-rest" not in scopes:
+        problems.append(f"read no API scopes from services/case-api/src/lib.rs ({scopes})")
+    clash = [p for p in pages for s in scopes if p == s or p.startswith(s + "/")]
+    if clash:
+        problems.append(f"portal paths under the API's scopes: {clash}")
+    for doc in routes:
+        kind = doc["kind"]
+        files_apart = merged["storageApi"]["enabled"] and merged["ingress" if kind == "Ingress" else "httpRoute"]["filesToStorageApi"]
+        want: dict[str, str] = {p: "portal" if portal_apart else "case-api" for p in pages}
+        for s in scopes:
+            want[s] = want[s + "/x"] = "case-api"
+        want["/api/v1/ws"] = "ws-publisher" if merged["wsPublisher"]["enabled"] else "case-api"
+        for f in ("/api/v1/files", "/api/v1/files/x", "/api/v1/files/x/download-url"):
+            want[f] = "storage-api" if files_apart else "case-api"
+        table = route_table(doc, services)
+        for path, target in sorted(want.items()):
+            got = route_of(table, path)
+            if got != target:
+                problems.append(f"{kind}: {path} goes to {got}, expected {target}")
+    problems_check(report, f"[{r.name}] Ingress/HTTPRoute send each path to the service that serves it (the portal's "
+                   f"routes from its sources{', apart' if portal_apart else ', on case-api'}; /api/v1, /engine-rest)",
+                   problems, f"{len(pages)} portal paths, {len(scopes)} API scopes, {len(routes)} route objects")
+
+
+def check_portal(report: Report, r: Rendered, merged: dict) -> None:
+    """The portal apart: a client of the case-api Service, the API told not
+    to serve it, the client secret where the portal runs, sticky options."""
+    problems = []
+    apart = merged["portal"]["enabled"]
+    try:
+        toml = tomllib.loads(r.config_toml())
+    except tomllib.TOMLDecodeError as e:
+        toml = {}
+        problems.append(f"casewire.toml does not parse: {e}")
+    served_by_api = toml.get("portal", {}).get("enabled", True)
+    if apart and served_by_api is not False:
+        problems.append("the portal runs apart but casewire.toml leaves portal.enabled on for case-api")
+    if not apart and merged["config"]["portal"].get("enabled") is None and served_by_api is not True:
+        problems.append("casewire.toml turns the API's portal off though the portal does not run apart")
+    deployments = {component(d): d for d in r.kind("Deployment")}
+    services = {component(s): s for s in r.kind("Service")}
+    envs = {comp: {e["name"]: e for c in d["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])}
+            for comp, d in deployments.items()}
+    s = merged["secrets"]["oidc"]
+    host = "portal" if apart else "case-api"
+    for comp, env in envs.items():
+        has = "CASEWIRE__PORTAL__CLIENT_SECRET" in env
+        want = comp == host and bool(s["existingSecret"] and s["portalClientSecretKey"])
+        if has != want:
+            problems.append(f"{comp}: portal client secret {'present' if has else 'absent'}, expected "
+                            f"{'present' if want else 'absent'} (the portal runs in {host})")
+        if comp != "portal" and "CASEWIRE__PORTAL__API_URL" in env:
+            problems.append(f"{comp}: sets portal.api_url")
+    if apart and "portal" in deployments:
+        env = envs["portal"]
+        api = services.get("case-api")
+        url = env.get("CASEWIRE__PORTAL__API_URL", {}).get("value", "")
+        if not api:
+            problems.append("the portal runs without a case-api Service")
+        else:
+            port = next(p["port"] for p in api["spec"]["ports"] if p["name"] == "http")
+            if url != f"http://{api['metadata']['name']}:{port}":
+                problems.append(f"portal.api_url is {url!r}, not the case-api Service http://{api['metadata']['name']}:{port}")
+        stores = sorted(k for k in env if k.startswith(("CASEWIRE__STORE__", "CASEWIRE__BUS__", "AWS_")))
+        if stores:
+            problems.append(f"the portal gets store credentials it does not use: {stores}")
+        c = deployments["portal"]["spec"]["template"]["spec"]["containers"][0]
+        if c["args"] != ["serve", "portal"]:
+            problems.append(f"the portal runs {c['args']}")
+        svc = services.get("portal")
+        affinity = merged["portal"]["service"]["sessionAffinity"]
+        if not svc:
+            problems.append("no portal Service")
+        elif svc["spec"].get("sessionAffinity", "None") != affinity:
+            problems.append(f"portal Service sessionAffinity {svc['spec'].get('sessionAffinity')}, values say {affinity}")
+        elif affinity == "ClientIP" and svc["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"] != \
+                merged["portal"]["service"]["sessionAffinityTimeoutSeconds"]:
+            problems.append("portal Service affinity timeout does not follow the values")
+        pods = merged["portal"]["autoscaling"]["maxReplicas"] if merged["portal"]["autoscaling"]["enabled"] \
+            else merged["portal"]["replicaCount"]
+        if pods > 1 and "sticky sessions" not in r.notes:
+            problems.append(f"NOTES.txt does not warn that {pods} portal pods need sticky sessions")
+        tests = [p for p in r.kind("Pod") if p["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
+        if tests and svc and f"http://{svc['metadata']['name']}:{merged['ports']['management']}/health/ready" \
+                not in json.dumps(tests[0]["spec"]):
+            problems.append("the helm test does not check the portal's readiness")
+    for svc in r.kind("Service"):
+        if component(svc) != "portal" and "sessionAffinity" in svc["spec"]:
+            problems.append(f"Service/{svc['metadata']['name']} has a session affinity")
+    problems_check(report, f"[{r.name}] the portal {'runs apart: a client of the case-api Service, the API does not serve it' if apart else 'is served by case-api'}"
+                   ", its client secret where it runs", problems)
 
 
 # --------------------------------------------------------------------------
@@ -1275,6 +1481,92 @@ def check_binary_loads(report: Report, r: Rendered, binary: Path | None, validat
                    "then stops at: " + " | ".join(sorted(stopped_at)))
 
 
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url: str) -> tuple[int, str, dict]:
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(url, timeout=10) as res:
+            return res.status, res.read().decode(errors="replace"), dict(res.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace"), dict(e.headers)
+    except OSError as e:
+        return 0, str(e), {}
+
+
+def check_portal_serves(report: Report, r: Rendered, binary: Path | None) -> None:
+    """`casewire serve portal` starts with the rendered casewire.toml and
+    the portal container's environment (binds moved to free loopback
+    ports): it serves the portal, is live, and is not ready while the case
+    API (the in-cluster Service, unreachable here) does not answer."""
+    if binary is None:
+        report.gap(f"[{r.name}] casewire serve portal", "no built binary: not run")
+        return
+    d = next((d for d in r.kind("Deployment") if component(d) == "portal"), None)
+    if d is None:
+        return
+    c = d["spec"]["template"]["spec"]["containers"][0]
+    http_port, mgmt_port = free_port(), free_port()
+    env = container_env(c, {"CASEWIRE__API__BIND": f"127.0.0.1:{http_port}",
+                            "CASEWIRE__MANAGEMENT__BIND": f"127.0.0.1:{mgmt_port}"})
+    api_url = env.get("CASEWIRE__PORTAL__API_URL", "")
+    problems = []
+    output: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Path(tmp) / "casewire.toml"
+        cfg.write_text(r.config_toml())
+        run_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tmp}
+        run_env.update({k: v for k, v in env.items() if k != "CASEWIRE_CONFIG"})
+        run_env["CASEWIRE_CONFIG"] = str(cfg)
+        run_env["CASEWIRE__DATA_DIR"] = str(Path(tmp) / "data")
+        if "/etc/casewire/policies" in r.config_toml():
+            (Path(tmp) / "policies").mkdir()
+            run_env["CASEWIRE__POLICY__DIR"] = str(Path(tmp) / "policies")
+        out_path = Path(tmp) / "out.log"
+        with out_path.open("w") as out:
+            proc = subprocess.Popen([str(binary), *c["args"]], env=run_env, cwd=tmp, stdout=out,
+                                    stderr=subprocess.STDOUT)
+            try:
+                live = (0, "", {})
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline and proc.poll() is None:
+                    live = http_get(f"http://127.0.0.1:{mgmt_port}/health/live")
+                    if live[0] == 200:
+                        break
+                    time.sleep(0.2)
+                if live[0] != 200:
+                    problems.append(f"/health/live answered {live[0] or live[1]} (exit {proc.poll()})")
+                else:
+                    ready = http_get(f"http://127.0.0.1:{mgmt_port}/health/ready")
+                    if ready[0] != 503 or api_url not in ready[1]:
+                        problems.append(f"/health/ready answered {ready[0]} {ready[1][:160]!r}; expected 503 naming "
+                                        f"the unreachable API {api_url}")
+                    home = http_get(f"http://127.0.0.1:{http_port}/")
+                    if home[0] not in (302, 303) or "/auth/login" not in home[2].get("Location", home[2].get("location", "")):
+                        problems.append(f"GET / answered {home[0]}, not the portal's redirect to /auth/login")
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        output = out_path.read_text(errors="replace").strip().splitlines()
+    if problems and output:
+        problems.append(f"last output: {output[-1][:200]}")
+    problems_check(report, f"[{r.name}] casewire serve portal starts with the rendered config and the portal's "
+                   "environment (live; / redirects to sign-in; not ready until the case API answers)", problems,
+                   f"portal.api_url {api_url}")
+
+
 # --------------------------------------------------------------------------
 # Profiles
 
@@ -1355,9 +1647,30 @@ def profiles() -> list[tuple[str, dict]]:
         ("production", production_values()),
         ("gateway", {"httpRoute": {"enabled": True, "parentRefs": [{"name": "public", "namespace": "gateways", "sectionName": "https"}]},
                      "storageApi": {"enabled": True}}),
+        # The portal apart, behind both an Ingress and an HTTPRoute, two pods
+        # held by client address, a confidential portal client.
+        ("portal", {
+            "portal": {"enabled": True, "replicaCount": 2, "pdb": {"enabled": True}},
+            "ingress": {"enabled": True, "tlsSecretName": "cases-tls",
+                        "annotations": {"nginx.ingress.kubernetes.io/affinity": "cookie"}},
+            "httpRoute": {"enabled": True},
+            "secrets": {"oidc": {"existingSecret": "casewire-oidc", "portalClientSecretKey": "portal-client-secret"}},
+            "config": {"auth": {"issuers": [{"issuer": "https://id.example.com/realms/acme", "audiences": ["casewire"]}]},
+                       "portal": {"client_id": "cases-portal"}},
+        }),
+        # The portal apart with the files on storage-api, one pod, no affinity.
+        ("portal-files", {
+            "portal": {"enabled": True, "service": {"sessionAffinity": "None"}},
+            "storageApi": {"enabled": True},
+            "wsPublisher": {"enabled": False},
+            "httpRoute": {"enabled": True},
+        }),
     ]
     for key in SERVICES:
-        out.append((f"without-{SERVICES[key][0]}", deep_merge(production_values(), {key: {"enabled": False}})))
+        off = {key: {"enabled": False}}
+        if key == "caseApi":
+            off["portal"] = {"enabled": False}  # the portal is a client of the case API
+        out.append((f"without-{SERVICES[key][0]}", deep_merge(production_values(), off)))
     return out
 
 
@@ -1489,6 +1802,9 @@ def main() -> int:
         ("a wrong duration (prometheusRule.serverErrors.for: \"10 minutes\")", {"prometheusRule": {"serverErrors": {"for": "10 minutes"}}}),
         ("a ratio above 1 (prometheusRule.serverErrors.ratio: 5)", {"prometheusRule": {"serverErrors": {"ratio": 5}}}),
         ("a typo in grafanaDashboard (grafanaDashboard.enable)", {"grafanaDashboard": {"enable": True}}),
+        ("the portal apart without the case API it calls", {"portal": {"enabled": True}, "caseApi": {"enabled": False}}),
+        ("an unknown portal session affinity (portal.service.sessionAffinity: Cookie)",
+         {"portal": {"service": {"sessionAffinity": "Cookie"}}}),
     ]
     for label, vals in refused:
         try:
@@ -1521,13 +1837,17 @@ def main() -> int:
         check_secrets(report, r)
         check_references(report, r)
         check_profile_shape(report, name, r, vals, merged)
+        check_routes(report, r, merged)
+        check_portal(report, r, merged)
         check_dashboard_configmap(report, r, merged, dashboard)
         if merged["prometheusRule"]["enabled"]:
             check_prometheus_rule(report, r, merged)
         if merged["networkPolicy"]["enabled"] and name == "production":
             check_network_policies(report, r)
-        if name in ("default", "minimal", "production", "gateway"):
-            check_binary_loads(report, r, binary, validate=name in ("production", "minimal"))
+        if name in ("default", "minimal", "production", "gateway", "portal"):
+            check_binary_loads(report, r, binary, validate=name in ("production", "minimal", "portal"))
+        if name in ("production", "portal"):
+            check_portal_serves(report, r, binary)
 
     # -- alerts switched off one by one are left out
     vals = {"prometheusRule": {"enabled": True, "selector": 'namespace="cases"',

@@ -876,7 +876,20 @@ def _(i: Install):
         fail("KC_HEALTH_ENABLED is not true")
 
 
-@check("traefik: /api/v1/ws -> ws-publisher, /api -> case-api, / -> case-api (portal), most specific first")
+def portal_takes_root(i: Install) -> bool:
+    """Whether a `casewire serve portal` container serves the portal (then
+    Traefik sends / to it and the API does not serve it)."""
+    return bool(i.serving("portal"))
+
+
+def env_bool(value: str | None, default: bool) -> bool:
+    if value is None:
+        return default
+    return value.strip().lower() in ("true", "1", "yes", "on")
+
+
+@check("traefik: /api/v1/ws -> ws-publisher, /api and /engine-rest -> case-api, / -> the portal (its own container, "
+       "else case-api), most specific first")
 def _(i: Install):
     routers = i.traefik["http"]["routers"]
     services = i.traefik["http"]["services"]
@@ -891,14 +904,25 @@ def _(i: Install):
     def port(container, key):
         return int(i.env(container)[key].rsplit(":", 1)[1])
 
+    def serves(u, service, key="CASEWIRE__API__BIND"):
+        return u.hostname in i.serving(service) and u.port == port(u.hostname, key)
+
     ws_p, ws = target("/api/v1/ws")
     api_p, api = target("/api")
     portal_p, portal = target("/")
-    if not (ws.hostname in i.serving("ws-publisher") and ws.port == port(ws.hostname, "CASEWIRE__WS__BIND")):
+    if not serves(ws, "ws-publisher", "CASEWIRE__WS__BIND"):
         fail(f"/api/v1/ws goes to {ws.geturl()}")
-    for u in (api, portal):
-        if not (u.hostname in i.serving("case-api") and u.port == port(u.hostname, "CASEWIRE__API__BIND")):
-            fail(f"goes to {u.geturl()}")
+    if not serves(api, "case-api"):
+        fail(f"/api goes to {api.geturl()}")
+    root_service = "portal" if portal_takes_root(i) else "case-api"
+    if not serves(portal, root_service):
+        fail(f"/ goes to {portal.geturl()}, not the {root_service} container")
+    engine_p = None
+    if root_service != "case-api":
+        # The external-task API is the case API's too (/engine-rest).
+        engine_p, engine = target("/engine-rest")
+        if not serves(engine, "case-api"):
+            fail(f"/engine-rest goes to {engine.geturl()}")
     files_p = None
     if any(r.get("rule") == "PathPrefix(`/api/v1/files`)" for r in routers.values()):
         files_p, files = target("/api/v1/files")
@@ -907,9 +931,38 @@ def _(i: Install):
     order = [p for p in (ws_p, files_p, api_p, portal_p) if p is not None]
     if order != sorted(order, reverse=True) or len(set(order)) != len(order):
         fail(f"priorities {order}")
+    if engine_p is not None and not portal_p < engine_p:
+        fail(f"/engine-rest (priority {engine_p}) would lose to / ({portal_p})")
     host_routers = [r for r in routers.values() if r["rule"].startswith("Host(") or "Host(`" in r["rule"]]
     if any(r.get("priority", 0) <= ws_p for r in host_routers):
         fail("a host router would lose to the path routers")
+
+
+@check("portal: its own container calls the case-api container (portal.api_url), signs in at the realms' redirect URI, "
+       "opens no store; the API then does not serve the portal")
+def _(i: Install):
+    portals = i.serving("portal")
+    if not portals:
+        fail("no `casewire serve portal` container")
+    api_bind = {n: i.env(n).get("CASEWIRE__API__BIND", "") for n in i.serving("case-api")}
+    for n in portals:
+        e = i.env(n)
+        u = urlsplit(e.get("CASEWIRE__PORTAL__API_URL", ""))
+        if u.scheme != "http" or u.hostname not in api_bind or str(u.port) != api_bind[u.hostname].rsplit(":", 1)[1]:
+            fail(f"{n}: portal.api_url {u.geturl()!r} is not a case-api container's api.bind")
+        if u.path.rstrip("/"):
+            fail(f"{n}: portal.api_url has a path ({u.path}); it is the API's base URL without /api/v1")
+        if e.get("CASEWIRE__API__PUBLIC_URL") != i.env("keycloak").get("CASEWIRE_PUBLIC_URL"):
+            fail(f"{n}: api.public_url is not Keycloak's CASEWIRE_PUBLIC_URL (the portal client's redirect URI base)")
+        stores = [k for k in e if k.startswith(("CASEWIRE__STORE__", "CASEWIRE__BUS__", "CASEWIRE__STORAGE__"))]
+        if stores:
+            fail(f"{n}: holds {stores}, but the portal opens no store")
+        deps = i.services[n].get("depends_on") or {}
+        if (deps.get(u.hostname) or {}).get("condition") != "service_healthy":
+            fail(f"{n} does not wait for {u.hostname} to be healthy")
+    for n in i.serving("case-api"):
+        if env_bool(i.env(n).get("CASEWIRE__PORTAL__ENABLED"), True):
+            fail(f"{n} still serves the portal at / (set CASEWIRE__PORTAL__ENABLED=false)")
 
 
 @check("traefik: health checks on the management port; templates' variables and hosts are in its environment")

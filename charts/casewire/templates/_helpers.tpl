@@ -71,7 +71,8 @@ The services, from what the code does (services/casewire/src/main.rs):
   name      the `casewire serve` argument and the component label
   listen    the port it serves besides the management port: api, ws or none
   stores    whether it opens the stores and the bus (Platform::open)
-  client    a client of the Case API (task-worker, email-ingest): no stores
+  client    a client of the Case API with a service account (task-worker,
+            email-ingest): no stores, the management port optional
   singleton one pod, replaced rather than rolled
   egress    what it must reach (see networkPolicy.egress)
 */}}
@@ -83,6 +84,13 @@ caseApi:
   client: false
   singleton: false
   egress: [kafka, mongodb, s3, oidc, opa]
+portal:
+  name: portal
+  listen: api
+  stores: false
+  client: false
+  singleton: false
+  egress: [api, oidc]
 storageApi:
   name: storage-api
   listen: api
@@ -303,6 +311,12 @@ integral numbers as integers. Nulls are left out (the binary's default).
 {{- $bus := default (dict) $cfg.bus -}}
 {{- $_ := set $bus "url" (printf "kafka://%s" (join "," .Values.kafka.brokers)) -}}
 {{- $_ := set $cfg "bus" $bus -}}
+{{- if .Values.portal.enabled -}}
+{{- /* The portal runs apart (casewire serve portal): the API stops serving it. */ -}}
+{{- $portal := default (dict) $cfg.portal -}}
+{{- $_ := set $portal "enabled" false -}}
+{{- $_ := set $cfg "portal" $portal -}}
+{{- end -}}
 {{- $sa := default (dict) (get $cfg "service_account") -}}
 {{- if not $sa.api_url -}}{{- $_ := set $sa "api_url" (include "casewire.internalApiUrl" .) -}}{{- end -}}
 {{- $_ := set $cfg "service_account" $sa -}}
@@ -358,7 +372,13 @@ a table (bus.properties, email.mailboxes) reference them as $(VAR).
 {{ include "casewire.secretEnv" (dict "name" "AWS_SECRET_ACCESS_KEY" "secret" $s.s3.existingSecret "key" $s.s3.secretAccessKeyKey) }}
 {{- end }}
 {{- end }}
-{{- if and (eq $comp.name "case-api") $s.oidc.existingSecret $s.oidc.portalClientSecretKey }}
+{{- if eq $comp.name "portal" }}
+- name: CASEWIRE__PORTAL__API_URL
+  value: {{ include "casewire.internalApiUrl" $root | quote }}
+{{- end }}
+{{- /* The portal's client secret goes to whichever process serves the portal. */}}
+{{- $portalHost := ternary "portal" "case-api" $root.Values.portal.enabled }}
+{{- if and (eq $comp.name $portalHost) $s.oidc.existingSecret $s.oidc.portalClientSecretKey }}
 {{ include "casewire.secretEnv" (dict "name" "CASEWIRE__PORTAL__CLIENT_SECRET" "secret" $s.oidc.existingSecret "key" $s.oidc.portalClientSecretKey) }}
 {{- end }}
 {{- if $comp.client }}
