@@ -170,6 +170,17 @@ fn unavailable(e: KafkaError) -> BusError {
     BusError::Unavailable(e.to_string())
 }
 
+/// What [`KafkaBus::ensure_topics`] did with a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicOutcome {
+    Created,
+    /// It was there.
+    Exists,
+    /// This account may not create topics (the broker's reason): whether
+    /// the topic exists is unknown; an operator makes it.
+    Forbidden(String),
+}
+
 /// The Kafka bus.
 #[derive(Clone)]
 pub struct KafkaBus {
@@ -186,10 +197,16 @@ impl std::fmt::Debug for KafkaBus {
 }
 
 impl KafkaBus {
-    /// Connects, and creates the topics that are missing.
+    /// Connects, and creates the topics that are missing, where its
+    /// account may: a service without that right (the topics made by
+    /// `casewire admin init`) goes on with a warning.
     pub async fn connect(settings: KafkaSettings) -> Result<Self, BusError> {
         let bus = Self::connect_only(settings)?;
-        bus.ensure_topics().await?;
+        for (name, outcome) in bus.ensure_topics().await? {
+            if let TopicOutcome::Forbidden(why) = outcome {
+                tracing::warn!(topic = %name, reason = %why, "May not create a Kafka topic; going on as if `casewire admin init` made it");
+            }
+        }
         Ok(bus)
     }
 
@@ -211,8 +228,8 @@ impl KafkaBus {
     }
 
     /// Creates missing topics; existing ones are left as they are. Each
-    /// topic's name, and whether it was created now.
-    pub async fn ensure_topics(&self) -> Result<Vec<(String, bool)>, BusError> {
+    /// topic's name, and what became of it.
+    pub async fn ensure_topics(&self) -> Result<Vec<(String, TopicOutcome)>, BusError> {
         let admin: AdminClient<DefaultClientContext> = self.settings.client_config().create().map_err(unavailable)?;
         let names: Vec<String> = Topic::ALL.iter().map(|t| self.settings.topic(*t)).collect();
         let topics: Vec<NewTopic<'_>> = names
@@ -235,9 +252,13 @@ impl KafkaBus {
             match result {
                 Ok(name) => {
                     tracing::info!(topic = %name, partitions = self.settings.partitions, "Created a topic");
-                    report.push((name, true));
+                    report.push((name, TopicOutcome::Created));
                 }
-                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => report.push((name, false)),
+                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => report.push((name, TopicOutcome::Exists)),
+                Err((
+                    name,
+                    code @ (RDKafkaErrorCode::TopicAuthorizationFailed | RDKafkaErrorCode::ClusterAuthorizationFailed),
+                )) => report.push((name, TopicOutcome::Forbidden(code.to_string()))),
                 Err((name, code)) => return Err(BusError::Unavailable(format!("creating topic {name}: {code}"))),
             }
         }

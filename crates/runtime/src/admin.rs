@@ -7,7 +7,7 @@
 
 use anyhow::Context;
 use casewire_blob::{S3BlobStore, S3Settings};
-use casewire_kafka::KafkaBus;
+use casewire_kafka::{KafkaBus, TopicOutcome};
 
 use crate::adapter_url::{AdapterUrl, Scheme};
 use crate::config::{Config, SecretUrl};
@@ -62,10 +62,15 @@ async fn topics(config: &Config) -> anyhow::Result<Vec<Provisioned>> {
         .ensure_topics()
         .await
         .with_context(|| format!("creating the topics at {}", url.masked()))?;
-    Ok(made
-        .into_iter()
-        .map(|(name, created)| line(format!("Kafka topic {name}"), usize::from(created)))
-        .collect())
+    made.into_iter()
+        .map(|(name, outcome)| match outcome {
+            TopicOutcome::Created => Ok(line(format!("Kafka topic {name}"), 1)),
+            TopicOutcome::Exists => Ok(line(format!("Kafka topic {name}"), 0)),
+            TopicOutcome::Forbidden(why) => {
+                anyhow::bail!("may not create the Kafka topic {name} ({why}): run admin init with an account that may")
+            }
+        })
+        .collect()
 }
 
 /// The indexes of every collection of the MongoDB databases the stores
