@@ -141,3 +141,29 @@ pub fn follow(span: &tracing::Span, traceparent: Option<&str>) {
     let context = TraceContextPropagator::new().extract(&carrier);
     let _ = span.set_parent(context);
 }
+
+/// A span `event` per event of a batch a consumer handles, each a child
+/// of the span that sent it (the engine's, from the message's trace
+/// context); they last as long as the caller holds them.
+pub fn event_spans(
+    consumer: &'static str,
+    batch: &[casewire_ports::BusMessage],
+    records: &[casewire_ports::EventRecord],
+) -> Vec<tracing::Span> {
+    batch
+        .iter()
+        .zip(records)
+        .map(|(msg, r)| {
+            let span = tracing::info_span!(
+                "event",
+                consumer,
+                case_id = %r.case_id,
+                command_id = %r.command_id,
+                event = %r.event_type,
+                position = r.position
+            );
+            follow(&span, msg.traceparent.as_deref());
+            span
+        })
+        .collect()
+}

@@ -390,7 +390,7 @@ async fn spans_of(got: &Mutex<Vec<Value>>, case: &str) -> Vec<(String, String, S
 }
 
 #[tokio::test]
-async fn one_trace_follows_a_command_from_the_api_through_the_engine_to_the_projector() {
+async fn one_trace_follows_a_command_from_the_api_through_the_engine_to_the_projector_and_a_publisher() {
     let Some(kafka) = kafka() else { return };
     let (port, got) = otlp_receiver().await;
     let endpoint = format!("http://127.0.0.1:{port}");
@@ -402,6 +402,7 @@ async fn one_trace_follows_a_command_from_the_api_through_the_engine_to_the_proj
     let api = d.serve_with("case-api", &otel);
     let _engine = d.serve_with("case-engine", &otel);
     let _projector = d.serve_with("projector", &otel);
+    let _notify = d.serve_with("notify-publisher", &otel);
     let c = d.client(&api, "carol");
     import_definitions(&c).await;
     let case = open_cases(&c, 1).await.remove(0);
@@ -416,19 +417,20 @@ async fn one_trace_follows_a_command_from_the_api_through_the_engine_to_the_proj
         };
         let api = find("casewire-case-api", "submit");
         let engine = find("casewire-case-engine", "command");
-        let projector = find("casewire-projector", "project");
-        if let (Some(a), Some(e), Some(p)) = (&api, &engine, &projector) {
+        let projector = find("casewire-projector", "event");
+        let notify = find("casewire-notify-publisher", "event");
+        if let (Some(a), Some(e), Some(p), Some(n)) = (&api, &engine, &projector, &notify) {
             assert_eq!(
-                (a, a),
-                (e, p),
-                "one trace id from the API through the engine to the projector: {spans:?}"
+                (a, a, a),
+                (e, p, n),
+                "one trace id from the API through the engine to the projector and the notify publisher: {spans:?}"
             );
             assert_eq!(a.len(), 32, "a W3C trace id: {a}");
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "the three services' spans of the case within 30 s: {spans:?}"
+            "the four services' spans of the case within 30 s: {spans:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

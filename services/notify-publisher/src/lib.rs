@@ -129,6 +129,7 @@ pub async fn run_with(
                     .map(|msg| event_from_json(&msg.payload))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| Failure::Poison(format!("not an event: {e}")))?;
+                let spans = casewire_runtime::telemetry::event_spans(GROUP, &batch, &records);
                 let deliveries = planner.plan(&records, clock.now()).await.map_err(failure)?;
                 let planned = deliveries.len();
                 let new = platform
@@ -141,6 +142,7 @@ pub async fn run_with(
                     tracing::debug!(planned, new, "Planned notifications");
                     wake.notify_one();
                 }
+                drop(spans);
                 Ok(())
             }
         },

@@ -232,23 +232,7 @@ pub async fn run(platform: Platform, shutdown: CancellationToken) -> anyhow::Res
                     .map(|msg| event_from_json(&msg.payload))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| Failure::Poison(format!("not an event: {e}")))?;
-                // A span per event, a child of the engine's span for the
-                // command that caused it; each lasts as long as the batch.
-                let spans: Vec<tracing::Span> = batch
-                    .iter()
-                    .zip(&records)
-                    .map(|(msg, r)| {
-                        let span = tracing::info_span!(
-                            "project",
-                            case_id = %r.case_id,
-                            command_id = %r.command_id,
-                            event = %r.event_type,
-                            position = r.position
-                        );
-                        casewire_runtime::telemetry::follow(&span, msg.traceparent.as_deref());
-                        span
-                    })
-                    .collect();
+                let spans = casewire_runtime::telemetry::event_spans(GROUP, &batch, &records);
                 projector.project_batch(&records).await.map_err(failure)?;
                 drop(spans);
                 match records.last() {
