@@ -110,7 +110,9 @@ def measure_list(page):
 
 
 def work_a_case(page):
-    page.goto(BASE + "/cases?q=&sort=-updatedAt")
+    # An open case, so a run against a server an earlier run used still
+    # finds one it may comment on.
+    page.goto(BASE + "/cases?q=&status=open&sort=-updatedAt")
     first = page.locator("tbody tr a").first
     key = first.inner_text()
     first.click()
@@ -176,12 +178,25 @@ def upload(page, url):
     page.get_by_role("button", name="Upload").click()
     page.wait_for_selector("form.upload [role=alert]:has-text('CW-CONTENT-MISMATCH')")
     check(True, "a file whose bytes are not its type is refused with the reason")
+    # A name of this run's own, so a rerun against the same server finds
+    # its own image.
+    name = f"lid-photo-{os.getpid()}.png"
     page.set_input_files("form.upload input[type=file]",
-                         files=[{"name": "lid-photo.png", "mimeType": "image/png", "buffer": png()}])
+                         files=[{"name": name, "mimeType": "image/png", "buffer": png()}])
     with page.expect_navigation():
         page.get_by_role("button", name="Upload").click()
-    page.wait_for_selector("img[alt='lid-photo.png']")
-    loaded = page.evaluate("() => document.querySelector(\"img[alt='lid-photo.png']\").naturalWidth")
+    # The page loads images lazily: scroll it into view, then wait for the
+    # bytes, so the check measures the image and not the race with loading.
+    selector = f"img[alt='{name}']"
+    page.wait_for_selector(selector)
+    image = page.locator(selector)
+    image.scroll_into_view_if_needed()
+    try:
+        page.wait_for_function("(sel) => { const i = document.querySelector(sel);"
+                               " return i && i.complete && i.naturalWidth > 0; }", arg=selector, timeout=10000)
+    except Exception:
+        pass  # the check below reports what was there
+    loaded = page.evaluate("(sel) => document.querySelector(sel).naturalWidth", selector)
     check(loaded == 24, f"the uploaded image is shown ({loaded} px wide)")
 
 

@@ -332,6 +332,10 @@ async fn start_serving(
         }
     })
     .workers(workers)
+    // A client that closes its side is gone: end its response at once.
+    // Otherwise an event stream the client dropped keeps its slot (one of
+    // stream.max_per_principal) until the next heartbeat tries to write.
+    .h1_allow_half_closed(false)
     .disable_signals()
     .shutdown_timeout(5)
     .listen(api_listener)?

@@ -88,6 +88,10 @@ pub async fn serve_alone(config: Config, dev: Option<&DevIssuer>, shutdown: Canc
     });
     let routes = casewire_portal::configure(portal);
     let server = actix_web::HttpServer::new(move || actix_web::App::new().configure(routes.clone()))
+        // A browser that leaves a page closes its live stream: end the
+        // stream (and its request to the API) at once, not at the next
+        // heartbeat.
+        .h1_allow_half_closed(false)
         .disable_signals()
         .shutdown_timeout(5)
         .listen(listener)?

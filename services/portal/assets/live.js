@@ -75,10 +75,7 @@
     });
   }
 
-  const source = new EventSource("/live");
-  source.addEventListener("open", () => say("Live"));
-  source.addEventListener("error", () => say(source.readyState === EventSource.CLOSED ? "Not live" : "Reconnecting…"));
-  source.addEventListener("case", (e) => {
+  function onCase(e) {
     let change;
     try {
       change = JSON.parse(e.data);
@@ -89,5 +86,28 @@
     // A burst of events (a command often makes several) is one fetch.
     if (timer) clearTimeout(timer);
     timer = setTimeout(refresh, 200);
-  });
+  }
+
+  // EventSource retries a dropped stream by itself, but gives up for good
+  // when the portal refuses one (a status, e.g. too many open streams or
+  // the API unreachable); then it is tried again later, less and less often.
+  let wait = 15000;
+  function connect() {
+    const source = new EventSource("/live");
+    source.addEventListener("open", () => {
+      wait = 15000;
+      say("Live");
+    });
+    source.addEventListener("error", () => {
+      if (source.readyState !== EventSource.CLOSED) {
+        say("Reconnecting…");
+        return;
+      }
+      say("Not live (trying again in " + Math.round(wait / 1000) + " s)");
+      setTimeout(connect, wait);
+      wait = Math.min(wait * 2, 300000);
+    });
+    source.addEventListener("case", onCase);
+  }
+  connect();
 })();

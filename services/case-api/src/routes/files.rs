@@ -171,13 +171,13 @@ where
                     return self.release_head();
                 }
                 Poll::Ready(None) => {
+                    // The body has ended: never poll it again (actix's
+                    // multipart field panics when polled past its end).
+                    self.done = true;
                     if self.head.is_some() {
                         // A body shorter than the sniffing window.
-                        let out = self.release_head();
-                        self.done = matches!(out, Poll::Ready(Some(Err(_))));
-                        return out;
+                        return self.release_head();
                     }
-                    self.done = true;
                     return Poll::Ready(None);
                 }
             }
@@ -857,4 +857,54 @@ pub async fn complete_upload(state: Data<AppState>, auth: Auth, id: Path<String>
     }
     tracing::info!(file_id = %id, size, "Completed a presigned upload");
     Ok(HttpResponse::Ok().json(done))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body that panics when polled past its end, as actix's multipart
+    /// field does.
+    struct Strict(Option<Bytes>, bool);
+
+    impl Stream for Strict {
+        type Item = Result<Bytes, String>;
+        fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            assert!(!self.1, "polled after its end");
+            match self.0.take() {
+                Some(chunk) => Poll::Ready(Some(Ok(chunk))),
+                None => {
+                    self.1 = true;
+                    Poll::Ready(None)
+                }
+            }
+        }
+    }
+
+    fn checked(declared: &str, body: &'static [u8]) -> Checked<Strict> {
+        Checked {
+            inner: Strict(Some(Bytes::from_static(body)), false),
+            limit: 1 << 20,
+            seen: 0,
+            declared: declared.into(),
+            head: Some(BytesMut::new()),
+            done: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_shorter_than_the_sniffing_window_is_not_polled_past_its_end() {
+        let mut stream = checked("text/plain", b"a short note");
+        let chunk = stream.next().await.expect("the chunk").expect("accepted");
+        assert_eq!(&chunk[..], b"a short note");
+        assert!(stream.next().await.is_none());
+        assert!(stream.next().await.is_none(), "stays ended");
+    }
+
+    #[tokio::test]
+    async fn a_short_body_that_contradicts_its_type_is_refused_once() {
+        let mut stream = checked("image/png", b"plain text");
+        assert!(matches!(stream.next().await, Some(Err(BlobError::Refused(_)))));
+        assert!(stream.next().await.is_none());
+    }
 }
