@@ -55,16 +55,47 @@ pub fn enc(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
 }
 
+/// Why a call came to nothing: the API's refusal (its status and body,
+/// with `code` and `message`), or 502 when it can not be reached.
+#[derive(Debug)]
+pub struct Refused {
+    pub status: actix_web::http::StatusCode,
+    pub body: Value,
+}
+
+impl Refused {
+    /// The API's message.
+    pub fn message(&self) -> &str {
+        self.body["message"].as_str().unwrap_or("The API refused.")
+    }
+
+    /// In words for the page, with the stable code: "message (code)".
+    pub fn reason(&self) -> String {
+        match self.body["code"].as_str() {
+            Some(code) => format!("{} ({code})", self.message()),
+            None => self.message().to_owned(),
+        }
+    }
+}
+
+/// A call's body when it succeeded, or why it did not.
+pub fn outcome(sent: anyhow::Result<(StatusCode, Value)>) -> Result<Value, Refused> {
+    use actix_web::http::StatusCode as Http;
+    match sent {
+        Ok((st, body)) if st.is_success() => Ok(body),
+        Ok((st, body)) => Err(Refused {
+            status: Http::from_u16(st.as_u16()).unwrap_or(Http::BAD_GATEWAY),
+            body,
+        }),
+        Err(e) => Err(Refused {
+            status: Http::BAD_GATEWAY,
+            body: serde_json::json!({"message": format!("The API can not be reached: {e}")}),
+        }),
+    }
+}
+
 /// `GET path` that must succeed: its body, or the status and message to
 /// show (the API's refusal, or that it can not be reached).
 pub async fn get_ok(portal: &Portal, s: &Session, path: &str) -> Result<Value, (actix_web::http::StatusCode, String)> {
-    use actix_web::http::StatusCode as Http;
-    match get(portal, s, path).await {
-        Ok((st, body)) if st.is_success() => Ok(body),
-        Ok((st, body)) => Err((
-            Http::from_u16(st.as_u16()).unwrap_or(Http::BAD_GATEWAY),
-            body["message"].as_str().unwrap_or("The API refused.").to_owned(),
-        )),
-        Err(e) => Err((Http::BAD_GATEWAY, format!("The API can not be reached: {e}"))),
-    }
+    outcome(get(portal, s, path).await).map_err(|r| (r.status, r.message().to_owned()))
 }

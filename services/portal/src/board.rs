@@ -137,44 +137,25 @@ pub async fn move_card(
     def: Path<String>,
     form: Form<MoveForm>,
 ) -> HttpResponse {
-    let Some(s) = crate::login::signed_in(&portal, &req).await else {
-        return to_login();
+    let s = match crate::login::form_session(&portal, &req, Some(&form.csrf)).await {
+        Ok(s) => s,
+        Err(denied) => return denied.page(),
     };
     let wants_json = req
         .headers()
         .get("accept")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/json"));
-    if form.csrf != s.csrf {
-        return problem(
-            StatusCode::FORBIDDEN,
-            "This form is stale. Reload the page and try again.",
-        );
-    }
     let path = format!("/api/v1/cases/{}/stage", crate::api::enc(&form.case));
     let sent = crate::api::post(&portal, &s, &path, &json!({"stage": form.stage})).await;
-    let (status, body) = match sent {
-        Ok((st, b)) => (StatusCode::from_u16(st.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY), b),
-        Err(e) => (
-            StatusCode::BAD_GATEWAY,
-            json!({"message": format!("The API can not be reached: {e}")}),
-        ),
-    };
-    if wants_json {
-        let out = if status.is_success() { json!({"ok": true}) } else { body };
-        return HttpResponse::build(status).json(out);
-    }
-    if status.is_success() {
-        return HttpResponse::SeeOther()
+    match (crate::api::outcome(sent), wants_json) {
+        (Ok(_), true) => HttpResponse::Ok().json(json!({"ok": true})),
+        (Ok(_), false) => HttpResponse::SeeOther()
             .insert_header(("Location", format!("/board/{}", crate::api::enc(&def))))
-            .finish();
+            .finish(),
+        (Err(refused), true) => HttpResponse::build(refused.status).json(refused.body),
+        (Err(refused), false) => render(&portal, &s, &def, Some(&refused.reason()), refused.status).await,
     }
-    let why = format!(
-        "{} ({})",
-        body["message"].as_str().unwrap_or("Refused."),
-        body["code"].as_str().unwrap_or_default()
-    );
-    render(&portal, &s, &def, Some(&why), status).await
 }
 
 /// `/board`: which definition's board.

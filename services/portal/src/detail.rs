@@ -518,35 +518,18 @@ pub struct StageForm {
 
 /// Sends a command; back to the case, or the case with the API's reason.
 async fn act(portal: &Portal, req: &HttpRequest, id: &str, csrf: &str, path: &str, body: Value) -> HttpResponse {
-    let Some(s) = crate::login::signed_in(portal, req).await else {
-        return to_login();
+    let s = match crate::login::form_session(portal, req, Some(csrf)).await {
+        Ok(s) => s,
+        Err(denied) => return denied.page(),
     };
-    if csrf != s.csrf {
-        return problem(
-            StatusCode::FORBIDDEN,
-            "This form is stale. Reload the page and try again.",
-        );
-    }
     let enc = crate::api::enc(id);
     let sent = crate::api::post(portal, &s, &format!("/api/v1/cases/{enc}{path}"), &body).await;
-    let refused = match sent {
-        Ok((st, _)) if st.is_success() => None,
-        Ok((st, b)) => Some((
-            StatusCode::from_u16(st.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
-            format!(
-                "{} ({})",
-                b["message"].as_str().unwrap_or("Refused."),
-                b["code"].as_str().unwrap_or_default()
-            ),
-        )),
-        Err(e) => Some((StatusCode::BAD_GATEWAY, format!("The API can not be reached: {e}"))),
-    };
-    match (refused, load(portal, &s, id).await) {
-        (None, _) => HttpResponse::SeeOther()
+    match (crate::api::outcome(sent), load(portal, &s, id).await) {
+        (Ok(_), _) => HttpResponse::SeeOther()
             .insert_header(("Location", format!("/cases/{enc}")))
             .finish(),
-        (Some((status, why)), Ok(l)) => render(&l, &s, id, Some(&why), status),
-        (Some((status, why)), Err(_)) => problem(status, &why),
+        (Err(refused), Ok(l)) => render(&l, &s, id, Some(&refused.reason()), refused.status),
+        (Err(refused), Err(_)) => problem(refused.status, &refused.reason()),
     }
 }
 
@@ -619,25 +602,16 @@ pub async fn command(portal: Data<Portal>, req: HttpRequest, id: Path<String>, f
 
 /// Removes a tag (the API's DELETE), back to the case.
 async fn untag(portal: &Portal, req: &HttpRequest, id: &str, csrf: &str, tag: &str) -> HttpResponse {
-    let Some(s) = crate::login::signed_in(portal, req).await else {
-        return to_login();
+    let s = match crate::login::form_session(portal, req, Some(csrf)).await {
+        Ok(s) => s,
+        Err(denied) => return denied.page(),
     };
-    if csrf != s.csrf {
-        return problem(
-            StatusCode::FORBIDDEN,
-            "This form is stale. Reload the page and try again.",
-        );
-    }
     let path = format!("/api/v1/cases/{}/tags/{}", crate::api::enc(id), crate::api::enc(tag));
-    match crate::api::delete(portal, &s, &path).await {
-        Ok((st, _)) if st.is_success() => HttpResponse::SeeOther()
+    match crate::api::outcome(crate::api::delete(portal, &s, &path).await) {
+        Ok(_) => HttpResponse::SeeOther()
             .insert_header(("Location", format!("/cases/{}", crate::api::enc(id))))
             .finish(),
-        Ok((st, b)) => problem(
-            StatusCode::from_u16(st.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
-            b["message"].as_str().unwrap_or("Refused."),
-        ),
-        Err(e) => problem(StatusCode::BAD_GATEWAY, &format!("The API can not be reached: {e}")),
+        Err(refused) => problem(refused.status, refused.message()),
     }
 }
 

@@ -16,6 +16,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Portal;
+use crate::api::Refused;
+use crate::login::FormDenied;
 use crate::pages::{problem, to_login};
 use crate::session::Session;
 
@@ -40,7 +42,7 @@ pub struct UploadQuery {
 }
 
 /// A JSON answer for the upload script, a page or a redirect otherwise.
-fn answer(req: &HttpRequest, case: &str, refused: Option<(StatusCode, Value)>) -> HttpResponse {
+fn answer(req: &HttpRequest, case: &str, refused: Option<Refused>) -> HttpResponse {
     let wants_json = req
         .headers()
         .get("Accept")
@@ -51,25 +53,13 @@ fn answer(req: &HttpRequest, case: &str, refused: Option<(StatusCode, Value)>) -
         (None, false) => HttpResponse::SeeOther()
             .insert_header(("Location", format!("/cases/{}", crate::api::enc(case))))
             .finish(),
-        (Some((status, body)), true) => HttpResponse::build(status).json(body),
-        (Some((status, body)), false) => problem(
-            status,
-            &format!(
-                "{} ({})",
-                body["message"].as_str().unwrap_or("The upload was refused."),
-                body["code"].as_str().unwrap_or_default()
-            ),
-        ),
+        (Some(refused), true) => HttpResponse::build(refused.status).json(refused.body),
+        (Some(refused), false) => problem(refused.status, &refused.reason()),
     }
 }
 
 /// Streams the request body to `POST /api/v1/files`: the file's record.
-async fn store(
-    portal: &Portal,
-    s: &Session,
-    req: &HttpRequest,
-    mut body: Payload,
-) -> Result<Value, (StatusCode, Value)> {
+async fn store(portal: &Portal, s: &Session, req: &HttpRequest, mut body: Payload) -> Result<Value, Refused> {
     // actix's payload stays on its thread; a channel carries it to the
     // HTTP client, chunk by chunk, so a large file is never held whole.
     let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
@@ -88,7 +78,7 @@ async fn store(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/octet-stream");
     let base = portal.bases().map_or("", |b| b.api_base.as_str());
-    let r = portal
+    let sent = portal
         .http
         .post(format!("{base}/api/v1/files"))
         .bearer_auth(&s.access)
@@ -96,20 +86,15 @@ async fn store(
         .timeout(std::time::Duration::from_secs(3600))
         .body(reqwest::Body::wrap_stream(rx))
         .send()
-        .await
-        .map_err(|e| {
-            (
-                StatusCode::BAD_GATEWAY,
-                json!({"message": format!("The API can not be reached: {e}")}),
-            )
-        })?;
-    let status = StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let body: Value = r.json().await.unwrap_or(Value::Null);
-    if status.is_success() {
-        Ok(body)
-    } else {
-        Err((status, body))
-    }
+        .await;
+    let sent = match sent {
+        Ok(r) => {
+            let status = r.status();
+            Ok((status, r.json().await.unwrap_or(Value::Null)))
+        }
+        Err(e) => Err(e.into()),
+    };
+    crate::api::outcome(sent)
 }
 
 /// Upload and attach a file to a case.
@@ -121,27 +106,25 @@ pub async fn upload(
     q: Query<UploadQuery>,
     body: Payload,
 ) -> HttpResponse {
-    let Some(s) = crate::login::signed_in(&portal, &req).await else {
-        return to_login();
+    let s = match crate::login::form_session(&portal, &req, Some(&q.csrf)).await {
+        Ok(s) => s,
+        Err(FormDenied::SignedOut) => return to_login(),
+        Err(FormDenied::Stale) => {
+            let body = json!({"code": "CW-FORBIDDEN", "message": crate::login::STALE_FORM});
+            let stale = Refused {
+                status: StatusCode::FORBIDDEN,
+                body,
+            };
+            return answer(&req, &id, Some(stale));
+        }
     };
-    if q.csrf != s.csrf {
-        let why = json!({"code": "CW-FORBIDDEN", "message": "This form is stale. Reload the page and try again."});
-        return answer(&req, &id, Some((StatusCode::FORBIDDEN, why)));
-    }
     let file = match store(&portal, &s, &req, body).await {
         Ok(file) => file,
         Err(refused) => return answer(&req, &id, Some(refused)),
     };
     let path = format!("/api/v1/cases/{}/attachments", crate::api::enc(&id));
-    let refused = match crate::api::post(&portal, &s, &path, &json!({"fileId": file["id"]})).await {
-        Ok((st, _)) if st.is_success() => None,
-        Ok((st, b)) => Some((StatusCode::from_u16(st.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY), b)),
-        Err(e) => Some((
-            StatusCode::BAD_GATEWAY,
-            json!({"message": format!("The API can not be reached: {e}")}),
-        )),
-    };
-    answer(&req, &id, refused)
+    let sent = crate::api::post(&portal, &s, &path, &json!({"fileId": file["id"]})).await;
+    answer(&req, &id, crate::api::outcome(sent).err())
 }
 
 /// `?inline`: show it in the page (for the types that may be).

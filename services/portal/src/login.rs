@@ -285,10 +285,7 @@ pub async fn logout(portal: Data<Portal>, req: HttpRequest, form: Form<CsrfForm>
         return redirect("/");
     };
     if form.csrf != s.csrf {
-        return crate::pages::problem(
-            StatusCodeOf::FORBIDDEN,
-            "This form is stale. Reload the page and try again.",
-        );
+        return FormDenied::Stale.page();
     }
     portal.sessions.remove(&id);
     let back = format!("{}/", portal.bases().map_or("", |b| b.public_base.as_str()));
@@ -323,6 +320,38 @@ pub async fn logout(portal: Data<Portal>, req: HttpRequest, form: Form<CsrfForm>
         .cookie(session::removal(secure(&portal)))
         .insert_header((LOCATION, to.unwrap_or(back)))
         .finish()
+}
+
+/// What a form post that is refused before it is sent answers.
+pub const STALE_FORM: &str = "This form is stale. Reload the page and try again.";
+
+/// Why a form post goes no further.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FormDenied {
+    /// No live session: sign in again.
+    SignedOut,
+    /// The form's CSRF token is not the session's (forged, or from an
+    /// earlier session).
+    Stale,
+}
+
+impl FormDenied {
+    /// The page for it: the sign-in, or 403 with [`STALE_FORM`].
+    pub fn page(self) -> HttpResponse {
+        match self {
+            FormDenied::SignedOut => crate::pages::to_login(),
+            FormDenied::Stale => crate::pages::problem(StatusCodeOf::FORBIDDEN, STALE_FORM),
+        }
+    }
+}
+
+/// The session behind a form post, when the form carries its CSRF token.
+pub async fn form_session(portal: &Portal, req: &HttpRequest, csrf: Option<&str>) -> Result<Session, FormDenied> {
+    let s = signed_in(portal, req).await.ok_or(FormDenied::SignedOut)?;
+    if csrf != Some(s.csrf.as_str()) {
+        return Err(FormDenied::Stale);
+    }
+    Ok(s)
 }
 
 /// The request's live session with a fresh access token; `None` (and the

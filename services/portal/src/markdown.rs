@@ -16,6 +16,21 @@ fn safe_target(url: &str) -> bool {
         || lower.starts_with('#')
 }
 
+/// A link to `dest_url` if it is safe, to `#` otherwise.
+fn link<'a>(link_type: LinkType, dest_url: CowStr<'a>, title: CowStr<'a>, id: CowStr<'a>) -> Event<'a> {
+    let dest_url = if safe_target(&dest_url) {
+        dest_url
+    } else {
+        CowStr::from("#")
+    };
+    Event::Start(Tag::Link {
+        link_type,
+        dest_url,
+        title,
+        id,
+    })
+}
+
 /// `text` as Markdown, to HTML that can go into the page as it is.
 pub fn render(text: &str) -> String {
     let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
@@ -26,28 +41,10 @@ pub fn render(text: &str) -> String {
             dest_url,
             title,
             id,
-        }) => Event::Start(Tag::Link {
-            link_type,
-            dest_url: if safe_target(&dest_url) {
-                dest_url
-            } else {
-                CowStr::from("#")
-            },
-            title,
-            id,
-        }),
+        }) => link(link_type, dest_url, title, id),
         Event::Start(Tag::Image {
             dest_url, title, id, ..
-        }) => Event::Start(Tag::Link {
-            link_type: LinkType::Inline,
-            dest_url: if safe_target(&dest_url) {
-                dest_url
-            } else {
-                CowStr::from("#")
-            },
-            title,
-            id,
-        }),
+        }) => link(LinkType::Inline, dest_url, title, id),
         Event::End(TagEnd::Image) => Event::End(TagEnd::Link),
         other => other,
     });

@@ -105,16 +105,11 @@ pub async fn open(
     id: Path<String>,
     typed: Form<Vec<(String, String)>>,
 ) -> HttpResponse {
-    let Some(s) = crate::login::signed_in(&portal, &req).await else {
-        return to_login();
-    };
     let get = |k: &str| typed.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    if get("csrf").as_deref() != Some(s.csrf.as_str()) {
-        return problem(
-            StatusCode::FORBIDDEN,
-            "This form is stale. Reload the page and try again.",
-        );
-    }
+    let s = match crate::login::form_session(&portal, &req, get("csrf").as_deref()).await {
+        Ok(s) => s,
+        Err(denied) => return denied.page(),
+    };
     let def = match definition(&portal, &s, &id).await {
         Ok(d) => d,
         Err(r) => return r,
@@ -130,22 +125,17 @@ pub async fn open(
     if let Some(p) = get("priority").filter(|p| !p.is_empty()) {
         body["priority"] = json!(p);
     }
-    match crate::api::post(&portal, &s, "/api/v1/cases", &body).await {
-        Ok((st, created)) if st.is_success() => HttpResponse::SeeOther()
+    let sent = crate::api::post(&portal, &s, "/api/v1/cases", &body).await;
+    match crate::api::outcome(sent) {
+        Ok(created) => HttpResponse::SeeOther()
             .insert_header((
                 "Location",
                 format!("/cases/{}", created["id"].as_str().unwrap_or_default()),
             ))
             .finish(),
-        Ok((st, refused)) => {
-            let why = format!(
-                "{} ({})",
-                refused["message"].as_str().unwrap_or("Refused."),
-                refused["code"].as_str().unwrap_or_default()
-            );
-            let status = StatusCode::from_u16(st.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-            page(status, layout("New case", Some(&s), form(&def, &s, &typed, Some(&why))))
-        }
-        Err(e) => problem(StatusCode::BAD_GATEWAY, &format!("The API can not be reached: {e}")),
+        Err(refused) => page(
+            refused.status,
+            layout("New case", Some(&s), form(&def, &s, &typed, Some(&refused.reason()))),
+        ),
     }
 }

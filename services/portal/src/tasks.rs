@@ -129,19 +129,15 @@ async fn act(
     what: &str,
     body: Value,
 ) -> HttpResponse {
-    let Some(s) = crate::login::signed_in(portal, req).await else {
-        return to_login();
+    let csrf = typed.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str());
+    let s = match crate::login::form_session(portal, req, csrf).await {
+        Ok(s) => s,
+        Err(denied) => return denied.page(),
     };
-    if typed.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str()) != Some(s.csrf.as_str()) {
-        return problem(
-            StatusCode::FORBIDDEN,
-            "This form is stale. Reload the page and try again.",
-        );
-    }
     let enc = crate::api::enc;
     let path = format!("/api/v1/cases/{}/tasks/{}/{what}", enc(&ids.0), enc(&ids.1));
-    match crate::api::post(portal, &s, &path, &body).await {
-        Ok((st, _)) if st.is_success() => {
+    match crate::api::outcome(crate::api::post(portal, &s, &path, &body).await) {
+        Ok(_) => {
             let to_case = typed.iter().any(|(k, v)| k == "back" && v == "case");
             let to = if to_case {
                 format!("/cases/{}", enc(&ids.0))
@@ -150,21 +146,7 @@ async fn act(
             };
             HttpResponse::SeeOther().insert_header(("Location", to)).finish()
         }
-        Ok((st, b)) => {
-            let why = format!(
-                "{} ({})",
-                b["message"].as_str().unwrap_or("Refused."),
-                b["code"].as_str().unwrap_or_default()
-            );
-            inbox_with(
-                portal,
-                &s,
-                Some(&why),
-                StatusCode::from_u16(st.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
-            )
-            .await
-        }
-        Err(e) => problem(StatusCode::BAD_GATEWAY, &format!("The API can not be reached: {e}")),
+        Err(refused) => inbox_with(portal, &s, Some(&refused.reason()), refused.status).await,
     }
 }
 

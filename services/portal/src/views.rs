@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::Portal;
-use crate::pages::{problem, to_login};
+use crate::pages::problem;
 use crate::session::Session;
 
 /// The most views one person keeps.
@@ -101,15 +101,10 @@ pub struct ViewForm {
 
 #[post("/views")]
 pub async fn save(portal: Data<Portal>, req: HttpRequest, form: Form<ViewForm>) -> HttpResponse {
-    let Some(s) = crate::login::signed_in(&portal, &req).await else {
-        return to_login();
+    let s = match crate::login::form_session(&portal, &req, Some(&form.csrf)).await {
+        Ok(s) => s,
+        Err(denied) => return denied.page(),
     };
-    if form.csrf != s.csrf {
-        return problem(
-            StatusCode::FORBIDDEN,
-            "This form is stale. Reload the page and try again.",
-        );
-    }
     let name = form.name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME {
         return problem(StatusCode::BAD_REQUEST, "A view needs a name of 1 to 40 characters.");

@@ -1055,3 +1055,67 @@ async fn the_details_are_edited_through_the_form_the_schema_makes() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn every_form_refuses_a_forged_csrf_token_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let (alice, path, case) = alice_on_a_complaint(&app, "Kettle hums").await;
+    let id = case["id"].as_str().unwrap();
+    let carol = app.client("carol");
+    let task = json!({"kind": "human", "name": "Check the kettle", "queue": "complaints"});
+    let r = carol
+        .post_wait(&format!("/api/v1/cases/{id}/tasks"), &task)
+        .await
+        .unwrap();
+    assert!(r.status.is_success(), "{}", r.body);
+    let task = carol.get(&format!("/api/v1/cases/{id}")).await.unwrap().body["tasks"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = carol.get(&format!("/api/v1/cases/{id}")).await.unwrap().body;
+    let tasks = format!("/tasks/{id}/{task}");
+    let forms: Vec<(String, Vec<(&str, &str)>)> = vec![
+        (format!("{path}/comment"), vec![("body", "x"), ("visibility", "public")]),
+        (format!("{path}/stage"), vec![("stage", "triage")]),
+        (format!("{path}/do"), vec![("action", "assign-me")]),
+        (format!("{path}/do"), vec![("action", "untag:lid")]),
+        (format!("{path}/details"), vec![("title", "Renamed")]),
+        (
+            "/board/customer-complaint/move".into(),
+            vec![("case", id), ("stage", "triage")],
+        ),
+        ("/new/customer-complaint".into(), vec![("title", "Forged")]),
+        (format!("{tasks}/claim"), vec![]),
+        (format!("{tasks}/complete"), vec![]),
+        ("/views".into(), vec![("name", "Forged"), ("query", "")]),
+        ("/auth/logout".into(), vec![]),
+    ];
+    for (target, fields) in &forms {
+        let mut form = vec![("csrf", "forged")];
+        form.extend(fields.iter().copied());
+        let r = submit(&alice, target, &form).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{target}");
+        assert!(r.text().await.unwrap().contains("stale"), "{target} says why");
+    }
+    let upload = alice
+        .http
+        .post(format!("{}{path}/attachments?csrf=forged", app.url()))
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), StatusCode::FORBIDDEN);
+
+    let after = carol.get(&format!("/api/v1/cases/{id}")).await.unwrap().body;
+    assert_eq!(after["revision"], before["revision"], "no command reached the case");
+    let list = carol.get("/api/v1/cases?q=Forged").await.unwrap().body;
+    assert_eq!(
+        list["items"].as_array().map(Vec::len),
+        Some(0),
+        "no case was opened: {list}"
+    );
+    let list = alice.open("/cases").await.text().await.unwrap();
+    assert!(list.contains("Kettle hums"), "still signed in");
+    app.stop().await;
+}
