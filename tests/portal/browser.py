@@ -22,7 +22,7 @@ import pathlib
 import sys
 import time
 
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 BASE = sys.argv[1].rstrip("/")
 OUT = pathlib.Path(sys.argv[2])
@@ -43,6 +43,17 @@ def check(ok, what):
     if not ok:
         print(f"FAILED: {what}", file=sys.stderr)
         sys.exit(1)
+
+
+def shows(locator, text, what):
+    """A check that waits (up to 10 s) for the text, so a page that is
+    still arriving after a form post is not read too early."""
+    try:
+        expect(locator).to_contain_text(text, timeout=10000)
+        ok = True
+    except AssertionError:
+        ok = False
+    check(ok, what)
 
 
 def axe(page, screen):
@@ -122,7 +133,7 @@ def work_a_case(page):
     page.fill("textarea[name=body]", "Checked from the browser: internal note 7Q")
     page.select_option("select[name=visibility]", "internal")
     page.get_by_role("button", name="Add comment").click()
-    check("internal note 7Q" in page.content(), "the comment is on the case")
+    shows(page.locator("#case-comments"), "internal note 7Q", "the comment is on the case")
     return page.url
 
 
@@ -242,7 +253,7 @@ def new_case(page):
     page.select_option("#data-channel", "web")
     page.fill("#data-product", "Kettle K200")
     page.get_by_role("button", name="Open case").click()
-    check("Opened in the browser" in page.content(), "the new case opens")
+    shows(page.locator("main"), "Opened in the browser", "the new case opens")
 
 
 def to_the_end(page):
@@ -250,20 +261,20 @@ def to_the_end(page):
     prioritised, moved, tagged, resolved, closed."""
     fields = page.locator("#case-fields")
     page.get_by_role("button", name="Assign to me", exact=True).click()
-    check("alice" in fields.inner_text(), "assigned to alice")
+    shows(fields, "alice", "assigned to alice")
     page.select_option("#case-work select[name=value]", "high")
     page.get_by_role("button", name="Set", exact=True).click()
-    check("high" in fields.inner_text(), "priority high")
+    shows(fields, "high", "priority high")
     page.get_by_role("button", name="Move", exact=True).click()
-    check("triage" in fields.inner_text(), "moved to triage")
+    shows(fields, "triage", "moved to triage")
     page.fill("input[name=value][maxlength='64']", "browser")
     page.get_by_role("button", name="Add tag", exact=True).click()
-    check("browser" in page.locator("#case-tags").inner_text(), "tagged")
+    shows(page.locator("#case-tags"), "browser", "tagged")
     page.fill("input[name=note]", "Replaced under warranty")
     page.get_by_role("button", name="Resolve", exact=True).click()
-    check("resolved" in fields.inner_text(), "resolved")
+    shows(fields, "resolved", "resolved")
     page.get_by_role("button", name="Close", exact=True).click()
-    check("closed" in fields.inner_text(), "closed")
+    shows(fields, "closed", "closed")
     shot(page, "closed")
 
 
