@@ -46,7 +46,8 @@ fn columns(def: &Value, cases: &[(Value, bool)], s: &Session, board: &str) -> Ma
         div.board #board data-region role="list" {
             @for st in def["stages"].as_array().into_iter().flatten() {
                 @let sid = st["id"].as_str().unwrap_or_default();
-                section.column role="listitem" data-stage=(sid) aria-label=(st["name"].as_str().unwrap_or(sid)) {
+                // A div: a section may not take the listitem role.
+                div.column role="listitem" data-stage=(sid) aria-label=(st["name"].as_str().unwrap_or(sid)) {
                     h2 { (st["name"].as_str().unwrap_or(sid)) }
                     ul { @for (c, movable) in cases.iter().filter(|(c, _)| c["stage"] == sid) { (card(c, def, s, board, *movable)) } }
                 }
