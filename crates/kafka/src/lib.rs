@@ -126,10 +126,11 @@ const TRACEPARENT: &str = "traceparent";
 /// `statistics.interval.ms` entry in `bus.properties` overrides it).
 const STATS_EVERY_MS: &str = "5000";
 
-/// A consumer's context that reads librdkafka's statistics: the lag of its
-/// partitions (high watermark less its position), kept for
-/// [`Subscription::lag`] and, for a group, the gauge
-/// `casewire_consumer_lag{group,topic}`.
+/// A consumer's context that reads librdkafka's statistics: the lag of a
+/// group's partitions (high watermark less the committed offset), kept for
+/// [`Subscription::lag`] and as the gauge `casewire_consumer_lag{group,topic}`.
+/// A private reader (no group) commits nothing, so it has no lag: its
+/// statistics are not asked for.
 struct LagContext {
     group: Option<String>,
     topic: &'static str,
@@ -138,6 +139,8 @@ struct LagContext {
 
 impl ClientContext for LagContext {
     fn stats(&self, stats: rdkafka::Statistics) {
+        // Only if `bus.properties` turned statistics on for readers too.
+        let Some(group) = &self.group else { return };
         // What the partitions hold past the group's committed offset (its
         // own `consumer_lag` counts from the last stable offset, which not
         // every broker reports). -1 is librdkafka's "unknown": a partition
@@ -156,9 +159,7 @@ impl ClientContext for LagContext {
         }
         let lag: i64 = lags.iter().sum();
         self.lag.store(lag, Ordering::Relaxed);
-        if let Some(group) = &self.group {
-            metrics::gauge!("casewire_consumer_lag", "group" => group.clone(), "topic" => self.topic).set(lag as f64);
-        }
+        metrics::gauge!("casewire_consumer_lag", "group" => group.clone(), "topic" => self.topic).set(lag as f64);
     }
 }
 
@@ -364,7 +365,7 @@ impl Bus for KafkaBus {
         if !self.settings.properties.contains_key("fetch.wait.max.ms") {
             config.set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS);
         }
-        if !self.settings.properties.contains_key("statistics.interval.ms") {
+        if group.is_some() && !self.settings.properties.contains_key("statistics.interval.ms") {
             config.set("statistics.interval.ms", STATS_EVERY_MS);
         }
         let lag = Arc::new(AtomicI64::new(-1));
@@ -462,7 +463,8 @@ const REJOIN_MAX: Duration = Duration::from_secs(600);
 
 struct KafkaSubscription {
     consumer: LagConsumer,
-    /// The lag librdkafka last reported; -1 before its first report.
+    /// The group's lag librdkafka last reported; -1 before its first
+    /// report, and always for a private reader.
     lag: Arc<AtomicI64>,
     topic: Topic,
     name: String,

@@ -123,6 +123,12 @@ async fn a_subscriber_knows_its_lag() {
         .subscribe(Some("lagging"), Topic::Events, casewire_ports::StartFrom::Earliest)
         .await
         .unwrap();
+    // A private reader commits nothing: it has no lag, even with the
+    // statistics on (they are, for every client, in these settings).
+    let mut reader = bus
+        .subscribe(None, Topic::Events, casewire_ports::StartFrom::Earliest)
+        .await
+        .unwrap();
     let messages = (0..5).map(|i| ("k".to_owned(), format!("m{i}").into_bytes())).collect();
     bus.publish(Topic::Events, messages).await.unwrap();
     let first = tokio::time::timeout(std::time::Duration::from_secs(20), sub.next())
@@ -147,4 +153,6 @@ async fn a_subscriber_knows_its_lag() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(300), reader.next()).await;
+    assert_eq!(reader.lag(), None, "a reader without a group has no lag");
 }

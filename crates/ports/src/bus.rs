@@ -116,8 +116,9 @@ pub trait Subscription: Send {
     async fn next(&mut self) -> Result<BusMessage, BusError>;
     /// Marks a message and everything before it in its partition as handled by the group.
     async fn commit(&mut self, message: &BusMessage) -> Result<(), BusError>;
-    /// Messages of this subscriber's partitions not yet read, as the
-    /// transport last reported them; `None` where it does not.
+    /// Messages of this group member's partitions past the group's
+    /// committed offsets, as the transport last reported them; `None`
+    /// where it does not (or for a subscriber without a group).
     fn lag(&self) -> Option<u64> {
         None
     }
