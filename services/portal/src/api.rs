@@ -7,47 +7,42 @@ use serde_json::Value;
 use crate::Portal;
 use crate::session::Session;
 
+/// Sends a request to the API: its status and JSON body (`null` when the
+/// body is not JSON), or why it could not be sent.
+pub async fn send(request: reqwest::RequestBuilder) -> anyhow::Result<(StatusCode, Value)> {
+    let r = request.send().await?;
+    let status = r.status();
+    Ok((status, r.json().await.unwrap_or(Value::Null)))
+}
+
+/// A request to the API at `path` with the session's token.
+pub fn to_api(portal: &Portal, s: &Session, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    let base = portal.bases().map_or("", |b| b.api_base.as_str());
+    portal
+        .http
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(&s.access)
+}
+
 /// `GET path` (with its query) as the session's person.
 pub async fn get(portal: &Portal, s: &Session, path: &str) -> anyhow::Result<(StatusCode, Value)> {
-    let r = portal
-        .http
-        .get(format!("{}{path}", portal.bases().map_or("", |b| b.api_base.as_str())))
-        .bearer_auth(&s.access)
-        .send()
-        .await?;
-    let status = r.status();
-    let body = r.json().await.unwrap_or(Value::Null);
-    Ok((status, body))
+    send(to_api(portal, s, reqwest::Method::GET, path)).await
 }
 
 /// `POST path` with a JSON body as the session's person, waiting (up to 5
 /// s) for the command's outcome, so the page that follows shows it.
 pub async fn post(portal: &Portal, s: &Session, path: &str, body: &Value) -> anyhow::Result<(StatusCode, Value)> {
-    let r = portal
-        .http
-        .post(format!("{}{path}", portal.bases().map_or("", |b| b.api_base.as_str())))
-        .bearer_auth(&s.access)
-        .header("Prefer", "wait=5")
-        .json(body)
-        .send()
-        .await?;
-    let status = r.status();
-    let body = r.json().await.unwrap_or(Value::Null);
-    Ok((status, body))
+    send(
+        to_api(portal, s, reqwest::Method::POST, path)
+            .header("Prefer", "wait=5")
+            .json(body),
+    )
+    .await
 }
 
 /// `DELETE path` as the session's person, waiting for the outcome.
 pub async fn delete(portal: &Portal, s: &Session, path: &str) -> anyhow::Result<(StatusCode, Value)> {
-    let r = portal
-        .http
-        .delete(format!("{}{path}", portal.bases().map_or("", |b| b.api_base.as_str())))
-        .bearer_auth(&s.access)
-        .header("Prefer", "wait=5")
-        .send()
-        .await?;
-    let status = r.status();
-    let body = r.json().await.unwrap_or(Value::Null);
-    Ok((status, body))
+    send(to_api(portal, s, reqwest::Method::DELETE, path).header("Prefer", "wait=5")).await
 }
 
 /// A path segment, percent-encoded.

@@ -77,23 +77,11 @@ async fn store(portal: &Portal, s: &Session, req: &HttpRequest, mut body: Payloa
         .get("Content-Type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/octet-stream");
-    let base = portal.bases().map_or("", |b| b.api_base.as_str());
-    let sent = portal
-        .http
-        .post(format!("{base}/api/v1/files"))
-        .bearer_auth(&s.access)
+    let request = crate::api::to_api(portal, s, reqwest::Method::POST, "/api/v1/files")
         .header("Content-Type", content_type)
         .timeout(std::time::Duration::from_secs(3600))
-        .body(reqwest::Body::wrap_stream(rx))
-        .send()
-        .await;
-    let sent = match sent {
-        Ok(r) => {
-            let status = r.status();
-            Ok((status, r.json().await.unwrap_or(Value::Null)))
-        }
-        Err(e) => Err(e.into()),
-    };
+        .body(reqwest::Body::wrap_stream(rx));
+    let sent = crate::api::send(request).await;
     crate::api::outcome(sent)
 }
 
@@ -140,11 +128,8 @@ pub async fn download(portal: Data<Portal>, req: HttpRequest, id: Path<String>, 
     let Some(s) = crate::login::signed_in(&portal, &req).await else {
         return to_login();
     };
-    let base = portal.bases().map_or("", |b| b.api_base.as_str());
-    let sent = portal
-        .http
-        .get(format!("{base}/api/v1/files/{}", crate::api::enc(&id)))
-        .bearer_auth(&s.access)
+    let path = format!("/api/v1/files/{}", crate::api::enc(&id));
+    let sent = crate::api::to_api(&portal, &s, reqwest::Method::GET, &path)
         .timeout(std::time::Duration::from_secs(3600))
         .send()
         .await;

@@ -65,16 +65,11 @@ impl Feed {
         let s = crate::login::access(&self.portal, &self.session, s)
             .await
             .ok_or(Refused::SignedOut)?;
-        let base = self.portal.bases().map_or("", |b| b.api_base.as_str());
-        let mut url = format!("{base}/api/v1/events?heartbeat={HEARTBEAT_SECS}");
+        let mut path = format!("/api/v1/events?heartbeat={HEARTBEAT_SECS}");
         if let Some(from) = self.from {
-            url.push_str(&format!("&from={from}"));
+            path.push_str(&format!("&from={from}"));
         }
-        let r = self
-            .portal
-            .http
-            .get(url)
-            .bearer_auth(&s.access)
+        let r = crate::api::to_api(&self.portal, &s, reqwest::Method::GET, &path)
             .timeout(UPSTREAM_MAX)
             .send()
             .await
