@@ -1417,18 +1417,26 @@ def container_env(c: dict, overrides: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def binary_env(tmp: str, toml: str, container: dict[str, str]) -> dict[str, str]:
+    """The environment to run the binary as the container would, in the
+    scratch directory `tmp`: the rendered casewire.toml written there, the
+    data dir and the policies mount (a ConfigMap in the pod) under it."""
+    cfg = Path(tmp) / "casewire.toml"
+    cfg.write_text(toml)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tmp}
+    env.update({k: v for k, v in container.items() if k != "CASEWIRE_CONFIG"})
+    env["CASEWIRE_CONFIG"] = str(cfg)
+    env["CASEWIRE__DATA_DIR"] = str(Path(tmp) / "data")
+    if "/etc/casewire/policies" in toml:
+        (Path(tmp) / "policies").mkdir()
+        env["CASEWIRE__POLICY__DIR"] = str(Path(tmp) / "policies")
+    return env
+
+
 @functools.lru_cache(maxsize=None)
 def run_binary(binary: str, toml: str, env_items: tuple, args: tuple) -> tuple[int, str]:
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = Path(tmp) / "casewire.toml"
-        cfg.write_text(toml)
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tmp}
-        env.update(dict(env_items))
-        env["CASEWIRE_CONFIG"] = str(cfg)
-        env["CASEWIRE__DATA_DIR"] = str(Path(tmp) / "data")
-        if "/etc/casewire/policies" in toml:  # the mounted ConfigMap, as a local directory
-            (Path(tmp) / "policies").mkdir()
-            env["CASEWIRE__POLICY__DIR"] = str(Path(tmp) / "policies")
+        env = binary_env(tmp, toml, dict(env_items))
         try:
             p = subprocess.run([binary, *args], env=env, cwd=tmp, capture_output=True, text=True, timeout=60)
         except subprocess.TimeoutExpired:
@@ -1521,15 +1529,7 @@ def check_portal_serves(report: Report, r: Rendered, binary: Path | None) -> Non
     problems = []
     output: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = Path(tmp) / "casewire.toml"
-        cfg.write_text(r.config_toml())
-        run_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tmp}
-        run_env.update({k: v for k, v in env.items() if k != "CASEWIRE_CONFIG"})
-        run_env["CASEWIRE_CONFIG"] = str(cfg)
-        run_env["CASEWIRE__DATA_DIR"] = str(Path(tmp) / "data")
-        if "/etc/casewire/policies" in r.config_toml():
-            (Path(tmp) / "policies").mkdir()
-            run_env["CASEWIRE__POLICY__DIR"] = str(Path(tmp) / "policies")
+        run_env = binary_env(tmp, r.config_toml(), env)
         out_path = Path(tmp) / "out.log"
         with out_path.open("w") as out:
             proc = subprocess.Popen([str(binary), *c["args"]], env=run_env, cwd=tmp, stdout=out,
